@@ -1,0 +1,484 @@
+//! The cluster: configuration, shared state, and the command pipeline every request
+//! goes through (parse, look up, check caps, validate, apply faults, run, count).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
+use std::time::Instant;
+
+use parking_lot::{Mutex, RwLock};
+use rand::{Rng, RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Map, Value};
+
+use crate::auth::AuthDb;
+use crate::cephx::{Caps, EntityName, Key, keyring_section};
+use crate::command::{Args, CommandSpec, Daemon};
+use crate::error::{CephError, CephResult, Reply, errno};
+use crate::fault::{Faults, Verdict};
+use crate::fsmap::Maps;
+use crate::mds::{Mds, MdsConfig};
+use crate::metrics::Metrics;
+use crate::rados::Rados;
+use crate::tree::{DataDir, Purger};
+use crate::volumes::{Volumes, VolumesConfig};
+
+/// Everything a fake cluster is started with. `Config::default()` is a healthy one-node
+/// cluster with one file system named `cephfs`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file system (and `volumes` volume) name.
+    pub fs_name: String,
+    /// Where the CephFS tree lives; `None` is a temporary directory removed on drop.
+    pub data_dir: Option<PathBuf>,
+    /// The master seed: keys, UUIDs and fault decisions derive from it.
+    pub seed: u64,
+    /// Monitor addresses reported by `mon dump` and in subvolume `mon_addrs`.
+    pub mon_addrs: Vec<String>,
+    /// A fixed `client.admin` key (base64); generated from the seed if `None`.
+    pub admin_key: Option<String>,
+    /// Raw capacity reported by `df` and by `statfs` of unquoted trees.
+    pub capacity_bytes: u64,
+    /// `volumes` module options and clone timing.
+    pub volumes: VolumesConfig,
+    /// The MDS model.
+    pub mds: MdsConfig,
+    /// Faults in force from the start.
+    pub faults: Faults,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            fs_name: "cephfs".into(),
+            data_dir: None,
+            seed: 0,
+            mon_addrs: vec!["127.0.0.1:6789".into()],
+            admin_key: None,
+            capacity_bytes: 1 << 40,
+            volumes: VolumesConfig::default(),
+            mds: MdsConfig::default(),
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// Who sends a command: an authenticated entity and its caps at that moment.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The entity.
+    pub entity: EntityName,
+    /// Its caps.
+    pub caps: Arc<Caps>,
+}
+
+/// Where a command is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The monitor (which proxies mgr commands): `POST /request`.
+    Mon,
+    /// An MDS, as `ceph tell mds.<name>` addresses it: `POST /tell/mds.<name>`.
+    Mds(String),
+}
+
+/// A command handler.
+pub(crate) type Handler = fn(&Inner, &Args<'_>, &Caller) -> CephResult<Reply>;
+
+/// State behind one lock: the maps, the `volumes` module, RADOS objects, faults.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) maps: Maps,
+    pub(crate) volumes: Volumes,
+    pub(crate) rados: Rados,
+    pub(crate) faults: Faults,
+}
+
+/// The cluster's state. Fields drop in order: the purge thread stops before the data
+/// directory is removed.
+#[derive(Debug)]
+pub struct Inner {
+    pub(crate) config: Config,
+    pub(crate) started: Instant,
+    pub(crate) auth: RwLock<AuthDb>,
+    pub(crate) shared: Mutex<Shared>,
+    pub(crate) mds: Mds,
+    pub(crate) metrics: Metrics,
+    rng: Mutex<ChaCha8Rng>,
+    pub(crate) purger: Purger,
+    pub(crate) data: DataDir,
+}
+
+/// A fake Ceph cluster. Cheap to clone; clones share the cluster.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub(crate) inner: Arc<Inner>,
+}
+
+static COMMANDS: LazyLock<HashMap<&'static str, (CommandSpec, Handler)>> = LazyLock::new(|| {
+    let mut m = HashMap::new();
+    for table in [
+        crate::fsmap::COMMANDS,
+        crate::auth::COMMANDS,
+        crate::volumes::COMMANDS,
+        crate::rados::COMMANDS,
+        crate::mds::MON_COMMANDS,
+    ] {
+        for (spec, h) in table {
+            m.insert(spec.prefix, (*spec, *h));
+        }
+    }
+    m
+});
+
+static MDS_COMMANDS: LazyLock<HashMap<&'static str, (CommandSpec, Handler)>> =
+    LazyLock::new(|| {
+        crate::mds::TELL_COMMANDS
+            .iter()
+            .map(|(s, h)| (s.prefix, (*s, *h)))
+            .collect()
+    });
+
+/// Every command prefix the fake serves on `/request`, sorted.
+pub fn command_prefixes() -> Vec<&'static str> {
+    let mut v: Vec<_> = COMMANDS.keys().copied().collect();
+    v.sort_unstable();
+    v
+}
+
+impl Cluster {
+    /// Starts a cluster: creates the data directory, the file system's root, and
+    /// `client.admin` with `allow *` on every service.
+    pub fn new(config: Config) -> std::io::Result<Self> {
+        let data = DataDir::new(config.data_dir.as_deref())?;
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let fsid = uuid_from(&mut rng);
+        let maps = Maps::new(fsid, config.mon_addrs.clone(), &config.fs_name);
+        for fs in &maps.filesystems {
+            std::fs::create_dir_all(data.fs_root(&fs.name).join("volumes"))?;
+        }
+        let now = crate::time::now_unix();
+        let admin_key = match &config.admin_key {
+            Some(k) => Key::parse(k).map_err(|e| std::io::Error::other(e.msg))?,
+            None => Key::generate(&mut rng, now.as_secs() as u32, now.subsec_nanos()),
+        };
+        let mut auth = AuthDb::default();
+        let all = |s: &str| (s.to_owned(), "allow *".to_owned());
+        let admin_caps = Caps::parse(&[all("mds"), all("mgr"), all("mon"), all("osd")])
+            .map_err(|e| std::io::Error::other(e.msg))?;
+        auth.put(
+            EntityName::parse("client.admin").map_err(|e| std::io::Error::other(e.msg))?,
+            admin_key,
+            admin_caps,
+        );
+        let purger = Purger::start();
+        let inner = Inner {
+            started: Instant::now(),
+            auth: RwLock::new(auth),
+            shared: Mutex::new(Shared {
+                maps,
+                volumes: Volumes::new(config.volumes.clone()),
+                rados: Rados::default(),
+                faults: config.faults.clone(),
+            }),
+            mds: Mds::new(config.mds.clone(), config.faults.mds_down),
+            metrics: Metrics::new(),
+            rng: Mutex::new(rng),
+            purger,
+            data,
+            config,
+        };
+        inner.purger.set_paused(inner.config.volumes.pause_purging);
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The configuration the cluster was started with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The data directory holding the CephFS trees.
+    pub fn data_dir(&self) -> &Path {
+        self.inner.data.root()
+    }
+
+    /// The local directory that is `/` of a file system.
+    pub fn fs_root(&self, fs: &str) -> PathBuf {
+        self.inner.data.fs_root(fs)
+    }
+
+    /// The cluster fsid.
+    pub fn fsid(&self) -> String {
+        self.inner.shared.lock().maps.fsid.clone()
+    }
+
+    /// The `client.admin` key (base64). It is a secret: do not log it.
+    pub fn admin_key(&self) -> String {
+        self.key_of("client.admin").unwrap_or_default()
+    }
+
+    /// An entity's key, if it exists. It is a secret: do not log it.
+    pub fn key_of(&self, entity: &str) -> Option<String> {
+        self.inner
+            .auth
+            .read()
+            .get(entity)
+            .map(|e| e.key.expose().to_owned())
+    }
+
+    /// A Ceph-format keyring for one entity (`[client.admin]\n\tkey = ...`).
+    pub fn keyring(&self, entity: &str) -> Option<String> {
+        let db = self.inner.auth.read();
+        let name = EntityName::parse(entity).ok()?;
+        let e = db.get(entity)?;
+        Some(keyring_section(&name, &e.key, &e.caps))
+    }
+
+    /// Checks an entity's key; the caller identity for later commands.
+    pub fn authenticate(&self, entity: &str, key: &str) -> Option<Caller> {
+        self.inner
+            .auth
+            .read()
+            .authenticate(entity, key)
+            .map(|(entity, caps)| Caller { entity, caps })
+    }
+
+    /// The `client.admin` caller, for in-process use.
+    pub fn admin(&self) -> Caller {
+        let key = self.admin_key();
+        self.authenticate("client.admin", &key)
+            .expect("client.admin exists from the start and is never removed by the fake itself")
+    }
+
+    /// Runs one command given as JSON bytes, exactly as `POST /request` does.
+    pub async fn execute(&self, caller: &Caller, target: Target, body: &[u8]) -> Reply {
+        let started = Instant::now();
+        let (label, reply) = self.execute_inner(caller, target, body).await;
+        // Only the prefix, the entity and the return code are logged: bodies and
+        // outputs can carry keys.
+        tracing::debug!(
+            prefix = label,
+            entity = %caller.entity,
+            ret = reply.ret,
+            took_us = started.elapsed().as_micros() as u64,
+            "command"
+        );
+        self.inner
+            .metrics
+            .command_done(label, reply.ret, started.elapsed());
+        reply
+    }
+
+    /// Runs one command given as a JSON value.
+    pub async fn execute_json(&self, caller: &Caller, target: Target, cmd: &Value) -> Reply {
+        self.execute(caller, target, cmd.to_string().as_bytes())
+            .await
+    }
+
+    /// Runs a command as `client.admin` against the monitor; a convenience for tests
+    /// and the harness.
+    pub async fn admin_command(&self, cmd: Value) -> Reply {
+        let admin = self.admin();
+        self.execute_json(&admin, Target::Mon, &cmd).await
+    }
+
+    async fn execute_inner(
+        &self,
+        caller: &Caller,
+        target: Target,
+        body: &[u8],
+    ) -> (&'static str, Reply) {
+        let map: Map<String, Value> = match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(m)) => m,
+            _ => {
+                return (
+                    "invalid",
+                    CephError::inval("failed to parse command: invalid command json").into(),
+                );
+            }
+        };
+        let Some(prefix) = map.get("prefix").and_then(Value::as_str) else {
+            return (
+                "invalid",
+                CephError::inval("command prefix not found").into(),
+            );
+        };
+        let table = match &target {
+            Target::Mon => &*COMMANDS,
+            Target::Mds(_) => &*MDS_COMMANDS,
+        };
+        let Some(&(spec, handler)) = table.get(prefix) else {
+            return (
+                "unknown",
+                CephError::inval(format!("No handler found for '{prefix}'")).into(),
+            );
+        };
+        if let Target::Mds(name) = &target
+            && let Err(e) = self.inner.check_mds_target(name)
+        {
+            return (spec.prefix, e.into());
+        }
+        if !self.inner.allowed(caller, &spec, &map) {
+            return (spec.prefix, CephError::access_denied().into());
+        }
+        if let Err(e) = Args::validate(&spec, &map) {
+            return (spec.prefix, e.into());
+        }
+        let verdict = self.inner.fault_verdict(spec.prefix);
+        if let Some(reply) = apply_verdict(&verdict).await {
+            return (spec.prefix, reply);
+        }
+        let touches_disk = spec.daemon == Daemon::Mgr;
+        let reply = if touches_disk && tokio::runtime::Handle::try_current().is_ok() {
+            let inner = self.inner.clone();
+            let caller = caller.clone();
+            tokio::task::spawn_blocking(move || run(&inner, &spec, handler, &map, &caller))
+                .await
+                .unwrap_or_else(|_| CephError::new(errno::EIO, "command handler failed").into())
+        } else {
+            run(&self.inner, &spec, handler, &map, caller)
+        };
+        (spec.prefix, reply)
+    }
+
+    /// The faults in force.
+    pub fn faults(&self) -> Faults {
+        let mut f = self.inner.shared.lock().faults.clone();
+        f.mds_down = self.inner.mds.is_down();
+        f
+    }
+
+    /// Replaces the faults in force.
+    pub fn set_faults(&self, faults: Faults) {
+        self.inner.mds.set_down(faults.mds_down);
+        self.inner.shared.lock().faults = faults;
+    }
+
+    /// How many removed subvolumes still wait to be purged.
+    pub fn purge_pending(&self) -> usize {
+        self.inner.purger.pending()
+    }
+
+    /// The Prometheus text exposition of the cluster's metrics.
+    pub fn metrics_text(&self) -> String {
+        self.inner.metrics.render(&self.inner)
+    }
+}
+
+/// Sleeps or hangs as the verdict says; an injected failure becomes the reply.
+pub(crate) async fn apply_verdict(v: &Verdict) -> Option<Reply> {
+    if !v.delay.is_zero() {
+        tokio::time::sleep(v.delay).await;
+    }
+    if v.hang {
+        std::future::pending::<()>().await;
+    }
+    v.fail.map(|e| {
+        CephError::new(e, format!("{} (fault injected)", crate::error::strerror(e))).into()
+    })
+}
+
+fn run(
+    inner: &Inner,
+    spec: &CommandSpec,
+    handler: Handler,
+    map: &Map<String, Value>,
+    caller: &Caller,
+) -> Reply {
+    match Args::validate(spec, map) {
+        Ok(args) => handler(inner, &args, caller).into(),
+        Err(e) => e.into(),
+    }
+}
+
+/// A UUID (v4 layout) from the seeded RNG.
+pub(crate) fn uuid_from(rng: &mut impl Rng) -> String {
+    let mut b = [0u8; 16];
+    rng.fill_bytes(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+impl Inner {
+    /// A fresh cephx key from the seeded RNG.
+    pub(crate) fn new_key(&self) -> Key {
+        let now = crate::time::now_unix();
+        Key::generate(
+            &mut *self.rng.lock(),
+            now.as_secs() as u32,
+            now.subsec_nanos(),
+        )
+    }
+
+    /// A fresh UUID from the seeded RNG.
+    pub(crate) fn new_uuid(&self) -> String {
+        uuid_from(&mut *self.rng.lock())
+    }
+
+    /// A number in [0, 1) from the seeded RNG.
+    pub(crate) fn draw(&self) -> f64 {
+        self.rng.lock().random::<f64>()
+    }
+
+    pub(crate) fn fault_verdict(&self, prefix: &str) -> Verdict {
+        let faults = self.shared.lock().faults.clone();
+        if faults.rules.is_empty() {
+            return Verdict::default();
+        }
+        faults.decide(prefix, || self.draw())
+    }
+
+    fn check_mds_target(&self, name: &str) -> CephResult<()> {
+        let sh = self.shared.lock();
+        let known = sh.maps.filesystems.iter().any(|f| {
+            name == f.mds_name
+                || name == "0"
+                || name == "*"
+                || name == format!("{}:0", f.name)
+                || name == f.mds_gid.to_string()
+        });
+        if !known {
+            return Err(CephError::noent(format!(
+                "MDS named '{name}' does not exist"
+            )));
+        }
+        if self.mds.is_down() {
+            return Err(CephError::new(
+                errno::ENOENT,
+                format!("problem getting command descriptions from mds.{name}"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn allowed(&self, caller: &Caller, spec: &CommandSpec, map: &Map<String, Value>) -> bool {
+        let need = spec.need();
+        let fs = map
+            .get("vol_name")
+            .or_else(|| map.get("fs_name"))
+            .or_else(|| map.get("filesystem"))
+            .and_then(Value::as_str);
+        match spec.daemon {
+            Daemon::Mon => caller.caps.mon_allows(spec.module, spec.prefix, need, fs),
+            Daemon::Mgr => caller.caps.mgr_allows(spec.module, spec.prefix, need, fs),
+            Daemon::Mds => caller.caps.mds_allow_all(),
+            // RADOS operations check OSD caps per object, in the handler.
+            Daemon::Osd => true,
+        }
+    }
+
+    /// Bytes used by every file system's tree (for `df` and unquoted `statfs`).
+    pub(crate) fn fs_used_bytes(&self) -> u64 {
+        crate::tree::du(&self.data.root().join("fs"))
+    }
+}

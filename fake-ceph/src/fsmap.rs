@@ -1,0 +1,698 @@
+//! The cluster maps: monitors, pools, file systems, and the commands that show them
+//! (`fs ls`, `fs dump`, `fs volume ls`, `mon dump`, `quorum_status`, `status`, `health`,
+//! `osd pool ls`, `df`, `version`).
+
+use serde_json::{Value, json};
+
+use crate::cephx::PoolTags;
+use crate::cluster::{Caller, Handler, Inner, Shared};
+use crate::command::{ArgType, Args, CommandSpec, Daemon, opt};
+use crate::error::{CephError, CephResult, Reply};
+use crate::time::{ceph_stamp, now_unix};
+
+/// The version string the fake reports; its output shapes follow this release.
+pub const CEPH_VERSION: &str =
+    "ceph version 16.2.15 (618f440892089921c3e944a991122ddc44e60516) pacific (stable)";
+
+/// A RADOS pool.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    /// Pool id.
+    pub id: i64,
+    /// Pool name.
+    pub name: String,
+    /// Application tags (`cephfs data=<fs>`), for OSD `tag` caps.
+    pub tags: PoolTags,
+}
+
+/// A CephFS file system in the FSMap.
+#[derive(Debug, Clone)]
+pub struct Filesystem {
+    /// The FSCID.
+    pub id: i64,
+    /// The name (also the `volumes` volume name).
+    pub name: String,
+    /// Metadata pool id.
+    pub metadata_pool: i64,
+    /// Data pool ids; the first is the default.
+    pub data_pools: Vec<i64>,
+    /// The GID of its active MDS.
+    pub mds_gid: u64,
+    /// The MDS daemon name.
+    pub mds_name: String,
+}
+
+/// Monitors, pools and file systems.
+#[derive(Debug, Clone)]
+pub struct Maps {
+    /// The cluster fsid.
+    pub fsid: String,
+    /// Monitor addresses (`ip:port`, v1).
+    pub mon_addrs: Vec<String>,
+    /// Pools by id order.
+    pub pools: Vec<Pool>,
+    /// File systems.
+    pub filesystems: Vec<Filesystem>,
+    /// The FSMap epoch.
+    pub fsmap_epoch: u64,
+    /// When the maps were created.
+    pub created: std::time::Duration,
+}
+
+impl Maps {
+    /// A cluster with one file system named `fs_name` and its two pools.
+    pub fn new(fsid: String, mon_addrs: Vec<String>, fs_name: &str) -> Self {
+        let meta = format!("cephfs.{fs_name}.meta");
+        let data = format!("cephfs.{fs_name}.data");
+        let tag = |k: &str| PoolTags {
+            tags: vec![("cephfs".into(), k.into(), fs_name.into())],
+        };
+        Self {
+            fsid,
+            mon_addrs,
+            pools: vec![
+                Pool {
+                    id: 1,
+                    name: "device_health_metrics".into(),
+                    tags: PoolTags {
+                        tags: vec![("mgr_devicehealth".into(), "".into(), "".into())],
+                    },
+                },
+                Pool {
+                    id: 2,
+                    name: meta,
+                    tags: tag("metadata"),
+                },
+                Pool {
+                    id: 3,
+                    name: data,
+                    tags: tag("data"),
+                },
+            ],
+            filesystems: vec![Filesystem {
+                id: 1,
+                name: fs_name.to_owned(),
+                metadata_pool: 2,
+                data_pools: vec![3],
+                mds_gid: 4_123,
+                mds_name: "a".into(),
+            }],
+            fsmap_epoch: 5,
+            created: now_unix(),
+        }
+    }
+
+    /// A file system by name, or Ceph's ENOENT for a volume.
+    pub fn fs(&self, name: &str) -> CephResult<&Filesystem> {
+        self.filesystems
+            .iter()
+            .find(|f| f.name == name)
+            .ok_or_else(|| CephError::noent(format!("volume '{name}' does not exist")))
+    }
+
+    /// A pool by id.
+    pub fn pool(&self, id: i64) -> Option<&Pool> {
+        self.pools.iter().find(|p| p.id == id)
+    }
+
+    /// A pool by name.
+    pub fn pool_by_name(&self, name: &str) -> Option<&Pool> {
+        self.pools.iter().find(|p| p.name == name)
+    }
+
+    fn pool_name(&self, id: i64) -> String {
+        self.pool(id).map(|p| p.name.clone()).unwrap_or_default()
+    }
+
+    fn addrvec(addr: &str) -> Value {
+        let (ip, _) = addr.rsplit_once(':').unwrap_or((addr, "6789"));
+        json!({"addrvec": [
+            {"type": "v2", "addr": format!("{ip}:3300"), "nonce": 0},
+            {"type": "v1", "addr": addr, "nonce": 0},
+        ]})
+    }
+
+    /// The `mon dump` JSON.
+    pub fn monmap_json(&self) -> Value {
+        let mons: Vec<Value> = self
+            .mon_addrs
+            .iter()
+            .enumerate()
+            .map(|(rank, addr)| {
+                json!({
+                    "rank": rank,
+                    "name": mon_name(rank),
+                    "public_addrs": Self::addrvec(addr),
+                    "addr": format!("{addr}/0"),
+                    "public_addr": format!("{addr}/0"),
+                    "priority": 0,
+                    "weight": 0,
+                    "crush_location": "{}",
+                })
+            })
+            .collect();
+        let stamp = ceph_stamp(self.created);
+        json!({
+            "epoch": 1,
+            "fsid": self.fsid,
+            "modified": stamp,
+            "created": stamp,
+            "min_mon_release": 16,
+            "min_mon_release_name": "pacific",
+            "election_strategy": 1,
+            "disallowed_leaders: ": "",
+            "stretch_mode": false,
+            "tiebreaker_mon": "",
+            "features": {
+                "persistent": ["kraken", "luminous", "mimic", "osdmap-prune", "nautilus", "octopus", "pacific", "elector-pinging"],
+                "optional": []
+            },
+            "mons": mons,
+            "quorum": (0..self.mon_addrs.len()).collect::<Vec<_>>(),
+        })
+    }
+
+    fn mdsmap_json(&self, f: &Filesystem, mds_up: bool) -> Value {
+        let addr = self
+            .mon_addrs
+            .first()
+            .map_or("127.0.0.1:6789", |s| s.as_str());
+        let ip = addr.rsplit_once(':').map_or(addr, |(ip, _)| ip);
+        let gid_key = format!("gid_{}", f.mds_gid);
+        let (up, info, in_) = if mds_up {
+            (
+                json!({"mds_0": f.mds_gid}),
+                json!({ gid_key: {
+                    "gid": f.mds_gid,
+                    "name": f.mds_name,
+                    "rank": 0,
+                    "incarnation": 4,
+                    "state": "up:active",
+                    "state_seq": 2,
+                    "addr": format!("{ip}:6801/1234"),
+                    "addrs": {"addrvec": [
+                        {"type": "v2", "addr": format!("{ip}:6800"), "nonce": 1234},
+                        {"type": "v1", "addr": format!("{ip}:6801"), "nonce": 1234},
+                    ]},
+                    "join_fscid": -1,
+                    "export_targets": [],
+                    "features": 4_540_138_297_136_906_239_u64,
+                    "flags": 0,
+                    "compat": mds_compat(),
+                }}),
+                json!([0]),
+            )
+        } else {
+            (json!({}), json!({}), json!([0]))
+        };
+        json!({
+            "epoch": self.fsmap_epoch,
+            "flags": 18,
+            "flags_state": {"joinable": true, "allow_snaps": true, "allow_multimds_snaps": true, "allow_standby_replay": false},
+            "ever_allowed_features": 0,
+            "explicitly_allowed_features": 0,
+            "created": ceph_stamp(self.created),
+            "modified": ceph_stamp(self.created),
+            "tableserver": 0,
+            "root": 0,
+            "session_timeout": 60,
+            "session_autoclose": 300,
+            "min_compat_client": "luminous",
+            "max_file_size": 1_099_511_627_776_u64,
+            "last_failure": 0,
+            "last_failure_osd_epoch": 0,
+            "compat": mds_compat(),
+            "max_mds": 1,
+            "in": in_,
+            "up": up,
+            "failed": if mds_up { json!([]) } else { json!([0]) },
+            "damaged": [],
+            "stopped": [],
+            "info": info,
+            "data_pools": f.data_pools,
+            "metadata_pool": f.metadata_pool,
+            "enabled": true,
+            "fs_name": f.name,
+            "balancer": "",
+            "standby_count_wanted": 0,
+        })
+    }
+
+    /// The `fs dump` JSON.
+    pub fn fs_dump_json(&self, mds_up: bool) -> Value {
+        let filesystems: Vec<Value> = self
+            .filesystems
+            .iter()
+            .map(|f| json!({"mdsmap": self.mdsmap_json(f, mds_up), "id": f.id}))
+            .collect();
+        json!({
+            "epoch": self.fsmap_epoch,
+            "default_fscid": self.filesystems.first().map_or(-1, |f| f.id),
+            "compat": mds_compat(),
+            "feature_flags": {"enable_multiple": true, "ever_enabled_multiple": true},
+            "standbys": [],
+            "filesystems": filesystems,
+        })
+    }
+
+    /// The `fs ls` JSON.
+    pub fn fs_ls_json(&self) -> Value {
+        Value::Array(
+            self.filesystems
+                .iter()
+                .map(|f| {
+                    json!({
+                        "name": f.name,
+                        "metadata_pool": self.pool_name(f.metadata_pool),
+                        "metadata_pool_id": f.metadata_pool,
+                        "data_pool_ids": f.data_pools,
+                        "data_pools": f.data_pools.iter().map(|p| self.pool_name(*p)).collect::<Vec<_>>(),
+                    })
+                })
+                .collect(),
+        )
+    }
+}
+
+fn mon_name(rank: usize) -> String {
+    let c = (b'a' + (rank % 26) as u8) as char;
+    c.to_string()
+}
+
+fn mds_compat() -> Value {
+    json!({
+        "compat": {},
+        "ro_compat": {},
+        "incompat": {
+            "feature_1": "base v0.20",
+            "feature_2": "client writeable ranges",
+            "feature_3": "default file layouts on dirs",
+            "feature_4": "dir inode in separate object",
+            "feature_5": "mds uses versioned encoding",
+            "feature_6": "dirfrag is stored in omap",
+            "feature_7": "mds uses inline data",
+            "feature_8": "no anchor table",
+            "feature_9": "file layout v2",
+            "feature_10": "snaprealm v2"
+        }
+    })
+}
+
+/// The health checks in force now.
+fn health_json(sh: &Shared, mds_down: bool, detail: bool) -> Value {
+    let mut checks = serde_json::Map::new();
+    if mds_down {
+        let mut c = json!({
+            "severity": "HEALTH_ERR",
+            "summary": {"message": "1 filesystem is offline", "count": 1},
+            "muted": false,
+        });
+        if detail {
+            c["detail"] = json!([{"message": format!("fs {} is offline because no MDS is active for it.", sh.maps.filesystems.first().map_or("", |f| f.name.as_str()))}]);
+        }
+        checks.insert("MDS_ALL_DOWN".into(), c);
+    }
+    let status = if checks.is_empty() {
+        "HEALTH_OK"
+    } else {
+        "HEALTH_ERR"
+    };
+    json!({"status": status, "checks": checks, "mutes": []})
+}
+
+fn fs_ls(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let sh = inner.shared.lock();
+    let f = args.format();
+    if f.is_json() {
+        return Ok(Reply::ok(f.render(&sh.maps.fs_ls_json())));
+    }
+    let mut out = String::new();
+    for fs in &sh.maps.filesystems {
+        let pools: Vec<String> = fs
+            .data_pools
+            .iter()
+            .map(|p| sh.maps.pool_name(*p))
+            .collect();
+        out.push_str(&format!(
+            "name: {}, metadata pool: {}, data pools: [{} ]\n",
+            fs.name,
+            sh.maps.pool_name(fs.metadata_pool),
+            pools.join(" ")
+        ));
+    }
+    Ok(Reply::ok(out))
+}
+
+fn fs_dump(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let mds_down = inner.mds.is_down();
+    let sh = inner.shared.lock();
+    let dump = sh.maps.fs_dump_json(!mds_down);
+    let status = format!("dumped fsmap epoch {}", sh.maps.fsmap_epoch);
+    let f = args.format();
+    if f.is_json() {
+        return Ok(Reply::ok_with_status(f.render(&dump), status));
+    }
+    let mut out = format!(
+        "e{}\nenable_multiple, ever_enabled_multiple: 1,1\n",
+        sh.maps.fsmap_epoch
+    );
+    out.push_str(&format!(
+        "legacy client fscid: {}\n \n",
+        dump["default_fscid"]
+    ));
+    for fs in &sh.maps.filesystems {
+        out.push_str(&format!(
+            "Filesystem '{}' ({})\nfs_name\t{}\nepoch\t{}\nmax_mds\t1\nin\t0\nup\t{}\nmetadata_pool\t{}\ndata_pools\t{:?}\n",
+            fs.name,
+            fs.id,
+            fs.name,
+            sh.maps.fsmap_epoch,
+            if mds_down { "{}".to_string() } else { format!("{{0={}}}", fs.mds_gid) },
+            fs.metadata_pool,
+            fs.data_pools
+        ));
+    }
+    Ok(Reply::ok_with_status(out, status))
+}
+
+fn fs_volume_ls(inner: &Inner, _a: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let sh = inner.shared.lock();
+    let v: Vec<Value> = sh
+        .maps
+        .filesystems
+        .iter()
+        .map(|f| json!({"name": f.name}))
+        .collect();
+    Ok(Reply::ok(
+        serde_json::to_string_pretty(&v).unwrap_or_default(),
+    ))
+}
+
+fn mon_dump(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let sh = inner.shared.lock();
+    let m = sh.maps.monmap_json();
+    let f = args.format();
+    let status = "dumped monmap epoch 1".to_string();
+    if f.is_json() {
+        return Ok(Reply::ok_with_status(f.render(&m), status));
+    }
+    let mut out = format!(
+        "epoch 1\nfsid {}\nlast_changed {}\ncreated {}\nmin_mon_release 16 (pacific)\nelection_strategy: 1\n",
+        sh.maps.fsid,
+        m["modified"].as_str().unwrap_or(""),
+        m["created"].as_str().unwrap_or("")
+    );
+    for (rank, addr) in sh.maps.mon_addrs.iter().enumerate() {
+        let ip = addr.rsplit_once(':').map_or(addr.as_str(), |(ip, _)| ip);
+        out.push_str(&format!(
+            "{rank}: [v2:{ip}:3300/0,v1:{addr}/0] mon.{}\n",
+            mon_name(rank)
+        ));
+    }
+    Ok(Reply::ok_with_status(out, status))
+}
+
+fn quorum_status(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let sh = inner.shared.lock();
+    let n = sh.maps.mon_addrs.len();
+    let v = json!({
+        "election_epoch": 3,
+        "quorum": (0..n).collect::<Vec<_>>(),
+        "quorum_names": (0..n).map(mon_name).collect::<Vec<_>>(),
+        "quorum_leader_name": mon_name(0),
+        "quorum_age": inner.started.elapsed().as_secs(),
+        "features": {
+            "quorum_con": "4540138297136906239",
+            "quorum_mon": ["kraken", "luminous", "mimic", "osdmap-prune", "nautilus", "octopus", "pacific", "elector-pinging"]
+        },
+        "monmap": sh.maps.monmap_json(),
+    });
+    // quorum_status answers JSON whatever the format.
+    Ok(Reply::ok(args.format().render(&v)))
+}
+
+fn health(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let sh = inner.shared.lock();
+    let detail = args.str("detail") == Some("detail");
+    let h = health_json(&sh, inner.mds.is_down(), detail);
+    let f = args.format();
+    if f.is_json() {
+        return Ok(Reply::ok(f.render(&h)));
+    }
+    let mut out = h["status"].as_str().unwrap_or("HEALTH_OK").to_string();
+    if let Some(checks) = h["checks"].as_object() {
+        for (name, c) in checks {
+            out.push_str(&format!(
+                "; {}",
+                c["summary"]["message"].as_str().unwrap_or(name)
+            ));
+            if detail {
+                out.push_str(&format!("\n[ERR] {name}: {}", c["summary"]["message"]));
+            }
+        }
+    }
+    out.push('\n');
+    Ok(Reply::ok(out))
+}
+
+fn status(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let mds_down = inner.mds.is_down();
+    let sh = inner.shared.lock();
+    let n = sh.maps.mon_addrs.len();
+    let up = u64::from(!mds_down);
+    let by_rank: Vec<Value> = if mds_down {
+        vec![]
+    } else {
+        sh.maps
+            .filesystems
+            .iter()
+            .map(|f| json!({"filesystem_id": f.id, "rank": 0, "name": f.mds_name, "status": "up:active", "gid": f.mds_gid}))
+            .collect()
+    };
+    let pools = sh.maps.pools.len();
+    let v = json!({
+        "fsid": sh.maps.fsid,
+        "health": health_json(&sh, mds_down, false),
+        "election_epoch": 3,
+        "quorum": (0..n).collect::<Vec<_>>(),
+        "quorum_names": (0..n).map(mon_name).collect::<Vec<_>>(),
+        "quorum_age": inner.started.elapsed().as_secs(),
+        "monmap": {"epoch": 1, "min_mon_release_name": "pacific", "num_mons": n},
+        "osdmap": {"epoch": 20, "num_osds": 1, "num_up_osds": 1, "osd_up_since": sh.maps.created.as_secs(), "num_in_osds": 1, "osd_in_since": sh.maps.created.as_secs(), "num_remapped_pgs": 0},
+        "pgmap": {
+            "pgs_by_state": [{"state_name": "active+clean", "count": pools * 8}],
+            "num_pgs": pools * 8,
+            "num_pools": pools,
+            "num_objects": sh.rados.object_count(),
+            "data_bytes": 0,
+            "bytes_used": 0,
+            "bytes_avail": inner.config.capacity_bytes,
+            "bytes_total": inner.config.capacity_bytes,
+        },
+        "fsmap": {
+            "epoch": sh.maps.fsmap_epoch,
+            "id": sh.maps.filesystems.first().map_or(0, |f| f.id),
+            "up": up,
+            "in": 1,
+            "max": 1,
+            "by_rank": by_rank,
+            "up:standby": 0,
+        },
+        "mgrmap": {"available": true, "num_standbys": 0, "modules": ["iostat", "restful"], "services": {}},
+        "servicemap": {"epoch": 1, "modified": ceph_stamp(sh.maps.created), "services": {}},
+        "progress_events": {},
+    });
+    let f = args.format();
+    if f.is_json() {
+        return Ok(Reply::ok(f.render(&v)));
+    }
+    let out = format!(
+        "  cluster:\n    id:     {}\n    health: {}\n \n  services:\n    mon: {n} daemons, quorum {}\n    mgr: x(active)\n    mds: {}/1 daemons up\n    osd: 1 osds: 1 up, 1 in\n",
+        sh.maps.fsid,
+        v["health"]["status"].as_str().unwrap_or(""),
+        (0..n).map(mon_name).collect::<Vec<_>>().join(","),
+        up
+    );
+    Ok(Reply::ok(out))
+}
+
+fn osd_pool_ls(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let sh = inner.shared.lock();
+    let f = args.format();
+    let detail = args.str("detail") == Some("detail");
+    if f.is_json() {
+        let v: Vec<Value> = if detail {
+            sh.maps
+                .pools
+                .iter()
+                .map(|p| {
+                    let mut apps = serde_json::Map::new();
+                    for (app, k, v) in &p.tags.tags {
+                        let e = apps.entry(app.clone()).or_insert_with(|| json!({}));
+                        if !k.is_empty() {
+                            e[k] = json!(v);
+                        }
+                    }
+                    json!({"pool_id": p.id, "pool_name": p.name, "size": 1, "min_size": 1, "pg_num": 8, "application_metadata": apps})
+                })
+                .collect()
+        } else {
+            sh.maps.pools.iter().map(|p| json!(p.name)).collect()
+        };
+        return Ok(Reply::ok(f.render(&Value::Array(v))));
+    }
+    let mut out = String::new();
+    for p in &sh.maps.pools {
+        out.push_str(&p.name);
+        out.push('\n');
+    }
+    Ok(Reply::ok(out))
+}
+
+fn df(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let used = inner.fs_used_bytes();
+    let sh = inner.shared.lock();
+    let total = inner.config.capacity_bytes;
+    let avail = total.saturating_sub(used);
+    let pools: Vec<Value> = sh
+        .maps
+        .pools
+        .iter()
+        .map(|p| {
+            let is_data = p.tags.tags.iter().any(|(a, k, _)| a == "cephfs" && k == "data");
+            let stored = if is_data { used } else { 0 };
+            json!({"name": p.name, "id": p.id, "stats": {
+                "stored": stored, "objects": sh.rados.pool_object_count(&p.name), "kb_used": stored / 1024,
+                "bytes_used": stored, "percent_used": if total == 0 { 0.0 } else { stored as f64 / total as f64 },
+                "max_avail": avail
+            }})
+        })
+        .collect();
+    let v = json!({
+        "stats": {"total_bytes": total, "total_avail_bytes": avail, "total_used_bytes": used, "total_used_raw_bytes": used,
+                  "total_used_raw_ratio": if total == 0 { 0.0 } else { used as f64 / total as f64 }, "num_osds": 1, "num_per_pool_osds": 1, "num_per_pool_omap_osds": 1},
+        "stats_by_class": {},
+        "pools": pools,
+    });
+    let f = args.format();
+    if f.is_json() {
+        return Ok(Reply::ok(f.render(&v)));
+    }
+    Ok(Reply::ok(format!(
+        "--- RAW STORAGE ---\nCLASS  SIZE  AVAIL  USED\nTOTAL  {total}  {avail}  {used}\n"
+    )))
+}
+
+fn version(_inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let f = args.format();
+    if f.is_json() {
+        return Ok(Reply::ok(f.render(&json!({"version": CEPH_VERSION}))));
+    }
+    Ok(Reply::ok(format!("{CEPH_VERSION}\n")))
+}
+
+const FORMAT: crate::command::ArgSpec = opt("format", ArgType::Str);
+
+/// The map commands.
+pub(crate) const COMMANDS: &[(CommandSpec, Handler)] = &[
+    (
+        CommandSpec {
+            prefix: "fs ls",
+            daemon: Daemon::Mon,
+            module: "mds",
+            perm: "r",
+            args: &[FORMAT],
+        },
+        fs_ls,
+    ),
+    (
+        CommandSpec {
+            prefix: "fs dump",
+            daemon: Daemon::Mon,
+            module: "mds",
+            perm: "r",
+            args: &[FORMAT, opt("epoch", ArgType::Int)],
+        },
+        fs_dump,
+    ),
+    (
+        CommandSpec {
+            prefix: "fs volume ls",
+            daemon: Daemon::Mgr,
+            module: "volumes",
+            perm: "r",
+            args: &[FORMAT],
+        },
+        fs_volume_ls,
+    ),
+    (
+        CommandSpec {
+            prefix: "mon dump",
+            daemon: Daemon::Mon,
+            module: "mon",
+            perm: "r",
+            args: &[FORMAT, opt("epoch", ArgType::Int)],
+        },
+        mon_dump,
+    ),
+    (
+        CommandSpec {
+            prefix: "quorum_status",
+            daemon: Daemon::Mon,
+            module: "mon",
+            perm: "r",
+            args: &[FORMAT],
+        },
+        quorum_status,
+    ),
+    (
+        CommandSpec {
+            prefix: "status",
+            daemon: Daemon::Mon,
+            module: "mon",
+            perm: "r",
+            args: &[FORMAT],
+        },
+        status,
+    ),
+    (
+        CommandSpec {
+            prefix: "health",
+            daemon: Daemon::Mon,
+            module: "mon",
+            perm: "r",
+            args: &[FORMAT, opt("detail", ArgType::Str)],
+        },
+        health,
+    ),
+    (
+        CommandSpec {
+            prefix: "osd pool ls",
+            daemon: Daemon::Mon,
+            module: "osd",
+            perm: "r",
+            args: &[FORMAT, opt("detail", ArgType::Str)],
+        },
+        osd_pool_ls,
+    ),
+    (
+        CommandSpec {
+            prefix: "df",
+            daemon: Daemon::Mon,
+            module: "mon",
+            perm: "r",
+            args: &[FORMAT, opt("detail", ArgType::Str)],
+        },
+        df,
+    ),
+    (
+        CommandSpec {
+            prefix: "version",
+            daemon: Daemon::Mon,
+            module: "mon",
+            perm: "r",
+            args: &[FORMAT],
+        },
+        version,
+    ),
+];

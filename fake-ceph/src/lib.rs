@@ -1,0 +1,60 @@
+//! fake-ceph: a fake Ceph cluster that speaks the wire protocols a CephFS CSI driver and
+//! Manila's CephFS back end use, for tests, benchmarks and the cluster simulator.
+//!
+//! What it is: one process (or one in-process [`Cluster`]) standing in for the monitors,
+//! the mgr `volumes` module, the OSDs' object store (RADOS objects with omap) and one
+//! active MDS. Commands arrive as the JSON a librados `mon_command`/`mgr_command`
+//! carries and are answered with Ceph's `(ret, outb, outs)` triple, with Ceph's errnos
+//! and messages. Requests authenticate as cephx entities whose caps are enforced.
+//! CephFS data lives in a directory tree under the data dir, which mounts (MDS sessions)
+//! hand out.
+//!
+//! Where to start reading: [`cluster`] (the command pipeline), [`volumes`] (subvolumes,
+//! snapshots, clones), [`mds`] (sessions, client operations, counters), [`http`] (the
+//! routes).
+//!
+//! # What it does not model
+//!
+//! - The wire is HTTP + JSON (`POST /request`, like the mgr `restful` module), not the
+//!   Ceph messenger: librados itself cannot talk to it. A driver reaches it through an
+//!   HTTP admin transport; the real cluster is reached through the `ceph`/`rados` CLIs.
+//! - One active MDS (rank 0), no standbys, no multi-MDS, no MDS failover; `fs volume
+//!   create` of further file systems is not offered.
+//! - No OSD data path: file data is plain files in the tree. RADOS objects hold omap and
+//!   an empty data part; there is no object data I/O.
+//! - Client operations through a session are synchronous and immediately consistent;
+//!   there is no capability recall, no lease, no cache pressure. Caps and memory figures
+//!   in `perf dump` are a model's estimates, not measurements.
+//! - Quotas are enforced on subvolume roots only, by bytes written through sessions
+//!   (like Ceph's client-side enforcement, accounting is per realm, not per file); a
+//!   session mounted above a subvolume is not held to its quota.
+//! - Snapshots are full copies made at snapshot time; `.snap` is not visible inside
+//!   mounts. Modes are recorded as given, but the on-disk directories keep owner access
+//!   so the fake can always purge; uid/gid are recorded, not applied.
+//! - Cluster state other than the tree (auth, maps, subvolume records, RADOS objects) is
+//!   in memory: the data dir must be empty at start and no state is recovered.
+//! - An MDS that is down answers new sessions and operations with ETIMEDOUT at once,
+//!   where a real client would block until its mount timeout.
+//! - Faults named `clone` decide whether a finishing clone fails (with the rule's errno).
+
+pub mod auth;
+pub mod cephx;
+pub mod cluster;
+pub mod command;
+pub mod error;
+pub mod fault;
+pub mod fsmap;
+pub mod http;
+pub mod mds;
+pub mod metrics;
+pub mod rados;
+pub mod time;
+pub mod tree;
+pub mod volumes;
+
+pub use cluster::{Caller, Cluster, Config, Target};
+pub use error::{CephError, CephResult, Reply, errno};
+pub use fault::{FaultRule, FaultSpec, Faults};
+pub use http::router;
+pub use mds::{MdsConfig, Mount, MountRequest, Op, OpOutput, StatInfo, Statfs};
+pub use volumes::VolumesConfig;

@@ -1,0 +1,165 @@
+//! `fake-ceph`: serve a fake Ceph cluster over HTTP until SIGTERM.
+//!
+//! The first line on stdout is the base URL (`http://127.0.0.1:PORT`).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use fake_ceph::{Cluster, Config, FaultSpec, Faults};
+
+/// A fake Ceph cluster: mon/mgr command JSON with cephx, MDS sessions, RADOS omap, and a
+/// CephFS tree in a local directory.
+#[derive(Debug, Parser)]
+#[command(name = "fake-ceph", version)]
+struct Cli {
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, env = "FAKE_CEPH_LISTEN", default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Directory for the CephFS tree (must be empty); default a temporary directory
+    /// removed on exit.
+    #[arg(long, env = "FAKE_CEPH_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The file system name.
+    #[arg(long, env = "FAKE_CEPH_FS_NAME", default_value = "cephfs")]
+    fs_name: String,
+    /// Write a Ceph keyring for client.admin here (mode 0600).
+    #[arg(long, env = "FAKE_CEPH_KEYRING_OUT")]
+    keyring_out: Option<PathBuf>,
+    /// Use this client.admin key (base64) instead of a generated one.
+    #[arg(long, env = "FAKE_CEPH_ADMIN_KEY", hide_env_values = true)]
+    admin_key: Option<String>,
+    /// The master seed for keys, UUIDs and fault decisions.
+    #[arg(long, env = "FAKE_CEPH_SEED", default_value_t = 0)]
+    seed: u64,
+    /// Monitor addresses to report (repeatable).
+    #[arg(
+        long = "mon-addr",
+        env = "FAKE_CEPH_MON_ADDRS",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:6789"
+    )]
+    mon_addrs: Vec<String>,
+    /// Raw capacity in bytes reported by `df` and unquoted statfs.
+    #[arg(long, env = "FAKE_CEPH_CAPACITY", default_value_t = 1 << 40)]
+    capacity: u64,
+    /// mgr/volumes/max_concurrent_clones.
+    #[arg(long, env = "FAKE_CEPH_MAX_CONCURRENT_CLONES", default_value_t = 4)]
+    max_concurrent_clones: usize,
+    /// How long an in-progress clone takes, in milliseconds.
+    #[arg(long, env = "FAKE_CEPH_CLONE_TIME_MS", default_value_t = 500)]
+    clone_time_ms: u64,
+    /// A fault rule (repeatable): `latency:<prefix>=<ms>`, `error:<prefix>=<rate>[:<errno>]`,
+    /// `hang:<prefix>`. Prefixes: `*`, `fs subvolume *`, an exact command, `client <op>`,
+    /// `clone`.
+    #[arg(long = "fault", env = "FAKE_CEPH_FAULTS", value_delimiter = ';')]
+    faults: Vec<FaultSpec>,
+    /// Start with the MDS down.
+    #[arg(long, env = "FAKE_CEPH_MDS_DOWN")]
+    mds_down: bool,
+    /// Log format.
+    #[arg(long, env = "FAKE_CEPH_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+fn config(cli: &Cli) -> Config {
+    let mut c = Config {
+        fs_name: cli.fs_name.clone(),
+        data_dir: cli.data_dir.clone(),
+        seed: cli.seed,
+        mon_addrs: cli.mon_addrs.clone(),
+        admin_key: cli.admin_key.clone(),
+        capacity_bytes: cli.capacity,
+        faults: Faults {
+            rules: cli.faults.iter().map(|f| f.0.clone()).collect(),
+            mds_down: cli.mds_down,
+        },
+        ..Config::default()
+    };
+    c.volumes.max_concurrent_clones = cli.max_concurrent_clones;
+    c.volumes.clone_time = Duration::from_millis(cli.clone_time_ms);
+    c
+}
+
+fn write_keyring(path: &PathBuf, text: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing keyring {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let cluster = Cluster::new(config(&cli)).context("starting the cluster")?;
+    if let Some(path) = &cli.keyring_out {
+        let text = cluster
+            .keyring("client.admin")
+            .context("client.admin is missing")?;
+        write_keyring(path, &text)?;
+    }
+    let listener = tokio::net::TcpListener::bind(cli.listen)
+        .await
+        .with_context(|| format!("binding {}", cli.listen))?;
+    let addr = listener.local_addr()?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "http://{addr}")?;
+        out.flush()?;
+    }
+    tracing::info!(%addr, data_dir = %cluster.data_dir().display(), fs = %cli.fs_name, "fake-ceph serving");
+    axum::serve(listener, fake_ceph::router(cluster.clone()))
+        .with_graceful_shutdown(shutdown())
+        .await
+        .context("serving")?;
+    tracing::info!("fake-ceph stopped");
+    Ok(())
+}
+
+async fn shutdown() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "fake-ceph failed");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,1296 @@
+//! The MDS: client sessions (mounts), the client operations they perform on the tree,
+//! quotas, eviction, and the perf counters (`perf dump`) that benchmarks read.
+//!
+//! A mount is a session: a client presents its entity and key, the root it wants and
+//! its metadata (hostname, mount point, ...). The fake checks the key and the MDS path
+//! caps (EPERM `non-allowable root` outside them, as the real MDS answers), registers
+//! the session and hands back the local directory of that subtree. Operations made
+//! through the session are charged to the MDS counters and checked against the caps,
+//! the subvolume quota and the session's state (an evicted session fails).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::time::Instant;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::cephx::{Caps, EntityName, Perm};
+use crate::cluster::{Caller, Cluster, Handler, Inner, apply_verdict};
+use crate::command::{ArgType, Args, CommandSpec, Daemon, opt};
+use crate::error::{CephError, CephResult, Reply, errno};
+use crate::tree::join_within;
+
+/// The MDS model's parameters. Memory figures are estimates used for `mds_mem` and the
+/// `rss` counter; they are not measurements of a real MDS.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MdsConfig {
+    /// RSS of an idle MDS.
+    pub base_rss_bytes: u64,
+    /// Memory per open session.
+    pub bytes_per_session: u64,
+    /// Memory per capability held by clients.
+    pub bytes_per_cap: u64,
+    /// Memory per inode in cache.
+    pub bytes_per_inode: u64,
+    /// Ceph's `mds_max_caps_per_client`.
+    pub max_caps_per_client: u64,
+    /// `f_bsize` reported by statfs (ceph-fuse reports 4 MiB).
+    pub statfs_block_size: u64,
+}
+
+impl Default for MdsConfig {
+    fn default() -> Self {
+        Self {
+            base_rss_bytes: 32 << 20,
+            bytes_per_session: 16 << 10,
+            bytes_per_cap: 512,
+            bytes_per_inode: 4 << 10,
+            max_caps_per_client: 1 << 20,
+            statfs_block_size: 4 << 20,
+        }
+    }
+}
+
+/// A quota realm: a subvolume's `ceph.quota.max_bytes` and the bytes under it.
+#[derive(Debug, Default)]
+pub struct QuotaRealm {
+    max_bytes: AtomicU64,
+    used: AtomicU64,
+    counted: AtomicBool,
+}
+
+impl QuotaRealm {
+    /// A realm with a quota (0 = none).
+    pub fn new(max_bytes: u64) -> Arc<Self> {
+        Arc::new(Self {
+            max_bytes: AtomicU64::new(max_bytes),
+            ..Self::default()
+        })
+    }
+
+    /// The quota, 0 if none.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes.load(Ordering::SeqCst)
+    }
+
+    /// Sets the quota (0 removes it).
+    pub fn set_max_bytes(&self, v: u64) {
+        self.max_bytes.store(v, Ordering::SeqCst);
+    }
+
+    /// Bytes used, as last counted or tracked.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::SeqCst)
+    }
+
+    /// Records a fresh count of the bytes under the realm.
+    pub fn set_used(&self, v: u64) {
+        self.used.store(v, Ordering::SeqCst);
+        self.counted.store(true, Ordering::SeqCst);
+    }
+
+    fn ensure_counted(&self, dir: &std::path::Path) {
+        if !self.counted.load(Ordering::SeqCst) {
+            self.set_used(crate::tree::du(dir));
+        }
+    }
+
+    /// Reserves `delta` more bytes, or EDQUOT if that would pass the quota.
+    fn charge(&self, delta: u64) -> CephResult<()> {
+        let max = self.max_bytes();
+        let mut cur = self.used.load(Ordering::SeqCst);
+        loop {
+            let next = cur.saturating_add(delta);
+            if max > 0 && delta > 0 && next > max {
+                return Err(CephError::new(errno::EDQUOT, "Disk quota exceeded"));
+            }
+            match self
+                .used
+                .compare_exchange(cur, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return Ok(()),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    fn release(&self, delta: u64) {
+        let _ = self
+            .used
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| {
+                Some(u.saturating_sub(delta))
+            });
+    }
+}
+
+const STATE_OPEN: u8 = 0;
+const STATE_CLOSED: u8 = 1;
+const STATE_EVICTED: u8 = 2;
+
+/// One client session.
+#[derive(Debug)]
+pub struct Session {
+    id: u64,
+    nonce: u32,
+    entity: EntityName,
+    caps: Arc<Caps>,
+    fs: String,
+    root: String,
+    local_root: PathBuf,
+    metadata: BTreeMap<String, String>,
+    realm: Option<Arc<QuotaRealm>>,
+    opened: Instant,
+    state: AtomicU8,
+    num_caps: AtomicU64,
+    completed: AtomicU64,
+}
+
+impl Session {
+    /// The session (client) id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The root path in CephFS.
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    /// The local directory that the root is.
+    pub fn local_root(&self) -> &std::path::Path {
+        &self.local_root
+    }
+
+    fn is_kernel(&self) -> bool {
+        self.metadata.contains_key("kernel_version")
+    }
+
+    fn inst(&self) -> String {
+        format!("client.{} v1:127.0.0.1:0/{}", self.id, self.nonce)
+    }
+
+    fn state_name(&self) -> &'static str {
+        match self.state.load(Ordering::SeqCst) {
+            STATE_OPEN => "open",
+            STATE_CLOSED => "closed",
+            _ => "killing",
+        }
+    }
+
+    fn client_metadata(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        for (k, v) in &self.metadata {
+            m.insert(k.clone(), json!(v));
+        }
+        m.insert("entity_id".into(), json!(self.entity.id()));
+        m.insert("root".into(), json!(self.root));
+        Value::Object(m)
+    }
+
+    fn dump(&self) -> Value {
+        let decay = json!({"value": 0, "halflife": 60});
+        json!({
+            "id": self.id,
+            "entity": {
+                "name": {"type": "client", "num": self.id},
+                "addr": {"type": "v1", "addr": "127.0.0.1:0", "nonce": self.nonce},
+            },
+            "state": self.state_name(),
+            "num_leases": 0,
+            "num_caps": self.num_caps.load(Ordering::Relaxed),
+            "request_load_avg": 0,
+            "uptime": self.opened.elapsed().as_secs_f64(),
+            "requests_in_flight": 0,
+            "num_completed_requests": 0,
+            "num_completed_flushes": 0,
+            "reconnecting": false,
+            "recall_caps": decay,
+            "release_caps": decay,
+            "recall_caps_throttle": decay,
+            "recall_caps_throttle2o": decay,
+            "session_cache_liveness": decay,
+            "cap_acquisition": decay,
+            "delegated_inos": [],
+            "inst": self.inst(),
+            "completed_requests": [],
+            "prealloc_inos": [],
+            "client_metadata": self.client_metadata(),
+        })
+    }
+
+    /// Whether a `key=value` filter of `session ls` / `client evict` matches.
+    fn matches(&self, filter: &str) -> CephResult<bool> {
+        let (k, v) = filter
+            .split_once('=')
+            .ok_or_else(|| CephError::inval(format!("Invalid filter '{filter}'")))?;
+        Ok(match k {
+            "id" => v.parse::<u64>().is_ok_and(|id| id == self.id),
+            "auth_name" => self.entity.id() == v || self.entity.as_str() == v,
+            "state" => self.state_name() == v,
+            "addr" => self.inst().contains(v),
+            _ => match k.strip_prefix("client_metadata.") {
+                Some("root") => self.root == v,
+                Some("entity_id") => self.entity.id() == v,
+                Some(key) => self.metadata.get(key).is_some_and(|x| x == v),
+                None => return Err(CephError::inval(format!("Invalid filter key '{k}'"))),
+            },
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    request: AtomicU64,
+    handle_client_request: AtomicU64,
+    handle_client_session: AtomicU64,
+    session_add: AtomicU64,
+    session_remove: AtomicU64,
+    inodes: AtomicU64,
+    caps: AtomicU64,
+    reply_latency_ns: AtomicU64,
+}
+
+/// The MDS of the (single) active rank.
+#[derive(Debug)]
+pub struct Mds {
+    config: MdsConfig,
+    sessions: RwLock<HashMap<u64, Arc<Session>>>,
+    next_id: AtomicU64,
+    counters: Counters,
+    down: AtomicBool,
+    blocklist: Mutex<Vec<String>>,
+}
+
+impl Mds {
+    /// A fresh MDS.
+    pub fn new(config: MdsConfig, down: bool) -> Self {
+        Self {
+            config,
+            sessions: RwLock::new(HashMap::new()),
+            next_id: AtomicU64::new(4_300),
+            counters: Counters::default(),
+            down: AtomicBool::new(down),
+            blocklist: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Whether the MDS is down (a fault).
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::SeqCst)
+    }
+
+    /// Takes the MDS down or brings it back.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Counts `n` client requests made by the mgr's own client (subvolume commands).
+    pub fn charge_internal(&self, n: u64) {
+        self.counters.request.fetch_add(n, Ordering::Relaxed);
+        self.counters
+            .handle_client_request
+            .fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Open sessions.
+    pub fn session_count(&self) -> usize {
+        self.sessions.read().len()
+    }
+
+    /// `mds_server.handle_client_request` so far.
+    pub fn handle_client_request(&self) -> u64 {
+        self.counters.handle_client_request.load(Ordering::Relaxed)
+    }
+
+    /// Caps held by all clients.
+    pub fn caps(&self) -> u64 {
+        self.counters.caps.load(Ordering::Relaxed)
+    }
+
+    /// Inodes in cache (estimate).
+    pub fn inodes(&self) -> u64 {
+        self.counters.inodes.load(Ordering::Relaxed)
+    }
+
+    /// The memory estimate of the model, in bytes.
+    pub fn rss_estimate(&self) -> u64 {
+        let c = &self.config;
+        c.base_rss_bytes
+            + self.session_count() as u64 * c.bytes_per_session
+            + self.caps() * c.bytes_per_cap
+            + self.inodes() * c.bytes_per_inode
+    }
+
+    fn sessions_matching(&self, filters: &[&str]) -> CephResult<Vec<Arc<Session>>> {
+        let all: Vec<Arc<Session>> = self.sessions.read().values().cloned().collect();
+        let mut out = Vec::new();
+        for s in all {
+            let mut ok = true;
+            for f in filters {
+                ok &= s.matches(f)?;
+            }
+            if ok {
+                out.push(s);
+            }
+        }
+        out.sort_by_key(|s| s.id);
+        Ok(out)
+    }
+
+    fn remove(&self, id: u64, new_state: u8) -> Option<Arc<Session>> {
+        let s = self.sessions.write().remove(&id)?;
+        s.state.store(new_state, Ordering::SeqCst);
+        self.counters.session_remove.fetch_add(1, Ordering::Relaxed);
+        let caps = s.num_caps.swap(0, Ordering::Relaxed);
+        let _ = self
+            .counters
+            .caps
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                Some(c.saturating_sub(caps))
+            });
+        Some(s)
+    }
+
+    /// Evicts sessions matching the filters (all if none); how many were evicted.
+    pub fn evict(&self, filters: &[&str]) -> CephResult<usize> {
+        let victims = self.sessions_matching(filters)?;
+        let mut bl = self.blocklist.lock();
+        for s in &victims {
+            if self.remove(s.id, STATE_EVICTED).is_some() {
+                bl.push(format!("127.0.0.1:0/{}", s.nonce));
+            }
+        }
+        Ok(victims.len())
+    }
+
+    /// The `perf dump` JSON.
+    pub fn perf_dump(&self, started: Instant) -> Value {
+        let c = &self.counters;
+        let req = c.request.load(Ordering::Relaxed);
+        let hcr = c.handle_client_request.load(Ordering::Relaxed);
+        let lat = c.reply_latency_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        let sessions = self.sessions.read();
+        let n = sessions.len() as u64;
+        let uptime_sum: f64 = sessions
+            .values()
+            .map(|s| s.opened.elapsed().as_secs_f64())
+            .sum();
+        drop(sessions);
+        let avg_latency = if req == 0 { 0.0 } else { lat / req as f64 };
+        json!({
+            "mds": {
+                "request": req,
+                "reply": req,
+                "reply_latency": {"avgcount": req, "sum": lat, "avgtime": avg_latency},
+                "forward": 0,
+                "dir_fetch": 0,
+                "inodes": self.inodes(),
+                "inodes_top": 0,
+                "inodes_bottom": 0,
+                "caps": self.caps(),
+                "subtrees": 2,
+                "load_cent": req * 100,
+                "uptime": started.elapsed().as_secs_f64(),
+            },
+            "mds_server": {
+                "dispatch_client_request": hcr,
+                "dispatch_server_request": 0,
+                "handle_client_request": hcr,
+                "handle_client_session": c.handle_client_session.load(Ordering::Relaxed),
+                "handle_peer_request": 0,
+                "cap_revoke_eviction": 0,
+                "session_recall_throttle": 0,
+                "cap_acquisition_throttle": 0,
+            },
+            "mds_sessions": {
+                "session_count": n,
+                "session_add": c.session_add.load(Ordering::Relaxed),
+                "session_remove": c.session_remove.load(Ordering::Relaxed),
+                "sessions_open": n,
+                "sessions_stale": 0,
+                "total_load": 0,
+                "average_load": 0,
+                "avg_session_uptime": if n == 0 { 0.0 } else { uptime_sum / n as f64 },
+            },
+            "mds_mem": {
+                "ino": self.inodes(),
+                "dir": 0,
+                "dn": self.inodes(),
+                "cap": self.caps(),
+                "rss": self.rss_estimate() / 1024,
+                "heap": self.rss_estimate() / 1024,
+            },
+        })
+    }
+}
+
+/// What a client asks for when it mounts.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MountRequest {
+    /// The file system (`mds_namespace` / `--client_mds_namespace`); default the first.
+    #[serde(default)]
+    pub fs_name: Option<String>,
+    /// The root path to mount (`-r` for ceph-fuse, `:<path>` for the kernel).
+    #[serde(default = "default_root")]
+    pub root: String,
+    /// Client metadata: `hostname`, `mount_point`, `pid`, `kernel_version`, ...
+    #[serde(default)]
+    pub client_metadata: BTreeMap<String, String>,
+}
+
+fn default_root() -> String {
+    "/".into()
+}
+
+/// One client operation on a mount. Paths are relative to the mount root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// `mkdir -p`.
+    Mkdir {
+        /// Path.
+        path: String,
+    },
+    /// Create or extend a file. With `data` (base64) the bytes are written at
+    /// `offset`; without, the file grows to `offset + len` (sparse).
+    Write {
+        /// Path.
+        path: String,
+        /// Offset.
+        #[serde(default)]
+        offset: u64,
+        /// Length when no data is given.
+        #[serde(default)]
+        len: u64,
+        /// Base64 bytes.
+        #[serde(default)]
+        data: Option<String>,
+    },
+    /// Set a file's size.
+    Truncate {
+        /// Path.
+        path: String,
+        /// New size.
+        size: u64,
+    },
+    /// Read up to `len` bytes at `offset` (base64 in the result).
+    Read {
+        /// Path.
+        path: String,
+        /// Offset.
+        #[serde(default)]
+        offset: u64,
+        /// Length.
+        len: u64,
+    },
+    /// `stat`.
+    Stat {
+        /// Path.
+        path: String,
+    },
+    /// List a directory.
+    Readdir {
+        /// Path.
+        path: String,
+    },
+    /// Remove a file.
+    Unlink {
+        /// Path.
+        path: String,
+    },
+    /// Remove an empty directory.
+    Rmdir {
+        /// Path.
+        path: String,
+    },
+    /// Rename within the mount.
+    Rename {
+        /// From.
+        from: String,
+        /// To.
+        to: String,
+    },
+    /// Read a virtual xattr (`ceph.quota.max_bytes`, `ceph.dir.rbytes`, ...).
+    Getxattr {
+        /// Path.
+        path: String,
+        /// Name.
+        name: String,
+    },
+    /// Set `ceph.quota.max_bytes` on the mount root of a subvolume.
+    Setxattr {
+        /// Path.
+        path: String,
+        /// Name.
+        name: String,
+        /// Value.
+        value: String,
+    },
+    /// File system statistics as `statfs(2)` on the mount would give them.
+    Statfs,
+}
+
+impl Op {
+    /// The fault-rule name of the operation (`client mkdir`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Mkdir { .. } => "client mkdir",
+            Op::Write { .. } => "client write",
+            Op::Truncate { .. } => "client truncate",
+            Op::Read { .. } => "client read",
+            Op::Stat { .. } => "client stat",
+            Op::Readdir { .. } => "client readdir",
+            Op::Unlink { .. } => "client unlink",
+            Op::Rmdir { .. } => "client rmdir",
+            Op::Rename { .. } => "client rename",
+            Op::Getxattr { .. } => "client getxattr",
+            Op::Setxattr { .. } => "client setxattr",
+            Op::Statfs => "client statfs",
+        }
+    }
+
+    fn is_write(&self) -> bool {
+        matches!(
+            self,
+            Op::Mkdir { .. }
+                | Op::Write { .. }
+                | Op::Truncate { .. }
+                | Op::Unlink { .. }
+                | Op::Rmdir { .. }
+                | Op::Rename { .. }
+                | Op::Setxattr { .. }
+        )
+    }
+
+    fn path(&self) -> &str {
+        match self {
+            Op::Mkdir { path }
+            | Op::Write { path, .. }
+            | Op::Truncate { path, .. }
+            | Op::Read { path, .. }
+            | Op::Stat { path }
+            | Op::Readdir { path }
+            | Op::Unlink { path }
+            | Op::Rmdir { path }
+            | Op::Getxattr { path, .. }
+            | Op::Setxattr { path, .. } => path,
+            Op::Rename { from, .. } => from,
+            Op::Statfs => "",
+        }
+    }
+}
+
+/// `statfs` of a mount: with a quota, total is the quota (as ceph-fuse and the kernel
+/// client report it); without, the cluster's capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Statfs {
+    /// `f_bsize`.
+    pub block_size: u64,
+    /// Total bytes.
+    pub total_bytes: u64,
+    /// Used bytes.
+    pub used_bytes: u64,
+    /// Free bytes.
+    pub free_bytes: u64,
+}
+
+/// What `stat` returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatInfo {
+    /// Whether it is a directory.
+    pub is_dir: bool,
+    /// Size in bytes (for a directory, CephFS reports `rbytes`; here the local size).
+    pub size: u64,
+    /// Permission bits.
+    pub mode: u32,
+}
+
+/// The result of one operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OpOutput {
+    /// Nothing to return.
+    Done,
+    /// `stat`.
+    Stat(StatInfo),
+    /// `readdir`: names.
+    Entries(Vec<String>),
+    /// `read`: base64 bytes; `getxattr`: the value.
+    Data(String),
+    /// `statfs`.
+    Statfs(Statfs),
+}
+
+/// A mounted file system: one MDS session. Dropping it does not unmount; call
+/// [`Mount::unmount`] (or let the MDS evict it).
+#[derive(Debug, Clone)]
+pub struct Mount {
+    cluster: Cluster,
+    session: Arc<Session>,
+}
+
+impl Cluster {
+    /// Opens an MDS session as `entity` (authenticated with `key`), as a kernel or
+    /// FUSE mount does.
+    pub async fn mount(&self, entity: &str, key: &str, req: MountRequest) -> CephResult<Mount> {
+        let inner = &self.inner;
+        if let Some(reply) = apply_verdict(&inner.fault_verdict("client session open")).await {
+            return Err(CephError::new(-reply.ret, reply.outs));
+        }
+        if inner.mds.is_down() {
+            return Err(CephError::new(
+                errno::ETIMEDOUT,
+                "mount timed out: no MDS is active",
+            ));
+        }
+        let caller: Caller = self
+            .authenticate(entity, key)
+            .ok_or_else(|| CephError::new(errno::EACCES, "authentication failed"))?;
+        let (fs, realm_lookup) = {
+            let sh = inner.shared.lock();
+            let fs = match &req.fs_name {
+                Some(n) => sh.maps.fs(n)?.name.clone(),
+                None => sh
+                    .maps
+                    .filesystems
+                    .first()
+                    .map(|f| f.name.clone())
+                    .ok_or_else(|| CephError::noent("no file system"))?,
+            };
+            let realm = sh.volumes.realm_for_path(&fs, &req.root);
+            (fs, realm)
+        };
+        let root = normalise_root(&req.root)?;
+        if !caller.caps.mds_root_allowed(&fs, &root) {
+            return Err(CephError::new(
+                errno::EPERM,
+                format!("mds.0 rejected us (non-allowable root '{root}')"),
+            ));
+        }
+        let local_root = join_within(&inner.data.fs_root(&fs), &root)?;
+        if !local_root.is_dir() {
+            return Err(CephError::noent(format!(
+                "ceph mount failed with (2) No such file or directory: {root}"
+            )));
+        }
+        if let Some((realm, path)) = &realm_lookup {
+            realm.ensure_counted(&join_within(&inner.data.fs_root(&fs), path)?);
+        }
+        let id = inner.mds.next_id.fetch_add(1, Ordering::Relaxed);
+        let nonce = (inner.draw() * f64::from(u32::MAX)) as u32;
+        let session = Arc::new(Session {
+            id,
+            nonce,
+            entity: caller.entity,
+            caps: caller.caps,
+            fs,
+            root,
+            local_root,
+            metadata: req.client_metadata,
+            realm: realm_lookup.map(|(r, _)| r),
+            opened: Instant::now(),
+            state: AtomicU8::new(STATE_OPEN),
+            num_caps: AtomicU64::new(1),
+            completed: AtomicU64::new(0),
+        });
+        let c = &inner.mds.counters;
+        c.session_add.fetch_add(1, Ordering::Relaxed);
+        c.handle_client_session.fetch_add(1, Ordering::Relaxed);
+        c.caps.fetch_add(1, Ordering::Relaxed);
+        inner.mds.sessions.write().insert(id, session.clone());
+        Ok(Mount {
+            cluster: self.clone(),
+            session,
+        })
+    }
+
+    /// A mounted session by id, for the HTTP layer.
+    pub fn session(&self, id: u64) -> Option<Mount> {
+        let s = self.inner.mds.sessions.read().get(&id).cloned()?;
+        Some(Mount {
+            cluster: self.clone(),
+            session: s,
+        })
+    }
+
+    /// Evicts every session (the `evict-all` fault); how many.
+    pub fn evict_all(&self) -> usize {
+        self.inner.mds.evict(&[]).unwrap_or(0)
+    }
+
+    /// The MDS `perf dump` JSON.
+    pub fn perf_dump(&self) -> Value {
+        self.inner.mds.perf_dump(self.inner.started)
+    }
+
+    /// Open MDS sessions.
+    pub fn session_count(&self) -> usize {
+        self.inner.mds.session_count()
+    }
+}
+
+fn normalise_root(root: &str) -> CephResult<String> {
+    if root.contains('\0') {
+        return Err(CephError::inval("root contains NUL"));
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for c in root.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
+impl Mount {
+    /// The session id (the client's global id in `session ls`).
+    pub fn id(&self) -> u64 {
+        self.session.id
+    }
+
+    /// The local directory the mount root is.
+    pub fn local_root(&self) -> &std::path::Path {
+        &self.session.local_root
+    }
+
+    /// The mounted root in CephFS.
+    pub fn root(&self) -> &str {
+        &self.session.root
+    }
+
+    /// The entity the session was opened as.
+    pub fn entity(&self) -> &EntityName {
+        &self.session.entity
+    }
+
+    /// The session as `session ls` shows it.
+    pub fn dump(&self) -> Value {
+        self.session.dump()
+    }
+
+    /// Whether the session is still open (not unmounted, not evicted).
+    pub fn is_open(&self) -> bool {
+        self.session.state.load(Ordering::SeqCst) == STATE_OPEN
+    }
+
+    /// Closes the session (umount). Closing twice is fine.
+    pub fn unmount(&self) {
+        let inner = &self.cluster.inner;
+        if inner.mds.remove(self.session.id, STATE_CLOSED).is_some() {
+            inner
+                .mds
+                .counters
+                .handle_client_session
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn dead_session_error(&self) -> Option<CephError> {
+        match self.session.state.load(Ordering::SeqCst) {
+            STATE_OPEN => None,
+            STATE_CLOSED => Some(CephError::new(
+                errno::ENOTCONN,
+                "Transport endpoint is not connected",
+            )),
+            _ if self.session.is_kernel() => {
+                Some(CephError::new(errno::EACCES, "Permission denied"))
+            }
+            _ => Some(CephError::new(
+                errno::ENOTCONN,
+                "Transport endpoint is not connected",
+            )),
+        }
+    }
+
+    /// Runs operations in order; each gets its own result. Faults named after the
+    /// operation (`client mkdir`, ...) apply to each.
+    pub async fn run(&self, ops: Vec<Op>) -> Vec<CephResult<OpOutput>> {
+        let inner = &self.cluster.inner;
+        let mut injected: Vec<Option<CephError>> = Vec::with_capacity(ops.len());
+        for op in &ops {
+            let v = inner.fault_verdict(op.name());
+            injected.push(
+                apply_verdict(&v)
+                    .await
+                    .map(|r| CephError::new(-r.ret, r.outs)),
+            );
+        }
+        let this = self.clone();
+        let work = move || {
+            ops.iter()
+                .zip(injected)
+                .map(|(op, inj)| match inj {
+                    Some(e) => Err(e),
+                    None => this.apply(op),
+                })
+                .collect::<Vec<_>>()
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::task::spawn_blocking(work).await.unwrap_or_default()
+        } else {
+            work()
+        }
+    }
+
+    /// Runs one operation.
+    pub async fn op(&self, op: Op) -> CephResult<OpOutput> {
+        self.run(vec![op])
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(CephError::new(errno::EIO, "no result")))
+    }
+
+    /// `mkdir -p`.
+    pub async fn mkdir(&self, path: &str) -> CephResult<()> {
+        self.op(Op::Mkdir { path: path.into() }).await.map(|_| ())
+    }
+
+    /// Writes a whole file.
+    pub async fn write_file(&self, path: &str, data: &[u8]) -> CephResult<()> {
+        self.op(Op::Write {
+            path: path.into(),
+            offset: 0,
+            len: 0,
+            data: Some(B64.encode(data)),
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Reads a whole file.
+    pub async fn read_file(&self, path: &str) -> CephResult<Vec<u8>> {
+        match self
+            .op(Op::Read {
+                path: path.into(),
+                offset: 0,
+                len: u64::MAX,
+            })
+            .await?
+        {
+            OpOutput::Data(d) => B64
+                .decode(d)
+                .map_err(|_| CephError::new(errno::EIO, "bad data")),
+            _ => Err(CephError::new(errno::EIO, "unexpected result")),
+        }
+    }
+
+    /// `stat`.
+    pub async fn stat(&self, path: &str) -> CephResult<StatInfo> {
+        match self.op(Op::Stat { path: path.into() }).await? {
+            OpOutput::Stat(s) => Ok(s),
+            _ => Err(CephError::new(errno::EIO, "unexpected result")),
+        }
+    }
+
+    /// `statfs`.
+    pub async fn statfs(&self) -> CephResult<Statfs> {
+        match self.op(Op::Statfs).await? {
+            OpOutput::Statfs(s) => Ok(s),
+            _ => Err(CephError::new(errno::EIO, "unexpected result")),
+        }
+    }
+
+    fn charge(&self, created: i64) {
+        let mds = &self.cluster.inner.mds;
+        mds.counters.request.fetch_add(1, Ordering::Relaxed);
+        mds.counters
+            .handle_client_request
+            .fetch_add(1, Ordering::Relaxed);
+        self.session.completed.fetch_add(1, Ordering::Relaxed);
+        if created > 0 {
+            mds.counters.inodes.fetch_add(1, Ordering::Relaxed);
+            let max = mds.config.max_caps_per_client;
+            if self
+                .session
+                .num_caps
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                    (c < max).then_some(c + 1)
+                })
+                .is_ok()
+            {
+                mds.counters.caps.fetch_add(1, Ordering::Relaxed);
+            }
+        } else if created < 0 {
+            let _ = mds
+                .counters
+                .inodes
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                    Some(c.saturating_sub(1))
+                });
+            if self
+                .session
+                .num_caps
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                    (c > 1).then(|| c - 1)
+                })
+                .is_ok()
+            {
+                let _ = mds
+                    .counters
+                    .caps
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                        Some(c.saturating_sub(1))
+                    });
+            }
+        }
+    }
+
+    fn check(&self, op: &Op, rel: &str) -> CephResult<PathBuf> {
+        if let Some(e) = self.dead_session_error() {
+            return Err(e);
+        }
+        let inner = &self.cluster.inner;
+        if inner.mds.is_down() {
+            return Err(CephError::new(errno::ETIMEDOUT, "no MDS is active"));
+        }
+        let local = join_within(&self.session.local_root, rel)?;
+        let ceph_path = format!(
+            "{}/{}",
+            self.session.root.trim_end_matches('/'),
+            rel.trim_start_matches('/')
+        );
+        let need = if op.is_write() { Perm::RW } else { Perm::R };
+        if !self
+            .session
+            .caps
+            .mds_allows(&self.session.fs, &ceph_path, need)
+        {
+            return Err(CephError::new(errno::EACCES, "Permission denied"));
+        }
+        Ok(local)
+    }
+
+    fn apply(&self, op: &Op) -> CephResult<OpOutput> {
+        let local = self.check(op, op.path())?;
+        let io = |e: std::io::Error| CephError::from_io(op.name(), &e);
+        let realm = self.session.realm.as_deref();
+        let out = match op {
+            Op::Mkdir { .. } => {
+                let existed = local.is_dir();
+                std::fs::create_dir_all(&local).map_err(io)?;
+                self.charge(if existed { 0 } else { 1 });
+                OpOutput::Done
+            }
+            Op::Write {
+                offset, len, data, ..
+            } => {
+                let bytes = match data {
+                    Some(d) => Some(
+                        B64.decode(d)
+                            .map_err(|_| CephError::inval("data is not base64"))?,
+                    ),
+                    None => None,
+                };
+                let old = std::fs::metadata(&local).ok();
+                if old.as_ref().is_some_and(|m| m.is_dir()) {
+                    return Err(CephError::new(errno::EISDIR, "Is a directory"));
+                }
+                let old_len = old.as_ref().map_or(0, |m| m.len());
+                let end = offset.saturating_add(bytes.as_ref().map_or(*len, |b| b.len() as u64));
+                let grow = end.saturating_sub(old_len);
+                if let Some(r) = realm {
+                    r.charge(grow)?;
+                }
+                let res = (|| -> std::io::Result<()> {
+                    use std::io::{Seek, SeekFrom, Write};
+                    let mut f = std::fs::OpenOptions::new()
+                        .create(true)
+                        .write(true)
+                        .truncate(false)
+                        .open(&local)?;
+                    match &bytes {
+                        Some(b) => {
+                            f.seek(SeekFrom::Start(*offset))?;
+                            f.write_all(b)?;
+                        }
+                        None if end > old_len => f.set_len(end)?,
+                        None => {}
+                    }
+                    Ok(())
+                })();
+                if let Err(e) = res {
+                    if let Some(r) = realm {
+                        r.release(grow);
+                    }
+                    return Err(io(e));
+                }
+                self.charge(if old.is_none() { 1 } else { 0 });
+                OpOutput::Done
+            }
+            Op::Truncate { size, .. } => {
+                let old = std::fs::metadata(&local).map_err(io)?.len();
+                if let Some(r) = realm {
+                    if *size > old {
+                        r.charge(size - old)?;
+                    } else {
+                        r.release(old - size);
+                    }
+                }
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&local)
+                    .and_then(|f| f.set_len(*size))
+                    .map_err(io)?;
+                self.charge(0);
+                OpOutput::Done
+            }
+            Op::Read { offset, len, .. } => {
+                use std::io::{Read, Seek, SeekFrom};
+                let mut f = std::fs::File::open(&local).map_err(io)?;
+                f.seek(SeekFrom::Start(*offset)).map_err(io)?;
+                let mut buf = Vec::new();
+                f.take(*len).read_to_end(&mut buf).map_err(io)?;
+                self.charge(0);
+                OpOutput::Data(B64.encode(buf))
+            }
+            Op::Stat { .. } => {
+                let m = std::fs::metadata(&local).map_err(io)?;
+                self.charge(0);
+                use std::os::unix::fs::PermissionsExt;
+                OpOutput::Stat(StatInfo {
+                    is_dir: m.is_dir(),
+                    size: m.len(),
+                    mode: m.permissions().mode() & 0o7777,
+                })
+            }
+            Op::Readdir { .. } => {
+                let mut names: Vec<String> = std::fs::read_dir(&local)
+                    .map_err(io)?
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect();
+                names.sort();
+                self.charge(0);
+                OpOutput::Entries(names)
+            }
+            Op::Unlink { .. } => {
+                let m = std::fs::symlink_metadata(&local).map_err(io)?;
+                if m.is_dir() {
+                    return Err(CephError::new(errno::EISDIR, "Is a directory"));
+                }
+                std::fs::remove_file(&local).map_err(io)?;
+                if let Some(r) = realm {
+                    r.release(m.len());
+                }
+                self.charge(-1);
+                OpOutput::Done
+            }
+            Op::Rmdir { .. } => {
+                if local == self.session.local_root {
+                    return Err(CephError::new(errno::EBUSY, "Device or resource busy"));
+                }
+                std::fs::remove_dir(&local).map_err(io)?;
+                self.charge(-1);
+                OpOutput::Done
+            }
+            Op::Rename { to, .. } => {
+                let dest = self.check(op, to)?;
+                std::fs::rename(&local, &dest).map_err(io)?;
+                self.charge(0);
+                OpOutput::Done
+            }
+            Op::Getxattr { name, .. } => {
+                self.charge(0);
+                OpOutput::Data(self.getxattr(&local, name)?)
+            }
+            Op::Setxattr { name, value, .. } => {
+                if name != "ceph.quota.max_bytes" {
+                    return Err(CephError::new(errno::EOPNOTSUPP, "Operation not supported"));
+                }
+                let v: u64 = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| CephError::inval("Invalid argument"))?;
+                if !self.session.caps.mds_allows(
+                    &self.session.fs,
+                    &self.session.root,
+                    Perm {
+                        p: true,
+                        ..Perm::RW
+                    },
+                ) {
+                    return Err(CephError::new(errno::EACCES, "Permission denied"));
+                }
+                match realm {
+                    Some(r) if local == self.session.local_root => r.set_max_bytes(v),
+                    _ => {
+                        return Err(CephError::new(
+                            errno::EOPNOTSUPP,
+                            "quotas are only modelled on subvolume roots",
+                        ));
+                    }
+                }
+                self.charge(0);
+                OpOutput::Done
+            }
+            Op::Statfs => {
+                self.charge(0);
+                OpOutput::Statfs(self.statfs_now())
+            }
+        };
+        Ok(out)
+    }
+
+    fn getxattr(&self, local: &std::path::Path, name: &str) -> CephResult<String> {
+        match name {
+            "ceph.quota.max_bytes" => match self.session.realm.as_deref() {
+                Some(r) if local == self.session.local_root && r.max_bytes() > 0 => {
+                    Ok(r.max_bytes().to_string())
+                }
+                _ => Err(CephError::new(errno::ENODATA, "No data available")),
+            },
+            "ceph.dir.rbytes" => Ok(crate::tree::du(local).to_string()),
+            "ceph.dir.rentries" => Ok(crate::tree::count_entries(local).to_string()),
+            _ => Err(CephError::new(errno::ENODATA, "No data available")),
+        }
+    }
+
+    fn statfs_now(&self) -> Statfs {
+        let inner = &self.cluster.inner;
+        let bs = inner.mds.config.statfs_block_size;
+        let (total, used) = match self.session.realm.as_deref() {
+            Some(r) if r.max_bytes() > 0 => (r.max_bytes(), r.used()),
+            _ => (inner.config.capacity_bytes, inner.fs_used_bytes()),
+        };
+        Statfs {
+            block_size: bs,
+            total_bytes: total,
+            used_bytes: used,
+            free_bytes: total.saturating_sub(used),
+        }
+    }
+}
+
+fn filters<'a>(args: &Args<'a>) -> Vec<&'a str> {
+    args.str_list("filters")
+}
+
+fn session_ls(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let list = inner.mds.sessions_matching(&filters(args))?;
+    let v: Vec<Value> = list.iter().map(|s| s.dump()).collect();
+    Ok(Reply::ok(args.format().render(&Value::Array(v))))
+}
+
+fn client_evict(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    inner.mds.evict(&filters(args))?;
+    Ok(Reply::ok(""))
+}
+
+fn perf_dump(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let mut v = inner.mds.perf_dump(inner.started);
+    if let Some(logger) = args.str("logger") {
+        let section = v.get(logger).cloned().unwrap_or(json!({}));
+        v = match args.str("counter") {
+            Some(c) => json!({logger: {c: section.get(c).cloned().unwrap_or(Value::Null)}}),
+            None => json!({logger: section}),
+        };
+    }
+    Ok(Reply::ok(args.format().render(&v)))
+}
+
+fn mds_status(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let sh = inner.shared.lock();
+    let fs = sh.maps.filesystems.first();
+    let v = json!({
+        "cluster_fsid": sh.maps.fsid,
+        "whoami": 0,
+        "id": fs.map_or(0, |f| f.mds_gid),
+        "want_state": "up:active",
+        "state": "up:active",
+        "fs_name": fs.map_or("", |f| f.name.as_str()),
+        "rank_uptime": inner.started.elapsed().as_secs_f64(),
+        "mdsmap_epoch": sh.maps.fsmap_epoch,
+        "osdmap_epoch": 20,
+        "osdmap_epoch_barrier": 20,
+        "uptime": inner.started.elapsed().as_secs_f64(),
+    });
+    Ok(Reply::ok(args.format().render(&v)))
+}
+
+fn blocklist_ls(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let bl = inner.mds.blocklist.lock();
+    let f = args.format();
+    let status = format!("listed {} entries", bl.len());
+    if f.is_json() {
+        let v: Vec<Value> = bl
+            .iter()
+            .map(|a| json!({"addr": a, "until": "2100-01-01T00:00:00.000000+0000"}))
+            .collect();
+        return Ok(Reply::ok_with_status(f.render(&Value::Array(v)), status));
+    }
+    let mut out = String::new();
+    for a in bl.iter() {
+        out.push_str(&format!("{a} 2100-01-01T00:00:00.000000+0000\n"));
+    }
+    Ok(Reply::ok_with_status(out, status))
+}
+
+const FORMAT: crate::command::ArgSpec = opt("format", ArgType::Str);
+const FILTERS: crate::command::ArgSpec = opt("filters", ArgType::StrList);
+
+macro_rules! mds_cmd {
+    ($prefix:literal, $args:expr, $handler:expr) => {
+        (
+            CommandSpec {
+                prefix: $prefix,
+                daemon: Daemon::Mds,
+                module: "mds",
+                perm: "rw",
+                args: $args,
+            },
+            $handler as Handler,
+        )
+    };
+}
+
+/// Commands sent to the MDS (`ceph tell mds.<x> ...`).
+pub(crate) const TELL_COMMANDS: &[(CommandSpec, Handler)] = &[
+    mds_cmd!("session ls", &[FORMAT, FILTERS], session_ls),
+    mds_cmd!("client ls", &[FORMAT, FILTERS], session_ls),
+    mds_cmd!("session evict", &[FORMAT, FILTERS], client_evict),
+    mds_cmd!("client evict", &[FORMAT, FILTERS], client_evict),
+    mds_cmd!(
+        "perf dump",
+        &[
+            FORMAT,
+            opt("logger", ArgType::Str),
+            opt("counter", ArgType::Str)
+        ],
+        perf_dump
+    ),
+    mds_cmd!("status", &[FORMAT], mds_status),
+];
+
+/// Monitor commands about clients.
+pub(crate) const MON_COMMANDS: &[(CommandSpec, Handler)] = &[
+    (
+        CommandSpec {
+            prefix: "osd blocklist ls",
+            daemon: Daemon::Mon,
+            module: "osd",
+            perm: "r",
+            args: &[FORMAT],
+        },
+        blocklist_ls,
+    ),
+    (
+        CommandSpec {
+            prefix: "osd blacklist ls",
+            daemon: Daemon::Mon,
+            module: "osd",
+            perm: "r",
+            args: &[FORMAT],
+        },
+        blocklist_ls,
+    ),
+];

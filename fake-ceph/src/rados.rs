@@ -1,0 +1,310 @@
+//! RADOS objects with omap, per pool and namespace: enough for a CSI driver to keep a
+//! crash-safe journal in Ceph, as ceph-csi does in the metadata pool's `csi` namespace.
+//!
+//! The operations are librados' (`create` with exclusive flag, `omap_set`,
+//! `omap_get_vals_by_keys`, `omap_get_vals`, `omap_rm_keys`, `remove`, `stat`, object
+//! listing), sent as JSON commands on the same endpoint as mon commands, with prefixes
+//! `rados ...`. OSD caps (`pool=`, `namespace=`, `tag cephfs ...`) are enforced per
+//! object; values are UTF-8 strings.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::cephx::Perm;
+use crate::cluster::{Caller, Handler, Inner};
+use crate::command::{ArgSpec, ArgType, Args, CommandSpec, Daemon, opt, req};
+use crate::error::{CephError, CephResult, Reply, errno};
+use crate::time::{ceph_stamp, now_unix};
+
+/// Longest object name the OSD accepts by default (`osd_max_object_name_len`).
+const MAX_OBJECT_NAME: usize = 2048;
+/// Most keys `omap_get_vals` returns in one call when no maximum is given.
+const DEFAULT_MAX_RETURN: usize = 512;
+
+#[derive(Debug, Clone, Default)]
+struct Object {
+    data: Vec<u8>,
+    omap: BTreeMap<String, String>,
+    mtime: std::time::Duration,
+}
+
+/// Objects by (pool, namespace, name).
+#[derive(Debug, Default)]
+pub struct Rados {
+    objects: BTreeMap<(String, String, String), Object>,
+}
+
+impl Rados {
+    /// How many objects exist in all pools.
+    pub fn object_count(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// How many objects exist in one pool.
+    pub fn pool_object_count(&self, pool: &str) -> usize {
+        self.objects.keys().filter(|(p, _, _)| p == pool).count()
+    }
+}
+
+struct Target<'a> {
+    pool: &'a str,
+    ns: &'a str,
+    object: &'a str,
+}
+
+impl Target<'_> {
+    fn key(&self) -> (String, String, String) {
+        (
+            self.pool.to_owned(),
+            self.ns.to_owned(),
+            self.object.to_owned(),
+        )
+    }
+}
+
+fn no_object(t: &Target<'_>) -> CephError {
+    CephError::noent(format!(
+        "error operating on object {}/{}/{}: (2) No such file or directory",
+        t.pool, t.ns, t.object
+    ))
+}
+
+/// Resolves and authorises the target of a RADOS operation.
+fn target<'a>(inner: &Inner, args: &Args<'a>, c: &Caller, need: Perm) -> CephResult<Target<'a>> {
+    let pool = args.req_str("pool")?;
+    let ns = args.str("namespace").unwrap_or("");
+    let object = args.str("object").unwrap_or("");
+    if object.len() > MAX_OBJECT_NAME || object.contains('\0') {
+        return Err(CephError::new(errno::ENAMETOOLONG, "object name too long"));
+    }
+    let sh = inner.shared.lock();
+    let p = sh.maps.pool_by_name(pool).ok_or_else(|| {
+        CephError::noent(format!(
+            "error opening pool '{pool}': (2) No such file or directory"
+        ))
+    })?;
+    if !c.caps.osd_allows(pool, &p.tags, ns, object, need) {
+        return Err(CephError::new(
+            errno::EPERM,
+            "error operating on object: (1) Operation not permitted",
+        ));
+    }
+    Ok(Target { pool, ns, object })
+}
+
+fn need_object<'a>(t: &Target<'a>) -> CephResult<()> {
+    if t.object.is_empty() {
+        return Err(CephError::inval(
+            "missing required parameter object(CephString)",
+        ));
+    }
+    Ok(())
+}
+
+fn rados_create(inner: &Inner, args: &Args<'_>, c: &Caller) -> CephResult<Reply> {
+    let t = target(inner, args, c, Perm::RW)?;
+    need_object(&t)?;
+    let mut sh = inner.shared.lock();
+    let key = t.key();
+    if sh.rados.objects.contains_key(&key) {
+        if args.flag("exclusive") {
+            return Err(CephError::new(
+                errno::EEXIST,
+                format!("error creating {}/{}: (17) File exists", t.pool, t.object),
+            ));
+        }
+        return Ok(Reply::ok(""));
+    }
+    sh.rados.objects.insert(
+        key,
+        Object {
+            mtime: now_unix(),
+            ..Object::default()
+        },
+    );
+    Ok(Reply::ok(""))
+}
+
+fn rados_rm(inner: &Inner, args: &Args<'_>, c: &Caller) -> CephResult<Reply> {
+    let t = target(inner, args, c, Perm::RW)?;
+    need_object(&t)?;
+    let mut sh = inner.shared.lock();
+    if sh.rados.objects.remove(&t.key()).is_none() {
+        return Err(no_object(&t));
+    }
+    Ok(Reply::ok(""))
+}
+
+fn rados_stat(inner: &Inner, args: &Args<'_>, c: &Caller) -> CephResult<Reply> {
+    let t = target(inner, args, c, Perm::R)?;
+    need_object(&t)?;
+    let sh = inner.shared.lock();
+    let o = sh
+        .rados
+        .objects
+        .get(&t.key())
+        .ok_or_else(|| no_object(&t))?;
+    let v = json!({"pool": t.pool, "namespace": t.ns, "object": t.object, "size": o.data.len(), "mtime": ceph_stamp(o.mtime)});
+    Ok(Reply::ok(v.to_string()))
+}
+
+fn rados_ls(inner: &Inner, args: &Args<'_>, c: &Caller) -> CephResult<Reply> {
+    let t = target(inner, args, c, Perm::R)?;
+    let all_ns = args.flag("all");
+    let sh = inner.shared.lock();
+    let v: Vec<Value> = sh
+        .rados
+        .objects
+        .keys()
+        .filter(|(p, n, _)| p == t.pool && (all_ns || n == t.ns))
+        .map(|(_, n, o)| json!({"namespace": n, "name": o}))
+        .collect();
+    Ok(Reply::ok(Value::Array(v).to_string()))
+}
+
+fn rados_omap_set(inner: &Inner, args: &Args<'_>, c: &Caller) -> CephResult<Reply> {
+    let t = target(inner, args, c, Perm::RW)?;
+    need_object(&t)?;
+    let Some(Value::Object(vals)) = args.value("vals") else {
+        return Err(CephError::inval("missing required parameter vals(object)"));
+    };
+    let mut kv = Vec::with_capacity(vals.len());
+    for (k, v) in vals {
+        let v = v
+            .as_str()
+            .ok_or_else(|| CephError::inval(format!("bad or missing field 'vals.{k}'")))?;
+        kv.push((k.clone(), v.to_owned()));
+    }
+    let mut sh = inner.shared.lock();
+    // Like librados, omap_set on a missing object creates it.
+    let o = sh.rados.objects.entry(t.key()).or_default();
+    o.omap.extend(kv);
+    o.mtime = now_unix();
+    Ok(Reply::ok(""))
+}
+
+fn rados_omap_get(inner: &Inner, args: &Args<'_>, c: &Caller) -> CephResult<Reply> {
+    let t = target(inner, args, c, Perm::R)?;
+    need_object(&t)?;
+    let keys = args.str_list("keys");
+    let sh = inner.shared.lock();
+    let o = sh
+        .rados
+        .objects
+        .get(&t.key())
+        .ok_or_else(|| no_object(&t))?;
+    let mut out = serde_json::Map::new();
+    for k in keys {
+        if let Some(v) = o.omap.get(k) {
+            out.insert(k.to_owned(), json!(v));
+        }
+    }
+    Ok(Reply::ok(Value::Object(out).to_string()))
+}
+
+fn rados_omap_list(inner: &Inner, args: &Args<'_>, c: &Caller) -> CephResult<Reply> {
+    let t = target(inner, args, c, Perm::R)?;
+    need_object(&t)?;
+    let start_after = args.str("start_after").unwrap_or("");
+    let prefix = args.str("filter_prefix").unwrap_or("");
+    let max = match args.int("max_return") {
+        Some(m) if m > 0 => m as usize,
+        Some(_) => return Err(CephError::inval("max_return must be positive")),
+        None => DEFAULT_MAX_RETURN,
+    };
+    let sh = inner.shared.lock();
+    let o = sh
+        .rados
+        .objects
+        .get(&t.key())
+        .ok_or_else(|| no_object(&t))?;
+    let mut it = o
+        .omap
+        .range::<str, _>((
+            std::ops::Bound::Excluded(start_after),
+            std::ops::Bound::Unbounded,
+        ))
+        .filter(|(k, _)| k.starts_with(prefix));
+    let mut vals = serde_json::Map::new();
+    for (k, v) in it.by_ref().take(max) {
+        vals.insert(k.clone(), json!(v));
+    }
+    let more = it.next().is_some();
+    Ok(Reply::ok(json!({"vals": vals, "more": more}).to_string()))
+}
+
+fn rados_omap_rm(inner: &Inner, args: &Args<'_>, c: &Caller) -> CephResult<Reply> {
+    let t = target(inner, args, c, Perm::RW)?;
+    need_object(&t)?;
+    let keys = args.str_list("keys");
+    let mut sh = inner.shared.lock();
+    let o = sh
+        .rados
+        .objects
+        .get_mut(&t.key())
+        .ok_or_else(|| no_object(&t))?;
+    for k in keys {
+        o.omap.remove(k);
+    }
+    o.mtime = now_unix();
+    Ok(Reply::ok(""))
+}
+
+const POOL: ArgSpec = req("pool", ArgType::Str);
+const NS: ArgSpec = opt("namespace", ArgType::Str);
+const OBJ: ArgSpec = req("object", ArgType::Str);
+
+macro_rules! rcmd {
+    ($prefix:literal, $args:expr, $handler:expr) => {
+        (
+            CommandSpec {
+                prefix: $prefix,
+                daemon: Daemon::Osd,
+                module: "osd",
+                perm: "rw",
+                args: $args,
+            },
+            $handler as Handler,
+        )
+    };
+}
+
+/// The RADOS object commands.
+pub(crate) const COMMANDS: &[(CommandSpec, Handler)] = &[
+    rcmd!(
+        "rados create",
+        &[POOL, NS, OBJ, opt("exclusive", ArgType::Bool)],
+        rados_create
+    ),
+    rcmd!("rados rm", &[POOL, NS, OBJ], rados_rm),
+    rcmd!("rados stat", &[POOL, NS, OBJ], rados_stat),
+    rcmd!("rados ls", &[POOL, NS, opt("all", ArgType::Bool)], rados_ls),
+    rcmd!(
+        "rados omap set",
+        &[POOL, NS, OBJ, req("vals", ArgType::Object)],
+        rados_omap_set
+    ),
+    rcmd!(
+        "rados omap get",
+        &[POOL, NS, OBJ, req("keys", ArgType::StrList)],
+        rados_omap_get
+    ),
+    rcmd!(
+        "rados omap list",
+        &[
+            POOL,
+            NS,
+            OBJ,
+            opt("start_after", ArgType::Str),
+            opt("filter_prefix", ArgType::Str),
+            opt("max_return", ArgType::Int)
+        ],
+        rados_omap_list
+    ),
+    rcmd!(
+        "rados omap rm",
+        &[POOL, NS, OBJ, req("keys", ArgType::StrList)],
+        rados_omap_rm
+    ),
+];

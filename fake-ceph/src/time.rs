@@ -1,0 +1,76 @@
+//! Timestamps in the formats Ceph prints.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Seconds and nanoseconds since the Unix epoch.
+pub fn now_unix() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// Days since 1970-01-01 to a civil (year, month, day), proleptic Gregorian.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+fn parts(t: Duration) -> (i64, u32, u32, u64, u64, u64) {
+    let secs = t.as_secs() as i64;
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400) as u64;
+    (y, mo, d, sod / 3600, (sod / 60) % 60, sod % 60)
+}
+
+/// `YYYY-MM-DD HH:MM:SS`, as `fs subvolume info` prints times.
+pub fn ceph_time(t: Duration) -> String {
+    let (y, mo, d, h, mi, s) = parts(t);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
+}
+
+/// `YYYY-MM-DD HH:MM:SS.ffffff`, as `fs subvolume snapshot info` prints `created_at`.
+pub fn ceph_time_micros(t: Duration) -> String {
+    format!("{}.{:06}", ceph_time(t), t.subsec_micros())
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffff+0000`, as the monitor stamps maps.
+pub fn ceph_stamp(t: Duration) -> String {
+    let (y, mo, d, h, mi, s) = parts(t);
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:06}+0000",
+        t.subsec_micros()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(secs: u64, expected: &str) {
+        assert_eq!(ceph_time(Duration::from_secs(secs)), expected);
+    }
+
+    #[test]
+    fn formats() {
+        check(0, "1970-01-01 00:00:00");
+        check(1_447_423_027, "2015-11-13 13:57:07");
+        check(951_782_400, "2000-02-29 00:00:00");
+        check(4_102_444_799, "2099-12-31 23:59:59");
+        assert_eq!(
+            ceph_time_micros(Duration::new(1_655_214_898, 618_769_000)),
+            "2022-06-14 13:54:58.618769"
+        );
+        assert_eq!(
+            ceph_stamp(Duration::new(0, 1_000)),
+            "1970-01-01T00:00:00.000001+0000"
+        );
+    }
+}

@@ -1,0 +1,1848 @@
+//! The mgr `volumes` module: subvolume groups, subvolumes, snapshots, clones, metadata
+//! and per-subvolume cephx users, with Ceph's idempotency, gating and error codes.
+//!
+//! Subvolumes are "v2": user data lives in `/volumes/<group>/<name>/<uuid>`, snapshots
+//! in `/volumes/<group>/<name>/.snap/<snap>/<uuid>`. Removal moves the subvolume to the
+//! trash and purges it in the background. Clones run through Ceph's state machine
+//! (pending, in-progress, complete, failed, canceled); their progress is evaluated
+//! lazily whenever a command touches the volume, so no background task is needed and
+//! a test sees the same sequence every time.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::cephx::{Caps, EntityName};
+use crate::cluster::{Caller, Handler, Inner, Shared};
+use crate::command::{ArgSpec, ArgType, Args, CommandSpec, Daemon, opt, req};
+use crate::error::{CephError, CephResult, Reply, errno};
+use crate::mds::QuotaRealm;
+use crate::time::{ceph_time, ceph_time_micros, now_unix};
+use crate::tree::{check_name, copy_tree, du};
+
+/// The name of the implicit group of subvolumes created without one.
+pub const NO_GROUP: &str = "_nogroup";
+
+/// `volumes` module options (Ceph's `mgr/volumes/*`) and the fake's clone timing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VolumesConfig {
+    /// `max_concurrent_clones` (Ceph default 4).
+    pub max_concurrent_clones: usize,
+    /// `snapshot_clone_no_wait`: refuse a clone with EAGAIN when every cloner is busy.
+    pub snapshot_clone_no_wait: bool,
+    /// `snapshot_clone_delay`: seconds a new clone stays pending before a cloner picks it.
+    pub snapshot_clone_delay: Duration,
+    /// The fake's time for an in-progress clone to copy its data, before size.
+    pub clone_time: Duration,
+    /// The fake's copy rate; 0 means size adds no time.
+    pub clone_bytes_per_sec: u64,
+    /// `pause_cloning`.
+    pub pause_cloning: bool,
+    /// `pause_purging`.
+    pub pause_purging: bool,
+}
+
+impl Default for VolumesConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent_clones: 4,
+            snapshot_clone_no_wait: true,
+            snapshot_clone_delay: Duration::ZERO,
+            clone_time: Duration::from_millis(500),
+            clone_bytes_per_sec: 0,
+            pause_cloning: false,
+            pause_purging: false,
+        }
+    }
+}
+
+/// A subvolume's lifecycle state, as `info` and `clone status` name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Complete,
+    Pending,
+    InProgress,
+    Failed,
+    Canceled,
+    SnapshotRetained,
+}
+
+impl State {
+    fn name(self) -> &'static str {
+        match self {
+            State::Complete => "complete",
+            State::Pending => "pending",
+            State::InProgress => "in-progress",
+            State::Failed => "failed",
+            State::Canceled => "canceled",
+            State::SnapshotRetained => "snapshot-retained",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct CloneSource {
+    volume: String,
+    group: String,
+    subvolume: String,
+    snapshot: String,
+}
+
+#[derive(Debug, Clone)]
+struct CloneJob {
+    source: CloneSource,
+    seq: u64,
+    queued: Instant,
+    started: Option<Instant>,
+    failure: Option<(i32, String)>,
+}
+
+#[derive(Debug, Clone)]
+struct Snapshot {
+    created_at: Duration,
+    size: u64,
+    /// The subvolume UUID the snapshot's data lives under.
+    uuid: String,
+    metadata: BTreeMap<String, String>,
+    /// Pending clones: (target name, target group).
+    pending_clones: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+struct Subvolume {
+    uuid: String,
+    created_at: Duration,
+    mode: u32,
+    uid: i64,
+    gid: i64,
+    pool: String,
+    pool_namespace: String,
+    realm: Arc<QuotaRealm>,
+    state: State,
+    is_clone: bool,
+    clone: Option<CloneJob>,
+    snapshots: BTreeMap<String, Snapshot>,
+    metadata: BTreeMap<String, String>,
+    /// auth_id -> access level, for `fs subvolume authorize`.
+    authorized: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Group {
+    created_at: Duration,
+    mode: u32,
+    uid: i64,
+    gid: i64,
+    pool: Option<String>,
+    quota: Option<u64>,
+    subvolumes: BTreeMap<String, Subvolume>,
+}
+
+/// Who created a cephx user through `fs subvolume authorize`.
+#[derive(Debug, Clone, Default)]
+struct AuthMeta {
+    tenant_id: Option<String>,
+}
+
+/// The `volumes` module's state, per file system.
+#[derive(Debug)]
+pub struct Volumes {
+    groups: BTreeMap<(String, String), Group>,
+    auth_meta: BTreeMap<String, AuthMeta>,
+    options: VolumesConfig,
+    clone_seq: u64,
+    trash_seq: u64,
+}
+
+impl Volumes {
+    /// Empty, with the given options.
+    pub fn new(options: VolumesConfig) -> Self {
+        Self {
+            groups: BTreeMap::new(),
+            auth_meta: BTreeMap::new(),
+            options,
+            clone_seq: 0,
+            trash_seq: 0,
+        }
+    }
+
+    /// The quota realm and CephFS data path of the subvolume that contains `path`.
+    pub fn realm_for_path(&self, fs: &str, path: &str) -> Option<(Arc<QuotaRealm>, String)> {
+        let mut parts = path.split('/').filter(|p| !p.is_empty());
+        if parts.next()? != "volumes" {
+            return None;
+        }
+        let group = parts.next()?;
+        let name = parts.next()?;
+        let uuid = parts.next()?;
+        let sv = self
+            .groups
+            .get(&(fs.to_owned(), group.to_owned()))?
+            .subvolumes
+            .get(name)?;
+        (sv.uuid == uuid).then(|| (sv.realm.clone(), format!("/volumes/{group}/{name}/{uuid}")))
+    }
+
+    /// How many subvolumes exist in all file systems.
+    pub fn subvolume_count(&self) -> usize {
+        self.groups.values().map(|g| g.subvolumes.len()).sum()
+    }
+
+    /// Advances clones: pending ones start when a cloner is free, in-progress ones
+    /// finish when their time is up (copying the snapshot's data).
+    fn tick(&mut self, inner: &Inner, faults: &crate::fault::Faults) {
+        let now = Instant::now();
+        let opts = self.options.clone();
+        if opts.pause_cloning {
+            return;
+        }
+        let mut jobs: Vec<(u64, String, String, String)> = Vec::new();
+        for ((fs, g), group) in &self.groups {
+            for (name, sv) in &group.subvolumes {
+                if let (Some(job), State::Pending | State::InProgress) = (&sv.clone, sv.state) {
+                    jobs.push((job.seq, fs.clone(), g.clone(), name.clone()));
+                }
+            }
+        }
+        jobs.sort();
+        let mut running = jobs
+            .iter()
+            .filter(|(_, fs, g, n)| self.sv_state(fs, g, n) == Some(State::InProgress))
+            .count();
+        for (_, fs, g, n) in jobs {
+            let Some(sv) = self.sv_mut(&fs, &g, &n) else {
+                continue;
+            };
+            let Some(job) = sv.clone.clone() else {
+                continue;
+            };
+            if sv.state == State::Pending {
+                if running >= opts.max_concurrent_clones.max(1)
+                    || now < job.queued + opts.snapshot_clone_delay
+                {
+                    continue;
+                }
+                sv.state = State::InProgress;
+                if let Some(j) = sv.clone.as_mut() {
+                    j.started = Some(now);
+                }
+                running += 1;
+            }
+            let started = sv.clone.as_ref().and_then(|j| j.started).unwrap_or(now);
+            let src_dir = self.snapshot_data_dir(inner, &job.source);
+            let bytes = src_dir.as_deref().map_or(0, du);
+            let mut duration = opts.clone_time;
+            if opts.clone_bytes_per_sec > 0 {
+                duration += Duration::from_secs_f64(bytes as f64 / opts.clone_bytes_per_sec as f64);
+            }
+            if now < started + duration {
+                continue;
+            }
+            // Finish: copy the data, or fail.
+            let injected = faults.decide("clone", || inner.draw()).fail;
+            let Some(sv) = self.sv_mut(&fs, &g, &n) else {
+                continue;
+            };
+            let dest = inner
+                .data
+                .fs_root(&fs)
+                .join("volumes")
+                .join(&g)
+                .join(&n)
+                .join(&sv.uuid);
+            let quota = sv.realm.max_bytes();
+            let outcome = if let Some(e) = injected {
+                Err((e, crate::error::strerror(e).to_owned()))
+            } else if quota > 0 && bytes > quota {
+                Err((errno::EDQUOT, "Disk quota exceeded".to_owned()))
+            } else {
+                match src_dir {
+                    Some(src) => copy_tree(&src, &dest)
+                        .map(|_| ())
+                        .map_err(|e| (e.raw_os_error().unwrap_or(errno::EIO), e.to_string())),
+                    None => Err((errno::ENOENT, "source snapshot does not exist".to_owned())),
+                }
+            };
+            match outcome {
+                Ok(()) => {
+                    sv.state = State::Complete;
+                    sv.realm.set_used(bytes);
+                    if let Some(j) = sv.clone.as_mut() {
+                        j.failure = None;
+                    }
+                }
+                Err(f) => {
+                    sv.state = State::Failed;
+                    if let Some(j) = sv.clone.as_mut() {
+                        j.failure = Some(f);
+                    }
+                }
+            }
+            inner.mds.charge_internal(4);
+            running = running.saturating_sub(1);
+            self.detach_pending_clone(&job.source, &n, &g);
+        }
+    }
+
+    fn sv_state(&self, fs: &str, g: &str, n: &str) -> Option<State> {
+        self.groups
+            .get(&(fs.to_owned(), g.to_owned()))?
+            .subvolumes
+            .get(n)
+            .map(|s| s.state)
+    }
+
+    fn sv_mut(&mut self, fs: &str, g: &str, n: &str) -> Option<&mut Subvolume> {
+        self.groups
+            .get_mut(&(fs.to_owned(), g.to_owned()))?
+            .subvolumes
+            .get_mut(n)
+    }
+
+    fn snapshot_data_dir(&self, inner: &Inner, src: &CloneSource) -> Option<PathBuf> {
+        let sv = self
+            .groups
+            .get(&(src.volume.clone(), src.group.clone()))?
+            .subvolumes
+            .get(&src.subvolume)?;
+        let snap = sv.snapshots.get(&src.snapshot)?;
+        Some(
+            inner
+                .data
+                .fs_root(&src.volume)
+                .join("volumes")
+                .join(&src.group)
+                .join(&src.subvolume)
+                .join(".snap")
+                .join(&src.snapshot)
+                .join(&snap.uuid),
+        )
+    }
+
+    fn detach_pending_clone(&mut self, src: &CloneSource, target: &str, target_group: &str) {
+        if let Some(snap) = self
+            .sv_mut(&src.volume, &src.group, &src.subvolume)
+            .and_then(|sv| sv.snapshots.get_mut(&src.snapshot))
+        {
+            snap.pending_clones
+                .retain(|(n, g)| !(n == target && g == target_group));
+        }
+    }
+
+    fn running_clones(&self) -> usize {
+        self.groups
+            .values()
+            .flat_map(|g| g.subvolumes.values())
+            .filter(|s| matches!(s.state, State::Pending | State::InProgress))
+            .count()
+    }
+}
+
+/// The names of a subvolume in a command.
+struct Names<'a> {
+    vol: &'a str,
+    group: &'a str,
+    name: &'a str,
+}
+
+impl Names<'_> {
+    fn key(&self) -> (String, String) {
+        (self.vol.to_owned(), self.group.to_owned())
+    }
+
+    fn ceph_dir(&self) -> String {
+        format!("/volumes/{}/{}", self.group, self.name)
+    }
+}
+
+fn group_arg<'a>(args: &Args<'a>, key: &str) -> &'a str {
+    match args.str(key) {
+        Some(g) if !g.is_empty() => g,
+        _ => NO_GROUP,
+    }
+}
+
+fn names<'a>(args: &Args<'a>, name_key: &str) -> CephResult<Names<'a>> {
+    Ok(Names {
+        vol: args.req_str("vol_name")?,
+        group: group_arg(args, "group_name"),
+        name: args.req_str(name_key)?,
+    })
+}
+
+fn require_mds(inner: &Inner) -> CephResult<()> {
+    if inner.mds.is_down() {
+        return Err(CephError::new(
+            errno::ETIMEDOUT,
+            "error calling ceph_mount: no MDS is active for the file system",
+        ));
+    }
+    Ok(())
+}
+
+/// Locks the state, checks the volume exists and advances clones.
+fn open<'a>(inner: &'a Inner, vol: &str) -> CephResult<parking_lot::MutexGuard<'a, Shared>> {
+    require_mds(inner)?;
+    let mut sh = inner.shared.lock();
+    sh.maps.fs(vol)?;
+    let faults = sh.faults.clone();
+    sh.volumes.tick(inner, &faults);
+    Ok(sh)
+}
+
+fn group_missing(group: &str) -> CephError {
+    CephError::noent(format!("subvolume group '{group}' does not exist"))
+}
+
+fn subvolume_missing(name: &str) -> CephError {
+    CephError::noent(format!("subvolume '{name}' does not exist"))
+}
+
+fn not_ready(name: &str, op: &str) -> CephError {
+    CephError::new(
+        errno::EAGAIN,
+        format!("subvolume '{name}' is not ready for operation {op}"),
+    )
+}
+
+fn retained(name: &str) -> CephError {
+    CephError::noent(format!(
+        "subvolume '{name}' is removed and has only snapshots retained"
+    ))
+}
+
+/// Ceph's `allowed_ops_by_state`: an incomplete clone allows only removal with force and
+/// the clone commands; a retained subvolume only snapshot listing, info and removal.
+fn gate(sv: &Subvolume, name: &str, op: &str) -> CephResult<()> {
+    match sv.state {
+        State::Complete => Ok(()),
+        State::SnapshotRetained => {
+            if matches!(
+                op,
+                "info" | "snap-ls" | "snap-info" | "snap-rm" | "clone-source" | "rm"
+            ) {
+                Ok(())
+            } else {
+                Err(retained(name))
+            }
+        }
+        _ => {
+            if matches!(op, "rm-force" | "clone-status" | "clone-cancel") {
+                Ok(())
+            } else {
+                Err(not_ready(name, op))
+            }
+        }
+    }
+}
+
+fn get_sv<'s>(sh: &'s Shared, n: &Names<'_>, op: &str) -> CephResult<&'s Subvolume> {
+    let group = sh.volumes.groups.get(&n.key()).ok_or_else(|| {
+        if n.group == NO_GROUP {
+            subvolume_missing(n.name)
+        } else {
+            group_missing(n.group)
+        }
+    })?;
+    let sv = group
+        .subvolumes
+        .get(n.name)
+        .ok_or_else(|| subvolume_missing(n.name))?;
+    gate(sv, n.name, op)?;
+    Ok(sv)
+}
+
+fn get_sv_mut<'s>(sh: &'s mut Shared, n: &Names<'_>, op: &str) -> CephResult<&'s mut Subvolume> {
+    let group = sh.volumes.groups.get_mut(&n.key()).ok_or_else(|| {
+        if n.group == NO_GROUP {
+            subvolume_missing(n.name)
+        } else {
+            group_missing(n.group)
+        }
+    })?;
+    let sv = group
+        .subvolumes
+        .get_mut(n.name)
+        .ok_or_else(|| subvolume_missing(n.name))?;
+    gate(sv, n.name, op)?;
+    Ok(sv)
+}
+
+fn parse_mode(mode: Option<&str>, default: u32) -> CephResult<u32> {
+    match mode {
+        None => Ok(default),
+        Some(m) => u32::from_str_radix(m, 8)
+            .ok()
+            .filter(|v| *v <= 0o7777)
+            .ok_or_else(|| CephError::inval(format!("Invalid mode '{m}'"))),
+    }
+}
+
+fn check_pool(sh: &Shared, vol: &str, pool: Option<&str>) -> CephResult<String> {
+    let fs = sh.maps.fs(vol)?;
+    match pool {
+        None => Ok(sh
+            .maps
+            .pool(fs.data_pools[0])
+            .map(|p| p.name.clone())
+            .unwrap_or_default()),
+        Some(p) => {
+            let ok = sh
+                .maps
+                .pool_by_name(p)
+                .is_some_and(|pool| fs.data_pools.contains(&pool.id));
+            if ok {
+                Ok(p.to_owned())
+            } else {
+                Err(CephError::inval(format!(
+                    "Invalid pool layout '{p}'. It must be a valid data pool"
+                )))
+            }
+        }
+    }
+}
+
+fn parse_size(raw: &str) -> CephResult<Option<u64>> {
+    let t = raw.trim();
+    if t == "inf" || t == "infinite" {
+        return Ok(None);
+    }
+    match t.parse::<i64>() {
+        Ok(v) if v > 0 => Ok(Some(v as u64)),
+        Ok(_) => Err(CephError::inval(format!("Invalid subvolume size '{raw}'"))),
+        Err(_) => Err(CephError::inval(format!(
+            "Invalid size '{raw}'. It must be a number of bytes or 'inf'/'infinite'"
+        ))),
+    }
+}
+
+fn bytes_pcent(used: u64, quota: u64) -> String {
+    if quota == 0 {
+        "undefined".into()
+    } else {
+        format!("{:.2}", used as f64 * 100.0 / quota as f64)
+    }
+}
+
+fn local_dir(inner: &Inner, vol: &str, group: &str, name: &str) -> PathBuf {
+    inner
+        .data
+        .fs_root(vol)
+        .join("volumes")
+        .join(group)
+        .join(name)
+}
+
+fn set_mode(dir: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    // The fake keeps owner access so that it can always purge what it created.
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o700));
+}
+
+fn io_err(ctx: &str) -> impl Fn(std::io::Error) -> CephError + '_ {
+    move |e| CephError::from_io(ctx, &e)
+}
+
+/// Moves `dir` to the trash and queues it for purging.
+fn trash(inner: &Inner, sh: &mut Shared, vol: &str, dir: &Path) -> CephResult<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    sh.volumes.trash_seq += 1;
+    let trash_dir = inner.data.fs_root(vol).join("volumes").join("_deleting");
+    std::fs::create_dir_all(&trash_dir).map_err(io_err("trash"))?;
+    let dest = trash_dir.join(format!("{}-{}", sh.volumes.trash_seq, inner.new_uuid()));
+    std::fs::rename(dir, &dest).map_err(io_err("trash"))?;
+    inner.purger.enqueue(dest);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------
+// Subvolume groups
+
+fn group_create(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let vol = args.req_str("vol_name")?;
+    let group = args.req_str("group_name")?;
+    let mut sh = open(inner, vol)?;
+    check_name("subvolume group", group)?;
+    let mode = parse_mode(args.str("mode"), 0o755)?;
+    let pool = match args.str("pool_layout") {
+        Some(p) => Some(check_pool(&sh, vol, Some(p))?),
+        None => None,
+    };
+    let size = match args.int("size") {
+        Some(s) if s > 0 => Some(s as u64),
+        Some(_) => return Err(CephError::inval("Invalid subvolume group size")),
+        None => None,
+    };
+    let dir = inner.data.fs_root(vol).join("volumes").join(group);
+    let g = sh
+        .volumes
+        .groups
+        .entry((vol.to_owned(), group.to_owned()))
+        .or_insert_with(|| Group {
+            created_at: now_unix(),
+            mode,
+            ..Group::default()
+        });
+    // Idempotent: an existing group just gets the given attributes.
+    if args.str("mode").is_some() {
+        g.mode = mode;
+    }
+    if let Some(uid) = args.int("uid") {
+        g.uid = uid;
+    }
+    if let Some(gid) = args.int("gid") {
+        g.gid = gid;
+    }
+    if pool.is_some() {
+        g.pool = pool;
+    }
+    if size.is_some() {
+        g.quota = size;
+    }
+    std::fs::create_dir_all(&dir).map_err(io_err("mkdir"))?;
+    set_mode(&dir, g.mode);
+    inner.mds.charge_internal(3);
+    Ok(Reply::ok(""))
+}
+
+fn group_rm(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let vol = args.req_str("vol_name")?;
+    let group = args.req_str("group_name")?;
+    let mut sh = open(inner, vol)?;
+    let key = (vol.to_owned(), group.to_owned());
+    let Some(g) = sh.volumes.groups.get(&key) else {
+        if args.flag("force") {
+            return Ok(Reply::ok(""));
+        }
+        return Err(group_missing(group));
+    };
+    if !g.subvolumes.is_empty() {
+        return Err(CephError::new(
+            errno::ENOTEMPTY,
+            format!(
+                "subvolume group {group} contains subvolume(s) or retained snapshots of deleted subvolume(s)"
+            ),
+        ));
+    }
+    sh.volumes.groups.remove(&key);
+    let dir = inner.data.fs_root(vol).join("volumes").join(group);
+    let _ = std::fs::remove_dir_all(&dir);
+    inner.mds.charge_internal(2);
+    Ok(Reply::ok(""))
+}
+
+fn group_ls(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let vol = args.req_str("vol_name")?;
+    let sh = open(inner, vol)?;
+    let v: Vec<Value> = sh
+        .volumes
+        .groups
+        .keys()
+        .filter(|(f, g)| f == vol && !g.starts_with('_'))
+        .map(|(_, g)| json!({"name": g}))
+        .collect();
+    inner.mds.charge_internal(1);
+    Ok(Reply::ok(
+        serde_json::to_string_pretty(&v).unwrap_or_default(),
+    ))
+}
+
+fn group_getpath(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let vol = args.req_str("vol_name")?;
+    let group = args.req_str("group_name")?;
+    let sh = open(inner, vol)?;
+    if !sh
+        .volumes
+        .groups
+        .contains_key(&(vol.to_owned(), group.to_owned()))
+    {
+        return Err(group_missing(group));
+    }
+    inner.mds.charge_internal(1);
+    Ok(Reply::ok(format!("/volumes/{group}")))
+}
+
+fn group_info(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let vol = args.req_str("vol_name")?;
+    let group = args.req_str("group_name")?;
+    let sh = open(inner, vol)?;
+    let g = sh
+        .volumes
+        .groups
+        .get(&(vol.to_owned(), group.to_owned()))
+        .ok_or_else(|| group_missing(group))?;
+    let dir = inner.data.fs_root(vol).join("volumes").join(group);
+    let used = du(&dir);
+    let t = ceph_time(g.created_at);
+    let pool = check_pool(&sh, vol, g.pool.as_deref())?;
+    let v = json!({
+        "atime": t, "ctime": t, "mtime": t, "created_at": t,
+        "uid": g.uid, "gid": g.gid, "mode": 0o40000 | g.mode,
+        "data_pool": pool,
+        "bytes_used": used,
+        "bytes_quota": g.quota.map_or(json!("infinite"), |q| json!(q)),
+        "bytes_pcent": bytes_pcent(used, g.quota.unwrap_or(0)),
+        "mon_addrs": sh.maps.mon_addrs,
+    });
+    inner.mds.charge_internal(2);
+    Ok(Reply::ok(
+        serde_json::to_string_pretty(&v).unwrap_or_default(),
+    ))
+}
+
+fn group_exist(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let vol = args.req_str("vol_name")?;
+    let sh = open(inner, vol)?;
+    let any = sh
+        .volumes
+        .groups
+        .keys()
+        .any(|(f, g)| f == vol && !g.starts_with('_'));
+    Ok(Reply::ok(if any {
+        "subvolumegroup exists"
+    } else {
+        "no subvolumegroup exists"
+    }))
+}
+
+// ---------------------------------------------------------------------------------
+// Subvolumes
+
+fn subvolume_create(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let n = names(args, "sub_name")?;
+    let mut sh = open(inner, n.vol)?;
+    check_name("subvolume", n.name)?;
+    let mode = parse_mode(args.str("mode"), 0o755)?;
+    let size = match args.int("size") {
+        Some(s) if s < 0 => return Err(CephError::inval(format!("Invalid subvolume size '{s}'"))),
+        Some(0) | None => None,
+        Some(s) => Some(s as u64),
+    };
+    let pool = check_pool(&sh, n.vol, args.str("pool_layout"))?;
+    if n.group != NO_GROUP && !sh.volumes.groups.contains_key(&n.key()) {
+        return Err(group_missing(n.group));
+    }
+    let group_pool = sh.volumes.groups.get(&n.key()).and_then(|g| g.pool.clone());
+    let pool = match (args.str("pool_layout"), group_pool) {
+        (None, Some(gp)) => gp,
+        _ => pool,
+    };
+    let ns = if args.flag("namespace_isolated") {
+        format!("fsvolumens_{}", n.name)
+    } else {
+        String::new()
+    };
+    let dir = local_dir(inner, n.vol, n.group, n.name);
+    let new_uuid = inner.new_uuid();
+    let group = sh.volumes.groups.entry(n.key()).or_default();
+    match group.subvolumes.get_mut(n.name) {
+        Some(sv) if sv.state == State::SnapshotRetained => {
+            // v2: creating a removed-with-retained-snapshots subvolume recreates it.
+            sv.uuid = new_uuid;
+            sv.state = State::Complete;
+            sv.mode = mode;
+            sv.pool = pool;
+            sv.realm.set_max_bytes(size.unwrap_or(0));
+            sv.realm.set_used(0);
+            let data = dir.join(&sv.uuid);
+            std::fs::create_dir_all(&data).map_err(io_err("mkdir"))?;
+            set_mode(&data, mode);
+        }
+        Some(sv) => {
+            gate(sv, n.name, "create")?;
+            // Idempotent: an existing subvolume gets the given attributes.
+            if args.str("mode").is_some() {
+                sv.mode = mode;
+                set_mode(&dir.join(&sv.uuid), mode);
+            }
+            if let Some(uid) = args.int("uid") {
+                sv.uid = uid;
+            }
+            if let Some(gid) = args.int("gid") {
+                sv.gid = gid;
+            }
+            if args.str("pool_layout").is_some() {
+                sv.pool = pool;
+            }
+            if args.int("size").is_some() {
+                sv.realm.set_max_bytes(size.unwrap_or(0));
+            }
+        }
+        None => {
+            let data = dir.join(&new_uuid);
+            std::fs::create_dir_all(&data).map_err(io_err("mkdir"))?;
+            set_mode(&data, mode);
+            group.subvolumes.insert(
+                n.name.to_owned(),
+                Subvolume {
+                    uuid: new_uuid,
+                    created_at: now_unix(),
+                    mode,
+                    uid: args.int("uid").unwrap_or(0),
+                    gid: args.int("gid").unwrap_or(0),
+                    pool,
+                    pool_namespace: ns,
+                    realm: QuotaRealm::new(size.unwrap_or(0)),
+                    state: State::Complete,
+                    is_clone: false,
+                    clone: None,
+                    snapshots: BTreeMap::new(),
+                    metadata: BTreeMap::new(),
+                    authorized: BTreeMap::new(),
+                },
+            );
+        }
+    }
+    inner.mds.charge_internal(6);
+    Ok(Reply::ok(""))
+}
+
+fn subvolume_rm(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let n = names(args, "sub_name")?;
+    let force = args.flag("force");
+    let retain = args.flag("retain_snapshots");
+    let mut sh = open(inner, n.vol)?;
+    let sh = &mut *sh;
+    let exists = sh
+        .volumes
+        .groups
+        .get(&n.key())
+        .is_some_and(|g| g.subvolumes.contains_key(n.name));
+    if !exists {
+        if force {
+            return Ok(Reply::ok(""));
+        }
+        return Err(
+            if n.group != NO_GROUP && !sh.volumes.groups.contains_key(&n.key()) {
+                group_missing(n.group)
+            } else {
+                subvolume_missing(n.name)
+            },
+        );
+    }
+    let sv = get_sv(sh, &n, if force { "rm-force" } else { "rm" }).map_err(|e| {
+        if e.errno == errno::EAGAIN {
+            CephError::new(
+                errno::EAGAIN,
+                format!(
+                    "subvolume '{}' is not ready for operation rm (use --force to override)",
+                    n.name
+                ),
+            )
+        } else {
+            e
+        }
+    })?;
+    let sv = sv.clone();
+    let dir = local_dir(inner, n.vol, n.group, n.name);
+    if sv.snapshots.values().any(|s| !s.pending_clones.is_empty()) {
+        return Err(CephError::new(
+            errno::EAGAIN,
+            format!("subvolume '{}' has pending clones", n.name),
+        ));
+    }
+    if !sv.snapshots.is_empty() && !retain {
+        return Err(CephError::new(
+            errno::ENOTEMPTY,
+            format!("subvolume '{}' has snapshots", n.name),
+        ));
+    }
+    if retain && sv.state == State::SnapshotRetained {
+        return Ok(Reply::ok(""));
+    }
+    if let Some(job) = &sv.clone
+        && matches!(sv.state, State::Pending | State::InProgress)
+    {
+        sh.volumes
+            .detach_pending_clone(&job.source, n.name, n.group);
+    }
+    if retain && !sv.snapshots.is_empty() {
+        trash(inner, sh, n.vol, &dir.join(&sv.uuid))?;
+        if let Some(svm) = sh.volumes.sv_mut(n.vol, n.group, n.name) {
+            svm.state = State::SnapshotRetained;
+            svm.realm.set_used(0);
+        }
+    } else {
+        trash(inner, sh, n.vol, &dir)?;
+        if let Some(g) = sh.volumes.groups.get_mut(&n.key()) {
+            g.subvolumes.remove(n.name);
+        }
+    }
+    inner.mds.charge_internal(3);
+    Ok(Reply::ok(""))
+}
+
+fn subvolume_getpath(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let n = names(args, "sub_name")?;
+    let sh = open(inner, n.vol)?;
+    let sv = get_sv(&sh, &n, "getpath")?;
+    inner.mds.charge_internal(1);
+    Ok(Reply::ok(format!("{}/{}", n.ceph_dir(), sv.uuid)))
+}
+
+fn subvolume_info(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let n = names(args, "sub_name")?;
+    let sh = open(inner, n.vol)?;
+    let sv = get_sv(&sh, &n, "info")?;
+    let kind = if sv.is_clone { "clone" } else { "subvolume" };
+    let features = json!([
+        "snapshot-clone",
+        "snapshot-autoprotect",
+        "snapshot-retention"
+    ]);
+    if sv.state == State::SnapshotRetained {
+        let v = json!({"type": kind, "features": features, "state": sv.state.name()});
+        return Ok(Reply::ok(
+            serde_json::to_string_pretty(&v).unwrap_or_default(),
+        ));
+    }
+    let data = local_dir(inner, n.vol, n.group, n.name).join(&sv.uuid);
+    let used = du(&data);
+    sv.realm.set_used(used);
+    let quota = sv.realm.max_bytes();
+    let t = ceph_time(sv.created_at);
+    let mtime = std::fs::metadata(&data)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or_else(|| t.clone(), ceph_time);
+    let v = json!({
+        "atime": t,
+        "bytes_pcent": bytes_pcent(used, quota),
+        "bytes_quota": if quota == 0 { json!("infinite") } else { json!(quota) },
+        "bytes_used": used,
+        "created_at": t,
+        "ctime": mtime,
+        "data_pool": sv.pool,
+        "features": features,
+        "flavor": 2,
+        "gid": sv.gid,
+        "mode": 0o40000 | sv.mode,
+        "mon_addrs": sh.maps.mon_addrs,
+        "mtime": mtime,
+        "path": format!("{}/{}", n.ceph_dir(), sv.uuid),
+        "pool_namespace": sv.pool_namespace,
+        "state": sv.state.name(),
+        "type": kind,
+        "uid": sv.uid,
+    });
+    inner.mds.charge_internal(3);
+    Ok(Reply::ok(
+        serde_json::to_string_pretty(&v).unwrap_or_default(),
+    ))
+}
+
+fn subvolume_ls(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let vol = args.req_str("vol_name")?;
+    let group = group_arg(args, "group_name");
+    let sh = open(inner, vol)?;
+    let v: Vec<Value> = match sh.volumes.groups.get(&(vol.to_owned(), group.to_owned())) {
+        Some(g) => g.subvolumes.keys().map(|n| json!({"name": n})).collect(),
+        None if group == NO_GROUP => Vec::new(),
+        None => return Err(group_missing(group)),
+    };
+    inner.mds.charge_internal(1);
+    Ok(Reply::ok(
+        serde_json::to_string_pretty(&v).unwrap_or_default(),
+    ))
+}
+
+fn subvolume_exist(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let vol = args.req_str("vol_name")?;
+    let group = group_arg(args, "group_name");
+    let sh = open(inner, vol)?;
+    let any = match sh.volumes.groups.get(&(vol.to_owned(), group.to_owned())) {
+        Some(g) => !g.subvolumes.is_empty(),
+        None if group == NO_GROUP => false,
+        None => return Err(group_missing(group)),
+    };
+    Ok(Reply::ok(if any {
+        "subvolume exists"
+    } else {
+        "no subvolume exists"
+    }))
+}
+
+fn subvolume_resize(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let n = names(args, "sub_name")?;
+    let raw = match args.value("new_size") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(x)) => x.to_string(),
+        _ => {
+            return Err(CephError::inval(
+                "missing required parameter new_size(CephString)",
+            ));
+        }
+    };
+    let new = parse_size(&raw)?;
+    let no_shrink = args.flag("no_shrink");
+    let sh = open(inner, n.vol)?;
+    let sv = get_sv(&sh, &n, "resize")?;
+    let data = local_dir(inner, n.vol, n.group, n.name).join(&sv.uuid);
+    let used = du(&data);
+    sv.realm.set_used(used);
+    if let Some(size) = new
+        && no_shrink
+        && size < used
+    {
+        return Err(CephError::inval(format!(
+            "Can't resize the subvolume. The new size '{size}' would be lesser than the current used size '{used}'"
+        )));
+    }
+    sv.realm.set_max_bytes(new.unwrap_or(0));
+    let v = json!([
+        {"bytes_used": used},
+        {"bytes_quota": new.map_or(json!("infinite"), |q| json!(q))},
+        {"bytes_pcent": bytes_pcent(used, new.unwrap_or(0))},
+    ]);
+    inner.mds.charge_internal(2);
+    Ok(Reply::ok(
+        serde_json::to_string_pretty(&v).unwrap_or_default(),
+    ))
+}
+
+// ---------------------------------------------------------------------------------
+// Metadata
+
+fn metadata_target<'s>(
+    sh: &'s mut Shared,
+    n: &Names<'_>,
+    snap: Option<&str>,
+    op: &str,
+) -> CephResult<&'s mut BTreeMap<String, String>> {
+    let sv = get_sv_mut(sh, n, op)?;
+    match snap {
+        None => Ok(&mut sv.metadata),
+        Some(s) => sv
+            .snapshots
+            .get_mut(s)
+            .map(|s| &mut s.metadata)
+            .ok_or_else(|| CephError::noent(format!("snapshot '{s}' does not exist"))),
+    }
+}
+
+fn metadata_set(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let n = names(args, "sub_name")?;
+    let key = args.req_str("key_name")?.trim().to_lowercase();
+    let value = args.req_str("value")?.trim().to_owned();
+    if key.is_empty() {
+        return Err(CephError::inval("key name cannot be empty"));
+    }
+    let mut sh = open(inner, n.vol)?;
+    metadata_target(&mut sh, &n, args.str("snap_name"), "user_metadata_set")?.insert(key, value);
+    inner.mds.charge_internal(1);
+    Ok(Reply::ok(""))
+}
+
+fn metadata_get(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let n = names(args, "sub_name")?;
+    let key = args.req_str("key_name")?.trim().to_lowercase();
+    let mut sh = open(inner, n.vol)?;
+    let md = metadata_target(&mut sh, &n, args.str("snap_name"), "user_metadata_get")?;
+    let v = md
+        .get(&key)
+        .cloned()
+        .ok_or_else(|| CephError::noent(format!("key '{key}' does not exist.")))?;
+    Ok(Reply::ok(v))
+}
+
+fn metadata_ls(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let n = names(args, "sub_name")?;
+    let mut sh = open(inner, n.vol)?;
+    let md = metadata_target(&mut sh, &n, args.str("snap_name"), "user_metadata_list")?;
+    Ok(Reply::ok(
+        serde_json::to_string_pretty(&*md).unwrap_or_default(),
+    ))
+}
+
+fn metadata_rm(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let n = names(args, "sub_name")?;
+    let key = args.req_str("key_name")?.trim().to_lowercase();
+    let mut sh = open(inner, n.vol)?;
+    let md = metadata_target(&mut sh, &n, args.str("snap_name"), "user_metadata_remove")?;
+    if md.remove(&key).is_none() && !args.flag("force") {
+        return Err(CephError::noent(format!("key '{key}' does not exist.")));
+    }
+    Ok(Reply::ok(""))
+}
+
+// ---------------------------------------------------------------------------------
+// Snapshots and clones
+
+fn snapshot_create(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let n = names(args, "sub_name")?;
+    let snap = args.req_str("snap_name")?;
+    check_name("snapshot", snap)?;
+    let mut sh = open(inner, n.vol)?;
+    if n.group == snap {
+        return Err(CephError::inval(
+            "subvolumegroup and subvolume snapshot name can't be same",
+        ));
+    }
+    let sv = get_sv_mut(&mut sh, &n, "snap-create")?;
+    if sv.snapshots.contains_key(snap) {
+        return Ok(Reply::ok(""));
+    }
+    let dir = local_dir(inner, n.vol, n.group, n.name);
+    let dest = dir.join(".snap").join(snap).join(&sv.uuid);
+    let size = copy_tree(&dir.join(&sv.uuid), &dest).map_err(io_err("snapshot"))?;
+    sv.snapshots.insert(
+        snap.to_owned(),
+        Snapshot {
+            created_at: now_unix(),
+            size,
+            uuid: sv.uuid.clone(),
+            metadata: BTreeMap::new(),
+            pending_clones: Vec::new(),
+        },
+    );
+    inner.mds.charge_internal(2);
+    Ok(Reply::ok(""))
+}
+
+fn snapshot_rm(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let n = names(args, "sub_name")?;
+    let snap = args.req_str("snap_name")?;
+    let force = args.flag("force");
+    let mut sh = open(inner, n.vol)?;
+    let sh = &mut *sh;
+    let sv = match get_sv_mut(sh, &n, "snap-rm") {
+        Ok(sv) => sv,
+        Err(e) if force && e.errno == errno::ENOENT => return Ok(Reply::ok("")),
+        Err(e) => return Err(e),
+    };
+    let Some(s) = sv.snapshots.get(snap) else {
+        if force {
+            return Ok(Reply::ok(""));
+        }
+        return Err(CephError::noent(format!(
+            "snapshot '{snap}' does not exist"
+        )));
+    };
+    if !s.pending_clones.is_empty() {
+        return Err(CephError::new(
+            errno::EAGAIN,
+            format!("snapshot '{snap}' has pending clones"),
+        ));
+    }
+    sv.snapshots.remove(snap);
+    let retained_and_empty = sv.state == State::SnapshotRetained && sv.snapshots.is_empty();
+    let dir = local_dir(inner, n.vol, n.group, n.name);
+    let _ = std::fs::remove_dir_all(dir.join(".snap").join(snap));
+    if retained_and_empty {
+        // The last retained snapshot is gone: the subvolume goes with it.
+        trash(inner, sh, n.vol, &dir)?;
+        if let Some(g) = sh.volumes.groups.get_mut(&n.key()) {
+            g.subvolumes.remove(n.name);
+        }
+    }
+    inner.mds.charge_internal(2);
+    Ok(Reply::ok(""))
+}
+
+fn snapshot_ls(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let n = names(args, "sub_name")?;
+    let sh = open(inner, n.vol)?;
+    let sv = get_sv(&sh, &n, "snap-ls")?;
+    let v: Vec<Value> = sv.snapshots.keys().map(|s| json!({"name": s})).collect();
+    Ok(Reply::ok(
+        serde_json::to_string_pretty(&v).unwrap_or_default(),
+    ))
+}
+
+fn snapshot_info(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let n = names(args, "sub_name")?;
+    let snap = args.req_str("snap_name")?;
+    let sh = open(inner, n.vol)?;
+    let sv = get_sv(&sh, &n, "snap-info")?;
+    let s = sv
+        .snapshots
+        .get(snap)
+        .ok_or_else(|| CephError::noent(format!("snapshot '{snap}' does not exist")))?;
+    let mut v = json!({
+        "created_at": ceph_time_micros(s.created_at),
+        "data_pool": sv.pool,
+        "has_pending_clones": if s.pending_clones.is_empty() { "no" } else { "yes" },
+        "size": s.size,
+    });
+    if !s.pending_clones.is_empty() {
+        v["pending_clones"] = Value::Array(
+            s.pending_clones
+                .iter()
+                .map(|(name, g)| {
+                    if g == NO_GROUP {
+                        json!({"name": name})
+                    } else {
+                        json!({"name": name, "target_group": g})
+                    }
+                })
+                .collect(),
+        );
+    }
+    Ok(Reply::ok(
+        serde_json::to_string_pretty(&v).unwrap_or_default(),
+    ))
+}
+
+fn snapshot_clone(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let n = names(args, "sub_name")?;
+    let snap = args.req_str("snap_name")?;
+    let target = args.req_str("target_sub_name")?;
+    let target_group = group_arg(args, "target_group_name");
+    check_name("subvolume", target)?;
+    let mut sh = open(inner, n.vol)?;
+    let sh = &mut *sh;
+    let src = get_sv(sh, &n, "clone-source")?.clone();
+    let s = src
+        .snapshots
+        .get(snap)
+        .ok_or_else(|| CephError::noent(format!("snapshot '{snap}' does not exist")))?;
+    let _ = s;
+    if target_group != NO_GROUP
+        && !sh
+            .volumes
+            .groups
+            .contains_key(&(n.vol.to_owned(), target_group.to_owned()))
+    {
+        return Err(group_missing(target_group));
+    }
+    if sh
+        .volumes
+        .groups
+        .get(&(n.vol.to_owned(), target_group.to_owned()))
+        .is_some_and(|g| g.subvolumes.contains_key(target))
+    {
+        return Err(CephError::new(
+            errno::EEXIST,
+            format!("subvolume '{target}' exists"),
+        ));
+    }
+    let opts = sh.volumes.options.clone();
+    if opts.snapshot_clone_no_wait && sh.volumes.running_clones() >= opts.max_concurrent_clones {
+        return Err(CephError::new(
+            errno::EAGAIN,
+            "all cloner threads are busy, please try again later",
+        ));
+    }
+    let pool = match args.str("pool_layout") {
+        Some(p) => check_pool(sh, n.vol, Some(p))?,
+        None => src.pool.clone(),
+    };
+    let uuid = inner.new_uuid();
+    let data = local_dir(inner, n.vol, target_group, target).join(&uuid);
+    std::fs::create_dir_all(&data).map_err(io_err("mkdir"))?;
+    set_mode(&data, src.mode);
+    sh.volumes.clone_seq += 1;
+    let seq = sh.volumes.clone_seq;
+    let source = CloneSource {
+        volume: n.vol.to_owned(),
+        group: n.group.to_owned(),
+        subvolume: n.name.to_owned(),
+        snapshot: snap.to_owned(),
+    };
+    sh.volumes
+        .groups
+        .entry((n.vol.to_owned(), target_group.to_owned()))
+        .or_default()
+        .subvolumes
+        .insert(
+            target.to_owned(),
+            Subvolume {
+                uuid,
+                created_at: now_unix(),
+                mode: src.mode,
+                uid: src.uid,
+                gid: src.gid,
+                pool,
+                pool_namespace: String::new(),
+                realm: QuotaRealm::new(src.realm.max_bytes()),
+                state: State::Pending,
+                is_clone: true,
+                clone: Some(CloneJob {
+                    source,
+                    seq,
+                    queued: Instant::now(),
+                    started: None,
+                    failure: None,
+                }),
+                snapshots: BTreeMap::new(),
+                metadata: BTreeMap::new(),
+                authorized: BTreeMap::new(),
+            },
+        );
+    if let Some(s) = sh
+        .volumes
+        .sv_mut(n.vol, n.group, n.name)
+        .and_then(|sv| sv.snapshots.get_mut(snap))
+    {
+        s.pending_clones
+            .push((target.to_owned(), target_group.to_owned()));
+    }
+    inner.mds.charge_internal(3);
+    Ok(Reply::ok(""))
+}
+
+fn clone_target<'a>(args: &Args<'a>) -> CephResult<Names<'a>> {
+    Ok(Names {
+        vol: args.req_str("vol_name")?,
+        group: group_arg(args, "group_name"),
+        name: args.req_str("clone_name")?,
+    })
+}
+
+fn clone_status(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let n = clone_target(args)?;
+    let sh = open(inner, n.vol)?;
+    let sv = get_sv(&sh, &n, "clone-status")?;
+    let Some(job) = &sv.clone else {
+        return Err(CephError::new(
+            errno::EOPNOTSUPP,
+            format!("subvolume '{}' is not a clone", n.name),
+        ));
+    };
+    let mut status = json!({"state": sv.state.name()});
+    if sv.state != State::Complete {
+        let mut source = json!({
+            "volume": job.source.volume,
+            "subvolume": job.source.subvolume,
+            "snapshot": job.source.snapshot,
+        });
+        if job.source.group != NO_GROUP {
+            source["group"] = json!(job.source.group);
+        }
+        status["source"] = source;
+    }
+    if let Some((e, msg)) = &job.failure {
+        status["failure"] = json!({"errno": e.to_string(), "error_msg": msg});
+    }
+    Ok(Reply::ok(
+        serde_json::to_string_pretty(&json!({"status": status})).unwrap_or_default(),
+    ))
+}
+
+fn clone_cancel(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let n = clone_target(args)?;
+    let mut sh = open(inner, n.vol)?;
+    let sh = &mut *sh;
+    let sv = get_sv_mut(sh, &n, "clone-cancel")?;
+    let Some(job) = sv.clone.clone() else {
+        return Err(CephError::new(
+            errno::EOPNOTSUPP,
+            format!("subvolume '{}' is not a clone", n.name),
+        ));
+    };
+    if !matches!(sv.state, State::Pending | State::InProgress) {
+        return Err(CephError::inval(
+            "cannot cancel -- clone finished (check clone status)",
+        ));
+    }
+    sv.state = State::Canceled;
+    if let Some(j) = sv.clone.as_mut() {
+        j.failure = Some((4, "user interrupted clone operation".into()));
+    }
+    sh.volumes
+        .detach_pending_clone(&job.source, n.name, n.group);
+    Ok(Reply::ok(""))
+}
+
+// ---------------------------------------------------------------------------------
+// Per-subvolume cephx users
+
+fn auth_caps_for(
+    sh: &Shared,
+    auth_id: &str,
+    exclude: Option<(&str, &str, &str)>,
+) -> Vec<(String, String)> {
+    let mut mds = Vec::new();
+    let mut osd = Vec::new();
+    for ((fs, g), group) in &sh.volumes.groups {
+        for (name, sv) in &group.subvolumes {
+            if exclude == Some((fs.as_str(), g.as_str(), name.as_str())) {
+                continue;
+            }
+            if let Some(level) = sv.authorized.get(auth_id) {
+                mds.push(format!(
+                    "allow {level} path=/volumes/{g}/{name}/{}",
+                    sv.uuid
+                ));
+                let ns = if sv.pool_namespace.is_empty() {
+                    String::new()
+                } else {
+                    format!(" namespace={}", sv.pool_namespace)
+                };
+                osd.push(format!("allow {level} pool={}{ns}", sv.pool));
+            }
+        }
+    }
+    if mds.is_empty() {
+        return Vec::new();
+    }
+    osd.dedup();
+    vec![
+        ("mds".into(), mds.join(", ")),
+        ("mon".into(), "allow r".into()),
+        ("osd".into(), osd.join(", ")),
+    ]
+}
+
+fn subvolume_authorize(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let n = names(args, "sub_name")?;
+    let auth_id = args.req_str("auth_id")?;
+    let level = args.str("access_level").unwrap_or("rw");
+    if !matches!(level, "r" | "rw") {
+        return Err(CephError::inval(format!(
+            "Invalid access level '{level}'. It must be 'r' or 'rw'"
+        )));
+    }
+    let tenant = args.str("tenant_id").map(str::to_owned);
+    let entity = EntityName::parse(&format!("client.{auth_id}"))?;
+    let mut sh = open(inner, n.vol)?;
+    let sh = &mut *sh;
+    get_sv(sh, &n, "allow-access")?;
+    let exists = inner.auth.read().contains(&entity);
+    match sh.volumes.auth_meta.get(auth_id) {
+        None if exists && !args.flag("allow_existing_id") => {
+            return Err(CephError::new(
+                errno::EPERM,
+                format!(
+                    "auth ID: {auth_id} exists and not created by mgr plugin. Not allowed to modify"
+                ),
+            ));
+        }
+        Some(meta) if meta.tenant_id != tenant => {
+            return Err(CephError::new(
+                errno::EPERM,
+                format!("auth ID: {auth_id} is already in use"),
+            ));
+        }
+        _ => {}
+    }
+    sh.volumes
+        .auth_meta
+        .entry(auth_id.to_owned())
+        .or_insert(AuthMeta {
+            tenant_id: tenant.clone(),
+        });
+    if let Some(sv) = sh.volumes.sv_mut(n.vol, n.group, n.name) {
+        sv.authorized.insert(auth_id.to_owned(), level.to_owned());
+    }
+    let pairs = auth_caps_for(sh, auth_id, None);
+    let caps = Caps::parse(&pairs)?;
+    let key = {
+        let mut db = inner.auth.write();
+        if db.contains(&entity) {
+            db.set_caps(&entity, caps);
+        } else {
+            db.put(entity.clone(), inner.new_key(), caps);
+        }
+        db.get(entity.as_str())
+            .map(|e| e.key.expose().to_owned())
+            .unwrap_or_default()
+    };
+    // The key is returned only to callers that name a tenant, as Manila does.
+    Ok(Reply::ok(if tenant.is_some() {
+        key
+    } else {
+        String::new()
+    }))
+}
+
+fn subvolume_deauthorize(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let n = names(args, "sub_name")?;
+    let auth_id = args.req_str("auth_id")?;
+    let entity = EntityName::parse(&format!("client.{auth_id}"))?;
+    let mut sh = open(inner, n.vol)?;
+    let sh = &mut *sh;
+    let sv = get_sv_mut(sh, &n, "deny-access")?;
+    if sv.authorized.remove(auth_id).is_none() {
+        return Err(CephError::noent(format!(
+            "auth ID: {auth_id} doesn't exist"
+        )));
+    }
+    let pairs = auth_caps_for(sh, auth_id, None);
+    let mut db = inner.auth.write();
+    if pairs.is_empty() {
+        db.remove(&entity);
+        sh.volumes.auth_meta.remove(auth_id);
+    } else {
+        db.set_caps(&entity, Caps::parse(&pairs)?);
+    }
+    Ok(Reply::ok(""))
+}
+
+fn subvolume_authorized_list(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let n = names(args, "sub_name")?;
+    let sh = open(inner, n.vol)?;
+    let sv = get_sv(&sh, &n, "auth-list")?;
+    let v: Vec<Value> = sv.authorized.iter().map(|(k, l)| json!({k: l})).collect();
+    Ok(Reply::ok(
+        serde_json::to_string_pretty(&v).unwrap_or_default(),
+    ))
+}
+
+fn subvolume_evict(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let n = names(args, "sub_name")?;
+    let auth_id = args.req_str("auth_id")?;
+    let path = {
+        let sh = open(inner, n.vol)?;
+        let sv = get_sv(&sh, &n, "evict")?;
+        if !sv.authorized.contains_key(auth_id) {
+            return Err(CephError::noent(format!(
+                "auth ID: {auth_id} doesn't exist"
+            )));
+        }
+        format!("{}/{}", n.ceph_dir(), sv.uuid)
+    };
+    let f1 = format!("auth_name={auth_id}");
+    let f2 = format!("client_metadata.root={path}");
+    inner.mds.evict(&[f1.as_str(), f2.as_str()])?;
+    Ok(Reply::ok(""))
+}
+
+// ---------------------------------------------------------------------------------
+// Module options (`config set mgr mgr/volumes/<name> <value>`)
+
+fn config_set(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let who = args.req_str("who")?;
+    let name = args.req_str("name")?;
+    let value = args.req_str("value")?;
+    let Some(opt) = name.strip_prefix("mgr/volumes/") else {
+        // Other options are accepted and have no effect on the fake.
+        let _ = who;
+        return Ok(Reply::ok(""));
+    };
+    let bad = || CephError::inval(format!("error parsing value: '{value}' for {name}"));
+    let parse_bool = |v: &str| match v {
+        "true" | "True" | "1" | "yes" => Ok(true),
+        "false" | "False" | "0" | "no" => Ok(false),
+        _ => Err(bad()),
+    };
+    let mut sh = inner.shared.lock();
+    let o = &mut sh.volumes.options;
+    match opt {
+        "max_concurrent_clones" => o.max_concurrent_clones = value.parse().map_err(|_| bad())?,
+        "snapshot_clone_no_wait" => o.snapshot_clone_no_wait = parse_bool(value)?,
+        "snapshot_clone_delay" => {
+            o.snapshot_clone_delay = Duration::from_secs(value.parse().map_err(|_| bad())?)
+        }
+        "pause_cloning" => o.pause_cloning = parse_bool(value)?,
+        "pause_purging" => {
+            o.pause_purging = parse_bool(value)?;
+            inner.purger.set_paused(o.pause_purging);
+        }
+        _ => {
+            return Err(CephError::noent(format!(
+                "unrecognized config option '{name}'"
+            )));
+        }
+    }
+    Ok(Reply::ok(""))
+}
+
+fn config_get(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let key = args.req_str("key")?;
+    let sh = inner.shared.lock();
+    let o = &sh.volumes.options;
+    let v = match key.strip_prefix("mgr/volumes/") {
+        Some("max_concurrent_clones") => o.max_concurrent_clones.to_string(),
+        Some("snapshot_clone_no_wait") => o.snapshot_clone_no_wait.to_string(),
+        Some("snapshot_clone_delay") => o.snapshot_clone_delay.as_secs().to_string(),
+        Some("pause_cloning") => o.pause_cloning.to_string(),
+        Some("pause_purging") => o.pause_purging.to_string(),
+        _ => return Err(CephError::noent(format!("unrecognized key '{key}'"))),
+    };
+    Ok(Reply::ok(format!("{v}\n")))
+}
+
+const FORMAT: ArgSpec = opt("format", ArgType::Str);
+const VOL: ArgSpec = req("vol_name", ArgType::Str);
+const SUB: ArgSpec = req("sub_name", ArgType::Str);
+const GROUP: ArgSpec = opt("group_name", ArgType::Str);
+const GROUP_REQ: ArgSpec = req("group_name", ArgType::Str);
+const SNAP: ArgSpec = req("snap_name", ArgType::Str);
+const KEY: ArgSpec = req("key_name", ArgType::Str);
+const FORCE: ArgSpec = opt("force", ArgType::Bool);
+const SIZE: ArgSpec = opt("size", ArgType::Int);
+const POOL: ArgSpec = opt("pool_layout", ArgType::Str);
+const UID: ArgSpec = opt("uid", ArgType::Int);
+const GID: ArgSpec = opt("gid", ArgType::Int);
+const MODE: ArgSpec = opt("mode", ArgType::Str);
+const AUTH_ID: ArgSpec = req("auth_id", ArgType::Str);
+
+macro_rules! vcmd {
+    ($prefix:literal, $perm:literal, $args:expr, $handler:expr) => {
+        (
+            CommandSpec {
+                prefix: $prefix,
+                daemon: Daemon::Mgr,
+                module: "volumes",
+                perm: $perm,
+                args: $args,
+            },
+            $handler as Handler,
+        )
+    };
+}
+
+/// The `volumes` module's commands.
+pub(crate) const COMMANDS: &[(CommandSpec, Handler)] = &[
+    vcmd!(
+        "fs subvolumegroup create",
+        "rw",
+        &[FORMAT, VOL, GROUP_REQ, SIZE, POOL, UID, GID, MODE],
+        group_create
+    ),
+    vcmd!(
+        "fs subvolumegroup rm",
+        "rw",
+        &[FORMAT, VOL, GROUP_REQ, FORCE],
+        group_rm
+    ),
+    vcmd!("fs subvolumegroup ls", "r", &[FORMAT, VOL], group_ls),
+    vcmd!(
+        "fs subvolumegroup getpath",
+        "rw",
+        &[FORMAT, VOL, GROUP_REQ],
+        group_getpath
+    ),
+    vcmd!(
+        "fs subvolumegroup info",
+        "r",
+        &[FORMAT, VOL, GROUP_REQ],
+        group_info
+    ),
+    vcmd!("fs subvolumegroup exist", "r", &[FORMAT, VOL], group_exist),
+    vcmd!(
+        "fs subvolume create",
+        "rw",
+        &[
+            FORMAT,
+            VOL,
+            SUB,
+            SIZE,
+            GROUP,
+            POOL,
+            UID,
+            GID,
+            MODE,
+            opt("namespace_isolated", ArgType::Bool)
+        ],
+        subvolume_create
+    ),
+    vcmd!(
+        "fs subvolume rm",
+        "rw",
+        &[
+            FORMAT,
+            VOL,
+            SUB,
+            GROUP,
+            FORCE,
+            opt("retain_snapshots", ArgType::Bool)
+        ],
+        subvolume_rm
+    ),
+    vcmd!(
+        "fs subvolume getpath",
+        "rw",
+        &[FORMAT, VOL, SUB, GROUP],
+        subvolume_getpath
+    ),
+    vcmd!(
+        "fs subvolume info",
+        "r",
+        &[FORMAT, VOL, SUB, GROUP],
+        subvolume_info
+    ),
+    vcmd!("fs subvolume ls", "r", &[FORMAT, VOL, GROUP], subvolume_ls),
+    vcmd!(
+        "fs subvolume exist",
+        "r",
+        &[FORMAT, VOL, GROUP],
+        subvolume_exist
+    ),
+    vcmd!(
+        "fs subvolume resize",
+        "rw",
+        &[
+            FORMAT,
+            VOL,
+            SUB,
+            req("new_size", ArgType::Str),
+            GROUP,
+            opt("no_shrink", ArgType::Bool)
+        ],
+        subvolume_resize
+    ),
+    vcmd!(
+        "fs subvolume metadata set",
+        "rw",
+        &[FORMAT, VOL, SUB, KEY, req("value", ArgType::Str), GROUP],
+        metadata_set
+    ),
+    vcmd!(
+        "fs subvolume metadata get",
+        "r",
+        &[FORMAT, VOL, SUB, KEY, GROUP],
+        metadata_get
+    ),
+    vcmd!(
+        "fs subvolume metadata ls",
+        "r",
+        &[FORMAT, VOL, SUB, GROUP],
+        metadata_ls
+    ),
+    vcmd!(
+        "fs subvolume metadata rm",
+        "rw",
+        &[FORMAT, VOL, SUB, KEY, GROUP, FORCE],
+        metadata_rm
+    ),
+    vcmd!(
+        "fs subvolume snapshot metadata set",
+        "rw",
+        &[
+            FORMAT,
+            VOL,
+            SUB,
+            SNAP,
+            KEY,
+            req("value", ArgType::Str),
+            GROUP
+        ],
+        metadata_set
+    ),
+    vcmd!(
+        "fs subvolume snapshot metadata get",
+        "r",
+        &[FORMAT, VOL, SUB, SNAP, KEY, GROUP],
+        metadata_get
+    ),
+    vcmd!(
+        "fs subvolume snapshot metadata ls",
+        "r",
+        &[FORMAT, VOL, SUB, SNAP, GROUP],
+        metadata_ls
+    ),
+    vcmd!(
+        "fs subvolume snapshot metadata rm",
+        "rw",
+        &[FORMAT, VOL, SUB, SNAP, KEY, GROUP, FORCE],
+        metadata_rm
+    ),
+    vcmd!(
+        "fs subvolume snapshot create",
+        "rw",
+        &[FORMAT, VOL, SUB, SNAP, GROUP],
+        snapshot_create
+    ),
+    vcmd!(
+        "fs subvolume snapshot rm",
+        "rw",
+        &[FORMAT, VOL, SUB, SNAP, GROUP, FORCE],
+        snapshot_rm
+    ),
+    vcmd!(
+        "fs subvolume snapshot ls",
+        "r",
+        &[FORMAT, VOL, SUB, GROUP],
+        snapshot_ls
+    ),
+    vcmd!(
+        "fs subvolume snapshot info",
+        "r",
+        &[FORMAT, VOL, SUB, SNAP, GROUP],
+        snapshot_info
+    ),
+    vcmd!(
+        "fs subvolume snapshot clone",
+        "rw",
+        &[
+            FORMAT,
+            VOL,
+            SUB,
+            SNAP,
+            req("target_sub_name", ArgType::Str),
+            POOL,
+            GROUP,
+            opt("target_group_name", ArgType::Str)
+        ],
+        snapshot_clone
+    ),
+    vcmd!(
+        "fs clone status",
+        "r",
+        &[FORMAT, VOL, req("clone_name", ArgType::Str), GROUP],
+        clone_status
+    ),
+    vcmd!(
+        "fs clone cancel",
+        "rw",
+        &[FORMAT, VOL, req("clone_name", ArgType::Str), GROUP],
+        clone_cancel
+    ),
+    vcmd!(
+        "fs subvolume authorize",
+        "rw",
+        &[
+            FORMAT,
+            VOL,
+            SUB,
+            AUTH_ID,
+            GROUP,
+            opt("access_level", ArgType::Str),
+            opt("tenant_id", ArgType::Str),
+            opt("allow_existing_id", ArgType::Bool)
+        ],
+        subvolume_authorize
+    ),
+    vcmd!(
+        "fs subvolume deauthorize",
+        "rw",
+        &[FORMAT, VOL, SUB, AUTH_ID, GROUP],
+        subvolume_deauthorize
+    ),
+    vcmd!(
+        "fs subvolume authorized_list",
+        "r",
+        &[FORMAT, VOL, SUB, GROUP],
+        subvolume_authorized_list
+    ),
+    vcmd!(
+        "fs subvolume evict",
+        "rw",
+        &[FORMAT, VOL, SUB, AUTH_ID, GROUP],
+        subvolume_evict
+    ),
+    (
+        CommandSpec {
+            prefix: "config set",
+            daemon: Daemon::Mon,
+            module: "config",
+            perm: "rw",
+            args: &[
+                req("who", ArgType::Str),
+                req("name", ArgType::Str),
+                req("value", ArgType::Str),
+                opt("force", ArgType::Bool),
+            ],
+        },
+        config_set,
+    ),
+    (
+        CommandSpec {
+            prefix: "config get",
+            daemon: Daemon::Mon,
+            module: "config",
+            perm: "r",
+            args: &[req("who", ArgType::Str), req("key", ArgType::Str)],
+        },
+        config_get,
+    ),
+];

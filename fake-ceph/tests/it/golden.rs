@@ -1,0 +1,1 @@
+//! Real Ceph answers (filled in once captured).
