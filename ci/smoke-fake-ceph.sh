@@ -17,10 +17,10 @@ done
 url=$(head -n1 "$work/out")
 key=$(awk '/key =/ {print $3}' "$work/keyring")
 
-cmd() { curl -sf -u "client.admin:$key" -d "$1" "$url/request"; }
-expect() { # expect <json command> <substring of the reply>
+cmd() { curl -sf -u "client.admin:$key" -d "$1" "$url/request${2:-}"; }
+expect() { # expect <json command> <substring of the reply> [?target=mgr]
   local out
-  out=$(cmd "$1")
+  out=$(cmd "$1" "${3:-}")
   if [[ "$out" != *"$2"* ]]; then
     echo "FAIL: $1 -> $out (wanted $2)" >&2
     exit 1
@@ -32,7 +32,8 @@ expect '{"prefix":"fs subvolume create","vol_name":"cephfs","group_name":"csi","
 expect '{"prefix":"fs subvolume getpath","vol_name":"cephfs","group_name":"csi","sub_name":"smoke"}' '/volumes/csi/smoke/'
 expect '{"prefix":"fs subvolume info","vol_name":"cephfs","group_name":"csi","sub_name":"smoke"}' 'bytes_quota'
 expect '{"prefix":"fs subvolume rm","vol_name":"cephfs","group_name":"csi","sub_name":"nope"}' '"ret":-2'
-expect '{"prefix":"fs frobnicate"}' "No handler found for 'fs frobnicate'"
+expect '{"prefix":"fs frobnicate"}' 'command not known'
+expect '{"prefix":"fs frobnicate"}' "No handler found for 'fs frobnicate'" '?target=mgr'
 status=$(curl -s -o /dev/null -w '%{http_code}' -d '{"prefix":"fs ls"}' "$url/request")
 [ "$status" = 401 ] || { echo "FAIL: unauthenticated request got $status" >&2; exit 1; }
 if grep -q "$key" "$work/err"; then

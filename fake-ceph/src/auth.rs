@@ -90,7 +90,7 @@ impl AuthDb {
 pub fn caps_pairs(list: &[&str]) -> CephResult<Vec<(String, String)>> {
     if !list.len().is_multiple_of(2) {
         return Err(CephError::inval(
-            "odd number of caps arguments: caps are given as service/capability pairs",
+            "bad capabilities request; odd number of arguments",
         ));
     }
     Ok(list
@@ -111,6 +111,15 @@ fn render_entities(f: Format, list: &[(&EntityName, &Entity)]) -> String {
         list.iter()
             .map(|(n, e)| keyring_section(n, &e.key, &e.caps))
             .collect()
+    }
+}
+
+/// `get-or-create` and `fs authorize` print a keyring without the caps lines.
+fn render_created(f: Format, name: &EntityName, e: &Entity) -> String {
+    if f.is_json() {
+        render_entities(f, &[(name, e)])
+    } else {
+        format!("[{name}]\n\tkey = {}\n", e.key.expose())
     }
 }
 
@@ -143,7 +152,7 @@ fn auth_get_key(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply
     if f.is_json() {
         return Ok(Reply::ok(f.render(&json!({"key": e.key.expose()}))));
     }
-    Ok(Reply::ok(format!("{}\n", e.key.expose())))
+    Ok(Reply::ok(e.key.expose().to_owned()))
 }
 
 fn auth_ls(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
@@ -151,10 +160,7 @@ fn auth_ls(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
     let f = args.format();
     if f.is_json() {
         let v: Vec<Value> = db.iter().map(|(n, e)| entity_json(n, e)).collect();
-        return Ok(Reply::ok_with_status(
-            f.render(&json!({"auth_dump": v})),
-            "installed auth entries:",
-        ));
+        return Ok(Reply::ok(f.render(&json!({"auth_dump": v}))));
     }
     let mut out = String::new();
     for (n, e) in db.iter() {
@@ -196,7 +202,7 @@ fn auth_get_or_create(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult
     let name = entity_arg(args)?;
     let pairs = caps_pairs(&args.str_list("caps"))?;
     let e = get_or_create(inner, &name, &pairs)?;
-    Ok(Reply::ok(render_entities(args.format(), &[(&name, &e)])))
+    Ok(Reply::ok(render_created(args.format(), &name, &e)))
 }
 
 fn auth_get_or_create_key(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
@@ -207,7 +213,7 @@ fn auth_get_or_create_key(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephRe
     if f.is_json() {
         return Ok(Reply::ok(f.render(&json!({"key": e.key.expose()}))));
     }
-    Ok(Reply::ok(format!("{}\n", e.key.expose())))
+    Ok(Reply::ok(e.key.expose().to_owned()))
 }
 
 fn auth_add(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
@@ -216,12 +222,15 @@ fn auth_add(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
     let caps = Caps::parse(&pairs)?;
     let mut db = inner.auth.write();
     if let Some(e) = db.entities.get(&name) {
-        if e.caps.as_ref() == &caps {
-            return Ok(Reply::ok_with_status("", format!("added key for {name}")));
+        for (svc, text) in &pairs {
+            if e.caps.raw().get(svc) != Some(text) {
+                return Err(CephError::inval(format!(
+                    "entity {name} exists but cap {svc} does not match"
+                )));
+            }
         }
-        return Err(CephError::inval(format!(
-            "entity {name} exists but caps do not match"
-        )));
+        // Already there with these caps: success, and nothing to say.
+        return Ok(Reply::ok(""));
     }
     let key = inner.new_key();
     db.put(name.clone(), key, caps);
@@ -263,7 +272,7 @@ fn fs_authorize(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply
         .lock()
         .maps
         .fs(fs)
-        .map_err(|_| CephError::noent(format!("filesystem {fs} does not exist.")))?;
+        .map_err(|_| CephError::inval(format!("filesystem {fs} does not exist.")))?;
     let name = entity_arg(args)?;
     let list = args.str_list("caps");
     if list.is_empty() || !list.len().is_multiple_of(2) {
@@ -281,9 +290,9 @@ fn fs_authorize(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply
     for pair in list.chunks(2) {
         let (path, perm) = (pair[0], pair[1]);
         if !matches!(perm, "r" | "rw" | "rwp" | "rws" | "rwps" | "rwsp") {
-            return Err(CephError::inval(format!(
-                "Permission flags must start with 'r' or 'rw'; got '{perm}'"
-            )));
+            return Err(CephError::inval(
+                "Permission flags must start with 'r' or 'rw'.",
+            ));
         }
         osd_rw |= perm.contains('w');
         if path == "/" {
@@ -312,7 +321,7 @@ fn fs_authorize(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply
             e
         }
     })?;
-    Ok(Reply::ok(render_entities(args.format(), &[(&name, &e)])))
+    Ok(Reply::ok(render_created(args.format(), &name, &e)))
 }
 
 const FORMAT: crate::command::ArgSpec = opt("format", ArgType::Str);

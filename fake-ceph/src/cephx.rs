@@ -92,7 +92,7 @@ pub struct EntityName(String);
 impl EntityName {
     /// Parses `type.id`; the type must be one Ceph knows.
     pub fn parse(s: &str) -> CephResult<Self> {
-        let bad = || CephError::inval(format!("bad entity name '{s}'"));
+        let bad = || CephError::inval("bad entity name");
         let (ty, id) = s.split_once('.').ok_or_else(bad)?;
         if !matches!(ty, "client" | "mon" | "mgr" | "osd" | "mds") {
             return Err(bad());
@@ -296,6 +296,26 @@ fn split_grants(s: &str) -> Vec<Vec<String>> {
     grants
 }
 
+/// The text from the start of grant `index` to the end: where Ceph's parser reports it
+/// stopped when that grant does not parse.
+fn rest_from(text: &str, index: usize) -> &str {
+    let mut in_quote = false;
+    let mut seen = 0;
+    for (i, c) in text.char_indices() {
+        match c {
+            '"' => in_quote = !in_quote,
+            ',' | ';' if !in_quote => {
+                seen += 1;
+                if seen == index {
+                    return text[i + 1..].trim_start();
+                }
+            }
+            _ => {}
+        }
+    }
+    if index == 0 { text.trim_start() } else { "" }
+}
+
 fn parse_failed(service: &str, stopped_at: &str, whole: &str) -> CephError {
     CephError::inval(format!(
         "{service} capability parse failed, stopped at '{stopped_at}' of '{whole}'"
@@ -332,9 +352,7 @@ impl Caps {
                 "mds" => caps.mds = parse_mds_caps(text)?,
                 "osd" => caps.osd = parse_osd_caps(text)?,
                 other => {
-                    return Err(CephError::inval(format!(
-                        "unknown cap type '{other}'; valid types are mon, mgr, mds, osd"
-                    )));
+                    return Err(CephError::inval(format!("unknown cap type '{other}'")));
                 }
             }
             caps.raw.insert(service.clone(), text.clone());
@@ -475,14 +493,14 @@ fn service_allows(
 
 fn parse_service_caps(service: &str, text: &str) -> CephResult<Vec<ServiceGrant>> {
     let mut out = Vec::new();
-    for words in split_grants(text) {
+    for (index, words) in split_grants(text).into_iter().enumerate() {
+        let fail = |_: &str| parse_failed(service, rest_from(text, index), text);
         if words.is_empty() {
             if text.trim().is_empty() {
                 continue;
             }
-            return Err(parse_failed(service, "", text));
+            return Err(fail(""));
         }
-        let fail = |w: &str| parse_failed(service, w, text);
         if words[0] != "allow" {
             return Err(fail(&words[0]));
         }
@@ -531,14 +549,14 @@ fn parse_service_caps(service: &str, text: &str) -> CephResult<Vec<ServiceGrant>
 
 fn parse_mds_caps(text: &str) -> CephResult<Vec<MdsGrant>> {
     let mut out = Vec::new();
-    for words in split_grants(text) {
+    for (index, words) in split_grants(text).into_iter().enumerate() {
+        let fail = |_: &str| parse_failed("mds", rest_from(text, index), text);
         if words.is_empty() {
             if text.trim().is_empty() {
                 continue;
             }
-            return Err(parse_failed("mds", "", text));
+            return Err(fail(""));
         }
-        let fail = |w: &str| parse_failed("mds", w, text);
         if words[0] != "allow" {
             return Err(fail(&words[0]));
         }
@@ -572,14 +590,14 @@ fn parse_mds_caps(text: &str) -> CephResult<Vec<MdsGrant>> {
 
 fn parse_osd_caps(text: &str) -> CephResult<Vec<OsdGrant>> {
     let mut out = Vec::new();
-    for words in split_grants(text) {
+    for (index, words) in split_grants(text).into_iter().enumerate() {
+        let fail = |_: &str| parse_failed("osd", rest_from(text, index), text);
         if words.is_empty() {
             if text.trim().is_empty() {
                 continue;
             }
-            return Err(parse_failed("osd", "", text));
+            return Err(fail(""));
         }
-        let fail = |w: &str| parse_failed("osd", w, text);
         if words[0] != "allow" {
             return Err(fail(&words[0]));
         }

@@ -75,8 +75,12 @@ pub struct Caller {
 /// Where a command is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// The monitor (which proxies mgr commands): `POST /request`.
+    /// The monitor (which proxies mgr commands), as librados `mon_command`:
+    /// `POST /request`.
     Mon,
+    /// The active mgr, as librados `mgr_command` (what go-ceph uses for the `volumes`
+    /// module): `POST /request?target=mgr`. Only mgr commands are found there.
+    Mgr,
     /// An MDS, as `ceph tell mds.<name>` addresses it: `POST /tell/mds.<name>`.
     Mds(String),
 }
@@ -289,30 +293,38 @@ impl Cluster {
         target: Target,
         body: &[u8],
     ) -> (&'static str, Reply) {
+        // Ceph quotes a bad body back; keep that bounded.
+        let shown = || -> String { String::from_utf8_lossy(body).chars().take(256).collect() };
         let map: Map<String, Value> = match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(m)) => m,
-            _ => {
-                return (
-                    "invalid",
-                    CephError::inval("failed to parse command: invalid command json").into(),
-                );
+            Ok(_) => {
+                let msg = format!("not JSON object {}", shown());
+                return ("invalid", CephError::inval(msg).into());
+            }
+            Err(_) => {
+                let msg = format!("unparseable JSON {}", shown());
+                return ("invalid", CephError::inval(msg).into());
             }
         };
-        let Some(prefix) = map.get("prefix").and_then(Value::as_str) else {
-            return (
-                "invalid",
-                CephError::inval("command prefix not found").into(),
-            );
-        };
-        let table = match &target {
-            Target::Mon => &*COMMANDS,
-            Target::Mds(_) => &*MDS_COMMANDS,
-        };
-        let Some(&(spec, handler)) = table.get(prefix) else {
-            return (
-                "unknown",
-                CephError::inval(format!("No handler found for '{prefix}'")).into(),
-            );
+        let prefix = map.get("prefix").and_then(Value::as_str);
+        let found = prefix.and_then(|p| match &target {
+            Target::Mon => COMMANDS.get(p),
+            Target::Mgr => COMMANDS.get(p).filter(|(s, _)| s.daemon == Daemon::Mgr),
+            Target::Mds(_) => MDS_COMMANDS.get(p),
+        });
+        let Some(&(spec, handler)) = found else {
+            let msg = match (&target, prefix) {
+                (Target::Mon, None) => "command prefix not found".to_owned(),
+                (Target::Mon, Some(_)) => "command not known".to_owned(),
+                (Target::Mds(_), p) => format!("unknown command prefix {}", p.unwrap_or("")),
+                (_, p) => format!("No handler found for '{}'", p.unwrap_or("")),
+            };
+            let label = if prefix.is_some() {
+                "unknown"
+            } else {
+                "invalid"
+            };
+            return (label, CephError::inval(msg).into());
         };
         if let Target::Mds(name) = &target
             && let Err(e) = self.inner.check_mds_target(name)
@@ -320,7 +332,16 @@ impl Cluster {
             return (spec.prefix, e.into());
         }
         if !self.inner.allowed(caller, &spec, &map) {
-            return (spec.prefix, CephError::access_denied().into());
+            let e = if target == Target::Mgr {
+                CephError::new(
+                    errno::EACCES,
+                    "access denied: does your client key have mgr caps? See \
+                     http://docs.ceph.com/en/latest/mgr/administrator/#client-authentication",
+                )
+            } else {
+                CephError::access_denied()
+            };
+            return (spec.prefix, e.into());
         }
         if let Err(e) = Args::validate(&spec, &map) {
             return (spec.prefix, e.into());

@@ -39,6 +39,9 @@ pub enum ArgType {
     StrList,
     /// A JSON object (the fake's RADOS omap values).
     Object,
+    /// Any JSON value: the handler parses it (mgr arguments that take a string or a
+    /// number, such as `new_size`).
+    Any,
 }
 
 impl ArgType {
@@ -50,6 +53,7 @@ impl ArgType {
             ArgType::Float => "CephFloat",
             ArgType::StrList => "CephString(n=N)",
             ArgType::Object => "object",
+            ArgType::Any => "CephString",
         }
     }
 }
@@ -115,31 +119,48 @@ impl CommandSpec {
     }
 }
 
-/// A command's arguments after validation against its signature.
+/// A command's arguments after validation.
 #[derive(Debug)]
 pub struct Args<'a> {
     map: &'a Map<String, Value>,
+    daemon: Daemon,
+}
+
+/// A Python-style `str()` of a JSON value, as the mgr modules quote bad arguments.
+pub fn py_str(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Null => "None".into(),
+        other => other.to_string(),
+    }
 }
 
 impl<'a> Args<'a> {
-    /// Validates `map` against `spec` the way Ceph's `validate_cmd` does: required
-    /// arguments present, every present argument of the declared type. Unknown keys are
-    /// ignored, as Ceph ignores them.
+    /// Validates `map` against `spec` the way the daemon that owns the command does.
+    ///
+    /// The monitor checks every argument against the signature (`validate_cmd`):
+    /// a missing required argument is `invalid command`, a mistyped one `bad or missing
+    /// field '<name>'`. The mgr hands the JSON to the Python module as it is: a missing
+    /// argument is a `KeyError` traceback, booleans follow Python truthiness, and
+    /// numbers are parsed (and refused with the module's own message) by the handler.
+    /// Unknown keys are ignored by both.
     pub fn validate(spec: &CommandSpec, map: &'a Map<String, Value>) -> CephResult<Self> {
         for arg in spec.args {
             match map.get(arg.name) {
-                None | Some(Value::Null) if arg.required => {
-                    return Err(CephError::inval(format!(
-                        "missing required parameter {}({})",
-                        arg.name,
-                        arg.ty.ceph_name()
-                    )));
-                }
+                None | Some(Value::Null) if arg.required => return Err(missing(spec, arg)),
                 None | Some(Value::Null) => {}
-                Some(v) => check_type(arg, v)?,
+                Some(v) => match spec.daemon {
+                    Daemon::Mgr if matches!(arg.ty, ArgType::Int | ArgType::Bool) => {}
+                    _ => check_type(arg, v)?,
+                },
             }
         }
-        Ok(Self { map })
+        Ok(Self {
+            map,
+            daemon: spec.daemon,
+        })
     }
 
     /// A string argument; `None` if absent.
@@ -166,9 +187,34 @@ impl<'a> Args<'a> {
         }
     }
 
-    /// A boolean argument; absent is false.
-    pub fn flag(&self, name: &str) -> bool {
+    /// An integer argument that must parse if present; `bad` builds the error from the
+    /// raw value as Python would print it.
+    pub fn int_checked(
+        &self,
+        name: &str,
+        bad: impl Fn(&str) -> CephError,
+    ) -> CephResult<Option<i64>> {
         match self.map.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => self.int(name).map(Some).ok_or_else(|| bad(&py_str(v))),
+        }
+    }
+
+    /// A boolean argument; absent is false. Mgr commands follow Python truthiness (any
+    /// non-empty string is true); mon commands accept `true`/`false`.
+    pub fn flag(&self, name: &str) -> bool {
+        let v = self.map.get(name);
+        if self.daemon == Daemon::Mgr {
+            return match v {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(Value::Number(n)) => n.as_f64().is_some_and(|x| x != 0.0),
+                Some(Value::String(s)) => !s.is_empty(),
+                Some(Value::Array(a)) => !a.is_empty(),
+                Some(Value::Object(o)) => !o.is_empty(),
+            };
+        }
+        match v {
             Some(Value::Bool(b)) => *b,
             Some(Value::String(s)) => matches!(s.as_str(), "true" | "True" | "yes" | "1"),
             Some(Value::Number(n)) => n.as_i64().is_some_and(|n| n != 0),
@@ -201,6 +247,23 @@ impl<'a> Args<'a> {
     }
 }
 
+fn missing(spec: &CommandSpec, arg: &ArgSpec) -> CephError {
+    match spec.daemon {
+        Daemon::Mon => CephError::inval("invalid command"),
+        // The mgr module indexes `cmd['<name>']` and the KeyError reaches the caller.
+        Daemon::Mgr => CephError::inval(format!(
+            "Traceback (most recent call last):\n  File \"/usr/share/ceph/mgr/volumes/module.py\", \
+             in handle_command\n    return handler(inbuf, cmd)\nKeyError: '{}'",
+            arg.name
+        )),
+        Daemon::Mds | Daemon::Osd => CephError::inval(format!(
+            "missing required parameter {}({})",
+            arg.name,
+            arg.ty.ceph_name()
+        )),
+    }
+}
+
 fn bad_field(name: &str) -> CephError {
     CephError::inval(format!("bad or missing field '{name}'"))
 }
@@ -229,6 +292,7 @@ fn check_type(arg: &ArgSpec, v: &Value) -> CephResult<()> {
             _ => false,
         },
         ArgType::Object => v.is_object(),
+        ArgType::Any => true,
     };
     if ok { Ok(()) } else { Err(bad_field(arg.name)) }
 }
@@ -259,60 +323,156 @@ impl Format {
     }
 }
 
+/// Renders a value as the mgr's Python modules do: `json.dumps(v, indent=N)` (keys in
+/// the order given; non-ASCII escaped as `\uXXXX`), followed by a newline.
+pub fn py_json<T: serde::Serialize + ?Sized>(v: &T, indent: usize) -> String {
+    let pad = vec![b' '; indent];
+    let mut buf = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(&pad);
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+    if serde::Serialize::serialize(v, &mut ser).is_err() {
+        return "\n".into();
+    }
+    let text = String::from_utf8(buf).unwrap_or_default();
+    let mut out = String::with_capacity(text.len() + 1);
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    out.push('\n');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::error::errno;
     use serde_json::json;
 
-    const SPEC: CommandSpec = CommandSpec {
-        prefix: "fs subvolume create",
+    const ARGS: &[ArgSpec] = &[
+        req("vol_name", ArgType::Str),
+        req("sub_name", ArgType::Str),
+        opt("size", ArgType::Int),
+        opt("force", ArgType::Bool),
+    ];
+    const MON: CommandSpec = CommandSpec {
+        prefix: "test mon",
+        daemon: Daemon::Mon,
+        module: "mon",
+        perm: "r",
+        args: ARGS,
+    };
+    const MGR: CommandSpec = CommandSpec {
+        prefix: "test mgr",
         daemon: Daemon::Mgr,
         module: "volumes",
         perm: "rw",
-        args: &[
-            req("vol_name", ArgType::Str),
-            req("sub_name", ArgType::Str),
-            opt("size", ArgType::Int),
-            opt("namespace_isolated", ArgType::Bool),
-        ],
+        args: ARGS,
     };
 
-    fn check(v: Value, expected: Result<(), &str>) {
+    fn check(spec: &CommandSpec, v: Value, expected: Result<(), &str>) {
         let map = v.as_object().unwrap().clone();
-        let got = Args::validate(&SPEC, &map).map(|_| ()).map_err(|e| {
+        let got = Args::validate(spec, &map).map(|_| ()).map_err(|e| {
             assert_eq!(e.errno, errno::EINVAL);
             e.msg
         });
         match (got, expected) {
             (Ok(()), Ok(())) => {}
             (Err(m), Err(want)) => assert!(m.contains(want), "{m} !~ {want}"),
-            (got, want) => panic!("{got:?} != {want:?}"),
+            (got, want) => panic!("{} {got:?} != {want:?}", spec.prefix),
         }
     }
 
     #[test]
-    fn validation() {
-        check(json!({"vol_name": "a", "sub_name": "b"}), Ok(()));
-        check(json!({"vol_name": "a", "sub_name": "b", "size": 5}), Ok(()));
+    fn python_json() {
+        assert_eq!(py_json(&json!([]), 4), "[]\n");
+        assert_eq!(
+            py_json(&json!([{"name": "a"}]), 4),
+            "[\n    {\n        \"name\": \"a\"\n    }\n]\n"
+        );
+        assert_eq!(
+            py_json(&json!({"k": "日"}), 2),
+            "{\n  \"k\": \"\\u65e5\"\n}\n"
+        );
+        assert_eq!(
+            py_json(&json!({"b": 1, "a": 2}), 4),
+            "{\n    \"b\": 1,\n    \"a\": 2\n}\n"
+        );
+    }
+
+    #[test]
+    fn mon_validation() {
+        check(&MON, json!({"vol_name": "a", "sub_name": "b"}), Ok(()));
         check(
+            &MON,
+            json!({"vol_name": "a", "sub_name": "b", "size": 5}),
+            Ok(()),
+        );
+        check(
+            &MON,
             json!({"vol_name": "a", "sub_name": "b", "size": "5"}),
             Ok(()),
         );
-        check(json!({"vol_name": "a", "sub_name": "b", "x": [1]}), Ok(()));
-        check(json!({"vol_name": "a"}), Err("sub_name"));
         check(
+            &MON,
+            json!({"vol_name": "a", "sub_name": "b", "x": [1]}),
+            Ok(()),
+        );
+        check(&MON, json!({"vol_name": "a"}), Err("invalid command"));
+        check(
+            &MON,
             json!({"vol_name": "a", "sub_name": "b", "size": "abc"}),
-            Err("size"),
+            Err("bad or missing field 'size'"),
         );
         check(
+            &MON,
             json!({"vol_name": "a", "sub_name": "b", "size": 1.5}),
-            Err("size"),
+            Err("'size'"),
         );
-        check(json!({"vol_name": 1, "sub_name": "b"}), Err("vol_name"));
         check(
-            json!({"vol_name": "a", "sub_name": "b", "namespace_isolated": "x"}),
-            Err("namespace_isolated"),
+            &MON,
+            json!({"vol_name": 1, "sub_name": "b"}),
+            Err("'vol_name'"),
         );
+        check(
+            &MON,
+            json!({"vol_name": "a", "sub_name": "b", "force": "x"}),
+            Err("'force'"),
+        );
+    }
+
+    #[test]
+    fn mgr_validation_is_pythonic() {
+        check(&MGR, json!({"vol_name": "a"}), Err("KeyError: 'sub_name'"));
+        // Numbers are the handler's to parse, booleans are truthy.
+        check(
+            &MGR,
+            json!({"vol_name": "a", "sub_name": "b", "size": "abc", "force": "maybe"}),
+            Ok(()),
+        );
+        check(
+            &MGR,
+            json!({"vol_name": 1, "sub_name": "b"}),
+            Err("'vol_name'"),
+        );
+        let map = json!({"vol_name": "a", "sub_name": "b", "force": "false", "size": "abc"});
+        let map = map.as_object().unwrap();
+        let args = Args::validate(&MGR, map).unwrap();
+        assert!(args.flag("force"), "a non-empty string is truthy in Python");
+        let err = args
+            .int_checked("size", |raw| {
+                CephError::inval(format!("invalid size specified: '{raw}'"))
+            })
+            .unwrap_err();
+        assert_eq!(err.msg, "invalid size specified: 'abc'");
+        let mon_map = json!({"vol_name": "a", "sub_name": "b", "force": "false"});
+        let mon_args = Args::validate(&MON, mon_map.as_object().unwrap()).unwrap();
+        assert!(!mon_args.flag("force"));
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `POST /request` | one mon/mgr command (or a `rados ...` object operation) as JSON; answers `{"ret","outb","outs"}` |
+//! | `POST /request[?target=mgr]` | one command as `mon_command` (default; proxies mgr commands) or `mgr_command` sends it, or a `rados ...` object operation, as JSON; answers `{"ret","outb","outs"}` |
 //! | `POST /tell/mds.<name>` | an MDS command (`session ls`, `client evict`, `perf dump`, ...) |
 //! | `POST /mds/sessions` | mount: open a session (`{"root", "fs_name", "client_metadata"}`) |
 //! | `GET`/`DELETE /mds/sessions/{id}` | show / close (umount) a session |
@@ -18,7 +18,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -98,12 +98,35 @@ async fn index(State(cluster): State<Cluster>) -> Response {
     .into_response()
 }
 
-async fn request(State(cluster): State<Cluster>, headers: HeaderMap, body: Bytes) -> Response {
+/// `?target=mgr` sends the command as `mgr_command` would; the default is the monitor.
+fn target_param(query: Option<&str>) -> Option<&str> {
+    query?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "target")
+        .map(|(_, v)| v)
+}
+
+async fn request(
+    State(cluster): State<Cluster>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let caller = match authenticate(&cluster, &headers) {
         Ok(c) => c,
         Err(r) => return *r,
     };
-    let reply = cluster.execute(&caller, Target::Mon, &body).await;
+    let target = match target_param(query.as_deref()) {
+        None | Some("mon") => Target::Mon,
+        Some("mgr") => Target::Mgr,
+        Some(other) => {
+            return ceph_error(CephError::inval(format!(
+                "unknown target '{other}': use mon or mgr (MDS commands go to /tell/mds.<name>)"
+            )));
+        }
+    };
+    let reply = cluster.execute(&caller, target, &body).await;
     axum::Json(reply).into_response()
 }
 

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::cephx::{Caps, EntityName};
 use crate::cluster::{Caller, Handler, Inner, Shared};
-use crate::command::{ArgSpec, ArgType, Args, CommandSpec, Daemon, opt, req};
+use crate::command::{ArgSpec, ArgType, Args, CommandSpec, Daemon, opt, py_json, req};
 use crate::error::{CephError, CephResult, Reply, errno};
 use crate::mds::QuotaRealm;
 use crate::time::{ceph_time, ceph_time_micros, now_unix};
@@ -104,7 +104,6 @@ struct CloneJob {
 #[derive(Debug, Clone)]
 struct Snapshot {
     created_at: Duration,
-    size: u64,
     /// The subvolume UUID the snapshot's data lives under.
     uuid: String,
     metadata: BTreeMap<String, String>,
@@ -366,12 +365,41 @@ fn group_arg<'a>(args: &Args<'a>, key: &str) -> &'a str {
     }
 }
 
+/// Ceph refuses to let a caller name the implicit group.
+fn nogroup_refused() -> CephError {
+    CephError::new(
+        errno::EPERM,
+        format!("Operation not permitted for group '{NO_GROUP}' as it is an internal group."),
+    )
+}
+
+/// A group given explicitly: `_nogroup` is refused, as Ceph refuses it.
+fn explicit_group<'a>(args: &Args<'a>, key: &str) -> CephResult<&'a str> {
+    match args.str(key) {
+        Some(NO_GROUP) => Err(nogroup_refused()),
+        _ => Ok(group_arg(args, key)),
+    }
+}
+
 fn names<'a>(args: &Args<'a>, name_key: &str) -> CephResult<Names<'a>> {
     Ok(Names {
         vol: args.req_str("vol_name")?,
-        group: group_arg(args, "group_name"),
+        group: explicit_group(args, "group_name")?,
         name: args.req_str(name_key)?,
     })
+}
+
+/// Checks a new group's name: the internal directories are not groups.
+fn check_group_name(group: &str) -> CephResult<()> {
+    if group == NO_GROUP {
+        return Err(nogroup_refused());
+    }
+    if matches!(group, "_deleting" | "_index" | "_legacy") {
+        return Err(CephError::inval(format!(
+            "'{group}' is an internal directory and not a valid group name."
+        )));
+    }
+    check_name("subvolume group", group)
 }
 
 fn require_mds(inner: &Inner) -> CephResult<()> {
@@ -388,7 +416,9 @@ fn require_mds(inner: &Inner) -> CephResult<()> {
 fn open<'a>(inner: &'a Inner, vol: &str) -> CephResult<parking_lot::MutexGuard<'a, Shared>> {
     require_mds(inner)?;
     let mut sh = inner.shared.lock();
-    sh.maps.fs(vol)?;
+    sh.maps
+        .fs(vol)
+        .map_err(|_| CephError::noent(format!("FS '{vol}' not found")))?;
     let faults = sh.faults.clone();
     sh.volumes.tick(inner, &faults);
     Ok(sh)
@@ -506,17 +536,37 @@ fn check_pool(sh: &Shared, vol: &str, pool: Option<&str>) -> CephResult<String> 
     }
 }
 
-fn parse_size(raw: &str) -> CephResult<Option<u64>> {
-    let t = raw.trim();
+/// The `size` of a create: a positive number of bytes; 0 or absent means no quota.
+fn create_size(args: &Args<'_>) -> CephResult<Option<u64>> {
+    let bad = |raw: &str| CephError::inval(format!("invalid size specified: '{raw}'"));
+    match args.int_checked("size", bad)? {
+        Some(s) if s < 0 => Err(bad(&s.to_string())),
+        Some(0) | None => Ok(None),
+        Some(s) => Ok(Some(s as u64)),
+    }
+}
+
+/// A subvolume's (or clone's) pool layout: Ceph words this check differently from the
+/// group one.
+fn check_subvolume_pool(sh: &Shared, vol: &str, pool: Option<&str>) -> CephResult<String> {
+    check_pool(sh, vol, pool).map_err(|e| match pool {
+        Some(p) if e.errno == errno::EINVAL => CephError::inval(format!(
+            "invalid pool layout '{p}' -- need a valid data pool"
+        )),
+        _ => e,
+    })
+}
+
+/// The `new_size` of a resize: bytes, or `inf`/`infinite` for no quota (`None`).
+fn parse_new_size(raw: &str) -> CephResult<Option<u64>> {
+    let t = raw.trim().to_lowercase();
     if t == "inf" || t == "infinite" {
         return Ok(None);
     }
     match t.parse::<i64>() {
         Ok(v) if v > 0 => Ok(Some(v as u64)),
-        Ok(_) => Err(CephError::inval(format!("Invalid subvolume size '{raw}'"))),
-        Err(_) => Err(CephError::inval(format!(
-            "Invalid size '{raw}'. It must be a number of bytes or 'inf'/'infinite'"
-        ))),
+        Ok(_) => Err(CephError::inval("Invalid subvolume size")),
+        Err(_) => Err(CephError::inval(format!("invalid size option '{t}'"))),
     }
 }
 
@@ -568,17 +618,13 @@ fn group_create(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply
     let vol = args.req_str("vol_name")?;
     let group = args.req_str("group_name")?;
     let mut sh = open(inner, vol)?;
-    check_name("subvolume group", group)?;
+    check_group_name(group)?;
     let mode = parse_mode(args.str("mode"), 0o755)?;
     let pool = match args.str("pool_layout") {
         Some(p) => Some(check_pool(&sh, vol, Some(p))?),
         None => None,
     };
-    let size = match args.int("size") {
-        Some(s) if s > 0 => Some(s as u64),
-        Some(_) => return Err(CephError::inval("Invalid subvolume group size")),
-        None => None,
-    };
+    let size = create_size(args)?;
     let dir = inner.data.fs_root(vol).join("volumes").join(group);
     let g = sh
         .volumes
@@ -625,9 +671,8 @@ fn group_rm(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
     if !g.subvolumes.is_empty() {
         return Err(CephError::new(
             errno::ENOTEMPTY,
-            format!(
-                "subvolume group {group} contains subvolume(s) or retained snapshots of deleted subvolume(s)"
-            ),
+            // Ceph says this even with `force`: force only forgives a missing group.
+            format!("error in rmdir /volumes/{group}"),
         ));
     }
     sh.volumes.groups.remove(&key);
@@ -648,9 +693,7 @@ fn group_ls(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
         .map(|(_, g)| json!({"name": g}))
         .collect();
     inner.mds.charge_internal(1);
-    Ok(Reply::ok(
-        serde_json::to_string_pretty(&v).unwrap_or_default(),
-    ))
+    Ok(Reply::ok(py_json(&v, 4)))
 }
 
 fn group_getpath(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
@@ -665,7 +708,7 @@ fn group_getpath(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Repl
         return Err(group_missing(group));
     }
     inner.mds.charge_internal(1);
-    Ok(Reply::ok(format!("/volumes/{group}")))
+    Ok(Reply::ok(format!("/volumes/{group}\n")))
 }
 
 fn group_info(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
@@ -691,9 +734,7 @@ fn group_info(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> 
         "mon_addrs": sh.maps.mon_addrs,
     });
     inner.mds.charge_internal(2);
-    Ok(Reply::ok(
-        serde_json::to_string_pretty(&v).unwrap_or_default(),
-    ))
+    Ok(Reply::ok(py_json(&v, 4)))
 }
 
 fn group_exist(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
@@ -705,9 +746,9 @@ fn group_exist(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply>
         .keys()
         .any(|(f, g)| f == vol && !g.starts_with('_'));
     Ok(Reply::ok(if any {
-        "subvolumegroup exists"
+        "subvolumegroup exists\n"
     } else {
-        "no subvolumegroup exists"
+        "no subvolumegroup exists\n"
     }))
 }
 
@@ -719,12 +760,8 @@ fn subvolume_create(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<R
     let mut sh = open(inner, n.vol)?;
     check_name("subvolume", n.name)?;
     let mode = parse_mode(args.str("mode"), 0o755)?;
-    let size = match args.int("size") {
-        Some(s) if s < 0 => return Err(CephError::inval(format!("Invalid subvolume size '{s}'"))),
-        Some(0) | None => None,
-        Some(s) => Some(s as u64),
-    };
-    let pool = check_pool(&sh, n.vol, args.str("pool_layout"))?;
+    let size = create_size(args)?;
+    let pool = check_subvolume_pool(&sh, n.vol, args.str("pool_layout"))?;
     if n.group != NO_GROUP && !sh.volumes.groups.contains_key(&n.key()) {
         return Err(group_missing(n.group));
     }
@@ -841,16 +878,17 @@ fn subvolume_rm(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply
     })?;
     let sv = sv.clone();
     let dir = local_dir(inner, n.vol, n.group, n.name);
-    if sv.snapshots.values().any(|s| !s.pending_clones.is_empty()) {
-        return Err(CephError::new(
-            errno::EAGAIN,
-            format!("subvolume '{}' has pending clones", n.name),
-        ));
-    }
+    // Snapshots first: Ceph refuses with ENOTEMPTY even when `force` is given.
     if !sv.snapshots.is_empty() && !retain {
         return Err(CephError::new(
             errno::ENOTEMPTY,
             format!("subvolume '{}' has snapshots", n.name),
+        ));
+    }
+    if sv.snapshots.values().any(|s| !s.pending_clones.is_empty()) {
+        return Err(CephError::new(
+            errno::EAGAIN,
+            format!("subvolume '{}' has pending clones", n.name),
         ));
     }
     if retain && sv.state == State::SnapshotRetained {
@@ -883,7 +921,7 @@ fn subvolume_getpath(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<
     let sh = open(inner, n.vol)?;
     let sv = get_sv(&sh, &n, "getpath")?;
     inner.mds.charge_internal(1);
-    Ok(Reply::ok(format!("{}/{}", n.ceph_dir(), sv.uuid)))
+    Ok(Reply::ok(format!("{}/{}\n", n.ceph_dir(), sv.uuid)))
 }
 
 fn subvolume_info(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
@@ -897,10 +935,13 @@ fn subvolume_info(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Rep
         "snapshot-retention"
     ]);
     if sv.state == State::SnapshotRetained {
-        let v = json!({"type": kind, "features": features, "state": sv.state.name()});
-        return Ok(Reply::ok(
-            serde_json::to_string_pretty(&v).unwrap_or_default(),
-        ));
+        let v = json!({
+            "features": features,
+            "mon_addrs": sh.maps.mon_addrs,
+            "state": sv.state.name(),
+            "type": kind,
+        });
+        return Ok(Reply::ok(py_json(&v, 4)));
     }
     let data = local_dir(inner, n.vol, n.group, n.name).join(&sv.uuid);
     let used = du(&data);
@@ -921,7 +962,6 @@ fn subvolume_info(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Rep
         "ctime": mtime,
         "data_pool": sv.pool,
         "features": features,
-        "flavor": 2,
         "gid": sv.gid,
         "mode": 0o40000 | sv.mode,
         "mon_addrs": sh.maps.mon_addrs,
@@ -933,9 +973,7 @@ fn subvolume_info(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Rep
         "uid": sv.uid,
     });
     inner.mds.charge_internal(3);
-    Ok(Reply::ok(
-        serde_json::to_string_pretty(&v).unwrap_or_default(),
-    ))
+    Ok(Reply::ok(py_json(&v, 4)))
 }
 
 fn subvolume_ls(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
@@ -948,39 +986,33 @@ fn subvolume_ls(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply
         None => return Err(group_missing(group)),
     };
     inner.mds.charge_internal(1);
-    Ok(Reply::ok(
-        serde_json::to_string_pretty(&v).unwrap_or_default(),
-    ))
+    Ok(Reply::ok(py_json(&v, 4)))
 }
 
 fn subvolume_exist(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
     let vol = args.req_str("vol_name")?;
     let group = group_arg(args, "group_name");
     let sh = open(inner, vol)?;
-    let any = match sh.volumes.groups.get(&(vol.to_owned(), group.to_owned())) {
-        Some(g) => !g.subvolumes.is_empty(),
-        None if group == NO_GROUP => false,
-        None => return Err(group_missing(group)),
-    };
+    // A missing group has no subvolumes: Ceph answers that rather than ENOENT.
+    let any = sh
+        .volumes
+        .groups
+        .get(&(vol.to_owned(), group.to_owned()))
+        .is_some_and(|g| !g.subvolumes.is_empty());
     Ok(Reply::ok(if any {
-        "subvolume exists"
+        "subvolume exists\n"
     } else {
-        "no subvolume exists"
+        "no subvolume exists\n"
     }))
 }
 
 fn subvolume_resize(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
     let n = names(args, "sub_name")?;
-    let raw = match args.value("new_size") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(x)) => x.to_string(),
-        _ => {
-            return Err(CephError::inval(
-                "missing required parameter new_size(CephString)",
-            ));
-        }
-    };
-    let new = parse_size(&raw)?;
+    let raw = args
+        .value("new_size")
+        .map(crate::command::py_str)
+        .unwrap_or_default();
+    let new = parse_new_size(&raw)?;
     let no_shrink = args.flag("no_shrink");
     let sh = open(inner, n.vol)?;
     let sv = get_sv(&sh, &n, "resize")?;
@@ -998,13 +1030,12 @@ fn subvolume_resize(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<R
     sv.realm.set_max_bytes(new.unwrap_or(0));
     let v = json!([
         {"bytes_used": used},
-        {"bytes_quota": new.map_or(json!("infinite"), |q| json!(q))},
+        // Ceph reports the removed quota as 0 here (and as "infinite" in `info`).
+        {"bytes_quota": new.unwrap_or(0)},
         {"bytes_pcent": bytes_pcent(used, new.unwrap_or(0))},
     ]);
     inner.mds.charge_internal(2);
-    Ok(Reply::ok(
-        serde_json::to_string_pretty(&v).unwrap_or_default(),
-    ))
+    Ok(Reply::ok(py_json(&v, 4)))
 }
 
 // ---------------------------------------------------------------------------------
@@ -1049,16 +1080,15 @@ fn metadata_get(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply
         .get(&key)
         .cloned()
         .ok_or_else(|| CephError::noent(format!("key '{key}' does not exist.")))?;
-    Ok(Reply::ok(v))
+    // The value comes back with a newline, unless it is empty.
+    Ok(Reply::ok(if v.is_empty() { v } else { v + "\n" }))
 }
 
 fn metadata_ls(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
     let n = names(args, "sub_name")?;
     let mut sh = open(inner, n.vol)?;
     let md = metadata_target(&mut sh, &n, args.str("snap_name"), "user_metadata_list")?;
-    Ok(Reply::ok(
-        serde_json::to_string_pretty(&*md).unwrap_or_default(),
-    ))
+    Ok(Reply::ok(py_json(&*md, 4)))
 }
 
 fn metadata_rm(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
@@ -1091,12 +1121,11 @@ fn snapshot_create(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Re
     }
     let dir = local_dir(inner, n.vol, n.group, n.name);
     let dest = dir.join(".snap").join(snap).join(&sv.uuid);
-    let size = copy_tree(&dir.join(&sv.uuid), &dest).map_err(io_err("snapshot"))?;
+    copy_tree(&dir.join(&sv.uuid), &dest).map_err(io_err("snapshot"))?;
     sv.snapshots.insert(
         snap.to_owned(),
         Snapshot {
             created_at: now_unix(),
-            size,
             uuid: sv.uuid.clone(),
             metadata: BTreeMap::new(),
             pending_clones: Vec::new(),
@@ -1146,14 +1175,37 @@ fn snapshot_rm(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply>
     Ok(Reply::ok(""))
 }
 
+/// `snapshot protect`/`unprotect`: no-ops since snapshots are auto-protected, kept for
+/// old clients; Ceph answers with a deprecation warning in the status.
+fn snapshot_protect(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let n = names(args, "sub_name")?;
+    let snap = args.req_str("snap_name")?;
+    let sh = open(inner, n.vol)?;
+    let sv = get_sv(&sh, &n, "snap-protect")?;
+    if !sv.snapshots.contains_key(snap) {
+        return Err(CephError::noent(format!(
+            "snapshot '{snap}' does not exist"
+        )));
+    }
+    let verb = if args.req_str("prefix")?.ends_with("unprotect") {
+        "unprotect"
+    } else {
+        "protect"
+    };
+    Ok(Reply::ok_with_status(
+        "",
+        format!(
+            "Deprecation warning: 'snapshot {verb}' call is deprecated and will be removed in a future release"
+        ),
+    ))
+}
+
 fn snapshot_ls(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
     let n = names(args, "sub_name")?;
     let sh = open(inner, n.vol)?;
     let sv = get_sv(&sh, &n, "snap-ls")?;
     let v: Vec<Value> = sv.snapshots.keys().map(|s| json!({"name": s})).collect();
-    Ok(Reply::ok(
-        serde_json::to_string_pretty(&v).unwrap_or_default(),
-    ))
+    Ok(Reply::ok(py_json(&v, 4)))
 }
 
 fn snapshot_info(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
@@ -1169,7 +1221,6 @@ fn snapshot_info(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Repl
         "created_at": ceph_time_micros(s.created_at),
         "data_pool": sv.pool,
         "has_pending_clones": if s.pending_clones.is_empty() { "no" } else { "yes" },
-        "size": s.size,
     });
     if !s.pending_clones.is_empty() {
         v["pending_clones"] = Value::Array(
@@ -1185,9 +1236,7 @@ fn snapshot_info(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Repl
                 .collect(),
         );
     }
-    Ok(Reply::ok(
-        serde_json::to_string_pretty(&v).unwrap_or_default(),
-    ))
+    Ok(Reply::ok(py_json(&v, 4)))
 }
 
 fn snapshot_clone(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
@@ -1231,7 +1280,7 @@ fn snapshot_clone(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Rep
         ));
     }
     let pool = match args.str("pool_layout") {
-        Some(p) => check_pool(sh, n.vol, Some(p))?,
+        Some(p) => check_subvolume_pool(sh, n.vol, Some(p))?,
         None => src.pool.clone(),
     };
     let uuid = inner.new_uuid();
@@ -1296,15 +1345,19 @@ fn clone_target<'a>(args: &Args<'a>) -> CephResult<Names<'a>> {
     })
 }
 
+fn not_a_clone(op: &str, name: &str) -> CephError {
+    CephError::new(
+        errno::EOPNOTSUPP,
+        format!("operation '{op}' is not allowed on subvolume '{name}' of type subvolume"),
+    )
+}
+
 fn clone_status(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
     let n = clone_target(args)?;
     let sh = open(inner, n.vol)?;
     let sv = get_sv(&sh, &n, "clone-status")?;
     let Some(job) = &sv.clone else {
-        return Err(CephError::new(
-            errno::EOPNOTSUPP,
-            format!("subvolume '{}' is not a clone", n.name),
-        ));
+        return Err(not_a_clone("clone-status", n.name));
     };
     let mut status = json!({"state": sv.state.name()});
     if sv.state != State::Complete {
@@ -1321,9 +1374,7 @@ fn clone_status(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply
     if let Some((e, msg)) = &job.failure {
         status["failure"] = json!({"errno": e.to_string(), "error_msg": msg});
     }
-    Ok(Reply::ok(
-        serde_json::to_string_pretty(&json!({"status": status})).unwrap_or_default(),
-    ))
+    Ok(Reply::ok(py_json(&json!({"status": status}), 2)))
 }
 
 fn clone_cancel(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
@@ -1332,10 +1383,7 @@ fn clone_cancel(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply
     let sh = &mut *sh;
     let sv = get_sv_mut(sh, &n, "clone-cancel")?;
     let Some(job) = sv.clone.clone() else {
-        return Err(CephError::new(
-            errno::EOPNOTSUPP,
-            format!("subvolume '{}' is not a clone", n.name),
-        ));
+        return Err(not_a_clone("clone-cancel", n.name));
     };
     if !matches!(sv.state, State::Pending | State::InProgress) {
         return Err(CephError::inval(
@@ -1396,9 +1444,12 @@ fn subvolume_authorize(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResul
     let auth_id = args.req_str("auth_id")?;
     let level = args.str("access_level").unwrap_or("rw");
     if !matches!(level, "r" | "rw") {
-        return Err(CephError::inval(format!(
-            "Invalid access level '{level}'. It must be 'r' or 'rw'"
-        )));
+        // Ceph asks the monitor for caps with the bad level, the monitor refuses, and
+        // the module fails parsing the empty answer.
+        return Err(CephError::inval(
+            "Traceback (most recent call last):\n  File \"/usr/share/ceph/mgr/volumes/fs/operations/versions/subvolume_v1.py\", \
+             in _authorize_subvolume\njson.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0)",
+        ));
     }
     let tenant = args.str("tenant_id").map(str::to_owned);
     let entity = EntityName::parse(&format!("client.{auth_id}"))?;
@@ -1447,7 +1498,7 @@ fn subvolume_authorize(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResul
     };
     // The key is returned only to callers that name a tenant, as Manila does.
     Ok(Reply::ok(if tenant.is_some() {
-        key
+        key + "\n"
     } else {
         String::new()
     }))
@@ -1460,7 +1511,10 @@ fn subvolume_deauthorize(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephRes
     let mut sh = open(inner, n.vol)?;
     let sh = &mut *sh;
     let sv = get_sv_mut(sh, &n, "deny-access")?;
-    if sv.authorized.remove(auth_id).is_none() {
+    let was_here = sv.authorized.remove(auth_id).is_some();
+    // Ceph only refuses an auth ID it never created; deauthorizing one that is not
+    // (or no longer) authorized on this subvolume succeeds.
+    if !was_here && !sh.volumes.auth_meta.contains_key(auth_id) {
         return Err(CephError::noent(format!(
             "auth ID: {auth_id} doesn't exist"
         )));
@@ -1481,9 +1535,7 @@ fn subvolume_authorized_list(inner: &Inner, args: &Args<'_>, _c: &Caller) -> Cep
     let sh = open(inner, n.vol)?;
     let sv = get_sv(&sh, &n, "auth-list")?;
     let v: Vec<Value> = sv.authorized.iter().map(|(k, l)| json!({k: l})).collect();
-    Ok(Reply::ok(
-        serde_json::to_string_pretty(&v).unwrap_or_default(),
-    ))
+    Ok(Reply::ok(py_json(&v, 4)))
 }
 
 fn subvolume_evict(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
@@ -1492,11 +1544,7 @@ fn subvolume_evict(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Re
     let path = {
         let sh = open(inner, n.vol)?;
         let sv = get_sv(&sh, &n, "evict")?;
-        if !sv.authorized.contains_key(auth_id) {
-            return Err(CephError::noent(format!(
-                "auth ID: {auth_id} doesn't exist"
-            )));
-        }
+        // An auth ID with no sessions (or none at all) evicts nothing, successfully.
         format!("{}/{}", n.ceph_dir(), sv.uuid)
     };
     let f1 = format!("auth_name={auth_id}");
@@ -1537,11 +1585,34 @@ fn config_set(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> 
             inner.purger.set_paused(o.pause_purging);
         }
         _ => {
-            return Err(CephError::noent(format!(
+            return Err(CephError::inval(format!(
                 "unrecognized config option '{name}'"
             )));
         }
     }
+    Ok(Reply::ok(""))
+}
+
+fn config_rm(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let name = args.req_str("name")?;
+    if let Some(opt) = name.strip_prefix("mgr/volumes/") {
+        // Back to what the cluster was started with.
+        let d = inner.config.volumes.clone();
+        let mut sh = inner.shared.lock();
+        let o = &mut sh.volumes.options;
+        match opt {
+            "max_concurrent_clones" => o.max_concurrent_clones = d.max_concurrent_clones,
+            "snapshot_clone_no_wait" => o.snapshot_clone_no_wait = d.snapshot_clone_no_wait,
+            "snapshot_clone_delay" => o.snapshot_clone_delay = d.snapshot_clone_delay,
+            "pause_cloning" => o.pause_cloning = d.pause_cloning,
+            "pause_purging" => {
+                o.pause_purging = d.pause_purging;
+                inner.purger.set_paused(o.pause_purging);
+            }
+            _ => {}
+        }
+    }
+    // Removing an option that is not set succeeds, as in Ceph.
     Ok(Reply::ok(""))
 }
 
@@ -1674,7 +1745,7 @@ pub(crate) const COMMANDS: &[(CommandSpec, Handler)] = &[
             FORMAT,
             VOL,
             SUB,
-            req("new_size", ArgType::Str),
+            req("new_size", ArgType::Any),
             GROUP,
             opt("no_shrink", ArgType::Bool)
         ],
@@ -1761,6 +1832,18 @@ pub(crate) const COMMANDS: &[(CommandSpec, Handler)] = &[
         snapshot_info
     ),
     vcmd!(
+        "fs subvolume snapshot protect",
+        "rw",
+        &[FORMAT, VOL, SUB, SNAP, GROUP],
+        snapshot_protect
+    ),
+    vcmd!(
+        "fs subvolume snapshot unprotect",
+        "rw",
+        &[FORMAT, VOL, SUB, SNAP, GROUP],
+        snapshot_protect
+    ),
+    vcmd!(
         "fs subvolume snapshot clone",
         "rw",
         &[
@@ -1834,6 +1917,16 @@ pub(crate) const COMMANDS: &[(CommandSpec, Handler)] = &[
             ],
         },
         config_set,
+    ),
+    (
+        CommandSpec {
+            prefix: "config rm",
+            daemon: Daemon::Mon,
+            module: "config",
+            perm: "rw",
+            args: &[req("who", ArgType::Str), req("name", ArgType::Str)],
+        },
+        config_rm,
     ),
     (
         CommandSpec {

@@ -103,6 +103,7 @@ async fn serves_writes_a_keyring_and_stops_on_sigterm() {
     let path = p["outb"]
         .as_str()
         .unwrap()
+        .trim()
         .trim_start_matches('/')
         .to_owned();
     assert!(data.join("fs/myfs").join(&path).is_dir());

@@ -76,10 +76,29 @@ async fn monitors_status_and_health() {
 #[tokio::test]
 async fn unknown_missing_and_malformed_commands_get_einval() {
     let f = Fake::new();
+    // As mon_command: the monitor does not know it; as mgr_command: no module has it.
     assert_eq!(
         f.err(json!({"prefix": "fs frobnicate"}), EINVAL).await,
-        "No handler found for 'fs frobnicate'"
+        "command not known"
     );
+    let r = f.mgr(json!({"prefix": "fs frobnicate"})).await;
+    assert_eq!(
+        (r.ret, r.outs.as_str()),
+        (-EINVAL, "No handler found for 'fs frobnicate'")
+    );
+    // A mon command is not the mgr's.
+    let r = f.mgr(json!({"prefix": "fs ls", "format": "json"})).await;
+    assert_eq!(
+        (r.ret, r.outs.as_str()),
+        (-EINVAL, "No handler found for 'fs ls'")
+    );
+    let r = f.mgr(json!({})).await;
+    assert_eq!(
+        (r.ret, r.outs.as_str()),
+        (-EINVAL, "No handler found for ''")
+    );
+    // A mgr command reaches the module either way.
+    assert_eq!(f.mgr(json!({"prefix": "fs volume ls"})).await.ret, 0);
     f.err(json!({"format": "json"}), EINVAL).await;
     f.err(json!({"prefix": 5}), EINVAL).await;
     let missing = f
@@ -255,7 +274,7 @@ async fn auth_lifecycle() {
     assert_eq!(
         f.ok(json!({"prefix": "auth get-key", "entity": "client.a"}))
             .await,
-        format!("{key}\n")
+        key
     );
     let plain = f
         .ok(json!({"prefix": "auth get", "entity": "client.a"}))
@@ -320,7 +339,7 @@ async fn fs_authorize_creates_path_restricted_caps() {
     assert_eq!(v[0]["caps"]["mds"], "allow rw fsname=cephfs path=/bar");
     assert_eq!(v[0]["caps"]["osd"], "allow rw tag cephfs data=cephfs");
     assert_eq!(v[0]["caps"]["mon"], "allow r fsname=cephfs");
-    f.err(json!({"prefix": "fs authorize", "filesystem": "nope", "entity": "client.x", "caps": ["/", "rw"]}), ENOENT)
+    f.err(json!({"prefix": "fs authorize", "filesystem": "nope", "entity": "client.x", "caps": ["/", "rw"]}), EINVAL)
         .await;
     f.err(json!({"prefix": "fs authorize", "filesystem": "cephfs", "entity": "client.foo", "caps": ["/other", "rw"]}), EINVAL)
         .await;

@@ -68,7 +68,7 @@ async fn commands_and_mounts_over_a_real_socket() {
     let s: Value = client
         .post(format!("{url}/mds/sessions"))
         .basic_auth("client.admin", Some(&f.admin_key))
-        .body(json!({"root": path["outb"]}).to_string())
+        .body(json!({"root": path["outb"].as_str().unwrap().trim_end()}).to_string())
         .send()
         .await
         .unwrap()

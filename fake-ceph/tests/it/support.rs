@@ -75,6 +75,21 @@ impl Fake {
         serde_json::from_value(v).unwrap()
     }
 
+    /// A command sent as librados `mgr_command` sends it (`?target=mgr`), as admin.
+    pub async fn mgr(&self, cmd: Value) -> Reply {
+        let key = self.admin_key.clone();
+        let (status, v) = self
+            .http(
+                "POST",
+                "/request?target=mgr",
+                Some(("client.admin", &key)),
+                cmd.to_string(),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        serde_json::from_value(v).unwrap()
+    }
+
     /// A command as client.admin.
     pub async fn cmd(&self, cmd: Value) -> Reply {
         let key = self.admin_key.clone();
@@ -129,6 +144,8 @@ impl Fake {
         self.ok(c).await;
         self.ok(json!({"prefix": "fs subvolume getpath", "vol_name": "cephfs", "group_name": "csi", "sub_name": name}))
             .await
+            .trim_end()
+            .to_owned()
     }
 
     /// Creates an entity with the given caps; its key.
