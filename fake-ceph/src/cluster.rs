@@ -45,6 +45,8 @@ pub struct Config {
     pub mds: MdsConfig,
     /// Faults in force from the start.
     pub faults: Faults,
+    /// The clock of timed transitions (clone progress).
+    pub clock: crate::time::Clock,
 }
 
 impl Default for Config {
@@ -59,6 +61,7 @@ impl Default for Config {
             volumes: VolumesConfig::default(),
             mds: MdsConfig::default(),
             faults: Faults::default(),
+            clock: crate::time::Clock::System,
         }
     }
 }

@@ -43,6 +43,8 @@ pub mod errno {
     pub const EOPNOTSUPP: i32 = 95;
     /// Transport endpoint is not connected (a dead FUSE mount).
     pub const ENOTCONN: i32 = 107;
+    /// Cannot send after transport endpoint shutdown (an evicted, blocklisted client).
+    pub const ESHUTDOWN: i32 = 108;
     /// Connection timed out.
     pub const ETIMEDOUT: i32 = 110;
     /// Stale file handle.
@@ -71,6 +73,7 @@ pub mod errno {
             ENODATA => "ENODATA",
             EOPNOTSUPP => "EOPNOTSUPP",
             ENOTCONN => "ENOTCONN",
+            ESHUTDOWN => "ESHUTDOWN",
             ETIMEDOUT => "ETIMEDOUT",
             ESTALE => "ESTALE",
             EDQUOT => "EDQUOT",
@@ -102,6 +105,7 @@ pub mod errno {
             ENODATA,
             EOPNOTSUPP,
             ENOTCONN,
+            ESHUTDOWN,
             ETIMEDOUT,
             ESTALE,
             EDQUOT,
@@ -130,6 +134,7 @@ pub fn strerror(e: i32) -> &'static str {
         errno::ENODATA => "No data available",
         errno::EOPNOTSUPP => "Operation not supported",
         errno::ENOTCONN => "Transport endpoint is not connected",
+        errno::ESHUTDOWN => "Cannot send after transport endpoint shutdown",
         errno::ETIMEDOUT => "Connection timed out",
         errno::ESTALE => "Stale file handle",
         errno::EDQUOT => "Disk quota exceeded",

@@ -599,7 +599,7 @@ pub(crate) const COMMANDS: &[(CommandSpec, Handler)] = &[
         CommandSpec {
             prefix: "fs ls",
             daemon: Daemon::Mon,
-            module: "mds",
+            module: "fs",
             perm: "r",
             args: &[FORMAT],
         },

@@ -50,6 +50,9 @@ struct Cli {
     /// mgr/volumes/max_concurrent_clones.
     #[arg(long, env = "FAKE_CEPH_MAX_CONCURRENT_CLONES", default_value_t = 4)]
     max_concurrent_clones: usize,
+    /// How long a pending clone waits for a cloner thread, in milliseconds.
+    #[arg(long, env = "FAKE_CEPH_CLONE_PICKUP_MS", default_value_t = 20)]
+    clone_pickup_ms: u64,
     /// How long an in-progress clone takes, in milliseconds.
     #[arg(long, env = "FAKE_CEPH_CLONE_TIME_MS", default_value_t = 500)]
     clone_time_ms: u64,
@@ -82,6 +85,7 @@ fn config(cli: &Cli) -> Config {
     };
     c.volumes.max_concurrent_clones = cli.max_concurrent_clones;
     c.volumes.clone_time = Duration::from_millis(cli.clone_time_ms);
+    c.volumes.clone_pickup = Duration::from_millis(cli.clone_pickup_ms);
     c
 }
 

@@ -1,6 +1,42 @@
 //! Timestamps in the formats Ceph prints.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+
+/// The clock the cluster's timed transitions (clones) follow: the system clock, or a
+/// manual one that only moves when told to (for tests that pin a sequence of states).
+#[derive(Debug, Clone, Default)]
+pub enum Clock {
+    /// `Instant::now()`.
+    #[default]
+    System,
+    /// A clock that starts at creation and moves by [`Clock::advance`].
+    Manual(Arc<Mutex<Instant>>),
+}
+
+impl Clock {
+    /// A manual clock.
+    pub fn manual() -> Self {
+        Clock::Manual(Arc::new(Mutex::new(Instant::now())))
+    }
+
+    /// The current instant.
+    pub fn now(&self) -> Instant {
+        match self {
+            Clock::System => Instant::now(),
+            Clock::Manual(t) => *t.lock(),
+        }
+    }
+
+    /// Moves a manual clock forward; the system clock ignores it.
+    pub fn advance(&self, d: Duration) {
+        if let Clock::Manual(t) = self {
+            *t.lock() += d;
+        }
+    }
+}
 
 /// Seconds and nanoseconds since the Unix epoch.
 pub fn now_unix() -> Duration {

@@ -36,6 +36,8 @@ pub struct VolumesConfig {
     pub snapshot_clone_no_wait: bool,
     /// `snapshot_clone_delay`: seconds a new clone stays pending before a cloner picks it.
     pub snapshot_clone_delay: Duration,
+    /// The fake's time for a cloner thread to pick up a pending clone.
+    pub clone_pickup: Duration,
     /// The fake's time for an in-progress clone to copy its data, before size.
     pub clone_time: Duration,
     /// The fake's copy rate; 0 means size adds no time.
@@ -52,6 +54,7 @@ impl Default for VolumesConfig {
             max_concurrent_clones: 4,
             snapshot_clone_no_wait: true,
             snapshot_clone_delay: Duration::ZERO,
+            clone_pickup: Duration::from_millis(20),
             clone_time: Duration::from_millis(500),
             clone_bytes_per_sec: 0,
             pause_cloning: false,
@@ -194,7 +197,7 @@ impl Volumes {
     /// Advances clones: pending ones start when a cloner is free, in-progress ones
     /// finish when their time is up (copying the snapshot's data).
     fn tick(&mut self, inner: &Inner, faults: &crate::fault::Faults) {
-        let now = Instant::now();
+        let now = inner.config.clock.now();
         let opts = self.options.clone();
         if opts.pause_cloning {
             return;
@@ -221,7 +224,7 @@ impl Volumes {
             };
             if sv.state == State::Pending {
                 if running >= opts.max_concurrent_clones.max(1)
-                    || now < job.queued + opts.snapshot_clone_delay
+                    || now < job.queued + opts.snapshot_clone_delay + opts.clone_pickup
                 {
                     continue;
                 }
@@ -1316,7 +1319,7 @@ fn snapshot_clone(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Rep
                 clone: Some(CloneJob {
                     source,
                     seq,
-                    queued: Instant::now(),
+                    queued: inner.config.clock.now(),
                     started: None,
                     failure: None,
                 }),
@@ -1678,7 +1681,7 @@ pub(crate) const COMMANDS: &[(CommandSpec, Handler)] = &[
     vcmd!("fs subvolumegroup ls", "r", &[FORMAT, VOL], group_ls),
     vcmd!(
         "fs subvolumegroup getpath",
-        "rw",
+        "r",
         &[FORMAT, VOL, GROUP_REQ],
         group_getpath
     ),
@@ -1866,7 +1869,7 @@ pub(crate) const COMMANDS: &[(CommandSpec, Handler)] = &[
     ),
     vcmd!(
         "fs clone cancel",
-        "rw",
+        "r",
         &[FORMAT, VOL, req("clone_name", ArgType::Str), GROUP],
         clone_cancel
     ),

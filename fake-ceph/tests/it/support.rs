@@ -24,6 +24,7 @@ impl Fake {
     pub fn new() -> Self {
         let mut config = Config::default();
         config.volumes.clone_time = Duration::ZERO;
+        config.volumes.clone_pickup = Duration::ZERO;
         Self::with(config)
     }
 

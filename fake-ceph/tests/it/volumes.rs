@@ -478,6 +478,7 @@ async fn clone_state(f: &Fake, name: &str) -> Value {
 #[tokio::test]
 async fn clone_copies_the_snapshot_through_the_state_machine() {
     let mut c = Config::default();
+    c.volumes.clone_pickup = Duration::ZERO;
     c.volumes.clone_time = Duration::from_millis(300);
     c.volumes.max_concurrent_clones = 1;
     c.volumes.snapshot_clone_no_wait = false;
@@ -593,6 +594,7 @@ async fn clone_copies_the_snapshot_through_the_state_machine() {
 #[tokio::test]
 async fn busy_cloners_give_eagain_and_cancel_works() {
     let mut c = Config::default();
+    c.volumes.clone_pickup = Duration::ZERO;
     c.volumes.clone_time = Duration::from_secs(60);
     c.volumes.max_concurrent_clones = 2;
     let f = Fake::with(c);
