@@ -85,9 +85,34 @@ impl fmt::Debug for Key {
     }
 }
 
-/// A cephx entity name such as `client.admin`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// A cephx entity name such as `client.admin`. Names order as Ceph orders them: by
+/// entity type (mon, mds, osd, client, mgr), then by id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct EntityName(String);
+
+impl EntityName {
+    fn type_rank(&self) -> u8 {
+        match self.0.split_once('.').map_or("", |(t, _)| t) {
+            "mon" => 1,
+            "mds" => 2,
+            "osd" => 4,
+            "client" => 8,
+            _ => 16,
+        }
+    }
+}
+
+impl Ord for EntityName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.type_rank(), self.id()).cmp(&(other.type_rank(), other.id()))
+    }
+}
+
+impl PartialOrd for EntityName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl EntityName {
     /// Parses `type.id`; the type must be one Ceph knows.

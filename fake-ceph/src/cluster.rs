@@ -145,6 +145,59 @@ static MDS_COMMANDS: LazyLock<HashMap<&'static str, (CommandSpec, Handler)>> =
             .collect()
     });
 
+/// Entities a real one-node cluster has besides `client.admin`, with their caps.
+const DAEMON_ENTITIES: &[(&str, &[(&str, &str)])] = &[
+    (
+        "mds.a",
+        &[
+            ("mds", "allow"),
+            ("mgr", "allow profile mds"),
+            ("mon", "allow profile mds"),
+            ("osd", "allow rw tag cephfs *=*"),
+        ],
+    ),
+    (
+        "osd.0",
+        &[
+            ("mgr", "allow profile osd"),
+            ("mon", "allow profile osd"),
+            ("osd", "allow *"),
+        ],
+    ),
+    (
+        "client.bootstrap-mds",
+        &[("mon", "allow profile bootstrap-mds")],
+    ),
+    (
+        "client.bootstrap-mgr",
+        &[("mon", "allow profile bootstrap-mgr")],
+    ),
+    (
+        "client.bootstrap-osd",
+        &[("mon", "allow profile bootstrap-osd")],
+    ),
+    (
+        "client.bootstrap-rbd",
+        &[("mon", "allow profile bootstrap-rbd")],
+    ),
+    (
+        "client.bootstrap-rbd-mirror",
+        &[("mon", "allow profile bootstrap-rbd-mirror")],
+    ),
+    (
+        "client.bootstrap-rgw",
+        &[("mon", "allow profile bootstrap-rgw")],
+    ),
+    (
+        "mgr.x",
+        &[
+            ("mds", "allow *"),
+            ("mon", "allow profile mgr"),
+            ("osd", "allow *"),
+        ],
+    ),
+];
+
 /// Every command prefix the fake serves on `/request`, sorted.
 pub fn command_prefixes() -> Vec<&'static str> {
     let mut v: Vec<_> = COMMANDS.keys().copied().collect();
@@ -177,6 +230,17 @@ impl Cluster {
             admin_key,
             admin_caps,
         );
+        // The daemons' and bootstrap entities a one-node cluster has, as `auth ls` shows.
+        for (name, caps) in DAEMON_ENTITIES {
+            let pairs: Vec<(String, String)> = caps
+                .iter()
+                .map(|(s, c)| ((*s).to_owned(), (*c).to_owned()))
+                .collect();
+            let caps = Caps::parse(&pairs).map_err(|e| std::io::Error::other(e.msg))?;
+            let name = EntityName::parse(name).map_err(|e| std::io::Error::other(e.msg))?;
+            let key = Key::generate(&mut rng, now.as_secs() as u32, now.subsec_nanos());
+            auth.put(name, key, caps);
+        }
         let purger = Purger::start();
         let inner = Inner {
             started: Instant::now(),
@@ -309,6 +373,12 @@ impl Cluster {
                 return ("invalid", CephError::inval(msg).into());
             }
         };
+        if target == Target::Mgr && map.get("prefix").is_some_and(|p| !p.is_string()) {
+            return (
+                "invalid",
+                CephError::inval("bad or missing field 'prefix'").into(),
+            );
+        }
         let prefix = map.get("prefix").and_then(Value::as_str);
         let found = prefix.and_then(|p| match &target {
             Target::Mon => COMMANDS.get(p),
@@ -472,9 +542,8 @@ impl Inner {
                 || name == f.mds_gid.to_string()
         });
         if !known {
-            return Err(CephError::noent(format!(
-                "MDS named '{name}' does not exist"
-            )));
+            // Ceph answers an unknown daemon with ENOENT and nothing to say.
+            return Err(CephError::noent(""));
         }
         if self.mds.is_down() {
             return Err(CephError::new(

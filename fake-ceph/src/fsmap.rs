@@ -94,10 +94,10 @@ impl Maps {
                 name: fs_name.to_owned(),
                 metadata_pool: 2,
                 data_pools: vec![3],
-                mds_gid: 4_123,
+                mds_gid: 4_113,
                 mds_name: "a".into(),
             }],
-            fsmap_epoch: 5,
+            fsmap_epoch: 4,
             created: now_unix(),
         }
     }
@@ -151,7 +151,7 @@ impl Maps {
                 })
             })
             .collect();
-        let stamp = ceph_stamp(self.created);
+        let stamp = crate::time::ceph_stamp_z(self.created);
         json!({
             "epoch": 1,
             "fsid": self.fsid,
@@ -163,6 +163,7 @@ impl Maps {
             "disallowed_leaders: ": "",
             "stretch_mode": false,
             "tiebreaker_mon": "",
+            "removed_ranks: ": "",
             "features": {
                 "persistent": ["kraken", "luminous", "mimic", "osdmap-prune", "nautilus", "octopus", "pacific", "elector-pinging"],
                 "optional": []
@@ -172,7 +173,7 @@ impl Maps {
         })
     }
 
-    fn mdsmap_json(&self, f: &Filesystem, mds_up: bool) -> Value {
+    pub(crate) fn mdsmap_json(&self, f: &Filesystem, mds_up: bool) -> Value {
         let addr = self
             .mon_addrs
             .first()
@@ -186,7 +187,7 @@ impl Maps {
                     "gid": f.mds_gid,
                     "name": f.mds_name,
                     "rank": 0,
-                    "incarnation": 4,
+                    "incarnation": 3,
                     "state": "up:active",
                     "state_seq": 2,
                     "addr": format!("{ip}:6801/1234"),
@@ -196,7 +197,7 @@ impl Maps {
                     ]},
                     "join_fscid": -1,
                     "export_targets": [],
-                    "features": 4_540_138_297_136_906_239_u64,
+                    "features": 4_540_138_314_316_775_423_u64,
                     "flags": 0,
                     "compat": mds_compat(),
                 }}),
@@ -208,7 +209,6 @@ impl Maps {
         json!({
             "epoch": self.fsmap_epoch,
             "flags": 18,
-            "flags_state": {"joinable": true, "allow_snaps": true, "allow_multimds_snaps": true, "allow_standby_replay": false},
             "ever_allowed_features": 0,
             "explicitly_allowed_features": 0,
             "created": ceph_stamp(self.created),
@@ -217,7 +217,7 @@ impl Maps {
             "root": 0,
             "session_timeout": 60,
             "session_autoclose": 300,
-            "min_compat_client": "luminous",
+            "required_client_features": {},
             "max_file_size": 1_099_511_627_776_u64,
             "last_failure": 0,
             "last_failure_osd_epoch": 0,
@@ -422,7 +422,7 @@ fn quorum_status(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Repl
         "quorum_leader_name": mon_name(0),
         "quorum_age": inner.started.elapsed().as_secs(),
         "features": {
-            "quorum_con": "4540138297136906239",
+            "quorum_con": "4540138314316775423",
             "quorum_mon": ["kraken", "luminous", "mimic", "osdmap-prune", "nautilus", "octopus", "pacific", "elector-pinging"]
         },
         "monmap": sh.maps.monmap_json(),
@@ -533,7 +533,7 @@ fn osd_pool_ls(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply>
                             e[k] = json!(v);
                         }
                     }
-                    json!({"pool_id": p.id, "pool_name": p.name, "size": 1, "min_size": 1, "pg_num": 8, "application_metadata": apps})
+                    pool_detail(p, &sh.maps, apps)
                 })
                 .collect()
         } else {
@@ -571,7 +571,8 @@ fn df(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
     let v = json!({
         "stats": {"total_bytes": total, "total_avail_bytes": avail, "total_used_bytes": used, "total_used_raw_bytes": used,
                   "total_used_raw_ratio": if total == 0 { 0.0 } else { used as f64 / total as f64 }, "num_osds": 1, "num_per_pool_osds": 1, "num_per_pool_omap_osds": 1},
-        "stats_by_class": {},
+        "stats_by_class": {"hdd": {"total_bytes": total, "total_avail_bytes": avail, "total_used_bytes": used, "total_used_raw_bytes": used,
+                                   "total_used_raw_ratio": if total == 0 { 0.0 } else { used as f64 / total as f64 }}},
         "pools": pools,
     });
     let f = args.format();
@@ -589,6 +590,224 @@ fn version(_inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
         return Ok(Reply::ok(f.render(&json!({"version": CEPH_VERSION}))));
     }
     Ok(Reply::ok(format!("{CEPH_VERSION}\n")))
+}
+
+/// The per-pool options `fs volume create` and the mgr set, as on 16.2.
+fn pool_options(p: &Pool) -> Value {
+    let has = |k: &str| {
+        p.tags
+            .tags
+            .iter()
+            .any(|(a, key, _)| a == "cephfs" && key == k)
+    };
+    if has("metadata") {
+        json!({"pg_autoscale_bias": 4, "pg_num_min": 16, "recovery_priority": 5})
+    } else if has("data") {
+        json!({})
+    } else {
+        json!({"pg_num_max": 32, "pg_num_min": 1})
+    }
+}
+
+/// `osd pool ls detail`: every field Ceph 16.2 prints for a pool.
+fn pool_detail(p: &Pool, maps: &Maps, apps: serde_json::Map<String, Value>) -> Value {
+    json!({
+        "pool_id": p.id, "pool_name": p.name, "create_time": ceph_stamp(maps.created),
+        "flags": 1, "flags_names": "hashpspool", "type": 1, "size": 1, "min_size": 1,
+        "crush_rule": 0, "peering_crush_bucket_count": 0, "peering_crush_bucket_target": 0,
+        "peering_crush_bucket_barrier": 0, "peering_crush_bucket_mandatory_member": 2_147_483_647,
+        "object_hash": 2, "pg_autoscale_mode": "off", "pg_num": 8, "pg_placement_num": 8,
+        "pg_placement_num_target": 8, "pg_num_target": 8, "pg_num_pending": 8,
+        "last_pg_merge_meta": {"source_pgid": "0.0", "ready_epoch": 0, "last_epoch_started": 0,
+            "last_epoch_clean": 0, "source_version": "0'0", "target_version": "0'0"},
+        "last_change": "9", "last_force_op_resend": "0", "last_force_op_resend_prenautilus": "0",
+        "last_force_op_resend_preluminous": "0", "auid": 0, "snap_mode": "selfmanaged",
+        "snap_seq": 0, "snap_epoch": 0, "pool_snaps": [], "removed_snaps": "[]",
+        "quota_max_bytes": 0, "quota_max_objects": 0, "tiers": [], "tier_of": -1,
+        "read_tier": -1, "write_tier": -1, "cache_mode": "none", "target_max_bytes": 0,
+        "target_max_objects": 0, "cache_target_dirty_ratio_micro": 400_000,
+        "cache_target_dirty_high_ratio_micro": 600_000, "cache_target_full_ratio_micro": 800_000,
+        "cache_min_flush_age": 0, "cache_min_evict_age": 0, "erasure_code_profile": "",
+        "hit_set_params": {"type": "none"}, "hit_set_period": 0, "hit_set_count": 0,
+        "use_gmt_hitset": true, "min_read_recency_for_promote": 0,
+        "min_write_recency_for_promote": 0, "hit_set_grade_decay_rate": 0,
+        "hit_set_search_last_n": 0, "grade_table": [], "stripe_width": 0,
+        "expected_num_objects": 0, "fast_read": false,
+        "options": pool_options(p),
+        "application_metadata": apps,
+    })
+}
+
+fn fs_get(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let name = args.req_str("fs_name")?;
+    let mds_down = inner.mds.is_down();
+    let sh = inner.shared.lock();
+    let fs = sh
+        .maps
+        .fs(name)
+        .map_err(|_| CephError::noent(format!("filesystem '{name}' not found")))?;
+    let v = json!({"mdsmap": sh.maps.mdsmap_json(fs, !mds_down), "id": fs.id});
+    let f = args.format();
+    if f.is_json() {
+        return Ok(Reply::ok(f.render(&v)));
+    }
+    Ok(Reply::ok(format!(
+        "Filesystem '{}' ({})\nfs_name\t{}\nepoch\t{}\nmetadata_pool\t{}\ndata_pools\t{:?}\n",
+        fs.name, fs.id, fs.name, sh.maps.fsmap_epoch, fs.metadata_pool, fs.data_pools
+    )))
+}
+
+fn fsid(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let fsid = inner.shared.lock().maps.fsid.clone();
+    let f = args.format();
+    if f.is_json() {
+        return Ok(Reply::ok(f.render(&json!({"fsid": fsid}))));
+    }
+    Ok(Reply::ok(format!("{fsid}\n")))
+}
+
+fn osd_pool_get(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let name = args.req_str("pool")?;
+    let var = args.req_str("var")?;
+    let sh = inner.shared.lock();
+    let p = sh
+        .maps
+        .pool_by_name(name)
+        .ok_or_else(|| CephError::noent(format!("unrecognized pool '{name}'")))?;
+    let value = match var {
+        "size" | "min_size" => json!(1),
+        "pg_num" | "pgp_num" => json!(8),
+        "crush_rule" => json!("replicated_rule"),
+        "pg_autoscale_mode" => json!("off"),
+        _ => return Err(CephError::inval(format!("invalid variable '{var}'"))),
+    };
+    let f = args.format();
+    if f.is_json() {
+        let mut m = serde_json::Map::new();
+        m.insert("pool".into(), json!(p.name));
+        m.insert("pool_id".into(), json!(p.id));
+        m.insert(var.into(), value);
+        return Ok(Reply::ok(f.render(&Value::Object(m))));
+    }
+    let shown = value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_owned);
+    Ok(Reply::ok(format!("{var}: {shown}\n")))
+}
+
+/// Per-pool usage as the mgr reports it: data pools hold the tree's bytes.
+fn pool_usage(inner: &Inner, sh: &Shared, pool: &Pool) -> (u64, u64) {
+    let used = if pool
+        .tags
+        .tags
+        .iter()
+        .any(|(a, k, _)| a == "cephfs" && k == "data")
+    {
+        inner.fs_used_bytes()
+    } else {
+        0
+    };
+    let _ = sh;
+    (used, inner.config.capacity_bytes.saturating_sub(used))
+}
+
+/// `fs volume info` (mgr `volumes`).
+fn fs_volume_info(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let vol = args.req_str("vol_name")?;
+    let sh = inner.shared.lock();
+    let fs = sh
+        .maps
+        .fs(vol)
+        .map_err(|_| CephError::noent(format!("FS '{vol}' not found")))?;
+    let pool_json = |id: i64| {
+        sh.maps.pool(id).map(|p| {
+            let (used, avail) = pool_usage(inner, &sh, p);
+            json!({"avail": avail, "name": p.name, "used": used})
+        })
+    };
+    let data: Vec<Value> = fs
+        .data_pools
+        .iter()
+        .filter_map(|id| pool_json(*id))
+        .collect();
+    let meta: Vec<Value> = pool_json(fs.metadata_pool).into_iter().collect();
+    let v = json!({
+        "mon_addrs": sh.maps.mon_addrs,
+        "pending_subvolume_deletions": inner.purger.pending(),
+        "pools": {"data": data, "metadata": meta},
+        "used_size": inner.fs_used_bytes(),
+    });
+    Ok(Reply::ok(crate::command::py_json(&v, 4)))
+}
+
+/// `fs status` (mgr `status` module).
+fn fs_status(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
+    let mds_down = inner.mds.is_down();
+    let sessions = inner.mds.session_count();
+    let inodes = inner.mds.inodes();
+    let caps = inner.mds.caps();
+    let sh = inner.shared.lock();
+    let wanted = args.str("fs");
+    let mut clients = Vec::new();
+    let mut mdsmap = Vec::new();
+    let mut pools = Vec::new();
+    for fs in sh
+        .maps
+        .filesystems
+        .iter()
+        .filter(|f| wanted.is_none_or(|w| w == f.name))
+    {
+        clients.push(json!({"clients": sessions, "fs": fs.name}));
+        if !mds_down {
+            mdsmap.push(
+                json!({"caps": caps, "dirs": 0, "dns": inodes, "inos": inodes,
+                "name": fs.mds_name, "rank": 0, "rate": 0, "state": "active"}),
+            );
+        }
+        for (id, kind) in std::iter::once((fs.metadata_pool, "metadata"))
+            .chain(fs.data_pools.iter().map(|d| (*d, "data")))
+        {
+            if let Some(p) = sh.maps.pool(id) {
+                let (used, avail) = pool_usage(inner, &sh, p);
+                pools.push(
+                    json!({"avail": avail, "id": p.id, "name": p.name, "type": kind, "used": used}),
+                );
+            }
+        }
+    }
+    if let Some(w) = wanted
+        && clients.is_empty()
+    {
+        return Err(CephError::noent(format!("Filesystem '{w}' not found")));
+    }
+    let v = json!({
+        "clients": clients,
+        "mds_version": CEPH_VERSION,
+        "mdsmap": mdsmap,
+        "pools": pools,
+    });
+    let f = args.format();
+    if f.is_json() {
+        return Ok(Reply::ok(v.to_string()));
+    }
+    let mut out = String::new();
+    for fs in sh
+        .maps
+        .filesystems
+        .iter()
+        .filter(|f| wanted.is_none_or(|w| w == f.name))
+    {
+        out.push_str(&format!("{} - {sessions} clients\n", fs.name));
+        out.push_str("RANK  STATE  MDS  ACTIVITY  DNS  INOS  DIRS  CAPS\n");
+        if !mds_down {
+            out.push_str(&format!(
+                " 0    active  {}  Reqs: 0 /s  {inodes}  {inodes}  0  {caps}\n",
+                fs.mds_name
+            ));
+        }
+    }
+    out.push_str(&format!("MDS version: {CEPH_VERSION}\n"));
+    Ok(Reply::ok(out))
 }
 
 const FORMAT: crate::command::ArgSpec = opt("format", ArgType::Str);
@@ -684,6 +903,60 @@ pub(crate) const COMMANDS: &[(CommandSpec, Handler)] = &[
             args: &[FORMAT, opt("detail", ArgType::Str)],
         },
         df,
+    ),
+    (
+        CommandSpec {
+            prefix: "fs get",
+            daemon: Daemon::Mon,
+            module: "fs",
+            perm: "r",
+            args: &[FORMAT, crate::command::req("fs_name", ArgType::Str)],
+        },
+        fs_get,
+    ),
+    (
+        CommandSpec {
+            prefix: "fsid",
+            daemon: Daemon::Mon,
+            module: "mon",
+            perm: "r",
+            args: &[FORMAT],
+        },
+        fsid,
+    ),
+    (
+        CommandSpec {
+            prefix: "osd pool get",
+            daemon: Daemon::Mon,
+            module: "osd",
+            perm: "r",
+            args: &[
+                FORMAT,
+                crate::command::req("pool", ArgType::Str),
+                crate::command::req("var", ArgType::Str),
+            ],
+        },
+        osd_pool_get,
+    ),
+    (
+        CommandSpec {
+            prefix: "fs volume info",
+            daemon: Daemon::Mgr,
+            module: "volumes",
+            perm: "r",
+            args: &[FORMAT, crate::command::req("vol_name", ArgType::Str)],
+        },
+        fs_volume_info,
+    ),
+    (
+        CommandSpec {
+            prefix: "fs status",
+            daemon: Daemon::Mgr,
+            module: "status",
+            perm: "r",
+            args: &[FORMAT, opt("fs", ArgType::Str)],
+        },
+        fs_status,
     ),
     (
         CommandSpec {

@@ -13,6 +13,32 @@
 //! snapshots, clones), [`mds`] (sessions, client operations, counters), [`http`] (the
 //! routes).
 //!
+//! # Which Ceph
+//!
+//! Answers follow Ceph 16.2.15 (Pacific), checked against 540 samples recorded from a
+//! real cluster (`tests/golden/real-pacific`, replayed by `tests/it/golden.rs`): return
+//! codes, status messages, JSON shapes and key order, Python-style argument handling of
+//! the mgr, the mon/mgr split (`command not known` vs `No handler found for '...'`).
+//! Newer behaviour is offered where CSI drivers rely on it: `snapshot_clone_no_wait`
+//! (EAGAIN "all cloner threads are busy" when `max_concurrent_clones` clones are
+//! running; on by default as in Reef and later, off to behave as 16.2).
+//!
+//! # Where it differs from Ceph 16.2.15 on purpose
+//!
+//! - Names: Ceph does not validate subvolume, group or snapshot names, and some of them
+//!   corrupt its tree (`a/b` leaves a stray `a`; `..` makes `/volumes` a subvolume and
+//!   breaks every later create; an empty subvolume name's `rm` deletes the group). The
+//!   fake refuses `""`, `.`, `..`, `/`, NUL with EINVAL and names over 255 bytes with
+//!   ENAMETOOLONG, so nothing can reach outside its data dir.
+//! - `fs subvolume deauthorize` keeps the entity's `mon allow r` (16.2.15 drops it).
+//! - A missing snapshot is reported as `snapshot 'x' does not exist` (16.2.15 prints the
+//!   name as a Python bytes value).
+//! - Tracebacks that the mgr sends back on some bad input are abridged to their last
+//!   line (the exception).
+//! - A non-string `prefix` aborts ceph-mon 16.2.15; the fake answers EINVAL.
+//! - `get_command_descriptions`, `perf schema` and the plain-text FSMap dump are not
+//!   modelled (or abridged).
+//!
 //! # What it does not model
 //!
 //! - The wire is HTTP + JSON (`POST /request`, like the mgr `restful` module), not the
@@ -20,22 +46,30 @@
 //!   HTTP admin transport; the real cluster is reached through the `ceph`/`rados` CLIs.
 //! - One active MDS (rank 0), no standbys, no multi-MDS, no MDS failover; `fs volume
 //!   create` of further file systems is not offered.
-//! - No OSD data path: file data is plain files in the tree. RADOS objects hold omap and
-//!   an empty data part; there is no object data I/O.
+//! - No OSD data path: file data is plain files in the tree. RADOS objects hold omap (as
+//!   UTF-8 strings) and an empty data part; there is no object data I/O. Storage figures
+//!   (`df`, `status`) come from the configured capacity and the tree's size.
 //! - Client operations through a session are synchronous and immediately consistent;
 //!   there is no capability recall, no lease, no cache pressure. Caps and memory figures
-//!   in `perf dump` are a model's estimates, not measurements.
+//!   in `perf dump` are a model's estimates, not measurements; counters the model does
+//!   not drive stay 0.
+//! - `session ls` lists client mounts only: a real MDS also lists the mgr's own
+//!   libcephfs sessions (six on 16.2.15), which count in `session_count` there.
 //! - Quotas are enforced on subvolume roots only, by bytes written through sessions
 //!   (like Ceph's client-side enforcement, accounting is per realm, not per file); a
-//!   session mounted above a subvolume is not held to its quota.
+//!   session mounted above a subvolume is not held to its quota. `bytes_used` is exact
+//!   where Ceph's `rbytes` lags.
 //! - Snapshots are full copies made at snapshot time; `.snap` is not visible inside
 //!   mounts. Modes are recorded as given, but the on-disk directories keep owner access
 //!   so the fake can always purge; uid/gid are recorded, not applied.
 //! - Cluster state other than the tree (auth, maps, subvolume records, RADOS objects) is
 //!   in memory: the data dir must be empty at start and no state is recovered.
 //! - An MDS that is down answers new sessions and operations with ETIMEDOUT at once,
-//!   where a real client would block until its mount timeout.
+//!   where a real client would block until its mount timeout; `volumes` commands fail
+//!   with ETIMEDOUT where the mgr would hang on its own mount.
 //! - Faults named `clone` decide whether a finishing clone fails (with the rule's errno).
+
+#![recursion_limit = "256"]
 
 pub mod auth;
 pub mod cephx;

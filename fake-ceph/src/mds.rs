@@ -185,6 +185,15 @@ impl Session {
 
     fn client_metadata(&self) -> Value {
         let mut m = serde_json::Map::new();
+        // What the MDS learns of a client's feature bits (ceph-fuse 16.2 sends these).
+        m.insert(
+            "client_features".into(),
+            json!({"feature_bits": "0x000000000007ffff"}),
+        );
+        m.insert(
+            "metric_spec".into(),
+            json!({"metric_flags": {"feature_bits": "0x000000000000ffff"}}),
+        );
         for (k, v) in &self.metadata {
             m.insert(k.clone(), json!(v));
         }
@@ -227,7 +236,8 @@ impl Session {
         })
     }
 
-    /// Whether a `key=value` filter of `session ls` / `client evict` matches.
+    /// Whether a `key=value` filter of `session ls` / `client evict` matches (the filter
+    /// has been checked by [`check_filter`]).
     fn matches(&self, filter: &str) -> CephResult<bool> {
         let (k, v) = filter
             .split_once('=')
@@ -320,6 +330,19 @@ struct Counters {
     req: [Latency; REQ_KINDS.len()],
 }
 
+/// Checks a `key=value` filter of `session ls` / `client evict` as the MDS does, whether
+/// or not any session is there to match.
+fn check_filter(filter: &str) -> CephResult<()> {
+    let (k, _) = filter
+        .split_once('=')
+        .ok_or_else(|| CephError::inval(format!("Invalid filter '{filter}'")))?;
+    match k {
+        "id" | "auth_name" | "state" | "addr" => Ok(()),
+        k if k.starts_with("client_metadata.") => Ok(()),
+        k => Err(CephError::inval(format!("Invalid filter key '{k}'"))),
+    }
+}
+
 /// The MDS of the (single) active rank.
 #[derive(Debug)]
 pub struct Mds {
@@ -404,6 +427,9 @@ impl Mds {
     }
 
     fn sessions_matching(&self, filters: &[&str]) -> CephResult<Vec<Arc<Session>>> {
+        for f in filters {
+            check_filter(f)?;
+        }
         let all: Vec<Arc<Session>> = self.sessions.read().values().cloned().collect();
         let mut out = Vec::new();
         for s in all {
@@ -1157,7 +1183,12 @@ impl Mount {
     /// anything else is an MDS request and is counted (but for quota refusals, which
     /// the client makes on its own, and statfs, which the monitors answer).
     fn apply(&self, op: &Op) -> CephResult<OpOutput> {
-        if let Some(e) = self.dead_session_error() {
+        // statfs is answered from the client's cached quota and the monitors' pool
+        // statistics: it keeps working in an evicted ceph-fuse mount (seen on 16.2.15).
+        let evicted = self.session.state.load(Ordering::SeqCst) == STATE_EVICTED;
+        if let Some(e) = self.dead_session_error()
+            && !(evicted && matches!(op, Op::Statfs))
+        {
             return Err(e);
         }
         let mds = &self.cluster.inner.mds;

@@ -102,28 +102,40 @@ fn need_object<'a>(t: &Target<'a>) -> CephResult<()> {
     Ok(())
 }
 
+/// `create` (optionally exclusive), with optional omap values set in the same atomic
+/// write op: an exclusive create that finds the object leaves its omap untouched.
 fn rados_create(inner: &Inner, args: &Args<'_>, c: &Caller) -> CephResult<Reply> {
     let t = target(inner, args, c, Perm::RW)?;
     need_object(&t)?;
+    let vals = match args.value("vals") {
+        Some(v) => string_map(v)?,
+        None => Vec::new(),
+    };
     let mut sh = inner.shared.lock();
     let key = t.key();
-    if sh.rados.objects.contains_key(&key) {
-        if args.flag("exclusive") {
-            return Err(CephError::new(
-                errno::EEXIST,
-                format!("error creating {}/{}: (17) File exists", t.pool, t.object),
-            ));
-        }
-        return Ok(Reply::ok(""));
+    if sh.rados.objects.contains_key(&key) && args.flag("exclusive") {
+        return Err(CephError::new(
+            errno::EEXIST,
+            format!("error creating {}/{}: (17) File exists", t.pool, t.object),
+        ));
     }
-    sh.rados.objects.insert(
-        key,
-        Object {
-            mtime: now_unix(),
-            ..Object::default()
-        },
-    );
+    let o = sh.rados.objects.entry(key).or_default();
+    o.omap.extend(vals);
+    o.mtime = now_unix();
     Ok(Reply::ok(""))
+}
+
+fn string_map(v: &Value) -> CephResult<Vec<(String, String)>> {
+    let Value::Object(vals) = v else {
+        return Err(CephError::inval("bad or missing field 'vals'"));
+    };
+    vals.iter()
+        .map(|(k, v)| {
+            v.as_str()
+                .map(|v| (k.clone(), v.to_owned()))
+                .ok_or_else(|| CephError::inval(format!("bad or missing field 'vals.{k}'")))
+        })
+        .collect()
 }
 
 fn rados_rm(inner: &Inner, args: &Args<'_>, c: &Caller) -> CephResult<Reply> {
@@ -166,16 +178,7 @@ fn rados_ls(inner: &Inner, args: &Args<'_>, c: &Caller) -> CephResult<Reply> {
 fn rados_omap_set(inner: &Inner, args: &Args<'_>, c: &Caller) -> CephResult<Reply> {
     let t = target(inner, args, c, Perm::RW)?;
     need_object(&t)?;
-    let Some(Value::Object(vals)) = args.value("vals") else {
-        return Err(CephError::inval("missing required parameter vals(object)"));
-    };
-    let mut kv = Vec::with_capacity(vals.len());
-    for (k, v) in vals {
-        let v = v
-            .as_str()
-            .ok_or_else(|| CephError::inval(format!("bad or missing field 'vals.{k}'")))?;
-        kv.push((k.clone(), v.to_owned()));
-    }
+    let kv = string_map(args.value("vals").unwrap_or(&Value::Null))?;
     let mut sh = inner.shared.lock();
     // Like librados, omap_set on a missing object creates it.
     let o = sh.rados.objects.entry(t.key()).or_default();
@@ -274,7 +277,13 @@ macro_rules! rcmd {
 pub(crate) const COMMANDS: &[(CommandSpec, Handler)] = &[
     rcmd!(
         "rados create",
-        &[POOL, NS, OBJ, opt("exclusive", ArgType::Bool)],
+        &[
+            POOL,
+            NS,
+            OBJ,
+            opt("exclusive", ArgType::Bool),
+            opt("vals", ArgType::Object)
+        ],
         rados_create
     ),
     rcmd!("rados rm", &[POOL, NS, OBJ], rados_rm),

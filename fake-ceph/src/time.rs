@@ -77,6 +77,12 @@ pub fn ceph_time_micros(t: Duration) -> String {
     format!("{}.{:06}", ceph_time(t), t.subsec_micros())
 }
 
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ`, as the monmap stamps its times.
+pub fn ceph_stamp_z(t: Duration) -> String {
+    let s = ceph_stamp(t);
+    format!("{}Z", s.trim_end_matches("+0000"))
+}
+
 /// `YYYY-MM-DDTHH:MM:SS.ffffff+0000`, as the monitor stamps maps.
 pub fn ceph_stamp(t: Duration) -> String {
     let (y, mo, d, h, mi, s) = parts(t);

@@ -194,108 +194,147 @@ impl Volumes {
         self.groups.values().map(|g| g.subvolumes.len()).sum()
     }
 
-    /// Advances clones: pending ones start when a cloner is free, in-progress ones
-    /// finish when their time is up (copying the snapshot's data).
+    /// Advances clones to `now`, replaying what the cloner threads did meanwhile: a
+    /// pending clone starts when it has waited `snapshot_clone_delay` plus the pickup
+    /// time and a cloner is free (oldest first); an in-progress one finishes after its
+    /// copy time, copying the snapshot's data (or failing), and frees its cloner at that
+    /// moment for the next one.
     fn tick(&mut self, inner: &Inner, faults: &crate::fault::Faults) {
+        struct Active {
+            seq: u64,
+            key: (String, String, String),
+            started: Option<Instant>,
+            eligible: Instant,
+            duration: Duration,
+            bytes: u64,
+            src_dir: Option<PathBuf>,
+            source: CloneSource,
+        }
         let now = inner.config.clock.now();
         let opts = self.options.clone();
         if opts.pause_cloning {
             return;
         }
-        let mut jobs: Vec<(u64, String, String, String)> = Vec::new();
+        let mut active: Vec<Active> = Vec::new();
         for ((fs, g), group) in &self.groups {
             for (name, sv) in &group.subvolumes {
-                if let (Some(job), State::Pending | State::InProgress) = (&sv.clone, sv.state) {
-                    jobs.push((job.seq, fs.clone(), g.clone(), name.clone()));
+                let (Some(job), State::Pending | State::InProgress) = (&sv.clone, sv.state) else {
+                    continue;
+                };
+                let src_dir = self.snapshot_data_dir(inner, &job.source);
+                let bytes = src_dir.as_deref().map_or(0, du);
+                let mut duration = opts.clone_time;
+                if opts.clone_bytes_per_sec > 0 {
+                    duration +=
+                        Duration::from_secs_f64(bytes as f64 / opts.clone_bytes_per_sec as f64);
                 }
+                active.push(Active {
+                    seq: job.seq,
+                    key: (fs.clone(), g.clone(), name.clone()),
+                    started: job.started,
+                    eligible: job.queued + opts.snapshot_clone_delay + opts.clone_pickup,
+                    duration,
+                    bytes,
+                    src_dir,
+                    source: job.source.clone(),
+                });
             }
         }
-        jobs.sort();
-        let mut running = jobs
-            .iter()
-            .filter(|(_, fs, g, n)| self.sv_state(fs, g, n) == Some(State::InProgress))
-            .count();
-        for (_, fs, g, n) in jobs {
-            let Some(sv) = self.sv_mut(&fs, &g, &n) else {
-                continue;
-            };
-            let Some(job) = sv.clone.clone() else {
-                continue;
-            };
-            if sv.state == State::Pending {
-                if running >= opts.max_concurrent_clones.max(1)
-                    || now < job.queued + opts.snapshot_clone_delay + opts.clone_pickup
-                {
-                    continue;
-                }
-                sv.state = State::InProgress;
-                if let Some(j) = sv.clone.as_mut() {
-                    j.started = Some(now);
-                }
-                running += 1;
-            }
-            let started = sv.clone.as_ref().and_then(|j| j.started).unwrap_or(now);
-            let src_dir = self.snapshot_data_dir(inner, &job.source);
-            let bytes = src_dir.as_deref().map_or(0, du);
-            let mut duration = opts.clone_time;
-            if opts.clone_bytes_per_sec > 0 {
-                duration += Duration::from_secs_f64(bytes as f64 / opts.clone_bytes_per_sec as f64);
-            }
-            if now < started + duration {
-                continue;
-            }
-            // Finish: copy the data, or fail.
-            let injected = faults.decide("clone", || inner.draw()).fail;
-            let Some(sv) = self.sv_mut(&fs, &g, &n) else {
-                continue;
-            };
-            let dest = inner
-                .data
-                .fs_root(&fs)
-                .join("volumes")
-                .join(&g)
-                .join(&n)
-                .join(&sv.uuid);
-            let quota = sv.realm.max_bytes();
-            let outcome = if let Some(e) = injected {
-                Err((e, crate::error::strerror(e).to_owned()))
-            } else if quota > 0 && bytes > quota {
-                Err((errno::EDQUOT, "Disk quota exceeded".to_owned()))
+        active.sort_by_key(|a| a.seq);
+        let max = opts.max_concurrent_clones.max(1);
+        let mut free_since: Option<Instant> = None;
+        loop {
+            let finish = active
+                .iter()
+                .enumerate()
+                .filter_map(|(i, a)| a.started.map(|s| (s + a.duration, i)))
+                .min();
+            let running = active.iter().filter(|a| a.started.is_some()).count();
+            let start = if running < max {
+                active
+                    .iter()
+                    .enumerate()
+                    .find(|(_, a)| a.started.is_none())
+                    .map(|(i, a)| (free_since.map_or(a.eligible, |f| f.max(a.eligible)), i))
             } else {
-                match src_dir {
-                    Some(src) => copy_tree(&src, &dest)
-                        .map(|_| ())
-                        .map_err(|e| (e.raw_os_error().unwrap_or(errno::EIO), e.to_string())),
-                    None => Err((errno::ENOENT, "source snapshot does not exist".to_owned())),
-                }
+                None
             };
-            match outcome {
-                Ok(()) => {
-                    sv.state = State::Complete;
-                    sv.realm.set_used(bytes);
-                    if let Some(j) = sv.clone.as_mut() {
-                        j.failure = None;
+            match (
+                finish.filter(|(t, _)| *t <= now),
+                start.filter(|(t, _)| *t <= now),
+            ) {
+                (Some((tf, i)), s) if s.is_none_or(|(ts, _)| tf <= ts) => {
+                    let job = active.remove(i);
+                    free_since = Some(tf);
+                    self.finish_clone(inner, faults, &job.key, job.src_dir, job.bytes, &job.source);
+                }
+                (_, Some((ts, i))) => {
+                    active[i].started = Some(ts);
+                    let (fs, g, n) = &active[i].key;
+                    if let Some(sv) = self.sv_mut(fs, g, n) {
+                        sv.state = State::InProgress;
+                        if let Some(j) = sv.clone.as_mut() {
+                            j.started = Some(ts);
+                        }
                     }
                 }
-                Err(f) => {
-                    sv.state = State::Failed;
-                    if let Some(j) = sv.clone.as_mut() {
-                        j.failure = Some(f);
-                    }
-                }
+                _ => break,
             }
-            inner.mds.charge_internal(4);
-            running = running.saturating_sub(1);
-            self.detach_pending_clone(&job.source, &n, &g);
         }
     }
 
-    fn sv_state(&self, fs: &str, g: &str, n: &str) -> Option<State> {
-        self.groups
-            .get(&(fs.to_owned(), g.to_owned()))?
-            .subvolumes
-            .get(n)
-            .map(|s| s.state)
+    /// Completes a clone: copies the snapshot's data, or records why it failed.
+    fn finish_clone(
+        &mut self,
+        inner: &Inner,
+        faults: &crate::fault::Faults,
+        key: &(String, String, String),
+        src_dir: Option<PathBuf>,
+        bytes: u64,
+        source: &CloneSource,
+    ) {
+        let (fs, g, n) = key;
+        let injected = faults.decide("clone", || inner.draw()).fail;
+        let Some(sv) = self.sv_mut(fs, g, n) else {
+            return;
+        };
+        let dest = inner
+            .data
+            .fs_root(fs)
+            .join("volumes")
+            .join(g)
+            .join(n)
+            .join(&sv.uuid);
+        let quota = sv.realm.max_bytes();
+        let outcome = if let Some(e) = injected {
+            Err((e, crate::error::strerror(e).to_owned()))
+        } else if quota > 0 && bytes > quota {
+            Err((errno::EDQUOT, "Disk quota exceeded".to_owned()))
+        } else {
+            match src_dir {
+                Some(src) => copy_tree(&src, &dest)
+                    .map(|_| ())
+                    .map_err(|e| (e.raw_os_error().unwrap_or(errno::EIO), e.to_string())),
+                None => Err((errno::ENOENT, "source snapshot does not exist".to_owned())),
+            }
+        };
+        match outcome {
+            Ok(()) => {
+                sv.state = State::Complete;
+                sv.realm.set_used(bytes);
+                if let Some(j) = sv.clone.as_mut() {
+                    j.failure = None;
+                }
+            }
+            Err(f) => {
+                sv.state = State::Failed;
+                if let Some(j) = sv.clone.as_mut() {
+                    j.failure = Some(f);
+                }
+            }
+        }
+        inner.mds.charge_internal(4);
+        self.detach_pending_clone(source, n, g);
     }
 
     fn sv_mut(&mut self, fs: &str, g: &str, n: &str) -> Option<&mut Subvolume> {
@@ -1436,9 +1475,9 @@ fn auth_caps_for(
     }
     osd.dedup();
     vec![
-        ("mds".into(), mds.join(", ")),
+        ("mds".into(), mds.join(",")),
         ("mon".into(), "allow r".into()),
-        ("osd".into(), osd.join(", ")),
+        ("osd".into(), osd.join(",")),
     ]
 }
 
