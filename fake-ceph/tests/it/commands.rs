@@ -367,3 +367,77 @@ async fn index_and_metrics() {
     assert!(text.contains("fake_ceph_mds_sessions"), "{text}");
     assert!(!text.contains(&f.admin_key));
 }
+
+#[tokio::test]
+async fn secrets_stay_out_of_debug_metrics_errors_and_files() {
+    let f = Fake::new();
+    let path = f.subvolume("s", Some(1 << 20)).await;
+    let alice = f
+        .ok(crate::support::sv(
+            "fs subvolume authorize",
+            "s",
+            json!({"auth_id": "alice", "tenant_id": "t", "access_level": "rw"}),
+        ))
+        .await
+        .trim()
+        .to_owned();
+    let bob = f.user("client.bob", &["mon", "allow r"]).await;
+    let m = f
+        .cluster
+        .mount(
+            "client.alice",
+            &alice,
+            fake_ceph::MountRequest {
+                root: path,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    m.write_file("f", b"data").await.unwrap();
+    // Failures with wrong keys, bad caps and bad bodies say nothing about keys.
+    let mut texts = vec![
+        format!("{:?}", f.cluster),
+        format!("{:?}", f.cluster.admin()),
+        format!("{m:?}"),
+        f.cluster.metrics_text(),
+    ];
+    for cmd in [
+        json!({"prefix": "auth get-or-create", "entity": "client.bob", "caps": ["mon", "allow *"]}),
+        json!({"prefix": "auth caps", "entity": "client.bob", "caps": ["mon", "allow foo"]}),
+        json!({"prefix": "fs subvolume authorize", "vol_name": "cephfs", "group_name": "csi", "sub_name": "s", "auth_id": "alice", "tenant_id": "other"}),
+    ] {
+        texts.push(f.cmd(cmd).await.outs);
+    }
+    let e = f
+        .cluster
+        .mount("client.bob", &alice, fake_ceph::MountRequest::default())
+        .await
+        .unwrap_err();
+    texts.push(e.to_string());
+    let (_, v) = f
+        .http("POST", "/request", Some(("client.bob", &alice)), "{}")
+        .await;
+    texts.push(v.to_string());
+    for t in &texts {
+        for key in [&f.admin_key, &alice, &bob] {
+            assert!(!t.contains(key.as_str()), "a key leaked into: {t}");
+        }
+    }
+    // Nothing under the data dir holds a key.
+    let mut stack = vec![f.cluster.data_dir().to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                let text = String::from_utf8_lossy(&bytes);
+                for key in [&f.admin_key, &alice, &bob] {
+                    assert!(!text.contains(key.as_str()), "{} holds a key", p.display());
+                }
+            }
+        }
+    }
+}
