@@ -34,6 +34,8 @@ fn cluster_with_subvolume(rt: &tokio::runtime::Runtime) -> (Cluster, String) {
             .admin_command(json!({"prefix": "fs subvolume getpath", "vol_name": "cephfs", "group_name": "csi", "sub_name": "bench"}))
             .await
             .outb
+            .trim_end()
+            .to_owned()
     });
     (cluster, path)
 }

@@ -128,6 +128,11 @@ impl EntityName {
         Ok(Self(s.to_owned()))
     }
 
+    /// `client.admin`.
+    pub fn client_admin() -> Self {
+        Self("client.admin".to_owned())
+    }
+
     /// The full name.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -10,6 +10,7 @@ use parking_lot::{Mutex, RwLock};
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value};
+use tokio::runtime::RuntimeFlavor;
 
 use crate::auth::AuthDb;
 use crate::cephx::{Caps, EntityName, Key, keyring_section};
@@ -315,11 +316,17 @@ impl Cluster {
             .map(|(entity, caps)| Caller { entity, caps })
     }
 
-    /// The `client.admin` caller, for in-process use.
+    /// A `client.admin` caller with `allow *` on every service, for in-process use (as
+    /// the `ceph` CLI run with the admin keyring on a cluster host). It does not depend
+    /// on the auth database, so it works even after `auth rm client.admin`.
     pub fn admin(&self) -> Caller {
-        let key = self.admin_key();
-        self.authenticate("client.admin", &key)
-            .expect("client.admin exists from the start and is never removed by the fake itself")
+        let all = |s: &str| (s.to_owned(), "allow *".to_owned());
+        Caller {
+            entity: EntityName::client_admin(),
+            caps: Arc::new(
+                Caps::parse(&[all("mds"), all("mgr"), all("mon"), all("osd")]).unwrap_or_default(),
+            ),
+        }
     }
 
     /// Runs one command given as JSON bytes, exactly as `POST /request` does.
@@ -423,13 +430,14 @@ impl Cluster {
         if let Some(reply) = apply_verdict(&verdict).await {
             return (spec.prefix, reply);
         }
-        let touches_disk = spec.daemon == Daemon::Mgr;
-        let reply = if touches_disk && tokio::runtime::Handle::try_current().is_ok() {
+        // `volumes` commands touch the tree (mkdir, rename, copies of finishing clones):
+        // they must not block a runtime thread that other tasks are waiting on.
+        let reply = if spec.daemon == Daemon::Mgr {
             let inner = self.inner.clone();
             let caller = caller.clone();
-            tokio::task::spawn_blocking(move || run(&inner, &spec, handler, &map, &caller))
+            off_runtime(move || run(&inner, &spec, handler, &map, &caller))
                 .await
-                .unwrap_or_else(|_| CephError::new(errno::EIO, "command handler failed").into())
+                .unwrap_or_else(|| CephError::new(errno::EIO, "command handler failed").into())
         } else {
             run(&self.inner, &spec, handler, &map, caller)
         };
@@ -457,6 +465,21 @@ impl Cluster {
     /// The Prometheus text exposition of the cluster's metrics.
     pub fn metrics_text(&self) -> String {
         self.inner.metrics.render(&self.inner)
+    }
+}
+
+/// Runs blocking work (file system calls) without stalling the async runtime: in place
+/// on a multi-threaded runtime (the thread hands its other tasks over), on the blocking
+/// pool on a current-thread one, and directly outside any runtime. `None` if it panicked.
+pub(crate) async fn off_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            Some(tokio::task::block_in_place(work))
+        }
+        Ok(_) => tokio::task::spawn_blocking(work).await.ok(),
+        Err(_) => Some(work()),
     }
 }
 

@@ -1050,11 +1050,7 @@ impl Mount {
                 })
                 .collect::<Vec<_>>()
         };
-        if tokio::runtime::Handle::try_current().is_ok() {
-            tokio::task::spawn_blocking(work).await.unwrap_or_default()
-        } else {
-            work()
-        }
+        crate::cluster::off_runtime(work).await.unwrap_or_default()
     }
 
     /// Runs one operation.
