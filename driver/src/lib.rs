@@ -35,3 +35,16 @@ pub mod csi {
 
 #[cfg(test)]
 mod csi_tests;
+
+pub mod ceph;
+pub mod config;
+pub mod controller;
+pub mod driver;
+pub mod identity;
+pub mod journal;
+pub mod locks;
+pub mod metrics;
+pub mod mount;
+pub mod node;
+pub mod server;
+pub mod volume_id;

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `POST /request[?target=mgr]` | one command as `mon_command` (default; proxies mgr commands) or `mgr_command` sends it, or a `rados ...` object operation, as JSON; answers `{"ret","outb","outs"}` |
 //! | `POST /tell/mds.<name>` | an MDS command (`session ls`, `client evict`, `perf dump`, ...) |
-//! | `POST /mds/sessions` | mount: open a session (`{"root", "fs_name", "client_metadata"}`) |
+//! | `POST /mds/sessions` | mount: open a session (`{"root", "fs_name", "client_metadata"}`); answers `{"ret", "id", "root", "local_path", "token"}` |
 //! | `GET`/`DELETE /mds/sessions/{id}` | show / close (umount) a session |
 //! | `POST /mds/sessions/{id}/ops` | client operations (`{"ops": [...]}`) |
 //! | `GET`/`PUT /admin/faults`, `POST /admin/evict-all` | fault knobs (needs `mon allow *`) |
@@ -15,6 +15,14 @@
 //! cephx entity (`client.admin`), the password its key, as the mgr `restful` module
 //! authenticates. A bad or missing credential is 401; a Ceph failure is HTTP 200 with
 //! `ret < 0`, exactly as librados hands the triple back.
+//!
+//! The three `/mds/sessions/{id}` routes also accept the session's own token, handed back
+//! when it was opened, in the `X-Session-Token` header instead of Basic credentials: a
+//! kernel umount needs no key, and CSI `NodeUnstageVolume` carries no secrets. The header,
+//! when present, decides: a wrong token is 401 (compared in constant time). A session that
+//! is no longer open (closed, evicted) has no token to check against; it answers as it
+//! does with Basic credentials (`ENOTCONN`; closing it again is `ret 0`). Tokens are
+//! secrets: they are never logged and `session ls` does not show them.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -82,6 +90,36 @@ fn authenticate(cluster: &Cluster, headers: &HeaderMap) -> Result<Caller, Box<Re
     cluster
         .authenticate(user, key)
         .ok_or_else(|| unauthorized("Incorrect password"))
+}
+
+/// The header that carries a session token on the `/mds/sessions/{id}` routes.
+pub const SESSION_TOKEN_HEADER: &str = "x-session-token";
+
+/// The session `id`, if the request may use it. With `X-Session-Token`: the session's own
+/// token (401 if wrong); without: Basic credentials of the session's entity or of an MDS
+/// admin (401 if bad). The inner error is the Ceph answer (`ENOTCONN` for a session that
+/// is not open, `EACCES` for another entity's session).
+fn session_access(
+    cluster: &Cluster,
+    headers: &HeaderMap,
+    id: u64,
+) -> Result<Result<crate::Mount, CephError>, Box<Response>> {
+    let Some(presented) = headers.get(SESSION_TOKEN_HEADER) else {
+        let caller = authenticate(cluster, headers)?;
+        return Ok(owned_session(cluster, &caller, id));
+    };
+    let presented = presented
+        .to_str()
+        .map_err(|_| unauthorized("Incorrect session token"))?;
+    match cluster.session(id) {
+        Some(m) if m.token_matches(presented) => Ok(Ok(m)),
+        Some(_) => Err(unauthorized("Incorrect session token")),
+        None => Ok(Err(not_open(id))),
+    }
+}
+
+fn not_open(id: u64) -> CephError {
+    CephError::new(errno::ENOTCONN, format!("session {id} is not open"))
 }
 
 fn ceph_error(e: CephError) -> Response {
@@ -171,6 +209,7 @@ async fn session_open(State(cluster): State<Cluster>, headers: HeaderMap, body: 
             "id": m.id(),
             "root": m.root(),
             "local_path": m.local_root(),
+            "token": m.token(),
         }))
         .into_response(),
         Err(e) => ceph_error(e),
@@ -179,9 +218,7 @@ async fn session_open(State(cluster): State<Cluster>, headers: HeaderMap, body: 
 
 /// The session, if `caller` may use it (its own entity, or an MDS admin).
 fn owned_session(cluster: &Cluster, caller: &Caller, id: u64) -> Result<crate::Mount, CephError> {
-    let m = cluster
-        .session(id)
-        .ok_or_else(|| CephError::new(errno::ENOTCONN, format!("session {id} is not open")))?;
+    let m = cluster.session(id).ok_or_else(|| not_open(id))?;
     if m.entity() != &caller.entity && !caller.caps.mds_allow_all() {
         return Err(CephError::access_denied());
     }
@@ -193,11 +230,11 @@ async fn session_show(
     Path(id): Path<u64>,
     headers: HeaderMap,
 ) -> Response {
-    let caller = match authenticate(&cluster, &headers) {
-        Ok(c) => c,
+    let access = match session_access(&cluster, &headers, id) {
+        Ok(a) => a,
         Err(r) => return *r,
     };
-    match owned_session(&cluster, &caller, id) {
+    match access {
         Ok(m) => axum::Json(json!({"ret": 0, "session": m.dump()})).into_response(),
         Err(e) => ceph_error(e),
     }
@@ -208,11 +245,11 @@ async fn session_close(
     Path(id): Path<u64>,
     headers: HeaderMap,
 ) -> Response {
-    let caller = match authenticate(&cluster, &headers) {
-        Ok(c) => c,
+    let access = match session_access(&cluster, &headers, id) {
+        Ok(a) => a,
         Err(r) => return *r,
     };
-    match owned_session(&cluster, &caller, id) {
+    match access {
         Ok(m) => {
             m.unmount();
             axum::Json(json!({"ret": 0})).into_response()
@@ -233,15 +270,15 @@ async fn session_ops(
     struct Ops {
         ops: Vec<Op>,
     }
-    let caller = match authenticate(&cluster, &headers) {
-        Ok(c) => c,
+    let access = match session_access(&cluster, &headers, id) {
+        Ok(a) => a,
         Err(r) => return *r,
     };
     let ops: Ops = match serde_json::from_slice(&body) {
         Ok(o) => o,
         Err(e) => return ceph_error(CephError::inval(format!("invalid ops: {e}"))),
     };
-    let m = match owned_session(&cluster, &caller, id) {
+    let m = match access {
         Ok(m) => m,
         Err(e) => return ceph_error(e),
     };

@@ -129,6 +129,41 @@ impl QuotaRealm {
     }
 }
 
+/// A session's handle: 32 hex characters from the cluster's seeded RNG, handed to the
+/// client that opened the session so it can later show, use or close it without its
+/// cephx key (a kernel umount needs no key; CSI `NodeUnstageVolume` carries no secrets).
+/// It is a secret: its `Debug` prints nothing of it, and `session ls` never shows it.
+struct SessionToken(String);
+
+impl SessionToken {
+    /// 128 random bits: four 32-bit draws (`draw()` has 53 bits of precision, so the
+    /// top 32 bits of each draw are uniform).
+    fn generate(inner: &Inner) -> Self {
+        let mut s = String::with_capacity(32);
+        for _ in 0..4 {
+            let word = (inner.draw() * 4_294_967_296.0) as u32;
+            s.push_str(&format!("{word:08x}"));
+        }
+        Self(s)
+    }
+
+    /// Compares in constant time (for tokens of the expected length).
+    fn matches(&self, presented: &str) -> bool {
+        let a = self.0.as_bytes();
+        let b = presented.trim().as_bytes();
+        if a.len() != b.len() {
+            return false;
+        }
+        a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+impl std::fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionToken(<redacted>)")
+    }
+}
+
 const STATE_OPEN: u8 = 0;
 const STATE_CLOSED: u8 = 1;
 const STATE_EVICTED: u8 = 2;
@@ -138,6 +173,7 @@ const STATE_EVICTED: u8 = 2;
 pub struct Session {
     id: u64,
     nonce: u32,
+    token: SessionToken,
     entity: EntityName,
     caps: Arc<Caps>,
     fs: String,
@@ -897,9 +933,11 @@ impl Cluster {
         }
         let id = inner.mds.next_id.fetch_add(1, Ordering::Relaxed);
         let nonce = (inner.draw() * f64::from(u32::MAX)) as u32;
+        let token = SessionToken::generate(inner);
         let session = Arc::new(Session {
             id,
             nonce,
+            token,
             entity: caller.entity,
             caps: caller.caps,
             fs,
@@ -979,6 +1017,18 @@ impl Mount {
     /// The mounted root in CephFS.
     pub fn root(&self) -> &str {
         &self.session.root
+    }
+
+    /// The session's token: a per-mount handle (32 hex characters) that shows, uses and
+    /// closes the session over HTTP (`X-Session-Token`) without the cephx key. A secret:
+    /// do not log it.
+    pub fn token(&self) -> &str {
+        &self.session.token.0
+    }
+
+    /// Whether `presented` is this session's token (compared in constant time).
+    pub fn token_matches(&self, presented: &str) -> bool {
+        self.session.token.matches(presented)
     }
 
     /// The entity the session was opened as.

@@ -475,3 +475,198 @@ async fn sessions_over_http() {
     assert_eq!(v["ret"], 0, "closing twice is fine");
     assert_eq!(f.cluster.session_count(), 0);
 }
+
+/// Sends a request with `X-Session-Token` (and no Basic credentials); status and JSON.
+async fn http_token(
+    f: &Fake,
+    method: &str,
+    uri: &str,
+    token: &str,
+    body: String,
+) -> (StatusCode, Value) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let req = axum::http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("X-Session-Token", token)
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    let resp = f.app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, v)
+}
+
+#[tokio::test]
+async fn session_tokens_replace_the_key_for_an_open_session() {
+    let f = Fake::new();
+    let path = f.subvolume("t", Some(1 << 20)).await;
+    let key = restricted_user(&f, &path).await;
+    let creds = Some(("client.vol1", key.as_str()));
+    let body = json!({"fs_name": "cephfs", "root": path,
+        "client_metadata": {"hostname": "n1", "mount_point": "/staging/t"}})
+    .to_string();
+    let (status, v) = f.http("POST", "/mds/sessions", creds, body.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["ret"], 0, "{v}");
+    let id = v["id"].as_u64().unwrap();
+    let token = v["token"].as_str().unwrap().to_owned();
+    assert_eq!(token.len(), 32, "{token}");
+    assert!(token.chars().all(|c| c.is_ascii_hexdigit()), "{token}");
+    // Each session has its own token; the library hands out the same one.
+    let (_, v2) = f.http("POST", "/mds/sessions", creds, body).await;
+    let id2 = v2["id"].as_u64().unwrap();
+    let token2 = v2["token"].as_str().unwrap().to_owned();
+    assert_ne!(token, token2);
+    let m = f.cluster.session(id).unwrap();
+    assert_eq!(m.token(), token);
+    assert!(m.token_matches(&token));
+    assert!(!m.token_matches(&token2));
+
+    // Show and run operations with the token alone.
+    let (status, v) =
+        http_token(&f, "GET", &format!("/mds/sessions/{id}"), &token, "".into()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["ret"], 0, "{v}");
+    assert_eq!(v["session"]["client_metadata"]["mount_point"], "/staging/t");
+    let ops = json!({"ops": [{"op": "write", "path": "f", "data": "aGVsbG8="}, {"op": "statfs"}]});
+    let (status, v) = http_token(
+        &f,
+        "POST",
+        &format!("/mds/sessions/{id}/ops"),
+        &token,
+        ops.to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let r = v["results"].as_array().unwrap();
+    assert_eq!(r[0]["ret"], 0, "{v}");
+    assert_eq!(r[1]["output"]["total_bytes"], 1 << 20);
+    assert_eq!(r[1]["output"]["used_bytes"], 5);
+
+    // A wrong token is refused as a bad key is: another session's, a mangled one, an
+    // empty one, a non-ASCII one. Nothing happens to the session.
+    let mut mangled = token.clone().into_bytes();
+    mangled[31] = if mangled[31] == b'0' { b'1' } else { b'0' };
+    let mangled = String::from_utf8(mangled).unwrap();
+    for bad in [token2.as_str(), mangled.as_str(), "", "x", &token[..31]] {
+        for (method, uri) in [
+            ("GET", format!("/mds/sessions/{id}")),
+            ("DELETE", format!("/mds/sessions/{id}")),
+            ("POST", format!("/mds/sessions/{id}/ops")),
+        ] {
+            let (status, v) = http_token(&f, method, &uri, bad, ops.to_string()).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {uri} {bad:?}: {v}"
+            );
+        }
+    }
+    let req = axum::http::Request::builder()
+        .method("GET")
+        .uri(format!("/mds/sessions/{id}"))
+        .header("X-Session-Token", &b"\xff\xfe"[..])
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let resp = tower::ServiceExt::oneshot(f.app.clone(), req)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(f.cluster.session(id).unwrap().is_open());
+    assert_eq!(f.cluster.session_count(), 2);
+
+    // The token is nowhere in `session ls`, in Debug output, or in perf counters.
+    let ls = f
+        .tell(json!({"prefix": "session ls", "format": "json"}))
+        .await;
+    assert_eq!(ls.ret, 0);
+    let plain = f.tell(json!({"prefix": "session ls"})).await;
+    let (_, shown) = f
+        .http("GET", &format!("/mds/sessions/{id}"), creds, "")
+        .await;
+    let debug = format!("{m:?}");
+    for text in [
+        ls.outb.as_str(),
+        plain.outb.as_str(),
+        &shown.to_string(),
+        &debug,
+        &f.cluster.perf_dump().to_string(),
+        &f.cluster.metrics_text(),
+    ] {
+        assert!(!text.contains(&token), "token leaked: {text}");
+        assert!(!text.contains(&token2), "token leaked: {text}");
+    }
+    assert!(debug.contains("<redacted>"), "{debug}");
+
+    // Close with the token alone; again is fine (the session is gone: nothing to check
+    // the token against, so it answers as Basic does).
+    let (status, v) = http_token(
+        &f,
+        "DELETE",
+        &format!("/mds/sessions/{id}"),
+        &token,
+        "".into(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["ret"], 0, "{v}");
+    assert!(!m.is_open());
+    assert_eq!(f.cluster.session_count(), 1);
+    let (_, v) = http_token(
+        &f,
+        "DELETE",
+        &format!("/mds/sessions/{id}"),
+        &token,
+        "".into(),
+    )
+    .await;
+    assert_eq!(v["ret"], 0, "closing twice is fine: {v}");
+    let (_, v) = http_token(&f, "GET", &format!("/mds/sessions/{id}"), &token, "".into()).await;
+    assert_eq!(v["ret"], -ENOTCONN, "{v}");
+    let (_, v) = http_token(
+        &f,
+        "POST",
+        &format!("/mds/sessions/{id}/ops"),
+        &token,
+        ops.to_string(),
+    )
+    .await;
+    assert_eq!(v["ret"], -ENOTCONN, "{v}");
+
+    // An evicted session answers ENOTCONN to its token too (how a mounter notices).
+    f.cluster.evict_all();
+    let (_, v) = http_token(
+        &f,
+        "GET",
+        &format!("/mds/sessions/{id2}"),
+        &token2,
+        "".into(),
+    )
+    .await;
+    assert_eq!(v["ret"], -ENOTCONN, "{v}");
+
+    // Without any credential it is still 401.
+    let (status, _) = f
+        .http("GET", &format!("/mds/sessions/{id2}"), None, "")
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn session_tokens_follow_the_seed() {
+    let open = || async {
+        let f = Fake::new();
+        let path = f.subvolume("s", None).await;
+        let m = f
+            .cluster
+            .mount("client.admin", &f.admin_key, req(&path, "n"))
+            .await
+            .unwrap();
+        m.token().to_owned()
+    };
+    assert_eq!(open().await, open().await);
+}

@@ -1,0 +1,252 @@
+//! CSI RPCs per second over the Unix socket, against the driver with fake-ceph and the
+//! fake mounter (symlink mode): Probe, NodeGetCapabilities, CreateVolume+DeleteVolume, and
+//! a node cycle (stage, publish, unpublish, unstage), each one at a time and with 64 in
+//! flight.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group};
+use driver::config::{Config, Mode, MounterKind, parse_clusters};
+use driver::csi::v1::controller_client::ControllerClient;
+use driver::csi::v1::identity_client::IdentityClient;
+use driver::csi::v1::node_client::NodeClient;
+use driver::csi::v1::*;
+use driver::driver::Driver;
+use driver::mount::Mounter;
+use driver::mount::fake::{FakeMountMode, FakeMounter};
+use serde_json::json;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+struct Env {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    channel: Channel,
+    secrets: HashMap<String, String>,
+    volume: Volume,
+    n: AtomicU64,
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn setup() -> Env {
+    let cluster = fake_ceph::Cluster::new(fake_ceph::Config::default()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = fake_ceph::router(cluster.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    cluster
+        .admin_command(json!({"prefix": "fs subvolumegroup create", "vol_name": "cephfs", "group_name": "csi"}))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let clusters = parse_clusters(
+        &json!([{"clusterID": "c1", "monitors": ["127.0.0.1:6789"], "admin": {"transport": "http", "url": url}}]).to_string(),
+    )
+    .unwrap();
+    let mut config = Config::new("cephfs.csi.trainride", "node-0001", Mode::All, clusters);
+    config.mounter = MounterKind::Fake;
+    config.state_dir = state.clone();
+    let fake: Arc<dyn Mounter> = Arc::new(FakeMounter::new(state, FakeMountMode::Symlink));
+    let driver = Arc::new(Driver::new(config, vec![fake]).unwrap());
+    let socket = dir.path().join("csi.sock");
+    let ep = driver::server::Endpoint::Unix(socket.clone());
+    tokio::spawn(async move { driver::server::serve(driver, &ep, std::future::pending()).await });
+    while !socket.exists() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let s = socket.clone();
+    let channel = Endpoint::try_from("http://[::]:50051")
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let s = s.clone();
+            async move {
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                    tokio::net::UnixStream::connect(s).await?,
+                ))
+            }
+        }))
+        .await
+        .unwrap();
+    let secrets: HashMap<String, String> = [
+        ("adminID".to_owned(), "admin".to_owned()),
+        ("adminKey".to_owned(), cluster.admin_key()),
+    ]
+    .into();
+    let volume = ControllerClient::new(channel.clone())
+        .create_volume(create("bench-node-volume", &secrets))
+        .await
+        .unwrap()
+        .into_inner()
+        .volume
+        .unwrap();
+    Env {
+        root: dir.path().to_path_buf(),
+        _dir: dir,
+        channel,
+        secrets,
+        volume,
+        n: AtomicU64::new(0),
+    }
+}
+
+fn cap() -> VolumeCapability {
+    VolumeCapability {
+        access_type: Some(volume_capability::AccessType::Mount(Default::default())),
+        access_mode: Some(volume_capability::AccessMode {
+            mode: volume_capability::access_mode::Mode::MultiNodeMultiWriter as i32,
+        }),
+    }
+}
+
+fn create(name: &str, secrets: &HashMap<String, String>) -> CreateVolumeRequest {
+    CreateVolumeRequest {
+        name: name.to_owned(),
+        capacity_range: Some(CapacityRange {
+            required_bytes: 1 << 30,
+            limit_bytes: 0,
+        }),
+        volume_capabilities: vec![cap()],
+        parameters: [
+            ("clusterID".to_owned(), "c1".to_owned()),
+            ("fsName".to_owned(), "cephfs".to_owned()),
+        ]
+        .into(),
+        secrets: secrets.clone(),
+        ..Default::default()
+    }
+}
+
+async fn create_delete(env: Arc<Env>) {
+    let i = env.n.fetch_add(1, Ordering::Relaxed);
+    let mut c = ControllerClient::new(env.channel.clone());
+    let v = c
+        .create_volume(create(&format!("bench-{i}"), &env.secrets))
+        .await
+        .unwrap()
+        .into_inner()
+        .volume
+        .unwrap();
+    c.delete_volume(DeleteVolumeRequest {
+        volume_id: v.volume_id,
+        secrets: env.secrets.clone(),
+    })
+    .await
+    .unwrap();
+}
+
+async fn node_cycle(env: Arc<Env>) {
+    let i = env.n.fetch_add(1, Ordering::Relaxed);
+    let staging = env.root.join(format!("staging-{i}"));
+    let target = env.root.join(format!("target-{i}"));
+    std::fs::create_dir_all(&staging).unwrap();
+    let mut n = NodeClient::new(env.channel.clone());
+    let v = &env.volume;
+    n.node_stage_volume(NodeStageVolumeRequest {
+        volume_id: v.volume_id.clone(),
+        staging_target_path: staging.to_str().unwrap().into(),
+        volume_capability: Some(cap()),
+        secrets: env.secrets.clone(),
+        volume_context: v.volume_context.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    n.node_publish_volume(NodePublishVolumeRequest {
+        volume_id: v.volume_id.clone(),
+        staging_target_path: staging.to_str().unwrap().into(),
+        target_path: target.to_str().unwrap().into(),
+        volume_capability: Some(cap()),
+        volume_context: v.volume_context.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    n.node_unpublish_volume(NodeUnpublishVolumeRequest {
+        volume_id: v.volume_id.clone(),
+        target_path: target.to_str().unwrap().into(),
+    })
+    .await
+    .unwrap();
+    n.node_unstage_volume(NodeUnstageVolumeRequest {
+        volume_id: v.volume_id.clone(),
+        staging_target_path: staging.to_str().unwrap().into(),
+    })
+    .await
+    .unwrap();
+    let _ = std::fs::remove_dir(&staging);
+}
+
+async fn probe(env: Arc<Env>) {
+    IdentityClient::new(env.channel.clone())
+        .probe(ProbeRequest {})
+        .await
+        .unwrap();
+}
+
+async fn node_caps(env: Arc<Env>) {
+    NodeClient::new(env.channel.clone())
+        .node_get_capabilities(NodeGetCapabilitiesRequest {})
+        .await
+        .unwrap();
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = runtime();
+    let env = Arc::new(rt.block_on(setup()));
+    let mut g = c.benchmark_group("csi");
+    macro_rules! pair {
+        ($name:literal, $op:expr) => {{
+            g.throughput(Throughput::Elements(1));
+            let e = env.clone();
+            g.bench_function(concat!($name, "/c1"), |b| {
+                b.to_async(&rt).iter(|| {
+                    let e = e.clone();
+                    async move { $op(e).await }
+                })
+            });
+            const CONC: usize = 64;
+            g.throughput(Throughput::Elements(CONC as u64));
+            let e = env.clone();
+            g.bench_function(concat!($name, "/c64"), |b| {
+                b.to_async(&rt).iter(|| {
+                    let e = e.clone();
+                    async move {
+                        let mut set = tokio::task::JoinSet::new();
+                        for _ in 0..CONC {
+                            let e = e.clone();
+                            set.spawn(async move { $op(e).await });
+                        }
+                        while set.join_next().await.is_some() {}
+                    }
+                })
+            });
+        }};
+    }
+    pair!("probe", probe);
+    pair!("node_get_capabilities", node_caps);
+    pair!("create_delete", create_delete);
+    pair!("node_cycle", node_cycle);
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1)).sample_size(20);
+    targets = bench
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

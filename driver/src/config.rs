@@ -1,0 +1,230 @@
+//! Configuration: the driver's settings and the cluster config file (a JSON list of
+//! clusters, like ceph-csi's `config.json`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::volume_id::valid_cluster_id;
+
+/// Which services the process serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Identity + Controller.
+    Controller,
+    /// Identity + Node.
+    Node,
+    /// Identity + Controller + Node.
+    All,
+}
+
+impl Mode {
+    /// Whether the controller service runs.
+    pub fn controller(self) -> bool {
+        matches!(self, Mode::Controller | Mode::All)
+    }
+
+    /// Whether the node service runs.
+    pub fn node(self) -> bool {
+        matches!(self, Mode::Node | Mode::All)
+    }
+}
+
+/// Which mounter a node uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MounterKind {
+    /// `mount -t ceph`.
+    Kernel,
+    /// `ceph-fuse`.
+    Fuse,
+    /// Sessions on fake-ceph, bound or symlinked at the target.
+    Fake,
+}
+
+/// Everything a driver instance runs with. Defaults live in `Config::new`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The CSI driver name (GetPluginInfo).
+    pub driver_name: String,
+    /// This node's ID (NodeGetInfo); required in node mode.
+    pub node_id: String,
+    /// Which services to serve.
+    pub mode: Mode,
+    /// The clusters this driver may reach.
+    pub clusters: Vec<ClusterConfig>,
+    /// The node's default mounter (a StorageClass `mounter` parameter overrides it).
+    pub mounter: MounterKind,
+    /// Advertise PUBLISH_UNPUBLISH_VOLUME and implement ControllerPublish/Unpublish.
+    pub attach_required: bool,
+    /// Deadline of every call to a Ceph backend.
+    pub ceph_timeout: Duration,
+    /// Deadline of every mount or unmount.
+    pub mount_timeout: Duration,
+    /// Where the node keeps records of its mounts (fake mounter) across restarts.
+    pub state_dir: PathBuf,
+    /// The journal instance suffix (ceph-csi's `--instanceid`).
+    pub instance_id: String,
+    /// Most volumes a node may have staged (NodeGetInfo.max_volumes_per_node; 0 = no limit).
+    pub max_volumes_per_node: i64,
+}
+
+impl Config {
+    /// A config with the defaults and the given name, node and clusters.
+    pub fn new(driver_name: &str, node_id: &str, mode: Mode, clusters: Vec<ClusterConfig>) -> Self {
+        Self {
+            driver_name: driver_name.to_owned(),
+            node_id: node_id.to_owned(),
+            mode,
+            clusters,
+            mounter: MounterKind::Kernel,
+            attach_required: false,
+            ceph_timeout: Duration::from_secs(30),
+            mount_timeout: Duration::from_secs(60),
+            state_dir: std::env::temp_dir().join("cephfs-csi"),
+            instance_id: "default".to_owned(),
+            max_volumes_per_node: 0,
+        }
+    }
+
+    /// The cluster with this ID.
+    pub fn cluster(&self, id: &str) -> Option<&ClusterConfig> {
+        self.clusters.iter().find(|c| c.cluster_id == id)
+    }
+}
+
+/// One cluster of the cluster config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterConfig {
+    /// The cluster ID StorageClasses name (`clusterID`).
+    #[serde(rename = "clusterID")]
+    pub cluster_id: String,
+    /// Monitor addresses.
+    pub monitors: Vec<String>,
+    /// CephFS settings.
+    #[serde(default, rename = "cephFS")]
+    pub ceph_fs: CephFsConfig,
+    /// How the controller reaches the cluster's admin interface.
+    pub admin: AdminConfig,
+}
+
+/// CephFS settings of a cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CephFsConfig {
+    /// The subvolume group volumes are created in.
+    #[serde(default = "default_group")]
+    pub subvolume_group: String,
+    /// The RADOS namespace of the journal.
+    #[serde(default = "default_group")]
+    pub rados_namespace: String,
+    /// Kernel mount options added to every mount.
+    #[serde(default)]
+    pub kernel_mount_options: String,
+    /// ceph-fuse options added to every mount.
+    #[serde(default)]
+    pub fuse_mount_options: String,
+}
+
+impl Default for CephFsConfig {
+    fn default() -> Self {
+        Self {
+            subvolume_group: default_group(),
+            rados_namespace: default_group(),
+            kernel_mount_options: String::new(),
+            fuse_mount_options: String::new(),
+        }
+    }
+}
+
+fn default_group() -> String {
+    "csi".to_owned()
+}
+
+/// The admin transport of a cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "transport", rename_all = "lowercase")]
+pub enum AdminConfig {
+    /// Ceph command JSON over HTTP (`POST <url>/request`), as fake-ceph serves it.
+    Http {
+        /// The base URL.
+        url: String,
+    },
+    /// The `ceph` and `rados` commands with a config file.
+    Cli {
+        /// The `ceph.conf` path.
+        conf: PathBuf,
+    },
+}
+
+/// A malformed cluster config.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Not JSON of the expected shape.
+    #[error("cluster config: {0}")]
+    Parse(#[from] serde_json::Error),
+    /// A value is out of range.
+    #[error("cluster config: {0}")]
+    Invalid(String),
+}
+
+/// Parses and checks a cluster config file's contents.
+pub fn parse_clusters(text: &str) -> Result<Vec<ClusterConfig>, ConfigError> {
+    let clusters: Vec<ClusterConfig> = serde_json::from_str(text)?;
+    for c in &clusters {
+        if !valid_cluster_id(&c.cluster_id) {
+            return Err(ConfigError::Invalid(format!(
+                "clusterID '{}' must be 1 to 36 characters of [A-Za-z0-9._-]",
+                c.cluster_id
+            )));
+        }
+        if c.monitors.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "cluster '{}' has no monitors",
+                c.cluster_id
+            )));
+        }
+    }
+    let mut ids: Vec<&str> = clusters.iter().map(|c| c.cluster_id.as_str()).collect();
+    ids.sort_unstable();
+    if ids.windows(2).any(|w| w[0] == w[1]) {
+        return Err(ConfigError::Invalid("duplicate clusterID".into()));
+    }
+    Ok(clusters)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_shape() {
+        let c = parse_clusters(
+            r#"[{"clusterID": "c1", "monitors": ["127.0.0.1:6789"], "cephFS": {"subvolumeGroup": "csi"},
+                 "admin": {"transport": "http", "url": "http://127.0.0.1:1234"}},
+                {"clusterID": "real", "monitors": ["10.0.0.1:6789"],
+                 "admin": {"transport": "cli", "conf": "/etc/ceph/ceph.conf"}}]"#,
+        )
+        .unwrap();
+        assert_eq!(c[0].ceph_fs.subvolume_group, "csi");
+        assert_eq!(c[1].ceph_fs.rados_namespace, "csi");
+        assert!(matches!(&c[0].admin, AdminConfig::Http { url } if url == "http://127.0.0.1:1234"));
+        assert!(matches!(&c[1].admin, AdminConfig::Cli { .. }));
+    }
+
+    #[test]
+    fn refuses_bad_configs() {
+        for bad in [
+            "{}",
+            r#"[{"clusterID": "", "monitors": ["m"], "admin": {"transport": "http", "url": "u"}}]"#,
+            r#"[{"clusterID": "../x", "monitors": ["m"], "admin": {"transport": "http", "url": "u"}}]"#,
+            r#"[{"clusterID": "c", "monitors": [], "admin": {"transport": "http", "url": "u"}}]"#,
+            r#"[{"clusterID": "c", "monitors": ["m"], "admin": {"transport": "smoke"}}]"#,
+            r#"[{"clusterID": "c", "monitors": ["m"], "admin": {"transport": "http", "url": "u"}},
+                {"clusterID": "c", "monitors": ["m"], "admin": {"transport": "http", "url": "u"}}]"#,
+        ] {
+            assert!(parse_clusters(bad).is_err(), "{bad}");
+        }
+    }
+}

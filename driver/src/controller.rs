@@ -1,0 +1,1174 @@
+//! The CSI Controller service: volumes are subvolumes in a subvolume group, snapshots are
+//! subvolume snapshots, clones are `snapshot clone`s, and the RADOS journal makes every
+//! create idempotent across retries and crashes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tonic::{Request, Response, Status};
+
+use crate::ceph::{Admin, CephError, CloneState, Transport, errno};
+use crate::config::ClusterConfig;
+use crate::csi::v1::controller_server::Controller;
+use crate::csi::v1::*;
+use crate::driver::{Driver, credentials, status};
+use crate::journal::{Journal, Kind, Record};
+use crate::volume_id::CsiId;
+
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+
+/// Rounds a requested size as ceph-csi does: below 1 MiB becomes 4 MiB; otherwise up to a
+/// multiple of 4 MiB and, from 1 GiB on, up to a whole GiB. 0 (no capacity) stays 0: no
+/// quota.
+pub fn round_size(bytes: u64) -> u64 {
+    if bytes == 0 {
+        return 0;
+    }
+    if bytes < MIB {
+        return 4 * MIB;
+    }
+    let r = bytes.div_ceil(4 * MIB) * 4 * MIB;
+    if r >= GIB { r.div_ceil(GIB) * GIB } else { r }
+}
+
+/// The size to create for a capacity range, or the spec's error.
+fn requested_size(range: Option<&CapacityRange>) -> Result<u64, Status> {
+    let Some(r) = range else { return Ok(0) };
+    if r.required_bytes < 0 || r.limit_bytes < 0 {
+        return Err(Status::invalid_argument("capacity must not be negative"));
+    }
+    let (req, limit) = (r.required_bytes as u64, r.limit_bytes as u64);
+    if limit > 0 && req > limit {
+        return Err(Status::invalid_argument(
+            "required_bytes exceeds limit_bytes",
+        ));
+    }
+    let size = round_size(if req > 0 { req } else { limit });
+    if limit > 0 && size > limit {
+        // CSI spec: the plugin cannot satisfy the range.
+        return Err(Status::out_of_range(format!(
+            "the smallest size this driver can create for {req} bytes is {size}, over the limit {limit}"
+        )));
+    }
+    Ok(size)
+}
+
+fn check_caps(caps: &[VolumeCapability]) -> Result<(), Status> {
+    if caps.is_empty() {
+        return Err(Status::invalid_argument("volume_capabilities missing"));
+    }
+    for c in caps {
+        match &c.access_type {
+            Some(volume_capability::AccessType::Mount(_)) => {}
+            Some(volume_capability::AccessType::Block(_)) => {
+                return Err(Status::invalid_argument(
+                    "block volumes are not supported by CephFS",
+                ));
+            }
+            None => return Err(Status::invalid_argument("access_type missing")),
+        }
+        if c.access_mode.is_none() {
+            return Err(Status::invalid_argument("access_mode missing"));
+        }
+    }
+    Ok(())
+}
+
+fn param<'a>(p: &'a HashMap<String, String>, key: &str) -> Result<&'a str, Status> {
+    p.get(key)
+        .map(String::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Status::invalid_argument(format!("parameter '{key}' missing")))
+}
+
+/// Parses a volume or snapshot ID; `None` if malformed.
+fn parse_id(id: &str) -> Option<CsiId> {
+    id.parse().ok()
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.ffffff]` (UTC) as a protobuf timestamp.
+fn timestamp(s: &str) -> Option<prost_types::Timestamp> {
+    let (date, time) = s.split_once(' ')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.split(':').map(|x| x.parse::<i64>());
+    let (hh, mm, ss) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
+    // Days from civil (proleptic Gregorian).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let nanos = format!("{frac:0<9}")[..9].parse::<i32>().ok()?;
+    Some(prost_types::Timestamp {
+        seconds: days * 86_400 + hh * 3600 + mm * 60 + ss,
+        nanos,
+    })
+}
+
+/// Where a volume lives: its cluster, file system and journal.
+struct Place<'a> {
+    cluster: &'a ClusterConfig,
+    admin: Admin<'a>,
+    fs: String,
+    fscid: i64,
+    pool: String,
+}
+
+impl Place<'_> {
+    fn journal(&self) -> Journal<'_> {
+        Journal {
+            admin: self.admin,
+            pool: &self.pool,
+            ns: &self.cluster.ceph_fs.rados_namespace,
+            instance: "default",
+        }
+    }
+
+    fn group(&self) -> &str {
+        &self.cluster.ceph_fs.subvolume_group
+    }
+}
+
+/// The Controller service of a driver.
+#[derive(Debug, Clone)]
+pub struct ControllerService {
+    driver: Arc<Driver>,
+}
+
+impl ControllerService {
+    /// The service of a driver.
+    pub fn new(driver: Arc<Driver>) -> Self {
+        Self { driver }
+    }
+
+    async fn place_by_name<'a>(
+        &'a self,
+        cluster_id: &str,
+        fs: &str,
+        t: &'a dyn Transport,
+        creds: &'a crate::ceph::Credentials,
+    ) -> Result<Place<'a>, Status> {
+        let (cluster, _) = self.driver.cluster(cluster_id)?;
+        let admin = self.driver.admin(t, creds);
+        let fscid = admin.fscid(fs).await.map_err(|e| {
+            if e.is_not_found() {
+                Status::invalid_argument(format!("file system '{fs}' not found"))
+            } else {
+                status("fs dump", &e)
+            }
+        })?;
+        let pool = admin
+            .metadata_pool(fs)
+            .await
+            .map_err(|e| status("fs ls", &e))?;
+        Ok(Place {
+            cluster,
+            admin,
+            fs: fs.to_owned(),
+            fscid,
+            pool,
+        })
+    }
+
+    /// The place of an existing ID; `Ok(None)` when its cluster or file system is gone.
+    async fn place_by_id<'a>(
+        &'a self,
+        id: &CsiId,
+        t: &'a dyn Transport,
+        creds: &'a crate::ceph::Credentials,
+    ) -> Result<Option<Place<'a>>, Status> {
+        let Some(cluster) = self.driver.config.cluster(&id.cluster_id) else {
+            return Ok(None);
+        };
+        let admin = self.driver.admin(t, creds);
+        let fs = match admin.fs_name(id.location_id).await {
+            Ok(f) => f,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(status("fs dump", &e)),
+        };
+        let pool = admin
+            .metadata_pool(&fs)
+            .await
+            .map_err(|e| status("fs ls", &e))?;
+        Ok(Some(Place {
+            cluster,
+            admin,
+            fs,
+            fscid: id.location_id,
+            pool,
+        }))
+    }
+
+    /// Makes sure the subvolume of a reservation exists and is complete; its path.
+    async fn ensure_subvolume(
+        &self,
+        place: &Place<'_>,
+        r: &Record,
+        size: u64,
+        pool_layout: Option<&str>,
+        source: Option<&Source>,
+    ) -> Result<String, Status> {
+        let (fs, group, a) = (&place.fs, place.group(), &place.admin);
+        let Some(source) = source else {
+            match a.subvolume_getpath(fs, group, &r.image).await {
+                Ok(p) => return Ok(p),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(status("fs subvolume getpath", &e)),
+            }
+            a.subvolume_create(fs, group, &r.image, size, pool_layout)
+                .await
+                .map_err(|e| status("fs subvolume create", &e))?;
+            return a
+                .subvolume_getpath(fs, group, &r.image)
+                .await
+                .map_err(|e| status("fs subvolume getpath", &e));
+        };
+        // A clone: from a snapshot, or from a volume through a temporary snapshot named
+        // after the new subvolume (as ceph-csi does).
+        let (parent, snap) = match source {
+            Source::Snapshot { parent, snap } => (parent.as_str(), snap.as_str()),
+            Source::Volume { image } => (image.as_str(), r.image.as_str()),
+        };
+        match a.clone_status(fs, group, &r.image).await {
+            Err(e) if e.is_not_found() => {
+                if matches!(source, Source::Volume { .. }) {
+                    a.snapshot_create(fs, group, parent, snap)
+                        .await
+                        .map_err(|e| status("fs subvolume snapshot create", &e))?;
+                }
+                match a
+                    .snapshot_clone(fs, group, parent, snap, &r.image, pool_layout)
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(e) if e.errno() == Some(errno::EAGAIN) => {
+                        return Err(Status::resource_exhausted(format!(
+                            "clone of {parent}: all cloners are busy, retry later ({e})"
+                        )));
+                    }
+                    Err(e) => return Err(status("fs subvolume snapshot clone", &e)),
+                }
+                Err(Status::aborted("clone from snapshot is pending"))
+            }
+            Err(e) => Err(status("fs clone status", &e)),
+            Ok(CloneState::Pending) => Err(Status::aborted("clone from snapshot is pending")),
+            Ok(CloneState::InProgress) => Err(Status::aborted(
+                "clone from snapshot is already in progress",
+            )),
+            Ok(CloneState::Failed(why)) => {
+                // Remove the failed clone so that the next retry starts a new one.
+                a.subvolume_rm(fs, group, &r.image, true)
+                    .await
+                    .map_err(|e| status("fs subvolume rm", &e))?;
+                Err(Status::aborted(format!("clone failed ({why}); retrying")))
+            }
+            Ok(CloneState::Complete) => {
+                if matches!(source, Source::Volume { .. }) {
+                    a.snapshot_rm(fs, group, parent, snap)
+                        .await
+                        .map_err(|e| status("fs subvolume snapshot rm", &e))?;
+                }
+                if size > 0 {
+                    a.subvolume_resize(fs, group, &r.image, size)
+                        .await
+                        .map_err(|e| status("fs subvolume resize", &e))?;
+                }
+                a.subvolume_getpath(fs, group, &r.image)
+                    .await
+                    .map_err(|e| status("fs subvolume getpath", &e))
+            }
+        }
+    }
+
+    async fn create_volume(
+        &self,
+        req: CreateVolumeRequest,
+    ) -> Result<CreateVolumeResponse, Status> {
+        if req.name.is_empty() {
+            return Err(Status::invalid_argument("name missing"));
+        }
+        check_caps(&req.volume_capabilities)?;
+        let params = &req.parameters;
+        let cluster_id = param(params, "clusterID")?;
+        let fs = param(params, "fsName")?;
+        let creds = credentials(&req.secrets)?;
+        let size = requested_size(req.capacity_range.as_ref())?;
+        let _guard = self.driver.locks.try_lock(&req.name).ok_or_else(|| {
+            Status::aborted(format!(
+                "an operation with the given Volume ID {} already exists",
+                req.name
+            ))
+        })?;
+        let (_, t) = self.driver.cluster(cluster_id)?;
+        let place = self.place_by_name(cluster_id, fs, t, &creds).await?;
+        let journal = place.journal();
+        let (source, source_id) = self
+            .resolve_source(&place, req.volume_content_source.as_ref())
+            .await?;
+        let prefix = params
+            .get("volumeNamePrefix")
+            .filter(|p| !p.is_empty())
+            .map_or("csi-vol-", String::as_str);
+        let pool_layout = params
+            .get("pool")
+            .map(String::as_str)
+            .filter(|p| !p.is_empty());
+        let record = match journal
+            .lookup(Kind::Volume, &req.name)
+            .await
+            .map_err(|e| status("journal", &e))?
+        {
+            Some(r) => {
+                if r.size != Some(size) {
+                    return Err(Status::already_exists(format!(
+                        "volume '{}' exists with another size",
+                        req.name
+                    )));
+                }
+                if r.source != source_id {
+                    return Err(Status::already_exists(format!(
+                        "volume '{}' exists with another content source",
+                        req.name
+                    )));
+                }
+                r
+            }
+            None => journal
+                .reserve(
+                    Kind::Volume,
+                    &req.name,
+                    prefix,
+                    Some(size),
+                    source_id.as_deref(),
+                    None,
+                )
+                .await
+                .map_err(|e| status("journal reserve", &e))?,
+        };
+        let path = match self
+            .ensure_subvolume(&place, &record, size, pool_layout, source.as_ref())
+            .await
+        {
+            Ok(p) => p,
+            Err(s) => {
+                // A request Ceph refuses outright (a bad pool, say) leaves nothing behind;
+                // anything that may still succeed keeps its reservation for the retry.
+                if matches!(
+                    s.code(),
+                    tonic::Code::InvalidArgument | tonic::Code::PermissionDenied
+                ) {
+                    let _ = journal.undo(Kind::Volume, &req.name, &record.uuid).await;
+                }
+                return Err(s);
+            }
+        };
+        let id = CsiId::new(cluster_id, place.fscid, &record.uuid)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let mut ctx: HashMap<String, String> = params
+            .iter()
+            .filter(|(k, _)| !k.starts_with("csi.storage.k8s.io/"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        ctx.insert("subvolumeName".into(), record.image.clone());
+        ctx.insert("subvolumePath".into(), path);
+        ctx.insert("monitors".into(), place.cluster.monitors.join(","));
+        Ok(CreateVolumeResponse {
+            volume: Some(Volume {
+                capacity_bytes: size as i64,
+                volume_id: id.to_string(),
+                volume_context: ctx,
+                content_source: req.volume_content_source.clone(),
+                accessible_topology: vec![],
+            }),
+        })
+    }
+
+    async fn resolve_source(
+        &self,
+        place: &Place<'_>,
+        src: Option<&VolumeContentSource>,
+    ) -> Result<(Option<Source>, Option<String>), Status> {
+        let Some(src) = src.and_then(|s| s.r#type.as_ref()) else {
+            return Ok((None, None));
+        };
+        let journal = place.journal();
+        match src {
+            volume_content_source::Type::Snapshot(s) => {
+                let rec = match parse_id(&s.snapshot_id) {
+                    Some(id)
+                        if id.cluster_id == place.cluster.cluster_id
+                            && id.location_id == place.fscid =>
+                    {
+                        journal
+                            .by_uuid(Kind::Snapshot, &id.uuid)
+                            .await
+                            .map_err(|e| status("journal", &e))?
+                    }
+                    _ => None,
+                };
+                let rec = rec.ok_or_else(|| {
+                    Status::not_found(format!("snapshot '{}' not found", s.snapshot_id))
+                })?;
+                let parent = rec.parent.clone().unwrap_or_default();
+                match place
+                    .admin
+                    .snapshot_info(&place.fs, place.group(), &parent, &rec.image)
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if e.is_not_found() => {
+                        return Err(Status::not_found(format!(
+                            "snapshot '{}' not found",
+                            s.snapshot_id
+                        )));
+                    }
+                    Err(e) => return Err(status("fs subvolume snapshot info", &e)),
+                }
+                Ok((
+                    Some(Source::Snapshot {
+                        parent,
+                        snap: rec.image,
+                    }),
+                    Some(s.snapshot_id.clone()),
+                ))
+            }
+            volume_content_source::Type::Volume(v) => {
+                let rec = match parse_id(&v.volume_id) {
+                    Some(id)
+                        if id.cluster_id == place.cluster.cluster_id
+                            && id.location_id == place.fscid =>
+                    {
+                        journal
+                            .by_uuid(Kind::Volume, &id.uuid)
+                            .await
+                            .map_err(|e| status("journal", &e))?
+                    }
+                    _ => None,
+                };
+                let rec = rec.ok_or_else(|| {
+                    Status::not_found(format!("volume '{}' not found", v.volume_id))
+                })?;
+                Ok((
+                    Some(Source::Volume { image: rec.image }),
+                    Some(v.volume_id.clone()),
+                ))
+            }
+        }
+    }
+
+    async fn delete_volume(
+        &self,
+        req: DeleteVolumeRequest,
+    ) -> Result<DeleteVolumeResponse, Status> {
+        if req.volume_id.is_empty() {
+            return Err(Status::invalid_argument("volume_id missing"));
+        }
+        // CSI spec: deleting a volume that does not exist (or cannot) succeeds.
+        let Some(id) = parse_id(&req.volume_id) else {
+            return Ok(DeleteVolumeResponse {});
+        };
+        let creds = credentials(&req.secrets)?;
+        let Ok((_, t)) = self.driver.cluster(&id.cluster_id) else {
+            return Ok(DeleteVolumeResponse {});
+        };
+        let _guard = self.driver.locks.try_lock(&req.volume_id).ok_or_else(|| {
+            Status::aborted(format!(
+                "an operation with the given Volume ID {} already exists",
+                req.volume_id
+            ))
+        })?;
+        let Some(place) = self.place_by_id(&id, t, &creds).await? else {
+            return Ok(DeleteVolumeResponse {});
+        };
+        let journal = place.journal();
+        let Some(rec) = journal
+            .by_uuid(Kind::Volume, &id.uuid)
+            .await
+            .map_err(|e| status("journal", &e))?
+        else {
+            return Ok(DeleteVolumeResponse {});
+        };
+        match place
+            .admin
+            .subvolume_rm(&place.fs, place.group(), &rec.image, true)
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) if e.errno() == Some(errno::ENOTEMPTY) => {
+                return Err(Status::failed_precondition(format!(
+                    "volume {} has snapshots; delete them first",
+                    req.volume_id
+                )));
+            }
+            Err(e) => return Err(status("fs subvolume rm", &e)),
+        }
+        journal
+            .undo(Kind::Volume, &rec.name, &rec.uuid)
+            .await
+            .map_err(|e| status("journal undo", &e))?;
+        Ok(DeleteVolumeResponse {})
+    }
+
+    /// The record of an existing volume, or NotFound.
+    async fn existing_volume<'a>(
+        &'a self,
+        volume_id: &str,
+        t: &'a dyn Transport,
+        creds: &'a crate::ceph::Credentials,
+    ) -> Result<(Place<'a>, Record), Status> {
+        let not_found = || Status::not_found(format!("volume '{volume_id}' not found"));
+        let id = parse_id(volume_id).ok_or_else(not_found)?;
+        let place = self
+            .place_by_id(&id, t, creds)
+            .await?
+            .ok_or_else(not_found)?;
+        let rec = place
+            .journal()
+            .by_uuid(Kind::Volume, &id.uuid)
+            .await
+            .map_err(|e| status("journal", &e))?
+            .ok_or_else(not_found)?;
+        match place
+            .admin
+            .subvolume_info(&place.fs, place.group(), &rec.image)
+            .await
+        {
+            Ok(_) => Ok((place, rec)),
+            Err(e) if e.is_not_found() => Err(not_found()),
+            Err(e) if e.errno() == Some(errno::EAGAIN) => Ok((place, rec)),
+            Err(e) => Err(status("fs subvolume info", &e)),
+        }
+    }
+
+    async fn validate(
+        &self,
+        req: ValidateVolumeCapabilitiesRequest,
+    ) -> Result<ValidateVolumeCapabilitiesResponse, Status> {
+        if req.volume_id.is_empty() {
+            return Err(Status::invalid_argument("volume_id missing"));
+        }
+        if req.volume_capabilities.is_empty() {
+            return Err(Status::invalid_argument("volume_capabilities missing"));
+        }
+        let id = parse_id(&req.volume_id)
+            .ok_or_else(|| Status::not_found(format!("volume '{}' not found", req.volume_id)))?;
+        if let Ok(creds) = credentials(&req.secrets) {
+            let (_, t) = self
+                .driver
+                .cluster(&id.cluster_id)
+                .map_err(|_| Status::not_found(format!("volume '{}' not found", req.volume_id)))?;
+            self.existing_volume(&req.volume_id, t, &creds).await?;
+        }
+        let supported = check_caps(&req.volume_capabilities).is_ok();
+        Ok(ValidateVolumeCapabilitiesResponse {
+            confirmed: supported.then(|| validate_volume_capabilities_response::Confirmed {
+                volume_context: req.volume_context.clone(),
+                volume_capabilities: req.volume_capabilities.clone(),
+                parameters: req.parameters.clone(),
+                mutable_parameters: Default::default(),
+            }),
+            message: if supported {
+                String::new()
+            } else {
+                "block volumes are not supported".into()
+            },
+        })
+    }
+
+    async fn expand(
+        &self,
+        req: ControllerExpandVolumeRequest,
+    ) -> Result<ControllerExpandVolumeResponse, Status> {
+        if req.volume_id.is_empty() {
+            return Err(Status::invalid_argument("volume_id missing"));
+        }
+        let range = req
+            .capacity_range
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("capacity_range missing"))?;
+        let size = requested_size(Some(range))?;
+        let id = parse_id(&req.volume_id)
+            .ok_or_else(|| Status::not_found(format!("volume '{}' not found", req.volume_id)))?;
+        let creds = credentials(&req.secrets)?;
+        let (_, t) = self
+            .driver
+            .cluster(&id.cluster_id)
+            .map_err(|_| Status::not_found(format!("volume '{}' not found", req.volume_id)))?;
+        let _guard = self.driver.locks.try_lock(&req.volume_id).ok_or_else(|| {
+            Status::aborted(format!(
+                "an operation with the given Volume ID {} already exists",
+                req.volume_id
+            ))
+        })?;
+        let (place, rec) = self.existing_volume(&req.volume_id, t, &creds).await?;
+        if size > 0 {
+            match place
+                .admin
+                .subvolume_resize(&place.fs, place.group(), &rec.image, size)
+                .await
+            {
+                Ok(()) => {}
+                Err(e) if e.errno() == Some(errno::EINVAL) => {
+                    return Err(Status::out_of_range(format!("cannot resize: {e}")));
+                }
+                Err(e) => return Err(status("fs subvolume resize", &e)),
+            }
+        }
+        Ok(ControllerExpandVolumeResponse {
+            capacity_bytes: size as i64,
+            node_expansion_required: false,
+        })
+    }
+
+    async fn create_snapshot(
+        &self,
+        req: CreateSnapshotRequest,
+    ) -> Result<CreateSnapshotResponse, Status> {
+        if req.name.is_empty() {
+            return Err(Status::invalid_argument("name missing"));
+        }
+        if req.source_volume_id.is_empty() {
+            return Err(Status::invalid_argument("source_volume_id missing"));
+        }
+        let creds = credentials(&req.secrets)?;
+        let id = parse_id(&req.source_volume_id).ok_or_else(|| {
+            Status::not_found(format!("volume '{}' not found", req.source_volume_id))
+        })?;
+        let (_, t) = self.driver.cluster(&id.cluster_id).map_err(|_| {
+            Status::not_found(format!("volume '{}' not found", req.source_volume_id))
+        })?;
+        let _guard = self
+            .driver
+            .locks
+            .try_lock(&format!("snap/{}", req.name))
+            .ok_or_else(|| {
+                Status::aborted(format!(
+                    "an operation with the given Snapshot ID {} already exists",
+                    req.name
+                ))
+            })?;
+        let (place, vol) = self
+            .existing_volume(&req.source_volume_id, t, &creds)
+            .await?;
+        let journal = place.journal();
+        let rec = match journal
+            .lookup(Kind::Snapshot, &req.name)
+            .await
+            .map_err(|e| status("journal", &e))?
+        {
+            Some(r) if r.source.as_deref() != Some(req.source_volume_id.as_str()) => {
+                return Err(Status::already_exists(format!(
+                    "snapshot '{}' exists for another volume",
+                    req.name
+                )));
+            }
+            Some(r) => r,
+            None => journal
+                .reserve(
+                    Kind::Snapshot,
+                    &req.name,
+                    "csi-snap-",
+                    None,
+                    Some(&req.source_volume_id),
+                    Some(&vol.image),
+                )
+                .await
+                .map_err(|e| status("journal reserve", &e))?,
+        };
+        let a = &place.admin;
+        a.snapshot_create(&place.fs, place.group(), &vol.image, &rec.image)
+            .await
+            .map_err(|e| status("fs subvolume snapshot create", &e))?;
+        let (created, _) = a
+            .snapshot_info(&place.fs, place.group(), &vol.image, &rec.image)
+            .await
+            .map_err(|e| status("fs subvolume snapshot info", &e))?;
+        let snap_id = CsiId::new(&id.cluster_id, place.fscid, &rec.uuid)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(CreateSnapshotResponse {
+            snapshot: Some(Snapshot {
+                size_bytes: vol.size.unwrap_or(0) as i64,
+                snapshot_id: snap_id.to_string(),
+                source_volume_id: req.source_volume_id.clone(),
+                creation_time: timestamp(&created),
+                ready_to_use: true,
+                group_snapshot_id: String::new(),
+            }),
+        })
+    }
+
+    async fn delete_snapshot(
+        &self,
+        req: DeleteSnapshotRequest,
+    ) -> Result<DeleteSnapshotResponse, Status> {
+        if req.snapshot_id.is_empty() {
+            return Err(Status::invalid_argument("snapshot_id missing"));
+        }
+        let Some(id) = parse_id(&req.snapshot_id) else {
+            return Ok(DeleteSnapshotResponse {});
+        };
+        let creds = credentials(&req.secrets)?;
+        let Ok((_, t)) = self.driver.cluster(&id.cluster_id) else {
+            return Ok(DeleteSnapshotResponse {});
+        };
+        let _guard = self
+            .driver
+            .locks
+            .try_lock(&req.snapshot_id)
+            .ok_or_else(|| {
+                Status::aborted(format!(
+                    "an operation with the given Snapshot ID {} already exists",
+                    req.snapshot_id
+                ))
+            })?;
+        let Some(place) = self.place_by_id(&id, t, &creds).await? else {
+            return Ok(DeleteSnapshotResponse {});
+        };
+        let journal = place.journal();
+        let Some(rec) = journal
+            .by_uuid(Kind::Snapshot, &id.uuid)
+            .await
+            .map_err(|e| status("journal", &e))?
+        else {
+            return Ok(DeleteSnapshotResponse {});
+        };
+        let parent = rec.parent.clone().unwrap_or_default();
+        let a = &place.admin;
+        match a
+            .snapshot_info(&place.fs, place.group(), &parent, &rec.image)
+            .await
+        {
+            Ok((_, true)) => {
+                return Err(Status::failed_precondition(format!(
+                    "snapshot {} has pending clones",
+                    req.snapshot_id
+                )));
+            }
+            Ok(_) => a
+                .snapshot_rm(&place.fs, place.group(), &parent, &rec.image)
+                .await
+                .map_err(|e| status("fs subvolume snapshot rm", &e))?,
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(status("fs subvolume snapshot info", &e)),
+        }
+        journal
+            .undo(Kind::Snapshot, &rec.name, &rec.uuid)
+            .await
+            .map_err(|e| status("journal undo", &e))?;
+        Ok(DeleteSnapshotResponse {})
+    }
+
+    async fn list_snapshots(
+        &self,
+        req: ListSnapshotsRequest,
+    ) -> Result<ListSnapshotsResponse, Status> {
+        if req.max_entries < 0 {
+            return Err(Status::invalid_argument("max_entries must not be negative"));
+        }
+        let creds = credentials(&req.secrets)?;
+        // Entries come from every cluster and file system the credentials can see, in a
+        // stable order; the token is the index of the next entry.
+        let mut all: Vec<Snapshot> = Vec::new();
+        let by_id = (!req.snapshot_id.is_empty()).then(|| parse_id(&req.snapshot_id));
+        if let Some(None) = by_id {
+            return Ok(ListSnapshotsResponse::default());
+        }
+        for cluster in &self.driver.config.clusters {
+            let (_, t) = self.driver.cluster(&cluster.cluster_id)?;
+            let admin = self.driver.admin(t, &creds);
+            let fss = match admin
+                .transport
+                .command(
+                    &creds,
+                    crate::ceph::Target::Mon,
+                    &serde_json::json!({"prefix": "fs ls", "format": "json"}),
+                    self.driver.config.ceph_timeout,
+                )
+                .await
+            {
+                Ok(a) => serde_json::from_str::<serde_json::Value>(&a.outb).unwrap_or_default(),
+                Err(CephError::Unauthorized { .. }) => continue,
+                Err(e) => return Err(status("fs ls", &e)),
+            };
+            for f in fss.as_array().into_iter().flatten() {
+                let Some(fs) = f["name"].as_str() else {
+                    continue;
+                };
+                let place = self
+                    .place_by_name(&cluster.cluster_id, fs, t, &creds)
+                    .await?;
+                let journal = place.journal();
+                let (names, _) = journal
+                    .list(Kind::Snapshot, "", usize::MAX >> 1)
+                    .await
+                    .map_err(|e| status("journal", &e))?;
+                for (_, uuid) in names {
+                    let Some(rec) = journal
+                        .by_uuid(Kind::Snapshot, &uuid)
+                        .await
+                        .map_err(|e| status("journal", &e))?
+                    else {
+                        continue;
+                    };
+                    let Ok(sid) = CsiId::new(&cluster.cluster_id, place.fscid, &uuid) else {
+                        continue;
+                    };
+                    let sid = sid.to_string();
+                    if let Some(Some(want)) = &by_id
+                        && want.to_string() != sid
+                    {
+                        continue;
+                    }
+                    let source = rec.source.clone().unwrap_or_default();
+                    if !req.source_volume_id.is_empty() && req.source_volume_id != source {
+                        continue;
+                    }
+                    let created = place
+                        .admin
+                        .snapshot_info(
+                            &place.fs,
+                            place.group(),
+                            rec.parent.as_deref().unwrap_or(""),
+                            &rec.image,
+                        )
+                        .await;
+                    let Ok((created, _)) = created else { continue };
+                    all.push(Snapshot {
+                        size_bytes: 0,
+                        snapshot_id: sid,
+                        source_volume_id: source,
+                        creation_time: timestamp(&created),
+                        ready_to_use: true,
+                        group_snapshot_id: String::new(),
+                    });
+                }
+            }
+        }
+        all.sort_by(|a, b| a.snapshot_id.cmp(&b.snapshot_id));
+        let start = if req.starting_token.is_empty() {
+            0
+        } else {
+            req.starting_token
+                .parse::<usize>()
+                .ok()
+                .filter(|i| *i <= all.len())
+                .ok_or_else(|| {
+                    Status::aborted(format!("invalid starting_token '{}'", req.starting_token))
+                })?
+        };
+        let max = if req.max_entries == 0 {
+            usize::MAX
+        } else {
+            req.max_entries as usize
+        };
+        let end = start.saturating_add(max).min(all.len());
+        let next = if end < all.len() {
+            end.to_string()
+        } else {
+            String::new()
+        };
+        Ok(ListSnapshotsResponse {
+            entries: all[start..end]
+                .iter()
+                .cloned()
+                .map(|s| list_snapshots_response::Entry { snapshot: Some(s) })
+                .collect(),
+            next_token: next,
+        })
+    }
+}
+
+/// A clone's source.
+enum Source {
+    Snapshot { parent: String, snap: String },
+    Volume { image: String },
+}
+
+macro_rules! rpc {
+    ($self:ident, $name:literal, $id:expr, $call:expr) => {{
+        let started = Instant::now();
+        let id: String = $id;
+        let r = $call.await;
+        $self.driver.observe($name, &id, started, &r);
+        r.map(Response::new)
+    }};
+}
+
+#[tonic::async_trait]
+impl Controller for ControllerService {
+    async fn create_volume(
+        &self,
+        r: Request<CreateVolumeRequest>,
+    ) -> Result<Response<CreateVolumeResponse>, Status> {
+        let req = r.into_inner();
+        rpc!(
+            self,
+            "CreateVolume",
+            req.name.clone(),
+            self.create_volume(req)
+        )
+    }
+
+    async fn delete_volume(
+        &self,
+        r: Request<DeleteVolumeRequest>,
+    ) -> Result<Response<DeleteVolumeResponse>, Status> {
+        let req = r.into_inner();
+        rpc!(
+            self,
+            "DeleteVolume",
+            req.volume_id.clone(),
+            self.delete_volume(req)
+        )
+    }
+
+    async fn controller_publish_volume(
+        &self,
+        r: Request<ControllerPublishVolumeRequest>,
+    ) -> Result<Response<ControllerPublishVolumeResponse>, Status> {
+        if !self.driver.config.attach_required {
+            return Err(Status::unimplemented(
+                "ControllerPublishVolume is not supported without --attach-required",
+            ));
+        }
+        let req = r.into_inner();
+        rpc!(
+            self,
+            "ControllerPublishVolume",
+            req.volume_id.clone(),
+            async {
+                if req.volume_id.is_empty() {
+                    return Err(Status::invalid_argument("volume_id missing"));
+                }
+                if req.node_id.is_empty() {
+                    return Err(Status::invalid_argument("node_id missing"));
+                }
+                if req.volume_capability.is_none() {
+                    return Err(Status::invalid_argument("volume_capability missing"));
+                }
+                parse_id(&req.volume_id).ok_or_else(|| Status::not_found("volume not found"))?;
+                // CephFS needs nothing attached: the node mounts over the network.
+                Ok(ControllerPublishVolumeResponse {
+                    publish_context: Default::default(),
+                })
+            }
+        )
+    }
+
+    async fn controller_unpublish_volume(
+        &self,
+        r: Request<ControllerUnpublishVolumeRequest>,
+    ) -> Result<Response<ControllerUnpublishVolumeResponse>, Status> {
+        if !self.driver.config.attach_required {
+            return Err(Status::unimplemented(
+                "ControllerUnpublishVolume is not supported without --attach-required",
+            ));
+        }
+        let req = r.into_inner();
+        rpc!(
+            self,
+            "ControllerUnpublishVolume",
+            req.volume_id.clone(),
+            async {
+                if req.volume_id.is_empty() {
+                    return Err(Status::invalid_argument("volume_id missing"));
+                }
+                Ok(ControllerUnpublishVolumeResponse {})
+            }
+        )
+    }
+
+    async fn validate_volume_capabilities(
+        &self,
+        r: Request<ValidateVolumeCapabilitiesRequest>,
+    ) -> Result<Response<ValidateVolumeCapabilitiesResponse>, Status> {
+        let req = r.into_inner();
+        rpc!(
+            self,
+            "ValidateVolumeCapabilities",
+            req.volume_id.clone(),
+            self.validate(req)
+        )
+    }
+
+    async fn list_volumes(
+        &self,
+        _r: Request<ListVolumesRequest>,
+    ) -> Result<Response<ListVolumesResponse>, Status> {
+        Err(Status::unimplemented(
+            "ListVolumes needs standing credentials, which this driver does not hold",
+        ))
+    }
+
+    async fn get_capacity(
+        &self,
+        _r: Request<GetCapacityRequest>,
+    ) -> Result<Response<GetCapacityResponse>, Status> {
+        Err(Status::unimplemented(
+            "GetCapacity needs standing credentials, which this driver does not hold",
+        ))
+    }
+
+    async fn controller_get_capabilities(
+        &self,
+        _r: Request<ControllerGetCapabilitiesRequest>,
+    ) -> Result<Response<ControllerGetCapabilitiesResponse>, Status> {
+        use controller_service_capability::{Rpc, Type, rpc::Type as T};
+        let mut kinds = vec![
+            T::CreateDeleteVolume,
+            T::CreateDeleteSnapshot,
+            T::ExpandVolume,
+            T::CloneVolume,
+            T::ListSnapshots,
+        ];
+        if self.driver.config.attach_required {
+            kinds.push(T::PublishUnpublishVolume);
+        }
+        Ok(Response::new(ControllerGetCapabilitiesResponse {
+            capabilities: kinds
+                .into_iter()
+                .map(|t| ControllerServiceCapability {
+                    r#type: Some(Type::Rpc(Rpc { r#type: t as i32 })),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn create_snapshot(
+        &self,
+        r: Request<CreateSnapshotRequest>,
+    ) -> Result<Response<CreateSnapshotResponse>, Status> {
+        let req = r.into_inner();
+        rpc!(
+            self,
+            "CreateSnapshot",
+            req.name.clone(),
+            self.create_snapshot(req)
+        )
+    }
+
+    async fn delete_snapshot(
+        &self,
+        r: Request<DeleteSnapshotRequest>,
+    ) -> Result<Response<DeleteSnapshotResponse>, Status> {
+        let req = r.into_inner();
+        rpc!(
+            self,
+            "DeleteSnapshot",
+            req.snapshot_id.clone(),
+            self.delete_snapshot(req)
+        )
+    }
+
+    async fn list_snapshots(
+        &self,
+        r: Request<ListSnapshotsRequest>,
+    ) -> Result<Response<ListSnapshotsResponse>, Status> {
+        let req = r.into_inner();
+        rpc!(
+            self,
+            "ListSnapshots",
+            req.snapshot_id.clone(),
+            self.list_snapshots(req)
+        )
+    }
+
+    async fn get_snapshot(
+        &self,
+        _r: Request<GetSnapshotRequest>,
+    ) -> Result<Response<GetSnapshotResponse>, Status> {
+        Err(Status::unimplemented("GetSnapshot is not supported"))
+    }
+
+    async fn controller_expand_volume(
+        &self,
+        r: Request<ControllerExpandVolumeRequest>,
+    ) -> Result<Response<ControllerExpandVolumeResponse>, Status> {
+        let req = r.into_inner();
+        rpc!(
+            self,
+            "ControllerExpandVolume",
+            req.volume_id.clone(),
+            self.expand(req)
+        )
+    }
+
+    async fn controller_get_volume(
+        &self,
+        _r: Request<ControllerGetVolumeRequest>,
+    ) -> Result<Response<ControllerGetVolumeResponse>, Status> {
+        Err(Status::unimplemented(
+            "ControllerGetVolume needs standing credentials, which this driver does not hold",
+        ))
+    }
+
+    async fn controller_modify_volume(
+        &self,
+        _r: Request<ControllerModifyVolumeRequest>,
+    ) -> Result<Response<ControllerModifyVolumeResponse>, Status> {
+        Err(Status::unimplemented(
+            "ControllerModifyVolume is not supported",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(bytes: u64, expected: u64) {
+        assert_eq!(round_size(bytes), expected, "{bytes}");
+    }
+
+    #[test]
+    fn sizes_round_as_ceph_csi() {
+        check(0, 0);
+        check(1, 4 * MIB);
+        check(MIB, 4 * MIB);
+        check(5 * MIB, 8 * MIB);
+        check(GIB, GIB);
+        check(GIB + GIB / 2, 2 * GIB);
+        check(10 * GIB, 10 * GIB);
+    }
+
+    #[test]
+    fn timestamps_parse() {
+        let t = timestamp("2022-06-14 13:54:58.618769").unwrap();
+        assert_eq!(t.seconds, 1_655_214_898);
+        assert_eq!(t.nanos, 618_769_000);
+        assert_eq!(timestamp("1970-01-01 00:00:00").unwrap().seconds, 0);
+        assert!(timestamp("garbage").is_none());
+    }
+
+    #[test]
+    fn capacity_ranges() {
+        let r = |req: i64, lim: i64| CapacityRange {
+            required_bytes: req,
+            limit_bytes: lim,
+        };
+        assert_eq!(requested_size(None).unwrap(), 0);
+        assert_eq!(requested_size(Some(&r(GIB as i64, 0))).unwrap(), GIB);
+        assert_eq!(requested_size(Some(&r(0, GIB as i64))).unwrap(), GIB);
+        assert_eq!(
+            requested_size(Some(&r(-1, 0))).unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
+        assert_eq!(
+            requested_size(Some(&r(10, 5))).unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
+        assert_eq!(
+            requested_size(Some(&r(5 * MIB as i64, 6 * MIB as i64)))
+                .unwrap_err()
+                .code(),
+            tonic::Code::OutOfRange
+        );
+    }
+}

@@ -1,0 +1,193 @@
+//! The state one driver instance shares between its services: config, one admin
+//! transport per cluster, operation locks, mounters, metrics. Nothing here outlives the
+//! process, and nothing needs to: volumes live in Ceph, mounts in the kernel (or in the
+//! fake mounter's records on disk).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tonic::{Code, Status};
+
+use crate::ceph::http::HttpTransport;
+use crate::ceph::{Admin, CephError, Credentials, Transport};
+use crate::config::{AdminConfig, ClusterConfig, Config, MounterKind};
+use crate::locks::Locks;
+use crate::metrics::Metrics;
+use crate::mount::Mounter;
+
+/// One driver instance. Cheap to share (`Arc`); the harness runs many in one process.
+#[derive(Debug)]
+pub struct Driver {
+    /// The configuration.
+    pub config: Config,
+    transports: HashMap<String, Arc<dyn Transport>>,
+    /// Locks on request names and volume IDs.
+    pub locks: Locks,
+    /// The node's mounters by kind.
+    pub mounters: BTreeMap<&'static str, Arc<dyn Mounter>>,
+    /// Prometheus metrics of this instance.
+    pub metrics: Metrics,
+    /// The last readiness check and when it was made.
+    readiness: parking_lot::Mutex<Option<(Instant, bool)>>,
+}
+
+impl Driver {
+    /// Builds a driver: a transport per cluster (the `cli` transport is not built yet and
+    /// is refused here) and the mounters the node may use.
+    pub fn new(config: Config, mounters: Vec<Arc<dyn Mounter>>) -> Result<Self, CephError> {
+        let mut transports: HashMap<String, Arc<dyn Transport>> = HashMap::new();
+        for c in &config.clusters {
+            let t: Arc<dyn Transport> = match &c.admin {
+                AdminConfig::Http { url } => Arc::new(HttpTransport::new(url)?),
+                AdminConfig::Cli { .. } => {
+                    return Err(CephError::Unsupported(format!(
+                        "cluster '{}': the cli admin transport is not available in this build",
+                        c.cluster_id
+                    )));
+                }
+            };
+            transports.insert(c.cluster_id.clone(), t);
+        }
+        Ok(Self {
+            config,
+            transports,
+            locks: Locks::default(),
+            mounters: mounters.into_iter().map(|m| (m.name(), m)).collect(),
+            metrics: Metrics::new(),
+            readiness: parking_lot::Mutex::new(None),
+        })
+    }
+
+    /// The cluster config and transport of a cluster ID.
+    pub fn cluster(&self, id: &str) -> Result<(&ClusterConfig, &dyn Transport), Status> {
+        let c = self
+            .config
+            .cluster(id)
+            .ok_or_else(|| Status::invalid_argument(format!("unknown clusterID '{id}'")))?;
+        let t = self
+            .transports
+            .get(id)
+            .ok_or_else(|| Status::invalid_argument(format!("unknown clusterID '{id}'")))?;
+        Ok((c, t.as_ref()))
+    }
+
+    /// Typed operations on a cluster with some credentials.
+    pub fn admin<'a>(&'a self, t: &'a dyn Transport, creds: &'a Credentials) -> Admin<'a> {
+        Admin {
+            transport: t,
+            creds,
+            timeout: self.config.ceph_timeout,
+        }
+    }
+
+    /// The mounter for a volume: the fake one always in fake mode (the simulator), else
+    /// the volume's `mounter` parameter if this node has it, else the default.
+    pub fn mounter(&self, requested: Option<&str>) -> Result<Arc<dyn Mounter>, Status> {
+        let default = match self.config.mounter {
+            MounterKind::Kernel => "kernel",
+            MounterKind::Fuse => "fuse",
+            MounterKind::Fake => "fake",
+        };
+        let name = match requested {
+            Some(r) if default != "fake" && self.mounters.contains_key(r) => r,
+            _ => default,
+        };
+        self.mounters.get(name).cloned().ok_or_else(|| {
+            Status::failed_precondition(format!("mounter '{name}' is not available"))
+        })
+    }
+
+    /// Whether every cluster's admin interface answers. The answer is kept for a second:
+    /// probes come often and should not each cost a round trip to Ceph.
+    pub async fn reachable(&self) -> bool {
+        const FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+        if let Some((at, ok)) = *self.readiness.lock()
+            && at.elapsed() < FRESH
+        {
+            return ok;
+        }
+        let mut ok = true;
+        for t in self.transports.values() {
+            if !t
+                .reachable(
+                    self.config
+                        .ceph_timeout
+                        .min(std::time::Duration::from_secs(5)),
+                )
+                .await
+            {
+                ok = false;
+                break;
+            }
+        }
+        *self.readiness.lock() = Some((Instant::now(), ok));
+        ok
+    }
+
+    /// Records an RPC's outcome in the metrics and the log (never its request).
+    pub fn observe<T>(
+        &self,
+        method: &'static str,
+        id: &str,
+        started: Instant,
+        r: &Result<T, Status>,
+    ) {
+        let code = match r {
+            Ok(_) => Code::Ok,
+            Err(s) => s.code(),
+        };
+        self.metrics.rpc(method, code, started.elapsed());
+        match r {
+            Ok(_) => tracing::debug!(
+                method,
+                id,
+                took_ms = started.elapsed().as_millis() as u64,
+                "ok"
+            ),
+            Err(s) => tracing::info!(method, id, code = ?s.code(), message = s.message(), "failed"),
+        }
+    }
+}
+
+/// Credentials from CSI secrets: `userID`/`userKey`, else `adminID`/`adminKey`.
+pub fn credentials(
+    secrets: &std::collections::HashMap<String, String>,
+) -> Result<Credentials, Status> {
+    let pick = |id: &str, key: &str| {
+        let i = secrets.get(id).filter(|s| !s.is_empty())?;
+        let k = secrets.get(key).filter(|s| !s.is_empty())?;
+        Some(Credentials {
+            id: i.trim_start_matches("client.").to_owned(),
+            key: k.clone(),
+        })
+    };
+    pick("userID", "userKey")
+        .or_else(|| pick("adminID", "adminKey"))
+        .ok_or_else(|| {
+            Status::invalid_argument(
+                "secrets must hold userID and userKey, or adminID and adminKey",
+            )
+        })
+}
+
+/// The gRPC status for a Ceph failure, with the call's context. Messages carry Ceph's
+/// status text, never credentials.
+pub fn status(context: &str, e: &CephError) -> Status {
+    let msg = format!("{context}: {e}");
+    match e {
+        CephError::Timeout { .. } => Status::deadline_exceeded(msg),
+        CephError::Unauthorized { .. } => Status::unauthenticated(msg),
+        CephError::Transport { .. } => Status::unavailable(msg),
+        CephError::Unsupported(_) => Status::failed_precondition(msg),
+        CephError::Command { errno, .. } => match *errno {
+            crate::ceph::errno::ENOENT => Status::not_found(msg),
+            crate::ceph::errno::EEXIST => Status::already_exists(msg),
+            crate::ceph::errno::EAGAIN => Status::aborted(msg),
+            crate::ceph::errno::EACCES | 1 => Status::permission_denied(msg),
+            crate::ceph::errno::EINVAL => Status::invalid_argument(msg),
+            crate::ceph::errno::ENOTEMPTY => Status::failed_precondition(msg),
+            _ => Status::internal(msg),
+        },
+    }
+}

@@ -1,0 +1,150 @@
+//! `cephfs-csi`: the CephFS CSI driver.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use driver::config::{Config, Mode, MounterKind, parse_clusters};
+use driver::driver::Driver;
+use driver::mount::Mounter;
+use driver::server::{Endpoint, serve, serve_metrics};
+
+/// A CSI driver for CephFS: Identity, Controller and Node services.
+#[derive(Debug, Parser)]
+#[command(name = "cephfs-csi", version)]
+struct Cli {
+    /// Where to serve CSI: unix:///path/csi.sock, /path/csi.sock or tcp://host:port.
+    #[arg(long, env = "CSI_ENDPOINT", default_value = "unix:///csi/csi.sock")]
+    endpoint: String,
+    /// This node's ID (required in node and all modes).
+    #[arg(long, env = "CSI_NODE_ID", default_value = "")]
+    node_id: String,
+    /// Which services to serve.
+    #[arg(long, env = "CSI_MODE", default_value = "all", value_parser = ["controller", "node", "all"])]
+    mode: String,
+    /// The CSI driver name.
+    #[arg(long, env = "CSI_DRIVER_NAME", default_value = "cephfs.csi.trainride")]
+    driver_name: String,
+    /// The cluster config: a JSON list of clusters.
+    #[arg(long, env = "CSI_CLUSTER_CONFIG")]
+    cluster_config: PathBuf,
+    /// The node's mounter.
+    #[arg(long, env = "CSI_MOUNTER", default_value = "kernel", value_parser = ["kernel", "fuse", "fake"])]
+    mounter: String,
+    /// How the fake mounter binds: auto (bind mounts as root, else symlinks), bind, symlink.
+    #[arg(long, env = "CSI_FAKE_MOUNT_MODE", default_value = "auto", value_parser = ["auto", "bind", "symlink"])]
+    fake_mount_mode: String,
+    /// Advertise PUBLISH_UNPUBLISH_VOLUME (ControllerPublish/Unpublish).
+    #[arg(long, env = "CSI_ATTACH_REQUIRED")]
+    attach_required: bool,
+    /// Serve Prometheus metrics on this address.
+    #[arg(long, env = "CSI_METRICS_ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
+    /// Log format.
+    #[arg(long, env = "CSI_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    /// Deadline of every Ceph call, in seconds.
+    #[arg(long, env = "CSI_CEPH_TIMEOUT", default_value_t = 30)]
+    ceph_timeout: u64,
+    /// Deadline of every mount, in seconds.
+    #[arg(long, env = "CSI_MOUNT_TIMEOUT", default_value_t = 60)]
+    mount_timeout: u64,
+    /// Where the node keeps its mount records.
+    #[arg(long, env = "CSI_STATE_DIR", default_value = "/var/lib/cephfs-csi")]
+    state_dir: PathBuf,
+}
+
+fn mounters(cli: &Cli, timeout: Duration) -> Vec<Arc<dyn Mounter>> {
+    use driver::mount::{fake, fuse, kernel};
+    let mode = match cli.fake_mount_mode.as_str() {
+        "bind" => fake::FakeMountMode::Bind,
+        "symlink" => fake::FakeMountMode::Symlink,
+        _ => fake::FakeMountMode::Auto,
+    };
+    vec![
+        Arc::new(kernel::KernelMounter::new().with_timeout(timeout)),
+        Arc::new(fuse::FuseMounter::new(timeout)),
+        Arc::new(fake::FakeMounter::new(cli.state_dir.clone(), mode)),
+    ]
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let endpoint: Endpoint = cli.endpoint.parse()?;
+    let text = std::fs::read_to_string(&cli.cluster_config)
+        .with_context(|| format!("reading {}", cli.cluster_config.display()))?;
+    let clusters = parse_clusters(&text)?;
+    let mode = match cli.mode.as_str() {
+        "controller" => Mode::Controller,
+        "node" => Mode::Node,
+        _ => Mode::All,
+    };
+    if mode.node() && cli.node_id.is_empty() {
+        anyhow::bail!("--node-id is required in {} mode", cli.mode);
+    }
+    let mut config = Config::new(&cli.driver_name, &cli.node_id, mode, clusters);
+    config.mounter = match cli.mounter.as_str() {
+        "fuse" => MounterKind::Fuse,
+        "fake" => MounterKind::Fake,
+        _ => MounterKind::Kernel,
+    };
+    config.attach_required = cli.attach_required;
+    config.ceph_timeout = Duration::from_secs(cli.ceph_timeout);
+    config.mount_timeout = Duration::from_secs(cli.mount_timeout);
+    config.state_dir = cli.state_dir.clone();
+    let driver = Arc::new(Driver::new(
+        config,
+        mounters(&cli, Duration::from_secs(cli.mount_timeout)),
+    )?);
+    if let Some(addr) = cli.metrics_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        tokio::spawn(serve_metrics(driver.clone(), listener));
+    }
+    tracing::info!(endpoint = %cli.endpoint, mode = %cli.mode, node = %cli.node_id, "cephfs-csi serving");
+    serve(driver, &endpoint, shutdown()).await?;
+    tracing::info!("cephfs-csi stopped");
+    Ok(())
+}
+
+async fn shutdown() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "cephfs-csi failed");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Prometheus metrics of one driver instance (one registry per instance: the harness runs
+//! many): RPCs by method and gRPC code, and their latency.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RpcLabels {
+    method: String,
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabel {
+    method: String,
+}
+
+/// The driver's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    rpcs: Family<RpcLabels, Counter>,
+    latency: Family<MethodLabel, Histogram>,
+}
+
+impl Metrics {
+    /// A fresh registry.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("cephfs_csi");
+        let rpcs = Family::<RpcLabels, Counter>::default();
+        let latency = Family::<MethodLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_1, 4.0, 12))
+        });
+        registry.register(
+            "rpcs",
+            "CSI RPCs answered, by method and gRPC code",
+            rpcs.clone(),
+        );
+        registry.register("rpc_seconds", "Time to answer a CSI RPC", latency.clone());
+        Self {
+            registry,
+            rpcs,
+            latency,
+        }
+    }
+
+    /// Counts one RPC.
+    pub fn rpc(&self, method: &'static str, code: tonic::Code, took: Duration) {
+        self.rpcs
+            .get_or_create(&RpcLabels {
+                method: method.to_owned(),
+                code: format!("{code:?}"),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&MethodLabel {
+                method: method.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,149 @@
+//! Mounting CephFS on a node: the `Mounter` trait and its implementations.
+//!
+//! - [`kernel`]: `mount -t ceph <mons>:<path> <target> -o name=...,secretfile=...,mds_namespace=...`.
+//! - [`fuse`]: `ceph-fuse <target> -m <mons> -n client.<id> --keyfile=... -r <path>`, waiting
+//!   for it to report that it started.
+//! - [`fake`]: opens an MDS session on fake-ceph over HTTP and binds the directory it hands
+//!   back at the target (a bind mount when the process may mount, else a symlink), so the
+//!   simulator runs without root.
+//!
+//! Key files are written mode 0600 in a private directory and removed right after use.
+//! Every operation is idempotent: a target that is already mounted (read from
+//! `/proc/self/mountinfo`, or the fake's state) is not mounted again; unmounting something
+//! that is not mounted succeeds.
+
+use std::path::{Path, PathBuf};
+
+pub mod fake;
+pub mod fuse;
+pub mod kernel;
+pub mod mountinfo;
+
+/// What to mount: one CephFS path.
+#[derive(Clone)]
+pub struct CephMount {
+    /// Monitor addresses (`ip:port`).
+    pub monitors: Vec<String>,
+    /// The file system name (`mds_namespace` / `--client_mds_namespace`).
+    pub fs_name: String,
+    /// The CephFS path to mount (a subvolume path, or `rootPath` of a static volume).
+    pub root_path: String,
+    /// The cephx user, without `client.`.
+    pub user_id: String,
+    /// The cephx key. A secret: never logged, never in an error.
+    pub key: String,
+    /// Extra mount options (kernel `-o` options or ceph-fuse `-o` options).
+    pub options: Vec<String>,
+    /// Mount read-only.
+    pub read_only: bool,
+    /// Where to mount (the staging path).
+    pub target: PathBuf,
+    /// The node's ID (the fake mounter reports it as the client's hostname).
+    pub node_id: String,
+    /// The fake-ceph base URL, for the fake mounter (from the cluster config).
+    pub admin_url: Option<String>,
+}
+
+impl std::fmt::Debug for CephMount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CephMount")
+            .field("monitors", &self.monitors)
+            .field("fs_name", &self.fs_name)
+            .field("root_path", &self.root_path)
+            .field("user_id", &self.user_id)
+            .field("key", &"<redacted>")
+            .field("options", &self.options)
+            .field("read_only", &self.read_only)
+            .field("target", &self.target)
+            .field("node_id", &self.node_id)
+            .field("admin_url", &self.admin_url)
+            .finish()
+    }
+}
+
+/// The state of a mount point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountState {
+    /// Nothing is mounted there (the path may or may not exist).
+    NotMounted,
+    /// Mounted and answering.
+    Mounted,
+    /// Mounted but broken: stat fails with this errno (ENOTCONN, ESTALE, EIO, EACCES,
+    /// EHOSTDOWN, ESHUTDOWN), as after an eviction or a dead ceph-fuse.
+    Corrupted(i32),
+}
+
+/// File system statistics of a mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsStats {
+    /// Total bytes.
+    pub total_bytes: u64,
+    /// Available bytes.
+    pub available_bytes: u64,
+    /// Used bytes.
+    pub used_bytes: u64,
+}
+
+/// Mount failures. Messages never contain keys.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    /// The mount command or call failed; `errno` when known.
+    #[error("mount of {target} failed: {message}")]
+    Failed {
+        /// The target path.
+        target: PathBuf,
+        /// What went wrong (the tool's stderr, with any key removed).
+        message: String,
+        /// The errno, when known (EPERM for a refused root, EACCES for a bad key, ...).
+        errno: Option<i32>,
+    },
+    /// Unmounting failed.
+    #[error("unmount of {target} failed: {message}")]
+    Unmount {
+        /// The target path.
+        target: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The mounter is not usable here (no `mount.ceph`, no `ceph-fuse`, no fake URL).
+    #[error("mounter unavailable: {0}")]
+    Unavailable(String),
+    /// A local I/O error.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The operation did not finish in time.
+    #[error("{0} timed out")]
+    Timeout(String),
+}
+
+/// How a node mounts CephFS. Implementations keep no state that a restart would lose:
+/// the kernel's mount table (or the fake's session records on disk) is the truth.
+#[async_trait::async_trait]
+pub trait Mounter: Send + Sync + std::fmt::Debug {
+    /// The mounter's name (`kernel`, `fuse`, `fake`).
+    fn name(&self) -> &'static str;
+
+    /// Mounts a CephFS path at `m.target` (a directory that exists). Idempotent: if the
+    /// target is already mounted, succeeds without mounting again.
+    async fn mount_cephfs(&self, m: &CephMount) -> Result<(), MountError>;
+
+    /// Binds `source` (a mounted staging path) at `target`, read-only if asked. The target
+    /// directory exists. Idempotent.
+    async fn bind(&self, source: &Path, target: &Path, read_only: bool) -> Result<(), MountError>;
+
+    /// Unmounts `target` (a CephFS mount or a bind). Succeeds if nothing is mounted there,
+    /// and also for a corrupted mount (ENOTCONN, ESTALE, EIO, EACCES, ...).
+    async fn unmount(&self, target: &Path) -> Result<(), MountError>;
+
+    /// The state of `target`.
+    async fn state(&self, target: &Path) -> MountState;
+
+    /// statfs of a mounted `target`.
+    async fn stats(&self, target: &Path) -> Result<FsStats, MountError>;
+}

@@ -1,0 +1,492 @@
+//! The CSI Node service: NodeStage mounts the subvolume at the staging path (from the
+//! volume context alone: no admin round-trips on the data path), NodePublish binds it at
+//! the target, and the unpublish/unstage calls undo that, tolerating mounts that are
+//! already gone or broken.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tonic::{Request, Response, Status};
+
+use crate::csi::v1::node_server::Node;
+use crate::csi::v1::*;
+use crate::driver::{Driver, credentials};
+use crate::mount::{CephMount, MountError, MountState};
+
+/// The Node service of a driver.
+#[derive(Debug, Clone)]
+pub struct NodeService {
+    driver: Arc<Driver>,
+}
+
+fn mount_status(context: &str, e: &MountError) -> Status {
+    let msg = format!("{context}: {e}");
+    match e {
+        MountError::Failed {
+            errno: Some(1 | 13),
+            ..
+        } => Status::permission_denied(msg),
+        MountError::Failed { errno: Some(2), .. } => Status::not_found(msg),
+        MountError::Timeout(_) => Status::deadline_exceeded(msg),
+        MountError::Unavailable(_) => Status::failed_precondition(msg),
+        _ => Status::internal(msg),
+    }
+}
+
+/// A path from a request: absolute, no `..`, no NUL.
+fn checked_path(field: &str, p: &str) -> Result<PathBuf, Status> {
+    if p.is_empty() {
+        return Err(Status::invalid_argument(format!("{field} missing")));
+    }
+    let path = Path::new(p);
+    if !path.is_absolute()
+        || p.contains('\0')
+        || path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(Status::invalid_argument(format!(
+            "{field} must be an absolute path without '..'"
+        )));
+    }
+    Ok(path.to_path_buf())
+}
+
+fn read_only_mode(cap: &VolumeCapability) -> bool {
+    use volume_capability::access_mode::Mode;
+    cap.access_mode.as_ref().is_some_and(|m| {
+        matches!(
+            Mode::try_from(m.mode),
+            Ok(Mode::SingleNodeReaderOnly | Mode::MultiNodeReaderOnly)
+        )
+    })
+}
+
+fn split_options(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+impl NodeService {
+    /// The service of a driver.
+    pub fn new(driver: Arc<Driver>) -> Self {
+        Self { driver }
+    }
+
+    fn lock(&self, volume_id: &str) -> Result<crate::locks::Guard, Status> {
+        self.driver
+            .locks
+            .try_lock(&format!("node/{volume_id}"))
+            .ok_or_else(|| {
+                Status::aborted(format!(
+                    "an operation with the given Volume ID {volume_id} already exists"
+                ))
+            })
+    }
+
+    /// The CephFS mount a volume context describes.
+    fn ceph_mount(
+        &self,
+        ctx: &HashMap<String, String>,
+        secrets: &HashMap<String, String>,
+        cap: &VolumeCapability,
+        target: &Path,
+    ) -> Result<(CephMount, Option<String>), Status> {
+        let is_static = ctx.get("staticVolume").is_some_and(|v| v == "true");
+        let root = if is_static {
+            ctx.get("rootPath")
+        } else {
+            ctx.get("subvolumePath")
+        }
+        .filter(|p| p.starts_with('/') && !p.contains(".."))
+        .ok_or_else(|| {
+            Status::invalid_argument(if is_static {
+                "volume context of a static volume must have an absolute rootPath"
+            } else {
+                "volume context has no subvolumePath"
+            })
+        })?
+        .clone();
+        let creds = if is_static {
+            // Static volumes are mounted with a user's key, never an admin's.
+            let id = secrets.get("userID").filter(|s| !s.is_empty());
+            let key = secrets.get("userKey").filter(|s| !s.is_empty());
+            match (id, key) {
+                (Some(i), Some(k)) => crate::ceph::Credentials {
+                    id: i.trim_start_matches("client.").to_owned(),
+                    key: k.clone(),
+                },
+                _ => {
+                    return Err(Status::invalid_argument(
+                        "static volumes need userID and userKey secrets",
+                    ));
+                }
+            }
+        } else {
+            credentials(secrets)?
+        };
+        let cluster = ctx
+            .get("clusterID")
+            .and_then(|c| self.driver.config.cluster(c));
+        let monitors: Vec<String> = match ctx.get("monitors").filter(|m| !m.is_empty()) {
+            Some(m) => m.split(',').map(str::to_owned).collect(),
+            None => cluster.map(|c| c.monitors.clone()).ok_or_else(|| {
+                Status::invalid_argument("volume context names no monitors and no known clusterID")
+            })?,
+        };
+        let fs_name = ctx.get("fsName").cloned().unwrap_or_default();
+        let mounter_name = ctx.get("mounter").cloned();
+        let use_fuse = mounter_name.as_deref() == Some("fuse");
+        let mut options = Vec::new();
+        if let Some(c) = cluster {
+            options.extend(split_options(if use_fuse {
+                &c.ceph_fs.fuse_mount_options
+            } else {
+                &c.ceph_fs.kernel_mount_options
+            }));
+        }
+        options.extend(split_options(
+            ctx.get(if use_fuse {
+                "fuseMountOptions"
+            } else {
+                "kernelMountOptions"
+            })
+            .map_or("", String::as_str),
+        ));
+        if let Some(volume_capability::AccessType::Mount(m)) = &cap.access_type {
+            options.extend(m.mount_flags.iter().cloned());
+        }
+        let admin_url = cluster.and_then(|c| match &c.admin {
+            crate::config::AdminConfig::Http { url } => Some(url.clone()),
+            crate::config::AdminConfig::Cli { .. } => None,
+        });
+        Ok((
+            CephMount {
+                monitors,
+                fs_name,
+                root_path: root,
+                user_id: creds.id,
+                key: creds.key,
+                options,
+                read_only: read_only_mode(cap),
+                target: target.to_path_buf(),
+                node_id: self.driver.config.node_id.clone(),
+                admin_url,
+            },
+            mounter_name,
+        ))
+    }
+
+    async fn stage(&self, req: NodeStageVolumeRequest) -> Result<NodeStageVolumeResponse, Status> {
+        if req.volume_id.is_empty() {
+            return Err(Status::invalid_argument("volume_id missing"));
+        }
+        let staging = checked_path("staging_target_path", &req.staging_target_path)?;
+        let cap = req
+            .volume_capability
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("volume_capability missing"))?;
+        if matches!(
+            cap.access_type,
+            Some(volume_capability::AccessType::Block(_))
+        ) {
+            return Err(Status::invalid_argument(
+                "block volumes are not supported by CephFS",
+            ));
+        }
+        let (m, mounter_name) =
+            self.ceph_mount(&req.volume_context, &req.secrets, cap, &staging)?;
+        let _guard = self.lock(&req.volume_id)?;
+        if !staging.is_dir() {
+            return Err(Status::invalid_argument(format!(
+                "staging path {} does not exist",
+                staging.display()
+            )));
+        }
+        let mounter = self.driver.mounter(mounter_name.as_deref())?;
+        match mounter.state(&staging).await {
+            MountState::Mounted => return Ok(NodeStageVolumeResponse {}),
+            MountState::Corrupted(_) => {
+                // A broken mount (a dead ceph-fuse, an evicted session): remount.
+                mounter
+                    .unmount(&staging)
+                    .await
+                    .map_err(|e| mount_status("unmount", &e))?;
+            }
+            MountState::NotMounted => {}
+        }
+        mounter
+            .mount_cephfs(&m)
+            .await
+            .map_err(|e| mount_status("mount", &e))?;
+        Ok(NodeStageVolumeResponse {})
+    }
+
+    async fn unstage(
+        &self,
+        req: NodeUnstageVolumeRequest,
+    ) -> Result<NodeUnstageVolumeResponse, Status> {
+        if req.volume_id.is_empty() {
+            return Err(Status::invalid_argument("volume_id missing"));
+        }
+        let staging = checked_path("staging_target_path", &req.staging_target_path)?;
+        let _guard = self.lock(&req.volume_id)?;
+        for m in self.driver.mounters.values() {
+            if m.state(&staging).await != MountState::NotMounted {
+                m.unmount(&staging)
+                    .await
+                    .map_err(|e| mount_status("unmount", &e))?;
+            }
+        }
+        Ok(NodeUnstageVolumeResponse {})
+    }
+
+    async fn publish(
+        &self,
+        req: NodePublishVolumeRequest,
+    ) -> Result<NodePublishVolumeResponse, Status> {
+        if req.volume_id.is_empty() {
+            return Err(Status::invalid_argument("volume_id missing"));
+        }
+        let target = checked_path("target_path", &req.target_path)?;
+        let cap = req
+            .volume_capability
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("volume_capability missing"))?;
+        let staging = checked_path("staging_target_path", &req.staging_target_path)?;
+        let mounter = self
+            .driver
+            .mounter(req.volume_context.get("mounter").map(String::as_str))?;
+        if mounter.state(&staging).await != MountState::Mounted {
+            return Err(Status::failed_precondition(format!(
+                "staging path {} is not a mount point: NodeStageVolume first",
+                staging.display()
+            )));
+        }
+        // CSI spec: the plugin creates the target path.
+        if !target.exists() && target.symlink_metadata().is_err() {
+            std::fs::create_dir_all(&target)
+                .map_err(|e| Status::internal(format!("creating {}: {e}", target.display())))?;
+        }
+        if mounter.state(&target).await == MountState::Mounted {
+            return Ok(NodePublishVolumeResponse {});
+        }
+        let ro = req.readonly || read_only_mode(cap);
+        mounter
+            .bind(&staging, &target, ro)
+            .await
+            .map_err(|e| mount_status("bind", &e))?;
+        Ok(NodePublishVolumeResponse {})
+    }
+
+    async fn unpublish(
+        &self,
+        req: NodeUnpublishVolumeRequest,
+    ) -> Result<NodeUnpublishVolumeResponse, Status> {
+        if req.volume_id.is_empty() {
+            return Err(Status::invalid_argument("volume_id missing"));
+        }
+        let target = checked_path("target_path", &req.target_path)?;
+        for m in self.driver.mounters.values() {
+            if m.state(&target).await != MountState::NotMounted {
+                m.unmount(&target)
+                    .await
+                    .map_err(|e| mount_status("unmount", &e))?;
+            }
+        }
+        // CSI spec: the plugin removes the target path it created.
+        match std::fs::remove_dir(&target) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                if std::fs::symlink_metadata(&target).is_ok_and(|m| m.file_type().is_symlink()) {
+                    let _ = std::fs::remove_file(&target);
+                } else {
+                    return Err(Status::internal(format!(
+                        "removing {}: {e}",
+                        target.display()
+                    )));
+                }
+            }
+        }
+        Ok(NodeUnpublishVolumeResponse {})
+    }
+
+    async fn stats(
+        &self,
+        req: NodeGetVolumeStatsRequest,
+    ) -> Result<NodeGetVolumeStatsResponse, Status> {
+        if req.volume_id.is_empty() {
+            return Err(Status::invalid_argument("volume_id missing"));
+        }
+        let path = checked_path("volume_path", &req.volume_path)?;
+        if std::fs::symlink_metadata(&path).is_err() {
+            return Err(Status::not_found(format!(
+                "{} does not exist",
+                path.display()
+            )));
+        }
+        let mut state = MountState::NotMounted;
+        let mut mounter = None;
+        for m in self.driver.mounters.values() {
+            let s = m.state(&path).await;
+            if s != MountState::NotMounted {
+                state = s;
+                mounter = Some(m.clone());
+                break;
+            }
+        }
+        let abnormal = |msg: String| NodeGetVolumeStatsResponse {
+            usage: vec![],
+            volume_condition: Some(VolumeCondition {
+                abnormal: true,
+                message: msg,
+            }),
+        };
+        match (state, mounter) {
+            (MountState::NotMounted, _) | (_, None) => Err(Status::not_found(format!(
+                "volume {} is not mounted at {}",
+                req.volume_id,
+                path.display()
+            ))),
+            (MountState::Corrupted(errno), _) => Ok(abnormal(format!(
+                "mount at {} is broken (errno {errno}): remount needed",
+                path.display()
+            ))),
+            (MountState::Mounted, Some(m)) => match m.stats(&path).await {
+                Ok(s) => Ok(NodeGetVolumeStatsResponse {
+                    usage: vec![VolumeUsage {
+                        available: s.available_bytes as i64,
+                        total: s.total_bytes as i64,
+                        used: s.used_bytes as i64,
+                        unit: volume_usage::Unit::Bytes as i32,
+                    }],
+                    volume_condition: Some(VolumeCondition {
+                        abnormal: false,
+                        message: String::new(),
+                    }),
+                }),
+                Err(e) => Ok(abnormal(format!("statfs failed: {e}"))),
+            },
+        }
+    }
+}
+
+macro_rules! rpc {
+    ($self:ident, $name:literal, $id:expr, $call:expr) => {{
+        let started = Instant::now();
+        let id: String = $id;
+        let r = $call.await;
+        $self.driver.observe($name, &id, started, &r);
+        r.map(Response::new)
+    }};
+}
+
+#[tonic::async_trait]
+impl Node for NodeService {
+    async fn node_stage_volume(
+        &self,
+        r: Request<NodeStageVolumeRequest>,
+    ) -> Result<Response<NodeStageVolumeResponse>, Status> {
+        let req = r.into_inner();
+        rpc!(
+            self,
+            "NodeStageVolume",
+            req.volume_id.clone(),
+            self.stage(req)
+        )
+    }
+
+    async fn node_unstage_volume(
+        &self,
+        r: Request<NodeUnstageVolumeRequest>,
+    ) -> Result<Response<NodeUnstageVolumeResponse>, Status> {
+        let req = r.into_inner();
+        rpc!(
+            self,
+            "NodeUnstageVolume",
+            req.volume_id.clone(),
+            self.unstage(req)
+        )
+    }
+
+    async fn node_publish_volume(
+        &self,
+        r: Request<NodePublishVolumeRequest>,
+    ) -> Result<Response<NodePublishVolumeResponse>, Status> {
+        let req = r.into_inner();
+        rpc!(
+            self,
+            "NodePublishVolume",
+            req.volume_id.clone(),
+            self.publish(req)
+        )
+    }
+
+    async fn node_unpublish_volume(
+        &self,
+        r: Request<NodeUnpublishVolumeRequest>,
+    ) -> Result<Response<NodeUnpublishVolumeResponse>, Status> {
+        let req = r.into_inner();
+        rpc!(
+            self,
+            "NodeUnpublishVolume",
+            req.volume_id.clone(),
+            self.unpublish(req)
+        )
+    }
+
+    async fn node_get_volume_stats(
+        &self,
+        r: Request<NodeGetVolumeStatsRequest>,
+    ) -> Result<Response<NodeGetVolumeStatsResponse>, Status> {
+        let req = r.into_inner();
+        rpc!(
+            self,
+            "NodeGetVolumeStats",
+            req.volume_id.clone(),
+            self.stats(req)
+        )
+    }
+
+    async fn node_expand_volume(
+        &self,
+        _r: Request<NodeExpandVolumeRequest>,
+    ) -> Result<Response<NodeExpandVolumeResponse>, Status> {
+        Err(Status::unimplemented(
+            "CephFS quotas grow on the server; no node step is needed",
+        ))
+    }
+
+    async fn node_get_capabilities(
+        &self,
+        _r: Request<NodeGetCapabilitiesRequest>,
+    ) -> Result<Response<NodeGetCapabilitiesResponse>, Status> {
+        use node_service_capability::{Rpc, Type, rpc::Type as T};
+        let kinds = [T::StageUnstageVolume, T::GetVolumeStats, T::VolumeCondition];
+        Ok(Response::new(NodeGetCapabilitiesResponse {
+            capabilities: kinds
+                .into_iter()
+                .map(|t| NodeServiceCapability {
+                    r#type: Some(Type::Rpc(Rpc { r#type: t as i32 })),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn node_get_info(
+        &self,
+        _r: Request<NodeGetInfoRequest>,
+    ) -> Result<Response<NodeGetInfoResponse>, Status> {
+        Ok(Response::new(NodeGetInfoResponse {
+            node_id: self.driver.config.node_id.clone(),
+            max_volumes_per_node: self.driver.config.max_volumes_per_node,
+            accessible_topology: None,
+        }))
+    }
+}

@@ -1,0 +1,431 @@
+//! The whole lifecycle of a volume, and the idempotency and error rules around it.
+
+use std::time::Duration;
+
+use driver::csi::v1::*;
+use tonic::Code;
+
+use crate::support::{Ceph, Csi, create_request, mount_cap};
+
+const GIB: i64 = 1 << 30;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_stage_publish_write_snapshot_clone_and_clean_up() {
+    let ceph = Ceph::start().await;
+    let csi = Csi::start(&ceph).await;
+    let mut ctl = csi.controller().await;
+    let mut node = csi.node().await;
+
+    let probe = csi
+        .identity()
+        .await
+        .probe(ProbeRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(probe.ready, Some(true));
+
+    let vol = ctl
+        .create_volume(create_request(&ceph, "pvc-1", GIB))
+        .await
+        .unwrap()
+        .into_inner()
+        .volume
+        .unwrap();
+    assert_eq!(vol.capacity_bytes, GIB);
+    assert!(
+        vol.volume_id.starts_with("0001-0002-c1-0000000000000001-"),
+        "{}",
+        vol.volume_id
+    );
+    let path = vol.volume_context["subvolumePath"].clone();
+    assert!(path.starts_with("/volumes/csi/csi-vol-"), "{path}");
+    assert_eq!(ceph.subvolumes().await.len(), 1);
+    // Idempotent: the same name and size give the same volume; another size is refused.
+    let again = ctl
+        .create_volume(create_request(&ceph, "pvc-1", GIB))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.volume.unwrap().volume_id, vol.volume_id);
+    let e = ctl
+        .create_volume(create_request(&ceph, "pvc-1", 2 * GIB))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::AlreadyExists);
+
+    // Stage and publish; write through the target; see it in the fake's tree.
+    let staging = csi.dir.path().join("staging");
+    let target = csi.dir.path().join("pods/p1/volume");
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    let stage = NodeStageVolumeRequest {
+        volume_id: vol.volume_id.clone(),
+        staging_target_path: staging.to_str().unwrap().to_owned(),
+        volume_capability: Some(mount_cap()),
+        secrets: ceph.secrets(),
+        volume_context: vol.volume_context.clone(),
+        ..Default::default()
+    };
+    node.node_stage_volume(stage.clone()).await.unwrap();
+    node.node_stage_volume(stage.clone()).await.unwrap();
+    assert_eq!(ceph.cluster.session_count(), 1);
+    let publish = NodePublishVolumeRequest {
+        volume_id: vol.volume_id.clone(),
+        staging_target_path: staging.to_str().unwrap().to_owned(),
+        target_path: target.to_str().unwrap().to_owned(),
+        volume_capability: Some(mount_cap()),
+        volume_context: vol.volume_context.clone(),
+        ..Default::default()
+    };
+    node.node_publish_volume(publish.clone()).await.unwrap();
+    node.node_publish_volume(publish.clone()).await.unwrap();
+    std::fs::write(target.join("hello.txt"), b"hello from a pod").unwrap();
+    let in_tree = ceph
+        .cluster
+        .fs_root("cephfs")
+        .join(path.trim_start_matches('/'))
+        .join("hello.txt");
+    assert_eq!(std::fs::read(&in_tree).unwrap(), b"hello from a pod");
+
+    let stats = node
+        .node_get_volume_stats(NodeGetVolumeStatsRequest {
+            volume_id: vol.volume_id.clone(),
+            volume_path: target.to_str().unwrap().to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stats.usage[0].total, GIB);
+    assert!(!stats.volume_condition.unwrap().abnormal);
+
+    // Expand: the quota follows, and statfs shows it.
+    let exp = ctl
+        .controller_expand_volume(ControllerExpandVolumeRequest {
+            volume_id: vol.volume_id.clone(),
+            capacity_range: Some(CapacityRange {
+                required_bytes: 2 * GIB,
+                limit_bytes: 0,
+            }),
+            secrets: ceph.secrets(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(exp.capacity_bytes, 2 * GIB);
+    assert!(!exp.node_expansion_required);
+
+    // Snapshot, then a volume from it (Aborted while the clone runs).
+    let snap = ctl
+        .create_snapshot(CreateSnapshotRequest {
+            source_volume_id: vol.volume_id.clone(),
+            name: "snap-1".into(),
+            secrets: ceph.secrets(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .snapshot
+        .unwrap();
+    assert!(snap.ready_to_use);
+    assert!(snap.creation_time.is_some());
+    let mut from_snap = create_request(&ceph, "pvc-2", GIB);
+    from_snap.volume_content_source = Some(VolumeContentSource {
+        r#type: Some(volume_content_source::Type::Snapshot(
+            volume_content_source::SnapshotSource {
+                snapshot_id: snap.snapshot_id.clone(),
+            },
+        )),
+    });
+    let clone = loop {
+        match ctl.create_volume(from_snap.clone()).await {
+            Ok(r) => break r.into_inner().volume.unwrap(),
+            Err(e) if e.code() == Code::Aborted => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    };
+    let clone_path = clone.volume_context["subvolumePath"].clone();
+    let copied = ceph
+        .cluster
+        .fs_root("cephfs")
+        .join(clone_path.trim_start_matches('/'))
+        .join("hello.txt");
+    assert_eq!(std::fs::read(copied).unwrap(), b"hello from a pod");
+    let listed = ctl
+        .list_snapshots(ListSnapshotsRequest {
+            source_volume_id: vol.volume_id.clone(),
+            secrets: ceph.secrets(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.entries.len(), 1);
+
+    // A volume with snapshots cannot go.
+    let del = DeleteVolumeRequest {
+        volume_id: vol.volume_id.clone(),
+        secrets: ceph.secrets(),
+    };
+    assert_eq!(
+        ctl.delete_volume(del.clone()).await.unwrap_err().code(),
+        Code::FailedPrecondition
+    );
+
+    // Tear down.
+    let unpublish = NodeUnpublishVolumeRequest {
+        volume_id: vol.volume_id.clone(),
+        target_path: target.to_str().unwrap().to_owned(),
+    };
+    node.node_unpublish_volume(unpublish.clone()).await.unwrap();
+    node.node_unpublish_volume(unpublish).await.unwrap();
+    assert!(!target.exists());
+    let unstage = NodeUnstageVolumeRequest {
+        volume_id: vol.volume_id.clone(),
+        staging_target_path: staging.to_str().unwrap().to_owned(),
+    };
+    node.node_unstage_volume(unstage.clone()).await.unwrap();
+    node.node_unstage_volume(unstage).await.unwrap();
+    assert_eq!(ceph.cluster.session_count(), 0);
+    let dsnap = DeleteSnapshotRequest {
+        snapshot_id: snap.snapshot_id.clone(),
+        secrets: ceph.secrets(),
+    };
+    ctl.delete_snapshot(dsnap.clone()).await.unwrap();
+    ctl.delete_snapshot(dsnap).await.unwrap();
+    ctl.delete_volume(del.clone()).await.unwrap();
+    ctl.delete_volume(del).await.unwrap();
+    ctl.delete_volume(DeleteVolumeRequest {
+        volume_id: clone.volume_id.clone(),
+        secrets: ceph.secrets(),
+    })
+    .await
+    .unwrap();
+    assert!(ceph.subvolumes().await.is_empty());
+    // Nothing left behind: no journal objects, no mount records, no key files.
+    let objects = ceph
+        .cluster
+        .admin_command(serde_json::json!({"prefix": "rados ls", "pool": "cephfs.cephfs.meta", "namespace": "csi"}))
+        .await;
+    let objects: serde_json::Value = serde_json::from_str(&objects.outb).unwrap();
+    let leftover: Vec<_> = objects
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| {
+            o["name"].as_str().unwrap().starts_with("csi.volume.")
+                || o["name"].as_str().unwrap().starts_with("csi.snap.")
+        })
+        .collect();
+    assert!(leftover.is_empty(), "{leftover:?}");
+    let records: Vec<_> = walk(&csi.state_dir);
+    assert!(records.is_empty(), "{records:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_two_concurrent_creates_of_one_name_give_one_volume() {
+    let ceph = Ceph::start().await;
+    let csi = Csi::start(&ceph).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let mut ctl = csi.controller().await;
+        let req = create_request(&ceph, "pvc-race", GIB);
+        tasks.spawn(async move {
+            loop {
+                match ctl.create_volume(req.clone()).await {
+                    Ok(r) => return r.into_inner().volume.unwrap().volume_id,
+                    Err(e) if e.code() == Code::Aborted => {
+                        tokio::time::sleep(Duration::from_millis(5)).await
+                    }
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+        });
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    while let Some(id) = tasks.join_next().await {
+        ids.insert(id.unwrap());
+    }
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(ceph.subvolumes().await.len(), 1);
+}
+
+fn code<T: std::fmt::Debug>(r: Result<tonic::Response<T>, tonic::Status>) -> Code {
+    r.unwrap_err().code()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_the_spec_codes() {
+    let ceph = Ceph::start().await;
+    let csi = Csi::start(&ceph).await;
+    let mut ctl = csi.controller().await;
+    let mut node = csi.node().await;
+
+    let mut r = create_request(&ceph, "", GIB);
+    assert_eq!(
+        code(ctl.create_volume(r.clone()).await),
+        Code::InvalidArgument
+    );
+    r.name = "x".into();
+    r.volume_capabilities.clear();
+    assert_eq!(code(ctl.create_volume(r).await), Code::InvalidArgument);
+    let mut r = create_request(&ceph, "x", GIB);
+    r.secrets.clear();
+    assert_eq!(code(ctl.create_volume(r).await), Code::InvalidArgument);
+    let mut r = create_request(&ceph, "x", GIB);
+    r.secrets.insert(
+        "adminKey".into(),
+        "AQAz7EVWygILFRAAdIcuJ12opU/JKyfFmxhuaw==".into(),
+    );
+    assert_eq!(code(ctl.create_volume(r).await), Code::Unauthenticated);
+    let mut r = create_request(&ceph, "x", GIB);
+    r.parameters.remove("fsName");
+    assert_eq!(code(ctl.create_volume(r).await), Code::InvalidArgument);
+    let mut r = create_request(&ceph, "x", GIB);
+    r.parameters.insert("clusterID".into(), "../../etc".into());
+    assert_eq!(code(ctl.create_volume(r).await), Code::InvalidArgument);
+
+    // Deleting an unknown or malformed ID succeeds; an empty one is InvalidArgument.
+    for id in [
+        "garbage",
+        "0001-0002-c1-0000000000000001-00000000-0000-0000-0000-000000000000",
+        "../../etc/passwd",
+    ] {
+        ctl.delete_volume(DeleteVolumeRequest {
+            volume_id: id.into(),
+            secrets: ceph.secrets(),
+        })
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        code(
+            ctl.delete_volume(DeleteVolumeRequest {
+                volume_id: String::new(),
+                secrets: ceph.secrets()
+            })
+            .await
+        ),
+        Code::InvalidArgument
+    );
+    let v = ValidateVolumeCapabilitiesRequest {
+        volume_id: "0001-0002-c1-0000000000000001-00000000-0000-0000-0000-000000000000".into(),
+        volume_capabilities: vec![mount_cap()],
+        secrets: ceph.secrets(),
+        ..Default::default()
+    };
+    assert_eq!(
+        code(ctl.validate_volume_capabilities(v).await),
+        Code::NotFound
+    );
+
+    // Node: missing fields and path tricks.
+    let ok_stage = NodeStageVolumeRequest {
+        volume_id: "v".into(),
+        staging_target_path: "/tmp/x".into(),
+        volume_capability: Some(mount_cap()),
+        secrets: ceph.secrets(),
+        volume_context: [("subvolumePath".to_owned(), "/volumes/csi/x/y".to_owned())].into(),
+        ..Default::default()
+    };
+    for mutate in [
+        (|r: &mut NodeStageVolumeRequest| r.volume_id.clear()) as fn(&mut NodeStageVolumeRequest),
+        |r| r.staging_target_path.clear(),
+        |r| r.volume_capability = None,
+        |r| r.staging_target_path = "relative/path".into(),
+        |r| r.staging_target_path = "/tmp/../etc".into(),
+        |r| {
+            r.volume_context
+                .insert("subvolumePath".into(), "/volumes/../../etc".into());
+        },
+    ] {
+        let mut r = ok_stage.clone();
+        mutate(&mut r);
+        assert_eq!(code(node.node_stage_volume(r).await), Code::InvalidArgument);
+    }
+    assert_eq!(
+        code(
+            node.node_publish_volume(NodePublishVolumeRequest {
+                volume_id: "v".into(),
+                ..Default::default()
+            })
+            .await
+        ),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(
+            node.node_unpublish_volume(NodeUnpublishVolumeRequest {
+                volume_id: "v".into(),
+                target_path: String::new()
+            })
+            .await
+        ),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(
+            node.node_get_volume_stats(NodeGetVolumeStatsRequest {
+                volume_id: "v".into(),
+                volume_path: "/nonexistent/path".into(),
+                ..Default::default()
+            })
+            .await
+        ),
+        Code::NotFound
+    );
+    let _ = csi.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_backend_gives_deadline_exceeded_then_recovers() {
+    let ceph = Ceph::start().await;
+    let csi = Csi::start(&ceph).await;
+    let mut ctl = csi.controller().await;
+    ceph.cluster.set_faults(fake_ceph::Faults {
+        rules: vec![fake_ceph::FaultRule {
+            prefix: "fs subvolume create".into(),
+            latency_ms: None,
+            error_rate: None,
+            errno: None,
+            hang: true,
+        }],
+        mds_down: false,
+    });
+    let e = ctl
+        .create_volume(create_request(&ceph, "pvc-hang", GIB))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::DeadlineExceeded, "{e:?}");
+    // The lock did not outlive the call.
+    assert_eq!(csi.driver.locks.held(), 0);
+    ceph.cluster.set_faults(fake_ceph::Faults::default());
+    let v = ctl
+        .create_volume(create_request(&ceph, "pvc-hang", GIB))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(v.volume.is_some());
+    assert_eq!(ceph.subvolumes().await.len(), 1);
+}

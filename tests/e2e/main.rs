@@ -1,0 +1,8 @@
+//! End-to-end tests: the CephFS CSI driver against fake-ceph, over real gRPC.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+mod lifecycle;
+mod processes;

@@ -1,0 +1,206 @@
+//! A fake Ceph cluster on a loopback port and a driver on a Unix socket, in-process.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use driver::config::{Config, Mode, MounterKind, parse_clusters};
+use driver::csi::v1::controller_client::ControllerClient;
+use driver::csi::v1::identity_client::IdentityClient;
+use driver::csi::v1::node_client::NodeClient;
+use driver::csi::v1::*;
+use driver::driver::Driver;
+use driver::mount::Mounter;
+use driver::mount::fake::{FakeMountMode, FakeMounter};
+use fake_ceph::Cluster;
+use serde_json::json;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+/// fake-ceph served on loopback, with the `csi` group created.
+pub struct Ceph {
+    pub cluster: Cluster,
+    pub url: String,
+    pub admin_key: String,
+}
+
+impl Ceph {
+    pub async fn start() -> Self {
+        let mut config = fake_ceph::Config::default();
+        config.volumes.clone_time = Duration::from_millis(200);
+        config.volumes.clone_pickup = Duration::ZERO;
+        let cluster = Cluster::new(config).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = fake_ceph::router(cluster.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let r = cluster
+            .admin_command(json!({"prefix": "fs subvolumegroup create", "vol_name": "cephfs", "group_name": "csi"}))
+            .await;
+        assert_eq!(r.ret, 0);
+        let admin_key = cluster.admin_key();
+        Self {
+            cluster,
+            url,
+            admin_key,
+        }
+    }
+
+    pub fn cluster_config(&self) -> String {
+        json!([{"clusterID": "c1", "monitors": ["127.0.0.1:6789"], "cephFS": {"subvolumeGroup": "csi"},
+                "admin": {"transport": "http", "url": self.url}}])
+        .to_string()
+    }
+
+    /// Subvolumes in the csi group.
+    pub async fn subvolumes(&self) -> Vec<String> {
+        let r = self
+            .cluster
+            .admin_command(
+                json!({"prefix": "fs subvolume ls", "vol_name": "cephfs", "group_name": "csi"}),
+            )
+            .await;
+        let v: serde_json::Value = serde_json::from_str(&r.outb).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    pub fn secrets(&self) -> HashMap<String, String> {
+        HashMap::from([
+            ("adminID".to_owned(), "admin".to_owned()),
+            ("adminKey".to_owned(), self.admin_key.clone()),
+        ])
+    }
+}
+
+/// A driver (controller and node) serving on a Unix socket in a temporary directory.
+pub struct Csi {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+    pub driver: Arc<Driver>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Csi {
+    pub async fn start(ceph: &Ceph) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = dir.path().join("state");
+        Self::start_in(ceph, dir, state_dir).await
+    }
+
+    pub async fn start_in(ceph: &Ceph, dir: tempfile::TempDir, state_dir: PathBuf) -> Self {
+        let socket = dir.path().join("csi.sock");
+        let clusters = parse_clusters(&ceph.cluster_config()).unwrap();
+        let mut config = Config::new("cephfs.csi.trainride", "node-0001", Mode::All, clusters);
+        config.mounter = MounterKind::Fake;
+        config.ceph_timeout = Duration::from_secs(5);
+        config.state_dir = state_dir.clone();
+        let fake: Arc<dyn Mounter> =
+            Arc::new(FakeMounter::new(state_dir.clone(), FakeMountMode::Symlink));
+        let driver = Arc::new(Driver::new(config, vec![fake]).unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let endpoint = driver::server::Endpoint::Unix(socket.clone());
+        let d = driver.clone();
+        let task = tokio::spawn(async move {
+            driver::server::serve(d, &endpoint, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        for _ in 0..200 {
+            if socket.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Self {
+            dir,
+            socket,
+            state_dir,
+            driver,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Stops serving (as a killed driver would stop answering); the directory survives.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+    }
+
+    pub async fn channel(&self) -> Channel {
+        channel(&self.socket).await
+    }
+
+    pub async fn controller(&self) -> ControllerClient<Channel> {
+        ControllerClient::new(self.channel().await)
+    }
+
+    pub async fn node(&self) -> NodeClient<Channel> {
+        NodeClient::new(self.channel().await)
+    }
+
+    pub async fn identity(&self) -> IdentityClient<Channel> {
+        IdentityClient::new(self.channel().await)
+    }
+}
+
+/// A gRPC channel over a Unix socket.
+pub async fn channel(socket: &Path) -> Channel {
+    let socket = socket.to_path_buf();
+    Endpoint::try_from("http://[::]:50051")
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let socket = socket.clone();
+            async move {
+                let s = tokio::net::UnixStream::connect(socket).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
+            }
+        }))
+        .await
+        .unwrap()
+}
+
+pub fn mount_cap() -> VolumeCapability {
+    VolumeCapability {
+        access_type: Some(volume_capability::AccessType::Mount(
+            volume_capability::MountVolume::default(),
+        )),
+        access_mode: Some(volume_capability::AccessMode {
+            mode: volume_capability::access_mode::Mode::MultiNodeMultiWriter as i32,
+        }),
+    }
+}
+
+pub fn params() -> HashMap<String, String> {
+    HashMap::from([
+        ("clusterID".to_owned(), "c1".to_owned()),
+        ("fsName".to_owned(), "cephfs".to_owned()),
+    ])
+}
+
+pub fn create_request(ceph: &Ceph, name: &str, size: i64) -> CreateVolumeRequest {
+    CreateVolumeRequest {
+        name: name.to_owned(),
+        capacity_range: Some(CapacityRange {
+            required_bytes: size,
+            limit_bytes: 0,
+        }),
+        volume_capabilities: vec![mount_cap()],
+        parameters: params(),
+        secrets: ceph.secrets(),
+        ..Default::default()
+    }
+}
