@@ -28,7 +28,7 @@ struct Env {
     root: PathBuf,
     channel: Channel,
     secrets: HashMap<String, String>,
-    volume: Volume,
+    volumes: Vec<Volume>,
     n: AtomicU64,
 }
 
@@ -83,19 +83,26 @@ async fn setup() -> Env {
         ("adminKey".to_owned(), cluster.admin_key()),
     ]
     .into();
-    let volume = ControllerClient::new(channel.clone())
-        .create_volume(create("bench-node-volume", &secrets))
-        .await
-        .unwrap()
-        .into_inner()
-        .volume
-        .unwrap();
+    // One volume per concurrent cycle: a node stages a volume once (the driver refuses a
+    // second operation on a volume while one is in flight).
+    let mut volumes = Vec::new();
+    for i in 0..64 {
+        volumes.push(
+            ControllerClient::new(channel.clone())
+                .create_volume(create(&format!("bench-node-volume-{i}"), &secrets))
+                .await
+                .unwrap()
+                .into_inner()
+                .volume
+                .unwrap(),
+        );
+    }
     Env {
         root: dir.path().to_path_buf(),
         _dir: dir,
         channel,
         secrets,
-        volume,
+        volumes,
         n: AtomicU64::new(0),
     }
 }
@@ -151,7 +158,7 @@ async fn node_cycle(env: Arc<Env>) {
     let target = env.root.join(format!("target-{i}"));
     std::fs::create_dir_all(&staging).unwrap();
     let mut n = NodeClient::new(env.channel.clone());
-    let v = &env.volume;
+    let v = &env.volumes[(i % 64) as usize];
     n.node_stage_volume(NodeStageVolumeRequest {
         volume_id: v.volume_id.clone(),
         staging_target_path: staging.to_str().unwrap().into(),

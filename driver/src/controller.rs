@@ -156,17 +156,17 @@ impl ControllerService {
     ) -> Result<Place<'a>, Status> {
         let (cluster, _) = self.driver.cluster(cluster_id)?;
         let admin = self.driver.admin(t, creds);
-        let fscid = admin.fscid(fs).await.map_err(|e| {
-            if e.is_not_found() {
-                Status::invalid_argument(format!("file system '{fs}' not found"))
-            } else {
-                status("fs dump", &e)
-            }
-        })?;
-        let pool = admin
-            .metadata_pool(fs)
+        let (fscid, pool) = self
+            .driver
+            .fs_by_name(cluster_id, &admin, fs)
             .await
-            .map_err(|e| status("fs ls", &e))?;
+            .map_err(|e| {
+                if e.is_not_found() {
+                    Status::invalid_argument(format!("file system '{fs}' not found"))
+                } else {
+                    status("fs dump", &e)
+                }
+            })?;
         Ok(Place {
             cluster,
             admin,
@@ -187,15 +187,15 @@ impl ControllerService {
             return Ok(None);
         };
         let admin = self.driver.admin(t, creds);
-        let fs = match admin.fs_name(id.location_id).await {
+        let (fs, pool) = match self
+            .driver
+            .fs_by_id(&id.cluster_id, &admin, id.location_id)
+            .await
+        {
             Ok(f) => f,
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(status("fs dump", &e)),
         };
-        let pool = admin
-            .metadata_pool(&fs)
-            .await
-            .map_err(|e| status("fs ls", &e))?;
         Ok(Some(Place {
             cluster,
             admin,
@@ -213,13 +213,17 @@ impl ControllerService {
         size: u64,
         pool_layout: Option<&str>,
         source: Option<&Source>,
+        fresh: bool,
     ) -> Result<String, Status> {
         let (fs, group, a) = (&place.fs, place.group(), &place.admin);
         let Some(source) = source else {
-            match a.subvolume_getpath(fs, group, &r.image).await {
-                Ok(p) => return Ok(p),
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(status("fs subvolume getpath", &e)),
+            // A reservation made just now has no subvolume yet; an older one may.
+            if !fresh {
+                match a.subvolume_getpath(fs, group, &r.image).await {
+                    Ok(p) => return Ok(p),
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(status("fs subvolume getpath", &e)),
+                }
             }
             a.subvolume_create(fs, group, &r.image, size, pool_layout)
                 .await
@@ -319,6 +323,7 @@ impl ControllerService {
             .get("pool")
             .map(String::as_str)
             .filter(|p| !p.is_empty());
+        let mut fresh = false;
         let record = match journal
             .lookup(Kind::Volume, &req.name)
             .await
@@ -339,20 +344,23 @@ impl ControllerService {
                 }
                 r
             }
-            None => journal
-                .reserve(
-                    Kind::Volume,
-                    &req.name,
-                    prefix,
-                    Some(size),
-                    source_id.as_deref(),
-                    None,
-                )
-                .await
-                .map_err(|e| status("journal reserve", &e))?,
+            None => {
+                fresh = true;
+                journal
+                    .reserve(
+                        Kind::Volume,
+                        &req.name,
+                        prefix,
+                        Some(size),
+                        source_id.as_deref(),
+                        None,
+                    )
+                    .await
+                    .map_err(|e| status("journal reserve", &e))?
+            }
         };
         let path = match self
-            .ensure_subvolume(&place, &record, size, pool_layout, source.as_ref())
+            .ensure_subvolume(&place, &record, size, pool_layout, source.as_ref(), fresh)
             .await
         {
             Ok(p) => p,

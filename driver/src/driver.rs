@@ -30,7 +30,18 @@ pub struct Driver {
     pub metrics: Metrics,
     /// The last readiness check and when it was made.
     readiness: parking_lot::Mutex<Option<(Instant, bool)>>,
+    /// File systems looked up recently: (cluster, name) -> (FSCID, metadata pool, when).
+    /// A cache only: every entry can be looked up again, and expires.
+    fs_cache: parking_lot::Mutex<HashMap<FsKey, FsEntry>>,
 }
+
+/// (cluster ID, file system name).
+type FsKey = (String, String);
+/// (FSCID, metadata pool, when looked up).
+type FsEntry = (i64, String, Instant);
+
+/// How long a file system lookup is trusted.
+const FS_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Driver {
     /// Builds a driver: a transport per cluster (the `cli` transport is not built yet and
@@ -56,6 +67,7 @@ impl Driver {
             mounters: mounters.into_iter().map(|m| (m.name(), m)).collect(),
             metrics: Metrics::new(),
             readiness: parking_lot::Mutex::new(None),
+            fs_cache: parking_lot::Mutex::new(HashMap::new()),
         })
     }
 
@@ -96,6 +108,74 @@ impl Driver {
         self.mounters.get(name).cloned().ok_or_else(|| {
             Status::failed_precondition(format!("mounter '{name}' is not available"))
         })
+    }
+
+    /// The FSCID and metadata pool of a file system, from the cache or from Ceph
+    /// (`fs dump`, `fs ls`).
+    pub async fn fs_by_name(
+        &self,
+        cluster: &str,
+        admin: &Admin<'_>,
+        fs: &str,
+    ) -> Result<(i64, String), CephError> {
+        let key = (cluster.to_owned(), fs.to_owned());
+        if let Some((id, pool, at)) = self.fs_cache.lock().get(&key).cloned()
+            && at.elapsed() < FS_CACHE_TTL
+        {
+            return Ok((id, pool));
+        }
+        let id = admin.fscid(fs).await?;
+        let pool = admin.metadata_pool(fs).await?;
+        self.fs_cache
+            .lock()
+            .insert(key, (id, pool.clone(), Instant::now()));
+        Ok((id, pool))
+    }
+
+    /// The name and metadata pool of the file system with this FSCID, cached likewise.
+    pub async fn fs_by_id(
+        &self,
+        cluster: &str,
+        admin: &Admin<'_>,
+        fscid: i64,
+    ) -> Result<(String, String), CephError> {
+        let hit = self
+            .fs_cache
+            .lock()
+            .iter()
+            .find(|((c, _), (id, _, at))| {
+                c == cluster && *id == fscid && at.elapsed() < FS_CACHE_TTL
+            })
+            .map(|((_, name), (_, pool, _))| (name.clone(), pool.clone()));
+        if let Some(hit) = hit {
+            return Ok(hit);
+        }
+        let name = admin.fs_name(fscid).await?;
+        let pool = admin.metadata_pool(&name).await?;
+        self.fs_cache.lock().insert(
+            (cluster.to_owned(), name.clone()),
+            (fscid, pool.clone(), Instant::now()),
+        );
+        Ok((name, pool))
+    }
+
+    /// The mounters to try on a path whose mounter is not known (unpublish, unstage,
+    /// stats): only the fake one in fake mode (the simulator never uses the others), else
+    /// the default first.
+    pub fn mounters_in_order(&self) -> Vec<Arc<dyn Mounter>> {
+        let first = match self.config.mounter {
+            MounterKind::Fake => return self.mounters.get("fake").cloned().into_iter().collect(),
+            MounterKind::Kernel => "kernel",
+            MounterKind::Fuse => "fuse",
+        };
+        let mut v: Vec<Arc<dyn Mounter>> = self.mounters.get(first).cloned().into_iter().collect();
+        v.extend(
+            self.mounters
+                .iter()
+                .filter(|(n, _)| **n != first && **n != "fake")
+                .map(|(_, m)| m.clone()),
+        );
+        v
     }
 
     /// Whether every cluster's admin interface answers. The answer is kept for a second:

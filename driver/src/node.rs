@@ -236,7 +236,7 @@ impl NodeService {
         }
         let staging = checked_path("staging_target_path", &req.staging_target_path)?;
         let _guard = self.lock(&req.volume_id)?;
-        for m in self.driver.mounters.values() {
+        for m in self.driver.mounters_in_order() {
             if m.state(&staging).await != MountState::NotMounted {
                 m.unmount(&staging)
                     .await
@@ -292,7 +292,7 @@ impl NodeService {
             return Err(Status::invalid_argument("volume_id missing"));
         }
         let target = checked_path("target_path", &req.target_path)?;
-        for m in self.driver.mounters.values() {
+        for m in self.driver.mounters_in_order() {
             if m.state(&target).await != MountState::NotMounted {
                 m.unmount(&target)
                     .await
@@ -333,7 +333,7 @@ impl NodeService {
         }
         let mut state = MountState::NotMounted;
         let mut mounter = None;
-        for m in self.driver.mounters.values() {
+        for m in self.driver.mounters_in_order() {
             let s = m.state(&path).await;
             if s != MountState::NotMounted {
                 state = s;

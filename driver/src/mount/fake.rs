@@ -440,11 +440,12 @@ impl FakeMounter {
             context: "encoding a mount record".into(),
             source: std::io::Error::other(e),
         })?;
-        // A temp file is created 0600; renaming it into place is atomic.
+        // A temp file is created 0600; renaming it into place is atomic. No fsync: the
+        // record must survive the driver process, which the page cache does; a machine
+        // crash takes the mounts it describes with it.
         let mut tmp = tempfile::NamedTempFile::new_in(&dir)
             .map_err(io_err(format!("creating a record in {}", dir.display())))?;
         tmp.write_all(&text)
-            .and_then(|()| tmp.as_file().sync_all())
             .map_err(io_err(format!("writing {}", path.display())))?;
         tmp.persist(&path)
             .map_err(|e| io_err(format!("writing {}", path.display()))(e.error))?;
