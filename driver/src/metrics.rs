@@ -12,13 +12,37 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RpcLabels {
-    method: String,
-    code: String,
+    method: &'static str,
+    code: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabel {
-    method: String,
+    method: &'static str,
+}
+
+/// The gRPC code's name as metrics label it.
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
 }
 
 /// The driver's metrics.
@@ -54,14 +78,12 @@ impl Metrics {
     pub fn rpc(&self, method: &'static str, code: tonic::Code, took: Duration) {
         self.rpcs
             .get_or_create(&RpcLabels {
-                method: method.to_owned(),
-                code: format!("{code:?}"),
+                method,
+                code: code_name(code),
             })
             .inc();
         self.latency
-            .get_or_create(&MethodLabel {
-                method: method.to_owned(),
-            })
+            .get_or_create(&MethodLabel { method })
             .observe(took.as_secs_f64());
     }
 

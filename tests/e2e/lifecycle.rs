@@ -225,6 +225,21 @@ async fn create_stage_publish_write_snapshot_clone_and_clean_up() {
     assert!(leftover.is_empty(), "{leftover:?}");
     let records: Vec<_> = walk(&csi.state_dir);
     assert!(records.is_empty(), "{records:?}");
+    // Every RPC was counted, by method and code, and no key shows in the metrics.
+    let metrics = csi.driver.metrics.render();
+    assert!(
+        metrics.contains(r#"cephfs_csi_rpcs_total{method="CreateVolume",code="OK"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"cephfs_csi_rpcs_total{method="CreateVolume",code="ALREADY_EXISTS"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"cephfs_csi_rpcs_total{method="NodeStageVolume",code="OK"} 2"#),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(&ceph.admin_key));
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -428,4 +443,69 @@ async fn a_hung_backend_gives_deadline_exceeded_then_recovers() {
         .into_inner();
     assert!(v.volume.is_some());
     assert_eq!(ceph.subvolumes().await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_volume_mounts_with_a_user_key_only() {
+    let ceph = Ceph::start().await;
+    let csi = Csi::start(&ceph).await;
+    let mut node = csi.node().await;
+    // An existing subvolume and a user authorized on it, made by an administrator.
+    let r = ceph
+        .cluster
+        .admin_command(serde_json::json!({"prefix": "fs subvolume create", "vol_name": "cephfs", "group_name": "csi", "sub_name": "static-1"}))
+        .await;
+    assert_eq!(r.ret, 0);
+    let path = ceph
+        .cluster
+        .admin_command(serde_json::json!({"prefix": "fs subvolume getpath", "vol_name": "cephfs", "group_name": "csi", "sub_name": "static-1"}))
+        .await
+        .outb
+        .trim()
+        .to_owned();
+    let key = ceph
+        .cluster
+        .admin_command(serde_json::json!({"prefix": "fs subvolume authorize", "vol_name": "cephfs", "group_name": "csi", "sub_name": "static-1", "auth_id": "static-user", "tenant_id": "t"}))
+        .await
+        .outb
+        .trim()
+        .to_owned();
+    let staging = csi.dir.path().join("static-staging");
+    std::fs::create_dir_all(&staging).unwrap();
+    let ctx: std::collections::HashMap<String, String> = [
+        ("staticVolume", "true"),
+        ("clusterID", "c1"),
+        ("fsName", "cephfs"),
+        ("rootPath", path.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let mut stage = NodeStageVolumeRequest {
+        volume_id: "my-static-pv".into(),
+        staging_target_path: staging.to_str().unwrap().into(),
+        volume_capability: Some(mount_cap()),
+        secrets: ceph.secrets(),
+        volume_context: ctx,
+        ..Default::default()
+    };
+    // Admin credentials are refused for static volumes.
+    assert_eq!(
+        code(node.node_stage_volume(stage.clone()).await),
+        Code::InvalidArgument
+    );
+    stage.secrets = [
+        ("userID".to_owned(), "static-user".to_owned()),
+        ("userKey".to_owned(), key),
+    ]
+    .into();
+    node.node_stage_volume(stage).await.unwrap();
+    assert_eq!(ceph.cluster.session_count(), 1);
+    node.node_unstage_volume(NodeUnstageVolumeRequest {
+        volume_id: "my-static-pv".into(),
+        staging_target_path: staging.to_str().unwrap().into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(ceph.cluster.session_count(), 0);
 }

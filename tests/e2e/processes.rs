@@ -68,7 +68,13 @@ fn start_fake_ceph(dir: &Path) -> (Proc, String, String) {
 fn start_driver(dir: &Path, config: &Path) -> Proc {
     let socket = dir.join("csi.sock");
     let _ = std::fs::remove_file(&socket);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("driver.log"))
+        .unwrap();
     let child = Command::new(bin("cephfs-csi"))
+        .env("RUST_LOG", "debug")
         .args([
             "--endpoint",
             &format!("unix://{}", socket.display()),
@@ -86,7 +92,7 @@ fn start_driver(dir: &Path, config: &Path) -> Proc {
             "5",
         ])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     for _ in 0..400 {
@@ -240,4 +246,11 @@ async fn a_driver_killed_between_every_two_steps_converges() {
     assert_eq!(v["outb"], "[]", "sessions left behind");
     assert!(!target.exists());
     drop(driver);
+    // Seven driver processes logged at debug level; none of them wrote the key.
+    let log = std::fs::read_to_string(dir.path().join("driver.log")).unwrap();
+    assert!(log.contains("cephfs-csi serving"), "{log}");
+    assert!(
+        !log.contains(&key),
+        "the admin key reached the driver's log"
+    );
 }
