@@ -107,6 +107,46 @@ pub struct ClusterConfig {
     pub ceph_fs: CephFsConfig,
     /// How the controller reaches the cluster's admin interface.
     pub admin: AdminConfig,
+    /// Credentials the controller may use for the RPCs that carry no secrets
+    /// (ListVolumes, GetCapacity, ControllerGetVolume). Without them those RPCs are not
+    /// advertised.
+    #[serde(default)]
+    pub controller_credentials: Option<StandingCredentials>,
+}
+
+/// A cephx user whose key lives in a file (a mounted Kubernetes Secret, say).
+#[derive(Debug, Clone, Deserialize)]
+pub struct StandingCredentials {
+    /// The user, without `client.`.
+    #[serde(rename = "userID")]
+    pub user_id: String,
+    /// A file holding the key: the bare base64 key, or a keyring with `key = ...`.
+    #[serde(rename = "keyFile")]
+    pub key_file: PathBuf,
+}
+
+impl StandingCredentials {
+    /// Reads the key now (it may have been rotated since start).
+    pub fn read(&self) -> std::io::Result<crate::ceph::Credentials> {
+        let text = std::fs::read_to_string(&self.key_file)?;
+        let key = text
+            .lines()
+            .find_map(|l| {
+                let l = l.trim();
+                match l.split_once('=') {
+                    Some((k, v)) if k.trim() == "key" => Some(v.trim().to_owned()),
+                    None if !l.is_empty() && !l.starts_with('[') => Some(l.to_owned()),
+                    _ => None,
+                }
+            })
+            .ok_or_else(|| {
+                std::io::Error::other(format!("no key in {}", self.key_file.display()))
+            })?;
+        Ok(crate::ceph::Credentials {
+            id: self.user_id.trim_start_matches("client.").to_owned(),
+            key,
+        })
+    }
 }
 
 /// CephFS settings of a cluster.

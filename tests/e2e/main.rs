@@ -6,3 +6,4 @@ mod support;
 
 mod lifecycle;
 mod processes;
+mod standing;

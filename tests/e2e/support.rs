@@ -94,8 +94,29 @@ impl Csi {
     }
 
     pub async fn start_in(ceph: &Ceph, dir: tempfile::TempDir, state_dir: PathBuf) -> Self {
+        let clusters = ceph.cluster_config();
+        Self::start_with(dir, state_dir, &clusters).await
+    }
+
+    /// A driver whose clusters carry `controllerCredentials` (the admin key, in a keyring
+    /// file in the driver's directory), so the RPCs without secrets work.
+    pub async fn start_standing(ceph: &Ceph) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let keyring = dir.path().join("keyring");
+        std::fs::write(
+            &keyring,
+            format!("[client.admin]\n\tkey = {}\n", ceph.admin_key),
+        )
+        .unwrap();
+        let mut clusters: serde_json::Value = serde_json::from_str(&ceph.cluster_config()).unwrap();
+        clusters[0]["controllerCredentials"] = json!({"userID": "admin", "keyFile": keyring});
+        let state_dir = dir.path().join("state");
+        Self::start_with(dir, state_dir, &clusters.to_string()).await
+    }
+
+    pub async fn start_with(dir: tempfile::TempDir, state_dir: PathBuf, clusters: &str) -> Self {
         let socket = dir.path().join("csi.sock");
-        let clusters = parse_clusters(&ceph.cluster_config()).unwrap();
+        let clusters = parse_clusters(clusters).unwrap();
         let mut config = Config::new("cephfs.csi.trainride", "node-0001", Mode::All, clusters);
         config.mounter = MounterKind::Fake;
         config.ceph_timeout = Duration::from_secs(5);

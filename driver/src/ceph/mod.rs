@@ -309,6 +309,27 @@ impl Admin<'_> {
         })
     }
 
+    /// `fs subvolume ls`: the names of a group's subvolumes (none when the group is missing).
+    pub async fn subvolume_ls(&self, fs: &str, group: &str) -> Result<Vec<String>, CephError> {
+        let a = match self
+            .call(
+                Target::Mgr,
+                json!({"prefix": "fs subvolume ls", "vol_name": fs, "group_name": group, "format": "json"}),
+            )
+            .await
+        {
+            Ok(a) => a,
+            Err(e) if e.is_not_found() => return Ok(vec![]),
+            Err(e) => return Err(e),
+        };
+        let v: Value = parse("fs subvolume ls", &a.outb)?;
+        Ok(v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["name"].as_str().map(str::to_owned))
+            .collect())
+    }
+
     /// `fs subvolume resize` with `no_shrink`.
     pub async fn subvolume_resize(
         &self,
