@@ -45,6 +45,17 @@ const RECORDS_DIR: &str = "fake-mounts";
 
 /// Encoded target names longer than this are shortened and given a hash.
 const MAX_NAME: usize = 200;
+/// Appended to a publish target's record name for its bind record (which, not ending in
+/// `.json`, is never taken for a staging record).
+const BIND_SUFFIX: &str = ".bind";
+
+/// A publish target in symlink mode: which staging target it shows, through which link.
+#[derive(Debug, Serialize, Deserialize)]
+struct BindRecord {
+    target: PathBuf,
+    staging: PathBuf,
+    to: PathBuf,
+}
 
 /// How the fake mounter puts fake-ceph's directory at the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -430,20 +441,52 @@ impl FakeMounter {
     }
 
     fn write_record(&self, rec: &Record) -> Result<(), MountError> {
+        Self::write_json(&self.records_dir(), &self.record_path(&rec.target), rec)
+    }
+
+    /// Where the record of a publish target (a symlink to a staged directory) is kept.
+    fn bind_path(&self, target: &Path) -> PathBuf {
+        let mut name = record_name(target);
+        name.push_str(BIND_SUFFIX);
+        self.records_dir().join(name)
+    }
+
+    /// The staging record a publish target shows, found through its bind record in O(1);
+    /// `None` when there is no such record or the symlink no longer matches it.
+    async fn load_bind(&self, target: &Path) -> Option<Record> {
+        let text = std::fs::read(self.bind_path(target)).ok()?;
+        let b: BindRecord = serde_json::from_slice(&text).ok()?;
+        if b.target != mountinfo::normalize(target) {
+            return None;
+        }
+        let rec = self.load(&b.staging)?;
+        let link = tokio::fs::read_link(target).await.ok()?;
+        (link == b.to && b.to == rec.local_path).then_some(rec)
+    }
+
+    fn remove_bind(&self, target: &Path) -> Result<(), MountError> {
+        let path = self.bind_path(target);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(format!("removing {}", path.display()))(e)),
+        }
+    }
+
+    /// Writes `value` as JSON to `path` in `dir` (created 0700), atomically.
+    fn write_json<T: Serialize>(dir: &Path, path: &Path, value: &T) -> Result<(), MountError> {
         use std::io::Write;
-        let dir = self.records_dir();
-        std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+        std::fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .map_err(io_err(format!("securing {}", dir.display())))?;
-        let path = self.record_path(&rec.target);
-        let text = serde_json::to_vec_pretty(rec).map_err(|e| MountError::Io {
+        let text = serde_json::to_vec_pretty(value).map_err(|e| MountError::Io {
             context: "encoding a mount record".into(),
             source: std::io::Error::other(e),
         })?;
         // A temp file is created 0600; renaming it into place is atomic. No fsync: the
         // record must survive the driver process, which the page cache does; a machine
         // crash takes the mounts it describes with it.
-        let mut tmp = tempfile::NamedTempFile::new_in(&dir)
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)
             .map_err(io_err(format!("creating a record in {}", dir.display())))?;
         tmp.write_all(&text)
             .map_err(io_err(format!("writing {}", path.display())))?;
@@ -507,6 +550,11 @@ impl FakeMounter {
         if let Some(r) = self.load(target) {
             return Some(r);
         }
+        if let Some(r) = self.load_bind(target).await {
+            return Some(r);
+        }
+        // A publish target without a usable bind record (written by an older driver, or
+        // the link was changed): find the staging mount whose directory it shows.
         let id = self.identity(target).await?;
         for rec in self.all_records() {
             if self.identity(&rec.local_path).await == Some(id) {
@@ -704,6 +752,14 @@ impl Mounter for FakeMounter {
         if read_only {
             tracing::debug!(target = %target.display(), "read-only is not enforced in symlink mode");
         }
+        // Recorded before the link exists: a crash in between leaves a record that the
+        // next publish overwrites or the unpublish removes.
+        let bind = BindRecord {
+            target: mountinfo::normalize(target),
+            staging: mountinfo::normalize(source),
+            to: resolved.clone(),
+        };
+        Self::write_json(&self.records_dir(), &self.bind_path(target), &bind)?;
         self.put_symlink(&resolved, target).await
     }
 
@@ -713,6 +769,8 @@ impl Mounter for FakeMounter {
             self.close_session(&rec, target).await?;
             self.remove_record(target)?;
             tracing::info!(target = %target.display(), session = rec.session_id, "unmounted (fake)");
+        } else {
+            self.remove_bind(target)?;
         }
         Ok(())
     }

@@ -362,6 +362,17 @@ async fn symlink_mode_end_to_end() {
     f.bind(&staging, &publish, true).await.unwrap();
     assert_eq!(std::fs::read_link(&publish).unwrap(), srv.local());
     assert_eq!(f.state(&publish).await, MountState::Mounted);
+    // The publish target's bind record finds its staging mount without a scan; without
+    // it (an older driver's publish) the scan still does.
+    let bind = f.bind_path(&publish);
+    assert!(bind.exists());
+    assert_eq!(mode_of(&bind), 0o600);
+    assert_eq!(f.load_bind(&publish).await.unwrap().session_id, 4301);
+    let saved = std::fs::read(&bind).unwrap();
+    std::fs::remove_file(&bind).unwrap();
+    assert!(f.load_bind(&publish).await.is_none());
+    assert_eq!(f.state(&publish).await, MountState::Mounted);
+    std::fs::write(&bind, saved).unwrap();
     // Stats of either path come from the session (statfs through the token).
     let want = FsStats {
         total_bytes: 1 << 20,
@@ -399,6 +410,7 @@ async fn symlink_mode_end_to_end() {
     // Unpublish leaves an empty directory and does not touch the session.
     let before = srv.ceph.seen().len();
     f.unmount(&publish).await.unwrap();
+    assert!(!bind.exists());
     assert!(std::fs::symlink_metadata(&publish).unwrap().is_dir());
     assert_eq!(srv.ceph.seen().len(), before);
     assert_eq!(f.state(&publish).await, MountState::NotMounted);
