@@ -490,7 +490,7 @@ impl FakeMounter {
             .map_err(io_err(format!("creating a record in {}", dir.display())))?;
         tmp.write_all(&text)
             .map_err(io_err(format!("writing {}", path.display())))?;
-        tmp.persist(&path)
+        tmp.persist(path)
             .map_err(|e| io_err(format!("writing {}", path.display()))(e.error))?;
         Ok(())
     }
