@@ -5,6 +5,10 @@
 
 #![allow(clippy::unwrap_used)]
 
+// The allocator the cephfs-csi binary uses.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
