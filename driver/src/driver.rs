@@ -90,6 +90,7 @@ impl Driver {
             transport: t,
             creds,
             timeout: self.config.ceph_timeout,
+            metrics: Some(&self.metrics),
         }
     }
 

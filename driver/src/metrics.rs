@@ -1,5 +1,6 @@
 //! Prometheus metrics of one driver instance (one registry per instance: the harness runs
-//! many): RPCs by method and gRPC code, and their latency.
+//! many): RPCs by method and gRPC code, and their latency; Ceph admin calls by command
+//! prefix and outcome, and their latency.
 
 use std::time::Duration;
 
@@ -19,6 +20,17 @@ struct RpcLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabel {
     method: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendLabels {
+    call: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabel {
+    call: String,
 }
 
 /// The gRPC code's name as metrics label it.
@@ -51,6 +63,8 @@ pub struct Metrics {
     registry: Registry,
     rpcs: Family<RpcLabels, Counter>,
     latency: Family<MethodLabel, Histogram>,
+    backend: Family<BackendLabels, Counter>,
+    backend_latency: Family<CallLabel, Histogram>,
 }
 
 impl Metrics {
@@ -67,10 +81,26 @@ impl Metrics {
             rpcs.clone(),
         );
         registry.register("rpc_seconds", "Time to answer a CSI RPC", latency.clone());
+        let backend = Family::<BackendLabels, Counter>::default();
+        let backend_latency = Family::<CallLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_1, 4.0, 12))
+        });
+        registry.register(
+            "backend_calls",
+            "Ceph admin calls, by command prefix and result (ok, or the error's kind)",
+            backend.clone(),
+        );
+        registry.register(
+            "backend_seconds",
+            "Time a Ceph admin call took",
+            backend_latency.clone(),
+        );
         Self {
             registry,
             rpcs,
             latency,
+            backend,
+            backend_latency,
         }
     }
 
@@ -84,6 +114,22 @@ impl Metrics {
             .inc();
         self.latency
             .get_or_create(&MethodLabel { method })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts one Ceph admin call. `call` is the command prefix (a bounded set: the
+    /// driver's own commands); `result` is `ok` or the error's kind.
+    pub fn backend(&self, call: &str, result: &'static str, took: Duration) {
+        self.backend
+            .get_or_create(&BackendLabels {
+                call: call.to_owned(),
+                result,
+            })
+            .inc();
+        self.backend_latency
+            .get_or_create(&CallLabel {
+                call: call.to_owned(),
+            })
             .observe(took.as_secs_f64());
     }
 

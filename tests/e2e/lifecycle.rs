@@ -239,6 +239,16 @@ async fn create_stage_publish_write_snapshot_clone_and_clean_up() {
         metrics.contains(r#"cephfs_csi_rpcs_total{method="NodeStageVolume",code="OK"} 2"#),
         "{metrics}"
     );
+    // Ceph admin calls are counted by command and result, with their latency.
+    assert!(
+        metrics
+            .contains(r#"cephfs_csi_backend_calls_total{call="fs subvolume create",result="ok"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"cephfs_csi_backend_seconds_count{call="fs subvolume rm"}"#),
+        "{metrics}"
+    );
     assert!(!metrics.contains(&ceph.admin_key));
 }
 
@@ -443,6 +453,13 @@ async fn a_hung_backend_gives_deadline_exceeded_then_recovers() {
         .into_inner();
     assert!(v.volume.is_some());
     assert_eq!(ceph.subvolumes().await.len(), 1);
+    let metrics = csi.driver.metrics.render();
+    assert!(
+        metrics.contains(
+            r#"cephfs_csi_backend_calls_total{call="fs subvolume create",result="timeout"} 1"#
+        ),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

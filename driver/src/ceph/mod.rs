@@ -179,6 +179,8 @@ pub struct Admin<'a> {
     pub creds: &'a Credentials,
     /// The deadline of each call.
     pub timeout: Duration,
+    /// Where each call is counted, if anywhere.
+    pub metrics: Option<&'a crate::metrics::Metrics>,
 }
 
 fn parse<T: serde::de::DeserializeOwned>(prefix: &str, text: &str) -> Result<T, CephError> {
@@ -190,9 +192,24 @@ fn parse<T: serde::de::DeserializeOwned>(prefix: &str, text: &str) -> Result<T, 
 
 impl Admin<'_> {
     async fn call(&self, target: Target, cmd: Value) -> Result<Answer, CephError> {
-        self.transport
+        let started = std::time::Instant::now();
+        let r = self
+            .transport
             .command(self.creds, target, &cmd, self.timeout)
-            .await
+            .await;
+        if let Some(m) = self.metrics {
+            let result = match &r {
+                Ok(_) => "ok",
+                Err(CephError::Command { .. }) => "ceph_error",
+                Err(CephError::Timeout { .. }) => "timeout",
+                Err(CephError::Unauthorized { .. }) => "unauthorized",
+                Err(CephError::Transport { .. }) => "transport_error",
+                Err(CephError::Unsupported(_)) => "unsupported",
+            };
+            let prefix = cmd.get("prefix").and_then(Value::as_str).unwrap_or("");
+            m.backend(prefix, result, started.elapsed());
+        }
+        r
     }
 
     /// `fs dump`: the FSCID of a file system.
