@@ -67,6 +67,8 @@ pub struct Config {
     pub instance_id: String,
     /// Most volumes a node may have staged (NodeGetInfo.max_volumes_per_node; 0 = no limit).
     pub max_volumes_per_node: i64,
+    /// The node's topology segments (NodeGetInfo.accessible_topology), full keys.
+    pub topology: std::collections::BTreeMap<String, String>,
 }
 
 impl Config {
@@ -84,6 +86,7 @@ impl Config {
             state_dir: std::env::temp_dir().join("cephfs-csi"),
             instance_id: "default".to_owned(),
             max_volumes_per_node: 0,
+            topology: Default::default(),
         }
     }
 
@@ -234,6 +237,42 @@ pub fn parse_clusters(text: &str) -> Result<Vec<ClusterConfig>, ConfigError> {
     Ok(clusters)
 }
 
+/// Parses `zone=z1,rack=r2` into topology segments keyed `topology.<driver>/zone`, ...
+/// Keys and values follow Kubernetes label syntax (63 characters at most, alphanumerics
+/// and `-_.` inside, alphanumeric at both ends; values may be empty).
+pub fn parse_topology(
+    driver_name: &str,
+    spec: &str,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    fn label_ok(s: &str) -> bool {
+        s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && s.bytes().next().is_none_or(|b| b.is_ascii_alphanumeric())
+            && s.bytes().last().is_none_or(|b| b.is_ascii_alphanumeric())
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| format!("topology segment '{part}' is not key=value"))?;
+        let (k, v) = (k.trim(), v.trim());
+        if k.is_empty() || !label_ok(k) {
+            return Err(format!("invalid topology key '{k}'"));
+        }
+        if !label_ok(v) {
+            return Err(format!("invalid topology value '{v}' for '{k}'"));
+        }
+        if out
+            .insert(format!("topology.{driver_name}/{k}"), v.to_owned())
+            .is_some()
+        {
+            return Err(format!("topology key '{k}' given twice"));
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,6 +304,35 @@ mod tests {
                 {"clusterID": "c", "monitors": ["m"], "admin": {"transport": "http", "url": "u"}}]"#,
         ] {
             assert!(parse_clusters(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn topology_segments_are_prefixed_and_validated() {
+        let t = parse_topology("cephfs.csi.trainride", "zone=z1, rack=r-2").unwrap();
+        assert_eq!(
+            t.into_iter().collect::<Vec<_>>(),
+            vec![
+                (
+                    "topology.cephfs.csi.trainride/rack".to_owned(),
+                    "r-2".to_owned()
+                ),
+                (
+                    "topology.cephfs.csi.trainride/zone".to_owned(),
+                    "z1".to_owned()
+                ),
+            ]
+        );
+        assert!(parse_topology("d", "").unwrap().is_empty());
+        for bad in [
+            "zone",
+            "=z",
+            "zone=a/b",
+            "zone=-a",
+            "zone=a,zone=b",
+            "k k=v",
+        ] {
+            assert!(parse_topology("d", bad).is_err(), "{bad}");
         }
     }
 }

@@ -42,6 +42,12 @@ struct Cli {
     /// How the fake mounter binds: auto (bind mounts as root, else symlinks), bind, symlink.
     #[arg(long, env = "CSI_FAKE_MOUNT_MODE", default_value = "auto", value_parser = ["auto", "bind", "symlink"])]
     fake_mount_mode: String,
+    /// Most volumes this node may have staged (NodeGetInfo; 0 = no limit).
+    #[arg(long, env = "CSI_MAX_VOLUMES_PER_NODE", default_value_t = 0)]
+    max_volumes_per_node: i64,
+    /// This node's topology, `key=value,...` (reported as `topology.<driver-name>/key`).
+    #[arg(long, env = "CSI_NODE_TOPOLOGY", default_value = "")]
+    topology: String,
     /// Advertise PUBLISH_UNPUBLISH_VOLUME (ControllerPublish/Unpublish).
     #[arg(long, env = "CSI_ATTACH_REQUIRED")]
     attach_required: bool,
@@ -96,6 +102,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         _ => MounterKind::Kernel,
     };
     config.attach_required = cli.attach_required;
+    if cli.max_volumes_per_node < 0 {
+        anyhow::bail!("--max-volumes-per-node must not be negative");
+    }
+    config.max_volumes_per_node = cli.max_volumes_per_node;
+    config.topology = driver::config::parse_topology(&cli.driver_name, &cli.topology)
+        .map_err(|e| anyhow::anyhow!("--topology: {e}"))?;
     config.ceph_timeout = Duration::from_secs(cli.ceph_timeout);
     config.mount_timeout = Duration::from_secs(cli.mount_timeout);
     config.state_dir = cli.state_dir.clone();

@@ -486,7 +486,9 @@ impl Node for NodeService {
         Ok(Response::new(NodeGetInfoResponse {
             node_id: self.driver.config.node_id.clone(),
             max_volumes_per_node: self.driver.config.max_volumes_per_node,
-            accessible_topology: None,
+            accessible_topology: (!self.driver.config.topology.is_empty()).then(|| Topology {
+                segments: self.driver.config.topology.clone().into_iter().collect(),
+            }),
         }))
     }
 }

@@ -90,18 +90,28 @@ fn start_driver(dir: &Path, config: &Path) -> Proc {
             dir.join("state").to_str().unwrap(),
             "--ceph-timeout",
             "5",
+            "--topology",
+            "zone=z1",
+            "--max-volumes-per-node",
+            "100",
         ])
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .unwrap();
-    for _ in 0..400 {
-        if socket.exists() {
-            break;
+    let mut child = Proc(child);
+    // Ready when the socket accepts a connection; a driver that exited says why.
+    for _ in 0..1000 {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            let log = std::fs::read_to_string(dir.join("driver.log")).unwrap_or_default();
+            panic!("cephfs-csi exited with {status}:\n{log}");
+        }
+        if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+            return child;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    Proc(child)
+    panic!("cephfs-csi did not listen on {} in 5 s", socket.display());
 }
 
 async fn admin(url: &str, key: &str, cmd: serde_json::Value) -> serde_json::Value {
@@ -144,6 +154,22 @@ async fn a_driver_killed_between_every_two_steps_converges() {
 
     // Each step runs against a freshly started driver; the one before is SIGKILLed.
     let mut driver = start_driver(dir.path(), &config);
+    // The node reports what its flags say.
+    let info = NodeClient::new(channel(&socket).await)
+        .node_get_info(NodeGetInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.node_id, "node-0001");
+    assert_eq!(info.max_volumes_per_node, 100);
+    assert_eq!(
+        info.accessible_topology.unwrap().segments,
+        [(
+            "topology.cephfs.csi.trainride/zone".to_owned(),
+            "z1".to_owned()
+        )]
+        .into()
+    );
     let restart = |d: &mut Proc| {
         let _ = d.0.kill();
         let _ = d.0.wait();
