@@ -237,7 +237,7 @@ impl NodeService {
         let staging = checked_path("staging_target_path", &req.staging_target_path)?;
         let _guard = self.lock(&req.volume_id)?;
         for m in self.driver.mounters_in_order() {
-            if m.state(&staging).await != MountState::NotMounted {
+            if m.has_work_at(&staging).await {
                 m.unmount(&staging)
                     .await
                     .map_err(|e| mount_status("unmount", &e))?;
@@ -293,7 +293,7 @@ impl NodeService {
         }
         let target = checked_path("target_path", &req.target_path)?;
         for m in self.driver.mounters_in_order() {
-            if m.state(&target).await != MountState::NotMounted {
+            if m.has_work_at(&target).await {
                 m.unmount(&target)
                     .await
                     .map_err(|e| mount_status("unmount", &e))?;

@@ -775,6 +775,13 @@ impl Mounter for FakeMounter {
         Ok(())
     }
 
+    async fn has_work_at(&self, target: &Path) -> bool {
+        // A record without its link (a crash between the two) still holds a session.
+        self.load(target).is_some()
+            || self.bind_path(target).exists()
+            || self.present(target).await.unwrap_or(true)
+    }
+
     async fn state(&self, target: &Path) -> MountState {
         let present = match self.present(target).await {
             Ok(p) => p,

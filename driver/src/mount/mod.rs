@@ -144,6 +144,13 @@ pub trait Mounter: Send + Sync + std::fmt::Debug {
     /// The state of `target`.
     async fn state(&self, target: &Path) -> MountState;
 
+    /// Whether `unmount(target)` has anything to undo. Cheaper than `state`, which also
+    /// checks that a mount is healthy; a mounter whose mounts can leave something behind
+    /// besides the mount itself (the fake's session records) says so here.
+    async fn has_work_at(&self, target: &Path) -> bool {
+        self.state(target).await != MountState::NotMounted
+    }
+
     /// statfs of a mounted `target`.
     async fn stats(&self, target: &Path) -> Result<FsStats, MountError>;
 }

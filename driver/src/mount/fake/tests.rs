@@ -358,6 +358,8 @@ async fn symlink_mode_end_to_end() {
     // Publish: a symlink to the staged directory; read-only is not enforced.
     let publish = b.path("publish");
     std::fs::create_dir(&publish).unwrap();
+    assert!(f.has_work_at(&staging).await);
+    assert!(!f.has_work_at(&publish).await);
     f.bind(&staging, &publish, true).await.unwrap();
     f.bind(&staging, &publish, true).await.unwrap();
     assert_eq!(std::fs::read_link(&publish).unwrap(), srv.local());
@@ -427,6 +429,8 @@ async fn symlink_mode_end_to_end() {
     f.unmount(&staging).await.unwrap();
     assert_eq!(srv.ceph.seen().len(), before, "nothing left to close");
     assert_eq!(f.state(&staging).await, MountState::NotMounted);
+    assert!(!f.has_work_at(&staging).await);
+    assert!(!f.has_work_at(&publish).await);
     assert!(
         std::fs::read_dir(srv.local()).is_ok(),
         "the volume's data is untouched"
@@ -612,6 +616,8 @@ if [ "$1" = -o ]; then sed -i "s# $3 rw,# $3 ro,#" "$MOUNTINFO"; fi"#
     assert_eq!(b.calls().len(), 2, "idempotent");
     let publish = b.path("publish");
     std::fs::create_dir(&publish).unwrap();
+    assert!(f.has_work_at(&staging).await);
+    assert!(!f.has_work_at(&publish).await);
     f.bind(&staging, &publish, false).await.unwrap();
     assert_eq!(
         b.calls()[2],
@@ -674,4 +680,23 @@ async fn real_bind_mounts_when_root() {
     assert!(!mountinfo::is_mount_point(&staging).unwrap());
     assert!(!mountinfo::is_mount_point(&publish).unwrap());
     assert!(srv.ceph.sessions.lock().open.is_empty());
+}
+
+#[tokio::test]
+async fn a_record_without_its_link_is_still_unmounted() {
+    // A crash after the record was written but before the symlink: the staging path looks
+    // empty, yet a session is open; unstage must still close it.
+    let srv = Server::start().await;
+    let b = Bench::new();
+    let staging = b.path("staging");
+    std::fs::create_dir(&staging).unwrap();
+    let f = symlink_mounter(&b);
+    f.mount_cephfs(&request(&srv.url, &staging)).await.unwrap();
+    std::fs::remove_file(&staging).unwrap();
+    std::fs::create_dir(&staging).unwrap();
+    assert_eq!(f.state(&staging).await, MountState::NotMounted);
+    assert!(f.has_work_at(&staging).await);
+    f.unmount(&staging).await.unwrap();
+    assert!(srv.ceph.sessions.lock().open.is_empty());
+    assert!(!f.has_work_at(&staging).await);
 }
