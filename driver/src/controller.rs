@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use tonic::{Request, Response, Status};
 
@@ -12,7 +11,7 @@ use crate::ceph::{Admin, CephError, CloneState, Transport, errno};
 use crate::config::ClusterConfig;
 use crate::csi::v1::controller_server::Controller;
 use crate::csi::v1::*;
-use crate::driver::{Driver, credentials, status};
+use crate::driver::{Driver, credentials, rpc, status};
 use crate::journal::{Journal, Kind, Record};
 use crate::volume_id::CsiId;
 
@@ -921,21 +920,8 @@ impl ControllerService {
             let creds = self.standing(cluster)?;
             let (_, t) = self.driver.cluster(&cluster.cluster_id)?;
             let admin = self.driver.admin(t, &creds);
-            let fss = admin
-                .transport
-                .command(
-                    &creds,
-                    crate::ceph::Target::Mon,
-                    &serde_json::json!({"prefix": "fs ls", "format": "json"}),
-                    self.driver.config.ceph_timeout,
-                )
-                .await
-                .map_err(|e| status("fs ls", &e))?;
-            let fss: serde_json::Value = serde_json::from_str(&fss.outb).unwrap_or_default();
-            for f in fss.as_array().into_iter().flatten() {
-                let Some(fs) = f["name"].as_str() else {
-                    continue;
-                };
+            let fss = admin.fs_names().await.map_err(|e| status("fs ls", &e))?;
+            for fs in &fss {
                 let place = self
                     .place_by_name(&cluster.cluster_id, fs, t, &creds)
                     .await?;
@@ -1130,16 +1116,6 @@ impl ControllerService {
 enum Source {
     Snapshot { parent: String, snap: String },
     Volume { image: String },
-}
-
-macro_rules! rpc {
-    ($self:ident, $name:literal, $id:expr, $call:expr) => {{
-        let started = Instant::now();
-        let id: String = $id;
-        let r = $call.await;
-        $self.driver.observe($name, &id, started, &r);
-        r.map(Response::new)
-    }};
 }
 
 #[tonic::async_trait]

@@ -272,3 +272,16 @@ pub fn status(context: &str, e: &CephError) -> Status {
         },
     }
 }
+
+/// Runs one RPC body: times it, counts and logs it with the volume ID (`Driver::observe`)
+/// and wraps the answer in a `Response`. `$self` has a `driver: Arc<Driver>`.
+macro_rules! rpc {
+    ($self:ident, $name:literal, $id:expr, $call:expr) => {{
+        let started = std::time::Instant::now();
+        let id: String = $id;
+        let r = $call.await;
+        $self.driver.observe($name, &id, started, &r);
+        r.map(tonic::Response::new)
+    }};
+}
+pub(crate) use rpc;

@@ -6,13 +6,12 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use tonic::{Request, Response, Status};
 
 use crate::csi::v1::node_server::Node;
 use crate::csi::v1::*;
-use crate::driver::{Driver, credentials};
+use crate::driver::{Driver, credentials, rpc};
 use crate::mount::{CephMount, MountError, MountState};
 
 /// The Node service of a driver.
@@ -375,16 +374,6 @@ impl NodeService {
             },
         }
     }
-}
-
-macro_rules! rpc {
-    ($self:ident, $name:literal, $id:expr, $call:expr) => {{
-        let started = Instant::now();
-        let id: String = $id;
-        let r = $call.await;
-        $self.driver.observe($name, &id, started, &r);
-        r.map(Response::new)
-    }};
 }
 
 #[tonic::async_trait]

@@ -1,22 +1,42 @@
 //! ListVolumes, GetCapacity and ControllerGetVolume: the RPCs that carry no secrets and
 //! so need the controller's own credentials.
 
+use driver::csi::v1::controller_client::ControllerClient;
 use driver::csi::v1::*;
 use serde_json::json;
 use tonic::Code;
+use tonic::transport::Channel;
 
 use crate::support::{Ceph, Csi, create_request};
 
 const GIB: i64 = 1 << 30;
 
-fn advertised(caps: &ControllerGetCapabilitiesResponse) -> Vec<i32> {
-    caps.capabilities
+use controller_service_capability::rpc::Type as T;
+
+/// Whether the controller advertises each capability of the RPCs without secrets.
+async fn standing_caps(ctl: &mut ControllerClient<Channel>) -> Vec<(T, bool)> {
+    let caps = ctl
+        .controller_get_capabilities(ControllerGetCapabilitiesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let kinds: Vec<i32> = caps
+        .capabilities
         .iter()
         .filter_map(|c| match &c.r#type {
             Some(controller_service_capability::Type::Rpc(r)) => Some(r.r#type),
             _ => None,
         })
-        .collect()
+        .collect();
+    [
+        T::ListVolumes,
+        T::GetCapacity,
+        T::GetVolume,
+        T::VolumeCondition,
+    ]
+    .into_iter()
+    .map(|t| (t, kinds.contains(&(t as i32))))
+    .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,20 +44,8 @@ async fn without_controller_credentials_they_are_unimplemented_and_not_advertise
     let ceph = Ceph::start().await;
     let csi = Csi::start(&ceph).await;
     let mut ctl = csi.controller().await;
-    let caps = ctl
-        .controller_get_capabilities(ControllerGetCapabilitiesRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    let kinds = advertised(&caps);
-    use controller_service_capability::rpc::Type as T;
-    for t in [
-        T::ListVolumes,
-        T::GetCapacity,
-        T::GetVolume,
-        T::VolumeCondition,
-    ] {
-        assert!(!kinds.contains(&(t as i32)), "{t:?} advertised");
+    for (t, advertised) in standing_caps(&mut ctl).await {
+        assert!(!advertised, "{t:?} advertised");
     }
     let e = ctl
         .list_volumes(ListVolumesRequest::default())
@@ -56,20 +64,8 @@ async fn list_pages_capacity_and_condition_with_controller_credentials() {
     let ceph = Ceph::start().await;
     let csi = Csi::start_standing(&ceph).await;
     let mut ctl = csi.controller().await;
-    let caps = ctl
-        .controller_get_capabilities(ControllerGetCapabilitiesRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    let kinds = advertised(&caps);
-    use controller_service_capability::rpc::Type as T;
-    for t in [
-        T::ListVolumes,
-        T::GetCapacity,
-        T::GetVolume,
-        T::VolumeCondition,
-    ] {
-        assert!(kinds.contains(&(t as i32)), "{t:?} not advertised");
+    for (t, advertised) in standing_caps(&mut ctl).await {
+        assert!(advertised, "{t:?} not advertised");
     }
 
     let mut ids = Vec::new();

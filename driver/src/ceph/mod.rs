@@ -183,6 +183,13 @@ pub struct Admin<'a> {
     pub metrics: Option<&'a crate::metrics::Metrics>,
 }
 
+/// Omap pairs as the JSON object the `rados` commands carry.
+fn omap_vals(vals: &[(&str, &str)]) -> serde_json::Map<String, Value> {
+    vals.iter()
+        .map(|(k, v)| ((*k).to_owned(), json!(v)))
+        .collect()
+}
+
 fn parse<T: serde::de::DeserializeOwned>(prefix: &str, text: &str) -> Result<T, CephError> {
     serde_json::from_str(text).map_err(|e| CephError::Transport {
         prefix: prefix.to_owned(),
@@ -210,6 +217,19 @@ impl Admin<'_> {
             m.backend(prefix, result, started.elapsed());
         }
         r
+    }
+
+    /// `fs ls`: the names of the file systems.
+    pub async fn fs_names(&self) -> Result<Vec<String>, CephError> {
+        let a = self
+            .call(Target::Mon, json!({"prefix": "fs ls", "format": "json"}))
+            .await?;
+        let v: Value = parse("fs ls", &a.outb)?;
+        Ok(v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f["name"].as_str().map(str::to_owned))
+            .collect())
     }
 
     /// `fs dump`: the FSCID of a file system.
@@ -493,10 +513,7 @@ impl Admin<'_> {
         object: &str,
         vals: &[(&str, &str)],
     ) -> Result<(), CephError> {
-        let vals: serde_json::Map<String, Value> = vals
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), json!(v)))
-            .collect();
+        let vals = omap_vals(vals);
         self.call(
             Target::Mon,
             json!({"prefix": "rados create", "pool": pool, "namespace": ns, "object": object,
@@ -514,10 +531,7 @@ impl Admin<'_> {
         object: &str,
         vals: &[(&str, &str)],
     ) -> Result<(), CephError> {
-        let vals: serde_json::Map<String, Value> = vals
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), json!(v)))
-            .collect();
+        let vals = omap_vals(vals);
         self.call(
             Target::Mon,
             json!({"prefix": "rados omap set", "pool": pool, "namespace": ns, "object": object, "vals": vals}),

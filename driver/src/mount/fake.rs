@@ -196,6 +196,15 @@ fn io_err(context: String) -> impl FnOnce(std::io::Error) -> MountError {
     move |source| MountError::Io { context, source }
 }
 
+/// Removes a file; one already gone is success.
+fn remove_if_present(path: &Path) -> Result<(), MountError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(format!("removing {}", path.display()))(e)),
+    }
+}
+
 fn errno_of_io(e: &std::io::Error) -> i32 {
     e.raw_os_error().unwrap_or(libc::EIO)
 }
@@ -464,15 +473,6 @@ impl FakeMounter {
         (link == b.to && b.to == rec.local_path).then_some(rec)
     }
 
-    fn remove_bind(&self, target: &Path) -> Result<(), MountError> {
-        let path = self.bind_path(target);
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err(format!("removing {}", path.display()))(e)),
-        }
-    }
-
     /// Writes `value` as JSON to `path` in `dir` (created 0700), atomically.
     fn write_json<T: Serialize>(dir: &Path, path: &Path, value: &T) -> Result<(), MountError> {
         use std::io::Write;
@@ -496,12 +496,11 @@ impl FakeMounter {
     }
 
     fn remove_record(&self, target: &Path) -> Result<(), MountError> {
-        let path = self.record_path(target);
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err(format!("removing {}", path.display()))(e)),
-        }
+        remove_if_present(&self.record_path(target))
+    }
+
+    fn remove_bind(&self, target: &Path) -> Result<(), MountError> {
+        remove_if_present(&self.bind_path(target))
     }
 
     fn parse_record(path: &Path) -> Option<Record> {
