@@ -194,10 +194,17 @@ pub enum AdminConfig {
         /// The base URL.
         url: String,
     },
-    /// The `ceph` and `rados` commands with a config file.
+    /// The `ceph` and `rados` commands with a config file, as a real cluster is reached.
     Cli {
-        /// The `ceph.conf` path.
+        /// The `ceph.conf` path (monitor addresses and client settings; no keyring is
+        /// needed, the credentials come from the CSI secrets).
         conf: PathBuf,
+        /// The `ceph` command (default: `ceph` on `PATH`).
+        #[serde(default)]
+        ceph: Option<PathBuf>,
+        /// The `rados` command (default: `rados` on `PATH`).
+        #[serde(default)]
+        rados: Option<PathBuf>,
     },
 }
 

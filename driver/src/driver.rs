@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use tonic::{Code, Status};
 
+use crate::ceph::cli::CliTransport;
 use crate::ceph::http::HttpTransport;
 use crate::ceph::{Admin, CephError, Credentials, Transport};
 use crate::config::{AdminConfig, ClusterConfig, Config, MounterKind};
@@ -44,19 +45,18 @@ type FsEntry = (i64, String, Instant);
 const FS_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Driver {
-    /// Builds a driver: a transport per cluster (the `cli` transport is not built yet and
-    /// is refused here) and the mounters the node may use.
+    /// Builds a driver: a transport per cluster and the mounters the node may use.
     pub fn new(config: Config, mounters: Vec<Arc<dyn Mounter>>) -> Result<Self, CephError> {
         let mut transports: HashMap<String, Arc<dyn Transport>> = HashMap::new();
         for c in &config.clusters {
             let t: Arc<dyn Transport> = match &c.admin {
                 AdminConfig::Http { url } => Arc::new(HttpTransport::new(url)?),
-                AdminConfig::Cli { .. } => {
-                    return Err(CephError::Unsupported(format!(
-                        "cluster '{}': the cli admin transport is not available in this build",
-                        c.cluster_id
-                    )));
-                }
+                AdminConfig::Cli { conf, ceph, rados } => Arc::new(CliTransport::new(
+                    conf,
+                    &c.monitors,
+                    ceph.as_deref(),
+                    rados.as_deref(),
+                )),
             };
             transports.insert(c.cluster_id.clone(), t);
         }

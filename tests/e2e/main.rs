@@ -6,4 +6,5 @@ mod support;
 
 mod lifecycle;
 mod processes;
+mod real_ceph;
 mod standing;

@@ -115,15 +115,35 @@ impl Csi {
     }
 
     pub async fn start_with(dir: tempfile::TempDir, state_dir: PathBuf, clusters: &str) -> Self {
+        let fake: Arc<dyn Mounter> =
+            Arc::new(FakeMounter::new(state_dir.clone(), FakeMountMode::Symlink));
+        Self::start_mounting(
+            dir,
+            state_dir,
+            clusters,
+            MounterKind::Fake,
+            fake,
+            Duration::from_secs(5),
+        )
+        .await
+    }
+
+    /// A driver whose node mounts with `mounter` and whose Ceph calls have `ceph_timeout`.
+    pub async fn start_mounting(
+        dir: tempfile::TempDir,
+        state_dir: PathBuf,
+        clusters: &str,
+        kind: MounterKind,
+        mounter: Arc<dyn Mounter>,
+        ceph_timeout: Duration,
+    ) -> Self {
         let socket = dir.path().join("csi.sock");
         let clusters = parse_clusters(clusters).unwrap();
         let mut config = Config::new("cephfs.csi.trainride", "node-0001", Mode::All, clusters);
-        config.mounter = MounterKind::Fake;
-        config.ceph_timeout = Duration::from_secs(5);
+        config.mounter = kind;
+        config.ceph_timeout = ceph_timeout;
         config.state_dir = state_dir.clone();
-        let fake: Arc<dyn Mounter> =
-            Arc::new(FakeMounter::new(state_dir.clone(), FakeMountMode::Symlink));
-        let driver = Arc::new(Driver::new(config, vec![fake]).unwrap());
+        let driver = Arc::new(Driver::new(config, vec![mounter]).unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let endpoint = driver::server::Endpoint::Unix(socket.clone());
         let d = driver.clone();

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+pub mod cli;
 pub mod http;
 
 /// cephx credentials from the CSI secrets. `Debug` never shows the key.

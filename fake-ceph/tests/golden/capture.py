@@ -4,12 +4,12 @@ commands (and RADOS omap ops, ceph-fuse mounts) that the fake Ceph server imitat
 
 Usage (Debian's /usr/bin/python3, which has the `rados` and `cephfs` bindings):
 
-    /usr/bin/python3 capture.py /tmp/realceph/ceph.conf \
-        /tmp/realceph/ceph.client.admin.keyring  real-pacific/
+    /usr/bin/python3 capture.py /tmp/trainride-ceph/ceph.conf \
+        /tmp/trainride-ceph/ceph.client.admin.keyring  real-pacific/
 
 Expects a fresh one-node cluster with a CephFS volume `cephfs` (data pool
 `cephfs.cephfs.data`, metadata pool `cephfs.cephfs.meta`), an MDS `a` and the
-subvolume group `csi` (see /tmp/realceph/bootstrap.sh). It writes one JSON file per
+subvolume group `csi` (as ci/ceph-cluster.sh start leaves it). It writes one JSON file per
 case, `NNN-<slug>.json`, plus `summary.md` and `versions.txt`, into the output dir.
 
 Records keep raw values (fake tests compare shapes/keys/types, not values), except
