@@ -267,10 +267,13 @@ impl NodeService {
                 staging.display()
             )));
         }
-        // CSI spec: the plugin creates the target path.
-        if !target.exists() && target.symlink_metadata().is_err() {
-            std::fs::create_dir_all(&target)
-                .map_err(|e| Status::internal(format!("creating {}: {e}", target.display())))?;
+        // CSI spec: the plugin creates the target path (its parent is the CO's); the
+        // mounter creates what it needs there.
+        if let Some(parent) = target.parent()
+            && !parent.exists()
+        {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Status::internal(format!("creating {}: {e}", parent.display())))?;
         }
         if mounter.state(&target).await == MountState::Mounted {
             return Ok(NodePublishVolumeResponse {});
@@ -291,27 +294,20 @@ impl NodeService {
             return Err(Status::invalid_argument("volume_id missing"));
         }
         let target = checked_path("target_path", &req.target_path)?;
+        // CSI spec: the plugin removes the target path it created.
+        let mut removed = false;
         for m in self.driver.mounters_in_order() {
             if m.has_work_at(&target).await {
-                m.unmount(&target)
+                m.unmount_and_remove(&target)
                     .await
                     .map_err(|e| mount_status("unmount", &e))?;
+                removed = true;
             }
         }
-        // CSI spec: the plugin removes the target path it created.
-        match std::fs::remove_dir(&target) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                if std::fs::symlink_metadata(&target).is_ok_and(|m| m.file_type().is_symlink()) {
-                    let _ = std::fs::remove_file(&target);
-                } else {
-                    return Err(Status::internal(format!(
-                        "removing {}: {e}",
-                        target.display()
-                    )));
-                }
-            }
+        if !removed {
+            crate::mount::remove_mount_point(&target)
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?;
         }
         Ok(NodeUnpublishVolumeResponse {})
     }

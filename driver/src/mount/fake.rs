@@ -17,8 +17,10 @@
 //! (0600, in a 0700 directory): session id, token, fake-ceph URL, local path, kind. The
 //! token is a per-mount handle, not a cephx key: with it (header `X-Session-Token`) a
 //! restarted driver, which has no key at unstage time, can check, use and close the
-//! session. Publish targets (binds of a staged path) have no record of their own: they are
-//! resolved to the staging mount whose local directory they show (same device and inode).
+//! session. Publish targets have no record of their own. In symlink mode a publish target
+//! is a symlink to the staging target (itself a symlink to the local directory), so the
+//! link names its staging record; a bind mount is resolved to the staging mount whose
+//! local directory it shows (same device and inode).
 //!
 //! Every HTTP call has a deadline (10 s by default) and one `reqwest::Client` serves all
 //! of them. fake-ceph's `ret` becomes [`MountError::Failed`]`{errno: -ret}`.
@@ -45,17 +47,6 @@ const RECORDS_DIR: &str = "fake-mounts";
 
 /// Encoded target names longer than this are shortened and given a hash.
 const MAX_NAME: usize = 200;
-/// Appended to a publish target's record name for its bind record (which, not ending in
-/// `.json`, is never taken for a staging record).
-const BIND_SUFFIX: &str = ".bind";
-
-/// A publish target in symlink mode: which staging target it shows, through which link.
-#[derive(Debug, Serialize, Deserialize)]
-struct BindRecord {
-    target: PathBuf,
-    staging: PathBuf,
-    to: PathBuf,
-}
 
 /// How the fake mounter puts fake-ceph's directory at the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -453,24 +444,14 @@ impl FakeMounter {
         Self::write_json(&self.records_dir(), &self.record_path(&rec.target), rec)
     }
 
-    /// Where the record of a publish target (a symlink to a staged directory) is kept.
-    fn bind_path(&self, target: &Path) -> PathBuf {
-        let mut name = record_name(target);
-        name.push_str(BIND_SUFFIX);
-        self.records_dir().join(name)
-    }
-
-    /// The staging record a publish target shows, found through its bind record in O(1);
-    /// `None` when there is no such record or the symlink no longer matches it.
-    async fn load_bind(&self, target: &Path) -> Option<Record> {
-        let text = std::fs::read(self.bind_path(target)).ok()?;
-        let b: BindRecord = serde_json::from_slice(&text).ok()?;
-        if b.target != mountinfo::normalize(target) {
+    /// The staging record a symlinked publish target shows: its link names the staging
+    /// target, whose record is found in O(1).
+    async fn load_linked(&self, target: &Path) -> Option<Record> {
+        let link = tokio::fs::read_link(target).await.ok()?;
+        if !link.is_absolute() {
             return None;
         }
-        let rec = self.load(&b.staging)?;
-        let link = tokio::fs::read_link(target).await.ok()?;
-        (link == b.to && b.to == rec.local_path).then_some(rec)
+        self.load(&link)
     }
 
     /// Writes `value` as JSON to `path` in `dir` (created 0700), atomically.
@@ -497,10 +478,6 @@ impl FakeMounter {
 
     fn remove_record(&self, target: &Path) -> Result<(), MountError> {
         remove_if_present(&self.record_path(target))
-    }
-
-    fn remove_bind(&self, target: &Path) -> Result<(), MountError> {
-        remove_if_present(&self.bind_path(target))
     }
 
     fn parse_record(path: &Path) -> Option<Record> {
@@ -549,11 +526,11 @@ impl FakeMounter {
         if let Some(r) = self.load(target) {
             return Some(r);
         }
-        if let Some(r) = self.load_bind(target).await {
+        if let Some(r) = self.load_linked(target).await {
             return Some(r);
         }
-        // A publish target without a usable bind record (written by an older driver, or
-        // the link was changed): find the staging mount whose directory it shows.
+        // A bind-mounted publish target (or a link an older driver made straight to the
+        // local directory): find the staging mount whose directory it shows.
         let id = self.identity(target).await?;
         for rec in self.all_records() {
             if self.identity(&rec.local_path).await == Some(id) {
@@ -619,13 +596,17 @@ impl FakeMounter {
         })
     }
 
-    /// Removes what is at `target`: a symlink becomes an empty directory again (the CO
-    /// or the node service removes it later); a mount is unmounted.
-    async fn remove_local(&self, target: &Path) -> Result<(), MountError> {
+    /// Removes what is at `target`: a symlink becomes an empty directory again (as a
+    /// real unmount leaves the mount point) unless `keep_dir` is false; a mount is
+    /// unmounted.
+    async fn remove_local(&self, target: &Path, keep_dir: bool) -> Result<(), MountError> {
         if Self::is_symlink(target).await {
             tokio::fs::remove_file(target)
                 .await
                 .map_err(io_err(format!("removing the symlink {}", target.display())))?;
+            if !keep_dir {
+                return Ok(());
+            }
             match tokio::fs::create_dir(target).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -634,6 +615,18 @@ impl FakeMounter {
             return Ok(());
         }
         self.tools.unmount(target).await
+    }
+
+    /// Undoes what is at `target`: the link or mount, then the session and its record
+    /// if `target` is a staging target.
+    async fn release(&self, target: &Path, keep_dir: bool) -> Result<(), MountError> {
+        self.remove_local(target, keep_dir).await?;
+        if let Some(rec) = self.load(target) {
+            self.close_session(&rec, target).await?;
+            self.remove_record(target)?;
+            tracing::info!(target = %target.display(), session = rec.session_id, "unmounted (fake)");
+        }
+        Ok(())
     }
 
     /// Puts the session's directory at the target.
@@ -700,7 +693,7 @@ impl Mounter for FakeMounter {
             self.unmount(&m.target).await?;
         } else if self.present(&m.target).await? {
             tracing::info!(target = %m.target.display(), "removing an unrecorded mount before mounting");
-            self.remove_local(&m.target).await?;
+            self.remove_local(&m.target, true).await?;
         }
         let rec = self.open_session(m, &url, self.kind()).await?;
         // Recorded before it is attached, so that a crash in between leaves a session that
@@ -741,44 +734,28 @@ impl Mounter for FakeMounter {
                 errno: Some(libc::ENOENT),
             });
         }
-        let resolved = tokio::fs::canonicalize(source)
-            .await
-            .map_err(|e| MountError::Failed {
-                target: target.to_path_buf(),
-                message: format!("resolving {}: {e}", source.display()),
-                errno: Some(errno_of_io(&e)),
-            })?;
         if read_only {
             tracing::debug!(target = %target.display(), "read-only is not enforced in symlink mode");
         }
-        // Recorded before the link exists: a crash in between leaves a record that the
-        // next publish overwrites or the unpublish removes.
-        let bind = BindRecord {
-            target: mountinfo::normalize(target),
-            staging: mountinfo::normalize(source),
-            to: resolved.clone(),
-        };
-        Self::write_json(&self.records_dir(), &self.bind_path(target), &bind)?;
-        self.put_symlink(&resolved, target).await
+        // A link to the staging target (not to what it shows), so that the link itself
+        // says which staging mount this is.
+        self.put_symlink(&mountinfo::normalize(source), target)
+            .await
     }
 
     async fn unmount(&self, target: &Path) -> Result<(), MountError> {
-        self.remove_local(target).await?;
-        if let Some(rec) = self.load(target) {
-            self.close_session(&rec, target).await?;
-            self.remove_record(target)?;
-            tracing::info!(target = %target.display(), session = rec.session_id, "unmounted (fake)");
-        } else {
-            self.remove_bind(target)?;
-        }
-        Ok(())
+        self.release(target, true).await
+    }
+
+    async fn unmount_and_remove(&self, target: &Path) -> Result<(), MountError> {
+        // A symlink is removed, not turned back into a directory only to be removed.
+        self.release(target, false).await?;
+        super::remove_mount_point(target).await
     }
 
     async fn has_work_at(&self, target: &Path) -> bool {
         // A record without its link (a crash between the two) still holds a session.
-        self.load(target).is_some()
-            || self.bind_path(target).exists()
-            || self.present(target).await.unwrap_or(true)
+        self.load(target).is_some() || self.present(target).await.unwrap_or(true)
     }
 
     async fn state(&self, target: &Path) -> MountState {

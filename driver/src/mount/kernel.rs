@@ -473,6 +473,12 @@ impl HostTools {
             }
             return Ok(());
         }
+        tokio::fs::create_dir_all(target)
+            .await
+            .map_err(|e| MountError::Io {
+                context: format!("creating the mount point {}", target.display()),
+                source: e,
+            })?;
         self.run_mount(
             vec![
                 "--bind".into(),

@@ -133,13 +133,21 @@ pub trait Mounter: Send + Sync + std::fmt::Debug {
     /// target is already mounted, succeeds without mounting again.
     async fn mount_cephfs(&self, m: &CephMount) -> Result<(), MountError>;
 
-    /// Binds `source` (a mounted staging path) at `target`, read-only if asked. The target
-    /// directory exists. Idempotent.
+    /// Binds `source` (a mounted staging path) at `target`, read-only if asked. The
+    /// target's parent exists; the target itself may not (the CSI plugin creates the
+    /// target path, and the mounter knows what it needs there). Idempotent.
     async fn bind(&self, source: &Path, target: &Path, read_only: bool) -> Result<(), MountError>;
 
     /// Unmounts `target` (a CephFS mount or a bind). Succeeds if nothing is mounted there,
     /// and also for a corrupted mount (ENOTCONN, ESTALE, EIO, EACCES, ...).
     async fn unmount(&self, target: &Path) -> Result<(), MountError>;
+
+    /// Unmounts `target` as [`Mounter::unmount`] does, then removes the mount point
+    /// (NodeUnpublish: the plugin removes the target path it created).
+    async fn unmount_and_remove(&self, target: &Path) -> Result<(), MountError> {
+        self.unmount(target).await?;
+        remove_mount_point(target).await
+    }
 
     /// The state of `target`.
     async fn state(&self, target: &Path) -> MountState;
@@ -153,4 +161,31 @@ pub trait Mounter: Send + Sync + std::fmt::Debug {
 
     /// statfs of a mounted `target`.
     async fn stats(&self, target: &Path) -> Result<FsStats, MountError>;
+}
+
+/// Removes a mount point left empty by an unmount; a missing one is fine. A leftover
+/// symlink (the fake's publish link after a crash) goes too.
+pub async fn remove_mount_point(target: &Path) -> Result<(), MountError> {
+    match tokio::fs::remove_dir(target).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => {
+            if tokio::fs::symlink_metadata(target)
+                .await
+                .is_ok_and(|m| m.file_type().is_symlink())
+            {
+                tokio::fs::remove_file(target)
+                    .await
+                    .map_err(|e| MountError::Io {
+                        context: format!("removing {}", target.display()),
+                        source: e,
+                    })
+            } else {
+                Err(MountError::Io {
+                    context: format!("removing {}", target.display()),
+                    source: e,
+                })
+            }
+        }
+    }
 }

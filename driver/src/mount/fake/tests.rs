@@ -362,19 +362,17 @@ async fn symlink_mode_end_to_end() {
     assert!(!f.has_work_at(&publish).await);
     f.bind(&staging, &publish, true).await.unwrap();
     f.bind(&staging, &publish, true).await.unwrap();
-    assert_eq!(std::fs::read_link(&publish).unwrap(), srv.local());
+    // The link names the staging target, so the publish target finds its staging record
+    // without a scan; a link straight to the local directory (an older driver's) is
+    // still resolved, by a scan.
+    assert_eq!(std::fs::read_link(&publish).unwrap(), staging);
     assert_eq!(f.state(&publish).await, MountState::Mounted);
-    // The publish target's bind record finds its staging mount without a scan; without
-    // it (an older driver's publish) the scan still does.
-    let bind = f.bind_path(&publish);
-    assert!(bind.exists());
-    assert_eq!(mode_of(&bind), 0o600);
-    assert_eq!(f.load_bind(&publish).await.unwrap().session_id, 4301);
-    let saved = std::fs::read(&bind).unwrap();
-    std::fs::remove_file(&bind).unwrap();
-    assert!(f.load_bind(&publish).await.is_none());
-    assert_eq!(f.state(&publish).await, MountState::Mounted);
-    std::fs::write(&bind, saved).unwrap();
+    assert_eq!(f.load_linked(&publish).await.unwrap().session_id, 4301);
+    let older = b.path("older");
+    std::os::unix::fs::symlink(srv.local(), &older).unwrap();
+    assert!(f.load_linked(&older).await.is_none());
+    assert_eq!(f.state(&older).await, MountState::Mounted);
+    std::fs::remove_file(&older).unwrap();
     // Stats of either path come from the session (statfs through the token).
     let want = FsStats {
         total_bytes: 1 << 20,
@@ -409,13 +407,18 @@ async fn symlink_mode_end_to_end() {
         "{e:?}"
     );
 
-    // Unpublish leaves an empty directory and does not touch the session.
+    // Unmount leaves an empty directory and does not touch the session; unmount and
+    // remove (NodeUnpublish) leaves nothing.
     let before = srv.ceph.seen().len();
     f.unmount(&publish).await.unwrap();
-    assert!(!bind.exists());
     assert!(std::fs::symlink_metadata(&publish).unwrap().is_dir());
     assert_eq!(srv.ceph.seen().len(), before);
     assert_eq!(f.state(&publish).await, MountState::NotMounted);
+    f.bind(&staging, &publish, false).await.unwrap();
+    f.unmount_and_remove(&publish).await.unwrap();
+    assert!(std::fs::symlink_metadata(&publish).is_err());
+    assert_eq!(srv.ceph.seen().len(), before);
+    assert!(!f.has_work_at(&publish).await);
     // Unstage closes the (already evicted) session and forgets the record.
     f.unmount(&staging).await.unwrap();
     assert!(std::fs::symlink_metadata(&staging).unwrap().is_dir());
