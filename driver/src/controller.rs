@@ -68,8 +68,12 @@ fn check_caps(caps: &[VolumeCapability]) -> Result<(), Status> {
             }
             None => return Err(Status::invalid_argument("access_type missing")),
         }
-        if c.access_mode.is_none() {
-            return Err(Status::invalid_argument("access_mode missing"));
+        match c.access_mode.as_ref().map(|m| m.mode()) {
+            None => return Err(Status::invalid_argument("access_mode missing")),
+            Some(volume_capability::access_mode::Mode::Unknown) => {
+                return Err(Status::invalid_argument("access_mode is UNKNOWN"));
+            }
+            Some(_) => {}
         }
     }
     Ok(())
@@ -772,6 +776,81 @@ impl ControllerService {
         Ok(DeleteSnapshotResponse {})
     }
 
+    /// The snapshot with this UUID in `place`, as CSI describes it; `None` when the
+    /// journal has no complete record or Ceph no longer has the snapshot.
+    async fn snapshot_entry(
+        &self,
+        place: &Place<'_>,
+        cluster_id: &str,
+        uuid: &str,
+    ) -> Result<Option<Snapshot>, Status> {
+        let Some(rec) = place
+            .journal()
+            .by_uuid(Kind::Snapshot, uuid)
+            .await
+            .map_err(|e| status("journal", &e))?
+        else {
+            return Ok(None);
+        };
+        let Ok(sid) = CsiId::new(cluster_id, place.fscid, uuid) else {
+            return Ok(None);
+        };
+        let created = match place
+            .admin
+            .snapshot_info(
+                &place.fs,
+                place.group(),
+                rec.parent.as_deref().unwrap_or(""),
+                &rec.image,
+            )
+            .await
+        {
+            Ok((created, _)) => created,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(status("fs subvolume snapshot info", &e)),
+        };
+        Ok(Some(Snapshot {
+            size_bytes: 0,
+            snapshot_id: sid.to_string(),
+            source_volume_id: rec.source.clone().unwrap_or_default(),
+            creation_time: timestamp(&created),
+            ready_to_use: true,
+            group_snapshot_id: String::new(),
+        }))
+    }
+
+    /// The snapshot a snapshot ID names, `None` for a malformed or unknown one.
+    async fn snapshot_by_id(
+        &self,
+        snapshot_id: &str,
+        creds: &crate::ceph::Credentials,
+    ) -> Result<Option<Snapshot>, Status> {
+        let Some(id) = parse_id(snapshot_id) else {
+            return Ok(None);
+        };
+        let Ok((_, t)) = self.driver.cluster(&id.cluster_id) else {
+            return Ok(None);
+        };
+        let Some(place) = self.place_by_id(&id, t, creds).await? else {
+            return Ok(None);
+        };
+        self.snapshot_entry(&place, &id.cluster_id, &id.uuid).await
+    }
+
+    async fn get_snapshot(&self, req: GetSnapshotRequest) -> Result<GetSnapshotResponse, Status> {
+        if req.snapshot_id.is_empty() {
+            return Err(Status::invalid_argument("snapshot_id missing"));
+        }
+        let creds = credentials(&req.secrets)?;
+        match self.snapshot_by_id(&req.snapshot_id, &creds).await? {
+            Some(s) => Ok(GetSnapshotResponse { snapshot: Some(s) }),
+            None => Err(Status::not_found(format!(
+                "snapshot {} does not exist",
+                req.snapshot_id
+            ))),
+        }
+    }
+
     async fn list_snapshots(
         &self,
         req: ListSnapshotsRequest,
@@ -783,78 +862,43 @@ impl ControllerService {
         // Entries come from every cluster and file system the credentials can see, in a
         // stable order; the token is the index of the next entry.
         let mut all: Vec<Snapshot> = Vec::new();
-        let by_id = (!req.snapshot_id.is_empty()).then(|| parse_id(&req.snapshot_id));
-        if let Some(None) = by_id {
-            return Ok(ListSnapshotsResponse::default());
-        }
-        for cluster in &self.driver.config.clusters {
-            let (_, t) = self.driver.cluster(&cluster.cluster_id)?;
-            let admin = self.driver.admin(t, &creds);
-            let fss = match admin
-                .transport
-                .command(
-                    &creds,
-                    crate::ceph::Target::Mon,
-                    &serde_json::json!({"prefix": "fs ls", "format": "json"}),
-                    self.driver.config.ceph_timeout,
-                )
-                .await
-            {
-                Ok(a) => serde_json::from_str::<serde_json::Value>(&a.outb).unwrap_or_default(),
-                Err(CephError::Unauthorized { .. }) => continue,
-                Err(e) => return Err(status("fs ls", &e)),
-            };
-            for f in fss.as_array().into_iter().flatten() {
-                let Some(fs) = f["name"].as_str() else {
-                    continue;
+        if !req.snapshot_id.is_empty() {
+            all.extend(
+                self.snapshot_by_id(&req.snapshot_id, &creds)
+                    .await?
+                    .filter(|s| {
+                        req.source_volume_id.is_empty()
+                            || req.source_volume_id == s.source_volume_id
+                    }),
+            );
+        } else {
+            for cluster in &self.driver.config.clusters {
+                let (_, t) = self.driver.cluster(&cluster.cluster_id)?;
+                let admin = self.driver.admin(t, &creds);
+                let fss = match admin.fs_names().await {
+                    Ok(f) => f,
+                    Err(CephError::Unauthorized { .. }) => continue,
+                    Err(e) => return Err(status("fs ls", &e)),
                 };
-                let place = self
-                    .place_by_name(&cluster.cluster_id, fs, t, &creds)
-                    .await?;
-                let journal = place.journal();
-                let (names, _) = journal
-                    .list(Kind::Snapshot, "", usize::MAX >> 1)
-                    .await
-                    .map_err(|e| status("journal", &e))?;
-                for (_, uuid) in names {
-                    let Some(rec) = journal
-                        .by_uuid(Kind::Snapshot, &uuid)
+                for fs in fss {
+                    let place = self
+                        .place_by_name(&cluster.cluster_id, &fs, t, &creds)
+                        .await?;
+                    let (names, _) = place
+                        .journal()
+                        .list(Kind::Snapshot, "", usize::MAX >> 1)
                         .await
-                        .map_err(|e| status("journal", &e))?
-                    else {
-                        continue;
-                    };
-                    let Ok(sid) = CsiId::new(&cluster.cluster_id, place.fscid, &uuid) else {
-                        continue;
-                    };
-                    let sid = sid.to_string();
-                    if let Some(Some(want)) = &by_id
-                        && want.to_string() != sid
-                    {
-                        continue;
+                        .map_err(|e| status("journal", &e))?;
+                    for (_, uuid) in names {
+                        if let Some(s) = self
+                            .snapshot_entry(&place, &cluster.cluster_id, &uuid)
+                            .await?
+                            && (req.source_volume_id.is_empty()
+                                || req.source_volume_id == s.source_volume_id)
+                        {
+                            all.push(s);
+                        }
                     }
-                    let source = rec.source.clone().unwrap_or_default();
-                    if !req.source_volume_id.is_empty() && req.source_volume_id != source {
-                        continue;
-                    }
-                    let created = place
-                        .admin
-                        .snapshot_info(
-                            &place.fs,
-                            place.group(),
-                            rec.parent.as_deref().unwrap_or(""),
-                            &rec.image,
-                        )
-                        .await;
-                    let Ok((created, _)) = created else { continue };
-                    all.push(Snapshot {
-                        size_bytes: 0,
-                        snapshot_id: sid,
-                        source_volume_id: source,
-                        creation_time: timestamp(&created),
-                        ready_to_use: true,
-                        group_snapshot_id: String::new(),
-                    });
                 }
             }
         }
@@ -1247,6 +1291,8 @@ impl Controller for ControllerService {
             T::ExpandVolume,
             T::CloneVolume,
             T::ListSnapshots,
+            T::GetSnapshot,
+            T::SingleNodeMultiWriter,
         ];
         if self.driver.config.attach_required {
             kinds.push(T::PublishUnpublishVolume);
@@ -1310,9 +1356,15 @@ impl Controller for ControllerService {
 
     async fn get_snapshot(
         &self,
-        _r: Request<GetSnapshotRequest>,
+        r: Request<GetSnapshotRequest>,
     ) -> Result<Response<GetSnapshotResponse>, Status> {
-        Err(Status::unimplemented("GetSnapshot is not supported"))
+        let req = r.into_inner();
+        rpc!(
+            self,
+            "GetSnapshot",
+            req.snapshot_id.clone(),
+            self.get_snapshot(req)
+        )
     }
 
     async fn controller_expand_volume(

@@ -29,6 +29,19 @@ struct BackendLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MountLabels {
+    mounter: &'static str,
+    op: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MountOpLabels {
+    mounter: &'static str,
+    op: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabel {
     call: String,
 }
@@ -65,6 +78,8 @@ pub struct Metrics {
     latency: Family<MethodLabel, Histogram>,
     backend: Family<BackendLabels, Counter>,
     backend_latency: Family<CallLabel, Histogram>,
+    mounts: Family<MountLabels, Counter>,
+    mount_latency: Family<MountOpLabels, Histogram>,
 }
 
 impl Metrics {
@@ -95,12 +110,28 @@ impl Metrics {
             "Time a Ceph admin call took",
             backend_latency.clone(),
         );
+        let mounts = Family::<MountLabels, Counter>::default();
+        let mount_latency = Family::<MountOpLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_1, 4.0, 12))
+        });
+        registry.register(
+            "mounts",
+            "Mounter operations (mount, bind, unmount), by mounter and result (ok or error)",
+            mounts.clone(),
+        );
+        registry.register(
+            "mount_seconds",
+            "Time a mounter operation took",
+            mount_latency.clone(),
+        );
         Self {
             registry,
             rpcs,
             latency,
             backend,
             backend_latency,
+            mounts,
+            mount_latency,
         }
     }
 
@@ -130,6 +161,20 @@ impl Metrics {
             .get_or_create(&CallLabel {
                 call: call.to_owned(),
             })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts one mounter operation.
+    pub fn mount(&self, mounter: &'static str, op: &'static str, ok: bool, took: Duration) {
+        self.mounts
+            .get_or_create(&MountLabels {
+                mounter,
+                op,
+                result: if ok { "ok" } else { "error" },
+            })
+            .inc();
+        self.mount_latency
+            .get_or_create(&MountOpLabels { mounter, op })
             .observe(took.as_secs_f64());
     }
 

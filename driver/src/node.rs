@@ -77,6 +77,21 @@ impl NodeService {
         Self { driver }
     }
 
+    /// Runs a mounter operation and counts it in the metrics.
+    async fn counted<T>(
+        &self,
+        m: &dyn crate::mount::Mounter,
+        op: &'static str,
+        f: impl std::future::Future<Output = Result<T, MountError>>,
+    ) -> Result<T, MountError> {
+        let started = std::time::Instant::now();
+        let r = f.await;
+        self.driver
+            .metrics
+            .mount(m.name(), op, r.is_ok(), started.elapsed());
+        r
+    }
+
     fn lock(&self, volume_id: &str) -> Result<crate::locks::Guard, Status> {
         self.driver
             .locks
@@ -212,15 +227,13 @@ impl NodeService {
             MountState::Mounted => return Ok(NodeStageVolumeResponse {}),
             MountState::Corrupted(_) => {
                 // A broken mount (a dead ceph-fuse, an evicted session): remount.
-                mounter
-                    .unmount(&staging)
+                self.counted(&*mounter, "unmount", mounter.unmount(&staging))
                     .await
                     .map_err(|e| mount_status("unmount", &e))?;
             }
             MountState::NotMounted => {}
         }
-        mounter
-            .mount_cephfs(&m)
+        self.counted(&*mounter, "mount", mounter.mount_cephfs(&m))
             .await
             .map_err(|e| mount_status("mount", &e))?;
         Ok(NodeStageVolumeResponse {})
@@ -237,7 +250,7 @@ impl NodeService {
         let _guard = self.lock(&req.volume_id)?;
         for m in self.driver.mounters_in_order() {
             if m.has_work_at(&staging).await {
-                m.unmount(&staging)
+                self.counted(&*m, "unmount", m.unmount(&staging))
                     .await
                     .map_err(|e| mount_status("unmount", &e))?;
             }
@@ -279,8 +292,7 @@ impl NodeService {
             return Ok(NodePublishVolumeResponse {});
         }
         let ro = req.readonly || read_only_mode(cap);
-        mounter
-            .bind(&staging, &target, ro)
+        self.counted(&*mounter, "bind", mounter.bind(&staging, &target, ro))
             .await
             .map_err(|e| mount_status("bind", &e))?;
         Ok(NodePublishVolumeResponse {})
@@ -298,7 +310,7 @@ impl NodeService {
         let mut removed = false;
         for m in self.driver.mounters_in_order() {
             if m.has_work_at(&target).await {
-                m.unmount_and_remove(&target)
+                self.counted(&*m, "unmount", m.unmount_and_remove(&target))
                     .await
                     .map_err(|e| mount_status("unmount", &e))?;
                 removed = true;
@@ -453,7 +465,12 @@ impl Node for NodeService {
         _r: Request<NodeGetCapabilitiesRequest>,
     ) -> Result<Response<NodeGetCapabilitiesResponse>, Status> {
         use node_service_capability::{Rpc, Type, rpc::Type as T};
-        let kinds = [T::StageUnstageVolume, T::GetVolumeStats, T::VolumeCondition];
+        let kinds = [
+            T::StageUnstageVolume,
+            T::GetVolumeStats,
+            T::VolumeCondition,
+            T::SingleNodeMultiWriter,
+        ];
         Ok(Response::new(NodeGetCapabilitiesResponse {
             capabilities: kinds
                 .into_iter()

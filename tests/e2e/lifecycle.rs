@@ -166,6 +166,30 @@ async fn create_stage_publish_write_snapshot_clone_and_clean_up() {
         .unwrap()
         .into_inner();
     assert_eq!(listed.entries.len(), 1);
+    let by_id = ctl
+        .list_snapshots(ListSnapshotsRequest {
+            snapshot_id: snap.snapshot_id.clone(),
+            secrets: ceph.secrets(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(by_id.entries.len(), 1);
+    let got = ctl
+        .get_snapshot(GetSnapshotRequest {
+            snapshot_id: snap.snapshot_id.clone(),
+            secrets: ceph.secrets(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .snapshot
+        .unwrap();
+    assert_eq!(got.snapshot_id, snap.snapshot_id);
+    assert_eq!(got.source_volume_id, vol.volume_id);
+    assert_eq!(got.creation_time, snap.creation_time);
+    assert!(got.ready_to_use);
 
     // A volume with snapshots cannot go.
     let del = DeleteVolumeRequest {
@@ -198,6 +222,14 @@ async fn create_stage_publish_write_snapshot_clone_and_clean_up() {
     };
     ctl.delete_snapshot(dsnap.clone()).await.unwrap();
     ctl.delete_snapshot(dsnap).await.unwrap();
+    let gone = ctl
+        .get_snapshot(GetSnapshotRequest {
+            snapshot_id: snap.snapshot_id.clone(),
+            secrets: ceph.secrets(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), Code::NotFound, "{gone:?}");
     ctl.delete_volume(del.clone()).await.unwrap();
     ctl.delete_volume(del).await.unwrap();
     ctl.delete_volume(DeleteVolumeRequest {
@@ -249,6 +281,16 @@ async fn create_stage_publish_write_snapshot_clone_and_clean_up() {
         metrics.contains(r#"cephfs_csi_backend_seconds_count{call="fs subvolume rm"}"#),
         "{metrics}"
     );
+    // Mounter operations too: one mount (the second stage found it mounted), one bind,
+    // and an unmount for each of unpublish and unstage.
+    for line in [
+        r#"cephfs_csi_mounts_total{mounter="fake",op="mount",result="ok"} 1"#,
+        r#"cephfs_csi_mounts_total{mounter="fake",op="bind",result="ok"} 1"#,
+        r#"cephfs_csi_mounts_total{mounter="fake",op="unmount",result="ok"} 2"#,
+        r#"cephfs_csi_mount_seconds_count{mounter="fake",op="mount"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} not in {metrics}");
+    }
     assert!(!metrics.contains(&ceph.admin_key));
 }
 
@@ -330,6 +372,22 @@ async fn bad_requests_get_the_spec_codes() {
     let mut r = create_request(&ceph, "x", GIB);
     r.parameters.insert("clusterID".into(), "../../etc".into());
     assert_eq!(code(ctl.create_volume(r).await), Code::InvalidArgument);
+    let mut r = create_request(&ceph, "x", GIB);
+    r.volume_capabilities[0].access_mode = Some(volume_capability::AccessMode { mode: 0 });
+    assert_eq!(code(ctl.create_volume(r).await), Code::InvalidArgument);
+
+    // GetSnapshot: an empty ID is InvalidArgument, an unknown or malformed one NotFound.
+    let get = |id: &str| GetSnapshotRequest {
+        snapshot_id: id.into(),
+        secrets: ceph.secrets(),
+    };
+    assert_eq!(code(ctl.get_snapshot(get("")).await), Code::InvalidArgument);
+    for id in [
+        "garbage",
+        "0001-0002-c1-0000000000000001-00000000-0000-0000-0000-000000000000",
+    ] {
+        assert_eq!(code(ctl.get_snapshot(get(id)).await), Code::NotFound);
+    }
 
     // Deleting an unknown or malformed ID succeeds; an empty one is InvalidArgument.
     for id in [
@@ -525,4 +583,33 @@ async fn a_static_volume_mounts_with_a_user_key_only() {
     .await
     .unwrap();
     assert_eq!(ceph.cluster.session_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_subvolume_group_is_created_on_first_use() {
+    let ceph = Ceph::start().await;
+    let mut clusters: serde_json::Value = serde_json::from_str(&ceph.cluster_config()).unwrap();
+    clusters[0]["cephFS"]["subvolumeGroup"] = "fresh".into();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let csi = Csi::start_with(dir, state, &clusters.to_string()).await;
+    let vol = csi
+        .controller()
+        .await
+        .create_volume(create_request(&ceph, "pvc-fresh", GIB))
+        .await
+        .unwrap()
+        .into_inner()
+        .volume
+        .unwrap();
+    assert!(
+        vol.volume_context["subvolumePath"].starts_with("/volumes/fresh/csi-vol-"),
+        "{:?}",
+        vol.volume_context
+    );
+    let groups = ceph
+        .cluster
+        .admin_command(serde_json::json!({"prefix": "fs subvolumegroup ls", "vol_name": "cephfs"}))
+        .await;
+    assert!(groups.outb.contains("\"fresh\""), "{}", groups.outb);
 }

@@ -191,6 +191,13 @@ fn omap_vals(vals: &[(&str, &str)]) -> serde_json::Map<String, Value> {
         .collect()
 }
 
+/// Whether Ceph said the subvolume group does not exist
+/// (`subvolume group 'csi' does not exist`, ENOENT).
+fn is_missing_group(e: &CephError) -> bool {
+    matches!(e, CephError::Command { errno: errno::ENOENT, message, .. }
+        if message.contains("subvolume group") && message.contains("does not exist"))
+}
+
 fn parse<T: serde::de::DeserializeOwned>(prefix: &str, text: &str) -> Result<T, CephError> {
     serde_json::from_str(text).map_err(|e| CephError::Transport {
         prefix: prefix.to_owned(),
@@ -289,7 +296,8 @@ impl Admin<'_> {
             })
     }
 
-    /// `fs subvolume create` (idempotent in Ceph). `size` 0 means no quota.
+    /// `fs subvolume create` (idempotent in Ceph). `size` 0 means no quota. A missing
+    /// group is created first, as ceph-csi does: a fresh cluster needs no preparation.
     pub async fn subvolume_create(
         &self,
         fs: &str,
@@ -306,7 +314,23 @@ impl Admin<'_> {
         if let Some(p) = pool {
             cmd["pool_layout"] = json!(p);
         }
-        self.call(Target::Mgr, cmd).await.map(|_| ())
+        match self.call(Target::Mgr, cmd.clone()).await {
+            Err(e) if is_missing_group(&e) => {
+                self.subvolumegroup_create(fs, group).await?;
+                self.call(Target::Mgr, cmd).await.map(|_| ())
+            }
+            r => r.map(|_| ()),
+        }
+    }
+
+    /// `fs subvolumegroup create` (idempotent in Ceph).
+    pub async fn subvolumegroup_create(&self, fs: &str, group: &str) -> Result<(), CephError> {
+        self.call(
+            Target::Mgr,
+            json!({"prefix": "fs subvolumegroup create", "vol_name": fs, "group_name": group, "format": "json"}),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// `fs subvolume getpath`.
