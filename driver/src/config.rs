@@ -31,6 +31,16 @@ impl Mode {
     }
 }
 
+/// What the controller provisions volumes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// Subvolumes through the Ceph admin interface (the cluster config).
+    #[default]
+    Cephfs,
+    /// Shares through OpenStack Manila (credentials in the CSI secrets).
+    Manila,
+}
+
 /// Which mounter a node uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MounterKind {
@@ -51,6 +61,11 @@ pub struct Config {
     pub node_id: String,
     /// Which services to serve.
     pub mode: Mode,
+    /// What the controller provisions from.
+    pub backend: Backend,
+    /// How long the Manila back end waits for a share, rule or snapshot to settle
+    /// within one RPC (a retry waits again).
+    pub manila_wait: Duration,
     /// The clusters this driver may reach.
     pub clusters: Vec<ClusterConfig>,
     /// The node's default mounter (a StorageClass `mounter` parameter overrides it).
@@ -78,6 +93,8 @@ impl Config {
             driver_name: driver_name.to_owned(),
             node_id: node_id.to_owned(),
             mode,
+            backend: Backend::Cephfs,
+            manila_wait: Duration::from_secs(60),
             clusters,
             mounter: MounterKind::Kernel,
             attach_required: false,

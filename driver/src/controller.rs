@@ -54,7 +54,7 @@ fn requested_size(range: Option<&CapacityRange>) -> Result<u64, Status> {
     Ok(size)
 }
 
-fn check_caps(caps: &[VolumeCapability]) -> Result<(), Status> {
+pub(crate) fn check_caps(caps: &[VolumeCapability]) -> Result<(), Status> {
     if caps.is_empty() {
         return Err(Status::invalid_argument("volume_capabilities missing"));
     }

@@ -31,6 +31,8 @@ pub struct Driver {
     pub metrics: Metrics,
     /// The last readiness check and when it was made.
     readiness: parking_lot::Mutex<Option<(Instant, bool)>>,
+    /// The Manila client state (HTTP client, token cache), made on first use.
+    manila: std::sync::OnceLock<crate::manila::Backend>,
     /// File systems looked up recently: (cluster, name) -> (FSCID, metadata pool, when).
     /// A cache only: every entry can be looked up again, and expires.
     fs_cache: parking_lot::Mutex<HashMap<FsKey, FsEntry>>,
@@ -67,6 +69,7 @@ impl Driver {
             mounters: mounters.into_iter().map(|m| (m.name(), m)).collect(),
             metrics: Metrics::new(),
             readiness: parking_lot::Mutex::new(None),
+            manila: std::sync::OnceLock::new(),
             fs_cache: parking_lot::Mutex::new(HashMap::new()),
         })
     }
@@ -204,6 +207,17 @@ impl Driver {
         }
         *self.readiness.lock() = Some((Instant::now(), ok));
         ok
+    }
+
+    /// The Manila back end (for the Manila controller, and for nodes staging Manila
+    /// volumes whatever the controller's back end).
+    pub fn manila(&self) -> Result<&crate::manila::Backend, Status> {
+        if let Some(b) = self.manila.get() {
+            return Ok(b);
+        }
+        let b = crate::manila::Backend::new(self.config.ceph_timeout)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(self.manila.get_or_init(|| b))
     }
 
     /// Records an RPC's outcome in the metrics and the log (never its request).

@@ -43,6 +43,7 @@ pub mod driver;
 pub mod identity;
 pub mod journal;
 pub mod locks;
+pub mod manila;
 pub mod metrics;
 pub mod mount;
 pub mod node;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use driver::config::{Config, Mode, MounterKind, parse_clusters};
+use driver::config::{Backend, Config, Mode, MounterKind, parse_clusters};
 use driver::driver::Driver;
 use driver::mount::Mounter;
 use driver::server::{Endpoint, serve, serve_metrics};
@@ -33,9 +33,17 @@ struct Cli {
     /// The CSI driver name.
     #[arg(long, env = "CSI_DRIVER_NAME", default_value = "cephfs.csi.trainride")]
     driver_name: String,
-    /// The cluster config: a JSON list of clusters.
+    /// The cluster config: a JSON list of clusters (required with the cephfs back end;
+    /// with manila it only maps monitors to clusters for mount options).
     #[arg(long, env = "CSI_CLUSTER_CONFIG")]
-    cluster_config: PathBuf,
+    cluster_config: Option<PathBuf>,
+    /// What the controller provisions from: CephFS subvolumes, or Manila shares.
+    #[arg(long, env = "CSI_BACKEND", default_value = "cephfs", value_parser = ["cephfs", "manila"])]
+    backend: String,
+    /// Seconds the Manila back end waits, within one RPC, for a share, rule or snapshot
+    /// to settle (a retried RPC waits again).
+    #[arg(long, env = "CSI_MANILA_WAIT", default_value_t = 60)]
+    manila_wait: u64,
     /// The node's mounter.
     #[arg(long, env = "CSI_MOUNTER", default_value = "kernel", value_parser = ["kernel", "fuse", "fake"])]
     mounter: String,
@@ -84,9 +92,19 @@ fn mounters(cli: &Cli, timeout: Duration) -> Vec<Arc<dyn Mounter>> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let endpoint: Endpoint = cli.endpoint.parse()?;
-    let text = std::fs::read_to_string(&cli.cluster_config)
-        .with_context(|| format!("reading {}", cli.cluster_config.display()))?;
-    let clusters = parse_clusters(&text)?;
+    let backend = match cli.backend.as_str() {
+        "manila" => Backend::Manila,
+        _ => Backend::Cephfs,
+    };
+    let clusters = match &cli.cluster_config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            parse_clusters(&text)?
+        }
+        None if backend == Backend::Manila => Vec::new(),
+        None => anyhow::bail!("--cluster-config is required with the cephfs back end"),
+    };
     let mode = match cli.mode.as_str() {
         "controller" => Mode::Controller,
         "node" => Mode::Node,
@@ -102,6 +120,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         _ => MounterKind::Kernel,
     };
     config.attach_required = cli.attach_required;
+    config.backend = backend;
+    config.manila_wait = Duration::from_secs(cli.manila_wait);
     if cli.max_volumes_per_node < 0 {
         anyhow::bail!("--max-volumes-per-node must not be negative");
     }

@@ -197,6 +197,15 @@ impl NodeService {
     }
 
     async fn stage(&self, req: NodeStageVolumeRequest) -> Result<NodeStageVolumeResponse, Status> {
+        // A Manila share is looked up and staged as the static CephFS volume it is.
+        let req = if crate::manila::node::is_manila(&req.volume_context) {
+            if req.volume_id.is_empty() {
+                return Err(Status::invalid_argument("volume_id missing"));
+            }
+            crate::manila::node::resolve_stage(&self.driver, req).await?
+        } else {
+            req
+        };
         if req.volume_id.is_empty() {
             return Err(Status::invalid_argument("volume_id missing"));
         }

@@ -7,12 +7,14 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::transport::Server;
 
+use crate::config::Backend;
 use crate::controller::ControllerService;
 use crate::csi::v1::controller_server::ControllerServer;
 use crate::csi::v1::identity_server::IdentityServer;
 use crate::csi::v1::node_server::NodeServer;
 use crate::driver::Driver;
 use crate::identity::IdentityService;
+use crate::manila::controller::ManilaController;
 use crate::node::NodeService;
 
 /// Where the CSI services listen.
@@ -57,9 +59,14 @@ pub fn router(driver: Arc<Driver>) -> tonic::transport::server::Router {
     let mut server = Server::builder();
     let mut router = server.add_service(IdentityServer::new(IdentityService::new(driver.clone())));
     if driver.config.mode.controller() {
-        router = router.add_service(ControllerServer::new(ControllerService::new(
-            driver.clone(),
-        )));
+        router = match driver.config.backend {
+            Backend::Cephfs => router.add_service(ControllerServer::new(ControllerService::new(
+                driver.clone(),
+            ))),
+            Backend::Manila => {
+                router.add_service(ControllerServer::new(ManilaController::new(driver.clone())))
+            }
+        };
     }
     if driver.config.mode.node() {
         router = router.add_service(NodeServer::new(NodeService::new(driver)));

@@ -373,7 +373,8 @@ impl FakeMounter {
             errno,
         };
         let body = json!({
-            "fs_name": m.fs_name,
+            // No name: fake-ceph's first file system, as a real client gets the default.
+            "fs_name": (!m.fs_name.is_empty()).then_some(&m.fs_name),
             "root": m.root_path,
             "client_metadata": {
                 "hostname": m.node_id,

@@ -56,7 +56,7 @@ pub(crate) fn fuse_args(
     opts.extend(extra_options(m, FUSE_RESERVED)?);
     let mut keyfile_arg = OsString::from("--keyfile=");
     keyfile_arg.push(keyfile.as_os_str());
-    Ok(vec![
+    let mut args = vec![
         m.target.as_os_str().to_owned(),
         "-m".into(),
         m.monitors.join(",").into(),
@@ -69,8 +69,12 @@ pub(crate) fn fuse_args(
         m.root_path.clone().into(),
         "-o".into(),
         opts.join(",").into(),
-        format!("--client_mds_namespace={}", m.fs_name).into(),
-    ])
+    ];
+    // No file system name: the cluster's default file system.
+    if !m.fs_name.is_empty() {
+        args.push(format!("--client_mds_namespace={}", m.fs_name).into());
+    }
+    Ok(args)
 }
 
 /// The daemon's pid from `ceph-fuse[<pid>]: starting fuse`.

@@ -672,8 +672,11 @@ pub(crate) fn kernel_mount_args(
     let mut opts = vec![
         format!("name={}", m.user_id),
         format!("secretfile={secret_file}"),
-        format!("mds_namespace={}", m.fs_name),
     ];
+    // No file system name: the cluster's default file system (as the kernel defaults).
+    if !m.fs_name.is_empty() {
+        opts.push(format!("mds_namespace={}", m.fs_name));
+    }
     if m.read_only {
         opts.push("ro".into());
     }

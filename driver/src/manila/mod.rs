@@ -1,0 +1,203 @@
+//! The Manila back end: a CSI controller that provisions CephFS shares through
+//! OpenStack Manila, as the Manila CSI plugin does, and the node-side lookup that turns
+//! a share into a CephFS mount for the CephFS node code.
+//!
+//! - **Credentials** come from the CSI secrets (`os-authURL`, `os-userName`/`os-userID`,
+//!   `os-password`, `os-projectName`/`os-projectID`, domains, `os-region`,
+//!   `os-endpointType`, application credentials, `os-trustID`); tokens are cached per
+//!   set of credentials and renewed before they expire or when Manila refuses one
+//!   ([`keystone`]).
+//! - **Volumes are shares**: the volume ID is the share's ID. CreateVolume finds the
+//!   share by the request name (so a retry, even after a restart, finds the share an
+//!   earlier attempt created), else creates it, waits for `available`, grants a cephx
+//!   rule (client ID: the `cephfs-clientID` parameter, default the share name) and
+//!   waits for its key. A share that ends in `error`, or whose rule does, is deleted
+//!   again. Nothing is kept in the driver: Manila is the state.
+//! - **Node**: a volume context with `shareID` (or `shareName`) and `shareAccessID` is
+//!   resolved with the node-stage secrets into monitors, root path, cephx user and key
+//!   (the rule's `access_key`), then staged as a static CephFS volume.
+//!
+//! StorageClass parameters: `type` (share type; Manila's default type when absent),
+//! `availability`, `shareNetworkID`, `appendShareMetadata` (a JSON object),
+//! `cephfs-clientID`, `cephfs-mounter` (`kernel`/`fuse`), `cephfs-kernelMountOptions`,
+//! `cephfs-fuseMountOptions`; `protocol` must be `CEPHFS` when given.
+
+pub mod api;
+pub mod controller;
+pub mod keystone;
+pub mod node;
+
+use std::time::Duration;
+
+use tonic::Status;
+
+/// A failed call to Keystone or Manila.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManilaError {
+    /// The `os-*` secrets are incomplete or malformed.
+    #[error("OpenStack secrets: {0}")]
+    BadSecrets(String),
+    /// Keystone or Manila refused the credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// No answer within the deadline.
+    #[error("{0}: no answer in time")]
+    Timeout(String),
+    /// Could not connect.
+    #[error("{0}")]
+    Unreachable(String),
+    /// An answer of the wrong shape.
+    #[error("unexpected answer: {0}")]
+    Protocol(String),
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request names something that does not exist (a share type, a snapshot).
+    #[error("{0}")]
+    Invalid(String),
+    /// Any other HTTP error.
+    #[error("{what}: HTTP {code}: {message}")]
+    Http {
+        /// The status code.
+        code: u16,
+        /// The request (`POST /shares`).
+        what: String,
+        /// Manila's message.
+        message: String,
+    },
+}
+
+impl ManilaError {
+    /// The error of an HTTP status other than success.
+    pub fn from_status(code: u16, what: &str, message: &str) -> Self {
+        match code {
+            401 => ManilaError::Unauthorized(format!("{what}: {message}")),
+            404 => ManilaError::NotFound(format!("{what}: {message}")),
+            _ => ManilaError::Http {
+                code,
+                what: what.to_owned(),
+                message: message.to_owned(),
+            },
+        }
+    }
+
+    /// The CSI status of this error.
+    pub fn status(&self) -> Status {
+        let msg = self.to_string();
+        match self {
+            ManilaError::BadSecrets(_) | ManilaError::Invalid(_) => Status::invalid_argument(msg),
+            ManilaError::Unauthorized(_) => Status::unauthenticated(msg),
+            ManilaError::Timeout(_) => Status::deadline_exceeded(msg),
+            ManilaError::Unreachable(_) => Status::unavailable(msg),
+            ManilaError::Protocol(_) => Status::internal(msg),
+            ManilaError::NotFound(_) => Status::not_found(msg),
+            ManilaError::Http { code, message, .. } => match code {
+                400 | 422 => Status::invalid_argument(msg),
+                413 => Status::resource_exhausted(msg),
+                403 if message.to_ascii_lowercase().contains("quota") => {
+                    Status::resource_exhausted(msg)
+                }
+                403 | 406 => Status::failed_precondition(msg),
+                409 => Status::aborted(msg),
+                _ => Status::unavailable(msg),
+            },
+        }
+    }
+}
+
+/// What the Manila back end shares across calls: one HTTP client and the token cache.
+#[derive(Debug)]
+pub struct Backend {
+    http: reqwest::Client,
+    keystone: keystone::Keystone,
+    timeout: Duration,
+}
+
+impl Backend {
+    /// A back end whose requests each have `timeout`.
+    pub fn new(timeout: Duration) -> Result<Self, ManilaError> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|e| ManilaError::Unreachable(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            keystone: keystone::Keystone::new(http.clone(), timeout),
+            http,
+            timeout,
+        })
+    }
+
+    /// A Manila client for `creds`.
+    pub fn client<'a>(&'a self, creds: &'a keystone::OsCredentials) -> api::Manila<'a> {
+        api::Manila {
+            keystone: &self.keystone,
+            http: &self.http,
+            creds,
+            timeout: self.timeout,
+        }
+    }
+}
+
+/// Waits between checks of something Manila does asynchronously: from 20 ms doubling
+/// to 2 s, until a deadline.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    deadline: tokio::time::Instant,
+    delay: Duration,
+}
+
+impl Backoff {
+    /// A backoff that gives up after `wait`.
+    pub(crate) fn new(wait: Duration) -> Self {
+        Self {
+            deadline: tokio::time::Instant::now() + wait,
+            delay: Duration::from_millis(20),
+        }
+    }
+
+    /// Sleeps before the next check; `false` once the deadline has passed.
+    pub(crate) async fn wait(&mut self) -> bool {
+        let now = tokio::time::Instant::now();
+        if now >= self.deadline {
+            return false;
+        }
+        tokio::time::sleep(self.delay.min(self.deadline - now)).await;
+        self.delay = (self.delay * 2).min(Duration::from_secs(2));
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::Code;
+
+    #[test]
+    fn http_errors_map_to_csi_codes() {
+        let code = |c: u16, m: &str| {
+            ManilaError::from_status(c, "POST /shares", m)
+                .status()
+                .code()
+        };
+        assert_eq!(code(400, "bad size"), Code::InvalidArgument);
+        assert_eq!(code(401, ""), Code::Unauthenticated);
+        assert_eq!(code(404, ""), Code::NotFound);
+        assert_eq!(code(413, "Quota exceeded"), Code::ResourceExhausted);
+        assert_eq!(
+            code(403, "Requested share exceeds allowed project quota"),
+            Code::ResourceExhausted
+        );
+        assert_eq!(
+            code(403, "Share still has 1 dependent snapshots."),
+            Code::FailedPrecondition
+        );
+        assert_eq!(code(500, ""), Code::Unavailable);
+        assert_eq!(code(503, ""), Code::Unavailable);
+        assert_eq!(
+            ManilaError::Invalid("Share type not found.".into())
+                .status()
+                .code(),
+            Code::InvalidArgument
+        );
+    }
+}
