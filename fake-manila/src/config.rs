@@ -33,6 +33,8 @@ pub struct Config {
     pub clone_poll: Duration,
     /// The largest request body accepted, in bytes.
     pub max_body: usize,
+    /// The name of the one share type (CephFS native, DHSS=False).
+    pub share_type_name: String,
 }
 
 impl Config {
@@ -51,6 +53,7 @@ impl Config {
             clone_poll: Duration::from_millis(50),
             // Manila's `max_request_body_size` (oslo.middleware sizelimit).
             max_body: 114_688,
+            share_type_name: "cephfstype".into(),
         }
     }
 }

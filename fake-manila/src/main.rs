@@ -44,6 +44,10 @@ struct Cli {
     /// The subvolume group shares go in (created at start); default Ceph's `_nogroup`.
     #[arg(long, env = "FAKE_MANILA_GROUP")]
     group: Option<String>,
+    /// The name of the one share type (the manila CLI picks a type named `default`
+    /// when none is given; CSI's StorageClass default is also `default`).
+    #[arg(long, env = "FAKE_MANILA_SHARE_TYPE", default_value = "cephfstype")]
+    share_type: String,
     /// Deadline of each Ceph call, in milliseconds.
     #[arg(long, env = "FAKE_MANILA_CEPH_TIMEOUT_MS", default_value_t = 30_000)]
     ceph_timeout_ms: u64,
@@ -153,6 +157,7 @@ fn config(cli: &Cli, public_url: String) -> anyhow::Result<Config> {
             .with_context(|| format!("parsing users file {}", path.display()))?;
     }
     c.seed = cli.seed;
+    c.share_type_name = cli.share_type.clone();
     c.token_ttl = Duration::from_secs(cli.token_ttl_secs);
     c.delays = delays(cli)?;
     fake_manila::config::parse_quota_overrides(&cli.quotas.join(","), &mut c.quotas)

@@ -11,8 +11,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, Db, Message, usage};
 use crate::time::Timestamp;
 
-/// The one share type: CephFS native, no share servers.
-pub const DEFAULT_TYPE_NAME: &str = "cephfstype";
 /// The one availability zone.
 pub const DEFAULT_AZ: &str = "nova";
 
@@ -30,7 +28,7 @@ fn extra_specs() -> Value {
 fn type_view(ctx: &Ctx) -> Value {
     let mut o = json!({
         "id": ctx.state.default_type_id(),
-        "name": DEFAULT_TYPE_NAME,
+        "name": ctx.state.config().share_type_name,
         "extra_specs": extra_specs(),
         "required_extra_specs": {"driver_handles_share_servers": "False"},
     });
@@ -60,7 +58,7 @@ pub fn types(ctx: &Ctx) -> ApiResult<Response> {
 
 /// `GET /types/{id}` (`default`, the ID or the name).
 pub fn type_show(ctx: &Ctx, id: &str) -> ApiResult<Response> {
-    if !matches!(id, "default" | DEFAULT_TYPE_NAME) && id != ctx.state.default_type_id() {
+    if !ctx.state.is_share_type(id) && id != "default" {
         return Err(ApiError::not_found(format!(
             "Share type with ID {} could not be found.",
             id.chars().take(64).collect::<String>()
@@ -75,7 +73,7 @@ pub fn type_show(ctx: &Ctx, id: &str) -> ApiResult<Response> {
 
 /// `GET /types/{id}/extra_specs`.
 pub fn type_extra_specs(ctx: &Ctx, id: &str) -> ApiResult<Response> {
-    if !matches!(id, "default" | DEFAULT_TYPE_NAME) && id != ctx.state.default_type_id() {
+    if !ctx.state.is_share_type(id) && id != "default" {
         return Err(ApiError::not_found(format!(
             "Share type with ID {} could not be found.",
             id.chars().take(64).collect::<String>()

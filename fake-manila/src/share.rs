@@ -12,7 +12,7 @@ use crate::access_rule;
 use crate::api::{Ctx, accepted, body_object, paging, parse_bool, reply, truthy};
 use crate::ceph::{CloneState, EINVAL};
 use crate::error::{ApiError, ApiResult};
-use crate::resources::{self, DEFAULT_AZ, DEFAULT_TYPE_NAME};
+use crate::resources::{self, DEFAULT_AZ};
 use crate::state::{
     AppState, Db, ExportLocation, RuleState, Share, ShareStatus, SnapshotStatus, usage,
 };
@@ -80,11 +80,11 @@ pub fn share_view(ctx: &Ctx, db: &Db, s: &Share) -> Value {
     put("metadata", json!(s.metadata));
     if v.at_least(6) {
         put("share_type", json!(s.share_type_id));
-        put("share_type_name", json!(DEFAULT_TYPE_NAME));
+        put("share_type_name", json!(ctx.state.config().share_type_name));
     } else {
-        put("share_type", json!(DEFAULT_TYPE_NAME));
+        put("share_type", json!(ctx.state.config().share_type_name));
     }
-    put("volume_type", json!(DEFAULT_TYPE_NAME));
+    put("volume_type", json!(ctx.state.config().share_type_name));
     put("links", links(ctx, &s.project_id, "shares", &s.id));
     put("is_public", json!(s.is_public));
     if ctx.is_admin() {
@@ -223,10 +223,11 @@ pub fn list(ctx: &Ctx, detail: bool) -> ApiResult<Response> {
             ctx.q("snapshot_id")
                 .is_none_or(|x| s.snapshot_id.as_deref() == Some(x))
         })
-        .filter(|s| {
+        // There is one share type: a filter naming another matches nothing.
+        .filter(|_| {
             ctx.q("share_type_id")
                 .or(ctx.q("share_type"))
-                .is_none_or(|t| t == s.share_type_id || t == DEFAULT_TYPE_NAME)
+                .is_none_or(|t| ctx.state.is_share_type(t))
         })
         .filter(|s| {
             ctx.q("availability_zone")
@@ -467,8 +468,7 @@ pub fn create(ctx: &Ctx, body: &Value) -> ApiResult<Response> {
     }
     let type_ref = opt_string(m, &["share_type", "volume_type"])?;
     if let Some(t) = &type_ref
-        && t != DEFAULT_TYPE_NAME
-        && t != ctx.state.default_type_id()
+        && !ctx.state.is_share_type(t)
     {
         return Err(ApiError::not_found("Share type not found."));
     }

@@ -385,6 +385,11 @@ impl AppState {
         &self.inner.default_type_id
     }
 
+    /// Whether `name_or_id` names the one share type.
+    pub fn is_share_type(&self, name_or_id: &str) -> bool {
+        name_or_id == self.inner.default_type_id || name_or_id == self.inner.config.share_type_name
+    }
+
     /// The faults in force.
     pub fn faults(&self) -> Faults {
         self.inner.faults.lock().clone()
