@@ -1,4 +1,177 @@
-//! fake-manila: a Keystone v3 + Manila v2 fake that provisions CephFS shares on fake-ceph.
+//! fake-manila: a Keystone v3 + Manila v2 fake that provisions CephFS shares on
+//! fake-ceph, for tests, benchmarks and the cluster simulator.
 //!
-//! Not built yet: this crate holds its place in the workspace layout until its issue
-//! (fake-manila and the Manila provisioner) is worked on. It exports nothing.
+//! What it is: one HTTP service that real OpenStack clients (python-manilaclient's
+//! `manila`, `openstack share ...`, openstacksdk, gophercloud/manila-csi) use unmodified.
+//! It issues Keystone tokens with a service catalog, serves the Manila v2 API with
+//! microversion negotiation (2.0 to 2.99) and version-gated routes, actions and fields,
+//! and does the work of Manila's CephFS native driver against fake-ceph's wire API
+//! (`POST /request`, mon/mgr command JSON, cephx over HTTP Basic): a share is a
+//! subvolume, a cephx access rule is `fs subvolume authorize` on it (the key becomes the
+//! rule's `access_key`), export locations are `mons:/volumes/<group>/<share>/<uuid>`,
+//! snapshots are subvolume snapshots, a share from a snapshot is a clone.
+//!
+//! Where to start reading: [`router`], then [`api`] (the dispatcher: token, version,
+//! faults, routes), [`share`] (the share view and the asynchronous transitions),
+//! [`access_rule`], [`snapshot`], [`keystone`], [`ceph`] (the calls Manila's driver
+//! makes).
+//!
+//! # What is modelled
+//!
+//! - Keystone: `GET /`, `GET /v3[/]`, `POST /v3/auth/tokens` (password with user and
+//!   project by name or ID and domain by name or ID; application credentials by ID, or
+//!   name and user; re-scoping a token), `GET`/`HEAD`/`DELETE /v3/auth/tokens`,
+//!   `GET /v3/projects[?name=]`, `GET /v3/projects/{id}`, `GET /v3/auth/projects`,
+//!   `GET /v3/auth/catalog`. Tokens expire after the configured TTL.
+//! - Manila: version discovery (`GET /` → 300, `GET /v2[/]` → 200), shares (list with
+//!   filters, sorting, `limit`/`offset`/`marker`, `with_count`; create, show, update,
+//!   delete; actions `allow_access`, `deny_access`, `access_list`, `extend`, `shrink`,
+//!   `reset_status`, `force_delete` with their `os-` names below 2.7), export locations,
+//!   share metadata, `/share-access-rules`, snapshots (and their empty export-location
+//!   lists), share types, quota sets (show, detail, defaults, update, reset), limits,
+//!   availability zones, user messages. Both URL forms (`/v2/...` and
+//!   `/v2/{project_id}/...`) are routed at every version.
+//! - State machines, each step after a configurable delay (zero allowed): shares
+//!   `creating`/`creating_from_snapshot` → `available` | `error`, `extending` →
+//!   `available` | `extending_error`, `shrinking` → `available` | `shrinking_error` |
+//!   `shrinking_possible_data_loss_error` (Ceph refuses to shrink below the used size),
+//!   `deleting` → gone | `error_deleting`; access rules `queued_to_apply` → `applying` →
+//!   `active` | `error`, `queued_to_deny` → `denying` → gone; snapshots `creating` →
+//!   `available` | `error`, `deleting` → gone | `error_deleting`.
+//! - Quotas per project (shares, gigabytes, snapshots, snapshot gigabytes, per-share
+//!   gigabytes): 413 `overLimit` on create, 403 on extend, as Manila answers.
+//! - Projects are isolated: another project's share, rule or snapshot is 404; an admin
+//!   token sees everything, and lists with `all_tenants`.
+//! - Faults (seeded, reproducible for one request sequence): added latency, 500/503
+//!   answers, shares stuck in `creating`, shares ending in `error` (with a user message),
+//!   access rules ending in `error`. Set at start or through `GET`/`PUT /admin/faults`
+//!   with an admin token.
+//!
+//! # Where it simplifies real Manila
+//!
+//! - Keystone and Manila share one port. `GET /` is Manila's document when the request
+//!   carries `X-OpenStack-Manila-API-Version` (manilaclient's discovery does) and
+//!   Keystone's otherwise. One domain (`Default`); only project-scoped tokens; roles are
+//!   names (`admin` makes a cloud admin); no policy beyond owner/admin checks;
+//!   `GET /v3/projects` shows a non-admin its own project instead of answering 403.
+//! - One back end, one pool, one share type (`cephfstype`, DHSS=False, snapshots and
+//!   create-from-snapshot supported), one availability zone (`nova`). Shares of another
+//!   protocol end in `error` with the scheduler's "no valid host" message, as a
+//!   CephFS-only cloud does. No share networks, servers, groups, replicas, migrations,
+//!   backups, soft delete, revert, manage/unmanage, resource locks (lock fields in
+//!   `allow_access` are ignored), transfers or share instances API.
+//! - Non-cephx rules are accepted by the API and end in `error`, as the CephFS native
+//!   driver refuses them. Rule metadata is stored and shown, not filterable.
+//! - `share_instance_id` and `is_admin_only` of export locations are shown to everyone
+//!   (admin-only in Manila) because CSI reads them. Non-admins see all type extra specs.
+//! - User messages use Manila's action/detail codes where the reference gives them and
+//!   close ones otherwise; they expire after 30 days but are not purged.
+//! - Quota reservations are immediate (no `reserved`); user- and type-level quotas are
+//!   not modelled.
+//! - State lives in memory; a restart forgets every share (the subvolumes stay in
+//!   fake-ceph).
+
+pub mod access_rule;
+pub mod api;
+pub mod ceph;
+pub mod config;
+pub mod error;
+pub mod keystone;
+pub mod microversion;
+pub mod resources;
+pub mod share;
+pub mod snapshot;
+pub mod state;
+pub mod time;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use serde_json::json;
+
+pub use ceph::{CephClient, CephConfig, CephIdentity, Secret, parse_keyring};
+pub use config::{Config, Delays, Faults, IdentityConfig, Quotas};
+pub use error::{ApiError, KeystoneError};
+pub use microversion::Version;
+pub use state::{AppState, StartError};
+
+/// The router of one service: Keystone under `/v3`, Manila under `/v2`, fault knobs
+/// under `/admin/faults`; anything else is a 404 with a Manila fault body.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(api::root))
+        .route("/v3", get(keystone::v3))
+        .route("/v3/", get(keystone::v3))
+        .route(
+            "/v3/auth/tokens",
+            get(keystone::validate_token)
+                .head(keystone::validate_token)
+                .post(keystone::issue_token)
+                .delete(keystone::revoke_token),
+        )
+        .route("/v3/auth/projects", get(keystone::auth_projects))
+        .route("/v3/auth/catalog", get(keystone::auth_catalog))
+        .route("/v3/projects", get(keystone::list_projects))
+        .route("/v3/projects/{id}", get(keystone::show_project))
+        .route("/v2", any(api::manila))
+        .route("/v2/", any(api::manila))
+        .route("/v2/{*rest}", any(api::manila))
+        .route("/admin/faults", get(faults_get).put(faults_put))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    ApiError::no_resource().into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "The method specified is not allowed for this resource.",
+    )
+    .into_response()
+}
+
+fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let token = keystone::caller(state, headers).map_err(|e| Box::new(e.into_response()))?;
+    if !token.is_admin() {
+        return Err(Box::new(
+            ApiError::forbidden("Only an admin may change faults.").into_response(),
+        ));
+    }
+    Ok(())
+}
+
+/// `GET /admin/faults` (admin token).
+async fn faults_get(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(r) = require_admin(&state, &headers) {
+        return *r;
+    }
+    axum::Json(state.faults()).into_response()
+}
+
+/// `PUT /admin/faults` (admin token): replaces the faults in force.
+async fn faults_put(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    if let Err(r) = require_admin(&state, &headers) {
+        return *r;
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, state.config().max_body).await else {
+        return ApiError::over_limit("Request is too large.").into_response();
+    };
+    let faults: Faults = match serde_json::from_slice(&bytes) {
+        Ok(f) => f,
+        Err(e) => return ApiError::bad_request(format!("invalid faults: {e}")).into_response(),
+    };
+    match state.set_faults(faults) {
+        Ok(()) => {
+            tracing::info!(faults = ?state.faults(), "faults changed");
+            axum::Json(json!(state.faults())).into_response()
+        }
+        Err(e) => ApiError::bad_request(e).into_response(),
+    }
+}

@@ -1,0 +1,523 @@
+//! The Manila v2 HTTP surface: version documents, and one dispatcher for `/v2/...` that
+//! authenticates the token, negotiates the microversion, applies request faults, routes
+//! by method and path, and stamps the version headers on every answer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, ApiResult};
+use crate::keystone::{self, TokenInfo};
+use crate::microversion::{self, Negotiation, Version};
+use crate::state::AppState;
+use crate::{access_rule, resources, share, snapshot};
+
+/// What a handler knows about its request.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// The service.
+    pub state: AppState,
+    /// The caller's token.
+    pub token: Arc<TokenInfo>,
+    /// The microversion the request runs at.
+    pub version: Version,
+    /// Query parameters, decoded, in order.
+    pub query: Vec<(String, String)>,
+}
+
+impl Ctx {
+    /// Whether the caller is a cloud admin.
+    pub fn is_admin(&self) -> bool {
+        self.token.is_admin()
+    }
+
+    /// The caller's project.
+    pub fn project_id(&self) -> &str {
+        &self.token.project.id
+    }
+
+    /// A query parameter (the first of that name).
+    pub fn q(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the request runs at 2.`minor` or later.
+    pub fn at_least(&self, minor: u32) -> bool {
+        self.version.at_least(minor)
+    }
+
+    /// The service's public URL.
+    pub fn url(&self) -> &str {
+        &self.state.config().public_url
+    }
+
+    /// Whether the caller asked for every project's resources and may have them.
+    pub fn all_tenants(&self) -> bool {
+        self.is_admin() && self.q("all_tenants").is_some_and(truthy)
+    }
+}
+
+/// Manila's reading of a boolean query value (`strutils.bool_from_string`).
+pub fn truthy(v: &str) -> bool {
+    matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "1" | "t" | "true" | "on" | "y" | "yes"
+    )
+}
+
+/// A strict boolean from a query value or body field; `None` if it is not one.
+pub fn parse_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "1" | "t" | "true" | "on" | "y" | "yes" => Some(true),
+            "0" | "f" | "false" | "off" | "n" | "no" => Some(false),
+            _ => None,
+        },
+        Value::Number(n) => match n.as_i64() {
+            Some(1) => Some(true),
+            Some(0) => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Decoded `key=value` pairs of a query string (`+` is a space, `%XX` a byte).
+pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (decode(k, true), decode(v, true))
+        })
+        .collect()
+}
+
+/// Percent-decodes a URL component; bad escapes are kept as they are.
+pub fn decode(s: &str, plus_is_space: bool) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (hex(b[i + 1]), hex(b[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+                        i += 3;
+                        continue;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b'+' if plus_is_space => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The Manila v2.0 version object, advertising `[2.0, max]`.
+pub fn version_object(public_url: &str, max: Version) -> Value {
+    json!({
+        "id": "v2.0",
+        "status": "CURRENT",
+        "version": max.to_string(),
+        "min_version": Version::MIN.to_string(),
+        "updated": "2015-08-27T11:33:21Z",
+        "links": [
+            {"rel": "describedby", "type": "text/html", "href": "http://docs.openstack.org/"},
+            {"rel": "self", "href": format!("{public_url}/v2/")},
+        ],
+        "media-types": [{"base": "application/json", "type": "application/vnd.openstack.share+json;version=1"}],
+    })
+}
+
+/// `GET /`: Manila's 300 for requests that carry the Manila version header (manilaclient
+/// discovers from the unversioned root with it), Keystone's 300 otherwise. Both services
+/// share one port; see the crate doc.
+pub async fn root(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let cfg = state.config();
+    if headers.contains_key(microversion::HEADER) {
+        let mut resp = (
+            StatusCode::MULTIPLE_CHOICES,
+            axum::Json(json!({"versions": [version_object(&cfg.public_url, cfg.max_version)]})),
+        )
+            .into_response();
+        resp.headers_mut().insert(
+            header::VARY,
+            HeaderValue::from_static("X-OpenStack-Manila-API-Version"),
+        );
+        return resp;
+    }
+    keystone::root_document(&cfg.public_url)
+}
+
+fn stamp(resp: &mut Response, version: Option<Version>) {
+    if let Some(v) = version.and_then(|v| HeaderValue::from_str(&v.to_string()).ok()) {
+        resp.headers_mut()
+            .insert("x-openstack-manila-api-version", v);
+    }
+    resp.headers_mut().insert(
+        header::VARY,
+        HeaderValue::from_static("X-OpenStack-Manila-API-Version"),
+    );
+}
+
+/// Every `/v2...` request.
+pub async fn manila(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let path = uri.path().to_owned();
+    let (status, version, project, resp) = handle(&state, &method, &uri, &headers, body).await;
+    // The one log line per request: no query, no body, no headers (tokens, keys and
+    // names stay out of logs).
+    tracing::info!(
+        %method,
+        path = %path,
+        status = status.as_u16(),
+        version = %version.map(|v| v.to_string()).unwrap_or_default(),
+        project = %project.unwrap_or_default(),
+        "manila request"
+    );
+    resp
+}
+
+async fn handle(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> (StatusCode, Option<Version>, Option<String>, Response) {
+    let path = uri.path();
+    let cfg = state.config();
+    // Version discovery needs no token and is not versioned.
+    if (path == "/v2" || path == "/v2/") && *method == Method::GET {
+        let mut resp =
+            axum::Json(json!({"versions": [version_object(&cfg.public_url, cfg.max_version)]}))
+                .into_response();
+        stamp(&mut resp, None);
+        return (StatusCode::OK, None, None, resp);
+    }
+    let token = match keystone::caller(state, headers) {
+        Ok(t) => t,
+        Err(e) => {
+            let mut resp = e.into_response();
+            stamp(&mut resp, None);
+            return (StatusCode::UNAUTHORIZED, None, None, resp);
+        }
+    };
+    let project = Some(token.project.id.clone());
+    let requested = headers
+        .get(microversion::HEADER)
+        .map(|v| v.to_str().unwrap_or("?"));
+    let version = match microversion::negotiate(requested, cfg.max_version) {
+        Ok(v) => v,
+        Err(Negotiation::Malformed(e)) => {
+            let mut resp = ApiError::bad_request(e.to_string()).into_response();
+            stamp(&mut resp, None);
+            return (StatusCode::BAD_REQUEST, None, project, resp);
+        }
+        Err(Negotiation::Unsupported {
+            requested,
+            min,
+            max,
+        }) => {
+            let e = ApiError::new(
+                StatusCode::NOT_ACCEPTABLE,
+                format!(
+                    "Version {requested} is not supported by the API. Minimum is {min} and maximum is {max}."
+                ),
+            );
+            let mut resp = e.into_response();
+            stamp(&mut resp, None);
+            return (StatusCode::NOT_ACCEPTABLE, None, project, resp);
+        }
+    };
+    let result = async {
+        let faults = state.faults();
+        if faults.latency_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
+        }
+        if state.draw(faults.error_rate) {
+            // Half 500, half 503, from the same seeded stream.
+            return Err(if state.draw(0.5) {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The service is temporarily unavailable (injected fault).",
+                )
+            } else {
+                ApiError::internal(
+                    "The server has either erred or is incapable of performing the requested operation (injected fault).",
+                )
+            });
+        }
+        let ctx = Ctx {
+            state: state.clone(),
+            token,
+            version,
+            query: query_pairs(uri.query()),
+        };
+        let body = if matches!(*method, Method::POST | Method::PUT) {
+            let bytes = axum::body::to_bytes(body, cfg.max_body)
+                .await
+                .map_err(|_| ApiError::over_limit("Request is too large."))?;
+            Some(bytes)
+        } else {
+            None
+        };
+        route(&ctx, method, path, body.as_deref())
+    }
+    .await;
+    let mut resp = match result {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    stamp(&mut resp, Some(version));
+    (resp.status(), Some(version), project, resp)
+}
+
+/// Top-level collections: a first path segment that is none of these is a project ID.
+const COLLECTIONS: &[&str] = &[
+    "shares",
+    "share-access-rules",
+    "snapshots",
+    "types",
+    "quota-sets",
+    "os-quota-sets",
+    "limits",
+    "availability-zones",
+    "os-availability-zone",
+    "messages",
+];
+
+/// Parses a JSON body; a malformed one is 400.
+pub fn json_body(body: Option<&[u8]>) -> ApiResult<Value> {
+    let b = body.unwrap_or(b"");
+    if b.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("Malformed request body"));
+    }
+    serde_json::from_slice(b).map_err(|_| ApiError::bad_request("Malformed request body"))
+}
+
+/// The object under `key` in a body, or 422 as Manila's `is_valid_body` answers.
+pub fn body_object<'a>(
+    body: &'a Value,
+    key: &str,
+) -> ApiResult<&'a serde_json::Map<String, Value>> {
+    body.get(key)
+        .and_then(Value::as_object)
+        .ok_or_else(ApiError::unprocessable)
+}
+
+fn route(ctx: &Ctx, method: &Method, path: &str, body: Option<&[u8]>) -> ApiResult<Response> {
+    let rest = path
+        .strip_prefix("/v2/")
+        .ok_or_else(ApiError::no_resource)?;
+    let mut segs: Vec<String> = rest
+        .trim_end_matches('/')
+        .split('/')
+        .map(|s| decode(s, false))
+        .collect();
+    if segs
+        .first()
+        .is_some_and(|s| !COLLECTIONS.contains(&s.as_str()))
+    {
+        // `/v2/{project_id}/...`: the ID must look like one and be the token's.
+        let pid = segs.remove(0);
+        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+            return Err(ApiError::no_resource());
+        }
+        if pid != ctx.project_id() {
+            return Err(ApiError::bad_request("Malformed request url"));
+        }
+        if segs.is_empty() {
+            return Err(ApiError::no_resource());
+        }
+    }
+    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let m = method.clone();
+    let v = ctx.version;
+    let gate = |min: u32| -> ApiResult<()> {
+        if v.at_least(min) {
+            Ok(())
+        } else {
+            Err(ApiError::no_resource())
+        }
+    };
+    let below = |max_excl: u32| -> ApiResult<()> {
+        if v.at_least(max_excl) {
+            Err(ApiError::no_resource())
+        } else {
+            Ok(())
+        }
+    };
+    match (m, s.as_slice()) {
+        (Method::GET, ["shares"]) => share::list(ctx, false),
+        (Method::GET, ["shares", "detail"]) => share::list(ctx, true),
+        (Method::POST, ["shares"]) => share::create(ctx, &json_body(body)?),
+        (Method::GET, ["shares", id]) => share::show(ctx, id),
+        (Method::PUT, ["shares", id]) => share::update(ctx, id, &json_body(body)?),
+        (Method::DELETE, ["shares", id]) => share::delete(ctx, id),
+        (Method::POST, ["shares", id, "action"]) => share::action(ctx, id, &json_body(body)?),
+        (Method::GET, ["shares", id, "export_locations"]) => {
+            gate(9)?;
+            share::export_locations(ctx, id)
+        }
+        (Method::GET, ["shares", id, "export_locations", el]) => {
+            gate(9)?;
+            share::export_location(ctx, id, el)
+        }
+        (Method::GET, ["shares", id, "metadata"]) => share::metadata_get(ctx, id),
+        (Method::POST, ["shares", id, "metadata"]) => {
+            share::metadata_set(ctx, id, &json_body(body)?, false)
+        }
+        (Method::PUT, ["shares", id, "metadata"]) => {
+            share::metadata_set(ctx, id, &json_body(body)?, true)
+        }
+        (Method::GET, ["shares", id, "metadata", key]) => share::metadata_item(ctx, id, key),
+        (Method::PUT, ["shares", id, "metadata", key]) => {
+            share::metadata_put_item(ctx, id, key, &json_body(body)?)
+        }
+        (Method::DELETE, ["shares", id, "metadata", key]) => {
+            share::metadata_delete_item(ctx, id, key)
+        }
+        (Method::GET, ["share-access-rules"]) => {
+            gate(45)?;
+            access_rule::list(ctx)
+        }
+        (Method::GET, ["share-access-rules", id]) => {
+            gate(45)?;
+            access_rule::show(ctx, id)
+        }
+        (Method::GET, ["snapshots"]) => snapshot::list(ctx, false),
+        (Method::GET, ["snapshots", "detail"]) => snapshot::list(ctx, true),
+        (Method::POST, ["snapshots"]) => snapshot::create(ctx, &json_body(body)?),
+        (Method::GET, ["snapshots", id]) => snapshot::show(ctx, id),
+        (Method::PUT, ["snapshots", id]) => snapshot::update(ctx, id, &json_body(body)?),
+        (Method::DELETE, ["snapshots", id]) => snapshot::delete(ctx, id),
+        (Method::GET, ["snapshots", id, "export-locations"]) => {
+            gate(32)?;
+            snapshot::export_locations(ctx, id)
+        }
+        (Method::GET, ["snapshots", id, "export-locations", el]) => {
+            gate(32)?;
+            snapshot::export_location(ctx, id, el)
+        }
+        (Method::GET, ["types"]) => resources::types(ctx),
+        (Method::GET, ["types", id]) => resources::type_show(ctx, id),
+        (Method::GET, ["types", id, "extra_specs"]) => resources::type_extra_specs(ctx, id),
+        (m, ["quota-sets", rest @ ..]) => {
+            gate(7)?;
+            resources::quota(ctx, &m, rest, body)
+        }
+        (m, ["os-quota-sets", rest @ ..]) => {
+            below(7)?;
+            resources::quota(ctx, &m, rest, body)
+        }
+        (Method::GET, ["limits"]) => resources::limits(ctx),
+        (Method::GET, ["availability-zones"]) => {
+            gate(7)?;
+            resources::availability_zones(ctx)
+        }
+        (Method::GET, ["os-availability-zone"]) => {
+            below(7)?;
+            resources::availability_zones(ctx)
+        }
+        (Method::GET, ["messages"]) => {
+            gate(37)?;
+            resources::messages(ctx)
+        }
+        (Method::GET, ["messages", id]) => {
+            gate(37)?;
+            resources::message_show(ctx, id)
+        }
+        (Method::DELETE, ["messages", id]) => {
+            gate(37)?;
+            resources::message_delete(ctx, id)
+        }
+        (_, [first, ..]) if COLLECTIONS.contains(first) => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "The method specified is not allowed for this resource.",
+        )),
+        _ => Err(ApiError::no_resource()),
+    }
+}
+
+/// A JSON answer with a status.
+pub fn reply(status: StatusCode, body: Value) -> ApiResult<Response> {
+    Ok((status, axum::Json(body)).into_response())
+}
+
+/// An empty 202.
+pub fn accepted() -> ApiResult<Response> {
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// `limit`/`offset` from the query; a bad value is 400.
+pub fn paging(ctx: &Ctx) -> ApiResult<(usize, Option<usize>)> {
+    let num = |k: &str| -> ApiResult<Option<usize>> {
+        match ctx.q(k) {
+            None => Ok(None),
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .map(Some)
+                .map_err(|_| ApiError::bad_request(format!("{k} param must be an integer"))),
+        }
+    };
+    Ok((num("offset")?.unwrap_or(0), num("limit")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(raw: &str, expected: &str) {
+        assert_eq!(decode(raw, true), expected, "{raw}");
+    }
+
+    #[test]
+    fn decoding() {
+        check("abc", "abc");
+        check("a+b", "a b");
+        check("a%20b", "a b");
+        check("%7B%27k%27%3A%20%27v%27%7D", "{'k': 'v'}");
+        check("100%", "100%");
+        check("%zz", "%zz");
+        check("%4", "%4");
+        check("%e2%9c%93", "\u{2713}");
+    }
+
+    #[test]
+    fn query_parsing() {
+        let q = query_pairs(Some("name=pvc%2D1&all_tenants=1&flag&=x"));
+        assert_eq!(
+            q,
+            vec![
+                ("name".into(), "pvc-1".into()),
+                ("all_tenants".into(), "1".into()),
+                ("flag".into(), String::new()),
+                (String::new(), "x".into()),
+            ]
+        );
+    }
+}

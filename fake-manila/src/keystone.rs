@@ -1,0 +1,683 @@
+//! A Keystone v3 subset: version documents, password and application-credential
+//! authentication, token validation, and the project look-ups clients make.
+//!
+//! One domain (`default`, named `Default`). Users, projects and application credentials
+//! come from [`IdentityConfig`]; IDs that the config does not fix derive from the seed.
+//! Tokens are opaque random strings held in memory until they expire.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use parking_lot::Mutex;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Value, json};
+
+use crate::ceph::Secret;
+use crate::config::IdentityConfig;
+use crate::error::KeystoneError;
+use crate::state::AppState;
+use crate::time::Timestamp;
+
+/// The domain every user and project is in.
+pub const DOMAIN_ID: &str = "default";
+/// Its name.
+pub const DOMAIN_NAME: &str = "Default";
+
+/// A project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    /// 32 hex digits (or the configured ID).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+}
+
+#[derive(Debug, Clone)]
+struct User {
+    id: String,
+    name: String,
+    password: Secret,
+    project_id: String,
+    roles: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct AppCredential {
+    id: String,
+    name: String,
+    secret: Secret,
+    user_id: String,
+}
+
+/// What a token stands for.
+#[derive(Debug, Clone)]
+pub struct TokenInfo {
+    /// The user's ID.
+    pub user_id: String,
+    /// The user's name.
+    pub user_name: String,
+    /// The project the token is scoped to.
+    pub project: Project,
+    /// Role names on that project.
+    pub roles: Vec<String>,
+    /// How it was obtained (`password`, `application_credential`, `token`).
+    pub methods: Vec<String>,
+    /// When it was issued.
+    pub issued_at: Timestamp,
+    /// When it stops being valid.
+    pub expires_at: Timestamp,
+    /// Its audit ID (not a secret).
+    pub audit_id: String,
+    /// The application credential it came from, if any: `(id, name)`.
+    pub app_cred: Option<(String, String)>,
+}
+
+impl TokenInfo {
+    /// Whether the token carries the `admin` role.
+    pub fn is_admin(&self) -> bool {
+        self.roles.iter().any(|r| r == "admin")
+    }
+}
+
+/// Users, projects, credentials and the live tokens.
+#[derive(Debug)]
+pub struct Identity {
+    projects: Vec<Project>,
+    users: Vec<User>,
+    app_creds: Vec<AppCredential>,
+    role_ids: HashMap<String, String>,
+    tokens: Mutex<HashMap<String, Arc<TokenInfo>>>,
+}
+
+/// 32 lower-case hex digits from the RNG, as Keystone's IDs look.
+pub fn hex_id(rng: &mut ChaCha8Rng) -> String {
+    let mut b = [0u8; 16];
+    rng.fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl Identity {
+    /// Builds the directory from the config; IDs not fixed there come from `rng`.
+    pub fn new(config: &IdentityConfig, rng: &mut ChaCha8Rng) -> Result<Self, String> {
+        let mut projects: Vec<Project> = config
+            .projects
+            .iter()
+            .map(|p| Project {
+                id: p.id.clone(),
+                name: p.name.clone(),
+            })
+            .collect();
+        for p in &projects {
+            if p.id.is_empty() || !p.id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+                return Err(format!(
+                    "project {}: the ID must be hex digits and dashes",
+                    p.name
+                ));
+            }
+        }
+        let mut users = Vec::new();
+        let mut role_ids = HashMap::new();
+        for u in &config.users {
+            if users.iter().any(|x: &User| x.name == u.name) {
+                return Err(format!("user {} is listed twice", u.name));
+            }
+            let project_id = match projects.iter().find(|p| p.name == u.project) {
+                Some(p) => p.id.clone(),
+                None => {
+                    let p = Project {
+                        id: hex_id(rng),
+                        name: u.project.clone(),
+                    };
+                    let id = p.id.clone();
+                    projects.push(p);
+                    id
+                }
+            };
+            for r in &u.roles {
+                if !role_ids.contains_key(r) {
+                    role_ids.insert(r.clone(), hex_id(rng));
+                }
+            }
+            users.push(User {
+                id: u.id.clone().unwrap_or_else(|| hex_id(rng)),
+                name: u.name.clone(),
+                password: Secret::new(u.password.clone()),
+                project_id,
+                roles: u.roles.clone(),
+            });
+        }
+        let mut app_creds = Vec::new();
+        for a in &config.application_credentials {
+            let user = users
+                .iter()
+                .find(|u| u.name == a.user)
+                .ok_or_else(|| format!("application credential {}: no user {}", a.name, a.user))?;
+            app_creds.push(AppCredential {
+                id: a.id.clone().unwrap_or_else(|| hex_id(rng)),
+                name: a.name.clone(),
+                secret: Secret::new(a.secret.clone()),
+                user_id: user.id.clone(),
+            });
+        }
+        Ok(Self {
+            projects,
+            users,
+            app_creds,
+            role_ids,
+            tokens: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A project by ID.
+    pub fn project(&self, id: &str) -> Option<&Project> {
+        self.projects.iter().find(|p| p.id == id)
+    }
+
+    /// A project by name.
+    pub fn project_by_name(&self, name: &str) -> Option<&Project> {
+        self.projects.iter().find(|p| p.name == name)
+    }
+
+    /// All projects.
+    pub fn projects(&self) -> &[Project] {
+        &self.projects
+    }
+
+    /// The token's info if it exists and has not expired.
+    pub fn validate(&self, token: &str) -> Option<Arc<TokenInfo>> {
+        let mut tokens = self.tokens.lock();
+        let info = tokens.get(token)?.clone();
+        if info.expires_at <= Timestamp::now() {
+            tokens.remove(token);
+            return None;
+        }
+        Some(info)
+    }
+
+    /// Revokes a token; false if it was not valid.
+    pub fn revoke(&self, token: &str) -> bool {
+        self.tokens.lock().remove(token).is_some()
+    }
+
+    fn store(&self, token: String, info: TokenInfo) -> Arc<TokenInfo> {
+        let info = Arc::new(info);
+        let mut tokens = self.tokens.lock();
+        // Expired tokens are dropped now and then so the table stays bounded.
+        if tokens.len() >= 4096 && tokens.len().is_power_of_two() {
+            let now = Timestamp::now();
+            tokens.retain(|_, t| t.expires_at > now);
+        }
+        tokens.insert(token, info.clone());
+        info
+    }
+
+    fn user_by_ref(&self, user: &Value) -> Result<&User, KeystoneError> {
+        let denied =
+            || KeystoneError::unauthorized("The request you have made requires authentication.");
+        if let Some(id) = user.get("id").and_then(Value::as_str) {
+            return self.users.iter().find(|u| u.id == id).ok_or_else(denied);
+        }
+        let name = user
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| KeystoneError::bad_request("Expecting to find id or name in user."))?;
+        check_domain(user.get("domain"))?;
+        self.users
+            .iter()
+            .find(|u| u.name == name)
+            .ok_or_else(denied)
+    }
+
+    fn scope_project(&self, scope: Option<&Value>, user: &User) -> Result<Project, KeystoneError> {
+        let Some(scope) = scope.filter(|s| !s.is_null() && s.as_str() != Some("unscoped")) else {
+            // No scope: the user's default project, as Keystone scopes to it.
+            return self
+                .project(&user.project_id)
+                .cloned()
+                .ok_or_else(|| KeystoneError::unauthorized("No project to scope to."));
+        };
+        let Some(p) = scope.get("project") else {
+            return Err(KeystoneError::unauthorized(
+                "Only project-scoped tokens are offered by this Keystone.",
+            ));
+        };
+        let project = if let Some(id) = p.get("id").and_then(Value::as_str) {
+            self.project(id)
+        } else if let Some(name) = p.get("name").and_then(Value::as_str) {
+            check_domain(p.get("domain"))?;
+            self.project_by_name(name)
+        } else {
+            return Err(KeystoneError::bad_request(
+                "Expecting to find id or name in project.",
+            ));
+        };
+        let project = project.ok_or_else(|| {
+            KeystoneError::unauthorized(format!(
+                "User {} has no access to the requested project.",
+                user.id
+            ))
+        })?;
+        if project.id != user.project_id {
+            return Err(KeystoneError::unauthorized(format!(
+                "User {} has no access to project {}",
+                user.id, project.id
+            )));
+        }
+        Ok(project.clone())
+    }
+
+    /// Authenticates a `POST /v3/auth/tokens` body; the new token and its info.
+    pub fn authenticate(
+        &self,
+        body: &Value,
+        ttl: std::time::Duration,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<(String, Arc<TokenInfo>), KeystoneError> {
+        let denied =
+            || KeystoneError::unauthorized("The request you have made requires authentication.");
+        let auth = body
+            .get("auth")
+            .ok_or_else(|| KeystoneError::bad_request("'auth' is a required property"))?;
+        let identity = auth
+            .get("identity")
+            .ok_or_else(|| KeystoneError::bad_request("'identity' is a required property"))?;
+        let methods: Vec<String> = identity
+            .get("methods")
+            .and_then(Value::as_array)
+            .ok_or_else(|| KeystoneError::bad_request("'methods' is a required property"))?
+            .iter()
+            .filter_map(|m| m.as_str().map(str::to_owned))
+            .collect();
+        let scope = auth.get("scope");
+        let (user, project, app_cred) = match methods.first().map(String::as_str) {
+            Some("password") => {
+                let pw = identity
+                    .get("password")
+                    .and_then(|p| p.get("user"))
+                    .ok_or_else(|| KeystoneError::bad_request("'user' is a required property"))?;
+                let user = self.user_by_ref(pw)?;
+                let given = pw.get("password").and_then(Value::as_str).unwrap_or("");
+                if !constant_time_eq(given.as_bytes(), user.password.expose().as_bytes()) {
+                    return Err(denied());
+                }
+                let project = self.scope_project(scope, user)?;
+                (user, project, None)
+            }
+            Some("application_credential") => {
+                let ac = identity.get("application_credential").ok_or_else(|| {
+                    KeystoneError::bad_request("'application_credential' is a required property")
+                })?;
+                let secret = ac.get("secret").and_then(Value::as_str).unwrap_or("");
+                let cred = if let Some(id) = ac.get("id").and_then(Value::as_str) {
+                    self.app_creds.iter().find(|c| c.id == id)
+                } else {
+                    let name = ac.get("name").and_then(Value::as_str).unwrap_or("");
+                    let owner = ac.get("user").ok_or_else(|| {
+                        KeystoneError::bad_request(
+                            "Could not find user for application credential.",
+                        )
+                    })?;
+                    let owner = self.user_by_ref(owner)?;
+                    self.app_creds
+                        .iter()
+                        .find(|c| c.name == name && c.user_id == owner.id)
+                }
+                .ok_or_else(denied)?;
+                if !constant_time_eq(secret.as_bytes(), cred.secret.expose().as_bytes()) {
+                    return Err(denied());
+                }
+                if scope.is_some_and(|s| !s.is_null()) {
+                    return Err(KeystoneError::unauthorized(
+                        "Application credentials cannot request a scope.",
+                    ));
+                }
+                let user = self
+                    .users
+                    .iter()
+                    .find(|u| u.id == cred.user_id)
+                    .ok_or_else(denied)?;
+                let project = self.scope_project(None, user)?;
+                (user, project, Some((cred.id.clone(), cred.name.clone())))
+            }
+            Some("token") => {
+                let old = identity
+                    .get("token")
+                    .and_then(|t| t.get("id"))
+                    .and_then(Value::as_str)
+                    .and_then(|t| self.validate(t))
+                    .ok_or_else(denied)?;
+                let user = self
+                    .users
+                    .iter()
+                    .find(|u| u.id == old.user_id)
+                    .ok_or_else(denied)?;
+                let project = self.scope_project(scope, user)?;
+                (user, project, None)
+            }
+            Some(other) => {
+                return Err(KeystoneError::unauthorized(format!(
+                    "Attempted to authenticate with an unsupported method: {}",
+                    other.chars().take(64).collect::<String>()
+                )));
+            }
+            None => return Err(KeystoneError::bad_request("'methods' must not be empty")),
+        };
+        let now = Timestamp::now();
+        let mut raw = [0u8; 32];
+        rng.fill_bytes(&mut raw);
+        let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let mut audit = [0u8; 12];
+        rng.fill_bytes(&mut audit);
+        let info = TokenInfo {
+            user_id: user.id.clone(),
+            user_name: user.name.clone(),
+            project,
+            roles: user.roles.clone(),
+            methods: vec![methods[0].clone()],
+            issued_at: now,
+            expires_at: now.plus(ttl),
+            audit_id: audit.iter().map(|b| format!("{b:02x}")).collect(),
+            app_cred,
+        };
+        let info = self.store(token.clone(), info);
+        Ok((token, info))
+    }
+
+    /// The `{"token": ...}` body for a token.
+    pub fn token_body(&self, info: &TokenInfo, public_url: &str) -> Value {
+        let domain = json!({"id": DOMAIN_ID, "name": DOMAIN_NAME});
+        let roles: Vec<Value> = info
+            .roles
+            .iter()
+            .map(|r| json!({"id": self.role_ids.get(r).cloned().unwrap_or_default(), "name": r}))
+            .collect();
+        let mut token = json!({
+            "methods": info.methods,
+            "user": {"id": info.user_id, "name": info.user_name, "domain": domain, "password_expires_at": null},
+            "audit_ids": [info.audit_id],
+            "expires_at": info.expires_at.keystone(),
+            "issued_at": info.issued_at.keystone(),
+            "project": {"id": info.project.id, "name": info.project.name, "domain": domain},
+            "is_domain": false,
+            "roles": roles,
+            "catalog": catalog(public_url),
+        });
+        if let Some((id, name)) = &info.app_cred {
+            token["application_credential"] = json!({"id": id, "name": name, "restricted": true});
+        }
+        json!({"token": token})
+    }
+}
+
+fn check_domain(domain: Option<&Value>) -> Result<(), KeystoneError> {
+    let Some(d) = domain else {
+        return Ok(());
+    };
+    let ok = match (
+        d.get("id").and_then(Value::as_str),
+        d.get("name").and_then(Value::as_str),
+    ) {
+        (Some(id), _) => id == DOMAIN_ID,
+        (None, Some(name)) => name == DOMAIN_NAME,
+        (None, None) => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(KeystoneError::unauthorized(
+            "The request you have made requires authentication.",
+        ))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The service catalog: `identity` and `sharev2` (Manila v2, no project ID in the URL),
+/// each with public, internal and admin endpoints in `RegionOne`.
+pub fn catalog(public_url: &str) -> Value {
+    let entry = |ty: &str, name: &str, id: &str, url: String| {
+        let endpoints: Vec<Value> = ["public", "internal", "admin"]
+            .iter()
+            .enumerate()
+            .map(|(i, iface)| {
+                json!({"id": format!("{id}{i}"), "interface": iface, "region": "RegionOne",
+                       "region_id": "RegionOne", "url": url})
+            })
+            .collect();
+        json!({"type": ty, "name": name, "id": id, "endpoints": endpoints})
+    };
+    json!([
+        entry(
+            "identity",
+            "keystone",
+            "5b0a4b0e5ec24f7f9c6e4a1c2a6c0b10",
+            format!("{public_url}/v3")
+        ),
+        entry(
+            "sharev2",
+            "manilav2",
+            "9d4f8e3a1b2c4d5e8f7a6b5c4d3e2f20",
+            format!("{public_url}/v2")
+        ),
+    ])
+}
+
+/// Keystone's v3 version object.
+pub fn version_object(public_url: &str) -> Value {
+    json!({
+        "id": "v3.14",
+        "status": "stable",
+        "updated": "2020-04-07T00:00:00Z",
+        "links": [{"rel": "self", "href": format!("{public_url}/v3/")}],
+        "media-types": [{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}],
+    })
+}
+
+/// `GET /` for identity clients: 300 with the one version.
+pub fn root_document(public_url: &str) -> Response {
+    (
+        StatusCode::MULTIPLE_CHOICES,
+        axum::Json(json!({"versions": {"values": [version_object(public_url)]}})),
+    )
+        .into_response()
+}
+
+/// `GET /v3` and `GET /v3/`.
+pub async fn v3(State(state): State<AppState>) -> Response {
+    axum::Json(json!({"version": version_object(&state.config().public_url)})).into_response()
+}
+
+/// `POST /v3/auth/tokens`.
+pub async fn issue_token(State(state): State<AppState>, body: Body) -> Response {
+    let body = match read_json(&state, body).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let cfg = state.config();
+    let result = {
+        let mut rng = state.rng();
+        state
+            .identity()
+            .authenticate(&body, cfg.token_ttl, &mut rng)
+    };
+    match result {
+        Ok((token, info)) => {
+            tracing::debug!(user = %info.user_name, project = %info.project.name, "token issued");
+            let mut resp = (
+                StatusCode::CREATED,
+                axum::Json(state.identity().token_body(&info, &cfg.public_url)),
+            )
+                .into_response();
+            if let Ok(v) = HeaderValue::from_str(&token) {
+                resp.headers_mut().insert("x-subject-token", v);
+            }
+            resp
+        }
+        Err(e) => {
+            tracing::debug!(status = %e.status, "token refused");
+            e.into_response()
+        }
+    }
+}
+
+async fn read_json(state: &AppState, body: Body) -> Result<Value, KeystoneError> {
+    let bytes = axum::body::to_bytes(body, state.config().max_body)
+        .await
+        .map_err(|_| KeystoneError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request is too large."))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|_| KeystoneError::bad_request("Expecting to find valid JSON in request body."))
+}
+
+/// The caller's token from `X-Auth-Token`, or the 401 keystonemiddleware sends.
+pub fn caller(state: &AppState, headers: &HeaderMap) -> Result<Arc<TokenInfo>, KeystoneError> {
+    headers
+        .get("x-auth-token")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| state.identity().validate(t))
+        .ok_or_else(|| KeystoneError::middleware_401(&format!("{}/v3", state.config().public_url)))
+}
+
+/// `GET`/`HEAD /v3/auth/tokens`: validates `X-Subject-Token`.
+pub async fn validate_token(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(e) = caller(&state, &headers) {
+        return e.into_response();
+    }
+    let subject = headers.get("x-subject-token").and_then(|v| v.to_str().ok());
+    match subject.and_then(|t| state.identity().validate(t)) {
+        Some(info) => {
+            let mut resp = axum::Json(
+                state
+                    .identity()
+                    .token_body(&info, &state.config().public_url),
+            )
+            .into_response();
+            if let Some(v) = headers.get("x-subject-token") {
+                resp.headers_mut().insert("x-subject-token", v.clone());
+            }
+            resp
+        }
+        None => KeystoneError::not_found("Could not find token.").into_response(),
+    }
+}
+
+/// `DELETE /v3/auth/tokens`: revokes `X-Subject-Token`.
+pub async fn revoke_token(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(e) = caller(&state, &headers) {
+        return e.into_response();
+    }
+    let subject = headers.get("x-subject-token").and_then(|v| v.to_str().ok());
+    if subject.is_some_and(|t| state.identity().revoke(t)) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        KeystoneError::not_found("Could not find token.").into_response()
+    }
+}
+
+fn project_json(p: &Project, public_url: &str) -> Value {
+    json!({
+        "id": p.id, "name": p.name, "domain_id": DOMAIN_ID, "enabled": true, "is_domain": false,
+        "parent_id": DOMAIN_ID, "description": "", "tags": [],
+        "links": {"self": format!("{public_url}/v3/projects/{}", p.id)},
+    })
+}
+
+/// `GET /v3/projects[?name=]`: the projects the caller can see (all for an admin, its
+/// own otherwise).
+pub async fn list_projects(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let info = match caller(&state, &headers) {
+        Ok(i) => i,
+        Err(e) => return e.into_response(),
+    };
+    let pairs = crate::api::query_pairs(query.as_deref());
+    let name = pairs
+        .iter()
+        .find(|(k, _)| k == "name")
+        .map(|(_, v)| v.as_str());
+    let url = &state.config().public_url;
+    let projects: Vec<Value> = state
+        .identity()
+        .projects()
+        .iter()
+        .filter(|p| info.is_admin() || p.id == info.project.id)
+        .filter(|p| name.is_none_or(|n| n == p.name))
+        .map(|p| project_json(p, url))
+        .collect();
+    axum::Json(json!({
+        "projects": projects,
+        "links": {"self": format!("{url}/v3/projects"), "previous": null, "next": null},
+    }))
+    .into_response()
+}
+
+/// `GET /v3/auth/projects`: the projects the caller's user has roles in.
+pub async fn auth_projects(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let info = match caller(&state, &headers) {
+        Ok(i) => i,
+        Err(e) => return e.into_response(),
+    };
+    let url = &state.config().public_url;
+    axum::Json(json!({
+        "projects": [project_json(&info.project, url)],
+        "links": {"self": format!("{url}/v3/auth/projects"), "previous": null, "next": null},
+    }))
+    .into_response()
+}
+
+/// `GET /v3/projects/{id}`: 404 unless the ID names a project the caller can see.
+pub async fn show_project(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let info = match caller(&state, &headers) {
+        Ok(i) => i,
+        Err(e) => return e.into_response(),
+    };
+    match state.identity().project(&id) {
+        Some(p) if info.is_admin() || p.id == info.project.id => {
+            axum::Json(json!({"project": project_json(p, &state.config().public_url)}))
+                .into_response()
+        }
+        _ => KeystoneError::not_found(format!(
+            "Could not find project: {}.",
+            id.chars().take(64).collect::<String>()
+        ))
+        .into_response(),
+    }
+}
+
+/// `GET /v3/auth/catalog`.
+pub async fn auth_catalog(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(e) = caller(&state, &headers) {
+        return e.into_response();
+    }
+    let url = &state.config().public_url;
+    axum::Json(
+        json!({"catalog": catalog(url), "links": {"self": format!("{url}/v3/auth/catalog")}}),
+    )
+    .into_response()
+}
+
+/// Inserts `Content-Type: application/json` where an answer has a body but no type.
+pub fn json_content_type(resp: &mut Response) {
+    if !resp.headers().contains_key(header::CONTENT_TYPE) {
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+}

@@ -1,0 +1,257 @@
+//! `fake-manila`: serve Keystone v3 + Manila v2, backed by fake-ceph, until SIGTERM.
+//!
+//! The first line on stdout is the base URL (`http://127.0.0.1:PORT`): the Keystone
+//! endpoint is that URL + `/v3`, Manila's is that URL + `/v2`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use fake_manila::{
+    AppState, CephConfig, CephIdentity, Config, Delays, Faults, IdentityConfig, Secret, Version,
+    parse_keyring,
+};
+
+/// A fake OpenStack Keystone v3 + Manila v2 (CephFS native) backed by fake-ceph.
+#[derive(Debug, Parser)]
+#[command(name = "fake-manila", version)]
+struct Cli {
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, env = "FAKE_MANILA_LISTEN", default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// The URL clients use (catalog endpoints, links); default `http://<listen address>`.
+    #[arg(long, env = "FAKE_MANILA_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// fake-ceph's base URL.
+    #[arg(long, env = "FAKE_MANILA_CEPH_URL")]
+    ceph_url: String,
+    /// A Ceph keyring holding the key of `--ceph-entity` (fake-ceph `--keyring-out`).
+    #[arg(long, env = "FAKE_MANILA_CEPH_KEYRING")]
+    ceph_keyring: Option<PathBuf>,
+    /// The key of `--ceph-entity` (base64), instead of a keyring.
+    #[arg(long, env = "FAKE_MANILA_CEPH_KEY", hide_env_values = true)]
+    ceph_key: Option<String>,
+    /// The cephx entity Manila acts as.
+    #[arg(long, env = "FAKE_MANILA_CEPH_ENTITY", default_value = "client.admin")]
+    ceph_entity: String,
+    /// The CephFS file system (Manila's `cephfs_filesystem_name`).
+    #[arg(long, env = "FAKE_MANILA_FS_NAME", default_value = "cephfs")]
+    fs_name: String,
+    /// The subvolume group shares go in (created at start); default Ceph's `_nogroup`.
+    #[arg(long, env = "FAKE_MANILA_GROUP")]
+    group: Option<String>,
+    /// The name of the one share type (the manila CLI picks a type named `default`
+    /// when none is given; CSI's StorageClass default is also `default`).
+    #[arg(long, env = "FAKE_MANILA_SHARE_TYPE", default_value = "cephfstype")]
+    share_type: String,
+    /// Deadline of each Ceph call, in milliseconds.
+    #[arg(long, env = "FAKE_MANILA_CEPH_TIMEOUT_MS", default_value_t = 30_000)]
+    ceph_timeout_ms: u64,
+    /// Users, projects and application credentials (JSON: `{"users": [{"name",
+    /// "password", "project", "roles"}], "application_credentials": [...]}`); default
+    /// demo/demo (project demo) and admin/admin (project admin, role admin).
+    #[arg(long, env = "FAKE_MANILA_USERS")]
+    users: Option<PathBuf>,
+    /// The master seed for IDs, tokens and fault decisions.
+    #[arg(long, env = "FAKE_MANILA_SEED", default_value_t = 0)]
+    seed: u64,
+    /// Token lifetime in seconds.
+    #[arg(long, env = "FAKE_MANILA_TOKEN_TTL_SECS", default_value_t = 3600)]
+    token_ttl_secs: u64,
+    /// Delay of every asynchronous transition step, in milliseconds (0 allowed).
+    #[arg(long, env = "FAKE_MANILA_DELAY_MS", default_value_t = 500)]
+    delay_ms: u64,
+    /// Per-transition delays overriding `--delay-ms`: `create=MS`, `delete=MS`,
+    /// `resize=MS`, `access=MS`, `snapshot=MS` (repeatable or comma-separated).
+    #[arg(long = "delay", env = "FAKE_MANILA_DELAYS", value_delimiter = ',')]
+    delays: Vec<String>,
+    /// Default quotas overriding Manila's: `shares=N`, `gigabytes=N`, `snapshots=N`, ...
+    /// (repeatable or comma-separated; -1 is unlimited).
+    #[arg(long = "quota", env = "FAKE_MANILA_QUOTAS", value_delimiter = ',')]
+    quotas: Vec<String>,
+    /// The newest microversion advertised.
+    #[arg(long, env = "FAKE_MANILA_MAX_VERSION", default_value = "2.99")]
+    max_version: Version,
+    /// Fault: latency added to every Manila request, in milliseconds.
+    #[arg(long, env = "FAKE_MANILA_FAULT_LATENCY_MS", default_value_t = 0)]
+    fault_latency_ms: u64,
+    /// Fault: share of Manila requests answered 500/503.
+    #[arg(long, env = "FAKE_MANILA_FAULT_ERROR_RATE", default_value_t = 0.0)]
+    fault_error_rate: f64,
+    /// Fault: share of new shares stuck in `creating`.
+    #[arg(long, env = "FAKE_MANILA_FAULT_STUCK_CREATING", default_value_t = 0.0)]
+    fault_stuck_creating: f64,
+    /// Fault: share of new shares ending in `error`.
+    #[arg(long, env = "FAKE_MANILA_FAULT_SHARE_ERROR", default_value_t = 0.0)]
+    fault_share_error: f64,
+    /// Fault: share of new access rules ending in `error`.
+    #[arg(long, env = "FAKE_MANILA_FAULT_ACCESS_ERROR", default_value_t = 0.0)]
+    fault_access_error: f64,
+    /// Log format.
+    #[arg(long, env = "FAKE_MANILA_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+fn identity(cli: &Cli) -> anyhow::Result<CephIdentity> {
+    if let Some(key) = &cli.ceph_key {
+        return Ok(CephIdentity {
+            entity: cli.ceph_entity.clone(),
+            key: Secret::new(key.trim()),
+        });
+    }
+    let Some(path) = &cli.ceph_keyring else {
+        bail!(
+            "no Ceph credentials: give --ceph-keyring FILE (fake-ceph --keyring-out writes one) or --ceph-key"
+        );
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading keyring {}", path.display()))?;
+    Ok(parse_keyring(&text, Some(&cli.ceph_entity))?)
+}
+
+fn delays(cli: &Cli) -> anyhow::Result<Delays> {
+    let mut d = Delays::all(Duration::from_millis(cli.delay_ms));
+    for spec in cli
+        .delays
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
+        let (k, v) = spec
+            .split_once('=')
+            .with_context(|| format!("delay '{spec}' is not KIND=MS"))?;
+        let ms: u64 = v
+            .trim()
+            .parse()
+            .with_context(|| format!("delay '{spec}': not a number of milliseconds"))?;
+        let slot = match k.trim() {
+            "create" => &mut d.create,
+            "delete" => &mut d.delete,
+            "resize" => &mut d.resize,
+            "access" => &mut d.access,
+            "snapshot" => &mut d.snapshot,
+            other => bail!("unknown delay '{other}'"),
+        };
+        *slot = Duration::from_millis(ms);
+    }
+    Ok(d)
+}
+
+fn config(cli: &Cli, public_url: String) -> anyhow::Result<Config> {
+    let ceph = CephConfig {
+        url: cli.ceph_url.clone(),
+        identity: identity(cli)?,
+        fs_name: cli.fs_name.clone(),
+        group: cli.group.clone().filter(|g| g != "_nogroup"),
+        timeout: Duration::from_millis(cli.ceph_timeout_ms),
+    };
+    let mut c = Config::new(public_url, ceph);
+    if let Some(path) = &cli.users {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading users file {}", path.display()))?;
+        c.identity = serde_json::from_str::<IdentityConfig>(&text)
+            .with_context(|| format!("parsing users file {}", path.display()))?;
+    }
+    c.seed = cli.seed;
+    c.share_type_name = cli.share_type.clone();
+    c.token_ttl = Duration::from_secs(cli.token_ttl_secs);
+    c.delays = delays(cli)?;
+    fake_manila::config::parse_quota_overrides(&cli.quotas.join(","), &mut c.quotas)
+        .map_err(anyhow::Error::msg)?;
+    if cli.max_version < Version::MIN || cli.max_version > Version::MAX {
+        bail!(
+            "--max-version must be within [{}, {}]",
+            Version::MIN,
+            Version::MAX
+        );
+    }
+    c.max_version = cli.max_version;
+    c.faults = Faults {
+        latency_ms: cli.fault_latency_ms,
+        error_rate: cli.fault_error_rate,
+        stuck_creating_rate: cli.fault_stuck_creating,
+        share_error_rate: cli.fault_share_error,
+        access_error_rate: cli.fault_access_error,
+    };
+    c.faults.validate().map_err(anyhow::Error::msg)?;
+    Ok(c)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(cli.listen)
+        .await
+        .with_context(|| format!("binding {}", cli.listen))?;
+    let addr = listener.local_addr()?;
+    let public_url = cli
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let config = config(&cli, public_url.clone())?;
+    let state = AppState::new(config).context("starting")?;
+    if let Some(group) = &state.ceph().config().group {
+        state
+            .ceph()
+            .command(
+                true,
+                serde_json::json!({"prefix": "fs subvolumegroup create", "vol_name": cli.fs_name, "group_name": group}),
+            )
+            .await
+            .with_context(|| format!("creating subvolume group {group}"))?;
+    }
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", public_url.trim_end_matches('/'))?;
+        out.flush()?;
+    }
+    tracing::info!(%addr, ceph = %cli.ceph_url, "fake-manila serving");
+    axum::serve(listener, fake_manila::router(state))
+        .with_graceful_shutdown(shutdown())
+        .await
+        .context("serving")?;
+    tracing::info!("fake-manila stopped");
+    Ok(())
+}
+
+async fn shutdown() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "fake-manila failed");
+            ExitCode::FAILURE
+        }
+    }
+}

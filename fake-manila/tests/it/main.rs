@@ -1,0 +1,13 @@
+//! Integration tests of fake-manila: the router in process (`oneshot`), backed by an
+//! in-process fake-ceph served on a loopback socket, and the binary (assert_cmd).
+
+mod access;
+mod binary;
+mod faults;
+mod keystone;
+mod microversion;
+mod quota;
+mod secrets;
+mod share;
+mod snapshot;
+mod support;
