@@ -1020,7 +1020,7 @@ fn subvolume_info(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Rep
 
 fn subvolume_ls(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
     let vol = args.req_str("vol_name")?;
-    let group = group_arg(args, "group_name");
+    let group = explicit_group(args, "group_name")?;
     let sh = open(inner, vol)?;
     let v: Vec<Value> = match sh.volumes.groups.get(&(vol.to_owned(), group.to_owned())) {
         Some(g) => g.subvolumes.keys().map(|n| json!({"name": n})).collect(),
@@ -1033,7 +1033,7 @@ fn subvolume_ls(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply
 
 fn subvolume_exist(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
     let vol = args.req_str("vol_name")?;
-    let group = group_arg(args, "group_name");
+    let group = explicit_group(args, "group_name")?;
     let sh = open(inner, vol)?;
     // A missing group has no subvolumes: Ceph answers that rather than ENOENT.
     let any = sh

@@ -5,6 +5,7 @@
 mod support;
 
 mod lifecycle;
+mod manila;
 mod processes;
 mod real_ceph;
 mod standing;

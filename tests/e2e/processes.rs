@@ -13,7 +13,7 @@ use driver::csi::v1::*;
 use crate::support::{channel, mount_cap, params};
 
 /// A binary of the workspace, built by `cargo test --workspace` (or `cargo build`).
-fn bin(name: &str) -> PathBuf {
+pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
     let p = dir.join(name);
@@ -25,7 +25,7 @@ fn bin(name: &str) -> PathBuf {
     p
 }
 
-struct Proc(Child);
+pub struct Proc(pub Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -34,7 +34,7 @@ impl Drop for Proc {
     }
 }
 
-fn start_fake_ceph(dir: &Path) -> (Proc, String, String) {
+pub fn start_fake_ceph(dir: &Path) -> (Proc, String, String) {
     let keyring = dir.join("keyring");
     let mut child = Command::new(bin("fake-ceph"))
         .args([
@@ -66,6 +66,12 @@ fn start_fake_ceph(dir: &Path) -> (Proc, String, String) {
 }
 
 fn start_driver(dir: &Path, config: &Path) -> Proc {
+    start_driver_with(dir, config, &[])
+}
+
+/// `cephfs-csi` with the fake mounter, the cluster config and `extra` flags, once its
+/// socket accepts connections.
+pub fn start_driver_with(dir: &Path, config: &Path, extra: &[&str]) -> Proc {
     let socket = dir.join("csi.sock");
     let _ = std::fs::remove_file(&socket);
     let log = std::fs::OpenOptions::new()
@@ -95,6 +101,7 @@ fn start_driver(dir: &Path, config: &Path) -> Proc {
             "--max-volumes-per-node",
             "100",
         ])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -114,7 +121,7 @@ fn start_driver(dir: &Path, config: &Path) -> Proc {
     panic!("cephfs-csi did not listen on {} in 5 s", socket.display());
 }
 
-async fn admin(url: &str, key: &str, cmd: serde_json::Value) -> serde_json::Value {
+pub async fn admin(url: &str, key: &str, cmd: serde_json::Value) -> serde_json::Value {
     let out = tokio::process::Command::new("curl")
         .args([
             "-s",

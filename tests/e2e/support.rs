@@ -137,12 +137,22 @@ impl Csi {
         mounter: Arc<dyn Mounter>,
         ceph_timeout: Duration,
     ) -> Self {
-        let socket = dir.path().join("csi.sock");
         let clusters = parse_clusters(clusters).unwrap();
         let mut config = Config::new("cephfs.csi.trainride", "node-0001", Mode::All, clusters);
         config.mounter = kind;
         config.ceph_timeout = ceph_timeout;
         config.state_dir = state_dir.clone();
+        Self::start_config(dir, config, mounter).await
+    }
+
+    /// A driver with this config (its state dir included) and mounter.
+    pub async fn start_config(
+        dir: tempfile::TempDir,
+        config: Config,
+        mounter: Arc<dyn Mounter>,
+    ) -> Self {
+        let socket = dir.path().join("csi.sock");
+        let state_dir = config.state_dir.clone();
         let driver = Arc::new(Driver::new(config, vec![mounter]).unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let endpoint = driver::server::Endpoint::Unix(socket.clone());

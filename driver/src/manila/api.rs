@@ -229,8 +229,11 @@ impl Manila<'_> {
     /// `POST /shares` (CEPHFS).
     pub async fn create_share(&self, n: &NewShare) -> Result<Share, ManilaError> {
         let mut share = json!({"share_proto": "CEPHFS", "size": n.size, "name": n.name,
-            "description": "provisioned by cephfs-csi", "share_type": n.share_type,
-            "metadata": n.metadata});
+            "description": "provisioned by cephfs-csi", "metadata": n.metadata});
+        // No type: Manila's default share type.
+        if !n.share_type.is_empty() {
+            share["share_type"] = json!(n.share_type);
+        }
         if let Some(az) = &n.availability_zone {
             share["availability_zone"] = json!(az);
         }

@@ -144,6 +144,25 @@ async fn subvolume_create_is_idempotent_and_shaped_like_ceph() {
         .trim_end()
         .to_owned();
     assert!(p.starts_with("/volumes/_nogroup/plain/"), "{p}");
+    assert_eq!(
+        f.ok_json(json!({"prefix": "fs subvolume ls", "vol_name": "cephfs"}))
+            .await,
+        json!([{"name": "plain"}])
+    );
+    // Naming the implicit group is refused, as Ceph 16.2.15 refuses it (checked against
+    // a real cluster): ls and exist too, not only the commands on one subvolume.
+    for prefix in ["fs subvolume ls", "fs subvolume exist"] {
+        let m = f
+            .err(
+                json!({"prefix": prefix, "vol_name": "cephfs", "group_name": "_nogroup"}),
+                EPERM,
+            )
+            .await;
+        assert_eq!(
+            m,
+            "Operation not permitted for group '_nogroup' as it is an internal group."
+        );
+    }
 }
 
 #[tokio::test]
