@@ -138,7 +138,7 @@ impl Backend {
     }
 }
 
-/// Waits between checks of something Manila does asynchronously: from 20 ms doubling
+/// Waits between checks of something Manila does asynchronously: from 2 ms doubling
 /// to 2 s, until a deadline.
 #[derive(Debug)]
 pub(crate) struct Backoff {
@@ -151,7 +151,7 @@ impl Backoff {
     pub(crate) fn new(wait: Duration) -> Self {
         Self {
             deadline: tokio::time::Instant::now() + wait,
-            delay: Duration::from_millis(20),
+            delay: Duration::from_millis(2),
         }
     }
 
