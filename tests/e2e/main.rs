@@ -4,6 +4,7 @@
 
 mod support;
 
+mod contract;
 mod lifecycle;
 mod manila;
 mod processes;
