@@ -474,12 +474,7 @@ impl Node for NodeService {
         _r: Request<NodeGetCapabilitiesRequest>,
     ) -> Result<Response<NodeGetCapabilitiesResponse>, Status> {
         use node_service_capability::{Rpc, Type, rpc::Type as T};
-        let kinds = [
-            T::StageUnstageVolume,
-            T::GetVolumeStats,
-            T::VolumeCondition,
-            T::SingleNodeMultiWriter,
-        ];
+        let kinds = [T::StageUnstageVolume, T::GetVolumeStats, T::VolumeCondition];
         Ok(Response::new(NodeGetCapabilitiesResponse {
             capabilities: kinds
                 .into_iter()

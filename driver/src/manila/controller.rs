@@ -657,7 +657,6 @@ impl Controller for ManilaController {
             T::CreateDeleteVolume,
             T::CreateDeleteSnapshot,
             T::ExpandVolume,
-            T::SingleNodeMultiWriter,
         ];
         Ok(Response::new(ControllerGetCapabilitiesResponse {
             capabilities: kinds
