@@ -25,7 +25,9 @@ use driver::driver::Driver;
 use driver::mount::Mounter;
 use driver::mount::fake::{FakeMountMode, FakeMounter};
 use serde_json::json;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
+
+mod common;
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -34,13 +36,6 @@ struct Env {
     secrets: HashMap<String, String>,
     volumes: Vec<Volume>,
     n: AtomicU64,
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 async fn setup() -> Env {
@@ -63,25 +58,7 @@ async fn setup() -> Env {
     config.state_dir = state.clone();
     let fake: Arc<dyn Mounter> = Arc::new(FakeMounter::new(state, FakeMountMode::Symlink));
     let driver = Arc::new(Driver::new(config, vec![fake]).unwrap());
-    let socket = dir.path().join("csi.sock");
-    let ep = driver::server::Endpoint::Unix(socket.clone());
-    tokio::spawn(async move { driver::server::serve(driver, &ep, std::future::pending()).await });
-    while !socket.exists() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let s = socket.clone();
-    let channel = Endpoint::try_from("http://[::]:50051")
-        .unwrap()
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let s = s.clone();
-            async move {
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
-                    tokio::net::UnixStream::connect(s).await?,
-                ))
-            }
-        }))
-        .await
-        .unwrap();
+    let channel = common::serve(driver, dir.path()).await;
     let secrets: HashMap<String, String> = [
         ("adminID".to_owned(), "admin".to_owned()),
         ("adminKey".to_owned(), cluster.admin_key()),
@@ -111,15 +88,6 @@ async fn setup() -> Env {
     }
 }
 
-fn cap() -> VolumeCapability {
-    VolumeCapability {
-        access_type: Some(volume_capability::AccessType::Mount(Default::default())),
-        access_mode: Some(volume_capability::AccessMode {
-            mode: volume_capability::access_mode::Mode::MultiNodeMultiWriter as i32,
-        }),
-    }
-}
-
 fn create(name: &str, secrets: &HashMap<String, String>) -> CreateVolumeRequest {
     CreateVolumeRequest {
         name: name.to_owned(),
@@ -127,7 +95,7 @@ fn create(name: &str, secrets: &HashMap<String, String>) -> CreateVolumeRequest 
             required_bytes: 1 << 30,
             limit_bytes: 0,
         }),
-        volume_capabilities: vec![cap()],
+        volume_capabilities: vec![common::mount_cap()],
         parameters: [
             ("clusterID".to_owned(), "c1".to_owned()),
             ("fsName".to_owned(), "cephfs".to_owned()),
@@ -166,7 +134,7 @@ async fn node_cycle(env: Arc<Env>) {
     n.node_stage_volume(NodeStageVolumeRequest {
         volume_id: v.volume_id.clone(),
         staging_target_path: staging.to_str().unwrap().into(),
-        volume_capability: Some(cap()),
+        volume_capability: Some(common::mount_cap()),
         secrets: env.secrets.clone(),
         volume_context: v.volume_context.clone(),
         ..Default::default()
@@ -177,7 +145,7 @@ async fn node_cycle(env: Arc<Env>) {
         volume_id: v.volume_id.clone(),
         staging_target_path: staging.to_str().unwrap().into(),
         target_path: target.to_str().unwrap().into(),
-        volume_capability: Some(cap()),
+        volume_capability: Some(common::mount_cap()),
         volume_context: v.volume_context.clone(),
         ..Default::default()
     })
@@ -213,7 +181,7 @@ async fn node_caps(env: Arc<Env>) {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = runtime();
+    let rt = common::runtime();
     let env = Arc::new(rt.block_on(setup()));
     let mut g = c.benchmark_group("csi");
     macro_rules! pair {

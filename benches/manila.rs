@@ -20,7 +20,9 @@ use driver::csi::v1::controller_client::ControllerClient;
 use driver::csi::v1::*;
 use driver::driver::Driver;
 use fake_manila::{AppState, CephConfig, CephIdentity, Delays, Quotas, Secret};
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
+
+mod common;
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -71,25 +73,7 @@ async fn setup() -> Env {
     config.backend = Backend::Manila;
     config.state_dir = dir.path().join("state");
     let driver = Arc::new(Driver::new(config, vec![]).unwrap());
-    let socket = dir.path().join("csi.sock");
-    let ep = driver::server::Endpoint::Unix(socket.clone());
-    tokio::spawn(async move { driver::server::serve(driver, &ep, std::future::pending()).await });
-    while !socket.exists() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let s = socket.clone();
-    let channel = Endpoint::try_from("http://[::]:50051")
-        .unwrap()
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let s = s.clone();
-            async move {
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
-                    tokio::net::UnixStream::connect(s).await?,
-                ))
-            }
-        }))
-        .await
-        .unwrap();
+    let channel = common::serve(driver, dir.path()).await;
     let secrets: HashMap<String, String> = [
         ("os-authURL", format!("{url}/v3")),
         ("os-userName", "demo".to_owned()),
@@ -118,12 +102,7 @@ async fn create_delete(env: Arc<Env>) {
                 required_bytes: 1 << 30,
                 limit_bytes: 0,
             }),
-            volume_capabilities: vec![VolumeCapability {
-                access_type: Some(volume_capability::AccessType::Mount(Default::default())),
-                access_mode: Some(volume_capability::AccessMode {
-                    mode: volume_capability::access_mode::Mode::MultiNodeMultiWriter as i32,
-                }),
-            }],
+            volume_capabilities: vec![common::mount_cap()],
             secrets: env.secrets.clone(),
             ..Default::default()
         })
@@ -141,10 +120,7 @@ async fn create_delete(env: Arc<Env>) {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     let env = Arc::new(rt.block_on(setup()));
     let mut g = c.benchmark_group("manila");
     g.throughput(Throughput::Elements(1));

@@ -22,7 +22,9 @@ use driver::mount::Mounter;
 use driver::mount::fake::{FakeMountMode, FakeMounter};
 use driver::mount::fuse::FuseMounter;
 use serde_json::json;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
+
+mod common;
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -50,35 +52,8 @@ async fn serve(
     config.state_dir = dir.path().join("state");
     config.ceph_timeout = Duration::from_secs(60);
     let driver = Arc::new(Driver::new(config, vec![mounter]).unwrap());
-    let socket = dir.path().join("csi.sock");
-    let ep = driver::server::Endpoint::Unix(socket.clone());
-    tokio::spawn(async move { driver::server::serve(driver, &ep, std::future::pending()).await });
-    while !socket.exists() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let s = socket.clone();
-    let channel = Endpoint::try_from("http://[::]:50051")
-        .unwrap()
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let s = s.clone();
-            async move {
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
-                    tokio::net::UnixStream::connect(s).await?,
-                ))
-            }
-        }))
-        .await
-        .unwrap();
+    let channel = common::serve(driver, dir.path()).await;
     (dir, channel)
-}
-
-fn cap() -> VolumeCapability {
-    VolumeCapability {
-        access_type: Some(volume_capability::AccessType::Mount(Default::default())),
-        access_mode: Some(volume_capability::AccessMode {
-            mode: volume_capability::access_mode::Mode::MultiNodeMultiWriter as i32,
-        }),
-    }
 }
 
 fn create(env_cluster: &str, name: &str, secrets: &HashMap<String, String>) -> CreateVolumeRequest {
@@ -88,7 +63,7 @@ fn create(env_cluster: &str, name: &str, secrets: &HashMap<String, String>) -> C
             required_bytes: 1 << 30,
             limit_bytes: 0,
         }),
-        volume_capabilities: vec![cap()],
+        volume_capabilities: vec![common::mount_cap()],
         parameters: [
             ("clusterID".to_owned(), env_cluster.to_owned()),
             ("fsName".to_owned(), "cephfs".to_owned()),
@@ -203,7 +178,7 @@ async fn stage_unstage(env: &Env) {
     n.node_stage_volume(NodeStageVolumeRequest {
         volume_id: env.volume.volume_id.clone(),
         staging_target_path: staging.to_str().unwrap().into(),
-        volume_capability: Some(cap()),
+        volume_capability: Some(common::mount_cap()),
         secrets: env.secrets.clone(),
         volume_context: env.volume.volume_context.clone(),
         ..Default::default()
@@ -220,10 +195,7 @@ async fn stage_unstage(env: &Env) {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     let mut sides = vec![("fake-ceph", Arc::new(rt.block_on(fake_env())))];
     match rt.block_on(real_env()) {
         Some(e) => sides.push(("real-ceph", Arc::new(e))),

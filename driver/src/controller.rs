@@ -91,27 +91,9 @@ fn parse_id(id: &str) -> Option<CsiId> {
     id.parse().ok()
 }
 
-/// `YYYY-MM-DD HH:MM:SS[.ffffff]` (UTC) as a protobuf timestamp.
+/// `YYYY-MM-DD HH:MM:SS[.ffffff]` (UTC, as Ceph writes it) as a protobuf timestamp.
 fn timestamp(s: &str) -> Option<prost_types::Timestamp> {
-    let (date, time) = s.split_once(' ')?;
-    let mut d = date.split('-').map(|x| x.parse::<i64>());
-    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let mut t = hms.split(':').map(|x| x.parse::<i64>());
-    let (hh, mm, ss) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
-    // Days from civil (proleptic Gregorian).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let nanos = format!("{frac:0<9}")[..9].parse::<i32>().ok()?;
-    Some(prost_types::Timestamp {
-        seconds: days * 86_400 + hh * 3600 + mm * 60 + ss,
-        nanos,
-    })
+    crate::timefmt::parse_utc(s)
 }
 
 /// Where a volume lives: its cluster, file system and journal.

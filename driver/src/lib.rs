@@ -48,4 +48,5 @@ pub mod metrics;
 pub mod mount;
 pub mod node;
 pub mod server;
+pub mod timefmt;
 pub mod volume_id;

@@ -12,7 +12,7 @@ use fake_manila::{AppState, CephConfig, CephIdentity, Delays, Faults, Secret};
 use serde_json::{Value, json};
 use tonic::Code;
 
-use crate::support::{Ceph, Csi, mount_cap};
+use crate::support::{Ceph, Csi, mount_cap, publish_req, stage_req, unpublish_req, unstage_req};
 
 const GIB: i64 = 1 << 30;
 
@@ -242,26 +242,13 @@ async fn a_share_is_created_mounted_written_snapshotted_and_removed() {
     let target = csi.dir.path().join("pods/p1/volume");
     std::fs::create_dir_all(&staging).unwrap();
     std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-    let stage = NodeStageVolumeRequest {
-        volume_id: vol.volume_id.clone(),
-        staging_target_path: staging.to_str().unwrap().to_owned(),
-        volume_capability: Some(mount_cap()),
-        secrets: cloud.secrets(),
-        volume_context: vol.volume_context.clone(),
-        ..Default::default()
-    };
+    let stage = stage_req(&vol, &staging, cloud.secrets());
     node.node_stage_volume(stage.clone()).await.unwrap();
     node.node_stage_volume(stage).await.unwrap();
     assert_eq!(cloud.ceph.cluster.session_count(), 1);
-    let publish = NodePublishVolumeRequest {
-        volume_id: vol.volume_id.clone(),
-        staging_target_path: staging.to_str().unwrap().to_owned(),
-        target_path: target.to_str().unwrap().to_owned(),
-        volume_capability: Some(mount_cap()),
-        volume_context: vol.volume_context.clone(),
-        ..Default::default()
-    };
-    node.node_publish_volume(publish).await.unwrap();
+    node.node_publish_volume(publish_req(&vol, &staging, &target))
+        .await
+        .unwrap();
     std::fs::write(target.join("hello.txt"), b"hello from manila").unwrap();
     let sub = cloud.subvolumes().await.pop().unwrap();
     let (group, name) = sub.split_once('/').unwrap();
@@ -332,16 +319,9 @@ async fn a_share_is_created_mounted_written_snapshotted_and_removed() {
         .unwrap();
     let staging2 = csi.dir.path().join("staging2");
     std::fs::create_dir_all(&staging2).unwrap();
-    node.node_stage_volume(NodeStageVolumeRequest {
-        volume_id: restored.volume_id.clone(),
-        staging_target_path: staging2.to_str().unwrap().to_owned(),
-        volume_capability: Some(mount_cap()),
-        secrets: cloud.secrets(),
-        volume_context: restored.volume_context.clone(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    node.node_stage_volume(stage_req(&restored, &staging2, cloud.secrets()))
+        .await
+        .unwrap();
     assert_eq!(
         std::fs::read(staging2.join("hello.txt")).unwrap(),
         b"hello from manila"
@@ -360,19 +340,13 @@ async fn a_share_is_created_mounted_written_snapshotted_and_removed() {
     // Tear down: nothing left in Manila or Ceph.
     for (vid, path) in [(&restored.volume_id, &staging2), (&vol.volume_id, &staging)] {
         if *vid == vol.volume_id {
-            node.node_unpublish_volume(NodeUnpublishVolumeRequest {
-                volume_id: vid.clone(),
-                target_path: target.to_str().unwrap().to_owned(),
-            })
+            node.node_unpublish_volume(unpublish_req(vid, &target))
+                .await
+                .unwrap();
+        }
+        node.node_unstage_volume(unstage_req(vid, path))
             .await
             .unwrap();
-        }
-        node.node_unstage_volume(NodeUnstageVolumeRequest {
-            volume_id: vid.clone(),
-            staging_target_path: path.to_str().unwrap().to_owned(),
-        })
-        .await
-        .unwrap();
     }
     assert_eq!(cloud.ceph.cluster.session_count(), 0);
     ctl.delete_volume(del(&restored.volume_id)).await.unwrap();
@@ -626,43 +600,23 @@ async fn the_binaries_provision_mount_and_remove_a_share() {
     let target = dir.path().join("pods/p/volume");
     std::fs::create_dir_all(&staging).unwrap();
     std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-    node.node_stage_volume(NodeStageVolumeRequest {
-        volume_id: vol.volume_id.clone(),
-        staging_target_path: staging.to_str().unwrap().into(),
-        volume_capability: Some(mount_cap()),
-        secrets: demo_secrets(&url),
-        volume_context: vol.volume_context.clone(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    node.node_publish_volume(NodePublishVolumeRequest {
-        volume_id: vol.volume_id.clone(),
-        staging_target_path: staging.to_str().unwrap().into(),
-        target_path: target.to_str().unwrap().into(),
-        volume_capability: Some(mount_cap()),
-        volume_context: vol.volume_context.clone(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    node.node_stage_volume(stage_req(&vol, &staging, demo_secrets(&url)))
+        .await
+        .unwrap();
+    node.node_publish_volume(publish_req(&vol, &staging, &target))
+        .await
+        .unwrap();
     std::fs::write(target.join("f"), b"written by a pod").unwrap();
     assert_eq!(
         std::fs::read(staging.join("f")).unwrap(),
         b"written by a pod"
     );
-    node.node_unpublish_volume(NodeUnpublishVolumeRequest {
-        volume_id: vol.volume_id.clone(),
-        target_path: target.to_str().unwrap().into(),
-    })
-    .await
-    .unwrap();
-    node.node_unstage_volume(NodeUnstageVolumeRequest {
-        volume_id: vol.volume_id.clone(),
-        staging_target_path: staging.to_str().unwrap().into(),
-    })
-    .await
-    .unwrap();
+    node.node_unpublish_volume(unpublish_req(&vol.volume_id, &target))
+        .await
+        .unwrap();
+    node.node_unstage_volume(unstage_req(&vol.volume_id, &staging))
+        .await
+        .unwrap();
     ctl.delete_volume(DeleteVolumeRequest {
         volume_id: vol.volume_id.clone(),
         secrets: demo_secrets(&url),

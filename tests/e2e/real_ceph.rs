@@ -14,7 +14,7 @@ use driver::mount::fuse::FuseMounter;
 use serde_json::Value;
 use tonic::Code;
 
-use crate::support::{Csi, mount_cap};
+use crate::support::{Csi, mount_cap, publish_req, stage_req, unpublish_req, unstage_req};
 
 const GIB: i64 = 1 << 30;
 
@@ -183,24 +183,10 @@ async fn the_lifecycle_on_real_ceph_with_ceph_fuse() {
     let target = csi.dir.path().join("pods/p1/volume");
     std::fs::create_dir_all(&staging).unwrap();
     std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-    let stage = |volume: &Volume, staging: &Path| NodeStageVolumeRequest {
-        volume_id: volume.volume_id.clone(),
-        staging_target_path: staging.to_str().unwrap().to_owned(),
-        volume_capability: Some(mount_cap()),
-        secrets: ceph.secrets(),
-        volume_context: volume.volume_context.clone(),
-        ..Default::default()
-    };
+    let stage = |volume: &Volume, staging: &Path| stage_req(volume, staging, ceph.secrets());
     node.node_stage_volume(stage(&vol, &staging)).await.unwrap();
     node.node_stage_volume(stage(&vol, &staging)).await.unwrap();
-    let publish = NodePublishVolumeRequest {
-        volume_id: vol.volume_id.clone(),
-        staging_target_path: staging.to_str().unwrap().to_owned(),
-        target_path: target.to_str().unwrap().to_owned(),
-        volume_capability: Some(mount_cap()),
-        volume_context: vol.volume_context.clone(),
-        ..Default::default()
-    };
+    let publish = publish_req(&vol, &staging, &target);
     node.node_publish_volume(publish.clone()).await.unwrap();
     node.node_publish_volume(publish).await.unwrap();
     std::fs::write(target.join("hello.txt"), b"hello from a pod").unwrap();
@@ -288,19 +274,13 @@ async fn the_lifecycle_on_real_ceph_with_ceph_fuse() {
         std::fs::read(staging2.join("hello.txt")).unwrap(),
         b"hello from a pod"
     );
-    let unstage = |volume: &Volume, staging: &Path| NodeUnstageVolumeRequest {
-        volume_id: volume.volume_id.clone(),
-        staging_target_path: staging.to_str().unwrap().to_owned(),
-    };
+    let unstage = |volume: &Volume, staging: &Path| unstage_req(&volume.volume_id, staging);
     node.node_unstage_volume(unstage(&clone, &staging2))
         .await
         .unwrap();
 
     // Tear down; nothing is left in Ceph or in the mount table.
-    let unpublish = NodeUnpublishVolumeRequest {
-        volume_id: vol.volume_id.clone(),
-        target_path: target.to_str().unwrap().to_owned(),
-    };
+    let unpublish = unpublish_req(&vol.volume_id, &target);
     node.node_unpublish_volume(unpublish.clone()).await.unwrap();
     node.node_unpublish_volume(unpublish).await.unwrap();
     node.node_unstage_volume(unstage(&vol, &staging))

@@ -255,3 +255,51 @@ pub fn create_request(ceph: &Ceph, name: &str, size: i64) -> CreateVolumeRequest
         ..Default::default()
     }
 }
+
+fn path_str(p: &Path) -> String {
+    p.to_str().unwrap().to_owned()
+}
+
+/// NodeStageVolume of `v` at `staging` with `secrets`.
+pub fn stage_req(
+    v: &Volume,
+    staging: &Path,
+    secrets: HashMap<String, String>,
+) -> NodeStageVolumeRequest {
+    NodeStageVolumeRequest {
+        volume_id: v.volume_id.clone(),
+        staging_target_path: path_str(staging),
+        volume_capability: Some(mount_cap()),
+        secrets,
+        volume_context: v.volume_context.clone(),
+        ..Default::default()
+    }
+}
+
+/// NodePublishVolume of `v`, staged at `staging`, at `target`.
+pub fn publish_req(v: &Volume, staging: &Path, target: &Path) -> NodePublishVolumeRequest {
+    NodePublishVolumeRequest {
+        volume_id: v.volume_id.clone(),
+        staging_target_path: path_str(staging),
+        target_path: path_str(target),
+        volume_capability: Some(mount_cap()),
+        volume_context: v.volume_context.clone(),
+        ..Default::default()
+    }
+}
+
+/// NodeUnpublishVolume of the volume `id` at `target`.
+pub fn unpublish_req(id: &str, target: &Path) -> NodeUnpublishVolumeRequest {
+    NodeUnpublishVolumeRequest {
+        volume_id: id.to_owned(),
+        target_path: path_str(target),
+    }
+}
+
+/// NodeUnstageVolume of the volume `id` at `staging`.
+pub fn unstage_req(id: &str, staging: &Path) -> NodeUnstageVolumeRequest {
+    NodeUnstageVolumeRequest {
+        volume_id: id.to_owned(),
+        staging_target_path: path_str(staging),
+    }
+}

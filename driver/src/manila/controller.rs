@@ -451,14 +451,7 @@ impl ManilaController {
             size_bytes: bytes(s.size),
             snapshot_id: s.id.clone(),
             source_volume_id: s.share_id.clone(),
-            creation_time: s
-                .created_at
-                .as_deref()
-                .and_then(super::keystone::parse_iso8601)
-                .map(|secs| prost_types::Timestamp {
-                    seconds: i64::try_from(secs).unwrap_or(0),
-                    nanos: 0,
-                }),
+            creation_time: s.created_at.as_deref().and_then(crate::timefmt::parse_utc),
             ready_to_use: s.status == "available",
             group_snapshot_id: String::new(),
         }

@@ -331,27 +331,9 @@ fn manila_endpoint(catalog: &Value, interface: &str, region: &str) -> Option<Str
     None
 }
 
-/// Seconds since the epoch of `2026-11-26T12:00:00[.ffffff][Z|+00:00]` (UTC).
+/// Seconds since the epoch of `2026-11-26T12:00:00[.ffffff][Z]` (UTC).
 pub fn parse_iso8601(s: &str) -> Option<u64> {
-    let s = s.trim_end_matches('Z').trim_end_matches("+00:00");
-    let (date, time) = s.split_once(['T', ' '])?;
-    let mut d = date.split('-').map(str::parse::<i64>);
-    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    let time = time.split('.').next()?;
-    let mut t = time.split(':').map(str::parse::<i64>);
-    let (hh, mm, ss) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) {
-        return None;
-    }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
+    crate::timefmt::parse_utc(s).and_then(|t| u64::try_from(t.seconds).ok())
 }
 
 #[cfg(test)]
