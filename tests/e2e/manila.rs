@@ -649,3 +649,55 @@ async fn the_binaries_provision_mount_and_remove_a_share() {
     let log = std::fs::read_to_string(dir.path().join("driver.log")).unwrap();
     assert!(!log.contains("\"demo\"") && !log.contains(&key), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_volume_names_its_share_and_rule() {
+    let cloud = Cloud::start(|_| {}).await;
+    let csi = cloud.driver(Duration::from_secs(10)).await;
+    let vol = csi
+        .controller()
+        .await
+        .create_volume(create(&cloud, "pvc-static", GIB))
+        .await
+        .unwrap()
+        .into_inner()
+        .volume
+        .unwrap();
+    // A PV written by hand: the share by name, the rule by ID, no CreateVolume.
+    let mut by_name = vol.clone();
+    by_name.volume_id = "static-pv-1".into();
+    by_name.volume_context = HashMap::from([
+        ("shareName".to_owned(), "pvc-static".to_owned()),
+        (
+            "shareAccessID".to_owned(),
+            vol.volume_context["shareAccessID"].clone(),
+        ),
+    ]);
+    let staging = csi.dir.path().join("staging");
+    std::fs::create_dir_all(&staging).unwrap();
+    let mut node = csi.node().await;
+    node.node_stage_volume(stage_req(&by_name, &staging, cloud.secrets()))
+        .await
+        .unwrap();
+    assert_eq!(cloud.ceph.cluster.session_count(), 1);
+    node.node_unstage_volume(unstage_req(&by_name.volume_id, &staging))
+        .await
+        .unwrap();
+    assert_eq!(cloud.ceph.cluster.session_count(), 0);
+    // A rule that does not exist, or no rule at all, is refused before any mount.
+    by_name
+        .volume_context
+        .insert("shareAccessID".into(), "nope".into());
+    let e = node
+        .node_stage_volume(stage_req(&by_name, &staging, cloud.secrets()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    by_name.volume_context.remove("shareAccessID");
+    let e = node
+        .node_stage_volume(stage_req(&by_name, &staging, cloud.secrets()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert_eq!(cloud.ceph.cluster.session_count(), 0);
+}
