@@ -378,7 +378,7 @@ impl Identity {
             user_name: user.name.clone(),
             project,
             roles: user.roles.clone(),
-            methods: vec![methods[0].clone()],
+            methods: methods.into_iter().take(1).collect(),
             issued_at: now,
             expires_at: now.plus(ttl),
             audit_id: audit.iter().map(|b| format!("{b:02x}")).collect(),

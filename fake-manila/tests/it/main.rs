@@ -7,6 +7,7 @@ mod faults;
 mod keystone;
 mod microversion;
 mod quota;
+mod robustness;
 mod secrets;
 mod share;
 mod snapshot;
