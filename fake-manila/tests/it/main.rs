@@ -8,7 +8,6 @@ mod keystone;
 mod microversion;
 mod quota;
 mod robustness;
-mod secrets;
 mod share;
 mod snapshot;
 mod support;
