@@ -54,8 +54,11 @@
 //!   Keystone's otherwise. One domain (`Default`); only project-scoped tokens; roles are
 //!   names (`admin` makes a cloud admin); no policy beyond owner/admin checks;
 //!   `GET /v3/projects` shows a non-admin its own project instead of answering 403.
-//! - One back end, one pool, one share type (`cephfstype`, DHSS=False, snapshots and
-//!   create-from-snapshot supported), one availability zone (`nova`). Shares of another
+//! - One back end, one pool, one share type (named `cephfstype` unless configured,
+//!   DHSS=False, snapshots and create-from-snapshot supported, always the default type),
+//!   one availability zone (`nova`). Note that the `manila` CLI without `--share-type`
+//!   and CSI's StorageClass default both ask for a type *named* `default`; name the type
+//!   so (`--share-type default`) or pass the name. Shares of another
 //!   protocol end in `error` with the scheduler's "no valid host" message, as a
 //!   CephFS-only cloud does. No share networks, servers, groups, replicas, migrations,
 //!   backups, soft delete, revert, manage/unmanage, resource locks (lock fields in

@@ -545,3 +545,38 @@ async fn projects_are_isolated() {
         StatusCode::FORBIDDEN
     );
 }
+
+#[tokio::test]
+async fn export_locations_name_every_monitor_and_the_group() {
+    let mons = ["10.0.0.1:6789", "10.0.0.2:6789", "10.0.0.3:6789"];
+    let env = crate::support::env_on(
+        |c| c.mon_addrs = mons.iter().map(|m| (*m).to_owned()).collect(),
+        |c| c.ceph.group = Some("manila".into()),
+    )
+    .await;
+    // Manila's driver expects its group to exist (the binary creates it at start).
+    let (ret, _, _) = env
+        .ceph(json!({"prefix": "fs subvolumegroup create", "group_name": "manila"}))
+        .await;
+    assert_eq!(ret, 0);
+    let t = env.demo().await;
+    let id = env.share(&t, "grouped", 1).await;
+    let els = env
+        .get(&t, "2.65", &format!("/v2/shares/{id}/export_locations"))
+        .await;
+    let path = els.body["export_locations"][0]["path"]
+        .as_str()
+        .expect("path")
+        .to_owned();
+    // CSI splits at the last ':' into monitors and root path.
+    let (monitors, root) = path.rsplit_once(':').expect("monitors:path");
+    assert_eq!(monitors, mons.join(","));
+    assert!(
+        root.starts_with(&format!("/volumes/manila/{id}/")),
+        "{root}"
+    );
+    let (ret, _, _) = env
+        .ceph(json!({"prefix": "fs subvolume getpath", "group_name": "manila", "sub_name": id}))
+        .await;
+    assert_eq!(ret, 0);
+}
