@@ -206,7 +206,7 @@ fn set_rule_state(state: &AppState, id: &str, st: RuleState) -> Option<AccessRul
 
 async fn apply(state: AppState, id: String, project: String, fail: Option<&'static str>) {
     let delay = state.config().delays.access;
-    tokio::time::sleep(delay).await;
+    crate::state::pause(delay).await;
     let lock = {
         let db = state.db();
         let Some(r) = db.rules.get(&id) else { return };
@@ -228,7 +228,7 @@ async fn apply(state: AppState, id: String, project: String, fail: Option<&'stat
         r.state = RuleState::Applying;
         r.updated_at = Some(Timestamp::now());
     }
-    tokio::time::sleep(delay).await;
+    crate::state::pause(delay).await;
     let Some(rule) = state.db().rules.get(&id).cloned() else {
         return;
     };
@@ -312,7 +312,7 @@ pub fn deny(ctx: &Ctx, share_id: &str, arg: &Value) -> ApiResult<Response> {
 
 async fn revoke(state: AppState, id: String) {
     let delay = state.config().delays.access;
-    tokio::time::sleep(delay).await;
+    crate::state::pause(delay).await;
     let lock = {
         let db = state.db();
         let Some(r) = db.rules.get(&id) else { return };
@@ -325,7 +325,7 @@ async fn revoke(state: AppState, id: String) {
     let Some(rule) = set_rule_state(&state, &id, RuleState::Denying) else {
         return;
     };
-    tokio::time::sleep(delay).await;
+    crate::state::pause(delay).await;
     let result = if rule.access_type == "cephx" {
         state
             .ceph()

@@ -621,7 +621,7 @@ async fn provision(
     source: Option<(String, String)>,
     fate: Fate,
 ) {
-    tokio::time::sleep(state.config().delays.create).await;
+    crate::state::pause(state.config().delays.create).await;
     match fate {
         Fate::Stuck => {
             tracing::info!(share_id = %id, "share stays in creating (injected fault)");
@@ -782,7 +782,7 @@ fn start_delete(ctx: &Ctx, id: &str, force: bool) -> ApiResult<Response> {
 }
 
 async fn remove(state: AppState, id: String) {
-    tokio::time::sleep(state.config().delays.delete).await;
+    crate::state::pause(state.config().delays.delete).await;
     let Some(lock) = state.db().shares.get(&id).map(|s| s.access_lock.clone()) else {
         return;
     };
@@ -988,7 +988,7 @@ fn resize(ctx: &Ctx, id: &str, arg: &Value, extend: bool) -> ApiResult<Response>
 }
 
 async fn resize_task(state: AppState, id: String, old: u64, new: u64, extend: bool) {
-    tokio::time::sleep(state.config().delays.resize).await;
+    crate::state::pause(state.config().delays.resize).await;
     let result = state.ceph().resize(&id, new * GIB).await;
     match result {
         Ok(()) => {

@@ -156,7 +156,7 @@ pub fn create(ctx: &Ctx, body: &Value) -> ApiResult<Response> {
 }
 
 async fn take(state: AppState, id: String) {
-    tokio::time::sleep(state.config().delays.snapshot).await;
+    crate::state::pause(state.config().delays.snapshot).await;
     let Some(snap) = state.db().snapshots.get(&id).cloned() else {
         return;
     };
@@ -224,7 +224,7 @@ pub fn delete(ctx: &Ctx, id: &str) -> ApiResult<Response> {
 }
 
 async fn remove(state: AppState, id: String) {
-    tokio::time::sleep(state.config().delays.snapshot).await;
+    crate::state::pause(state.config().delays.snapshot).await;
     let Some(snap) = state.db().snapshots.get(&id).cloned() else {
         return;
     };

@@ -425,6 +425,16 @@ impl AppState {
     }
 }
 
+/// Waits `d` before a transition step. Zero does not go through the timer (whose tick
+/// is a millisecond): the task only yields, so zero-delay benchmarks measure the work.
+pub async fn pause(d: std::time::Duration) {
+    if d.is_zero() {
+        tokio::task::yield_now().await;
+    } else {
+        tokio::time::sleep(d).await;
+    }
+}
+
 /// A version-4-shaped UUID from the RNG.
 pub fn uuid_from(rng: &mut ChaCha8Rng) -> String {
     let mut b = [0u8; 16];
