@@ -582,6 +582,7 @@ pub fn create(ctx: &Ctx, body: &Value) -> ApiResult<Response> {
         created_at: Timestamp::now(),
         updated_at: None,
         export_locations: Vec::new(),
+        reserved_size: None,
         instance_id: state.new_uuid(),
         access_lock: Default::default(),
     };
@@ -977,9 +978,10 @@ fn resize(ctx: &Ctx, id: &str, arg: &Value, extend: bool) -> ApiResult<Response>
             ShareStatus::Shrinking
         };
         s.updated_at = Some(Timestamp::now());
-        // Extending reserves the new size at once (as Manila's quota reservation does).
+        // The share shows its old size until the resize is done; an extension's quota
+        // is reserved at once, as Manila reserves it.
         if extend {
-            s.size = new_size;
+            s.reserved_size = Some(new_size);
         }
     }
     drop(db);
@@ -995,6 +997,7 @@ async fn resize_task(state: AppState, id: String, old: u64, new: u64, extend: bo
             let mut db = state.db();
             if let Some(s) = db.shares.get_mut(&id) {
                 s.size = new;
+                s.reserved_size = None;
                 s.status = ShareStatus::Available;
                 s.updated_at = Some(Timestamp::now());
             }
@@ -1005,6 +1008,7 @@ async fn resize_task(state: AppState, id: String, old: u64, new: u64, extend: bo
                 let mut db = state.db();
                 if let Some(s) = db.shares.get_mut(&id) {
                     s.size = old;
+                    s.reserved_size = None;
                 }
             }
             if extend {

@@ -134,6 +134,8 @@ pub struct Share {
     pub updated_at: Option<Timestamp>,
     /// Where it can be mounted (empty until available).
     pub export_locations: Vec<ExportLocation>,
+    /// The size an extension in progress has reserved against the quota.
+    pub reserved_size: Option<u64>,
     /// The ID of its one instance.
     pub instance_id: String,
     /// Serializes access-rule work (apply, deny, delete) on this share's subvolume.
@@ -447,7 +449,7 @@ pub fn usage(db: &Db, project_id: &str) -> (i64, i64, i64, i64) {
     let (mut n, mut gb) = (0i64, 0i64);
     for s in db.shares.values().filter(|s| s.project_id == project_id) {
         n += 1;
-        gb += i64::try_from(s.size).unwrap_or(i64::MAX);
+        gb += i64::try_from(s.reserved_size.unwrap_or(s.size).max(s.size)).unwrap_or(i64::MAX);
     }
     let (mut sn, mut sgb) = (0i64, 0i64);
     for s in db.snapshots.values().filter(|s| s.project_id == project_id) {

@@ -82,6 +82,28 @@ async fn lifecycle_through_states_with_a_subvolume() {
 }
 
 #[tokio::test]
+async fn extending_shows_the_old_size_and_reserves_the_new() {
+    let env = env_with(|c| c.delays = Delays::all(Duration::from_millis(200))).await;
+    let t = env.demo().await;
+    let id = env.share(&t, "grow", 1).await;
+    let a = env
+        .post(
+            &t,
+            "2.65",
+            &format!("/v2/shares/{id}/action"),
+            json!({"extend": {"new_size": 4}}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED);
+    let s = env.get(&t, "2.65", &format!("/v2/shares/{id}")).await;
+    assert_eq!(s.body["share"]["status"], "extending");
+    assert_eq!(s.body["share"]["size"], 1);
+    let l = env.get(&t, "2.65", "/v2/limits").await;
+    assert_eq!(l.body["limits"]["absolute"]["totalShareGigabytesUsed"], 4);
+    assert_eq!(env.wait_share(&t, &id, "available").await["size"], 4);
+}
+
+#[tokio::test]
 async fn transitional_states_refuse_changes() {
     let env = env_with(|c| c.delays = Delays::all(Duration::from_millis(300))).await;
     let t = env.demo().await;
