@@ -38,7 +38,7 @@ first_line() {
   >"$work/ceph.out" 2>"$work/ceph.err" &
 pids+=($!)
 ceph_url=$(first_line "$work/ceph.out")
-./target/debug/fake-manila --listen 127.0.0.1:0 --ceph-url "$ceph_url" --ceph-keyring "$work/keyring" \
+RUST_LOG=debug ./target/debug/fake-manila --listen 127.0.0.1:0 --ceph-url "$ceph_url" --ceph-keyring "$work/keyring" \
   --delay-ms 200 >"$work/manila.out" 2>"$work/manila.err" &
 pids+=($!)
 url=$(first_line "$work/manila.out")
