@@ -233,6 +233,7 @@ async fn apply(state: AppState, id: String, project: String, fail: Option<&'stat
         return;
     };
     if let Some(why) = fail {
+        state.metrics().transition("access_apply", false);
         tracing::info!(rule_id = %id, share_id = %rule.share_id, why, "access rule failed");
         set_rule_state(&state, &id, RuleState::Error);
         let mut db = state.db();
@@ -253,6 +254,7 @@ async fn apply(state: AppState, id: String, project: String, fail: Option<&'stat
         .ceph()
         .authorize(&rule.share_id, &rule.access_to, level, &project)
         .await;
+    state.metrics().transition("access_apply", result.is_ok());
     let mut db = state.db();
     match result {
         Ok(key) => {
@@ -334,6 +336,7 @@ async fn revoke(state: AppState, id: String) {
     } else {
         Ok(())
     };
+    state.metrics().transition("access_deny", result.is_ok());
     let mut db = state.db();
     match result {
         Ok(()) => {

@@ -186,7 +186,11 @@ pub async fn manila(
     body: Body,
 ) -> Response {
     let path = uri.path().to_owned();
+    let started = std::time::Instant::now();
     let (status, version, project, resp) = handle(&state, &method, &uri, &headers, body).await;
+    state
+        .metrics()
+        .request(method.as_str(), &path, status.as_u16(), started.elapsed());
     // The one log line per request: no query, no body, no headers (tokens, keys and
     // names stay out of logs). Debug level: a benchmark sends tens of thousands a second.
     let version = version.map(|v| v.to_string()).unwrap_or_default();

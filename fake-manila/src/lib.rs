@@ -46,6 +46,8 @@
 //!   answers, shares stuck in `creating`, shares ending in `error` (with a user message),
 //!   access rules ending in `error`. Set at start or through `GET`/`PUT /admin/faults`
 //!   with an admin token.
+//! - Metrics on `GET /metrics`: requests by method, route template and status, latency
+//!   by route, finished transitions by kind and result.
 //!
 //! # Where it simplifies real Manila
 //!
@@ -80,6 +82,7 @@ pub mod ceph;
 pub mod config;
 pub mod error;
 pub mod keystone;
+pub mod metrics;
 pub mod microversion;
 pub mod resources;
 pub mod share;
@@ -123,9 +126,22 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/", any(api::manila))
         .route("/v2/{*rest}", any(api::manila))
         .route("/admin/faults", get(faults_get).put(faults_put))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+/// `GET /metrics`: Prometheus text (no secrets, no request input in labels).
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics().render(),
+    )
+        .into_response()
 }
 
 async fn not_found() -> Response {

@@ -629,6 +629,7 @@ async fn provision(
             return;
         }
         Fate::NoValidHost => {
+            state.metrics().transition("create", false);
             set_error(
                 &state,
                 &id,
@@ -669,6 +670,7 @@ async fn provision(
         Ok::<_, crate::ceph::CephError>(format!("{}:{path}", mons.join(",")))
     }
     .await;
+    state.metrics().transition("create", result.is_ok());
     match result {
         Ok(path) => {
             let el_id = state.new_uuid();
@@ -803,6 +805,7 @@ async fn remove(state: AppState, id: String) {
         ceph.remove_subvolume(&id).await
     }
     .await;
+    state.metrics().transition("delete", result.is_ok());
     let mut db = state.db();
     match result {
         Ok(()) => {
@@ -992,6 +995,8 @@ fn resize(ctx: &Ctx, id: &str, arg: &Value, extend: bool) -> ApiResult<Response>
 async fn resize_task(state: AppState, id: String, old: u64, new: u64, extend: bool) {
     crate::state::pause(state.config().delays.resize).await;
     let result = state.ceph().resize(&id, new * GIB).await;
+    let kind = if extend { "extend" } else { "shrink" };
+    state.metrics().transition(kind, result.is_ok());
     match result {
         Ok(()) => {
             let mut db = state.db();

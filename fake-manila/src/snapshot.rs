@@ -164,6 +164,9 @@ async fn take(state: AppState, id: String) {
         .ceph()
         .create_snapshot(&snap.share_id, &snap.ceph_name)
         .await;
+    state
+        .metrics()
+        .transition("snapshot_create", result.is_ok());
     let mut db = state.db();
     let Some(s) = db.snapshots.get_mut(&id) else {
         return;
@@ -232,6 +235,9 @@ async fn remove(state: AppState, id: String) {
         .ceph()
         .remove_snapshot(&snap.share_id, &snap.ceph_name)
         .await;
+    state
+        .metrics()
+        .transition("snapshot_delete", result.is_ok());
     let mut db = state.db();
     match result {
         Ok(()) => {

@@ -320,6 +320,7 @@ pub struct Inner {
     fault_rng: Mutex<ChaCha8Rng>,
     faults: Mutex<Faults>,
     default_type_id: String,
+    metrics: crate::metrics::Metrics,
 }
 
 /// The service state. Cheap to clone.
@@ -348,6 +349,7 @@ impl AppState {
                 rng: Mutex::new(rng),
                 fault_rng: Mutex::new(fault_rng),
                 default_type_id,
+                metrics: crate::metrics::Metrics::new(),
             }),
         })
     }
@@ -370,6 +372,11 @@ impl AppState {
     /// The database, locked. Never held across an await.
     pub fn db(&self) -> MutexGuard<'_, Db> {
         self.inner.db.lock()
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.inner.metrics
     }
 
     /// The ID RNG, locked.

@@ -602,3 +602,32 @@ async fn export_locations_name_every_monitor_and_the_group() {
         .await;
     assert_eq!(ret, 0);
 }
+
+#[tokio::test]
+async fn metrics_count_requests_and_transitions() {
+    let env = env().await;
+    let t = env.demo().await;
+    let id = env.share(&t, "counted", 1).await;
+    env.get(&t, "2.65", "/v2/no/such/thing/at/all/here").await;
+    env.delete(&t, "2.65", &format!("/v2/shares/{id}")).await;
+    env.wait_gone(&t, &format!("/v2/shares/{id}")).await;
+    let a = env
+        .raw(
+            Request::get("/metrics")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    for line in [
+        r#"fake_manila_requests_total{method="POST",route="/v2/shares",status="200"} 1"#,
+        r#"fake_manila_requests_total{method="DELETE",route="/v2/shares/{id}",status="202"} 1"#,
+        r#"route="/v2/{id}/{id}/{id}/{id}/...",status="404""#,
+        r#"fake_manila_transitions_total{kind="create",result="ok"} 1"#,
+        r#"fake_manila_transitions_total{kind="delete",result="ok"} 1"#,
+        "fake_manila_request_seconds_bucket",
+    ] {
+        assert!(a.text.contains(line), "{line} missing from:\n{}", a.text);
+    }
+    assert!(!a.text.contains(&id), "no IDs in labels");
+}
