@@ -1,8 +1,10 @@
 //! fake-manila: a Keystone v3 + Manila v2 fake that provisions CephFS shares on
 //! fake-ceph, for tests, benchmarks and the cluster simulator.
 //!
-//! What it is: one HTTP service that real OpenStack clients (python-manilaclient's
-//! `manila`, `openstack share ...`, openstacksdk, gophercloud/manila-csi) use unmodified.
+//! What it is: one HTTP service that real OpenStack clients use unmodified:
+//! python-manilaclient's `manila`, `openstack share ...` and openstacksdk are run against
+//! it by `ci/check-manila-clients.sh`; gophercloud/manila-csi's calls (as the reference
+//! records them) are covered by the tests, though no Go client runs here.
 //! It issues Keystone tokens with a service catalog, serves the Manila v2 API with
 //! microversion negotiation (2.0 to 2.99) and version-gated routes, actions and fields,
 //! and does the work of Manila's CephFS native driver against fake-ceph's wire API
@@ -74,7 +76,10 @@
 //! - Quota reservations are immediate (no `reserved`); user- and type-level quotas are
 //!   not modelled.
 //! - State lives in memory; a restart forgets every share (the subvolumes stay in
-//!   fake-ceph).
+//!   fake-ceph). At most 100,000 tokens are held (Keystone's fernet tokens are
+//!   stateless); past that the half expiring first is revoked.
+//! - A transition's Ceph work is tried once: a failure leaves the resource in its error
+//!   status (Manila's periodic tasks and retries are not modelled). No API rate limits.
 
 pub mod access_rule;
 pub mod api;
