@@ -206,7 +206,7 @@ fn set_rule_state(state: &AppState, id: &str, st: RuleState) -> Option<AccessRul
 
 async fn apply(state: AppState, id: String, project: String, fail: Option<&'static str>) {
     let delay = state.config().delays.access;
-    tokio::time::sleep(delay).await;
+    crate::state::pause(delay).await;
     let lock = {
         let db = state.db();
         let Some(r) = db.rules.get(&id) else { return };
@@ -228,11 +228,12 @@ async fn apply(state: AppState, id: String, project: String, fail: Option<&'stat
         r.state = RuleState::Applying;
         r.updated_at = Some(Timestamp::now());
     }
-    tokio::time::sleep(delay).await;
+    crate::state::pause(delay).await;
     let Some(rule) = state.db().rules.get(&id).cloned() else {
         return;
     };
     if let Some(why) = fail {
+        state.metrics().transition("access_apply", false);
         tracing::info!(rule_id = %id, share_id = %rule.share_id, why, "access rule failed");
         set_rule_state(&state, &id, RuleState::Error);
         let mut db = state.db();
@@ -253,6 +254,7 @@ async fn apply(state: AppState, id: String, project: String, fail: Option<&'stat
         .ceph()
         .authorize(&rule.share_id, &rule.access_to, level, &project)
         .await;
+    state.metrics().transition("access_apply", result.is_ok());
     let mut db = state.db();
     match result {
         Ok(key) => {
@@ -312,7 +314,7 @@ pub fn deny(ctx: &Ctx, share_id: &str, arg: &Value) -> ApiResult<Response> {
 
 async fn revoke(state: AppState, id: String) {
     let delay = state.config().delays.access;
-    tokio::time::sleep(delay).await;
+    crate::state::pause(delay).await;
     let lock = {
         let db = state.db();
         let Some(r) = db.rules.get(&id) else { return };
@@ -325,7 +327,7 @@ async fn revoke(state: AppState, id: String) {
     let Some(rule) = set_rule_state(&state, &id, RuleState::Denying) else {
         return;
     };
-    tokio::time::sleep(delay).await;
+    crate::state::pause(delay).await;
     let result = if rule.access_type == "cephx" {
         state
             .ceph()
@@ -334,6 +336,7 @@ async fn revoke(state: AppState, id: String) {
     } else {
         Ok(())
     };
+    state.metrics().transition("access_deny", result.is_ok());
     let mut db = state.db();
     match result {
         Ok(()) => {

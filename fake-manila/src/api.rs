@@ -186,17 +186,20 @@ pub async fn manila(
     body: Body,
 ) -> Response {
     let path = uri.path().to_owned();
+    let started = std::time::Instant::now();
     let (status, version, project, resp) = handle(&state, &method, &uri, &headers, body).await;
+    state
+        .metrics()
+        .request(method.as_str(), &path, status.as_u16(), started.elapsed());
     // The one log line per request: no query, no body, no headers (tokens, keys and
-    // names stay out of logs).
-    tracing::info!(
-        %method,
-        path = %path,
-        status = status.as_u16(),
-        version = %version.map(|v| v.to_string()).unwrap_or_default(),
-        project = %project.unwrap_or_default(),
-        "manila request"
-    );
+    // names stay out of logs). Debug level: a benchmark sends tens of thousands a second.
+    let version = version.map(|v| v.to_string()).unwrap_or_default();
+    let project = project.unwrap_or_default();
+    if status.is_server_error() {
+        tracing::warn!(%method, %path, status = status.as_u16(), %version, %project, "manila request");
+    } else {
+        tracing::debug!(%method, %path, status = status.as_u16(), %version, %project, "manila request");
+    }
     resp
 }
 

@@ -23,6 +23,9 @@ use crate::error::KeystoneError;
 use crate::state::AppState;
 use crate::time::Timestamp;
 
+/// The most tokens held at once.
+pub const MAX_TOKENS: usize = 100_000;
+
 /// The domain every user and project is in.
 pub const DOMAIN_ID: &str = "default";
 /// Its name.
@@ -207,13 +210,26 @@ impl Identity {
     fn store(&self, token: String, info: TokenInfo) -> Arc<TokenInfo> {
         let info = Arc::new(info);
         let mut tokens = self.tokens.lock();
-        // Expired tokens are dropped now and then so the table stays bounded.
+        // Expired tokens are dropped now and then; past `MAX_TOKENS` live ones, the half
+        // that expires first is revoked, so no client can grow the table without bound.
         if tokens.len() >= 4096 && tokens.len().is_power_of_two() {
             let now = Timestamp::now();
             tokens.retain(|_, t| t.expires_at > now);
         }
+        if tokens.len() >= MAX_TOKENS {
+            let mut expiries: Vec<Timestamp> = tokens.values().map(|t| t.expires_at).collect();
+            let mid = expiries.len() / 2;
+            let (_, median, _) = expiries.select_nth_unstable(mid);
+            let median = *median;
+            tokens.retain(|_, t| t.expires_at > median);
+        }
         tokens.insert(token, info.clone());
         info
+    }
+
+    /// How many tokens are held (live or not yet purged).
+    pub fn token_count(&self) -> usize {
+        self.tokens.lock().len()
     }
 
     fn user_by_ref(&self, user: &Value) -> Result<&User, KeystoneError> {
@@ -378,7 +394,7 @@ impl Identity {
             user_name: user.name.clone(),
             project,
             roles: user.roles.clone(),
-            methods: vec![methods[0].clone()],
+            methods: methods.into_iter().take(1).collect(),
             issued_at: now,
             expires_at: now.plus(ttl),
             audit_id: audit.iter().map(|b| format!("{b:02x}")).collect(),
@@ -679,5 +695,28 @@ pub fn json_content_type(resp: &mut Response) {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn the_token_table_is_bounded() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let id = Identity::new(&IdentityConfig::default(), &mut rng).expect("identity");
+        let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "demo", "domain": {"name": "Default"}, "password": "demo"}}}}});
+        let mut last = String::new();
+        for _ in 0..MAX_TOKENS + 10 {
+            let (t, _) = id
+                .authenticate(&body, std::time::Duration::from_secs(3600), &mut rng)
+                .expect("token");
+            last = t;
+        }
+        assert!(id.token_count() <= MAX_TOKENS);
+        assert!(id.validate(&last).is_some(), "the newest token survives");
     }
 }

@@ -1,8 +1,10 @@
 //! fake-manila: a Keystone v3 + Manila v2 fake that provisions CephFS shares on
 //! fake-ceph, for tests, benchmarks and the cluster simulator.
 //!
-//! What it is: one HTTP service that real OpenStack clients (python-manilaclient's
-//! `manila`, `openstack share ...`, openstacksdk, gophercloud/manila-csi) use unmodified.
+//! What it is: one HTTP service that real OpenStack clients use unmodified:
+//! python-manilaclient's `manila`, `openstack share ...` and openstacksdk are run against
+//! it by `ci/check-manila-clients.sh`; gophercloud/manila-csi's calls (as the reference
+//! records them) are covered by the tests, though no Go client runs here.
 //! It issues Keystone tokens with a service catalog, serves the Manila v2 API with
 //! microversion negotiation (2.0 to 2.99) and version-gated routes, actions and fields,
 //! and does the work of Manila's CephFS native driver against fake-ceph's wire API
@@ -46,6 +48,8 @@
 //!   answers, shares stuck in `creating`, shares ending in `error` (with a user message),
 //!   access rules ending in `error`. Set at start or through `GET`/`PUT /admin/faults`
 //!   with an admin token.
+//! - Metrics on `GET /metrics`: requests by method, route template and status, latency
+//!   by route, finished transitions by kind and result.
 //!
 //! # Where it simplifies real Manila
 //!
@@ -54,8 +58,11 @@
 //!   Keystone's otherwise. One domain (`Default`); only project-scoped tokens; roles are
 //!   names (`admin` makes a cloud admin); no policy beyond owner/admin checks;
 //!   `GET /v3/projects` shows a non-admin its own project instead of answering 403.
-//! - One back end, one pool, one share type (`cephfstype`, DHSS=False, snapshots and
-//!   create-from-snapshot supported), one availability zone (`nova`). Shares of another
+//! - One back end, one pool, one share type (named `cephfstype` unless configured,
+//!   DHSS=False, snapshots and create-from-snapshot supported, always the default type),
+//!   one availability zone (`nova`). Note that the `manila` CLI without `--share-type`
+//!   and CSI's StorageClass default both ask for a type *named* `default`; name the type
+//!   so (`--share-type default`) or pass the name. Shares of another
 //!   protocol end in `error` with the scheduler's "no valid host" message, as a
 //!   CephFS-only cloud does. No share networks, servers, groups, replicas, migrations,
 //!   backups, soft delete, revert, manage/unmanage, resource locks (lock fields in
@@ -69,7 +76,10 @@
 //! - Quota reservations are immediate (no `reserved`); user- and type-level quotas are
 //!   not modelled.
 //! - State lives in memory; a restart forgets every share (the subvolumes stay in
-//!   fake-ceph).
+//!   fake-ceph). At most 100,000 tokens are held (Keystone's fernet tokens are
+//!   stateless); past that the half expiring first is revoked.
+//! - A transition's Ceph work is tried once: a failure leaves the resource in its error
+//!   status (Manila's periodic tasks and retries are not modelled). No API rate limits.
 
 pub mod access_rule;
 pub mod api;
@@ -77,6 +87,7 @@ pub mod ceph;
 pub mod config;
 pub mod error;
 pub mod keystone;
+pub mod metrics;
 pub mod microversion;
 pub mod resources;
 pub mod share;
@@ -120,9 +131,22 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/", any(api::manila))
         .route("/v2/{*rest}", any(api::manila))
         .route("/admin/faults", get(faults_get).put(faults_put))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+/// `GET /metrics`: Prometheus text (no secrets, no request input in labels).
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics().render(),
+    )
+        .into_response()
 }
 
 async fn not_found() -> Response {

@@ -582,6 +582,7 @@ pub fn create(ctx: &Ctx, body: &Value) -> ApiResult<Response> {
         created_at: Timestamp::now(),
         updated_at: None,
         export_locations: Vec::new(),
+        reserved_size: None,
         instance_id: state.new_uuid(),
         access_lock: Default::default(),
     };
@@ -621,13 +622,14 @@ async fn provision(
     source: Option<(String, String)>,
     fate: Fate,
 ) {
-    tokio::time::sleep(state.config().delays.create).await;
+    crate::state::pause(state.config().delays.create).await;
     match fate {
         Fate::Stuck => {
             tracing::info!(share_id = %id, "share stays in creating (injected fault)");
             return;
         }
         Fate::NoValidHost => {
+            state.metrics().transition("create", false);
             set_error(
                 &state,
                 &id,
@@ -668,6 +670,7 @@ async fn provision(
         Ok::<_, crate::ceph::CephError>(format!("{}:{path}", mons.join(",")))
     }
     .await;
+    state.metrics().transition("create", result.is_ok());
     match result {
         Ok(path) => {
             let el_id = state.new_uuid();
@@ -782,7 +785,7 @@ fn start_delete(ctx: &Ctx, id: &str, force: bool) -> ApiResult<Response> {
 }
 
 async fn remove(state: AppState, id: String) {
-    tokio::time::sleep(state.config().delays.delete).await;
+    crate::state::pause(state.config().delays.delete).await;
     let Some(lock) = state.db().shares.get(&id).map(|s| s.access_lock.clone()) else {
         return;
     };
@@ -802,6 +805,7 @@ async fn remove(state: AppState, id: String) {
         ceph.remove_subvolume(&id).await
     }
     .await;
+    state.metrics().transition("delete", result.is_ok());
     let mut db = state.db();
     match result {
         Ok(()) => {
@@ -977,9 +981,10 @@ fn resize(ctx: &Ctx, id: &str, arg: &Value, extend: bool) -> ApiResult<Response>
             ShareStatus::Shrinking
         };
         s.updated_at = Some(Timestamp::now());
-        // Extending reserves the new size at once (as Manila's quota reservation does).
+        // The share shows its old size until the resize is done; an extension's quota
+        // is reserved at once, as Manila reserves it.
         if extend {
-            s.size = new_size;
+            s.reserved_size = Some(new_size);
         }
     }
     drop(db);
@@ -988,13 +993,16 @@ fn resize(ctx: &Ctx, id: &str, arg: &Value, extend: bool) -> ApiResult<Response>
 }
 
 async fn resize_task(state: AppState, id: String, old: u64, new: u64, extend: bool) {
-    tokio::time::sleep(state.config().delays.resize).await;
+    crate::state::pause(state.config().delays.resize).await;
     let result = state.ceph().resize(&id, new * GIB).await;
+    let kind = if extend { "extend" } else { "shrink" };
+    state.metrics().transition(kind, result.is_ok());
     match result {
         Ok(()) => {
             let mut db = state.db();
             if let Some(s) = db.shares.get_mut(&id) {
                 s.size = new;
+                s.reserved_size = None;
                 s.status = ShareStatus::Available;
                 s.updated_at = Some(Timestamp::now());
             }
@@ -1005,6 +1013,7 @@ async fn resize_task(state: AppState, id: String, old: u64, new: u64, extend: bo
                 let mut db = state.db();
                 if let Some(s) = db.shares.get_mut(&id) {
                     s.size = old;
+                    s.reserved_size = None;
                 }
             }
             if extend {

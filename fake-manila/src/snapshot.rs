@@ -156,7 +156,7 @@ pub fn create(ctx: &Ctx, body: &Value) -> ApiResult<Response> {
 }
 
 async fn take(state: AppState, id: String) {
-    tokio::time::sleep(state.config().delays.snapshot).await;
+    crate::state::pause(state.config().delays.snapshot).await;
     let Some(snap) = state.db().snapshots.get(&id).cloned() else {
         return;
     };
@@ -164,6 +164,9 @@ async fn take(state: AppState, id: String) {
         .ceph()
         .create_snapshot(&snap.share_id, &snap.ceph_name)
         .await;
+    state
+        .metrics()
+        .transition("snapshot_create", result.is_ok());
     let mut db = state.db();
     let Some(s) = db.snapshots.get_mut(&id) else {
         return;
@@ -224,7 +227,7 @@ pub fn delete(ctx: &Ctx, id: &str) -> ApiResult<Response> {
 }
 
 async fn remove(state: AppState, id: String) {
-    tokio::time::sleep(state.config().delays.snapshot).await;
+    crate::state::pause(state.config().delays.snapshot).await;
     let Some(snap) = state.db().snapshots.get(&id).cloned() else {
         return;
     };
@@ -232,6 +235,9 @@ async fn remove(state: AppState, id: String) {
         .ceph()
         .remove_snapshot(&snap.share_id, &snap.ceph_name)
         .await;
+    state
+        .metrics()
+        .transition("snapshot_delete", result.is_ok());
     let mut db = state.db();
     match result {
         Ok(()) => {

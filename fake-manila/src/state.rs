@@ -134,6 +134,8 @@ pub struct Share {
     pub updated_at: Option<Timestamp>,
     /// Where it can be mounted (empty until available).
     pub export_locations: Vec<ExportLocation>,
+    /// The size an extension in progress has reserved against the quota.
+    pub reserved_size: Option<u64>,
     /// The ID of its one instance.
     pub instance_id: String,
     /// Serializes access-rule work (apply, deny, delete) on this share's subvolume.
@@ -318,6 +320,7 @@ pub struct Inner {
     fault_rng: Mutex<ChaCha8Rng>,
     faults: Mutex<Faults>,
     default_type_id: String,
+    metrics: crate::metrics::Metrics,
 }
 
 /// The service state. Cheap to clone.
@@ -346,6 +349,7 @@ impl AppState {
                 rng: Mutex::new(rng),
                 fault_rng: Mutex::new(fault_rng),
                 default_type_id,
+                metrics: crate::metrics::Metrics::new(),
             }),
         })
     }
@@ -368,6 +372,11 @@ impl AppState {
     /// The database, locked. Never held across an await.
     pub fn db(&self) -> MutexGuard<'_, Db> {
         self.inner.db.lock()
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.inner.metrics
     }
 
     /// The ID RNG, locked.
@@ -425,6 +434,16 @@ impl AppState {
     }
 }
 
+/// Waits `d` before a transition step. Zero does not go through the timer (whose tick
+/// is a millisecond): the task only yields, so zero-delay benchmarks measure the work.
+pub async fn pause(d: std::time::Duration) {
+    if d.is_zero() {
+        tokio::task::yield_now().await;
+    } else {
+        tokio::time::sleep(d).await;
+    }
+}
+
 /// A version-4-shaped UUID from the RNG.
 pub fn uuid_from(rng: &mut ChaCha8Rng) -> String {
     let mut b = [0u8; 16];
@@ -437,7 +456,7 @@ pub fn usage(db: &Db, project_id: &str) -> (i64, i64, i64, i64) {
     let (mut n, mut gb) = (0i64, 0i64);
     for s in db.shares.values().filter(|s| s.project_id == project_id) {
         n += 1;
-        gb += i64::try_from(s.size).unwrap_or(i64::MAX);
+        gb += i64::try_from(s.reserved_size.unwrap_or(s.size).max(s.size)).unwrap_or(i64::MAX);
     }
     let (mut sn, mut sgb) = (0i64, 0i64);
     for s in db.snapshots.values().filter(|s| s.project_id == project_id) {

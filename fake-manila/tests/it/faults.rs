@@ -186,3 +186,29 @@ async fn latency_is_added() {
     env.get(&t, "2.65", "/v2/shares").await;
     assert!(started.elapsed() >= std::time::Duration::from_millis(120));
 }
+
+#[tokio::test]
+async fn ids_follow_the_seed() {
+    async fn ids(seed: u64) -> (String, String) {
+        let env = env_with(move |c| c.seed = seed).await;
+        let t = env.demo().await;
+        let a = env
+            .post(
+                &t,
+                "2.65",
+                "/v2/shares",
+                json!({"share": {"share_proto": "CEPHFS", "size": 1}}),
+            )
+            .await;
+        let project = a.body["share"]["project_id"]
+            .as_str()
+            .expect("project")
+            .to_owned();
+        (
+            a.body["share"]["id"].as_str().expect("id").to_owned(),
+            project,
+        )
+    }
+    assert_eq!(ids(11).await, ids(11).await);
+    assert_ne!(ids(11).await.0, ids(12).await.0);
+}

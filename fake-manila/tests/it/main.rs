@@ -7,7 +7,7 @@ mod faults;
 mod keystone;
 mod microversion;
 mod quota;
-mod secrets;
+mod robustness;
 mod share;
 mod snapshot;
 mod support;

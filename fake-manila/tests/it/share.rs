@@ -82,6 +82,28 @@ async fn lifecycle_through_states_with_a_subvolume() {
 }
 
 #[tokio::test]
+async fn extending_shows_the_old_size_and_reserves_the_new() {
+    let env = env_with(|c| c.delays = Delays::all(Duration::from_millis(200))).await;
+    let t = env.demo().await;
+    let id = env.share(&t, "grow", 1).await;
+    let a = env
+        .post(
+            &t,
+            "2.65",
+            &format!("/v2/shares/{id}/action"),
+            json!({"extend": {"new_size": 4}}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED);
+    let s = env.get(&t, "2.65", &format!("/v2/shares/{id}")).await;
+    assert_eq!(s.body["share"]["status"], "extending");
+    assert_eq!(s.body["share"]["size"], 1);
+    let l = env.get(&t, "2.65", "/v2/limits").await;
+    assert_eq!(l.body["limits"]["absolute"]["totalShareGigabytesUsed"], 4);
+    assert_eq!(env.wait_share(&t, &id, "available").await["size"], 4);
+}
+
+#[tokio::test]
 async fn transitional_states_refuse_changes() {
     let env = env_with(|c| c.delays = Delays::all(Duration::from_millis(300))).await;
     let t = env.demo().await;
@@ -544,4 +566,68 @@ async fn projects_are_isolated() {
         env.delete(&eve, "2.65", &path).await.status,
         StatusCode::FORBIDDEN
     );
+}
+
+#[tokio::test]
+async fn export_locations_name_every_monitor_and_the_group() {
+    let mons = ["10.0.0.1:6789", "10.0.0.2:6789", "10.0.0.3:6789"];
+    let env = crate::support::env_on(
+        |c| c.mon_addrs = mons.iter().map(|m| (*m).to_owned()).collect(),
+        |c| c.ceph.group = Some("manila".into()),
+    )
+    .await;
+    // Manila's driver expects its group to exist (the binary creates it at start).
+    let (ret, _, _) = env
+        .ceph(json!({"prefix": "fs subvolumegroup create", "group_name": "manila"}))
+        .await;
+    assert_eq!(ret, 0);
+    let t = env.demo().await;
+    let id = env.share(&t, "grouped", 1).await;
+    let els = env
+        .get(&t, "2.65", &format!("/v2/shares/{id}/export_locations"))
+        .await;
+    let path = els.body["export_locations"][0]["path"]
+        .as_str()
+        .expect("path")
+        .to_owned();
+    // CSI splits at the last ':' into monitors and root path.
+    let (monitors, root) = path.rsplit_once(':').expect("monitors:path");
+    assert_eq!(monitors, mons.join(","));
+    assert!(
+        root.starts_with(&format!("/volumes/manila/{id}/")),
+        "{root}"
+    );
+    let (ret, _, _) = env
+        .ceph(json!({"prefix": "fs subvolume getpath", "group_name": "manila", "sub_name": id}))
+        .await;
+    assert_eq!(ret, 0);
+}
+
+#[tokio::test]
+async fn metrics_count_requests_and_transitions() {
+    let env = env().await;
+    let t = env.demo().await;
+    let id = env.share(&t, "counted", 1).await;
+    env.get(&t, "2.65", "/v2/no/such/thing/at/all/here").await;
+    env.delete(&t, "2.65", &format!("/v2/shares/{id}")).await;
+    env.wait_gone(&t, &format!("/v2/shares/{id}")).await;
+    let a = env
+        .raw(
+            Request::get("/metrics")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    for line in [
+        r#"fake_manila_requests_total{method="POST",route="/v2/shares",status="200"} 1"#,
+        r#"fake_manila_requests_total{method="DELETE",route="/v2/shares/{id}",status="202"} 1"#,
+        r#"route="/v2/{id}/{id}/{id}/{id}/...",status="404""#,
+        r#"fake_manila_transitions_total{kind="create",result="ok"} 1"#,
+        r#"fake_manila_transitions_total{kind="delete",result="ok"} 1"#,
+        "fake_manila_request_seconds_bucket",
+    ] {
+        assert!(a.text.contains(line), "{line} missing from:\n{}", a.text);
+    }
+    assert!(!a.text.contains(&id), "no IDs in labels");
 }

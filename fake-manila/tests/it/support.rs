@@ -28,7 +28,15 @@ impl Drop for Env {
 
 /// A fake-ceph cluster served on a loopback port; its URL.
 pub async fn ceph() -> (fake_ceph::Cluster, String, tokio::task::JoinHandle<()>) {
+    ceph_with(|_| {}).await
+}
+
+/// A fake-ceph cluster with its config changed by `f`, served on a loopback port.
+pub async fn ceph_with(
+    f: impl FnOnce(&mut fake_ceph::Config),
+) -> (fake_ceph::Cluster, String, tokio::task::JoinHandle<()>) {
     let mut cfg = fake_ceph::Config::default();
+    f(&mut cfg);
     cfg.volumes.clone_time = Duration::from_millis(30);
     cfg.volumes.clone_pickup = Duration::from_millis(5);
     let cluster = fake_ceph::Cluster::new(cfg).expect("fake-ceph starts");
@@ -65,7 +73,12 @@ pub fn config(cluster: &fake_ceph::Cluster, ceph_url: &str) -> Config {
 
 /// An environment with the default config, changed by `f`.
 pub async fn env_with(f: impl FnOnce(&mut Config)) -> Env {
-    let (cluster, ceph_url, server) = ceph().await;
+    env_on(|_| {}, f).await
+}
+
+/// An environment on a fake-ceph configured by `g`, with fake-manila configured by `f`.
+pub async fn env_on(g: impl FnOnce(&mut fake_ceph::Config), f: impl FnOnce(&mut Config)) -> Env {
+    let (cluster, ceph_url, server) = ceph_with(g).await;
     let mut c = config(&cluster, &ceph_url);
     f(&mut c);
     let state = AppState::new(c).expect("fake-manila starts");

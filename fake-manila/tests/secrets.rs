@@ -1,5 +1,13 @@
 //! Secrets (passwords, tokens, cephx keys) reach neither logs nor other projects: the
 //! access key appears only in access-rule views for the share's project.
+//!
+//! A test binary of its own: it installs a process-wide capturing subscriber, which a
+//! thread-local one (`set_default`) cannot replace reliably while other tests run in the
+//! same process (tracing caches per-callsite interest globally).
+
+#[path = "it/support.rs"]
+#[allow(dead_code)]
+mod support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -8,7 +16,7 @@ use axum::http::StatusCode;
 use fake_manila::config::UserSpec;
 use serde_json::json;
 
-use crate::support::{env_with, password_auth, wait};
+use support::{env_with, password_auth, wait};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -23,8 +31,7 @@ impl Write for Captured {
     }
 }
 
-// One thread: every task the test starts logs into the capturing subscriber.
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test]
 async fn secrets_stay_out_of_logs_and_other_projects() {
     let logs = Captured::default();
     let sink = logs.clone();
@@ -33,7 +40,7 @@ async fn secrets_stay_out_of_logs_and_other_projects() {
         .with_ansi(false)
         .with_writer(move || sink.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
 
     const PASSWORD: &str = "correct-horse-battery-staple";
     let env = env_with(|c| {
@@ -50,7 +57,7 @@ async fn secrets_stay_out_of_logs_and_other_projects() {
     let other = env.demo().await;
     // A refused login does not echo the password.
     let wrong = env
-        .send(crate::support::Req {
+        .send(support::Req {
             method: axum::http::Method::POST,
             path: "/v3/auth/tokens",
             token: None,
