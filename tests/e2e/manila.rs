@@ -543,8 +543,24 @@ async fn the_binaries_provision_mount_and_remove_a_share() {
 
     use crate::processes::{Proc, admin, bin, start_driver_with, start_fake_ceph};
 
+    const PASSWORD: &str = "pa55-Zq9-not-in-any-log";
     let dir = tempfile::tempdir().unwrap();
     let (_ceph, ceph_url, key) = start_fake_ceph(dir.path());
+    let users = dir.path().join("users.json");
+    std::fs::write(
+        &users,
+        json!({"users": [
+            {"name": "demo", "password": "demo", "project": "demo", "roles": ["member"]},
+            {"name": "alice", "password": PASSWORD, "project": "demo", "roles": ["member"]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let secrets = |url: &str| {
+        let mut s = demo_secrets(url);
+        s.insert("os-userName".into(), "alice".into());
+        s.insert("os-password".into(), PASSWORD.into());
+        s
+    };
     let mut child = Command::new(bin("fake-manila"))
         .args([
             "--listen",
@@ -556,6 +572,8 @@ async fn the_binaries_provision_mount_and_remove_a_share() {
         ])
         .arg("--ceph-keyring")
         .arg(dir.path().join("keyring"))
+        .arg("--users")
+        .arg(&users)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -588,7 +606,7 @@ async fn the_binaries_provision_mount_and_remove_a_share() {
                 limit_bytes: 0,
             }),
             volume_capabilities: vec![mount_cap()],
-            secrets: demo_secrets(&url),
+            secrets: secrets(&url),
             ..Default::default()
         })
         .await
@@ -600,7 +618,7 @@ async fn the_binaries_provision_mount_and_remove_a_share() {
     let target = dir.path().join("pods/p/volume");
     std::fs::create_dir_all(&staging).unwrap();
     std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-    node.node_stage_volume(stage_req(&vol, &staging, demo_secrets(&url)))
+    node.node_stage_volume(stage_req(&vol, &staging, secrets(&url)))
         .await
         .unwrap();
     node.node_publish_volume(publish_req(&vol, &staging, &target))
@@ -617,9 +635,29 @@ async fn the_binaries_provision_mount_and_remove_a_share() {
     node.node_unstage_volume(unstage_req(&vol.volume_id, &staging))
         .await
         .unwrap();
+    let user = admin(
+        &ceph_url,
+        &key,
+        json!({"prefix": "auth get", "entity": "client.pvc-proc", "format": "json"}),
+    )
+    .await;
+    let user: Value = serde_json::from_str(user["outb"].as_str().unwrap()).unwrap();
+    let access_key = user[0]["key"].as_str().unwrap().to_owned();
+    // A wrong password is refused without being repeated.
+    let mut wrong = secrets(&url);
+    wrong.insert("os-password".into(), "wrong-pa55-also-secret".into());
+    let e = ctl
+        .delete_volume(DeleteVolumeRequest {
+            volume_id: vol.volume_id.clone(),
+            secrets: wrong,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
+    assert!(!e.message().contains("wrong-pa55"), "{e:?}");
     ctl.delete_volume(DeleteVolumeRequest {
         volume_id: vol.volume_id.clone(),
-        secrets: demo_secrets(&url),
+        secrets: secrets(&url),
     })
     .await
     .unwrap();
@@ -645,9 +683,25 @@ async fn the_binaries_provision_mount_and_remove_a_share() {
         serde_json::from_str::<Value>(subs["outb"].as_str().unwrap()).unwrap(),
         json!([])
     );
-    // The driver's log names neither the password nor a key.
+    // The driver's debug log names neither password nor key; nor does any file it left.
     let log = std::fs::read_to_string(dir.path().join("driver.log")).unwrap();
-    assert!(!log.contains("\"demo\"") && !log.contains(&key), "{log}");
+    assert!(log.contains("CreateVolume"), "the log is captured: {log}");
+    for secret in [
+        PASSWORD,
+        "wrong-pa55-also-secret",
+        access_key.as_str(),
+        key.as_str(),
+    ] {
+        assert!(!log.contains(secret), "a secret in the log: {log}");
+    }
+    for f in walk_files(&dir.path().join("state")) {
+        let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
+        assert!(
+            !text.contains(&access_key) && !text.contains(PASSWORD),
+            "{}",
+            f.display()
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -700,4 +754,17 @@ async fn a_static_volume_names_its_share_and_rule() {
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     assert_eq!(cloud.ceph.cluster.session_count(), 0);
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
