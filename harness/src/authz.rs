@@ -63,6 +63,7 @@ pub struct Graph {
     /// Work already done on the head of the queue.
     head_done: Duration,
     reads_this_tick: u64,
+    read_debt: Duration,
     write_base: Duration,
     write_per_fanout: Duration,
     read_cost: Duration,
@@ -117,7 +118,11 @@ impl Graph {
     /// capacity, the writer applies what the rest allows. Returns the events applied.
     pub fn tick(&mut self, tick: Duration) -> usize {
         let reads = std::mem::take(&mut self.reads_this_tick);
-        let mut budget = tick.saturating_sub(self.read_cost * reads.min(u64::from(u32::MAX)) as u32);
+        // Reads beyond one tick's capacity carry over (they wait for the lock or the CPU).
+        self.read_debt += self.read_cost * reads.min(u64::from(u32::MAX)) as u32;
+        let used = self.read_debt.min(tick);
+        self.read_debt -= used;
+        let mut budget = tick - used;
         let mut n = 0;
         while let Some((_, cost)) = self.queue.front() {
             let left = cost.saturating_sub(self.head_done);
@@ -283,12 +288,14 @@ mod tests {
             g.may_get_va("n", "nope");
         }
         assert_eq!(g.tick(Duration::from_millis(100)), 5);
-        // 100 reads take all of it: the writer stalls.
-        for _ in 0..100 {
+        // 150 reads take all of it and half of the next tick: the writer stalls, then
+        // gets half a tick.
+        for _ in 0..150 {
             g.may_get_va("n", "nope");
         }
         assert_eq!(g.tick(Duration::from_millis(100)), 0);
         assert_eq!(g.pending(), 15);
+        assert_eq!(g.tick(Duration::from_millis(100)), 5);
         assert_eq!(g.tick(Duration::from_millis(100)), 10);
     }
 

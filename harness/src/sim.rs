@@ -576,7 +576,7 @@ impl World {
             }
             Kind::Pvc => vec![Comp::PvCtrl, Comp::Provisioner],
             Kind::Pv => vec![Comp::PvCtrl, Comp::Provisioner],
-            Kind::Va => vec![Comp::Adc, Comp::Attacher],
+            Kind::Va => vec![Comp::Adc, Comp::Attacher, Comp::Provisioner],
             Kind::Node => {
                 let mut v = vec![Comp::Adc];
                 if let Some(n) = node {
@@ -1140,6 +1140,8 @@ impl World {
             Comp::Provisioner => {
                 let key = match kind {
                     Kind::Pv => format!("pv/{name}"),
+                    // A VolumeAttachment going may unblock its PV's deletion.
+                    Kind::Va => format!("pv/{}", name.strip_prefix("csi-").and_then(|n| n.rsplit_once("-node-")).map_or("", |(pv, _)| pv)),
                     _ => format!("pvc/{name}"),
                 };
                 self.prov.work.dirty.insert(key);
@@ -1314,6 +1316,16 @@ impl World {
                 };
                 if pv_phase(v) != "Released"
                     || annotation(&v.metadata, ANN_PROVISIONED_BY) != Some(DRIVER_NAME)
+                {
+                    continue;
+                }
+                // The external-attacher's finalizer on the PV: no deletion while a
+                // VolumeAttachment refers to it.
+                if self
+                    .store
+                    .vas
+                    .values()
+                    .any(|va| va.spec.source.persistent_volume_name.as_deref() == Some(pv))
                 {
                     continue;
                 }
