@@ -24,6 +24,7 @@ pub mod report;
 pub mod sim;
 pub mod time;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -64,18 +65,30 @@ pub struct Run {
 /// checks for leaks, and writes the reports.
 pub async fn run(p: Params, seed: u64, backend: BackendKind, out: Output) -> anyhow::Result<Run> {
     let t0 = Instant::now();
+    let backend = match backend {
+        BackendKind::Real => Backend::Real(Box::new(
+            RealCsi::launch(seed, p.node_count(), p.attach_required, p.max_inflight).await?,
+        )),
+        BackendKind::Mock => Backend::Mock(MockCsi::default()),
+    };
+    run_on(p, seed, backend, out, t0).await
+}
+
+/// [`run`] on a back end made by the caller (a [`MockCsi`] with scripted failures, say);
+/// `t0` is when the run started, for the wall-clock total.
+pub async fn run_on(
+    p: Params,
+    seed: u64,
+    backend: Backend,
+    out: Output,
+    t0: Instant,
+) -> anyhow::Result<Run> {
     let log = match &out {
         Output::Dir(d) => {
             std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
             EventLog::to_file(&d.join("events.jsonl")).context("events.jsonl")?
         }
         Output::Memory => EventLog::in_memory(),
-    };
-    let backend = match backend {
-        BackendKind::Real => Backend::Real(Box::new(
-            RealCsi::launch(seed, p.node_count(), p.attach_required, p.max_inflight).await?,
-        )),
-        BackendKind::Mock => Backend::Mock(MockCsi::default()),
     };
     let mut world = sim::World::new(p.clone(), seed, backend, log);
     let t_sim = Instant::now();
@@ -142,10 +155,15 @@ pub async fn run(p: Params, seed: u64, backend: BackendKind, out: Output) -> any
         leaks,
         clean,
         wall,
+        mock_calls: BTreeMap::new(),
         params: p,
     };
     let events = world.log.lines_kept().to_vec();
-    if let Backend::Real(r) = world.into_backend() {
+    let backend = world.into_backend();
+    if let Backend::Mock(m) = &backend {
+        summary.mock_calls = m.calls.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
+    }
+    if let Backend::Real(r) = backend {
         r.shutdown().await;
     }
     summary.wall.total_s = t0.elapsed().as_secs_f64();

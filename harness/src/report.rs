@@ -264,6 +264,9 @@ pub struct Summary {
     pub clean: bool,
     /// Wall-clock measurements.
     pub wall: Wall,
+    /// Calls the mock back end received, by method (empty with the real back end).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub mock_calls: BTreeMap<String, u32>,
 }
 
 impl Summary {

@@ -101,8 +101,8 @@ pub enum Req {
     AdcGetVa { pv: String, node: usize, detach: bool, started: SimTime },
     /// ADC VerifyVolumesAreAttached GET.
     AdcVerifyGet,
-    /// ADC patches node.status.volumesAttached.
-    NodeAttached { pv: String, node: usize, add: bool },
+    /// ADC's node status updater writes node.status.volumesAttached.
+    NodeAttached { node: usize, vols: Vec<String> },
     /// Attacher adds its finalizer.
     VaFinalizer { va: String },
     /// Attacher records the outcome.
@@ -225,6 +225,9 @@ struct Adc {
     dirty: BTreeSet<(String, usize)>,
     pending: bool,
     verify_outstanding: usize,
+    node_dirty: BTreeSet<usize>,
+    /// Detaches waiting for the kubelet to stop reporting the volume in use, by node.
+    blocked: BTreeMap<usize, BTreeSet<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -846,27 +849,26 @@ impl World {
             Req::AdcVerifyGet => {
                 self.adc.verify_outstanding = self.adc.verify_outstanding.saturating_sub(1);
             }
-            Req::NodeAttached { pv, node, add } => {
+            Req::NodeAttached { node, vols } => {
                 let name = node_name(node);
                 let Some(n) = self.store.nodes.get_mut(&name) else {
                     return;
                 };
-                let st = n.status.get_or_insert_with(Default::default);
-                let list = st.volumes_attached.get_or_insert_with(Vec::new);
-                list.retain(|a| a.name != pv);
-                if add {
-                    list.push(k8s_openapi::api::core::v1::AttachedVolume {
-                        name: pv.clone(),
-                        device_path: String::new(),
-                    });
-                }
+                let count = vols.len();
+                n.status.get_or_insert_with(Default::default).volumes_attached = Some(
+                    vols.into_iter()
+                        .map(|pv| k8s_openapi::api::core::v1::AttachedVolume {
+                            name: pv,
+                            device_path: String::new(),
+                        })
+                        .collect(),
+                );
                 let mut m = std::mem::take(&mut n.metadata);
                 self.store.stamp(&mut m);
                 if let Some(n) = self.store.nodes.get_mut(&name) {
                     n.metadata = m;
                 }
-                self.event(client, if add { "attached" } else { "detached" }, &pv, &name);
-                self.adc_op_done(&pv, node, add);
+                self.event(client, "status", &name, &format!("volumesAttached {count}"));
                 self.notify(Kind::Node, &name, Some(node));
             }
             Req::VaFinalizer { va } => {
@@ -1507,15 +1509,10 @@ impl World {
                 }
             }
             Kind::Node => {
-                if let Some(node) = node_index(name) {
-                    let pairs: Vec<(String, usize)> = self
-                        .adc
-                        .state
-                        .keys()
-                        .filter(|(_, n)| *n == node)
-                        .cloned()
-                        .collect();
-                    self.adc.dirty.extend(pairs);
+                if let Some(node) = node_index(name)
+                    && let Some(pvs) = self.adc.blocked.remove(&node)
+                {
+                    self.adc.dirty.extend(pvs.into_iter().map(|pv| (pv, node)));
                 }
             }
             Kind::Va => {
@@ -1549,7 +1546,12 @@ impl World {
                         .map(node_in_use)
                         .unwrap_or_default();
                     // Detach only what the kubelet no longer reports in use.
-                    (!in_use.contains(&pv)).then_some(false)
+                    if in_use.contains(&pv) {
+                        self.adc.blocked.entry(node).or_default().insert(pv.clone());
+                        None
+                    } else {
+                        Some(false)
+                    }
                 }
                 _ => None,
             };
@@ -1581,10 +1583,12 @@ impl World {
                     );
                 } else {
                     // Skip-attach: "pretend it's attached", but the node status handshake stays.
-                    self.api("kcm", Req::NodeAttached { pv, node, add: true });
+                    self.adc_op_done(&pv, node, true);
                 }
             } else {
                 self.adc.state.insert(pair, AState::Detaching);
+                // The volume leaves the node's attached list before it is detached.
+                self.adc.node_dirty.insert(node);
                 if self.p.attach_required {
                     self.api("kcm", Req::DeleteVa { pv: pv.clone(), node });
                     let started = self.now;
@@ -1598,9 +1602,20 @@ impl World {
                         },
                     );
                 } else {
-                    self.api("kcm", Req::NodeAttached { pv, node, add: false });
+                    self.adc_op_done(&pv, node, false);
                 }
             }
+        }
+        // The node status updater: one write per node whose attached list changed.
+        for node in std::mem::take(&mut self.adc.node_dirty) {
+            let vols: Vec<String> = self
+                .adc
+                .state
+                .iter()
+                .filter(|((_, n), s)| *n == node && **s == AState::Attached)
+                .map(|((pv, _), _)| pv.clone())
+                .collect();
+            self.api("kcm", Req::NodeAttached { node, vols });
         }
     }
 
@@ -1608,7 +1623,7 @@ impl World {
         let va = self.store.vas.get(&va_name(&pv, node));
         if detach {
             if va.is_none() {
-                self.api("kcm", Req::NodeAttached { pv, node, add: false });
+                self.adc_op_done(&pv, node, false);
             } else if self.now.since(started) >= Duration::from_secs(10) {
                 self.adc_op_failed(&pv, node, "detach timed out waiting for VolumeAttachment deletion");
             } else {
@@ -1625,7 +1640,7 @@ impl World {
         } else {
             let attached = va.and_then(|v| v.status.as_ref()).is_some_and(|s| s.attached);
             if attached {
-                self.api("kcm", Req::NodeAttached { pv, node, add: true });
+                self.adc_op_done(&pv, node, true);
             } else if self.now.since(started) >= Params::secs(self.p.attach_timeout_s) {
                 self.adc_op_failed(&pv, node, "attach timed out waiting for VolumeAttachment");
             } else {
@@ -1656,9 +1671,11 @@ impl World {
         let pair = (pv.to_owned(), node);
         if attached {
             self.adc.state.insert(pair.clone(), AState::Attached);
+            self.adc.node_dirty.insert(node);
         } else {
             self.adc.state.remove(&pair);
         }
+        self.event("adc", if attached { "attached" } else { "detached" }, pv, &node_name(node));
         self.adc.backoff.remove(&pair);
         self.adc_release(pv, node);
     }
@@ -1671,6 +1688,7 @@ impl World {
             }
             Some(AState::Detaching) => {
                 self.adc.state.insert(pair.clone(), AState::Attached);
+                self.adc.node_dirty.insert(node);
             }
             _ => {}
         }
@@ -1837,18 +1855,26 @@ impl World {
         // Unmount for deleting pods; remove pods whose volumes are cleaned up.
         let pods: Vec<String> = self.kubelets[i].pods.keys().cloned().collect();
         for pod in pods {
-            let (del, published, removing) = {
-                let kp = &self.kubelets[i].pods[&pod];
-                (kp.deleting, kp.published.clone(), kp.removing)
+            let (del, published, removing, in_flight) = {
+                let k = &self.kubelets[i];
+                let kp = &k.pods[&pod];
+                let in_flight = kp
+                    .pvs
+                    .iter()
+                    .any(|(_, pv)| k.vols.get(pv).is_some_and(|v| v.busy));
+                (kp.deleting, kp.published.clone(), kp.removing, in_flight)
             };
             if !del {
                 continue;
             }
-            if published.is_empty() {
+            if published.is_empty() && !in_flight {
                 if !removing {
                     self.kubelets[i].pods.get_mut(&pod).expect("present").removing = true;
                     self.api(&kubelet_client(i), Req::RemovePod { pod });
                 }
+                continue;
+            }
+            if published.is_empty() {
                 continue;
             }
             for pv in published {
@@ -2396,4 +2422,167 @@ fn staging_path(pv: &str) -> String {
 
 fn target_path(pod_uid: &str, pv: &str) -> String {
     format!("pods/{pod_uid}/volumes/kubernetes.io~csi/{pv}/mount")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use crate::csi::{Backend, MockCsi};
+    use crate::params::Params;
+    use crate::{Output, Run, run_on};
+
+    fn params(sets: &[&str]) -> Params {
+        let mut p = Params::load("attempt-3-skip-attach").expect("built-in");
+        for s in ["shares=1", "replicas=1", "name=unit"].iter().chain(sets) {
+            p = p.set(s).expect(s);
+        }
+        p
+    }
+
+    async fn run_mock(p: Params, seed: u64, mock: MockCsi) -> Run {
+        run_on(p, seed, Backend::Mock(mock), Output::Memory, Instant::now())
+            .await
+            .expect("run")
+    }
+
+    /// (component, what, object, result) of each line, times dropped.
+    fn lines(r: &Run) -> Vec<(String, String, String, String)> {
+        r.events
+            .iter()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("json line");
+                let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+                (s("c"), s("e"), s("o"), s("r"))
+            })
+            .collect()
+    }
+
+    fn time_of(r: &Run, pred: impl Fn(&serde_json::Value) -> bool) -> Vec<u64> {
+        r.events
+            .iter()
+            .filter_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).ok()?;
+                pred(&v).then(|| v["t_ns"].as_u64().unwrap_or(0))
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_binder_and_provisioner_bind_a_claim_after_createvolume_retries() {
+        let mut mock = MockCsi::default();
+        mock.fail.insert("CreateVolume", 3);
+        let r = run_mock(params(&[]), 1, mock).await;
+        let l = lines(&r);
+        // external-provisioner back-off: 1 s doubling.
+        let backoffs: Vec<&str> = l
+            .iter()
+            .filter(|(c, e, _, _)| c == "provisioner" && e == "backoff")
+            .map(|(_, _, _, r)| r.as_str())
+            .collect();
+        assert_eq!(backoffs, ["1000ms", "2000ms", "4000ms"]);
+        // The PV controller's steps in order: annotate, (provision), bind.
+        let pos = |what: &str, obj: &str| {
+            l.iter()
+                .position(|(c, e, o, _)| c == "kcm" && e == what && o == obj)
+                .expect(what)
+        };
+        let annotate = pos("annotate", "share-000");
+        let bind = pos("bind", "share-000");
+        let created = l
+            .iter()
+            .position(|(c, e, _, r)| c == "provisioner" && e == "CreateVolume" && r == "Ok")
+            .expect("created");
+        assert!(annotate < created && created < bind);
+        // Retries start 1 + 2 + 4 s after the first failure: the claim binds after 7 s.
+        assert!(r.summary.provisioned_s.expect("bound") > 7.0);
+        assert_eq!(r.summary.mock_calls["CreateVolume"], 4);
+        assert_eq!(r.summary.outcome, "all pods Running");
+        assert!(r.summary.clean, "{:?}", r.summary.leaked_objects);
+    }
+
+    #[tokio::test]
+    async fn the_kubelet_backs_off_from_500ms_doubling_to_2m2s() {
+        let mut mock = MockCsi::default();
+        mock.fail.insert("NodeStageVolume", 11);
+        let r = run_mock(params(&[]), 1, mock).await;
+        let waits: Vec<String> = lines(&r)
+            .into_iter()
+            .filter(|(c, e, _, _)| c == "kubelet/node-0001" && e == "backoff")
+            .map(|(_, _, _, r)| r)
+            .collect();
+        let ms: Vec<u64> = waits
+            .iter()
+            .map(|w| {
+                w.rsplit("for ")
+                    .next()
+                    .and_then(|x| x.strip_suffix("ms"))
+                    .and_then(|x| x.parse().ok())
+                    .expect("a wait")
+            })
+            .collect();
+        assert_eq!(
+            ms,
+            [500, 1000, 2000, 4000, 8000, 16000, 32000, 64000, 122000, 122000, 122000]
+        );
+        assert!(waits[0].starts_with("MountDevice failed"));
+        // Each retry comes no earlier than its back-off allows.
+        let fails = time_of(&r, |v| v["e"] == "NodeStageVolume" && v["r"] == "Unavailable");
+        let starts = time_of(&r, |v| v["e"] == "NodeStageVolume" && v["r"] == "start");
+        for (k, w) in ms.iter().enumerate() {
+            assert!(starts[k + 1] - fails[k] >= w * 1_000_000, "retry {k}");
+        }
+        assert_eq!(r.summary.backoffs, [11, 3]);
+        assert_eq!(r.summary.outcome, "all pods Running");
+        assert!(r.summary.clean);
+    }
+
+    #[tokio::test]
+    async fn attach_required_goes_through_volumeattachments_one_node_at_a_time_per_volume() {
+        let p = params(&[
+            "attach_required=true",
+            "shares=2",
+            "replicas=3",
+            "authz.enabled=false",
+        ]);
+        let r = run_mock(p, 3, MockCsi::default()).await;
+        let s = &r.summary;
+        assert_eq!(s.outcome, "all pods Running");
+        assert_eq!(s.volume_attachments, 6);
+        assert_eq!(s.mock_calls["ControllerPublishVolume"], 6);
+        assert_eq!(s.mock_calls["ControllerUnpublishVolume"], 6);
+        assert_eq!(s.mock_calls["NodeStageVolume"], 6);
+        assert!(s.clean, "{:?}", s.leaked_objects);
+        // Pre-1.18 ADC: attaches of one volume never overlap across nodes.
+        let l = lines(&r);
+        for pv in ["pvc-00000000-0000-4000-8000-000000000000", "pvc-00000000-0000-4000-8000-000000000001"] {
+            let mut open = false;
+            for (c, e, o, res) in &l {
+                if c == "kcm" && e == "create" && res == "VolumeAttachment" && o.starts_with(&format!("csi-{pv}-")) {
+                    assert!(!open, "two attaches of {pv} at once");
+                    open = true;
+                }
+                if c == "adc" && e == "attached" && o == pv {
+                    open = false;
+                }
+            }
+        }
+        // Without attach, no VolumeAttachment at all.
+        let r = run_mock(params(&["shares=2", "replicas=3"]), 3, MockCsi::default()).await;
+        assert_eq!(r.summary.volume_attachments, 0);
+        assert!(!r.summary.mock_calls.contains_key("ControllerPublishVolume"));
+        assert!(r.summary.clean);
+    }
+
+    #[tokio::test]
+    async fn one_seed_gives_one_event_log() {
+        let p = params(&["attach_required=true", "shares=2", "replicas=4"]);
+        let a = run_mock(p.clone(), 11, MockCsi::default()).await;
+        let b = run_mock(p.clone(), 11, MockCsi::default()).await;
+        let c = run_mock(p, 12, MockCsi::default()).await;
+        assert!(a.events.len() > 100);
+        assert_eq!(a.events, b.events);
+        assert_eq!(a.summary.events_hash, b.summary.events_hash);
+        assert_ne!(a.events, c.events);
+    }
 }
