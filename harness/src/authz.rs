@@ -247,8 +247,10 @@ mod tests {
         g.tick(Duration::from_millis(100));
         assert!(!g.may_get_va("node-0001", "csi-a"));
         assert_eq!((g.allowed, g.denied), (1, 4));
-        assert!(forbidden("node-0001", "volumeattachments.storage.k8s.io")
-            .ends_with("no path found to object"));
+        assert!(
+            forbidden("node-0001", "volumeattachments.storage.k8s.io")
+                .ends_with("no path found to object")
+        );
     }
 
     #[test]

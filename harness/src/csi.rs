@@ -285,6 +285,9 @@ struct NodePlugin {
     dir: PathBuf,
 }
 
+/// A real call under way: its method and the task making it (outcome, wall time).
+type InFlight = (&'static str, tokio::task::JoinHandle<(CsiOutcome, Duration)>);
+
 /// Measured wall-clock latency of real calls, by method.
 pub type WallLatencies = BTreeMap<&'static str, hdrhistogram::Histogram<u64>>;
 
@@ -297,7 +300,7 @@ pub struct RealCsi {
     nodes: Vec<NodePlugin>,
     plugins: Vec<Plugin>,
     ceph_task: tokio::task::JoinHandle<()>,
-    inflight: HashMap<u64, (&'static str, tokio::task::JoinHandle<(CsiOutcome, Duration)>)>,
+    inflight: HashMap<u64, InFlight>,
     permits: Arc<Semaphore>,
     /// Measured wall latency per method, microseconds.
     pub wall: WallLatencies,
@@ -361,7 +364,12 @@ impl RealCsi {
         let mut plugins = Vec::new();
         let cdir = root.path().join("controller");
         std::fs::create_dir_all(&cdir)?;
-        let mut config = Config::new(DRIVER_NAME, "controller", Mode::Controller, clusters.clone());
+        let mut config = Config::new(
+            DRIVER_NAME,
+            "controller",
+            Mode::Controller,
+            clusters.clone(),
+        );
         config.attach_required = attach_required;
         config.mounter = MounterKind::Fake;
         config.state_dir = cdir.join("state");
@@ -409,9 +417,10 @@ impl RealCsi {
             CsiCall::NodeStage { node, .. }
             | CsiCall::NodePublish { node, .. }
             | CsiCall::NodeUnpublish { node, .. }
-            | CsiCall::NodeUnstage { node, .. } => {
-                self.nodes.get(*node).map(|n| (n.client.clone(), n.dir.clone()))
-            }
+            | CsiCall::NodeUnstage { node, .. } => self
+                .nodes
+                .get(*node)
+                .map(|n| (n.client.clone(), n.dir.clone())),
             _ => None,
         };
         let secrets = self.secrets.clone();
@@ -446,7 +455,9 @@ impl RealCsi {
     async fn leaks(&self) -> Leaks {
         let r = self
             .cluster
-            .admin_command(json!({"prefix": "fs subvolume ls", "vol_name": "cephfs", "group_name": "csi"}))
+            .admin_command(
+                json!({"prefix": "fs subvolume ls", "vol_name": "cephfs", "group_name": "csi"}),
+            )
             .await;
         let subvolumes = serde_json::from_str::<serde_json::Value>(&r.outb)
             .ok()

@@ -169,7 +169,10 @@ pub async fn run_on(
     summary.wall.total_s = t0.elapsed().as_secs_f64();
     summary.wall.peak_rss_mib = report::peak_rss_mib();
     if let Output::Dir(d) = &out {
-        std::fs::write(d.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
+        std::fs::write(
+            d.join("summary.json"),
+            serde_json::to_string_pretty(&summary)?,
+        )?;
         std::fs::write(d.join("report.md"), summary.markdown())?;
     }
     Ok(Run { summary, events })

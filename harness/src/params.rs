@@ -23,7 +23,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scenarios/attempt-3-skip-attach.json"),
     ),
     ("busy-1k", include_str!("../../scenarios/busy-1k.json")),
-    ("scale-100k", include_str!("../../scenarios/scale-100k.json")),
+    (
+        "scale-100k",
+        include_str!("../../scenarios/scale-100k.json"),
+    ),
 ];
 
 /// Everything a run depends on besides the seed.

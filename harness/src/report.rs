@@ -297,7 +297,10 @@ impl Summary {
             );
         }
         let _ = writeln!(s, "\n## API clients\n");
-        let _ = writeln!(s, "| client | requests | total throttle wait s | max wait s |");
+        let _ = writeln!(
+            s,
+            "| client | requests | total throttle wait s | max wait s |"
+        );
         let _ = writeln!(s, "|---|---|---|---|");
         for (c, (n, w, m)) in &self.api_clients {
             let _ = writeln!(s, "| {c} | {n} | {w:.1} | {m:.1} |");
@@ -327,9 +330,15 @@ impl Summary {
             ("outcome", self.outcome.clone()),
             (
                 "pods Running",
-                format!("{} / {} (max {})", self.running, self.replicas, self.max_running),
+                format!(
+                    "{} / {} (max {})",
+                    self.running, self.replicas, self.max_running
+                ),
             ),
-            ("pods created / killed", format!("{} / {}", self.pods_created, self.pods_killed)),
+            (
+                "pods created / killed",
+                format!("{} / {}", self.pods_created, self.pods_killed),
+            ),
             ("claims bound after (sim)", opt(self.provisioned_s)),
             ("all Running after (sim)", opt(self.all_running_s)),
             (
@@ -346,7 +355,10 @@ impl Summary {
                 "403 no path found to object",
                 self.forbidden.values().sum::<u64>().to_string(),
             ),
-            ("back-offs (at 2m2s cap)", format!("{} ({})", self.backoffs[0], self.backoffs[1])),
+            (
+                "back-offs (at 2m2s cap)",
+                format!("{} ({})", self.backoffs[0], self.backoffs[1]),
+            ),
             ("simulated time", format!("{:.1} s", self.sim_total_s)),
             ("wall time", format!("{:.2} s", self.wall.total_s)),
             ("peak RSS", format!("{:.0} MiB", self.wall.peak_rss_mib)),
@@ -388,7 +400,10 @@ mod tests {
     fn percentiles_use_nearest_rank() {
         let v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
         let p = percentiles(&v);
-        assert_eq!((p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms), (50.0, 90.0, 99.0, 100.0));
+        assert_eq!(
+            (p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms),
+            (50.0, 90.0, 99.0, 100.0)
+        );
         assert_eq!(percentiles(&[]).count, 0);
     }
 
@@ -399,7 +414,10 @@ mod tests {
         a.push(SimTime(1), "c", "e", "o\"x", "r");
         b.push(SimTime(1), "c", "e", "o\"x", "r");
         assert_eq!(a.hash(), b.hash());
-        assert_eq!(a.lines_kept()[0], r#"{"t_ns":1,"c":"c","e":"e","o":"o\"x","r":"r"}"#);
+        assert_eq!(
+            a.lines_kept()[0],
+            r#"{"t_ns":1,"c":"c","e":"e","o":"o\"x","r":"r"}"#
+        );
         b.push(SimTime(2), "c", "e", "o", "r");
         assert_ne!(a.hash(), b.hash());
     }

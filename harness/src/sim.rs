@@ -13,11 +13,10 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::api::core::v1::{
-    CSIPersistentVolumeSource, Container, Node, NodeStatus, ObjectReference,
-    PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PersistentVolumeClaimStatus, PersistentVolumeClaimVolumeSource, PersistentVolumeSpec,
-    PersistentVolumeStatus, Pod, PodSpec, PodStatus, PodTemplateSpec, Secret, SecretReference,
-    Volume, VolumeResourceRequirements,
+    CSIPersistentVolumeSource, Container, Node, NodeStatus, ObjectReference, PersistentVolume,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimStatus,
+    PersistentVolumeClaimVolumeSource, PersistentVolumeSpec, PersistentVolumeStatus, Pod, PodSpec,
+    PodStatus, PodTemplateSpec, Secret, SecretReference, Volume, VolumeResourceRequirements,
 };
 use k8s_openapi::api::storage::v1::{
     CSIDriver, CSIDriverSpec, StorageClass, VolumeAttachment, VolumeAttachmentSource,
@@ -98,7 +97,12 @@ pub enum Req {
     /// ADC deletes a VolumeAttachment.
     DeleteVa { pv: String, node: usize },
     /// ADC polls a VolumeAttachment (attach: until attached; detach: until gone).
-    AdcGetVa { pv: String, node: usize, detach: bool, started: SimTime },
+    AdcGetVa {
+        pv: String,
+        node: usize,
+        detach: bool,
+        started: SimTime,
+    },
     /// ADC VerifyVolumesAreAttached GET.
     AdcVerifyGet,
     /// ADC's node status updater writes node.status.volumesAttached.
@@ -112,7 +116,11 @@ pub enum Req {
     /// Kubelet patches node.status.volumesInUse.
     NodeInUse { node: usize, vols: Vec<String> },
     /// Kubelet GETs a VolumeAttachment.
-    KubeletGetVa { node: usize, pv: String, purpose: VaPurpose },
+    KubeletGetVa {
+        node: usize,
+        pv: String,
+        purpose: VaPurpose,
+    },
     /// Kubelet GETs the node-stage secret.
     KubeletGetSecret { node: usize, pv: String },
 }
@@ -120,32 +128,82 @@ pub enum Req {
 /// What to do with a CSI call's outcome.
 #[derive(Debug, Clone)]
 enum Then {
-    Provisioned { pvc: String, pv: String },
-    Deleted { pv: String },
-    CtrlPublished { va: String },
-    CtrlUnpublished { va: String },
-    Staged { node: usize, pv: String },
-    Published { node: usize, pv: String, pod: String },
-    Unpublished { node: usize, pv: String, pod: String },
-    Unstaged { node: usize, pv: String },
+    Provisioned {
+        pvc: String,
+        pv: String,
+    },
+    Deleted {
+        pv: String,
+    },
+    CtrlPublished {
+        va: String,
+    },
+    CtrlUnpublished {
+        va: String,
+    },
+    Staged {
+        node: usize,
+        pv: String,
+    },
+    Published {
+        node: usize,
+        pv: String,
+        pod: String,
+    },
+    Unpublished {
+        node: usize,
+        pv: String,
+        pod: String,
+    },
+    Unstaged {
+        node: usize,
+        pv: String,
+    },
 }
 
 #[derive(Debug)]
 enum Ev {
-    Watch { to: Comp, kind: Kind, name: String },
+    Watch {
+        to: Comp,
+        kind: Kind,
+        name: String,
+    },
     Process(Comp),
-    Api { client: String, req: Req },
-    CsiDone { id: u64 },
+    Api {
+        client: String,
+        req: Req,
+    },
+    CsiDone {
+        id: u64,
+    },
     GraphIn(GraphOp),
     GraphTick,
     NodeStatus(usize),
-    KubeletPoll { node: usize, pv: String },
-    ContainerStarted { node: usize, pod: String },
-    AdcPoll { pv: String, node: usize, detach: bool, started: SimTime },
-    AdcRetry { pv: String, node: usize },
+    KubeletPoll {
+        node: usize,
+        pv: String,
+    },
+    ContainerStarted {
+        node: usize,
+        pod: String,
+    },
+    AdcPoll {
+        pv: String,
+        node: usize,
+        detach: bool,
+        started: SimTime,
+    },
+    AdcRetry {
+        pv: String,
+        node: usize,
+    },
     AdcVerify,
-    AttacherRetry { va: String },
-    ProvisionerRetry { key: String },
+    AttacherRetry {
+        va: String,
+    },
+    ProvisionerRetry {
+        key: String,
+    },
     PvResync,
     Script,
 }
@@ -327,7 +385,10 @@ fn pvc_uid(i: usize) -> String {
 }
 
 fn node_index(name: &str) -> Option<usize> {
-    name.strip_prefix("node-")?.parse::<usize>().ok()?.checked_sub(1)
+    name.strip_prefix("node-")?
+        .parse::<usize>()
+        .ok()?
+        .checked_sub(1)
 }
 
 impl World {
@@ -337,9 +398,18 @@ impl World {
         let mut clients = BTreeMap::new();
         let q = &p.qps;
         clients.insert("kcm".to_owned(), TokenBucket::new(q.kcm.0, q.kcm.1));
-        clients.insert("scheduler".to_owned(), TokenBucket::new(q.scheduler.0, q.scheduler.1));
-        clients.insert("provisioner".to_owned(), TokenBucket::new(q.provisioner.0, q.provisioner.1));
-        clients.insert("attacher".to_owned(), TokenBucket::new(q.attacher.0, q.attacher.1));
+        clients.insert(
+            "scheduler".to_owned(),
+            TokenBucket::new(q.scheduler.0, q.scheduler.1),
+        );
+        clients.insert(
+            "provisioner".to_owned(),
+            TokenBucket::new(q.provisioner.0, q.provisioner.1),
+        );
+        clients.insert(
+            "attacher".to_owned(),
+            TokenBucket::new(q.attacher.0, q.attacher.1),
+        );
         clients.insert("script".to_owned(), TokenBucket::new(0.0, 1));
         for i in 0..nodes {
             clients.insert(
@@ -512,7 +582,12 @@ impl World {
             Ev::NodeStatus(i) => self.node_status(i),
             Ev::KubeletPoll { node, pv } => self.kubelet_get_va(node, &pv, VaPurpose::Wait),
             Ev::ContainerStarted { node, pod } => {
-                if self.store.pods.get(&pod).is_some_and(|p| !deleting(&p.metadata)) {
+                if self
+                    .store
+                    .pods
+                    .get(&pod)
+                    .is_some_and(|p| !deleting(&p.metadata))
+                {
                     self.api(&kubelet_client(node), Req::PodRunning { pod });
                 }
             }
@@ -825,7 +900,12 @@ impl World {
                 let Some(va) = self.store.vas.get_mut(&name) else {
                     return;
                 };
-                if va.metadata.finalizers.as_ref().is_some_and(|f| !f.is_empty()) {
+                if va
+                    .metadata
+                    .finalizers
+                    .as_ref()
+                    .is_some_and(|f| !f.is_empty())
+                {
                     va.metadata.deletion_timestamp = Some(now_time);
                     let mut m = std::mem::take(&mut va.metadata);
                     self.store.stamp(&mut m);
@@ -855,7 +935,9 @@ impl World {
                     return;
                 };
                 let count = vols.len();
-                n.status.get_or_insert_with(Default::default).volumes_attached = Some(
+                n.status
+                    .get_or_insert_with(Default::default)
+                    .volumes_attached = Some(
                     vols.into_iter()
                         .map(|pv| k8s_openapi::api::core::v1::AttachedVolume {
                             name: pv,
@@ -883,7 +965,11 @@ impl World {
                     let v = self.store.vas.get_mut(&va).expect("present");
                     v.metadata = m;
                     (
-                        v.spec.source.persistent_volume_name.clone().unwrap_or_default(),
+                        v.spec
+                            .source
+                            .persistent_volume_name
+                            .clone()
+                            .unwrap_or_default(),
                         node_index(&v.spec.node_name).unwrap_or(0),
                     )
                 };
@@ -902,18 +988,24 @@ impl World {
                 };
                 let st = v.status.get_or_insert_with(Default::default);
                 st.attached = error.is_none();
-                st.attach_error = error.as_ref().map(|e| {
-                    k8s_openapi::api::storage::v1::VolumeError {
-                        message: Some(e.clone()),
-                        ..Default::default()
-                    }
-                });
+                st.attach_error =
+                    error
+                        .as_ref()
+                        .map(|e| k8s_openapi::api::storage::v1::VolumeError {
+                            message: Some(e.clone()),
+                            ..Default::default()
+                        });
                 let mut m = std::mem::take(&mut v.metadata);
                 self.store.stamp(&mut m);
                 if let Some(v) = self.store.vas.get_mut(&va) {
                     v.metadata = m;
                 }
-                self.event(client, "va-status", &va, if error.is_none() { "attached" } else { "error" });
+                self.event(
+                    client,
+                    "va-status",
+                    &va,
+                    if error.is_none() { "attached" } else { "error" },
+                );
                 self.notify(Kind::Va, &va, None);
                 self.attacher_done(&va, error.is_none());
             }
@@ -1143,7 +1235,12 @@ impl World {
                 let key = match kind {
                     Kind::Pv => format!("pv/{name}"),
                     // A VolumeAttachment going may unblock its PV's deletion.
-                    Kind::Va => format!("pv/{}", name.strip_prefix("csi-").and_then(|n| n.rsplit_once("-node-")).map_or("", |(pv, _)| pv)),
+                    Kind::Va => format!(
+                        "pv/{}",
+                        name.strip_prefix("csi-")
+                            .and_then(|n| n.rsplit_once("-node-"))
+                            .map_or("", |(pv, _)| pv)
+                    ),
                     _ => format!("pvc/{name}"),
                 };
                 self.prov.work.dirty.insert(key);
@@ -1358,7 +1455,12 @@ impl World {
         let d = e.0.fail();
         e.1 = self.now.after(d);
         self.stats.backoffs += 1;
-        self.event("provisioner", "backoff", &key, &format!("{}ms", d.as_millis()));
+        self.event(
+            "provisioner",
+            "backoff",
+            &key,
+            &format!("{}ms", d.as_millis()),
+        );
         self.after(d, Ev::ProvisionerRetry { key });
     }
 
@@ -1476,18 +1578,14 @@ impl World {
         match kind {
             Kind::Pod => {
                 let pairs: Vec<(String, usize)> = match self.store.pods.get(name) {
-                    Some(p) if !deleting(&p.metadata) => {
-                        match pod_node(p).and_then(node_index) {
-                            Some(node) => pod_pvcs(p)
-                                .iter()
-                                .filter_map(|c| {
-                                    self.store.pvcs.get(c).and_then(|c| pvc_volume(c))
-                                })
-                                .map(|pv| (pv.to_owned(), node))
-                                .collect(),
-                            None => vec![],
-                        }
-                    }
+                    Some(p) if !deleting(&p.metadata) => match pod_node(p).and_then(node_index) {
+                        Some(node) => pod_pvcs(p)
+                            .iter()
+                            .filter_map(|c| self.store.pvcs.get(c).and_then(|c| pvc_volume(c)))
+                            .map(|pv| (pv.to_owned(), node))
+                            .collect(),
+                        None => vec![],
+                    },
                     _ => vec![],
                 };
                 let old = self.adc.pod_pairs.remove(name).unwrap_or_default();
@@ -1570,7 +1668,13 @@ impl World {
             if attach {
                 self.adc.state.insert(pair, AState::Attaching);
                 if self.p.attach_required {
-                    self.api("kcm", Req::CreateVa { pv: pv.clone(), node });
+                    self.api(
+                        "kcm",
+                        Req::CreateVa {
+                            pv: pv.clone(),
+                            node,
+                        },
+                    );
                     let started = self.now;
                     self.after(
                         Duration::from_secs(1),
@@ -1590,7 +1694,13 @@ impl World {
                 // The volume leaves the node's attached list before it is detached.
                 self.adc.node_dirty.insert(node);
                 if self.p.attach_required {
-                    self.api("kcm", Req::DeleteVa { pv: pv.clone(), node });
+                    self.api(
+                        "kcm",
+                        Req::DeleteVa {
+                            pv: pv.clone(),
+                            node,
+                        },
+                    );
                     let started = self.now;
                     self.after(
                         Duration::from_secs(1),
@@ -1625,7 +1735,11 @@ impl World {
             if va.is_none() {
                 self.adc_op_done(&pv, node, false);
             } else if self.now.since(started) >= Duration::from_secs(10) {
-                self.adc_op_failed(&pv, node, "detach timed out waiting for VolumeAttachment deletion");
+                self.adc_op_failed(
+                    &pv,
+                    node,
+                    "detach timed out waiting for VolumeAttachment deletion",
+                );
             } else {
                 self.after(
                     Duration::from_secs(1),
@@ -1638,7 +1752,9 @@ impl World {
                 );
             }
         } else {
-            let attached = va.and_then(|v| v.status.as_ref()).is_some_and(|s| s.attached);
+            let attached = va
+                .and_then(|v| v.status.as_ref())
+                .is_some_and(|s| s.attached);
             if attached {
                 self.adc_op_done(&pv, node, true);
             } else if self.now.since(started) >= Params::secs(self.p.attach_timeout_s) {
@@ -1675,7 +1791,12 @@ impl World {
         } else {
             self.adc.state.remove(&pair);
         }
-        self.event("adc", if attached { "attached" } else { "detached" }, pv, &node_name(node));
+        self.event(
+            "adc",
+            if attached { "attached" } else { "detached" },
+            pv,
+            &node_name(node),
+        );
         self.adc.backoff.remove(&pair);
         self.adc_release(pv, node);
     }
@@ -1700,7 +1821,12 @@ impl World {
         let d = e.0.fail();
         e.1 = self.now.after(d);
         self.stats.backoffs += 1;
-        self.event("adc", "backoff", &key2(pv, node), &format!("{why}; retry in {}ms", d.as_millis()));
+        self.event(
+            "adc",
+            "backoff",
+            &key2(pv, node),
+            &format!("{why}; retry in {}ms", d.as_millis()),
+        );
         self.after(
             d,
             Ev::AdcRetry {
@@ -1752,9 +1878,18 @@ impl World {
             let Some(v) = self.store.vas.get(&va) else {
                 continue;
             };
-            let has_finalizer = v.metadata.finalizers.as_ref().is_some_and(|f| !f.is_empty());
+            let has_finalizer = v
+                .metadata
+                .finalizers
+                .as_ref()
+                .is_some_and(|f| !f.is_empty());
             let attached = v.status.as_ref().is_some_and(|s| s.attached);
-            let pv = v.spec.source.persistent_volume_name.clone().unwrap_or_default();
+            let pv = v
+                .spec
+                .source
+                .persistent_volume_name
+                .clone()
+                .unwrap_or_default();
             let node = node_index(&v.spec.node_name).unwrap_or(0);
             if deleting(&v.metadata) {
                 if has_finalizer {
@@ -1811,7 +1946,12 @@ impl World {
         let pvs: Vec<(String, String)> = pod_pvcs(p)
             .into_iter()
             .filter_map(|c| {
-                let pv = self.store.pvcs.get(&c).and_then(|x| pvc_volume(x))?.to_owned();
+                let pv = self
+                    .store
+                    .pvcs
+                    .get(&c)
+                    .and_then(|x| pvc_volume(x))?
+                    .to_owned();
                 Some((c, pv))
             })
             .collect();
@@ -1832,9 +1972,16 @@ impl World {
 
     fn kubelet_reconcile(&mut self, i: usize) {
         let node = self.store.nodes.get(&node_name(i));
-        let in_use: BTreeSet<String> = node.map(node_in_use).unwrap_or_default().into_iter().collect();
-        let attached: BTreeSet<String> =
-            node.map(node_attached).unwrap_or_default().into_iter().collect();
+        let in_use: BTreeSet<String> = node
+            .map(node_in_use)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let attached: BTreeSet<String> = node
+            .map(node_attached)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         // New volumes of new pods.
         let mut wanted: Vec<(String, String)> = Vec::new();
         for kp in self.kubelets[i].pods.values() {
@@ -1869,7 +2016,11 @@ impl World {
             }
             if published.is_empty() && !in_flight {
                 if !removing {
-                    self.kubelets[i].pods.get_mut(&pod).expect("present").removing = true;
+                    self.kubelets[i]
+                        .pods
+                        .get_mut(&pod)
+                        .expect("present")
+                        .removing = true;
                     self.api(&kubelet_client(i), Req::RemovePod { pod });
                 }
                 continue;
@@ -2030,7 +2181,11 @@ impl World {
                 .and_then(|v| v.status.as_ref())
                 .is_some_and(|s| s.attached);
         if !allowed {
-            self.stats.forbidden.entry("volumeattachments".into()).and_modify(|n| *n += 1).or_insert(1);
+            self.stats
+                .forbidden
+                .entry("volumeattachments".into())
+                .and_modify(|n| *n += 1)
+                .or_insert(1);
             let msg = forbidden(&node_name(i), "volumeattachments.storage.k8s.io");
             self.event(&kubelet_client(i), "get-va", &va, &format!("403 {msg}"));
         }
@@ -2048,7 +2203,10 @@ impl World {
                     self.api(&kubelet_client(i), Req::KubeletGetSecret { node: i, pv });
                     return;
                 }
-                let since = self.kubelets[i].vols.get(&pv).map_or(self.now, |v| v.wait_since);
+                let since = self.kubelets[i]
+                    .vols
+                    .get(&pv)
+                    .map_or(self.now, |v| v.wait_since);
                 if self.now.since(since) >= Params::secs(self.p.wait_for_attach_timeout_s) {
                     self.vol_fail(i, &pv, "timed out waiting for attach");
                 } else {
@@ -2082,7 +2240,11 @@ impl World {
             return;
         }
         if !allowed {
-            self.stats.forbidden.entry("secrets".into()).and_modify(|n| *n += 1).or_insert(1);
+            self.stats
+                .forbidden
+                .entry("secrets".into())
+                .and_modify(|n| *n += 1)
+                .or_insert(1);
             let msg = forbidden(&node_name(i), "secrets");
             self.event(&kubelet_client(i), "get-secret", &pv, &format!("403 {msg}"));
             self.vol_fail(i, &pv, "MountDevice failed to get the node-stage secret");
@@ -2135,9 +2297,10 @@ impl World {
             .iter()
             .filter(|(pv, v)| {
                 v.staged
-                    || k.pods
-                        .values()
-                        .any(|kp| kp.published.contains(*pv) || (!kp.deleting && kp.pvs.iter().any(|(_, x)| x == *pv)))
+                    || k.pods.values().any(|kp| {
+                        kp.published.contains(*pv)
+                            || (!kp.deleting && kp.pvs.iter().any(|(_, x)| x == *pv))
+                    })
             })
             .map(|(pv, _)| pv.clone())
             .collect();
@@ -2148,7 +2311,13 @@ impl World {
             .map(node_in_use)
             .unwrap_or_default();
         if want != have {
-            self.api(&kubelet_client(i), Req::NodeInUse { node: i, vols: want });
+            self.api(
+                &kubelet_client(i),
+                Req::NodeInUse {
+                    node: i,
+                    vols: want,
+                },
+            );
         }
         self.after(Params::secs(self.p.node_status_period_s), Ev::NodeStatus(i));
     }
@@ -2162,8 +2331,14 @@ impl World {
             parameters: Some(BTreeMap::from([
                 ("clusterID".into(), "c1".into()),
                 ("fsName".into(), "cephfs".into()),
-                ("csi.storage.k8s.io/provisioner-secret-name".into(), SECRET.into()),
-                ("csi.storage.k8s.io/node-stage-secret-name".into(), SECRET.into()),
+                (
+                    "csi.storage.k8s.io/provisioner-secret-name".into(),
+                    SECRET.into(),
+                ),
+                (
+                    "csi.storage.k8s.io/node-stage-secret-name".into(),
+                    SECRET.into(),
+                ),
             ])),
             reclaim_policy: Some("Delete".into()),
             ..Default::default()
@@ -2291,10 +2466,20 @@ impl World {
         let now = self.now;
         match self.script.phase {
             Phase::Provision => {
-                let bound = self.store.pvcs.values().filter(|c| pvc_phase(c) == "Bound").count();
+                let bound = self
+                    .store
+                    .pvcs
+                    .values()
+                    .filter(|c| pvc_phase(c) == "Bound")
+                    .count();
                 if bound == self.p.shares {
                     self.stats.provisioned_at = Some(now);
-                    self.event("script", "phase", "deploy", &format!("{bound} claims bound"));
+                    self.event(
+                        "script",
+                        "phase",
+                        "deploy",
+                        &format!("{bound} claims bound"),
+                    );
                     self.script.phase = Phase::Deploy;
                     self.script.last_progress = now;
                     let first = if self.p.step > 0 {
@@ -2326,7 +2511,10 @@ impl World {
                         .filter(|(n, p)| {
                             !pod_running(p)
                                 && !deleting(&p.metadata)
-                                && self.pod_created.get(*n).is_some_and(|c| now.since(*c) > limit)
+                                && self
+                                    .pod_created
+                                    .get(*n)
+                                    .is_some_and(|c| now.since(*c) > limit)
                         })
                         .map(|(n, _)| n.clone())
                         .collect();
@@ -2336,7 +2524,8 @@ impl World {
                         self.api("script", Req::DeletePod { pod });
                     }
                     if now >= self.script.next_step && self.script.replicas < self.p.replicas {
-                        self.script.replicas = (self.script.replicas + self.p.step).min(self.p.replicas);
+                        self.script.replicas =
+                            (self.script.replicas + self.p.step).min(self.p.replicas);
                         self.script.next_step = now.after(Params::secs(self.p.step_interval_s));
                         self.script.last_progress = now;
                         let n = self.script.replicas;
@@ -2523,11 +2712,15 @@ mod tests {
             .collect();
         assert_eq!(
             ms,
-            [500, 1000, 2000, 4000, 8000, 16000, 32000, 64000, 122000, 122000, 122000]
+            [
+                500, 1000, 2000, 4000, 8000, 16000, 32000, 64000, 122000, 122000, 122000
+            ]
         );
         assert!(waits[0].starts_with("MountDevice failed"));
         // Each retry comes no earlier than its back-off allows.
-        let fails = time_of(&r, |v| v["e"] == "NodeStageVolume" && v["r"] == "Unavailable");
+        let fails = time_of(&r, |v| {
+            v["e"] == "NodeStageVolume" && v["r"] == "Unavailable"
+        });
         let starts = time_of(&r, |v| v["e"] == "NodeStageVolume" && v["r"] == "start");
         for (k, w) in ms.iter().enumerate() {
             assert!(starts[k + 1] - fails[k] >= w * 1_000_000, "retry {k}");
@@ -2555,10 +2748,17 @@ mod tests {
         assert!(s.clean, "{:?}", s.leaked_objects);
         // Pre-1.18 ADC: attaches of one volume never overlap across nodes.
         let l = lines(&r);
-        for pv in ["pvc-00000000-0000-4000-8000-000000000000", "pvc-00000000-0000-4000-8000-000000000001"] {
+        for pv in [
+            "pvc-00000000-0000-4000-8000-000000000000",
+            "pvc-00000000-0000-4000-8000-000000000001",
+        ] {
             let mut open = false;
             for (c, e, o, res) in &l {
-                if c == "kcm" && e == "create" && res == "VolumeAttachment" && o.starts_with(&format!("csi-{pv}-")) {
+                if c == "kcm"
+                    && e == "create"
+                    && res == "VolumeAttachment"
+                    && o.starts_with(&format!("csi-{pv}-"))
+                {
                     assert!(!open, "two attaches of {pv} at once");
                     open = true;
                 }

@@ -196,7 +196,9 @@ mod tests {
         let seq: Vec<f64> = (0..11).map(|_| b.fail().as_secs_f64()).collect();
         assert_eq!(
             seq,
-            [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 122.0, 122.0, 122.0]
+            [
+                0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 122.0, 122.0, 122.0
+            ]
         );
         b.reset();
         assert_eq!(b.current(), None);
@@ -218,7 +220,12 @@ mod tests {
         check_bucket(5.0, 1, &[0, 1000, 1000], &[0, 1000, 1200]);
         check_bucket(0.0, 1, &[0, 0, 0], &[0, 0, 0]);
         // A queue drains at qps: the 13th request of a burst-10, 5 qps client waits 600 ms.
-        check_bucket(5.0, 10, &[0; 13], &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 200, 400, 600]);
+        check_bucket(
+            5.0,
+            10,
+            &[0; 13],
+            &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 200, 400, 600],
+        );
     }
 
     #[test]

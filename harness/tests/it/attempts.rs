@@ -28,14 +28,22 @@ async fn attempt_1_pods_that_hit_no_path_found_never_recover() {
         .events
         .iter()
         .filter(|l| l.contains("\"e\":\"running\""))
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["t_ns"].as_u64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["t_ns"]
+                .as_u64()
+                .unwrap()
+        })
         .max()
         .unwrap();
     let last_403 = r
         .events
         .iter()
         .filter(|l| l.contains("no path found to object"))
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["t_ns"].as_u64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["t_ns"]
+                .as_u64()
+                .unwrap()
+        })
         .max()
         .unwrap();
     assert!(
@@ -62,7 +70,11 @@ async fn attempt_2_plateaus_below_the_requested_replicas() {
     let r = run_real(p, 1).await;
     let s = &r.summary;
     assert_eq!(s.outcome, "stalled");
-    assert!(s.max_running >= 3 && s.max_running < 10, "max {}", s.max_running);
+    assert!(
+        s.max_running >= 3 && s.max_running < 10,
+        "max {}",
+        s.max_running
+    );
     assert!(s.pods_killed > 10, "killed {}", s.pods_killed);
     assert!(s.pods_created > 10 + 10);
     assert_clean(&r);

@@ -9,7 +9,14 @@ fn harness_run_writes_the_reports_with_overrides_applied() {
     let assert = Command::new(assert_cmd::cargo::cargo_bin!("harness"))
         .args(["run", "attempt-3-skip-attach", "--seed", "3", "--out"])
         .arg(&out)
-        .args(["--set", "shares=2", "--set", "replicas=3", "--set", "name=tiny"])
+        .args([
+            "--set",
+            "shares=2",
+            "--set",
+            "replicas=3",
+            "--set",
+            "name=tiny",
+        ])
         .assert()
         .success();
     let stdout = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
@@ -27,8 +34,15 @@ fn harness_run_writes_the_reports_with_overrides_applied() {
     assert!(s["pod_startup"]["p99_ms"].as_f64().unwrap() > 0.0);
     assert!(s["wall"]["total_s"].as_f64().unwrap() > 0.0);
     let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
-    assert_eq!(events.lines().count() as u64, s["events"][1].as_u64().unwrap());
-    assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("# harness run: tiny"));
+    assert_eq!(
+        events.lines().count() as u64,
+        s["events"][1].as_u64().unwrap()
+    );
+    assert!(
+        std::fs::read_to_string(out.join("report.md"))
+            .unwrap()
+            .contains("# harness run: tiny")
+    );
 }
 
 #[test]
