@@ -286,7 +286,10 @@ struct NodePlugin {
 }
 
 /// A real call under way: its method and the task making it (outcome, wall time).
-type InFlight = (&'static str, tokio::task::JoinHandle<(CsiOutcome, Duration)>);
+type InFlight = (
+    &'static str,
+    tokio::task::JoinHandle<(CsiOutcome, Duration)>,
+);
 
 /// Measured wall-clock latency of real calls, by method.
 pub type WallLatencies = BTreeMap<&'static str, hdrhistogram::Histogram<u64>>;
