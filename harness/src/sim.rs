@@ -324,7 +324,6 @@ struct Script {
     replicas: usize,
     next_step: SimTime,
     last_progress: SimTime,
-    last_running: usize,
     teardown_started: SimTime,
     pvcs_deleted: bool,
 }
@@ -456,7 +455,6 @@ impl World {
                 replicas: 0,
                 next_step: SimTime::ZERO,
                 last_progress: SimTime::ZERO,
-                last_running: 0,
                 teardown_started: SimTime::ZERO,
                 pvcs_deleted: false,
             },
@@ -1304,24 +1302,17 @@ impl World {
             .filter_map(|p| pod_node(p).and_then(node_index))
             .collect();
         occupied.extend(self.sched_reserved.iter().copied());
-        let mut unscheduled: Vec<String> = dirty
-            .into_iter()
-            .filter(|n| {
-                self.store
-                    .pods
-                    .get(n)
-                    .is_some_and(|p| pod_node(p).is_none() && !deleting(&p.metadata))
-            })
-            .collect();
-        // A freed node lets waiting pods in: look at every unscheduled pod then.
-        if unscheduled.is_empty() {
+        // Any pod event may free a node or bring a pod: look at every unscheduled pod.
+        if dirty.is_empty() {
             return;
         }
-        for (n, p) in &self.store.pods {
-            if pod_node(p).is_none() && !deleting(&p.metadata) && !unscheduled.contains(n) {
-                unscheduled.push(n.clone());
-            }
-        }
+        let mut unscheduled: Vec<String> = self
+            .store
+            .pods
+            .iter()
+            .filter(|(_, p)| pod_node(p).is_none() && !deleting(&p.metadata))
+            .map(|(n, _)| n.clone())
+            .collect();
         unscheduled.sort();
         for pod in unscheduled {
             let free: Vec<usize> = (0..self.kubelets.len())
@@ -2495,12 +2486,13 @@ impl World {
                 }
             }
             Phase::Deploy => {
+                // Progress is a new high of Running pods: with pods killed and replaced,
+                // the count goes down and up again without getting anywhere.
                 let running = self.running();
-                self.stats.max_running = self.stats.max_running.max(running);
-                if running > self.script.last_running {
+                if running > self.stats.max_running {
+                    self.stats.max_running = running;
                     self.script.last_progress = now;
                 }
-                self.script.last_running = running;
                 if self.p.step > 0 {
                     // The 2018 script: kill pods stuck longer than the threshold.
                     let limit = Params::secs(self.p.kill_stuck_after_s);

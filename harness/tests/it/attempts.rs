@@ -69,7 +69,14 @@ async fn attempt_2_plateaus_below_the_requested_replicas() {
     );
     let r = run_real(p, 1).await;
     let s = &r.summary;
-    assert_eq!(s.outcome, "stalled");
+    // Killed pods are replaced and a few get through now and then; the deploy phase ends
+    // at its time limit (or stalls) with the Deployment short of its replicas.
+    assert!(
+        ["stalled", "deploy time limit"].contains(&s.outcome.as_str()),
+        "{}",
+        s.outcome
+    );
+    assert_eq!(s.all_running_s, None);
     assert!(
         s.max_running >= 3 && s.max_running < 10,
         "max {}",
