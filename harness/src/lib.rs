@@ -64,6 +64,17 @@ pub struct Run {
 /// Runs scenario `p` with `seed`: builds the cluster, runs it to the end of teardown,
 /// checks for leaks, and writes the reports.
 pub async fn run(p: Params, seed: u64, backend: BackendKind, out: Output) -> anyhow::Result<Run> {
+    run_with_progress(p, seed, backend, out, None).await
+}
+
+/// [`run`] with a progress callback.
+pub async fn run_with_progress(
+    p: Params,
+    seed: u64,
+    backend: BackendKind,
+    out: Output,
+    progress: Option<sim::ProgressFn>,
+) -> anyhow::Result<Run> {
     let t0 = Instant::now();
     let backend = match backend {
         BackendKind::Real => Backend::Real(Box::new(
@@ -71,7 +82,7 @@ pub async fn run(p: Params, seed: u64, backend: BackendKind, out: Output) -> any
         )),
         BackendKind::Mock => Backend::Mock(MockCsi::default()),
     };
-    run_on(p, seed, backend, out, t0).await
+    run_on(p, seed, backend, out, t0, progress).await
 }
 
 /// [`run`] on a back end made by the caller (a [`MockCsi`] with scripted failures, say);
@@ -82,6 +93,7 @@ pub async fn run_on(
     backend: Backend,
     out: Output,
     t0: Instant,
+    progress: Option<sim::ProgressFn>,
 ) -> anyhow::Result<Run> {
     let log = match &out {
         Output::Dir(d) => {
@@ -91,6 +103,7 @@ pub async fn run_on(
         Output::Memory => EventLog::in_memory(),
     };
     let mut world = sim::World::new(p.clone(), seed, backend, log);
+    world.progress = progress.map(sim::Hook);
     let t_sim = Instant::now();
     world.run().await;
     let simulation_s = t_sim.elapsed().as_secs_f64();
@@ -142,6 +155,7 @@ pub async fn run_on(
         all_running_s: st.all_running_at.map(|t| t.secs()),
         sim_total_s: st.sim_end.secs(),
         pod_startup: percentiles(&st.startup),
+        running_curve_s: report::running_curve(&st.running_at, p.replicas),
         peak_mds_sessions: st.peak_sessions,
         rpcs,
         forbidden: st.forbidden.clone(),

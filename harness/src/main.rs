@@ -62,6 +62,17 @@ fn eprintln_error(msg: &str) {
     eprintln!("{msg}");
 }
 
+/// A spinner on a terminal; nothing when stdout is not one.
+fn progress_bar() -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    let b = indicatif::ProgressBar::new_spinner();
+    b.enable_steady_tick(std::time::Duration::from_millis(200));
+    Some(b)
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::List => {
@@ -96,12 +107,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            let r = rt.block_on(harness::run(
+            let bar = progress_bar();
+            let progress = bar.clone().map(|b| {
+                Box::new(move |i: &harness::sim::Progress| {
+                    b.set_message(format!(
+                        "{:?}: {} / {} Running, simulated {:.0} s, {} events",
+                        i.phase,
+                        i.running,
+                        i.replicas,
+                        i.sim.secs(),
+                        i.events
+                    ));
+                    b.tick();
+                }) as harness::sim::ProgressFn
+            });
+            let r = rt.block_on(harness::run_with_progress(
                 p,
                 seed,
                 harness::BackendKind::Real,
                 harness::Output::Dir(out.clone()),
-            ))?;
+                progress,
+            ));
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            let r = r?;
             println!("{}", r.summary.table());
             println!("reports: {}", out.display());
             Ok(if r.summary.clean {

@@ -238,6 +238,9 @@ pub struct Summary {
     pub sim_total_s: f64,
     /// Pod creation → Running.
     pub pod_startup: Percentiles,
+    /// Simulated seconds until 50, 90, 99 and 100 % of the replicas had become Running
+    /// (replacements included; `None`: never).
+    pub running_curve_s: [Option<f64>; 4],
     /// Peak MDS sessions (staged volumes), simulated accounting.
     pub peak_mds_sessions: i64,
     /// CSI calls.
@@ -379,6 +382,16 @@ impl Summary {
     }
 }
 
+/// When 50, 90, 99 and 100 % of `replicas` pods had become Running, in simulated seconds.
+pub fn running_curve(running_at: &[SimTime], replicas: usize) -> [Option<f64>; 4] {
+    let mut t = running_at.to_vec();
+    t.sort();
+    [0.50, 0.90, 0.99, 1.0].map(|q| {
+        let n = ((q * replicas as f64).ceil() as usize).max(1);
+        t.get(n - 1).map(|x| x.secs())
+    })
+}
+
 /// Peak resident memory of this process (VmHWM), MiB; 0 where /proc is missing.
 pub fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -395,6 +408,17 @@ pub fn peak_rss_mib() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_running_curve_counts_replicas() {
+        let t: Vec<SimTime> = (1..=10).rev().map(|s| SimTime(s * 1_000_000_000)).collect();
+        assert_eq!(
+            running_curve(&t, 10),
+            [Some(5.0), Some(9.0), Some(10.0), Some(10.0)]
+        );
+        // Only five of ten: half of them by the fifth, never 90 %.
+        assert_eq!(running_curve(&t[..5], 10), [Some(10.0), None, None, None]);
+    }
 
     #[test]
     fn percentiles_use_nearest_rank() {

@@ -328,6 +328,33 @@ struct Script {
     pvcs_deleted: bool,
 }
 
+/// What a progress display shows.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// The scenario's phase.
+    pub phase: Phase,
+    /// The simulated clock.
+    pub sim: SimTime,
+    /// Pods Running.
+    pub running: usize,
+    /// Replicas asked for.
+    pub replicas: usize,
+    /// Events so far.
+    pub events: u64,
+}
+
+/// A progress callback.
+pub type ProgressFn = Box<dyn FnMut(&Progress) + Send>;
+
+/// A progress callback held by the world.
+pub struct Hook(pub ProgressFn);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
+}
+
 /// One simulated cluster and its run.
 #[derive(Debug)]
 pub struct World {
@@ -363,6 +390,8 @@ pub struct World {
     pod_created: BTreeMap<String, SimTime>,
     script: Script,
     graph_ticking: bool,
+    /// Called every few thousand events with the run's state (a progress display).
+    pub progress: Option<Hook>,
     /// The event log.
     pub log: EventLog,
     /// Counters and distributions for the report.
@@ -459,6 +488,7 @@ impl World {
                 pvcs_deleted: false,
             },
             graph_ticking: false,
+            progress: None,
             log,
             stats: Stats::default(),
             p,
@@ -543,6 +573,18 @@ impl World {
             };
             self.now = e.at;
             self.stats.events += 1;
+            if self.stats.events.is_multiple_of(4096) {
+                let info = Progress {
+                    phase: self.script.phase,
+                    sim: self.now,
+                    running: self.running(),
+                    replicas: self.p.replicas,
+                    events: self.stats.events,
+                };
+                if let Some(Hook(f)) = &mut self.progress {
+                    f(&info);
+                }
+            }
             if let Ev::CsiDone { id } = e.ev {
                 let out = self.backend.finish(id).await;
                 self.csi_done(id, out);
@@ -2622,9 +2664,16 @@ mod tests {
     }
 
     async fn run_mock(p: Params, seed: u64, mock: MockCsi) -> Run {
-        run_on(p, seed, Backend::Mock(mock), Output::Memory, Instant::now())
-            .await
-            .expect("run")
+        run_on(
+            p,
+            seed,
+            Backend::Mock(mock),
+            Output::Memory,
+            Instant::now(),
+            None,
+        )
+        .await
+        .expect("run")
     }
 
     /// (component, what, object, result) of each line, times dropped.

@@ -26,3 +26,13 @@ async fn a_seed_replays_the_same_event_log_and_another_seed_does_not() {
         assert_clean(r);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wall_clock_bound_on_real_calls_does_not_change_the_log() {
+    let p = scenario("attempt-3-skip-attach", &["shares=3", "replicas=4"]);
+    let wide = run_real(p.clone().set("max_inflight=64").unwrap(), 9).await;
+    let narrow = run_real(p.set("max_inflight=1").unwrap(), 9).await;
+    assert_eq!(wide.events, narrow.events);
+    assert_clean(&wide);
+    assert_clean(&narrow);
+}
