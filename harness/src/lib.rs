@@ -1,5 +1,193 @@
-//! harness: the mock-cluster simulator, the CSI conformance bench and the load generator.
+//! harness: the mock-cluster simulator that reproduces CERN's 2018 CephFS/Manila CSI
+//! scale test around the real driver.
 //!
-//! Not built yet: this crate holds its place in the workspace layout until its issues
-//! (the simulator; the conformance bench and load generator) are worked on. It exports
-//! nothing.
+//! One process holds a simulated Kubernetes (an API store of k8s-openapi objects with
+//! resource versions and watches; the PV binder, the external-provisioner, the
+//! attach-detach controller, the external-attacher, the scheduler, the Deployment and
+//! ReplicaSet controllers and one kubelet per node as reconcile loops; per-client token
+//! buckets; the node authorizer's graph and its lag) and a real back end: fake-ceph on
+//! loopback, the driver's controller plugin and one node plugin per node, each on its own
+//! Unix socket, called over real gRPC.
+//!
+//! Start reading at [`run`]; the simulation is [`sim::World`], its clock and timing
+//! primitives are in [`time`], scenarios in [`params`] (files in `scenarios/`), the
+//! authorizer in [`authz`], the CSI back ends in [`csi`], the reports in [`report`].
+//!
+//! Not modelled yet: the busy workload (MDS request load), Manila provisioning, API
+//! errors and faults, the 1.12+ kubelet's GET-then-watch WaitForAttach, ADC force-detach.
+
+pub mod api;
+pub mod authz;
+pub mod csi;
+pub mod params;
+pub mod report;
+pub mod sim;
+pub mod time;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context as _;
+
+use crate::csi::{Backend, MockCsi, RealCsi};
+use crate::params::Params;
+use crate::report::{EventLog, Summary, Wall, percentiles};
+
+/// Which back end a run calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// fake-ceph and the real driver over gRPC.
+    Real,
+    /// In-memory answers (controller tests).
+    Mock,
+}
+
+/// Where a run's reports go.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// `summary.json`, `events.jsonl` and `report.md` in this directory.
+    Dir(PathBuf),
+    /// The event log stays in memory (tests).
+    Memory,
+}
+
+/// A finished run.
+#[derive(Debug)]
+pub struct Run {
+    /// The summary (also `summary.json`).
+    pub summary: Summary,
+    /// The event log's lines when kept in memory.
+    pub events: Vec<String>,
+}
+
+/// Runs scenario `p` with `seed`: builds the cluster, runs it to the end of teardown,
+/// checks for leaks, and writes the reports.
+pub async fn run(p: Params, seed: u64, backend: BackendKind, out: Output) -> anyhow::Result<Run> {
+    run_with_progress(p, seed, backend, out, None).await
+}
+
+/// [`run`] with a progress callback.
+pub async fn run_with_progress(
+    p: Params,
+    seed: u64,
+    backend: BackendKind,
+    out: Output,
+    progress: Option<sim::ProgressFn>,
+) -> anyhow::Result<Run> {
+    let t0 = Instant::now();
+    let backend = match backend {
+        BackendKind::Real => Backend::Real(Box::new(
+            RealCsi::launch(seed, p.node_count(), p.attach_required, p.max_inflight).await?,
+        )),
+        BackendKind::Mock => Backend::Mock(MockCsi::default()),
+    };
+    run_on(p, seed, backend, out, t0, progress).await
+}
+
+/// [`run`] on a back end made by the caller (a [`MockCsi`] with scripted failures, say);
+/// `t0` is when the run started, for the wall-clock total.
+pub async fn run_on(
+    p: Params,
+    seed: u64,
+    backend: Backend,
+    out: Output,
+    t0: Instant,
+    progress: Option<sim::ProgressFn>,
+) -> anyhow::Result<Run> {
+    let log = match &out {
+        Output::Dir(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            EventLog::to_file(&d.join("events.jsonl")).context("events.jsonl")?
+        }
+        Output::Memory => EventLog::in_memory(),
+    };
+    let mut world = sim::World::new(p.clone(), seed, backend, log);
+    world.progress = progress.map(sim::Hook);
+    let t_sim = Instant::now();
+    world.run().await;
+    let simulation_s = t_sim.elapsed().as_secs_f64();
+    world.log.flush()?;
+    let leaks = world.backend().leaks().await;
+    let leaked_objects = world.leftover_objects();
+    let st = &world.stats;
+    let mut wall = Wall {
+        simulation_s,
+        ..Default::default()
+    };
+    if let Backend::Real(r) = world.backend() {
+        for (m, h) in &r.wall {
+            wall.csi_latency_us.insert(
+                (*m).to_owned(),
+                [h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.max()],
+            );
+        }
+        wall.fake_ceph_peak_sessions = r.peak_sessions;
+        wall.fake_ceph_hcr = r.perf_dump()["mds_server"]["handle_client_request"]
+            .as_u64()
+            .unwrap_or(0);
+    }
+    let rpcs = st
+        .rpcs
+        .iter()
+        .map(|((m, c), v)| report::RpcRow {
+            method: m.clone(),
+            code: c.clone(),
+            sim: percentiles(v),
+        })
+        .collect();
+    let api_clients = world
+        .clients()
+        .into_iter()
+        .map(|(k, (n, w, m))| (k, (n, w.as_secs_f64(), m.as_secs_f64())))
+        .collect();
+    let clean = leaks.none() && leaked_objects.is_empty();
+    let mut summary = Summary {
+        scenario: p.name.clone(),
+        seed,
+        outcome: st.deploy_outcome.clone(),
+        replicas: p.replicas,
+        running: st.running_at_end_of_deploy,
+        max_running: st.max_running,
+        pods_created: st.pods_created,
+        pods_killed: st.killed,
+        provisioned_s: st.provisioned_at.map(|t| t.secs()),
+        all_running_s: st.all_running_at.map(|t| t.secs()),
+        sim_total_s: st.sim_end.secs(),
+        pod_startup: percentiles(&st.startup),
+        running_curve_s: report::running_curve(&st.running_at, p.replicas),
+        peak_mds_sessions: st.peak_sessions,
+        rpcs,
+        forbidden: st.forbidden.clone(),
+        backoffs: [st.backoffs, st.backoffs_at_cap],
+        volume_attachments: st.vas_created,
+        api_clients,
+        authz_graph: (world.graph.applied, world.graph.max_queue),
+        events: (st.events, world.log.lines),
+        events_hash: format!("{:016x}", world.log.hash()),
+        leaked_objects,
+        leaks,
+        clean,
+        wall,
+        mock_calls: BTreeMap::new(),
+        params: p,
+    };
+    let events = world.log.lines_kept().to_vec();
+    let backend = world.into_backend();
+    if let Backend::Mock(m) = &backend {
+        summary.mock_calls = m.calls.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
+    }
+    if let Backend::Real(r) = backend {
+        r.shutdown().await;
+    }
+    summary.wall.total_s = t0.elapsed().as_secs_f64();
+    summary.wall.peak_rss_mib = report::peak_rss_mib();
+    if let Output::Dir(d) = &out {
+        std::fs::write(
+            d.join("summary.json"),
+            serde_json::to_string_pretty(&summary)?,
+        )?;
+        std::fs::write(d.join("report.md"), summary.markdown())?;
+    }
+    Ok(Run { summary, events })
+}

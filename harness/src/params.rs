@@ -1,0 +1,336 @@
+//! Scenarios: the parameters of one run, loaded from a JSON file (or a built-in name) and
+//! overridden with `--set key=value`. Defaults live in `Params::default`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::Latency;
+
+/// The scenarios shipped in `scenarios/`, runnable by name.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("idle-10k", include_str!("../../scenarios/idle-10k.json")),
+    (
+        "attempt-1-attach-wreck",
+        include_str!("../../scenarios/attempt-1-attach-wreck.json"),
+    ),
+    (
+        "attempt-2-incremental",
+        include_str!("../../scenarios/attempt-2-incremental.json"),
+    ),
+    (
+        "attempt-3-skip-attach",
+        include_str!("../../scenarios/attempt-3-skip-attach.json"),
+    ),
+    ("busy-1k", include_str!("../../scenarios/busy-1k.json")),
+    (
+        "scale-100k",
+        include_str!("../../scenarios/scale-100k.json"),
+    ),
+];
+
+/// Everything a run depends on besides the seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Params {
+    /// The scenario's name (reports, the default output directory).
+    pub name: String,
+    /// What it reproduces, one line.
+    pub description: String,
+    /// s: shares (PVCs), each mounted by every replica.
+    pub shares: usize,
+    /// r: Deployment replicas, one per node.
+    pub replicas: usize,
+    /// Nodes; 0 means `replicas`.
+    pub nodes: usize,
+    /// Workload of the pods: only `idle` is modelled.
+    pub workload: String,
+    /// CSIDriver `attachRequired`: VolumeAttachments, the external-attacher, ControllerPublish.
+    pub attach_required: bool,
+    /// Scale in steps of this many replicas (0: all at once), killing stuck pods (attempt #2).
+    pub step: usize,
+    /// Time between steps, seconds (simulated).
+    pub step_interval_s: f64,
+    /// A pod not Running this long after creation is killed in incremental mode, seconds.
+    pub kill_stuck_after_s: f64,
+    /// The deploy phase ends when no pod became Running for this long, seconds.
+    pub stall_s: f64,
+    /// The deploy phase ends at this simulated time at the latest, seconds.
+    pub max_deploy_s: f64,
+    /// Teardown must finish within this, seconds (simulated); what is left is leaked.
+    pub max_teardown_s: f64,
+    /// The ADC serialises attach/detach per volume across nodes (before k8s #88678).
+    pub adc_serialize_per_volume: bool,
+    /// csi attacher's wait for `status.attached` in the ADC, seconds (15 in 1.10–1.12).
+    pub attach_timeout_s: f64,
+    /// Kubelet WaitForAttach poll period (1 s) and timeout (10 min), seconds.
+    pub wait_for_attach_poll_s: f64,
+    /// See `wait_for_attach_poll_s`.
+    pub wait_for_attach_timeout_s: f64,
+    /// Kubelet node status period, seconds (10).
+    pub node_status_period_s: f64,
+    /// ADC VerifyVolumesAreAttached period, seconds (60); a GET per VolumeAttachment.
+    pub adc_verify_period_s: f64,
+    /// Client QPS/burst per component.
+    pub qps: Qps,
+    /// API request latency.
+    pub api_latency: Latency,
+    /// Informer (watch) delivery delay.
+    pub watch_latency: Latency,
+    /// The node authorizer graph model.
+    pub authz: Authz,
+    /// Simulated duration charged for each CSI call, by method.
+    pub csi_latency: CsiLatency,
+    /// Container start after the volumes are mounted.
+    pub container_start: Latency,
+    /// Real CSI calls in flight at once (a wall-clock bound; no effect on the event log).
+    pub max_inflight: usize,
+}
+
+/// Client-side rate limits (QPS, burst), 2018 defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Qps {
+    /// Each kubelet.
+    pub kubelet: (f64, u32),
+    /// kube-controller-manager (PV controller, ADC, Deployment/ReplicaSet controllers).
+    pub kcm: (f64, u32),
+    /// external-provisioner.
+    pub provisioner: (f64, u32),
+    /// external-attacher.
+    pub attacher: (f64, u32),
+    /// kube-scheduler.
+    pub scheduler: (f64, u32),
+}
+
+impl Default for Qps {
+    fn default() -> Self {
+        Self {
+            kubelet: (5.0, 10),
+            kcm: (20.0, 30),
+            provisioner: (5.0, 10),
+            attacher: (5.0, 10),
+            scheduler: (50.0, 100),
+        }
+    }
+}
+
+/// The node authorizer's graph (see `authz`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Authz {
+    /// Model the authorizer at all (false: every node GET is allowed).
+    pub enabled: bool,
+    /// Delay from a write to its event reaching the graph's queue (the apiserver's own
+    /// informer): the configurable lag.
+    pub lag: Latency,
+    /// Graph work per event, microseconds.
+    pub write_base_us: f64,
+    /// Extra graph work per pod sharing a PVC with the event's pod (index recomputation,
+    /// k8s #87688), microseconds.
+    pub write_per_fanout_us: f64,
+    /// Graph capacity taken by authorising one node GET, microseconds.
+    pub read_cost_us: f64,
+    /// The writer's accounting period, milliseconds.
+    pub tick_ms: u64,
+}
+
+impl Default for Authz {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            lag: Latency::ms(50.0, 500.0),
+            write_base_us: 20.0,
+            write_per_fanout_us: 2.0,
+            read_cost_us: 50.0,
+            tick_ms: 100,
+        }
+    }
+}
+
+/// Simulated CSI call durations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CsiLatency {
+    /// CreateVolume.
+    pub create: Latency,
+    /// DeleteVolume.
+    pub delete: Latency,
+    /// ControllerPublish/Unpublish.
+    pub publish_controller: Latency,
+    /// NodeStage (ceph-fuse start + MDS session).
+    pub stage: Latency,
+    /// NodeUnstage.
+    pub unstage: Latency,
+    /// NodePublish/Unpublish (bind mount).
+    pub publish: Latency,
+}
+
+impl Default for CsiLatency {
+    fn default() -> Self {
+        Self {
+            create: Latency::ms(1000.0, 5000.0),
+            delete: Latency::ms(500.0, 3000.0),
+            publish_controller: Latency::ms(10.0, 100.0),
+            stage: Latency::ms(1500.0, 10000.0),
+            unstage: Latency::ms(300.0, 2000.0),
+            publish: Latency::ms(30.0, 300.0),
+        }
+    }
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            name: "custom".into(),
+            description: String::new(),
+            shares: 100,
+            replicas: 100,
+            nodes: 0,
+            workload: "idle".into(),
+            attach_required: false,
+            step: 0,
+            step_interval_s: 120.0,
+            kill_stuck_after_s: 300.0,
+            stall_s: 1800.0,
+            max_deploy_s: 4.0 * 3600.0,
+            max_teardown_s: 3600.0,
+            adc_serialize_per_volume: true,
+            attach_timeout_s: 15.0,
+            wait_for_attach_poll_s: 1.0,
+            wait_for_attach_timeout_s: 600.0,
+            node_status_period_s: 10.0,
+            adc_verify_period_s: 60.0,
+            qps: Qps::default(),
+            api_latency: Latency::ms(5.0, 50.0),
+            watch_latency: Latency::ms(30.0, 200.0),
+            authz: Authz::default(),
+            csi_latency: CsiLatency::default(),
+            container_start: Latency::ms(1000.0, 3000.0),
+            max_inflight: 64,
+        }
+    }
+}
+
+/// A scenario that cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ParamsError {
+    /// Neither a file nor a built-in name.
+    #[error("no scenario file or built-in scenario named '{0}' (built-in: {1})")]
+    Unknown(String, String),
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not a valid scenario.
+    #[error("scenario {0}: {1}")]
+    Invalid(String, String),
+}
+
+impl Params {
+    /// Loads a scenario by file path or built-in name.
+    pub fn load(what: &str) -> Result<Self, ParamsError> {
+        let text = if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == what) {
+            (*text).to_owned()
+        } else if std::path::Path::new(what).exists() {
+            std::fs::read_to_string(what).map_err(|source| ParamsError::Read {
+                path: what.into(),
+                source,
+            })?
+        } else {
+            let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
+            return Err(ParamsError::Unknown(what.into(), names.join(", ")));
+        };
+        let p: Params = serde_json::from_str(&text)
+            .map_err(|e| ParamsError::Invalid(what.into(), e.to_string()))?;
+        p.validated()
+    }
+
+    /// Applies `key=value` (a dotted key; the value is JSON, or else a string).
+    pub fn set(self, assignment: &str) -> Result<Self, ParamsError> {
+        let bad = |m: String| ParamsError::Invalid(assignment.into(), m);
+        let (key, value) = assignment
+            .split_once('=')
+            .ok_or_else(|| bad("expected key=value".into()))?;
+        let value: serde_json::Value = serde_json::from_str(value)
+            .unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
+        let mut tree = serde_json::to_value(&self).map_err(|e| bad(e.to_string()))?;
+        let mut at = &mut tree;
+        for part in key.split('.') {
+            at = at
+                .get_mut(part)
+                .ok_or_else(|| bad(format!("no parameter '{key}'")))?;
+        }
+        *at = value;
+        let p: Params = serde_json::from_value(tree).map_err(|e| bad(e.to_string()))?;
+        p.validated()
+    }
+
+    fn validated(self) -> Result<Self, ParamsError> {
+        let bad = |m: &str| Err(ParamsError::Invalid(self.name.clone(), m.into()));
+        if self.shares == 0 || self.replicas == 0 {
+            return bad("shares and replicas must be at least 1");
+        }
+        if self.node_count() < self.replicas {
+            return bad("one pod per node: nodes must be at least replicas");
+        }
+        if self.workload != "idle" {
+            return bad("only the idle workload is modelled");
+        }
+        Ok(self)
+    }
+
+    /// Nodes in the cluster.
+    pub fn node_count(&self) -> usize {
+        if self.nodes == 0 {
+            self.replicas
+        } else {
+            self.nodes
+        }
+    }
+
+    /// Seconds as a `Duration`.
+    pub fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s.max(0.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_scenario_loads() {
+        for (name, _) in BUILTIN {
+            let p = Params::load(name).expect(name);
+            assert_eq!(&p.name, name);
+        }
+        assert_eq!(Params::load("idle-10k").expect("idle").shares, 100);
+    }
+
+    fn check_set(assignment: &str, ok: bool) {
+        let r = Params::default().set(assignment);
+        assert_eq!(r.is_ok(), ok, "{assignment}: {r:?}");
+    }
+
+    #[test]
+    fn set_overrides_dotted_keys_and_refuses_unknown_ones() {
+        check_set("shares=3", true);
+        check_set("attach_required=true", true);
+        check_set("qps.kubelet=[50,100]", true);
+        check_set("authz.lag.median_ms=2000", true);
+        check_set("name=tiny", true);
+        check_set("sharez=3", false);
+        check_set("shares=-1", false);
+        check_set("shares=0", false);
+        check_set("nodes=1", false);
+        check_set("noequals", false);
+        let p = Params::default().set("qps.kubelet=[50,100]").expect("set");
+        assert_eq!(p.qps.kubelet, (50.0, 100));
+    }
+}

@@ -1,0 +1,448 @@
+//! The event log (`events.jsonl`), the run's counters, and the reports written from them
+//! (`summary.json`, `report.md`, the terminal table).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::time::SimTime;
+
+/// The event log: one JSON object per line, in simulated-time order, with nothing from
+/// the wall clock or the back end's random names in it, so that one seed gives one log.
+#[derive(Debug)]
+pub struct EventLog {
+    out: Option<std::io::BufWriter<std::fs::File>>,
+    keep: Option<Vec<String>>,
+    hash: u64,
+    /// Lines written.
+    pub lines: u64,
+}
+
+impl EventLog {
+    /// A log written to `path`.
+    pub fn to_file(path: &Path) -> std::io::Result<Self> {
+        Ok(Self {
+            out: Some(std::io::BufWriter::new(std::fs::File::create(path)?)),
+            keep: None,
+            hash: 0xcbf2_9ce4_8422_2325,
+            lines: 0,
+        })
+    }
+
+    /// A log kept in memory (tests).
+    pub fn in_memory() -> Self {
+        Self {
+            out: None,
+            keep: Some(Vec::new()),
+            hash: 0xcbf2_9ce4_8422_2325,
+            lines: 0,
+        }
+    }
+
+    /// Appends one event.
+    pub fn push(&mut self, t: SimTime, component: &str, what: &str, object: &str, result: &str) {
+        let line = format!(
+            "{{\"t_ns\":{},\"c\":{},\"e\":{},\"o\":{},\"r\":{}}}",
+            t.0,
+            json_str(component),
+            json_str(what),
+            json_str(object),
+            json_str(result)
+        );
+        for b in line.bytes().chain(std::iter::once(b'\n')) {
+            self.hash ^= u64::from(b);
+            self.hash = self.hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.lines += 1;
+        if let Some(o) = &mut self.out {
+            let _ = writeln!(o, "{line}");
+        }
+        if let Some(k) = &mut self.keep {
+            k.push(line);
+        }
+    }
+
+    /// FNV-1a of the whole log: equal logs, equal hashes.
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// The lines kept in memory.
+    pub fn lines_kept(&self) -> &[String] {
+        self.keep.as_deref().unwrap_or(&[])
+    }
+
+    /// Flushes the file.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        if let Some(o) = &mut self.out {
+            o.flush()?;
+        }
+        Ok(())
+    }
+}
+
+fn json_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"?\"".into())
+}
+
+/// What the run counted.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Events processed.
+    pub events: u64,
+    /// Pods created (replacements included).
+    pub pods_created: u64,
+    /// When each pod was bound.
+    pub scheduled: BTreeMap<String, SimTime>,
+    /// Creation → Running, per pod that got there.
+    pub startup: Vec<Duration>,
+    /// When pods became Running.
+    pub running_at: Vec<SimTime>,
+    /// MDS sessions open now (stages minus unstages, simulated).
+    pub sessions: i64,
+    /// The most at once.
+    pub peak_sessions: i64,
+    /// Node GETs refused by the authorizer, by resource.
+    pub forbidden: BTreeMap<String, u64>,
+    /// Operations that backed off.
+    pub backoffs: u64,
+    /// Of which at the 2 min 2 s cap.
+    pub backoffs_at_cap: u64,
+    /// VolumeAttachments created.
+    pub vas_created: u64,
+    /// Pods killed by the incremental script.
+    pub killed: u64,
+    /// The most pods Running at once.
+    pub max_running: usize,
+    /// Pods Running when the deploy phase ended.
+    pub running_at_end_of_deploy: usize,
+    /// Why the deploy phase ended.
+    pub deploy_outcome: String,
+    /// When all claims were bound.
+    pub provisioned_at: Option<SimTime>,
+    /// When all replicas were Running.
+    pub all_running_at: Option<SimTime>,
+    /// When the deploy phase ended.
+    pub deploy_ended_at: Option<SimTime>,
+    /// When teardown finished clean.
+    pub teardown_done_at: Option<SimTime>,
+    /// The last event's time.
+    pub sim_end: SimTime,
+    /// CSI calls: (method, code) → simulated durations.
+    pub rpcs: BTreeMap<(String, String), Vec<Duration>>,
+}
+
+impl Stats {
+    /// Records one CSI call.
+    pub fn rpc(&mut self, method: &str, code: tonic::Code, d: Duration) {
+        self.rpcs
+            .entry((method.to_owned(), format!("{code:?}")))
+            .or_default()
+            .push(d);
+    }
+}
+
+/// Percentiles of a sample, milliseconds.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Percentiles {
+    /// Samples.
+    pub count: usize,
+    /// Median.
+    pub p50_ms: f64,
+    /// 90th.
+    pub p90_ms: f64,
+    /// 99th.
+    pub p99_ms: f64,
+    /// Largest.
+    pub max_ms: f64,
+}
+
+/// Nearest-rank percentiles.
+pub fn percentiles(v: &[Duration]) -> Percentiles {
+    if v.is_empty() {
+        return Percentiles::default();
+    }
+    let mut s = v.to_vec();
+    s.sort();
+    let at = |q: f64| {
+        let i = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1;
+        s[i].as_secs_f64() * 1000.0
+    };
+    Percentiles {
+        count: s.len(),
+        p50_ms: at(0.50),
+        p90_ms: at(0.90),
+        p99_ms: at(0.99),
+        max_ms: s[s.len() - 1].as_secs_f64() * 1000.0,
+    }
+}
+
+/// One CSI method and code.
+#[derive(Debug, Clone, Serialize)]
+pub struct RpcRow {
+    /// The RPC.
+    pub method: String,
+    /// The gRPC code.
+    pub code: String,
+    /// Simulated durations.
+    pub sim: Percentiles,
+}
+
+/// Measured wall-clock figures: they vary between runs and are kept apart.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Wall {
+    /// The whole run (setup, simulation, leak checks), seconds.
+    pub total_s: f64,
+    /// The simulation loop, seconds.
+    pub simulation_s: f64,
+    /// Peak resident memory of the process (VmHWM), MiB.
+    pub peak_rss_mib: f64,
+    /// Real CSI call latency by method, microseconds (p50, p99, max).
+    pub csi_latency_us: BTreeMap<String, [u64; 3]>,
+    /// The most MDS sessions fake-ceph had open (sampled after each NodeStage).
+    pub fake_ceph_peak_sessions: usize,
+    /// fake-ceph's `mds_server.handle_client_request` at the end.
+    pub fake_ceph_hcr: u64,
+}
+
+/// `summary.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Scenario name.
+    pub scenario: String,
+    /// The master seed.
+    pub seed: u64,
+    /// The parameters run with.
+    pub params: crate::params::Params,
+    /// Why the deploy phase ended: "all pods Running", "stalled", ...
+    pub outcome: String,
+    /// Replicas asked for.
+    pub replicas: usize,
+    /// Running when the deploy phase ended.
+    pub running: usize,
+    /// The most Running at once.
+    pub max_running: usize,
+    /// Pods created, replacements included.
+    pub pods_created: u64,
+    /// Pods killed by the incremental script.
+    pub pods_killed: u64,
+    /// Simulated seconds until every claim was bound.
+    pub provisioned_s: Option<f64>,
+    /// Simulated seconds until every replica was Running.
+    pub all_running_s: Option<f64>,
+    /// Simulated seconds of the whole run (teardown included).
+    pub sim_total_s: f64,
+    /// Pod creation → Running.
+    pub pod_startup: Percentiles,
+    /// Simulated seconds until 50, 90, 99 and 100 % of the replicas had become Running
+    /// (replacements included; `None`: never).
+    pub running_curve_s: [Option<f64>; 4],
+    /// Peak MDS sessions (staged volumes), simulated accounting.
+    pub peak_mds_sessions: i64,
+    /// CSI calls.
+    pub rpcs: Vec<RpcRow>,
+    /// Node authorizer 403s by resource.
+    pub forbidden: BTreeMap<String, u64>,
+    /// Volume operation back-offs, and how many were at the 2 min 2 s cap.
+    pub backoffs: [u64; 2],
+    /// VolumeAttachments created.
+    pub volume_attachments: u64,
+    /// API requests per client: count, total throttle wait (s), max wait (s).
+    pub api_clients: BTreeMap<String, (u64, f64, f64)>,
+    /// Authorizer graph: events applied, longest queue.
+    pub authz_graph: (u64, usize),
+    /// Events simulated and lines in `events.jsonl`.
+    pub events: (u64, u64),
+    /// FNV-1a of `events.jsonl`.
+    pub events_hash: String,
+    /// Objects left in the API after teardown.
+    pub leaked_objects: BTreeMap<&'static str, usize>,
+    /// What the back end still holds after teardown.
+    pub leaks: crate::csi::Leaks,
+    /// Whether teardown was clean (no leaked objects, no back-end leaks).
+    pub clean: bool,
+    /// Wall-clock measurements.
+    pub wall: Wall,
+    /// Calls the mock back end received, by method (empty with the real back end).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub mock_calls: BTreeMap<String, u32>,
+}
+
+impl Summary {
+    /// `report.md`.
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "# harness run: {} (seed {})\n", self.scenario, self.seed);
+        let _ = writeln!(s, "{}\n", self.params.description);
+        let _ = writeln!(
+            s,
+            "s = {} shares, r = {} replicas, {} nodes, attachRequired = {}, step = {}\n",
+            self.params.shares,
+            self.params.replicas,
+            self.params.node_count(),
+            self.params.attach_required,
+            self.params.step
+        );
+        let _ = writeln!(s, "## Outcome\n");
+        let _ = writeln!(s, "{}\n", self.table());
+        let _ = writeln!(s, "## CSI calls (simulated durations)\n");
+        let _ = writeln!(s, "| method | code | count | p50 ms | p99 ms |");
+        let _ = writeln!(s, "|---|---|---|---|---|");
+        for r in &self.rpcs {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {:.1} | {:.1} |",
+                r.method, r.code, r.sim.count, r.sim.p50_ms, r.sim.p99_ms
+            );
+        }
+        let _ = writeln!(s, "\n## API clients\n");
+        let _ = writeln!(
+            s,
+            "| client | requests | total throttle wait s | max wait s |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|");
+        for (c, (n, w, m)) in &self.api_clients {
+            let _ = writeln!(s, "| {c} | {n} | {w:.1} | {m:.1} |");
+        }
+        let _ = writeln!(s, "\n## Wall clock\n");
+        let _ = writeln!(
+            s,
+            "total {:.2} s (simulation loop {:.2} s), peak RSS {:.0} MiB, fake-ceph peak sessions {}, hcr {}\n",
+            self.wall.total_s,
+            self.wall.simulation_s,
+            self.wall.peak_rss_mib,
+            self.wall.fake_ceph_peak_sessions,
+            self.wall.fake_ceph_hcr
+        );
+        let _ = writeln!(s, "| method | p50 µs | p99 µs | max µs |");
+        let _ = writeln!(s, "|---|---|---|---|");
+        for (m, [a, b, c]) in &self.wall.csi_latency_us {
+            let _ = writeln!(s, "| {m} | {a} | {b} | {c} |");
+        }
+        s
+    }
+
+    /// The short table printed at the end of a run.
+    pub fn table(&self) -> String {
+        let opt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1} s"));
+        let rows: Vec<(&str, String)> = vec![
+            ("outcome", self.outcome.clone()),
+            (
+                "pods Running",
+                format!(
+                    "{} / {} (max {})",
+                    self.running, self.replicas, self.max_running
+                ),
+            ),
+            (
+                "pods created / killed",
+                format!("{} / {}", self.pods_created, self.pods_killed),
+            ),
+            ("claims bound after (sim)", opt(self.provisioned_s)),
+            ("all Running after (sim)", opt(self.all_running_s)),
+            (
+                "pod startup p50/p90/p99 (sim)",
+                format!(
+                    "{:.1} / {:.1} / {:.1} s",
+                    self.pod_startup.p50_ms / 1000.0,
+                    self.pod_startup.p90_ms / 1000.0,
+                    self.pod_startup.p99_ms / 1000.0
+                ),
+            ),
+            ("peak MDS sessions", self.peak_mds_sessions.to_string()),
+            (
+                "403 no path found to object",
+                self.forbidden.values().sum::<u64>().to_string(),
+            ),
+            (
+                "back-offs (at 2m2s cap)",
+                format!("{} ({})", self.backoffs[0], self.backoffs[1]),
+            ),
+            ("simulated time", format!("{:.1} s", self.sim_total_s)),
+            ("wall time", format!("{:.2} s", self.wall.total_s)),
+            ("peak RSS", format!("{:.0} MiB", self.wall.peak_rss_mib)),
+            (
+                "teardown",
+                if self.clean {
+                    "clean (no leaks)".to_owned()
+                } else {
+                    format!("LEAKS: {:?} {:?}", self.leaked_objects, self.leaks)
+                },
+            ),
+        ];
+        let mut s = String::from("| | |\n|---|---|\n");
+        for (k, v) in rows {
+            let _ = writeln!(s, "| {k} | {v} |");
+        }
+        s
+    }
+}
+
+/// When 50, 90, 99 and 100 % of `replicas` pods had become Running, in simulated seconds.
+pub fn running_curve(running_at: &[SimTime], replicas: usize) -> [Option<f64>; 4] {
+    let mut t = running_at.to_vec();
+    t.sort();
+    [0.50, 0.90, 0.99, 1.0].map(|q| {
+        let n = ((q * replicas as f64).ceil() as usize).max(1);
+        t.get(n - 1).map(|x| x.secs())
+    })
+}
+
+/// Peak resident memory of this process (VmHWM), MiB; 0 where /proc is missing.
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_running_curve_counts_replicas() {
+        let t: Vec<SimTime> = (1..=10).rev().map(|s| SimTime(s * 1_000_000_000)).collect();
+        assert_eq!(
+            running_curve(&t, 10),
+            [Some(5.0), Some(9.0), Some(10.0), Some(10.0)]
+        );
+        // Only five of ten: half of them by the fifth, never 90 %.
+        assert_eq!(running_curve(&t[..5], 10), [Some(10.0), None, None, None]);
+    }
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        let p = percentiles(&v);
+        assert_eq!(
+            (p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms),
+            (50.0, 90.0, 99.0, 100.0)
+        );
+        assert_eq!(percentiles(&[]).count, 0);
+    }
+
+    #[test]
+    fn the_log_hash_follows_the_lines() {
+        let mut a = EventLog::in_memory();
+        let mut b = EventLog::in_memory();
+        a.push(SimTime(1), "c", "e", "o\"x", "r");
+        b.push(SimTime(1), "c", "e", "o\"x", "r");
+        assert_eq!(a.hash(), b.hash());
+        assert_eq!(
+            a.lines_kept()[0],
+            r#"{"t_ns":1,"c":"c","e":"e","o":"o\"x","r":"r"}"#
+        );
+        b.push(SimTime(2), "c", "e", "o", "r");
+        assert_ne!(a.hash(), b.hash());
+    }
+}

@@ -1,0 +1,110 @@
+//! The three 2018 attempts, scaled down so that each runs in seconds. The small clusters
+//! have amplified costs (a slower authorizer, a slower controller-manager client) so that
+//! the same mechanisms bite at 10 nodes as at 100.
+
+use crate::{assert_clean, run_real, scenario};
+
+/// s = 3 shares, r = 10 replicas.
+const SMALL: &[&str] = &["shares=3", "replicas=10"];
+
+fn small(name: &str, extra: &[&str]) -> harness::params::Params {
+    let sets: Vec<&str> = SMALL.iter().chain(extra).copied().collect();
+    scenario(name, &sets)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempt_1_pods_that_hit_no_path_found_never_recover() {
+    let p = small("attempt-1-attach-wreck", &["authz.read_cost_us=100000"]);
+    let stall = p.stall_s;
+    let r = run_real(p, 1).await;
+    let s = &r.summary;
+    assert_eq!(s.outcome, "stalled");
+    assert!(s.running > 0 && s.running < 10, "running {}", s.running);
+    assert_eq!(s.max_running, s.running);
+    assert!(s.forbidden["volumeattachments"] > 1000, "{:?}", s.forbidden);
+    // Nothing became Running during the last `stall_s` of the deploy phase, while the
+    // stuck kubelets kept polling into 403s.
+    let last_running = r
+        .events
+        .iter()
+        .filter(|l| l.contains("\"e\":\"running\""))
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["t_ns"]
+                .as_u64()
+                .unwrap()
+        })
+        .max()
+        .unwrap();
+    let last_403 = r
+        .events
+        .iter()
+        .filter(|l| l.contains("no path found to object"))
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["t_ns"]
+                .as_u64()
+                .unwrap()
+        })
+        .max()
+        .unwrap();
+    assert!(
+        (last_403 - last_running) as f64 / 1e9 > stall,
+        "403s went on {} s after the last pod started",
+        (last_403 - last_running) as f64 / 1e9
+    );
+    assert_clean(&r);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempt_2_plateaus_below_the_requested_replicas() {
+    let p = small(
+        "attempt-2-incremental",
+        &[
+            "step=1",
+            "step_interval_s=60",
+            "kill_stuck_after_s=45",
+            "qps.kcm=[0.5,1]",
+            "adc_verify_period_s=20",
+            "max_deploy_s=3600",
+        ],
+    );
+    let r = run_real(p, 1).await;
+    let s = &r.summary;
+    // Killed pods are replaced and a few get through now and then; the deploy phase ends
+    // at its time limit (or stalls) with the Deployment short of its replicas.
+    assert!(
+        ["stalled", "deploy time limit"].contains(&s.outcome.as_str()),
+        "{}",
+        s.outcome
+    );
+    assert_eq!(s.all_running_s, None);
+    assert!(
+        s.max_running >= 3 && s.max_running < 10,
+        "max {}",
+        s.max_running
+    );
+    assert!(s.pods_killed > 10, "killed {}", s.pods_killed);
+    assert!(s.pods_created > 10 + 10);
+    assert_clean(&r);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempt_3_skip_attach_runs_every_pod() {
+    let r = run_real(small("attempt-3-skip-attach", &[]), 1).await;
+    let s = &r.summary;
+    assert_eq!(s.outcome, "all pods Running");
+    assert_eq!(s.running, 10);
+    assert_eq!(s.volume_attachments, 0);
+    assert!(!s.forbidden.contains_key("volumeattachments"));
+    // One MDS session per (share, node), counted by the simulation and by fake-ceph.
+    assert_eq!(s.peak_mds_sessions, 30);
+    assert_eq!(s.wall.fake_ceph_peak_sessions, 30);
+    assert_eq!(s.pod_startup.count, 10);
+    assert!(s.all_running_s.unwrap() > s.provisioned_s.unwrap());
+    let stage_ok = s
+        .rpcs
+        .iter()
+        .find(|r| r.method == "NodeStageVolume" && r.code == "Ok")
+        .unwrap();
+    assert_eq!(stage_ok.sim.count, 30);
+    assert_clean(&r);
+}

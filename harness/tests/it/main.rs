@@ -1,0 +1,41 @@
+//! The simulator against the real driver and fake-ceph: the 2018 attempts on small
+//! clusters with pinned seeds, determinism, and the `harness` binary.
+
+#![allow(clippy::unwrap_used)]
+
+mod attempts;
+mod cli;
+mod determinism;
+
+use harness::params::Params;
+use harness::{BackendKind, Output, Run};
+
+/// A built-in scenario with overrides.
+pub fn scenario(name: &str, sets: &[&str]) -> Params {
+    let mut p = Params::load(name).unwrap();
+    for s in sets {
+        p = p.set(s).unwrap();
+    }
+    p
+}
+
+/// Runs `p` with `seed` on the real back end, the event log in memory.
+pub async fn run_real(p: Params, seed: u64) -> Run {
+    harness::run(p, seed, BackendKind::Real, Output::Memory)
+        .await
+        .unwrap()
+}
+
+/// Every run ends clean: nothing left in the API, fake-ceph or the nodes' directories.
+pub fn assert_clean(r: &Run) {
+    let s = &r.summary;
+    assert!(
+        s.clean,
+        "leaks after teardown: {:?} {:?}",
+        s.leaked_objects, s.leaks
+    );
+    assert_eq!(s.leaks.mds_sessions, 0);
+    assert_eq!(s.leaks.subvolumes, 0);
+    assert_eq!(s.leaks.mount_records, 0);
+    assert_eq!(s.leaks.files, 0);
+}
