@@ -1,5 +1,7 @@
 //! harness: the mock-cluster simulator, the CSI conformance bench and the load generator.
 //!
-//! Not built yet: this crate holds its place in the workspace layout until its issues
-//! (the simulator; the conformance bench and load generator) are worked on. It exports
-//! nothing.
+//! [`conformance`] checks any CSI endpoint against the spec (csi-sanity's rules and
+//! more); [`load`] drives one RPC against any CSI endpoint and reports latency.
+
+pub mod conformance;
+pub mod load;
