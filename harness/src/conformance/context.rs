@@ -6,7 +6,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use driver::csi::v1::controller_client::ControllerClient;
 use driver::csi::v1::group_controller_client::GroupControllerClient;
@@ -106,6 +106,8 @@ pub struct Shared {
     pub idempotent_count: usize,
     pub restart_cmd: Option<String>,
     pub restart_timeout: Duration,
+    /// How long sequential calls answered Aborted are retried (zero: never, as csi-sanity).
+    pub aborted_retry: Duration,
     pub attach_limit: bool,
     pub caps: Caps,
 }
@@ -152,10 +154,7 @@ impl Caps {
                 r.into_inner()
                     .capabilities
                     .into_iter()
-                    .filter_map(|c| match c.r#type {
-                        Some(Ct::Rpc(r)) => Some(r.r#type),
-                        None => None,
-                    })
+                    .filter_map(|c| c.r#type.map(|Ct::Rpc(r)| r.r#type))
                     .collect()
             })
             .map_err(|e| describe(&e));
@@ -168,10 +167,7 @@ impl Caps {
                 r.into_inner()
                     .capabilities
                     .into_iter()
-                    .filter_map(|c| match c.r#type {
-                        Some(Nt::Rpc(r)) => Some(r.r#type),
-                        None => None,
-                    })
+                    .filter_map(|c| c.r#type.map(|Nt::Rpc(r)| r.r#type))
                     .collect()
             })
             .map_err(|e| describe(&e));
@@ -184,10 +180,7 @@ impl Caps {
                 r.into_inner()
                     .capabilities
                     .into_iter()
-                    .filter_map(|c| match c.r#type {
-                        Some(Gt::Rpc(r)) => Some(r.r#type),
-                        None => None,
-                    })
+                    .filter_map(|c| c.r#type.map(|Gt::Rpc(r)| r.r#type))
                     .collect()
             })
             .map_err(|e| describe(&e));
@@ -209,14 +202,36 @@ impl Caps {
 }
 
 /// Something a check created, undone by the cleanup unless the check undid it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Resource {
     Volume(String),
     Snapshot(String),
     GroupSnapshot(String, Vec<String>),
-    ControllerPublish { volume: String, node: String },
-    Stage { volume: String, path: String },
-    Publish { volume: String, path: String },
+    ControllerPublish {
+        volume: String,
+        node: String,
+    },
+    Stage {
+        volume: String,
+        path: String,
+    },
+    Publish {
+        volume: String,
+        path: String,
+    },
+    /// A CreateVolume that did not answer (Aborted, timeout): the volume may appear
+    /// later; the cleanup repeats the call to learn its ID, then deletes it.
+    PendingVolume(Box<CreateVolumeRequest>),
+    /// The same for CreateSnapshot.
+    PendingSnapshot(Box<CreateSnapshotRequest>),
+}
+
+/// Whether a failed create may still have created something.
+fn maybe_pending(s: &Status) -> bool {
+    matches!(
+        s.code(),
+        Code::Aborted | Code::DeadlineExceeded | Code::Unavailable | Code::Cancelled
+    )
 }
 
 /// One check's world. Cheap to clone.
@@ -330,17 +345,14 @@ impl Ctx {
         }
         Ok(())
     }
-    /// The node flows need a controller to create volumes.
+    /// csi-sanity's gate of the node flows: the plugin's CONTROLLER_SERVICE.
     pub fn need_controller_service(&self) -> Outcome {
         if !self.has_plugin(plugin_capability::service::Type::ControllerService)? {
             return Err(skip(
                 "Controller Service not provided: CreateVolume not supported",
             ));
         }
-        self.need_ctrl(
-            controller_service_capability::rpc::Type::CreateDeleteVolume,
-            "CreateVolume not supported",
-        )
+        Ok(())
     }
     pub fn node_info(&self) -> Result<NodeGetInfoResponse, Verdict> {
         self.s
@@ -373,6 +385,27 @@ impl Ctx {
     }
     pub fn take_created(&self) -> Vec<Resource> {
         std::mem::take(&mut *self.created())
+    }
+
+    /// Repeats `call` while it answers Aborted, with exponential backoff, for up to
+    /// `--aborted-retry` (CSI spec: Aborted means an operation is pending; the CO
+    /// retries). Only for calls the bench makes one at a time.
+    pub async fn retrying<T, F, Fut>(&self, mut call: F) -> Result<tonic::Response<T>, Status>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let deadline = Instant::now() + self.s.aborted_retry;
+        let mut delay = Duration::from_millis(20);
+        loop {
+            match call().await {
+                Err(e) if e.code() == Code::Aborted && Instant::now() + delay < deadline => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                r => return r,
+            }
+        }
     }
 
     // Requests with the configured defaults.
@@ -419,7 +452,19 @@ impl Ctx {
 
     /// Creates a volume (tracked for the cleanup).
     pub async fn create(&self, req: CreateVolumeRequest) -> Result<Volume, Verdict> {
-        let r = ok("CreateVolume", self.ctrl().create_volume(req).await)?;
+        let r = self
+            .retrying(|| {
+                let mut c = self.ctrl();
+                let req = req.clone();
+                async move { c.create_volume(req).await }
+            })
+            .await;
+        if let Err(e) = &r
+            && maybe_pending(e)
+        {
+            self.track(Resource::PendingVolume(Box::new(req.clone())));
+        }
+        let r = ok("CreateVolume", r)?;
         let v = r
             .volume
             .ok_or_else(|| fail("CreateVolume returned no volume"))?;
@@ -457,9 +502,15 @@ impl Ctx {
         }
     }
     pub async fn delete(&self, id: &str) -> Outcome {
+        let req = self.delete_req(id);
         ok(
             "DeleteVolume",
-            self.ctrl().delete_volume(self.delete_req(id)).await,
+            self.retrying(|| {
+                let mut c = self.ctrl();
+                let req = req.clone();
+                async move { c.delete_volume(req).await }
+            })
+            .await,
         )?;
         self.forget(&Resource::Volume(id.to_owned()));
         Ok(())
@@ -474,7 +525,19 @@ impl Ctx {
         }
     }
     pub async fn snapshot(&self, req: CreateSnapshotRequest) -> Result<Snapshot, Verdict> {
-        let r = ok("CreateSnapshot", self.ctrl().create_snapshot(req).await)?;
+        let r = self
+            .retrying(|| {
+                let mut c = self.ctrl();
+                let req = req.clone();
+                async move { c.create_snapshot(req).await }
+            })
+            .await;
+        if let Err(e) = &r
+            && maybe_pending(e)
+        {
+            self.track(Resource::PendingSnapshot(Box::new(req.clone())));
+        }
+        let r = ok("CreateSnapshot", r)?;
         let s = r
             .snapshot
             .ok_or_else(|| fail("CreateSnapshot returned no snapshot"))?;
@@ -496,11 +559,15 @@ impl Ctx {
         }
     }
     pub async fn delete_snapshot(&self, id: &str) -> Outcome {
+        let req = self.delete_snapshot_req(id);
         ok(
             "DeleteSnapshot",
-            self.ctrl()
-                .delete_snapshot(self.delete_snapshot_req(id))
-                .await,
+            self.retrying(|| {
+                let mut c = self.ctrl();
+                let req = req.clone();
+                async move { c.delete_snapshot(req).await }
+            })
+            .await,
         )?;
         self.forget(&Resource::Snapshot(id.to_owned()));
         Ok(())
@@ -633,68 +700,130 @@ impl Ctx {
         Ok((v, staged))
     }
 
-    /// Undoes what the check left behind, newest first; returns what could not be undone.
+    /// Undoes what the check left behind, newest first (retrying Aborted answers);
+    /// returns what could not be undone.
     pub async fn cleanup(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        let mut note = |what: String, r: Result<(), Status>| {
-            if let Err(e) = r {
-                problems.push(format!("{what}: {}", describe(&e)));
-            }
-        };
         for r in self.take_created().into_iter().rev() {
-            match r {
-                Resource::Publish { volume, path } => {
-                    let r = self
-                        .node()
-                        .node_unpublish_volume(NodeUnpublishVolumeRequest {
-                            volume_id: volume.clone(),
-                            target_path: path.clone(),
-                        })
-                        .await;
-                    note(format!("NodeUnpublishVolume {volume} {path}"), r.map(drop));
-                }
-                Resource::Stage { volume, path } => {
-                    let r = self
-                        .node()
-                        .node_unstage_volume(NodeUnstageVolumeRequest {
-                            volume_id: volume.clone(),
-                            staging_target_path: path.clone(),
-                        })
-                        .await;
-                    note(format!("NodeUnstageVolume {volume} {path}"), r.map(drop));
-                }
-                Resource::ControllerPublish { volume, node } => {
-                    let r = self
-                        .ctrl()
-                        .controller_unpublish_volume(self.cunpublish_req(&volume, &node))
-                        .await;
-                    note(format!("ControllerUnpublishVolume {volume}"), r.map(drop));
-                }
-                Resource::Snapshot(id) => {
-                    let r = self
-                        .ctrl()
-                        .delete_snapshot(self.delete_snapshot_req(&id))
-                        .await;
-                    note(format!("DeleteSnapshot {id}"), r.map(drop));
-                }
-                Resource::GroupSnapshot(id, snaps) => {
-                    let r = self
-                        .group()
-                        .delete_volume_group_snapshot(DeleteVolumeGroupSnapshotRequest {
-                            group_snapshot_id: id.clone(),
-                            snapshot_ids: snaps,
-                            secrets: self.secrets("DeleteVolumeGroupSnapshotSecret"),
-                        })
-                        .await;
-                    note(format!("DeleteVolumeGroupSnapshot {id}"), r.map(drop));
-                }
-                Resource::Volume(id) => {
-                    let r = self.ctrl().delete_volume(self.delete_req(&id)).await;
-                    note(format!("DeleteVolume {id}"), r.map(drop));
-                }
+            let (what, result) = self.undo(r).await;
+            if let Err(e) = result {
+                problems.push(format!("{what}: {}", describe(&e)));
             }
         }
         problems
+    }
+
+    async fn undo(&self, r: Resource) -> (String, Result<(), Status>) {
+        let node = self.node();
+        let ctrl = self.ctrl();
+        match r {
+            Resource::Publish { volume, path } => {
+                let req = NodeUnpublishVolumeRequest {
+                    volume_id: volume.clone(),
+                    target_path: path.clone(),
+                };
+                let r = self
+                    .retrying(|| {
+                        let (mut c, req) = (node.clone(), req.clone());
+                        async move { c.node_unpublish_volume(req).await }
+                    })
+                    .await;
+                (format!("NodeUnpublishVolume {volume} {path}"), r.map(drop))
+            }
+            Resource::Stage { volume, path } => {
+                let req = NodeUnstageVolumeRequest {
+                    volume_id: volume.clone(),
+                    staging_target_path: path.clone(),
+                };
+                let r = self
+                    .retrying(|| {
+                        let (mut c, req) = (node.clone(), req.clone());
+                        async move { c.node_unstage_volume(req).await }
+                    })
+                    .await;
+                (format!("NodeUnstageVolume {volume} {path}"), r.map(drop))
+            }
+            Resource::ControllerPublish { volume, node: n } => {
+                let req = self.cunpublish_req(&volume, &n);
+                let r = self
+                    .retrying(|| {
+                        let (mut c, req) = (ctrl.clone(), req.clone());
+                        async move { c.controller_unpublish_volume(req).await }
+                    })
+                    .await;
+                (format!("ControllerUnpublishVolume {volume}"), r.map(drop))
+            }
+            Resource::Snapshot(id) => {
+                let req = self.delete_snapshot_req(&id);
+                let r = self
+                    .retrying(|| {
+                        let (mut c, req) = (ctrl.clone(), req.clone());
+                        async move { c.delete_snapshot(req).await }
+                    })
+                    .await;
+                (format!("DeleteSnapshot {id}"), r.map(drop))
+            }
+            Resource::GroupSnapshot(id, snaps) => {
+                let req = DeleteVolumeGroupSnapshotRequest {
+                    group_snapshot_id: id.clone(),
+                    snapshot_ids: snaps,
+                    secrets: self.secrets("DeleteVolumeGroupSnapshotSecret"),
+                };
+                let group = self.group();
+                let r = self
+                    .retrying(|| {
+                        let (mut c, req) = (group.clone(), req.clone());
+                        async move { c.delete_volume_group_snapshot(req).await }
+                    })
+                    .await;
+                (format!("DeleteVolumeGroupSnapshot {id}"), r.map(drop))
+            }
+            Resource::Volume(id) => {
+                let req = self.delete_req(&id);
+                let r = self
+                    .retrying(|| {
+                        let (mut c, req) = (ctrl.clone(), req.clone());
+                        async move { c.delete_volume(req).await }
+                    })
+                    .await;
+                (format!("DeleteVolume {id}"), r.map(drop))
+            }
+            Resource::PendingVolume(req) => {
+                let what = format!("CreateVolume {} (pending, to delete it)", req.name);
+                let r = self
+                    .retrying(|| {
+                        let (mut c, req) = (ctrl.clone(), (*req).clone());
+                        async move { c.create_volume(req).await }
+                    })
+                    .await;
+                match r {
+                    Ok(v) => match v.into_inner().volume {
+                        Some(v) => Box::pin(self.undo(Resource::Volume(v.volume_id))).await,
+                        None => (what, Ok(())),
+                    },
+                    // Refused for good: nothing was created.
+                    Err(e) if !maybe_pending(&e) => (what, Ok(())),
+                    Err(e) => (what, Err(e)),
+                }
+            }
+            Resource::PendingSnapshot(req) => {
+                let what = format!("CreateSnapshot {} (pending, to delete it)", req.name);
+                let r = self
+                    .retrying(|| {
+                        let (mut c, req) = (ctrl.clone(), (*req).clone());
+                        async move { c.create_snapshot(req).await }
+                    })
+                    .await;
+                match r {
+                    Ok(s) => match s.into_inner().snapshot {
+                        Some(s) => Box::pin(self.undo(Resource::Snapshot(s.snapshot_id))).await,
+                        None => (what, Ok(())),
+                    },
+                    Err(e) if !maybe_pending(&e) => (what, Ok(())),
+                    Err(e) => (what, Err(e)),
+                }
+            }
+        }
     }
 }
 

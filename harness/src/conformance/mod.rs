@@ -37,8 +37,14 @@ pub const DEFAULT_VOLUME_SIZE: i64 = 10 * 1024 * 1024 * 1024;
 /// `harness conformance`: check a CSI driver against the spec.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConformanceArgs {
-    /// The driver's endpoint: unix:///path.sock, /path.sock, dns:///host:port or tcp://host:port.
-    #[arg(long, env = "CSI_ENDPOINT")]
+    /// The driver's endpoint: unix:///path.sock, /path.sock, dns:///host:port or tcp://host:port
+    /// (required unless --list).
+    #[arg(
+        long,
+        env = "CSI_ENDPOINT",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub endpoint: String,
     /// A separate endpoint for the Controller (and GroupController) service.
     #[arg(long, env = "CSI_CONTROLLER_ENDPOINT")]
@@ -75,6 +81,11 @@ pub struct ConformanceArgs {
     /// A shell command that restarts the driver (enables the restart checks).
     #[arg(long)]
     pub restart_cmd: Option<String>,
+    /// How long a call the bench makes on its own is retried while it answers Aborted
+    /// (an operation is pending; a CO retries), in seconds. 0: fail on the first
+    /// Aborted, as csi-sanity does.
+    #[arg(long, default_value_t = 60)]
+    pub aborted_retry: u64,
     /// How long to wait for Probe to answer after --restart-cmd, in seconds.
     #[arg(long, default_value_t = 60)]
     pub restart_timeout: u64,
@@ -121,6 +132,7 @@ impl ConformanceArgs {
             skip: None,
             restart_cmd: None,
             restart_timeout: 60,
+            aborted_retry: 60,
             volume_size: DEFAULT_VOLUME_SIZE,
             expand_size: None,
             concurrency: 8,
@@ -158,6 +170,9 @@ pub async fn run_conformance(args: ConformanceArgs) -> anyhow::Result<ExitCode> 
 
 /// Runs the selected checks and returns their results (no printing).
 pub async fn conformance(args: ConformanceArgs) -> anyhow::Result<Report> {
+    if args.endpoint.is_empty() {
+        anyhow::bail!("--endpoint is required");
+    }
     let timeout = Duration::from_secs(args.timeout);
     let node_target: Target = args.endpoint.parse()?;
     let ctrl_target: Target = match &args.controller_endpoint {
@@ -210,6 +225,7 @@ pub async fn conformance(args: ConformanceArgs) -> anyhow::Result<Report> {
         idempotent_count: args.idempotent_count.max(1),
         restart_cmd: args.restart_cmd.clone(),
         restart_timeout: Duration::from_secs(args.restart_timeout),
+        aborted_retry: Duration::from_secs(args.aborted_retry),
         attach_limit: args.test_node_volume_attach_limit,
         caps: Caps {
             plugin: Err(String::new()),

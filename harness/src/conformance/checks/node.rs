@@ -81,6 +81,12 @@ async fn get_info(cx: Ctx) -> Outcome {
         "NodeGetInfo: negative max_volumes_per_node {}",
         r.max_volumes_per_node
     );
+    if cx.has_plugin(plugin_capability::service::Type::VolumeAccessibilityConstraints)? {
+        ensure!(
+            r.accessible_topology.is_some(),
+            "VOLUME_ACCESSIBILITY_CONSTRAINTS advertised but NodeGetInfo has no accessible_topology"
+        );
+    }
     Ok(())
 }
 
@@ -92,8 +98,10 @@ fn fake_volume() -> Volume {
 }
 
 async fn publish_no_id(cx: Ctx) -> Outcome {
-    let mut req = cx.publish_req(&fake_volume(), &HashMap::new(), false);
-    req.volume_id.clear();
+    let req = NodePublishVolumeRequest {
+        secrets: cx.secrets("NodePublishVolumeSecret"),
+        ..Default::default()
+    };
     expect_code(
         "NodePublishVolume without volume_id",
         cx.node().node_publish_volume(req).await,
@@ -102,8 +110,11 @@ async fn publish_no_id(cx: Ctx) -> Outcome {
 }
 
 async fn publish_no_target(cx: Ctx) -> Outcome {
-    let mut req = cx.publish_req(&fake_volume(), &HashMap::new(), false);
-    req.target_path.clear();
+    let req = NodePublishVolumeRequest {
+        volume_id: fake_volume().volume_id,
+        secrets: cx.secrets("NodePublishVolumeSecret"),
+        ..Default::default()
+    };
     expect_code(
         "NodePublishVolume without target_path",
         cx.node().node_publish_volume(req).await,
@@ -134,7 +145,7 @@ async fn publish_rwop(cx: Ctx) -> Outcome {
         N::SingleNodeMultiWriter,
         "Service does not have single node multi writer capability",
     )?;
-    cx.need_controller_service()?;
+    need_create(&cx)?;
     let rwop = cx.mount_cap(Mode::SingleNodeSingleWriter);
     let mut req = cx.create_req(&crate::conformance::context::unique("conformance-rwop"));
     req.volume_capabilities = vec![rwop.clone()];
@@ -159,7 +170,7 @@ async fn publish_rwop(cx: Ctx) -> Outcome {
 }
 
 async fn target_path_handling(cx: Ctx) -> Outcome {
-    cx.need_controller_service()?;
+    need_create(&cx)?;
     let target = cx.target();
     ensure!(!exists(&target), "the bench's target path exists already");
     let (v, _) = cx.published_volume().await?;
@@ -194,7 +205,7 @@ async fn target_path_handling(cx: Ctx) -> Outcome {
 
 async fn publish_before_stage(cx: Ctx) -> Outcome {
     cx.need_node(N::StageUnstageVolume, "NodeStageVolume not supported")?;
-    cx.need_controller_service()?;
+    need_create(&cx)?;
     let v = cx.create_volume().await?;
     let req = cx.publish_req(&v, &HashMap::new(), true);
     let r = cx.node().node_publish_volume(req).await;
@@ -224,7 +235,7 @@ fn not_aborted<T>(results: &[Result<T, tonic::Status>]) -> Vec<String> {
 
 async fn stage_concurrent(cx: Ctx) -> Outcome {
     cx.need_node(N::StageUnstageVolume, "NodeStageVolume not supported")?;
-    cx.need_controller_service()?;
+    need_create(&cx)?;
     let v = cx.create_volume().await?;
     let node = cx.node();
     let req = cx.stage_req(&v, &HashMap::new());
@@ -279,7 +290,7 @@ async fn stage_concurrent(cx: Ctx) -> Outcome {
 }
 
 async fn publish_concurrent(cx: Ctx) -> Outcome {
-    cx.need_controller_service()?;
+    need_create(&cx)?;
     let v = cx.create_volume().await?;
     let (pc, staged) = cx.attach_and_stage(&v).await?;
     let req = cx.publish_req(&v, &pc, staged);
@@ -352,7 +363,7 @@ async fn unpublish_no_target(cx: Ctx) -> Outcome {
 }
 
 async fn unpublish_removes_target(cx: Ctx) -> Outcome {
-    cx.need_controller_service()?;
+    // As csi-sanity: no gate; CreateVolume must work.
     let (v, _) = cx.published_volume().await?;
     ok(
         "NodeUnpublishVolume",
@@ -376,11 +387,18 @@ fn need_stage(cx: &Ctx) -> Outcome {
     cx.need_node(N::StageUnstageVolume, "NodeStageVolume not supported")
 }
 
-async fn stage_missing(cx: &Ctx, what: &str, f: fn(&mut NodeStageVolumeRequest)) -> Outcome {
-    need_stage(cx)?;
-    let v = cx.volume_or_fake().await?;
-    let mut req = cx.stage_req(&v, &HashMap::new());
-    f(&mut req);
+fn stage_probe(cx: &Ctx, volume_id: &str, cap: bool) -> NodeStageVolumeRequest {
+    NodeStageVolumeRequest {
+        volume_id: volume_id.to_owned(),
+        publish_context: [("device".to_owned(), "/dev/mock".to_owned())].into(),
+        staging_target_path: cx.staging(),
+        volume_capability: cap.then(|| cx.cap()),
+        secrets: cx.secrets("NodeStageVolumeSecret"),
+        volume_context: HashMap::new(),
+    }
+}
+
+async fn stage_expect_invalid(cx: &Ctx, what: &str, req: NodeStageVolumeRequest) -> Outcome {
     let r = cx.node().node_stage_volume(req.clone()).await;
     if r.is_ok() && !req.staging_target_path.is_empty() {
         cx.track(Resource::Stage {
@@ -396,16 +414,22 @@ async fn stage_missing(cx: &Ctx, what: &str, f: fn(&mut NodeStageVolumeRequest))
 }
 
 async fn stage_no_id(cx: Ctx) -> Outcome {
-    stage_missing(&cx, "volume_id", |r| r.volume_id.clear()).await
+    need_stage(&cx)?;
+    let req = stage_probe(&cx, "", true);
+    stage_expect_invalid(&cx, "volume_id", req).await
 }
 async fn stage_no_path(cx: Ctx) -> Outcome {
-    stage_missing(&cx, "staging_target_path", |r| {
-        r.staging_target_path.clear()
-    })
-    .await
+    need_stage(&cx)?;
+    let mut req = stage_probe(&cx, "id", true);
+    req.staging_target_path.clear();
+    stage_expect_invalid(&cx, "staging_target_path", req).await
 }
 async fn stage_no_cap(cx: Ctx) -> Outcome {
-    stage_missing(&cx, "volume_capability", |r| r.volume_capability = None).await
+    need_stage(&cx)?;
+    // As csi-sanity: a real volume (no gate; CreateVolume must work).
+    let v = cx.create_volume().await?;
+    let req = stage_probe(&cx, &v.volume_id, false);
+    stage_expect_invalid(&cx, "volume_capability", req).await
 }
 
 async fn unstage_no_id(cx: Ctx) -> Outcome {
@@ -476,7 +500,6 @@ async fn stats_unknown(cx: Ctx) -> Outcome {
 
 async fn stats_wrong_path(cx: Ctx) -> Outcome {
     need_stats(&cx)?;
-    cx.need_controller_service()?;
     let (v, _) = cx.published_volume().await?;
     expect_code(
         "NodeGetVolumeStats of a published volume at another path",
@@ -527,7 +550,7 @@ async fn check_stats(cx: &Ctx, id: &str) -> Outcome {
 
 async fn stats_published(cx: Ctx) -> Outcome {
     need_stats(&cx)?;
-    cx.need_controller_service()?;
+    need_create(&cx)?;
     let (v, _) = cx.published_volume().await?;
     check_stats(&cx, &v.volume_id).await
 }
@@ -536,62 +559,86 @@ fn need_expand(cx: &Ctx) -> Outcome {
     cx.need_node(N::ExpandVolume, "NodeExpandVolume not supported")
 }
 
-fn expand_req(cx: &Ctx, id: &str, path: &str) -> NodeExpandVolumeRequest {
-    NodeExpandVolumeRequest {
-        volume_id: id.to_owned(),
-        volume_path: path.to_owned(),
-        capacity_range: Some(CapacityRange {
-            required_bytes: cx.s.expand_size,
-            limit_bytes: 0,
-        }),
-        staging_target_path: String::new(),
-        volume_capability: Some(cx.cap()),
-        secrets: cx.secrets("NodeExpandVolumeSecret"),
-    }
-}
-
 async fn expand_no_id(cx: Ctx) -> Outcome {
     need_expand(&cx)?;
+    let req = NodeExpandVolumeRequest {
+        volume_path: cx.mount_parent().display().to_string(),
+        volume_capability: Some(cx.cap()),
+        ..Default::default()
+    };
     expect_code(
         "NodeExpandVolume without volume_id",
-        cx.node()
-            .node_expand_volume(expand_req(&cx, "", &cx.target()))
-            .await,
+        cx.node().node_expand_volume(req).await,
         &[Code::InvalidArgument],
     )
 }
 
 async fn expand_no_path(cx: Ctx) -> Outcome {
     need_expand(&cx)?;
-    let v = cx.volume_or_fake().await?;
+    let v = cx.create_volume().await?;
+    let req = NodeExpandVolumeRequest {
+        volume_id: v.volume_id,
+        volume_capability: Some(cx.cap()),
+        ..Default::default()
+    };
     expect_code(
         "NodeExpandVolume without volume_path",
-        cx.node()
-            .node_expand_volume(expand_req(&cx, &v.volume_id, ""))
-            .await,
+        cx.node().node_expand_volume(req).await,
         &[Code::InvalidArgument],
     )
 }
 
 async fn expand_unknown(cx: Ctx) -> Outcome {
     need_expand(&cx)?;
+    let req = NodeExpandVolumeRequest {
+        volume_id: "some-vol-id".to_owned(),
+        volume_path: "some/path".to_owned(),
+        ..Default::default()
+    };
     expect_code(
         "NodeExpandVolume of an unknown volume",
-        cx.node()
-            .node_expand_volume(expand_req(&cx, "some-vol-id", &cx.target()))
-            .await,
+        cx.node().node_expand_volume(req).await,
         &[Code::NotFound],
     )
 }
 
 async fn expand_works(cx: Ctx) -> Outcome {
+    use controller_service_capability::rpc::Type as T;
     need_expand(&cx)?;
-    cx.need_controller_service()?;
-    let (v, staged) = cx.published_volume().await?;
-    let mut req = expand_req(&cx, &v.volume_id, &cx.target());
-    if staged {
-        req.staging_target_path = cx.staging();
+    let v = cx.create_volume().await?;
+    if cx.has_ctrl(T::ExpandVolume)? {
+        let r = ok(
+            "ControllerExpandVolume",
+            cx.ctrl()
+                .controller_expand_volume(ControllerExpandVolumeRequest {
+                    volume_id: v.volume_id.clone(),
+                    capacity_range: Some(CapacityRange {
+                        required_bytes: cx.s.expand_size,
+                        limit_bytes: 0,
+                    }),
+                    secrets: cx.secrets("ControllerExpandVolumeSecret"),
+                    volume_capability: None,
+                })
+                .await,
+        )?;
+        ensure!(
+            r.capacity_bytes == cx.s.expand_size,
+            "ControllerExpandVolume to {}: capacity_bytes {}",
+            cx.s.expand_size,
+            r.capacity_bytes
+        );
     }
+    let (pc, staged) = cx.attach_and_stage(&v).await?;
+    cx.publish(cx.publish_req(&v, &pc, staged)).await?;
+    let req = NodeExpandVolumeRequest {
+        volume_id: v.volume_id.clone(),
+        volume_path: cx.target(),
+        capacity_range: Some(CapacityRange {
+            required_bytes: cx.s.expand_size,
+            limit_bytes: 0,
+        }),
+        ..Default::default()
+    };
     ok("NodeExpandVolume", cx.node().node_expand_volume(req).await).map(drop)
 }
 
@@ -648,12 +695,13 @@ async fn flow(cx: &Ctx, n: usize) -> Outcome {
         }
     }
     if cx.has_node(N::GetVolumeStats)? {
-        ok(
+        let r = ok(
             "NodeGetVolumeStats",
             cx.node()
                 .node_get_volume_stats(stats_req(&v.volume_id, &cx.target()))
                 .await,
         )?;
+        ensure!(!r.usage.is_empty(), "NodeGetVolumeStats returned no usage");
     }
     for i in 0..n {
         ok(
@@ -741,7 +789,7 @@ async fn survives_restart(cx: Ctx) -> Outcome {
     if cx.s.restart_cmd.is_none() {
         return Err(skip("no --restart-cmd given"));
     }
-    cx.need_controller_service()?;
+    need_create(&cx)?;
     let v = cx.create_volume().await?;
     let (pc, staged) = cx.attach_and_stage(&v).await?;
     cx.publish(cx.publish_req(&v, &pc, staged)).await?;
@@ -796,4 +844,11 @@ async fn survives_restart(cx: Ctx) -> Outcome {
         });
     }
     Ok(())
+}
+
+/// The extra node checks create volumes: the controller service and CREATE_DELETE_VOLUME.
+fn need_create(cx: &Ctx) -> Outcome {
+    use controller_service_capability::rpc::Type as T;
+    cx.need_controller_service()?;
+    cx.need_ctrl(T::CreateDeleteVolume, "CreateVolume not supported")
 }
