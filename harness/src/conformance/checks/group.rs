@@ -9,6 +9,7 @@ use crate::conformance::context::{Ctx, Outcome, Resource, ensure, expect_code, o
 pub(super) fn checks() -> Vec<Check> {
     checks![Group::GroupController;
         sanity "CreateVolumeGroupSnapshot › should fail when no name is provided" => create_no_name,
+        extra "CreateVolumeGroupSnapshot › should fail when no source volume ids are provided" => create_no_sources,
         sanity "GetVolumeGroupSnapshot › should fail when no volume id is provided" => get_no_id,
         sanity "GetVolumeGroupSnapshot › should fail when an invalid volume id is used" => get_unknown,
         sanity "DeleteVolumeGroupSnapshot › should fail when no volume id is provided" => delete_no_id,
@@ -39,6 +40,32 @@ async fn create_no_name(cx: Ctx) -> Outcome {
     }
     expect_code(
         "CreateVolumeGroupSnapshot without name",
+        r,
+        &[Code::InvalidArgument],
+    )
+}
+
+async fn create_no_sources(cx: Ctx) -> Outcome {
+    cx.need_group()?;
+    let r = cx
+        .group()
+        .create_volume_group_snapshot(CreateVolumeGroupSnapshotRequest {
+            name: crate::conformance::context::unique("conformance-group"),
+            source_volume_ids: Vec::new(),
+            secrets: cx.secrets("CreateVolumeGroupSnapshotSecret"),
+            parameters: cx.s.snapshot_params.clone(),
+        })
+        .await;
+    if let Ok(r) = &r
+        && let Some(g) = &r.get_ref().group_snapshot
+    {
+        cx.track(Resource::GroupSnapshot(
+            g.group_snapshot_id.clone(),
+            g.snapshots.iter().map(|s| s.snapshot_id.clone()).collect(),
+        ));
+    }
+    expect_code(
+        "CreateVolumeGroupSnapshot without source_volume_ids",
         r,
         &[Code::InvalidArgument],
     )
