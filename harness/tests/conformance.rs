@@ -1238,3 +1238,66 @@ async fn without_aborted_retries_pending_clones_fail_as_in_csi_sanity() {
     assert_eq!(retrying.passed(), 2, "{}", summary(&retrying));
     assert_clean(dir.path());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_runs_both_subcommands() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, ep) = serve_mini(dir.path(), Violation::None).await;
+    let junit = dir.path().join("junit.xml");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args([
+            "conformance",
+            "--endpoint",
+            &ep,
+            "--filter",
+            "^(Identity|Node) ",
+            "--junit",
+        ])
+        .arg(&junit)
+        .output()
+        .await
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    assert!(table.contains("Identity — 4 checks"), "{table}");
+    assert!(
+        std::fs::read_to_string(&junit)
+            .unwrap()
+            .contains("<testsuite name=\"Node\"")
+    );
+
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args([
+            "load",
+            "--endpoint",
+            &ep,
+            "--rpc",
+            "NodeGetCapabilities",
+            "--count",
+            "50",
+            "--json",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["ok"], 50);
+    assert!(j["latency_us"]["p99"].as_u64().unwrap() > 0);
+
+    // A broken driver: non-zero exit, the failing assertion in the table.
+    server.stop().await;
+    let (server, ep) = serve_mini(dir.path(), Violation::DeleteUnknownNotFound).await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["conformance", "--endpoint", &ep, "--filter", "DeleteVolume"])
+        .output()
+        .await
+        .unwrap();
+    server.stop().await;
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{table}");
+    assert!(
+        table.contains("DeleteVolume of an unknown volume_id (must succeed) failed: NotFound"),
+        "{table}"
+    );
+}

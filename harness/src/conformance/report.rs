@@ -117,7 +117,7 @@ impl Report {
     /// A table per group: PASS/FAIL/SKIP, the failing assertion or skip reason;
     /// `[+]` marks checks csi-sanity does not have.
     pub fn table(&self) -> String {
-        let mut out = String::new();
+        let mut out = String::from("[+] marks a check csi-sanity does not have.\n");
         for g in Group::ALL {
             let rows: Vec<_> = self.results.iter().filter(|r| r.group == g).collect();
             if rows.is_empty() {
