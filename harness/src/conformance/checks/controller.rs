@@ -299,25 +299,35 @@ async fn need_create(cx: &Ctx) -> Outcome {
 
 async fn create_no_name(cx: Ctx) -> Outcome {
     need_create(&cx).await?;
-    let r = cx.ctrl().create_volume(cx.create_req("")).await;
-    if let Ok(v) = &r
+    let req = CreateVolumeRequest {
+        secrets: cx.secrets("CreateVolumeSecret"),
+        parameters: cx.s.params.clone(),
+        ..Default::default()
+    };
+    let r = cx.ctrl().create_volume(req).await;
+    track_volume(&cx, &r);
+    expect_code("CreateVolume without name", r, &[Code::InvalidArgument])
+}
+
+/// Tracks the volume of an answer that should have been an error.
+fn track_volume<E>(cx: &Ctx, r: &Result<tonic::Response<CreateVolumeResponse>, E>) {
+    if let Ok(v) = r
         && let Some(v) = &v.get_ref().volume
     {
         cx.track(Resource::Volume(v.volume_id.clone()));
     }
-    expect_code("CreateVolume without name", r, &[Code::InvalidArgument])
 }
 
 async fn create_no_caps(cx: Ctx) -> Outcome {
     need_create(&cx).await?;
-    let mut req = cx.create_req(&unique("conformance"));
-    req.volume_capabilities.clear();
+    let req = CreateVolumeRequest {
+        name: unique("conformance"),
+        secrets: cx.secrets("CreateVolumeSecret"),
+        parameters: cx.s.params.clone(),
+        ..Default::default()
+    };
     let r = cx.ctrl().create_volume(req).await;
-    if let Ok(v) = &r
-        && let Some(v) = &v.get_ref().volume
-    {
-        cx.track(Resource::Volume(v.volume_id.clone()));
-    }
+    track_volume(&cx, &r);
     expect_code(
         "CreateVolume without volume_capabilities",
         r,
@@ -327,9 +337,8 @@ async fn create_no_caps(cx: Ctx) -> Outcome {
 
 async fn create_no_capacity(cx: Ctx) -> Outcome {
     need_create(&cx).await?;
-    let mut req = cx.create_req(&unique("conformance"));
-    req.capacity_range = None;
-    let v = cx.create(req).await?;
+    // As csi-sanity (despite the name): required_bytes is the test size.
+    let v = cx.create_volume().await?;
     cx.delete(&v.volume_id).await
 }
 
@@ -338,10 +347,9 @@ async fn create_with_capacity(cx: Ctx) -> Outcome {
     let req = cx.create_req(&unique("conformance"));
     let r = cx.ctrl().create_volume(req).await;
     let v = match r {
-        Err(s) if s.code() == Code::OutOfRange => {
+        Err(s) if matches!(s.code(), Code::OutOfRange | Code::Unimplemented) => {
             return Err(skip(format!(
-                "requested size {} is out of range: {}",
-                cx.s.volume_size,
+                "Required bytes not supported ({})",
                 describe(&s)
             )));
         }
@@ -383,7 +391,11 @@ async fn create_same_name(cx: Ctx) -> Outcome {
 
 async fn create_same_name_other_size(cx: Ctx) -> Outcome {
     need_create(&cx).await?;
-    let req = cx.create_req(&unique("conformance"));
+    let mut req = cx.create_req(&unique("conformance"));
+    req.capacity_range = Some(CapacityRange {
+        required_bytes: cx.s.volume_size,
+        limit_bytes: cx.s.volume_size,
+    });
     let a = cx.create(req.clone()).await?;
     let mut other = req;
     let size2 = cx.s.volume_size * 2;
@@ -412,6 +424,12 @@ async fn create_max_name(cx: Ctx) -> Outcome {
         name.push('x');
     }
     let v = cx.create(cx.create_req(&name)).await?;
+    ensure!(
+        v.capacity_bytes == 0 || v.capacity_bytes >= cx.s.volume_size,
+        "CreateVolume: capacity_bytes {} is below required_bytes {}",
+        v.capacity_bytes,
+        cx.s.volume_size
+    );
     cx.delete(&v.volume_id).await
 }
 
@@ -419,7 +437,16 @@ async fn create_from_snapshot(cx: Ctx) -> Outcome {
     need_create(&cx).await?;
     cx.need_ctrl(T::CreateDeleteSnapshot, "Snapshot not supported")?;
     let src = cx.create_volume().await?;
-    let snap = cx.create_snapshot(&src.volume_id).await?;
+    // As csi-sanity: repeat CreateSnapshot until the snapshot is ready to use.
+    let sreq = cx.snapshot_req(&unique("conformance-snap"), &src.volume_id);
+    let deadline = std::time::Instant::now() + cx.s.aborted_retry;
+    let snap = loop {
+        let s = cx.snapshot(sreq.clone()).await?;
+        if s.ready_to_use || std::time::Instant::now() >= deadline {
+            break s;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    };
     let mut req = cx.create_req(&unique("conformance-from-snap"));
     req.volume_content_source = Some(VolumeContentSource {
         r#type: Some(volume_content_source::Type::Snapshot(
@@ -524,7 +551,7 @@ async fn create_with_bad_vac(cx: Ctx) -> Outcome {
     need_create(&cx).await?;
     cx.need_ctrl(T::ModifyVolume, "Modify volume not supported")?;
     let mut req = cx.create_req(&unique("conformance-vac"));
-    req.mutable_parameters = [("invalid-mutable-parameter".to_owned(), "x".to_owned())].into();
+    req.mutable_parameters = [("XXX_FakeKey".to_owned(), "XXX_FakeValue".to_owned())].into();
     let r = cx.ctrl().create_volume(req).await;
     if let Ok(v) = &r
         && let Some(v) = &v.get_ref().volume
@@ -812,7 +839,8 @@ async fn validate_no_id(cx: Ctx) -> Outcome {
 
 async fn validate_no_caps(cx: Ctx) -> Outcome {
     let _ = cx.has_ctrl(T::Unknown)?;
-    let v = cx.volume_or_fake().await?;
+    // As csi-sanity: no capability gate, CreateVolume must work here.
+    let v = cx.create_volume().await?;
     expect_code(
         "ValidateVolumeCapabilities without volume_capabilities",
         cx.ctrl()
@@ -832,17 +860,13 @@ async fn validate_works(cx: Ctx) -> Outcome {
         "ValidateVolumeCapabilities",
         cx.ctrl().validate_volume_capabilities(req).await,
     )?;
-    let c = r.confirmed.ok_or_else(|| {
-        fail(format!(
-            "ValidateVolumeCapabilities did not confirm SINGLE_NODE_WRITER mount: {:?}",
-            r.message
-        ))
-    })?;
-    ensure!(
-        c.volume_capabilities.contains(&cx.cap()),
-        "ValidateVolumeCapabilities confirmed {:?}, not the requested capability",
-        c.volume_capabilities
-    );
+    // CSI spec: a confirmation lists the confirmed capabilities.
+    if let Some(c) = r.confirmed {
+        ensure!(
+            !c.volume_capabilities.is_empty(),
+            "ValidateVolumeCapabilities confirmed no volume_capabilities"
+        );
+    }
     cx.delete(&v.volume_id).await
 }
 
@@ -877,7 +901,10 @@ async fn publish_no_id(cx: Ctx) -> Outcome {
 
 async fn publish_no_node(cx: Ctx) -> Outcome {
     need_publish(&cx)?;
-    let v = cx.volume_or_fake().await?;
+    let v = Volume {
+        volume_id: "some-vol-id".to_owned(),
+        ..Default::default()
+    };
     let req = cx.cpublish_req(&v, "");
     expect_code(
         "ControllerPublishVolume without node_id",
@@ -888,8 +915,11 @@ async fn publish_no_node(cx: Ctx) -> Outcome {
 
 async fn publish_no_cap(cx: Ctx) -> Outcome {
     need_publish(&cx)?;
-    let v = cx.volume_or_fake().await?;
-    let mut req = cx.cpublish_req(&v, &cx.node_id()?);
+    let v = Volume {
+        volume_id: "some-vol-id".to_owned(),
+        ..Default::default()
+    };
+    let mut req = cx.cpublish_req(&v, "some-node-id");
     req.volume_capability = None;
     expect_code(
         "ControllerPublishVolume without volume_capability",
@@ -934,11 +964,14 @@ async fn publish_attach_limit(cx: Ctx) -> Outcome {
             node,
         });
     }
-    expect_code(
-        "ControllerPublishVolume beyond max_volumes_per_node",
-        r,
-        &[Code::ResourceExhausted],
-    )
+    // csi-sanity accepts any error (the CSI spec says RESOURCE_EXHAUSTED).
+    ensure!(
+        r.is_err(),
+        "ControllerPublishVolume of volume {} beyond max_volumes_per_node {} succeeded",
+        info.max_volumes_per_node + 1,
+        info.max_volumes_per_node
+    );
+    Ok(())
 }
 
 async fn publish_unknown_volume(cx: Ctx) -> Outcome {
@@ -1013,26 +1046,19 @@ async fn lifecycle_n(cx: Ctx, n: usize) -> Outcome {
     )?;
     let node = cx.node_id()?;
     let v = cx.create_volume().await?;
-    let mut first = None;
-    for _ in 0..n {
-        let r = ok(
+    for i in 0..n {
+        ok(
             "ControllerPublishVolume",
             cx.ctrl()
                 .controller_publish_volume(cx.cpublish_req(&v, &node))
                 .await,
         )?;
-        if first.is_none() {
+        if i == 0 {
             cx.track(Resource::ControllerPublish {
                 volume: v.volume_id.clone(),
                 node: node.clone(),
             });
         }
-        let prev = first.get_or_insert_with(|| r.publish_context.clone());
-        ensure!(
-            *prev == r.publish_context,
-            "ControllerPublishVolume repeated: publish_context {:?} differs from {prev:?}",
-            r.publish_context
-        );
     }
     for _ in 0..n {
         ok(

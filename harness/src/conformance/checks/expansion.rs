@@ -11,6 +11,7 @@ pub(super) fn checks() -> Vec<Check> {
     checks![Group::Expansion;
         sanity "ExpandVolume › should fail if no volume id is given" => no_id,
         sanity "ExpandVolume › should fail if no capacity range is given" => no_range,
+        extra "ExpandVolume › should fail if no capacity range is given for an existing volume" => no_range_existing,
         sanity "ExpandVolume › should work" => works,
         extra "ExpandVolume › every repeat succeeds with at least the requested size" => repeats,
     ]
@@ -45,6 +46,18 @@ async fn no_id(cx: Ctx) -> Outcome {
 
 async fn no_range(cx: Ctx) -> Outcome {
     need(&cx)?;
+    // As csi-sanity: no volume ID either.
+    let mut r = req(&cx, "", None);
+    r.volume_capability = None;
+    expect_code(
+        "ControllerExpandVolume without volume_id and capacity_range",
+        cx.ctrl().controller_expand_volume(r).await,
+        &[Code::InvalidArgument],
+    )
+}
+
+async fn no_range_existing(cx: Ctx) -> Outcome {
+    need(&cx)?;
     let v = cx.volume_or_fake().await?;
     expect_code(
         "ControllerExpandVolume without capacity_range",
@@ -55,6 +68,7 @@ async fn no_range(cx: Ctx) -> Outcome {
     )
 }
 
+/// Expands to the expand size; csi-sanity wants exactly that capacity back.
 async fn expand(cx: &Ctx, id: &str) -> Outcome {
     let r = ok(
         "ControllerExpandVolume",
@@ -63,7 +77,7 @@ async fn expand(cx: &Ctx, id: &str) -> Outcome {
             .await,
     )?;
     ensure!(
-        r.capacity_bytes >= cx.s.expand_size,
+        r.capacity_bytes == cx.s.expand_size,
         "ControllerExpandVolume to {}: capacity_bytes {}",
         cx.s.expand_size,
         r.capacity_bytes

@@ -25,7 +25,7 @@ fn need(cx: &Ctx) -> Outcome {
 }
 
 fn bad() -> HashMap<String, String> {
-    [("invalid-mutable-parameter".to_owned(), "x".to_owned())].into()
+    [("XXX_FakeKey".to_owned(), "XXX_FakeValue".to_owned())].into()
 }
 
 fn req(cx: &Ctx, id: &str, params: HashMap<String, String>) -> ControllerModifyVolumeRequest {
@@ -52,7 +52,11 @@ async fn unknown(cx: Ctx) -> Outcome {
     expect_code(
         "ControllerModifyVolume of an unknown volume",
         cx.ctrl()
-            .controller_modify_volume(req(&cx, "some-vol-id", cx.s.mutable_params.clone()))
+            .controller_modify_volume(req(
+                &cx,
+                "non-existing-volume-id",
+                cx.s.mutable_params.clone(),
+            ))
             .await,
         &[Code::NotFound],
     )
