@@ -759,6 +759,10 @@ mod ours {
                 config.state_dir = state_dir.clone();
                 config.ceph_timeout = Duration::from_secs(10);
                 config.attach_required = attach;
+                if attach {
+                    // Lets the "max attach limit" check run.
+                    config.max_volumes_per_node = 3;
+                }
                 let mounter: Arc<dyn Mounter> =
                     Arc::new(FakeMounter::new(state_dir, FakeMountMode::Symlink));
                 let driver = Arc::new(Driver::new(config, vec![mounter]).unwrap());
@@ -1052,6 +1056,9 @@ const KNOWN_DRIVER_FINDINGS: &[&str] = &[
     // With --attach-required, ControllerPublish to an unknown node succeeds; csi-sanity
     // expects NotFound.
     "ControllerPublishVolume › should fail when the node does not exist",
+    // With --attach-required and --max-volumes-per-node 3, a fourth ControllerPublish
+    // to the node succeeds (Kubernetes enforces the limit itself, through CSINode).
+    "ControllerPublishVolume › should fail when publishing more volumes than the node max attach limit",
     // Beyond csi-sanity: NodePublish/NodeUnpublish take no per-volume lock (NodeStage
     // and NodeUnstage do), so concurrent NodeUnpublish calls of one target race and one
     // answers Internal ("removing the symlink ...: No such file or directory").
@@ -1076,6 +1083,7 @@ async fn our_driver_run(standing: bool, attach: bool) {
     a.params = Some(params);
     a.secrets = Some(secrets);
     a.junit = Some(dir.path().join("junit.xml"));
+    a.test_node_volume_attach_limit = attach;
     let report = conformance(a).await.unwrap();
     server.stop().await;
     println!("{}", summary(&report));
