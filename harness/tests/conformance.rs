@@ -738,6 +738,44 @@ mod ours {
         standing: bool,
         attach: bool,
     ) -> Start {
+        starter_with(dir, socket, url, key, standing, attach, false)
+    }
+
+    /// fake-manila on loopback, over the fake-ceph at `ceph_url`; returns its URL.
+    pub async fn manila(ceph_url: &str, key: &str) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let mut config = fake_manila::config::Config::new(
+            url.clone(),
+            fake_manila::ceph::CephConfig {
+                url: ceph_url.to_owned(),
+                identity: fake_manila::ceph::CephIdentity {
+                    entity: "client.admin".into(),
+                    key: fake_manila::ceph::Secret::new(key.to_owned()),
+                },
+                fs_name: "cephfs".into(),
+                group: None,
+                timeout: Duration::from_secs(10),
+            },
+        );
+        config.delays = fake_manila::config::Delays::all(Duration::ZERO);
+        config.clone_poll = Duration::from_millis(5);
+        let state = fake_manila::AppState::new(config).unwrap();
+        let app = fake_manila::router(state);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    /// As [`starter`], the back end chosen by `manila`.
+    pub fn starter_with(
+        dir: &Path,
+        socket: &Path,
+        url: &str,
+        key: &str,
+        standing: bool,
+        attach: bool,
+        manila: bool,
+    ) -> Start {
         let keyring = dir.join("keyring");
         std::fs::write(&keyring, format!("[client.admin]\n\tkey = {key}\n")).unwrap();
         let mut clusters = json!([{"clusterID": "c1", "monitors": ["127.0.0.1:6789"],
@@ -759,6 +797,10 @@ mod ours {
                 config.state_dir = state_dir.clone();
                 config.ceph_timeout = Duration::from_secs(10);
                 config.attach_required = attach;
+                if manila {
+                    config.backend = driver::config::Backend::Manila;
+                    config.manila_wait = Duration::from_secs(10);
+                }
                 if attach {
                     // Lets the "max attach limit" check run.
                     config.max_volumes_per_node = 3;
@@ -1308,4 +1350,49 @@ async fn the_binary_runs_both_subcommands() {
         table.contains("DeleteVolume of an unknown volume_id (must succeed) failed: NotFound"),
         "{table}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_driver_with_the_manila_back_end() {
+    let (_cluster, ceph_url, key) = ours::ceph().await;
+    let manila_url = ours::manila(&ceph_url, &key).await;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("csi.sock");
+    let server = Restartable::start(
+        dir.path(),
+        ours::starter_with(dir.path(), &socket, &ceph_url, &key, false, false, true),
+    )
+    .await;
+    let params = dir.path().join("params.json");
+    std::fs::write(&params, r#"{"type": "cephfstype"}"#).unwrap();
+    let secrets = dir.path().join("secrets.yaml");
+    let mut text = String::new();
+    for rpc in harness::conformance::input::SECRET_KEYS {
+        text.push_str(&format!(
+            "{rpc}:\n  os-authURL: {manila_url}/v3\n  os-userName: demo\n  os-password: demo\n  os-projectName: demo\n  os-domainName: Default\n"
+        ));
+    }
+    std::fs::write(&secrets, text).unwrap();
+    let mut a = args(
+        &format!("unix://{}", socket.display()),
+        dir.path(),
+        Some(server.cmd.clone()),
+    );
+    a.params = Some(params);
+    a.secrets = Some(secrets);
+    let report = conformance(a).await.unwrap();
+    server.stop().await;
+    println!("{}", summary(&report));
+    let unexpected: Vec<_> = report
+        .failures()
+        .into_iter()
+        .filter(|r| !KNOWN_DRIVER_FINDINGS.contains(&r.name.as_str()))
+        .map(|r| r.full_name())
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "{unexpected:?}\n{}",
+        summary(&report)
+    );
+    assert_clean(dir.path());
 }
