@@ -203,7 +203,7 @@ mod mini {
             let n = tokio::net::UnixListener::bind(node).unwrap();
             let mut node_side = self.clone();
             node_side.node_only = true;
-            let (a, b) = (self.clone(), self.clone());
+            let a = self.clone();
             vec![
                 tokio::spawn(async move {
                     tonic::transport::Server::builder()
@@ -216,7 +216,6 @@ mod mini {
                 tokio::spawn(async move {
                     // The node plugin's Identity advertises no controller, as a
                     // node-only plugin does; the bench takes capabilities from --endpoint.
-                    let _ = b;
                     tonic::transport::Server::builder()
                         .add_service(IdentityServer::new(node_side.clone()))
                         .add_service(NodeServer::new(node_side))
@@ -1153,7 +1152,7 @@ const KNOWN_DRIVER_FINDINGS: &[&str] = &[
 ];
 
 async fn our_driver_run(standing: bool, attach: bool) {
-    let (_cluster, url, key) = ours::ceph().await;
+    let (cluster, url, key) = ours::ceph().await;
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("csi.sock");
     let server = Restartable::start(
@@ -1194,6 +1193,11 @@ async fn our_driver_run(standing: bool, attach: bool) {
     assert!(unclean.is_empty(), "cleanup failed: {unclean:?}");
     assert!(report.passed() > 80, "{}", summary(&report));
     assert_clean(dir.path());
+    // Every subvolume the bench created was deleted.
+    let r = cluster
+        .admin_command(serde_json::json!({"prefix": "fs subvolume ls", "vol_name": "cephfs", "group_name": "csi"}))
+        .await;
+    assert_eq!(r.outb.trim(), "[]", "subvolumes left behind");
     if standing {
         assert_eq!(
             report
