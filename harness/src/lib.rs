@@ -13,12 +13,17 @@
 //! primitives are in [`time`], scenarios in [`params`] (files in `scenarios/`), the
 //! authorizer in [`authz`], the CSI back ends in [`csi`], the reports in [`report`].
 //!
+//! Beside the simulator: [`conformance`], a CSI conformance bench (every rule csi-sanity
+//! checks and more) and [`load`], a load generator, both for any CSI endpoint.
+//!
 //! Not modelled yet: the busy workload (MDS request load), Manila provisioning, API
 //! errors and faults, the 1.12+ kubelet's GET-then-watch WaitForAttach, ADC force-detach.
 
 pub mod api;
 pub mod authz;
+pub mod conformance;
 pub mod csi;
+pub mod load;
 pub mod params;
 pub mod report;
 pub mod sim;

@@ -1,4 +1,5 @@
-//! `harness`: runs a scenario against the real driver and writes the reports.
+//! `harness`: runs a scenario against the real driver and writes the reports; checks any
+//! CSI driver's conformance; drives load at any CSI endpoint.
 
 // The allocator the cephfs-csi binary uses.
 #[global_allocator]
@@ -11,7 +12,11 @@ use clap::{Parser, Subcommand};
 use harness::params::Params;
 
 #[derive(Debug, Parser)]
-#[command(name = "harness", about = "The trainride cluster simulator")]
+#[command(
+    name = "harness",
+    version,
+    about = "The trainride cluster simulator, CSI conformance bench and load generator"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,6 +42,10 @@ enum Command {
     },
     /// Lists the built-in scenarios.
     List,
+    /// Checks a CSI driver against the spec (csi-sanity's rules and more).
+    Conformance(harness::conformance::ConformanceArgs),
+    /// Drives one CSI RPC against an endpoint and reports throughput and latency.
+    Load(harness::load::LoadArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +84,14 @@ fn progress_bar() -> Option<indicatif::ProgressBar> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Conformance(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(harness::conformance::run_conformance(args)),
+        Command::Load(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(harness::load::run_load(args)),
         Command::List => {
             for (name, _) in harness::params::BUILTIN {
                 let p = Params::load(name)?;

@@ -1,0 +1,854 @@
+//! Node: csi-sanity's 24 specs, plus target and staging path handling, publishing
+//! before staging, concurrency on one volume, stats and condition, and restarts.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use driver::csi::v1::node_service_capability::rpc::Type as N;
+use driver::csi::v1::volume_capability::access_mode::Mode;
+use driver::csi::v1::*;
+use tonic::Code;
+
+use super::{Check, Group, checks, concurrently};
+use crate::conformance::context::{
+    Ctx, Outcome, Resource, Verdict, describe, ensure, exists, expect_code, fail, ok, skip,
+};
+
+pub(super) fn checks() -> Vec<Check> {
+    checks![Group::Node;
+        sanity "NodeGetCapabilities › should return appropriate capabilities" => get_capabilities,
+        sanity "NodeGetInfo › should return appropriate values" => get_info,
+        sanity "NodePublishVolume › should fail when no volume id is provided" => publish_no_id,
+        sanity "NodePublishVolume › should fail when no target path is provided" => publish_no_target,
+        sanity "NodePublishVolume › should fail when no volume capability is provided" => publish_no_cap,
+        sanity "NodePublishVolume › with single node multi writer capability › should fail when volume with single node single writer access mode is already mounted at a different target path" => publish_rwop,
+        extra "NodePublishVolume › the driver creates target_path in the CO's directory, and removes it on NodeUnpublish" => target_path_handling,
+        extra "NodePublishVolume › fails with FailedPrecondition before NodeStageVolume" => publish_before_stage,
+        extra "NodePublishVolume › concurrent calls to one target succeed or are Aborted" => publish_concurrent,
+        sanity "NodeUnpublishVolume › should fail when no volume id is provided" => unpublish_no_id,
+        sanity "NodeUnpublishVolume › should fail when no target path is provided" => unpublish_no_target,
+        sanity "NodeUnpublishVolume › should remove target path" => unpublish_removes_target,
+        sanity "NodeStageVolume › should fail when no volume id is provided" => stage_no_id,
+        sanity "NodeStageVolume › should fail when no staging target path is provided" => stage_no_path,
+        sanity "NodeStageVolume › should fail when no volume capability is provided" => stage_no_cap,
+        extra "NodeStageVolume › concurrent calls for one volume succeed or are Aborted" => stage_concurrent,
+        sanity "NodeUnstageVolume › should fail when no volume id is provided" => unstage_no_id,
+        sanity "NodeUnstageVolume › should fail when no staging target path is provided" => unstage_no_path,
+        sanity "NodeGetVolumeStats › should fail when no volume id is provided" => stats_no_id,
+        sanity "NodeGetVolumeStats › should fail when no volume path is provided" => stats_no_path,
+        sanity "NodeGetVolumeStats › should fail when volume is not found" => stats_unknown,
+        sanity "NodeGetVolumeStats › should fail when volume does not exist on the specified path" => stats_wrong_path,
+        extra "NodeGetVolumeStats › reports usage and a normal VolumeCondition for a published volume" => stats_published,
+        sanity "NodeExpandVolume › should fail when no volume id is provided" => expand_no_id,
+        sanity "NodeExpandVolume › should fail when no volume path is provided" => expand_no_path,
+        sanity "NodeExpandVolume › should fail when volume is not found" => expand_unknown,
+        sanity "NodeExpandVolume › should work if node-expand is called after node-publish" => expand_works,
+        sanity "should work" => should_work,
+        sanity "should be idempotent" => should_be_idempotent,
+        extra "restart › staged and published volumes survive a driver restart" => survives_restart,
+    ]
+}
+
+async fn get_capabilities(cx: Ctx) -> Outcome {
+    use node_service_capability::Type;
+    let r = ok(
+        "NodeGetCapabilities",
+        cx.node()
+            .node_get_capabilities(NodeGetCapabilitiesRequest {})
+            .await,
+    )?;
+    for c in &r.capabilities {
+        match &c.r#type {
+            Some(Type::Rpc(r)) => ensure!(
+                N::try_from(r.r#type).is_ok_and(|t| t != N::Unknown),
+                "unknown node capability {}",
+                r.r#type
+            ),
+            None => ensure!(false, "a capability with no type"),
+        }
+    }
+    Ok(())
+}
+
+async fn get_info(cx: Ctx) -> Outcome {
+    let r = ok(
+        "NodeGetInfo",
+        cx.node().node_get_info(NodeGetInfoRequest {}).await,
+    )?;
+    ensure!(!r.node_id.is_empty(), "NodeGetInfo: node_id is empty");
+    ensure!(
+        r.max_volumes_per_node >= 0,
+        "NodeGetInfo: negative max_volumes_per_node {}",
+        r.max_volumes_per_node
+    );
+    if cx.has_plugin(plugin_capability::service::Type::VolumeAccessibilityConstraints)? {
+        ensure!(
+            r.accessible_topology.is_some(),
+            "VOLUME_ACCESSIBILITY_CONSTRAINTS advertised but NodeGetInfo has no accessible_topology"
+        );
+    }
+    Ok(())
+}
+
+fn fake_volume() -> Volume {
+    Volume {
+        volume_id: "id".to_owned(),
+        ..Default::default()
+    }
+}
+
+async fn publish_no_id(cx: Ctx) -> Outcome {
+    let req = NodePublishVolumeRequest {
+        secrets: cx.secrets("NodePublishVolumeSecret"),
+        ..Default::default()
+    };
+    expect_code(
+        "NodePublishVolume without volume_id",
+        cx.node().node_publish_volume(req).await,
+        &[Code::InvalidArgument],
+    )
+}
+
+async fn publish_no_target(cx: Ctx) -> Outcome {
+    let req = NodePublishVolumeRequest {
+        volume_id: fake_volume().volume_id,
+        secrets: cx.secrets("NodePublishVolumeSecret"),
+        ..Default::default()
+    };
+    expect_code(
+        "NodePublishVolume without target_path",
+        cx.node().node_publish_volume(req).await,
+        &[Code::InvalidArgument],
+    )
+}
+
+async fn publish_no_cap(cx: Ctx) -> Outcome {
+    let mut req = cx.publish_req(&fake_volume(), &HashMap::new(), false);
+    req.volume_capability = None;
+    let target = req.target_path.clone();
+    let r = cx.node().node_publish_volume(req).await;
+    if r.is_ok() {
+        cx.track(Resource::Publish {
+            volume: "id".to_owned(),
+            path: target,
+        });
+    }
+    expect_code(
+        "NodePublishVolume without volume_capability",
+        r,
+        &[Code::InvalidArgument],
+    )
+}
+
+async fn publish_rwop(cx: Ctx) -> Outcome {
+    cx.need_node(
+        N::SingleNodeMultiWriter,
+        "Service does not have single node multi writer capability",
+    )?;
+    need_create(&cx)?;
+    let rwop = cx.mount_cap(Mode::SingleNodeSingleWriter);
+    let mut req = cx.create_req(&crate::conformance::context::unique("conformance-rwop"));
+    req.volume_capabilities = vec![rwop.clone()];
+    let v = cx.create(req).await?;
+    let (pc, staged) = cx.attach_and_stage(&v).await?;
+    let mut p = cx.publish_req(&v, &pc, staged);
+    p.volume_capability = Some(rwop.clone());
+    cx.publish(p.clone()).await?;
+    p.target_path = cx.target_named("other_target");
+    let r = cx.node().node_publish_volume(p.clone()).await;
+    if r.is_ok() {
+        cx.track(Resource::Publish {
+            volume: v.volume_id.clone(),
+            path: p.target_path.clone(),
+        });
+    }
+    expect_code(
+        "NodePublishVolume of a SINGLE_NODE_SINGLE_WRITER volume at a second target path",
+        r,
+        &[Code::FailedPrecondition],
+    )
+}
+
+async fn target_path_handling(cx: Ctx) -> Outcome {
+    need_create(&cx)?;
+    let target = cx.target();
+    ensure!(!exists(&target), "the bench's target path exists already");
+    let (v, _) = cx.published_volume().await?;
+    ensure!(
+        exists(&target),
+        "NodePublishVolume succeeded but did not create target_path {target} (CSI spec: the SP creates it)"
+    );
+    for i in 0..cx.s.idempotent_count.min(3) {
+        ok(
+            "NodeUnpublishVolume",
+            cx.node()
+                .node_unpublish_volume(cx.unpublish_req(&v.volume_id))
+                .await,
+        )?;
+        ensure!(
+            !exists(&target),
+            "NodeUnpublishVolume (call {}) left target_path {target} behind",
+            i + 1
+        );
+    }
+    cx.forget(&Resource::Publish {
+        volume: v.volume_id.clone(),
+        path: target,
+    });
+    ensure!(
+        cx.mount_parent().is_dir(),
+        "NodeUnpublishVolume removed the CO's directory {}",
+        cx.mount_parent().display()
+    );
+    Ok(())
+}
+
+async fn publish_before_stage(cx: Ctx) -> Outcome {
+    cx.need_node(N::StageUnstageVolume, "NodeStageVolume not supported")?;
+    need_create(&cx)?;
+    let v = cx.create_volume().await?;
+    let req = cx.publish_req(&v, &HashMap::new(), true);
+    let r = cx.node().node_publish_volume(req).await;
+    if r.is_ok() {
+        cx.track(Resource::Publish {
+            volume: v.volume_id.clone(),
+            path: cx.target(),
+        });
+    }
+    // CSI spec, NodePublishVolume errors: "Stage not performed" is FAILED_PRECONDITION.
+    expect_code(
+        "NodePublishVolume with a staging_target_path that was never staged",
+        r,
+        &[Code::FailedPrecondition],
+    )
+}
+
+/// Errors other than Aborted among concurrent results.
+fn not_aborted<T>(results: &[Result<T, tonic::Status>]) -> Vec<String> {
+    results
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .filter(|s| s.code() != Code::Aborted)
+        .map(describe)
+        .collect()
+}
+
+async fn stage_concurrent(cx: Ctx) -> Outcome {
+    cx.need_node(N::StageUnstageVolume, "NodeStageVolume not supported")?;
+    need_create(&cx)?;
+    let v = cx.create_volume().await?;
+    let node = cx.node();
+    let req = cx.stage_req(&v, &HashMap::new());
+    cx.track(Resource::Stage {
+        volume: v.volume_id.clone(),
+        path: cx.staging(),
+    });
+    let results = concurrently(cx.s.concurrency, |_| {
+        let mut c = node.clone();
+        let req = req.clone();
+        async move { c.node_stage_volume(req).await.map(drop) }
+    })
+    .await;
+    let errors = not_aborted(&results);
+    ensure!(
+        errors.is_empty(),
+        "{} concurrent NodeStageVolume calls for one volume: errors other than Aborted: {errors:?}",
+        cx.s.concurrency
+    );
+    // Settled: a repeat succeeds, publish works on it, unstage works.
+    ok(
+        "NodeStageVolume (after the race)",
+        cx.node().node_stage_volume(req).await,
+    )?;
+    cx.publish(cx.publish_req(&v, &HashMap::new(), true))
+        .await?;
+    ensure!(
+        exists(&cx.target()),
+        "NodePublishVolume after the NodeStageVolume race did not create target_path"
+    );
+    ok(
+        "NodeUnpublishVolume",
+        cx.node()
+            .node_unpublish_volume(cx.unpublish_req(&v.volume_id))
+            .await,
+    )?;
+    cx.forget(&Resource::Publish {
+        volume: v.volume_id.clone(),
+        path: cx.target(),
+    });
+    ok(
+        "NodeUnstageVolume",
+        cx.node()
+            .node_unstage_volume(cx.unstage_req(&v.volume_id))
+            .await,
+    )?;
+    cx.forget(&Resource::Stage {
+        volume: v.volume_id.clone(),
+        path: cx.staging(),
+    });
+    Ok(())
+}
+
+async fn publish_concurrent(cx: Ctx) -> Outcome {
+    need_create(&cx)?;
+    let v = cx.create_volume().await?;
+    let (pc, staged) = cx.attach_and_stage(&v).await?;
+    let req = cx.publish_req(&v, &pc, staged);
+    cx.track(Resource::Publish {
+        volume: v.volume_id.clone(),
+        path: cx.target(),
+    });
+    let node = cx.node();
+    let results = concurrently(cx.s.concurrency, |_| {
+        let mut c = node.clone();
+        let req = req.clone();
+        async move { c.node_publish_volume(req).await.map(drop) }
+    })
+    .await;
+    let errors = not_aborted(&results);
+    ensure!(
+        errors.is_empty(),
+        "{} concurrent NodePublishVolume calls to one target: errors other than Aborted: {errors:?}",
+        cx.s.concurrency
+    );
+    ok(
+        "NodePublishVolume (after the race)",
+        cx.node().node_publish_volume(req).await,
+    )?;
+    ensure!(
+        exists(&cx.target()),
+        "after concurrent NodePublishVolume calls, target_path does not exist"
+    );
+    let results = concurrently(cx.s.concurrency, |_| {
+        let mut c = node.clone();
+        let req = cx.unpublish_req(&v.volume_id);
+        async move { c.node_unpublish_volume(req).await.map(drop) }
+    })
+    .await;
+    let errors = not_aborted(&results);
+    ensure!(
+        errors.is_empty(),
+        "{} concurrent NodeUnpublishVolume calls of one target: errors other than Aborted: {errors:?}",
+        cx.s.concurrency
+    );
+    ok(
+        "NodeUnpublishVolume (after the race)",
+        cx.node()
+            .node_unpublish_volume(cx.unpublish_req(&v.volume_id))
+            .await,
+    )?;
+    ensure!(
+        !exists(&cx.target()),
+        "after concurrent NodeUnpublishVolume calls, target_path is left behind"
+    );
+    Ok(())
+}
+
+async fn unpublish_no_id(cx: Ctx) -> Outcome {
+    expect_code(
+        "NodeUnpublishVolume without volume_id",
+        cx.node().node_unpublish_volume(cx.unpublish_req("")).await,
+        &[Code::InvalidArgument],
+    )
+}
+
+async fn unpublish_no_target(cx: Ctx) -> Outcome {
+    let mut req = cx.unpublish_req("id");
+    req.target_path.clear();
+    expect_code(
+        "NodeUnpublishVolume without target_path",
+        cx.node().node_unpublish_volume(req).await,
+        &[Code::InvalidArgument],
+    )
+}
+
+async fn unpublish_removes_target(cx: Ctx) -> Outcome {
+    // As csi-sanity: no gate; CreateVolume must work.
+    let (v, _) = cx.published_volume().await?;
+    ok(
+        "NodeUnpublishVolume",
+        cx.node()
+            .node_unpublish_volume(cx.unpublish_req(&v.volume_id))
+            .await,
+    )?;
+    cx.forget(&Resource::Publish {
+        volume: v.volume_id.clone(),
+        path: cx.target(),
+    });
+    ensure!(
+        !exists(&cx.target()),
+        "NodeUnpublishVolume did not remove target path {}",
+        cx.target()
+    );
+    Ok(())
+}
+
+fn need_stage(cx: &Ctx) -> Outcome {
+    cx.need_node(N::StageUnstageVolume, "NodeStageVolume not supported")
+}
+
+fn stage_probe(cx: &Ctx, volume_id: &str, cap: bool) -> NodeStageVolumeRequest {
+    NodeStageVolumeRequest {
+        volume_id: volume_id.to_owned(),
+        publish_context: [("device".to_owned(), "/dev/mock".to_owned())].into(),
+        staging_target_path: cx.staging(),
+        volume_capability: cap.then(|| cx.cap()),
+        secrets: cx.secrets("NodeStageVolumeSecret"),
+        volume_context: HashMap::new(),
+    }
+}
+
+async fn stage_expect_invalid(cx: &Ctx, what: &str, req: NodeStageVolumeRequest) -> Outcome {
+    let r = cx.node().node_stage_volume(req.clone()).await;
+    if r.is_ok() && !req.staging_target_path.is_empty() {
+        cx.track(Resource::Stage {
+            volume: req.volume_id.clone(),
+            path: req.staging_target_path.clone(),
+        });
+    }
+    expect_code(
+        &format!("NodeStageVolume without {what}"),
+        r,
+        &[Code::InvalidArgument],
+    )
+}
+
+async fn stage_no_id(cx: Ctx) -> Outcome {
+    need_stage(&cx)?;
+    let req = stage_probe(&cx, "", true);
+    stage_expect_invalid(&cx, "volume_id", req).await
+}
+async fn stage_no_path(cx: Ctx) -> Outcome {
+    need_stage(&cx)?;
+    let mut req = stage_probe(&cx, "id", true);
+    req.staging_target_path.clear();
+    stage_expect_invalid(&cx, "staging_target_path", req).await
+}
+async fn stage_no_cap(cx: Ctx) -> Outcome {
+    need_stage(&cx)?;
+    // As csi-sanity: a real volume (no gate; CreateVolume must work).
+    let v = cx.create_volume().await?;
+    let req = stage_probe(&cx, &v.volume_id, false);
+    stage_expect_invalid(&cx, "volume_capability", req).await
+}
+
+async fn unstage_no_id(cx: Ctx) -> Outcome {
+    need_stage(&cx)?;
+    expect_code(
+        "NodeUnstageVolume without volume_id",
+        cx.node().node_unstage_volume(cx.unstage_req("")).await,
+        &[Code::InvalidArgument],
+    )
+}
+
+async fn unstage_no_path(cx: Ctx) -> Outcome {
+    need_stage(&cx)?;
+    let mut req = cx.unstage_req("id");
+    req.staging_target_path.clear();
+    expect_code(
+        "NodeUnstageVolume without staging_target_path",
+        cx.node().node_unstage_volume(req).await,
+        &[Code::InvalidArgument],
+    )
+}
+
+fn need_stats(cx: &Ctx) -> Outcome {
+    cx.need_node(N::GetVolumeStats, "Get volume stats not supported")
+}
+
+fn stats_req(id: &str, path: &str) -> NodeGetVolumeStatsRequest {
+    NodeGetVolumeStatsRequest {
+        volume_id: id.to_owned(),
+        volume_path: path.to_owned(),
+        staging_target_path: String::new(),
+    }
+}
+
+async fn stats_no_id(cx: Ctx) -> Outcome {
+    need_stats(&cx)?;
+    expect_code(
+        "NodeGetVolumeStats without volume_id",
+        cx.node()
+            .node_get_volume_stats(stats_req("", "some/path"))
+            .await,
+        &[Code::InvalidArgument],
+    )
+}
+
+async fn stats_no_path(cx: Ctx) -> Outcome {
+    need_stats(&cx)?;
+    let v = cx.volume_or_fake().await?;
+    expect_code(
+        "NodeGetVolumeStats without volume_path",
+        cx.node()
+            .node_get_volume_stats(stats_req(&v.volume_id, ""))
+            .await,
+        &[Code::InvalidArgument],
+    )
+}
+
+async fn stats_unknown(cx: Ctx) -> Outcome {
+    need_stats(&cx)?;
+    expect_code(
+        "NodeGetVolumeStats of an unknown volume",
+        cx.node()
+            .node_get_volume_stats(stats_req("id", "some/path"))
+            .await,
+        &[Code::NotFound],
+    )
+}
+
+async fn stats_wrong_path(cx: Ctx) -> Outcome {
+    need_stats(&cx)?;
+    let (v, _) = cx.published_volume().await?;
+    expect_code(
+        "NodeGetVolumeStats of a published volume at another path",
+        cx.node()
+            .node_get_volume_stats(stats_req(&v.volume_id, "some/path"))
+            .await,
+        &[Code::NotFound],
+    )
+}
+
+async fn check_stats(cx: &Ctx, id: &str) -> Outcome {
+    use volume_usage::Unit;
+    let r = ok(
+        "NodeGetVolumeStats",
+        cx.node()
+            .node_get_volume_stats(stats_req(id, &cx.target()))
+            .await,
+    )?;
+    for u in &r.usage {
+        ensure!(
+            Unit::try_from(u.unit).is_ok(),
+            "NodeGetVolumeStats: unknown unit {}",
+            u.unit
+        );
+        ensure!(
+            u.available >= 0 && u.total >= 0 && u.used >= 0,
+            "NodeGetVolumeStats: negative usage {u:?}"
+        );
+        ensure!(
+            u.total == 0 || u.available <= u.total,
+            "NodeGetVolumeStats: available {} > total {}",
+            u.available,
+            u.total
+        );
+    }
+    if cx.has_node(N::VolumeCondition)? {
+        let c = r.volume_condition.ok_or_else(|| {
+            fail("VOLUME_CONDITION advertised but NodeGetVolumeStats has no volume_condition")
+        })?;
+        ensure!(
+            !c.abnormal,
+            "a freshly published volume's condition is abnormal: {:?}",
+            c.message
+        );
+    }
+    Ok(())
+}
+
+async fn stats_published(cx: Ctx) -> Outcome {
+    need_stats(&cx)?;
+    need_create(&cx)?;
+    let (v, _) = cx.published_volume().await?;
+    check_stats(&cx, &v.volume_id).await
+}
+
+fn need_expand(cx: &Ctx) -> Outcome {
+    cx.need_node(N::ExpandVolume, "NodeExpandVolume not supported")
+}
+
+async fn expand_no_id(cx: Ctx) -> Outcome {
+    need_expand(&cx)?;
+    let req = NodeExpandVolumeRequest {
+        volume_path: cx.mount_parent().display().to_string(),
+        volume_capability: Some(cx.cap()),
+        ..Default::default()
+    };
+    expect_code(
+        "NodeExpandVolume without volume_id",
+        cx.node().node_expand_volume(req).await,
+        &[Code::InvalidArgument],
+    )
+}
+
+async fn expand_no_path(cx: Ctx) -> Outcome {
+    need_expand(&cx)?;
+    let v = cx.create_volume().await?;
+    let req = NodeExpandVolumeRequest {
+        volume_id: v.volume_id,
+        volume_capability: Some(cx.cap()),
+        ..Default::default()
+    };
+    expect_code(
+        "NodeExpandVolume without volume_path",
+        cx.node().node_expand_volume(req).await,
+        &[Code::InvalidArgument],
+    )
+}
+
+async fn expand_unknown(cx: Ctx) -> Outcome {
+    need_expand(&cx)?;
+    let req = NodeExpandVolumeRequest {
+        volume_id: "some-vol-id".to_owned(),
+        volume_path: "some/path".to_owned(),
+        ..Default::default()
+    };
+    expect_code(
+        "NodeExpandVolume of an unknown volume",
+        cx.node().node_expand_volume(req).await,
+        &[Code::NotFound],
+    )
+}
+
+async fn expand_works(cx: Ctx) -> Outcome {
+    use controller_service_capability::rpc::Type as T;
+    need_expand(&cx)?;
+    let v = cx.create_volume().await?;
+    if cx.has_ctrl(T::ExpandVolume)? {
+        let r = ok(
+            "ControllerExpandVolume",
+            cx.ctrl()
+                .controller_expand_volume(ControllerExpandVolumeRequest {
+                    volume_id: v.volume_id.clone(),
+                    capacity_range: Some(CapacityRange {
+                        required_bytes: cx.s.expand_size,
+                        limit_bytes: 0,
+                    }),
+                    secrets: cx.secrets("ControllerExpandVolumeSecret"),
+                    volume_capability: None,
+                })
+                .await,
+        )?;
+        ensure!(
+            r.capacity_bytes == cx.s.expand_size,
+            "ControllerExpandVolume to {}: capacity_bytes {}",
+            cx.s.expand_size,
+            r.capacity_bytes
+        );
+    }
+    let (pc, staged) = cx.attach_and_stage(&v).await?;
+    cx.publish(cx.publish_req(&v, &pc, staged)).await?;
+    let req = NodeExpandVolumeRequest {
+        volume_id: v.volume_id.clone(),
+        volume_path: cx.target(),
+        capacity_range: Some(CapacityRange {
+            required_bytes: cx.s.expand_size,
+            limit_bytes: 0,
+        }),
+        ..Default::default()
+    };
+    ok("NodeExpandVolume", cx.node().node_expand_volume(req).await).map(drop)
+}
+
+/// csi-sanity's end-to-end node flow, every step repeated `n` times.
+async fn flow(cx: &Ctx, n: usize) -> Outcome {
+    use controller_service_capability::rpc::Type as T;
+    cx.need_controller_service()?;
+    let v = cx.create_volume().await?;
+    let node_id = cx.node_id()?;
+    let mut pc = HashMap::new();
+    let attach = cx.has_ctrl(T::PublishUnpublishVolume)?;
+    if attach {
+        for _ in 0..n {
+            pc = ok(
+                "ControllerPublishVolume",
+                cx.ctrl()
+                    .controller_publish_volume(cx.cpublish_req(&v, &node_id))
+                    .await,
+            )?
+            .publish_context;
+        }
+        cx.track(Resource::ControllerPublish {
+            volume: v.volume_id.clone(),
+            node: node_id.clone(),
+        });
+    }
+    let staged = cx.has_node(N::StageUnstageVolume)?;
+    if staged {
+        for i in 0..n {
+            ok(
+                &format!("NodeStageVolume (call {})", i + 1),
+                cx.node().node_stage_volume(cx.stage_req(&v, &pc)).await,
+            )?;
+            if i == 0 {
+                cx.track(Resource::Stage {
+                    volume: v.volume_id.clone(),
+                    path: cx.staging(),
+                });
+            }
+        }
+    }
+    for i in 0..n {
+        ok(
+            &format!("NodePublishVolume (call {})", i + 1),
+            cx.node()
+                .node_publish_volume(cx.publish_req(&v, &pc, staged))
+                .await,
+        )?;
+        if i == 0 {
+            cx.track(Resource::Publish {
+                volume: v.volume_id.clone(),
+                path: cx.target(),
+            });
+        }
+    }
+    if cx.has_node(N::GetVolumeStats)? {
+        let r = ok(
+            "NodeGetVolumeStats",
+            cx.node()
+                .node_get_volume_stats(stats_req(&v.volume_id, &cx.target()))
+                .await,
+        )?;
+        ensure!(!r.usage.is_empty(), "NodeGetVolumeStats returned no usage");
+    }
+    for i in 0..n {
+        ok(
+            &format!("NodeUnpublishVolume (call {})", i + 1),
+            cx.node()
+                .node_unpublish_volume(cx.unpublish_req(&v.volume_id))
+                .await,
+        )?;
+    }
+    cx.forget(&Resource::Publish {
+        volume: v.volume_id.clone(),
+        path: cx.target(),
+    });
+    if staged {
+        for i in 0..n {
+            ok(
+                &format!("NodeUnstageVolume (call {})", i + 1),
+                cx.node()
+                    .node_unstage_volume(cx.unstage_req(&v.volume_id))
+                    .await,
+            )?;
+        }
+        cx.forget(&Resource::Stage {
+            volume: v.volume_id.clone(),
+            path: cx.staging(),
+        });
+    }
+    if attach {
+        for _ in 0..n {
+            ok(
+                "ControllerUnpublishVolume",
+                cx.ctrl()
+                    .controller_unpublish_volume(cx.cunpublish_req(&v.volume_id, &node_id))
+                    .await,
+            )?;
+        }
+        cx.forget(&Resource::ControllerPublish {
+            volume: v.volume_id.clone(),
+            node: node_id,
+        });
+    }
+    cx.delete(&v.volume_id).await
+}
+
+async fn should_work(cx: Ctx) -> Outcome {
+    flow(&cx, 1).await
+}
+
+async fn should_be_idempotent(cx: Ctx) -> Outcome {
+    flow(&cx, cx.s.idempotent_count).await
+}
+
+/// Runs `--restart-cmd`, then waits until Probe answers ready.
+pub(crate) async fn restart(cx: &Ctx) -> Outcome {
+    let Some(cmd) = &cx.s.restart_cmd else {
+        return Err(skip("no --restart-cmd given"));
+    };
+    let status = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .status()
+        .await
+        .map_err(|e| fail(format!("running --restart-cmd: {e}")))?;
+    ensure!(
+        status.success(),
+        "--restart-cmd {cmd:?} exited with {status}"
+    );
+    let deadline = Instant::now() + cx.s.restart_timeout;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match cx.ident().probe(ProbeRequest {}).await {
+            Ok(r) if r.get_ref().ready != Some(false) => return Ok(()),
+            Ok(_) => last = "ready=false".to_owned(),
+            Err(e) => last = describe(&e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(fail(format!(
+        "the driver did not answer Probe within {:?} after --restart-cmd (last: {last})",
+        cx.s.restart_timeout
+    )))
+}
+
+async fn survives_restart(cx: Ctx) -> Outcome {
+    if cx.s.restart_cmd.is_none() {
+        return Err(skip("no --restart-cmd given"));
+    }
+    need_create(&cx)?;
+    let v = cx.create_volume().await?;
+    let (pc, staged) = cx.attach_and_stage(&v).await?;
+    cx.publish(cx.publish_req(&v, &pc, staged)).await?;
+    restart(&cx).await?;
+    ensure!(
+        exists(&cx.target()),
+        "after the restart, target_path {} is gone",
+        cx.target()
+    );
+    if cx.has_node(N::GetVolumeStats)? {
+        check_stats(&cx, &v.volume_id).await.map_err(|e| match e {
+            Verdict::Fail(m) => fail(format!("after the restart: {m}")),
+            s => s,
+        })?;
+    }
+    if staged {
+        ok(
+            "NodeStageVolume repeated after the restart",
+            cx.node().node_stage_volume(cx.stage_req(&v, &pc)).await,
+        )?;
+    }
+    ok(
+        "NodePublishVolume repeated after the restart",
+        cx.node()
+            .node_publish_volume(cx.publish_req(&v, &pc, staged))
+            .await,
+    )?;
+    ok(
+        "NodeUnpublishVolume after the restart",
+        cx.node()
+            .node_unpublish_volume(cx.unpublish_req(&v.volume_id))
+            .await,
+    )?;
+    cx.forget(&Resource::Publish {
+        volume: v.volume_id.clone(),
+        path: cx.target(),
+    });
+    ensure!(
+        !exists(&cx.target()),
+        "NodeUnpublishVolume after the restart left target_path behind"
+    );
+    if staged {
+        ok(
+            "NodeUnstageVolume after the restart",
+            cx.node()
+                .node_unstage_volume(cx.unstage_req(&v.volume_id))
+                .await,
+        )?;
+        cx.forget(&Resource::Stage {
+            volume: v.volume_id.clone(),
+            path: cx.staging(),
+        });
+    }
+    Ok(())
+}
+
+/// The extra node checks create volumes: the controller service and CREATE_DELETE_VOLUME.
+fn need_create(cx: &Ctx) -> Outcome {
+    use controller_service_capability::rpc::Type as T;
+    cx.need_controller_service()?;
+    cx.need_ctrl(T::CreateDeleteVolume, "CreateVolume not supported")
+}

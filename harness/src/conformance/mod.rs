@@ -1,0 +1,317 @@
+//! The CSI conformance bench: every rule csi-sanity checks, grouped as csi-sanity
+//! groups them, plus rules it does not check (concurrency, idempotency of every
+//! call, restarts, path handling, every missing field, pagination, capacity and
+//! volume condition). It talks to any CSI endpoint; nothing in it knows our driver.
+//!
+//! Start reading at [`run_conformance`]; the checks are in [`checks`], one file
+//! per group, each check an `async fn(Ctx) -> Outcome` gated on capabilities the
+//! way csi-sanity gates its specs. Each check runs with fresh scratch directories
+//! and its own list of created objects, which the runner undoes afterwards
+//! whatever the outcome.
+
+pub mod checks;
+pub mod context;
+pub mod endpoint;
+pub mod input;
+pub mod report;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use driver::csi::v1::controller_client::ControllerClient;
+use driver::csi::v1::group_controller_client::GroupControllerClient;
+use driver::csi::v1::identity_client::IdentityClient;
+use driver::csi::v1::node_client::NodeClient;
+
+use self::context::{Caps, Ctx, Shared, Verdict};
+use self::endpoint::Target;
+use self::input::{Params, Secrets};
+pub use self::report::{CheckResult, Report, Status};
+
+/// csi-sanity's default volume size: 10 GiB.
+pub const DEFAULT_VOLUME_SIZE: i64 = 10 * 1024 * 1024 * 1024;
+
+/// `harness conformance`: check a CSI driver against the spec.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConformanceArgs {
+    /// The driver's endpoint: unix:///path.sock, /path.sock, dns:///host:port or tcp://host:port
+    /// (required unless --list).
+    #[arg(
+        long,
+        env = "CSI_ENDPOINT",
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub endpoint: String,
+    /// A separate endpoint for the Controller (and GroupController) service.
+    #[arg(long, env = "CSI_CONTROLLER_ENDPOINT")]
+    pub controller_endpoint: Option<String>,
+    /// CreateVolume parameters: flat YAML `key: value` (csi-sanity's shape) or a JSON object.
+    #[arg(long)]
+    pub params: Option<PathBuf>,
+    /// CreateSnapshot parameters, same format.
+    #[arg(long)]
+    pub snapshot_params: Option<PathBuf>,
+    /// Mutable parameters (ControllerModifyVolume / volume attribute class), same format.
+    #[arg(long)]
+    pub mutable_params: Option<PathBuf>,
+    /// Secrets: csi-sanity's YAML with per-RPC maps (`CreateVolumeSecret:` then indented
+    /// `key: value`), or the same as JSON.
+    #[arg(long)]
+    pub secrets: Option<PathBuf>,
+    /// Where the bench makes, per check, the parent directory of NodePublish's
+    /// target path (default: a new directory in $TMPDIR, removed at the end).
+    #[arg(long)]
+    pub mount_dir: Option<PathBuf>,
+    /// Where the bench makes, per check, the NodeStage staging path (default: as --mount-dir).
+    #[arg(long)]
+    pub staging_dir: Option<PathBuf>,
+    /// Write a JUnit XML report here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Run only the checks whose `Group › name` matches this regex.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Skip the checks whose `Group › name` matches this regex.
+    #[arg(long)]
+    pub skip: Option<String>,
+    /// A shell command that restarts the driver (enables the restart checks).
+    #[arg(long)]
+    pub restart_cmd: Option<String>,
+    /// How long a call the bench makes on its own is retried while it answers Aborted
+    /// (an operation is pending; a CO retries), in seconds. 0: fail on the first
+    /// Aborted, as csi-sanity does.
+    #[arg(long, default_value_t = 60)]
+    pub aborted_retry: u64,
+    /// How long to wait for Probe to answer after --restart-cmd, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub restart_timeout: u64,
+    /// Size of created volumes, bytes (csi-sanity's --csi.testvolumesize).
+    #[arg(long, default_value_t = DEFAULT_VOLUME_SIZE)]
+    pub volume_size: i64,
+    /// Target size of the expansion checks, bytes (default: volume size + 1 GiB).
+    #[arg(long)]
+    pub expand_size: Option<i64>,
+    /// Parallel calls in the concurrency checks.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// How often the idempotency checks repeat each call (csi-sanity: 10).
+    #[arg(long, default_value_t = 10)]
+    pub idempotent_count: usize,
+    /// Run the "max attach limit" check (csi-sanity's --csi.testnodevolumeattachlimit).
+    #[arg(long)]
+    pub test_node_volume_attach_limit: bool,
+    /// Deadline of every call, seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// Deadline of every check, seconds.
+    #[arg(long, default_value_t = 300)]
+    pub check_timeout: u64,
+    /// List the checks and exit.
+    #[arg(long)]
+    pub list: bool,
+}
+
+impl ConformanceArgs {
+    /// Arguments with every default, for `endpoint`.
+    pub fn new(endpoint: impl Into<String>) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            controller_endpoint: None,
+            params: None,
+            snapshot_params: None,
+            mutable_params: None,
+            secrets: None,
+            mount_dir: None,
+            staging_dir: None,
+            junit: None,
+            filter: None,
+            skip: None,
+            restart_cmd: None,
+            restart_timeout: 60,
+            aborted_retry: 60,
+            volume_size: DEFAULT_VOLUME_SIZE,
+            expand_size: None,
+            concurrency: 8,
+            idempotent_count: 10,
+            test_node_volume_attach_limit: false,
+            timeout: 60,
+            check_timeout: 300,
+            list: false,
+        }
+    }
+}
+
+/// Runs the bench, prints the tables, writes JUnit if asked; non-zero exit on any failure.
+pub async fn run_conformance(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
+    if args.list {
+        for c in checks::all() {
+            let tag = if c.sanity { "" } else { "  [+]" };
+            println!("{} › {}{tag}", c.group.name(), c.name);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let junit = args.junit.clone();
+    let report = conformance(args).await?;
+    print!("{}", report.table());
+    if let Some(path) = junit {
+        std::fs::write(&path, report.junit())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(if report.failed() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Runs the selected checks and returns their results (no printing).
+pub async fn conformance(args: ConformanceArgs) -> anyhow::Result<Report> {
+    if args.endpoint.is_empty() {
+        anyhow::bail!("--endpoint is required");
+    }
+    let timeout = Duration::from_secs(args.timeout);
+    let node_target: Target = args.endpoint.parse()?;
+    let ctrl_target: Target = match &args.controller_endpoint {
+        Some(e) => e.parse()?,
+        None => node_target.clone(),
+    };
+    let node_ch = endpoint::channel(&node_target, timeout)?;
+    let ctrl_ch = if ctrl_target == node_target {
+        node_ch.clone()
+    } else {
+        endpoint::channel(&ctrl_target, timeout)?
+    };
+    let load = |p: &Option<PathBuf>| -> anyhow::Result<Params> {
+        p.as_deref()
+            .map(input::load_params)
+            .transpose()
+            .map(Option::unwrap_or_default)
+    };
+    let filter = args
+        .filter
+        .as_deref()
+        .map(regex::Regex::new)
+        .transpose()
+        .context("--filter")?;
+    let skip_re = args
+        .skip
+        .as_deref()
+        .map(regex::Regex::new)
+        .transpose()
+        .context("--skip")?;
+    let mut shared = Shared {
+        identity: IdentityClient::new(node_ch.clone()),
+        controller: ControllerClient::new(ctrl_ch.clone()),
+        group: GroupControllerClient::new(ctrl_ch),
+        node: NodeClient::new(node_ch),
+        params: load(&args.params)?,
+        snapshot_params: load(&args.snapshot_params)?,
+        mutable_params: load(&args.mutable_params)?,
+        secrets: args
+            .secrets
+            .as_deref()
+            .map(Secrets::load)
+            .transpose()?
+            .unwrap_or_default(),
+        volume_size: args.volume_size,
+        expand_size: args
+            .expand_size
+            .unwrap_or(args.volume_size + 1024 * 1024 * 1024),
+        concurrency: args.concurrency.max(2),
+        idempotent_count: args.idempotent_count.max(1),
+        restart_cmd: args.restart_cmd.clone(),
+        restart_timeout: Duration::from_secs(args.restart_timeout),
+        aborted_retry: Duration::from_secs(args.aborted_retry),
+        attach_limit: args.test_node_volume_attach_limit,
+        caps: Caps {
+            plugin: Err(String::new()),
+            controller: Err(String::new()),
+            node: Err(String::new()),
+            group: Err(String::new()),
+            node_info: Err(String::new()),
+        },
+    };
+    shared.caps = Caps::discover(&shared).await;
+    let shared = Arc::new(shared);
+
+    let (mount_base, made_mount_base) = base_dir(args.mount_dir.as_deref())?;
+    let (staging_base, made_staging_base) = match &args.staging_dir {
+        Some(d) => base_dir(Some(d))?,
+        None => (mount_base.clone(), false),
+    };
+
+    let mut report = Report::default();
+    let started = Instant::now();
+    for (i, check) in checks::all().into_iter().enumerate() {
+        let full = format!("{} › {}", check.group.name(), check.name);
+        if filter.as_ref().is_some_and(|f| !f.is_match(&full))
+            || skip_re.as_ref().is_some_and(|f| f.is_match(&full))
+        {
+            continue;
+        }
+        let mount_parent = mount_base.join(format!("check-{i:03}-mnt"));
+        let staging = staging_base.join(format!("check-{i:03}-staging"));
+        std::fs::create_dir_all(&mount_parent)
+            .with_context(|| format!("creating {}", mount_parent.display()))?;
+        std::fs::create_dir_all(&staging)
+            .with_context(|| format!("creating {}", staging.display()))?;
+        let cx = Ctx::new(shared.clone(), mount_parent.clone(), staging.clone());
+        let t0 = Instant::now();
+        let fut = (check.run)(cx.clone());
+        let outcome = match tokio::time::timeout(Duration::from_secs(args.check_timeout), fut).await
+        {
+            Ok(o) => o,
+            Err(_) => Err(Verdict::Fail(format!(
+                "did not finish within {} s",
+                args.check_timeout
+            ))),
+        };
+        let mut cleanup = cx.cleanup().await;
+        cleanup.extend(context::remove_scratch(&mount_parent));
+        cleanup.extend(context::remove_scratch(&staging));
+        let status = match outcome {
+            Ok(()) => Status::Pass,
+            Err(Verdict::Skip(r)) => Status::Skip(r),
+            Err(Verdict::Fail(m)) => Status::Fail(m),
+        };
+        report.results.push(CheckResult {
+            group: check.group,
+            name: check.name.to_owned(),
+            sanity: check.sanity,
+            status,
+            cleanup,
+            elapsed: t0.elapsed(),
+        });
+    }
+    report.elapsed = started.elapsed();
+    if made_mount_base {
+        report
+            .leftovers
+            .extend(context::remove_scratch(&mount_base));
+    }
+    if made_staging_base {
+        report
+            .leftovers
+            .extend(context::remove_scratch(&staging_base));
+    }
+    Ok(report)
+}
+
+/// The given directory (created if missing), or a new one in $TMPDIR (to be removed).
+fn base_dir(dir: Option<&std::path::Path>) -> anyhow::Result<(PathBuf, bool)> {
+    match dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            Ok((d.to_path_buf(), false))
+        }
+        None => {
+            let d = std::env::temp_dir().join(context::unique("csi-conformance"));
+            std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+            Ok((d, true))
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! Results: a table per group and JUnit XML.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// The groups, as csi-sanity groups its specs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Group {
+    Identity,
+    Controller,
+    Snapshot,
+    Expansion,
+    ModifyVolume,
+    GroupController,
+    Node,
+}
+
+impl Group {
+    pub const ALL: [Group; 7] = [
+        Group::Identity,
+        Group::Controller,
+        Group::Snapshot,
+        Group::Expansion,
+        Group::ModifyVolume,
+        Group::GroupController,
+        Group::Node,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Group::Identity => "Identity",
+            Group::Controller => "Controller",
+            Group::Snapshot => "Snapshot",
+            Group::Expansion => "Expansion",
+            Group::ModifyVolume => "ModifyVolume",
+            Group::GroupController => "GroupController",
+            Group::Node => "Node",
+        }
+    }
+
+    /// How many specs csi-sanity (master, 96 specs) has in this group.
+    pub fn sanity_specs(self) -> usize {
+        match self {
+            Group::Identity => 3,
+            Group::Controller => 36,
+            Group::Snapshot => 18,
+            Group::Expansion => 3,
+            Group::ModifyVolume => 6,
+            Group::GroupController => 6,
+            Group::Node => 24,
+        }
+    }
+}
+
+/// One check's verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Pass,
+    Skip(String),
+    /// The failing assertion.
+    Fail(String),
+}
+
+/// One check's result.
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    pub group: Group,
+    pub name: String,
+    /// A csi-sanity rule (false: one the bench adds).
+    pub sanity: bool,
+    pub status: Status,
+    /// What the cleanup could not undo.
+    pub cleanup: Vec<String>,
+    pub elapsed: Duration,
+}
+
+impl CheckResult {
+    pub fn full_name(&self) -> String {
+        format!("{} › {}", self.group.name(), self.name)
+    }
+}
+
+/// All results of a run.
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    pub results: Vec<CheckResult>,
+    /// Scratch directories the bench could not remove.
+    pub leftovers: Vec<String>,
+    pub elapsed: Duration,
+}
+
+impl Report {
+    fn count(&self, f: impl Fn(&Status) -> bool) -> usize {
+        self.results.iter().filter(|r| f(&r.status)).count()
+    }
+    pub fn passed(&self) -> usize {
+        self.count(|s| *s == Status::Pass)
+    }
+    pub fn failed(&self) -> usize {
+        self.count(|s| matches!(s, Status::Fail(_)))
+    }
+    pub fn skipped(&self) -> usize {
+        self.count(|s| matches!(s, Status::Skip(_)))
+    }
+    /// The result of the check called `name` (exact, without the group).
+    pub fn get(&self, name: &str) -> Option<&CheckResult> {
+        self.results.iter().find(|r| r.name == name)
+    }
+    /// The failed checks' names.
+    pub fn failures(&self) -> Vec<&CheckResult> {
+        self.results
+            .iter()
+            .filter(|r| matches!(r.status, Status::Fail(_)))
+            .collect()
+    }
+
+    /// A table per group: PASS/FAIL/SKIP, the failing assertion or skip reason;
+    /// `[+]` marks checks csi-sanity does not have.
+    pub fn table(&self) -> String {
+        let mut out = String::from("[+] marks a check csi-sanity does not have.\n");
+        for g in Group::ALL {
+            let rows: Vec<_> = self.results.iter().filter(|r| r.group == g).collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let pass = rows.iter().filter(|r| r.status == Status::Pass).count();
+            let fail = rows
+                .iter()
+                .filter(|r| matches!(r.status, Status::Fail(_)))
+                .count();
+            let sanity = rows.iter().filter(|r| r.sanity).count();
+            let _ = writeln!(
+                out,
+                "\n{} — {} checks ({} of csi-sanity's {}, {} more): {pass} pass, {fail} fail, {} skip",
+                g.name(),
+                rows.len(),
+                sanity,
+                g.sanity_specs(),
+                rows.len() - sanity,
+                rows.len() - pass - fail
+            );
+            for r in rows {
+                let tag = if r.sanity { "   " } else { "[+]" };
+                let (word, detail) = match &r.status {
+                    Status::Pass => ("PASS", String::new()),
+                    Status::Skip(why) => ("SKIP", format!(" ({why})")),
+                    Status::Fail(_) => ("FAIL", String::new()),
+                };
+                let _ = writeln!(
+                    out,
+                    "  {word} {tag} {}{detail}  [{:.0?}]",
+                    r.name, r.elapsed
+                );
+                if let Status::Fail(m) = &r.status {
+                    for line in m.lines() {
+                        let _ = writeln!(out, "         ↳ {line}");
+                    }
+                }
+                for c in &r.cleanup {
+                    let _ = writeln!(out, "         cleanup: {c}");
+                }
+            }
+        }
+        for l in &self.leftovers {
+            let _ = writeln!(out, "cleanup: {l}");
+        }
+        let _ = writeln!(
+            out,
+            "\n{} checks: {} pass, {} fail, {} skip in {:.1?}",
+            self.results.len(),
+            self.passed(),
+            self.failed(),
+            self.skipped(),
+            self.elapsed
+        );
+        out
+    }
+
+    /// JUnit XML: a `<testsuite>` per group, a `<testcase>` per check.
+    pub fn junit(&self) -> String {
+        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let _ = writeln!(
+            out,
+            "<testsuites name=\"csi-conformance\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
+            self.results.len(),
+            self.failed(),
+            self.skipped(),
+            self.elapsed.as_secs_f64()
+        );
+        for g in Group::ALL {
+            let rows: Vec<_> = self.results.iter().filter(|r| r.group == g).collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let fail = rows
+                .iter()
+                .filter(|r| matches!(r.status, Status::Fail(_)))
+                .count();
+            let skip = rows
+                .iter()
+                .filter(|r| matches!(r.status, Status::Skip(_)))
+                .count();
+            let time: f64 = rows.iter().map(|r| r.elapsed.as_secs_f64()).sum();
+            let _ = writeln!(
+                out,
+                "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{fail}\" skipped=\"{skip}\" time=\"{time:.3}\">",
+                g.name(),
+                rows.len()
+            );
+            for r in rows {
+                let _ = write!(
+                    out,
+                    "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
+                    g.name(),
+                    xml(&r.name),
+                    r.elapsed.as_secs_f64()
+                );
+                match &r.status {
+                    Status::Pass if r.cleanup.is_empty() => out.push_str("/>\n"),
+                    Status::Pass => out.push_str(">\n"),
+                    Status::Skip(why) => {
+                        let _ = write!(out, ">\n      <skipped message=\"{}\"/>\n", xml(why));
+                    }
+                    Status::Fail(m) => {
+                        let first = m.lines().next().unwrap_or_default();
+                        let _ = write!(
+                            out,
+                            ">\n      <failure message=\"{}\" type=\"assertion\">{}</failure>\n",
+                            xml(first),
+                            xml(m)
+                        );
+                    }
+                }
+                if !r.cleanup.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "      <system-err>cleanup: {}</system-err>",
+                        xml(&r.cleanup.join("\n"))
+                    );
+                }
+                if !(r.status == Status::Pass && r.cleanup.is_empty()) {
+                    out.push_str("    </testcase>\n");
+                }
+            }
+            out.push_str("  </testsuite>\n");
+        }
+        out.push_str("</testsuites>\n");
+        out
+    }
+}
+
+/// Escapes text for an XML attribute or element.
+fn xml(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(name: &str, status: Status) -> CheckResult {
+        CheckResult {
+            group: Group::Node,
+            name: name.to_owned(),
+            sanity: true,
+            status,
+            cleanup: Vec::new(),
+            elapsed: Duration::from_millis(3),
+        }
+    }
+
+    #[test]
+    fn junit_escapes_and_counts() {
+        let r = Report {
+            results: vec![
+                result("a <b>", Status::Pass),
+                result("c", Status::Fail("x & \"y\"\nmore".to_owned())),
+                result("d", Status::Skip("no 'cap'".to_owned())),
+            ],
+            leftovers: Vec::new(),
+            elapsed: Duration::from_secs(1),
+        };
+        let x = r.junit();
+        assert!(
+            x.contains("tests=\"3\" failures=\"1\" skipped=\"1\""),
+            "{x}"
+        );
+        assert!(x.contains("name=\"a &lt;b&gt;\""), "{x}");
+        assert!(
+            x.contains("<failure message=\"x &amp; &quot;y&quot;\""),
+            "{x}"
+        );
+        assert!(
+            x.contains("<skipped message=\"no &apos;cap&apos;\"/>"),
+            "{x}"
+        );
+        let t = r.table();
+        assert!(t.contains("FAIL     c"), "{t}");
+        assert!(t.contains("↳ more"), "{t}");
+        assert_eq!(r.failed(), 1);
+    }
+}
