@@ -536,23 +536,33 @@ async fn serve(config: Config, dir: &Path) -> anyhow::Result<(Plugin, Channel)> 
         })
         .await;
     });
-    for _ in 0..400 {
-        if socket.exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let s = socket.clone();
-    let channel = Endpoint::try_from("http://[::]:50051")?
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let s = s.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(s).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+    // A loaded machine may take a while to bind the socket: wait up to 30 s, then connect
+    // (retrying, as a CO retries a plugin that is starting).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let channel = loop {
+        let s = socket.clone();
+        let attempt = if socket.exists() {
+            Endpoint::try_from("http://[::]:50051")?
+                .connect_with_connector(tower::service_fn(move |_: Uri| {
+                    let s = s.clone();
+                    async move {
+                        let stream = tokio::net::UnixStream::connect(s).await?;
+                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+                    }
+                }))
+                .await
+                .map_err(anyhow::Error::from)
+        } else {
+            Err(anyhow::anyhow!("the socket is not there yet"))
+        };
+        match attempt {
+            Ok(c) => break c,
+            Err(e) if std::time::Instant::now() > deadline => {
+                return Err(e.context(format!("connecting to {}", socket.display())));
             }
-        }))
-        .await
-        .with_context(|| format!("connecting to {}", socket.display()))?;
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    };
     Ok((
         Plugin {
             stop: Some(tx),

@@ -160,6 +160,7 @@ pub async fn run_on(
         all_running_s: st.all_running_at.map(|t| t.secs()),
         sim_total_s: st.sim_end.secs(),
         pod_startup: percentiles(&st.startup),
+        schedule_to_run: percentiles(&st.schedule_to_run),
         running_curve_s: report::running_curve(&st.running_at, p.replicas),
         peak_mds_sessions: st.peak_sessions,
         rpcs,

@@ -71,6 +71,22 @@ fn eprintln_error(msg: &str) {
     eprintln!("{msg}");
 }
 
+/// Ctrl-C or SIGTERM.
+async fn interrupted() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
 /// A spinner on a terminal; nothing when stdout is not one.
 fn progress_bar() -> Option<indicatif::ProgressBar> {
     use std::io::IsTerminal;
@@ -138,16 +154,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     b.tick();
                 }) as harness::sim::ProgressFn
             });
-            let r = rt.block_on(harness::run_with_progress(
-                p,
-                seed,
-                harness::BackendKind::Real,
-                harness::Output::Dir(out.clone()),
-                progress,
-            ));
+            // On Ctrl-C or SIGTERM the run is dropped: its temporary directory (node state,
+            // fake-ceph's tree, sockets) goes with it.
+            let r = rt.block_on(async {
+                tokio::select! {
+                    r = harness::run_with_progress(
+                        p,
+                        seed,
+                        harness::BackendKind::Real,
+                        harness::Output::Dir(out.clone()),
+                        progress,
+                    ) => Some(r),
+                    () = interrupted() => None,
+                }
+            });
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
+            let Some(r) = r else {
+                eprintln_error("harness: interrupted");
+                return Ok(ExitCode::from(130));
+            };
             let r = r?;
             println!("{}", r.summary.table());
             println!("reports: {}", out.display());

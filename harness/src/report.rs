@@ -100,6 +100,8 @@ pub struct Stats {
     pub scheduled: BTreeMap<String, SimTime>,
     /// Creation → Running, per pod that got there.
     pub startup: Vec<Duration>,
+    /// Bound to a node → Running (CL2's `schedule_to_run`).
+    pub schedule_to_run: Vec<Duration>,
     /// When pods became Running.
     pub running_at: Vec<SimTime>,
     /// MDS sessions open now (stages minus unstages, simulated).
@@ -238,6 +240,8 @@ pub struct Summary {
     pub sim_total_s: f64,
     /// Pod creation → Running.
     pub pod_startup: Percentiles,
+    /// Pod bound to a node → Running (the volume work).
+    pub schedule_to_run: Percentiles,
     /// Simulated seconds until 50, 90, 99 and 100 % of the replicas had become Running
     /// (replacements included; `None`: never).
     pub running_curve_s: [Option<f64>; 4],

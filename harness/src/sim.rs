@@ -886,6 +886,10 @@ impl World {
                 if let Some(c) = self.pod_created.get(&pod) {
                     self.stats.startup.push(self.now.since(*c));
                 }
+                if let Some(c) = self.stats.scheduled.get(&pod) {
+                    let d = self.now.since(*c);
+                    self.stats.schedule_to_run.push(d);
+                }
                 self.stats.running_at.push(self.now);
                 self.event(client, "running", &pod, "Running");
                 self.graph_event(GraphOp::UpdatePod { name: pod.clone() });
