@@ -92,6 +92,20 @@ impl NodeService {
         r
     }
 
+    /// Publishes and unpublishes are serialized per target path (two pods of one volume
+    /// on one node publish at once; two calls for one target must not).
+    fn lock_target(&self, target: &Path) -> Result<crate::locks::Guard, Status> {
+        self.driver
+            .locks
+            .try_lock(&format!("node/target/{}", target.display()))
+            .ok_or_else(|| {
+                Status::aborted(format!(
+                    "an operation on target path {} is already in progress",
+                    target.display()
+                ))
+            })
+    }
+
     fn lock(&self, volume_id: &str) -> Result<crate::locks::Guard, Status> {
         self.driver
             .locks
@@ -280,6 +294,7 @@ impl NodeService {
             .as_ref()
             .ok_or_else(|| Status::invalid_argument("volume_capability missing"))?;
         let staging = checked_path("staging_target_path", &req.staging_target_path)?;
+        let _guard = self.lock_target(&target)?;
         let mounter = self
             .driver
             .mounter(req.volume_context.get("mounter").map(String::as_str))?;
@@ -315,6 +330,7 @@ impl NodeService {
             return Err(Status::invalid_argument("volume_id missing"));
         }
         let target = checked_path("target_path", &req.target_path)?;
+        let _guard = self.lock_target(&target)?;
         // CSI spec: the plugin removes the target path it created.
         let mut removed = false;
         for m in self.driver.mounters_in_order() {
@@ -340,7 +356,13 @@ impl NodeService {
         if req.volume_id.is_empty() {
             return Err(Status::invalid_argument("volume_id missing"));
         }
-        let path = checked_path("volume_path", &req.volume_path)?;
+        if req.volume_path.is_empty() {
+            return Err(Status::invalid_argument("volume_path missing"));
+        }
+        // A path that cannot be a volume's (relative, with '..') is one where no volume
+        // is: NotFound, as for any other path without one (csi-sanity asks this).
+        let path = checked_path("volume_path", &req.volume_path)
+            .map_err(|_| Status::not_found(format!("no volume at {:?}", req.volume_path)))?;
         if std::fs::symlink_metadata(&path).is_err() {
             return Err(Status::not_found(format!(
                 "{} does not exist",

@@ -1135,20 +1135,12 @@ const KNOWN_DRIVER_FINDINGS: &[&str] = &[
     // A second NodePublish of a SINGLE_NODE_SINGLE_WRITER volume to another target
     // path succeeds; csi-sanity (master) expects FailedPrecondition.
     "NodePublishVolume › with single node multi writer capability › should fail when volume with single node single writer access mode is already mounted at a different target path",
-    // csi-sanity sends volume_path "some/path" and expects NotFound; the driver
-    // checks that the path is absolute first and answers InvalidArgument.
-    "NodeGetVolumeStats › should fail when volume is not found",
-    "NodeGetVolumeStats › should fail when volume does not exist on the specified path",
     // With --attach-required, ControllerPublish to an unknown node succeeds; csi-sanity
     // expects NotFound.
     "ControllerPublishVolume › should fail when the node does not exist",
     // With --attach-required and --max-volumes-per-node 3, a fourth ControllerPublish
     // to the node succeeds (Kubernetes enforces the limit itself, through CSINode).
     "ControllerPublishVolume › should fail when publishing more volumes than the node max attach limit",
-    // Beyond csi-sanity: NodePublish/NodeUnpublish take no per-volume lock (NodeStage
-    // and NodeUnstage do), so concurrent NodeUnpublish calls of one target race and one
-    // answers Internal ("removing the symlink ...: No such file or directory").
-    "NodePublishVolume › concurrent calls to one target succeed or are Aborted",
 ];
 
 async fn our_driver_run(standing: bool, attach: bool) {

@@ -602,9 +602,14 @@ impl FakeMounter {
     /// unmounted.
     async fn remove_local(&self, target: &Path, keep_dir: bool) -> Result<(), MountError> {
         if Self::is_symlink(target).await {
-            tokio::fs::remove_file(target)
-                .await
-                .map_err(io_err(format!("removing the symlink {}", target.display())))?;
+            match tokio::fs::remove_file(target).await {
+                Ok(()) => {}
+                // Gone meanwhile (another process tidied up): nothing left to remove.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(io_err(format!("removing the symlink {}", target.display()))(e));
+                }
+            }
             if !keep_dir {
                 return Ok(());
             }
