@@ -153,11 +153,16 @@ impl StandingCredentials {
             .lines()
             .find_map(|l| {
                 let l = l.trim();
-                match l.split_once('=') {
-                    Some((k, v)) if k.trim() == "key" => Some(v.trim().to_owned()),
-                    None if !l.is_empty() && !l.starts_with('[') => Some(l.to_owned()),
-                    _ => None,
+                if l.is_empty() || l.starts_with('[') {
+                    return None;
                 }
+                if let Some((k, v)) = l.split_once('=')
+                    && k.trim() == "key"
+                {
+                    return Some(v.trim().to_owned());
+                }
+                // A bare key: base64, whose only '=' are the padding at its end.
+                (!l.trim_end_matches('=').contains(['=', ' '])).then(|| l.to_owned())
             })
             .ok_or_else(|| {
                 std::io::Error::other(format!("no key in {}", self.key_file.display()))
@@ -299,6 +304,41 @@ pub fn parse_topology(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn key_files_hold_a_bare_key_or_a_keyring() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = "AQDOPQhrt4AXFxAARwNLKvMGnDFYF9oDQRFGug==";
+        for (name, text) in [
+            // As `ceph auth get-key` writes it: no newline.
+            ("bare", key.to_owned()),
+            ("bare-nl", format!("{key}\n")),
+            (
+                "keyring",
+                format!("[client.admin]\n\tkey = {key}\n\tcaps mon = \"allow *\"\n"),
+            ),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            let c = StandingCredentials {
+                user_id: "client.admin".into(),
+                key_file: path,
+            }
+            .read()
+            .unwrap();
+            assert_eq!((c.id.as_str(), c.key.as_str()), ("admin", key), "{name}");
+        }
+        let path = dir.path().join("empty");
+        std::fs::write(&path, "[client.admin]\n").unwrap();
+        let e = StandingCredentials {
+            user_id: "admin".into(),
+            key_file: path,
+        }
+        .read()
+        .unwrap_err();
+        assert!(e.to_string().contains("no key"), "{e}");
+    }
+
     use super::*;
 
     #[test]

@@ -485,17 +485,57 @@ fn parse_omap_dump(prefix: &str, text: &str) -> Result<Vec<(String, String)>, Ce
             .and_then(|(n, _)| n.parse().ok())
             .ok_or_else(|| bad(format!("{header:?} is not a value header")))?;
         let mut bytes = Vec::with_capacity(len);
+        // The dump writes `*` for lines equal to the one before, up to the next offset.
+        let mut last: Vec<u8> = Vec::new();
+        let mut repeat = false;
         while bytes.len() < len {
             let line = lines
                 .next()
                 .ok_or_else(|| bad(format!("value of {key:?} cut short")))?;
+            if line.trim() == "*" {
+                repeat = true;
+                continue;
+            }
             let mut words = line.split_whitespace();
-            words.next(); // the offset
+            let offset = words
+                .next()
+                .and_then(|o| usize::from_str_radix(o, 16).ok())
+                .ok_or_else(|| bad(format!("{line:?} in the value of {key:?} has no offset")))?;
+            if repeat {
+                if last.is_empty() || offset < bytes.len() || offset > len {
+                    return Err(bad(format!(
+                        "a repeat in the value of {key:?} does not fit"
+                    )));
+                }
+                while bytes.len() < offset {
+                    bytes.extend_from_slice(&last);
+                }
+                bytes.truncate(offset);
+                repeat = false;
+            }
+            if offset != bytes.len() {
+                return Err(bad(format!(
+                    "offset {offset:#x} in the value of {key:?} is out of place"
+                )));
+            }
+            let mut row = Vec::with_capacity(16);
             for w in words.take_while(|w| !w.starts_with('|')) {
                 let b = u8::from_str_radix(w, 16)
                     .map_err(|_| bad(format!("{w:?} in the value of {key:?} is not a byte")))?;
-                bytes.push(b);
+                row.push(b);
             }
+            if row.is_empty() {
+                // The end offset: only right after the last row.
+                break;
+            }
+            bytes.extend_from_slice(&row);
+            last = row;
+        }
+        if bytes.len() != len {
+            return Err(bad(format!(
+                "the value of {key:?} has {} bytes, not {len}",
+                bytes.len()
+            )));
         }
         // The end offset, then a blank line.
         while lines.peek().is_some_and(|l| !l.is_empty()) {
@@ -553,6 +593,22 @@ mod tests {
         assert!(parse_omap_dump("p", "").unwrap().is_empty());
     }
 
+    // A 128-byte value with repeated rows, as rados 16.2.15 printed it.
+    const REPEATS: &str = "k\nvalue (128 bytes) :\n00000000  73 61 6e 69 74 79 2d 6d  61 78 2d 6c 65 6e 67 74  |sanity-max-lengt|\n00000010  68 2d 6e 61 6d 65 2d 78  78 78 78 78 78 78 78 78  |h-name-xxxxxxxxx|\n00000020  78 78 78 78 78 78 78 78  78 78 78 78 78 78 78 78  |xxxxxxxxxxxxxxxx|\n*\n00000070  78 78 78 78 78 78 78 78  78 78 78 78 78 78 78 78  |xxxxxxxxxxxxxxxx|\n00000080\n\n";
+
+    #[test]
+    fn repeated_rows_of_the_hex_dump_are_expanded() {
+        let vals = parse_omap_dump("p", REPEATS).unwrap();
+        let want = format!("sanity-max-length-name-{}", "x".repeat(105));
+        assert_eq!(vals, [("k".to_owned(), want)]);
+        // A dump that ends in a repeat: the end offset closes it.
+        let tail = "k\nvalue (48 bytes) :\n00000000  61 61 61 61 61 61 61 61  61 61 61 61 61 61 61 61  |aaaaaaaaaaaaaaaa|\n*\n00000030\n\n";
+        assert_eq!(
+            parse_omap_dump("p", tail).unwrap(),
+            [("k".to_owned(), "a".repeat(48))]
+        );
+    }
+
     #[test]
     fn a_mangled_hex_dump_is_an_error_not_a_wrong_value() {
         for bad in [
@@ -561,6 +617,8 @@ mod tests {
             "k\nvalue (2 bytes) :\n00000000  7x 76  |pv|\n00000002\n\n",
             "k\nvalue (2 bytes) :\n00000000  70 76  |pv|\ngarbage\n\n",
             "k\nvalue (1 bytes) :\n00000000  ff  |.|\n00000001\n\n",
+            "k\nvalue (32 bytes) :\n*\n00000020\n\n",
+            "k\nvalue (2 bytes) :\n00000001  70 76  |pv|\n00000002\n\n",
         ] {
             assert!(parse_omap_dump("p", bad).is_err(), "{bad:?}");
         }
