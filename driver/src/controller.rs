@@ -1274,6 +1274,7 @@ impl Controller for ControllerService {
             T::CloneVolume,
             T::ListSnapshots,
             T::GetSnapshot,
+            T::SingleNodeMultiWriter,
         ];
         if self.driver.config.attach_required {
             kinds.push(T::PublishUnpublishVolume);

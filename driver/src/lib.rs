@@ -47,6 +47,7 @@ pub mod manila;
 pub mod metrics;
 pub mod mount;
 pub mod node;
+pub mod rwop;
 pub mod server;
 pub mod timefmt;
 pub mod volume_id;

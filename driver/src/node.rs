@@ -18,6 +18,7 @@ use crate::mount::{CephMount, MountError, MountState};
 #[derive(Debug, Clone)]
 pub struct NodeService {
     driver: Arc<Driver>,
+    claims: crate::rwop::Claims,
 }
 
 fn mount_status(context: &str, e: &MountError) -> Status {
@@ -53,6 +54,13 @@ fn checked_path(field: &str, p: &str) -> Result<PathBuf, Status> {
     Ok(path.to_path_buf())
 }
 
+fn single_writer(cap: &VolumeCapability) -> bool {
+    use volume_capability::access_mode::Mode;
+    cap.access_mode
+        .as_ref()
+        .is_some_and(|m| m.mode == Mode::SingleNodeSingleWriter as i32)
+}
+
 fn read_only_mode(cap: &VolumeCapability) -> bool {
     use volume_capability::access_mode::Mode;
     cap.access_mode.as_ref().is_some_and(|m| {
@@ -74,7 +82,8 @@ fn split_options(s: &str) -> Vec<String> {
 impl NodeService {
     /// The service of a driver.
     pub fn new(driver: Arc<Driver>) -> Self {
-        Self { driver }
+        let claims = crate::rwop::Claims::new(&driver.config.state_dir);
+        Self { driver, claims }
     }
 
     /// Runs a mounter operation and counts it in the metrics.
@@ -312,6 +321,15 @@ impl NodeService {
             std::fs::create_dir_all(parent)
                 .map_err(|e| Status::internal(format!("creating {}: {e}", parent.display())))?;
         }
+        // SINGLE_NODE_SINGLE_WRITER: one target path at a time (see crate::rwop).
+        let _volume_guard = if single_writer(cap) {
+            let guard = self.lock(&req.volume_id)?;
+            self.claim_single_writer(&*mounter, &req.volume_id, &target)
+                .await?;
+            Some(guard)
+        } else {
+            None
+        };
         if mounter.state(&target).await == MountState::Mounted {
             return Ok(NodePublishVolumeResponse {});
         }
@@ -320,6 +338,32 @@ impl NodeService {
             .await
             .map_err(|e| mount_status("bind", &e))?;
         Ok(NodePublishVolumeResponse {})
+    }
+
+    /// Takes `volume_id`'s single-writer claim for `target`, or answers FAILED_PRECONDITION
+    /// when another target path still has the volume published.
+    async fn claim_single_writer(
+        &self,
+        mounter: &dyn crate::mount::Mounter,
+        volume_id: &str,
+        target: &Path,
+    ) -> Result<(), Status> {
+        use crate::rwop::Holder;
+        let io = |e: std::io::Error| Status::internal(format!("single-writer claim: {e}"));
+        match self.claims.holder(volume_id, target).map_err(io)? {
+            Holder::This => return Ok(()),
+            Holder::Other(other) if mounter.state(&other).await != MountState::NotMounted => {
+                return Err(Status::failed_precondition(format!(
+                    "volume {volume_id} has access mode SINGLE_NODE_SINGLE_WRITER and is \
+                     already published at {}",
+                    other.display()
+                )));
+            }
+            // A stale claim: its target is no longer published.
+            Holder::Other(_) => self.claims.release(volume_id, None).map_err(io)?,
+            Holder::None => {}
+        }
+        self.claims.claim(volume_id, target).map_err(io)
     }
 
     async fn unpublish(
@@ -346,6 +390,9 @@ impl NodeService {
                 .await
                 .map_err(|e| Status::internal(e.to_string()))?;
         }
+        self.claims
+            .release(&req.volume_id, Some(&target))
+            .map_err(|e| Status::internal(format!("single-writer claim: {e}")))?;
         Ok(NodeUnpublishVolumeResponse {})
     }
 
@@ -496,7 +543,12 @@ impl Node for NodeService {
         _r: Request<NodeGetCapabilitiesRequest>,
     ) -> Result<Response<NodeGetCapabilitiesResponse>, Status> {
         use node_service_capability::{Rpc, Type, rpc::Type as T};
-        let kinds = [T::StageUnstageVolume, T::GetVolumeStats, T::VolumeCondition];
+        let kinds = [
+            T::StageUnstageVolume,
+            T::GetVolumeStats,
+            T::VolumeCondition,
+            T::SingleNodeMultiWriter,
+        ];
         Ok(Response::new(NodeGetCapabilitiesResponse {
             capabilities: kinds
                 .into_iter()

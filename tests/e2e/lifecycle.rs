@@ -613,3 +613,105 @@ async fn a_missing_subvolume_group_is_created_on_first_use() {
         .await;
     assert!(groups.outb.contains("\"fresh\""), "{}", groups.outb);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_writer_volume_is_published_at_one_target_at_a_time() {
+    use crate::support::{publish_req, stage_req, unpublish_req, unstage_req};
+    let ceph = Ceph::start().await;
+    let csi = Csi::start(&ceph).await;
+    let mut ctl = csi.controller().await;
+    let mut req = create_request(&ceph, "rwop-1", GIB);
+    let rwop = VolumeCapability {
+        access_mode: Some(volume_capability::AccessMode {
+            mode: volume_capability::access_mode::Mode::SingleNodeSingleWriter as i32,
+        }),
+        ..mount_cap()
+    };
+    req.volume_capabilities = vec![rwop.clone()];
+    let v = ctl
+        .create_volume(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .volume
+        .unwrap();
+    let root = csi.dir.path().to_path_buf();
+    let staging = root.join("staging");
+    std::fs::create_dir_all(&staging).unwrap();
+    let [a, b, c] = ["a", "b", "c"].map(|p| root.join("pods").join(p).join("mount"));
+    let publish = |target: &std::path::Path| NodePublishVolumeRequest {
+        volume_capability: Some(rwop.clone()),
+        ..publish_req(&v, &staging, target)
+    };
+    let mut node = csi.node().await;
+    let caps = node
+        .node_get_capabilities(NodeGetCapabilitiesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let single_node_multi_writer =
+        node_service_capability::Type::Rpc(node_service_capability::Rpc {
+            r#type: node_service_capability::rpc::Type::SingleNodeMultiWriter as i32,
+        });
+    assert!(
+        caps.capabilities
+            .iter()
+            .any(|c| c.r#type.as_ref() == Some(&single_node_multi_writer)),
+        "{caps:?}"
+    );
+    let mut stage = stage_req(&v, &staging, ceph.secrets());
+    stage.volume_capability = Some(rwop.clone());
+    node.node_stage_volume(stage).await.unwrap();
+    node.node_publish_volume(publish(&a)).await.unwrap();
+    node.node_publish_volume(publish(&a)).await.unwrap();
+    let second = node.node_publish_volume(publish(&b)).await.unwrap_err();
+    assert_eq!(second.code(), Code::FailedPrecondition, "{second:?}");
+    assert!(second.message().contains(a.to_str().unwrap()), "{second:?}");
+    // The claim outlives the driver process.
+    let state_dir = csi.state_dir.clone();
+    let dir = csi.stop().await;
+    let csi = Csi::start_in(&ceph, dir, state_dir.clone()).await;
+    let mut node = csi.node().await;
+    assert_eq!(
+        code(node.node_publish_volume(publish(&b)).await),
+        Code::FailedPrecondition
+    );
+    // Another mode's publish is not held back (the CO decides which modes it uses).
+    node.node_publish_volume(publish_req(&v, &staging, &c))
+        .await
+        .unwrap();
+    node.node_unpublish_volume(unpublish_req(&v.volume_id, &c))
+        .await
+        .unwrap();
+    // Unpublished at a, it may go to b.
+    node.node_unpublish_volume(unpublish_req(&v.volume_id, &a))
+        .await
+        .unwrap();
+    node.node_publish_volume(publish(&b)).await.unwrap();
+    std::fs::write(b.join("f"), b"one writer").unwrap();
+    // A claim whose target is gone without an unpublish (removed by hand, a crash) is
+    // stale, and does not hold the volume.
+    std::fs::remove_file(&b).unwrap();
+    node.node_publish_volume(publish(&c)).await.unwrap();
+    assert_eq!(std::fs::read(c.join("f")).unwrap(), b"one writer");
+    node.node_unpublish_volume(unpublish_req(&v.volume_id, &c))
+        .await
+        .unwrap();
+    node.node_unpublish_volume(unpublish_req(&v.volume_id, &b))
+        .await
+        .unwrap();
+    node.node_unstage_volume(unstage_req(&v.volume_id, &staging))
+        .await
+        .unwrap();
+    let claims = state_dir.join("rwop");
+    assert_eq!(std::fs::read_dir(&claims).unwrap().count(), 0);
+    ctl = csi.controller().await;
+    ctl.delete_volume(DeleteVolumeRequest {
+        volume_id: v.volume_id.clone(),
+        secrets: ceph.secrets(),
+    })
+    .await
+    .unwrap();
+    assert!(ceph.subvolumes().await.is_empty());
+    assert_eq!(ceph.cluster.session_count(), 0);
+}

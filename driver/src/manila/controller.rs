@@ -650,6 +650,7 @@ impl Controller for ManilaController {
             T::CreateDeleteVolume,
             T::CreateDeleteSnapshot,
             T::ExpandVolume,
+            T::SingleNodeMultiWriter,
         ];
         Ok(Response::new(ControllerGetCapabilitiesResponse {
             capabilities: kinds

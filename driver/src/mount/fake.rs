@@ -45,9 +45,6 @@ pub const SESSION_TOKEN_HEADER: &str = "X-Session-Token";
 /// Records live in this subdirectory of the state dir.
 const RECORDS_DIR: &str = "fake-mounts";
 
-/// Encoded target names longer than this are shortened and given a hash.
-const MAX_NAME: usize = 200;
-
 /// How the fake mounter puts fake-ceph's directory at the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FakeMountMode {
@@ -122,25 +119,9 @@ impl std::fmt::Debug for Record {
 /// the whole path. The record also holds the target, which is checked on load.
 fn record_name(target: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
-    let path = mountinfo::normalize(target);
-    let bytes = path.as_os_str().as_bytes();
-    let mut enc = String::with_capacity(bytes.len() * 3);
-    for &b in bytes {
-        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
-            enc.push(char::from(b));
-        } else {
-            enc.push_str(&format!("%{b:02X}"));
-        }
-    }
-    if enc.len() > MAX_NAME {
-        let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-        });
-        enc.truncate(MAX_NAME - 20);
-        enc.push_str(&format!("~{hash:016x}"));
-    }
-    enc.push_str(".json");
-    enc
+    let mut name = super::file_name(mountinfo::normalize(target).as_os_str().as_bytes());
+    name.push_str(".json");
+    name
 }
 
 /// What came back from fake-ceph.

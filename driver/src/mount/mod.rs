@@ -163,6 +163,34 @@ pub trait Mounter: Send + Sync + std::fmt::Debug {
     async fn stats(&self, target: &Path) -> Result<FsStats, MountError>;
 }
 
+/// Encoded names longer than this are shortened and given a hash.
+const MAX_NAME: usize = 200;
+
+/// A file name (no `/`, at most 200 bytes plus a suffix the caller adds) that stands for
+/// `bytes` (a path, a volume ID): unreserved characters stay, others (and a leading `.`)
+/// become `%XX`; a name
+/// that would be too long is cut and given a hash of the whole.
+pub(crate) fn file_name(bytes: &[u8]) -> String {
+    let mut enc = String::with_capacity(bytes.len() * 3);
+    for (i, &b) in bytes.iter().enumerate() {
+        // A leading '.' is encoded: no name is "." or ".." or hidden.
+        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-') || (b == b'.' && i > 0) {
+            enc.push(char::from(b));
+        } else {
+            enc.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if enc.len() > MAX_NAME {
+        // FNV-1a: stable across builds (the names outlive the process).
+        let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        enc.truncate(MAX_NAME - 20);
+        enc.push_str(&format!("~{hash:016x}"));
+    }
+    enc
+}
+
 /// Removes a mount point left empty by an unmount; a missing one is fine. A leftover
 /// symlink (the fake's publish link after a crash) goes too.
 pub async fn remove_mount_point(target: &Path) -> Result<(), MountError> {
