@@ -1197,7 +1197,11 @@ impl Controller for ControllerService {
                     return Err(Status::invalid_argument("volume_capability missing"));
                 }
                 parse_id(&req.volume_id).ok_or_else(|| Status::not_found("volume not found"))?;
-                // CephFS needs nothing attached: the node mounts over the network.
+                // CephFS needs nothing attached: the node mounts over the network. Known
+                // deviations from the spec (csi-sanity checks both): a node ID is not
+                // checked (CephFS has no registry of nodes; Kubernetes' attacher only
+                // names nodes whose CSINode exists), and the node's attach limit is left
+                // to Kubernetes, which enforces it through CSINode's allocatable count.
                 Ok(ControllerPublishVolumeResponse {
                     publish_context: Default::default(),
                 })
