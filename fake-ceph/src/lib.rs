@@ -82,6 +82,7 @@ pub mod http;
 pub mod mds;
 pub mod metrics;
 pub mod rados;
+pub mod service;
 pub mod time;
 pub mod tree;
 pub mod volumes;

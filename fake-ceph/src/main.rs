@@ -114,56 +114,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", cli.listen))?;
     let addr = listener.local_addr()?;
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "http://{addr}")?;
-        out.flush()?;
-    }
+    fake_ceph::service::announce(&format!("http://{addr}"))?;
     tracing::info!(%addr, data_dir = %cluster.data_dir().display(), fs = %cli.fs_name, "fake-ceph serving");
     axum::serve(listener, fake_ceph::router(cluster.clone()))
-        .with_graceful_shutdown(shutdown())
+        .with_graceful_shutdown(fake_ceph::service::shutdown())
         .await
         .context("serving")?;
     tracing::info!("fake-ceph stopped");
     Ok(())
 }
 
-async fn shutdown() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if cli.log_format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the runtime");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "fake-ceph failed");
-            ExitCode::FAILURE
-        }
-    }
+    let json = cli.log_format == "json";
+    fake_ceph::service::main("fake-ceph", json, run(cli))
 }

@@ -3,7 +3,6 @@
 //! The first line on stdout is the base URL (`http://127.0.0.1:PORT`): the Keystone
 //! endpoint is that URL + `/v3`, Manila's is that URL + `/v2`.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -202,56 +201,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("creating subvolume group {group}"))?;
     }
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{}", public_url.trim_end_matches('/'))?;
-        out.flush()?;
-    }
+    fake_ceph::service::announce(public_url.trim_end_matches('/'))?;
     tracing::info!(%addr, ceph = %cli.ceph_url, "fake-manila serving");
     axum::serve(listener, fake_manila::router(state))
-        .with_graceful_shutdown(shutdown())
+        .with_graceful_shutdown(fake_ceph::service::shutdown())
         .await
         .context("serving")?;
     tracing::info!("fake-manila stopped");
     Ok(())
 }
 
-async fn shutdown() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if cli.log_format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the runtime");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "fake-manila failed");
-            ExitCode::FAILURE
-        }
-    }
+    let json = cli.log_format == "json";
+    fake_ceph::service::main("fake-manila", json, run(cli))
 }
