@@ -83,7 +83,16 @@ pub async fn run_with_progress(
     let t0 = Instant::now();
     let backend = match backend {
         BackendKind::Real => Backend::Real(Box::new(
-            RealCsi::launch(seed, p.node_count(), p.attach_required, p.max_inflight).await?,
+            RealCsi::launch(
+                csi::Launch {
+                    seed,
+                    nodes: p.node_count(),
+                    attach_required: p.attach_required,
+                    backend: p.backend,
+                },
+                p.max_inflight,
+            )
+            .await?,
         )),
         BackendKind::Mock => Backend::Mock(MockCsi::default()),
     };

@@ -129,12 +129,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 PathBuf::from("target/harness").join(format!("{}-{seed}", p.name))
             });
             println!(
-                "harness: {} (seed {seed}): s={} r={} nodes={} attachRequired={} -> {}",
+                "harness: {} (seed {seed}): s={} r={} nodes={} attachRequired={} backend={} -> {}",
                 p.name,
                 p.shares,
                 p.replicas,
                 p.node_count(),
                 p.attach_required,
+                p.backend,
                 out.display()
             );
             let rt = tokio::runtime::Builder::new_multi_thread()
