@@ -1,5 +1,6 @@
 //! The simulator against the real driver and fake-ceph: the 2018 attempts on small
-//! clusters with pinned seeds, determinism, Manila provisioning, and the `harness` binary.
+//! clusters with pinned seeds, determinism, Manila provisioning, and the `harness`
+//! binary (`run`, and `up` driven over its printed endpoints).
 
 #![allow(clippy::unwrap_used)]
 
@@ -7,6 +8,7 @@ mod attempts;
 mod cli;
 mod determinism;
 mod manila;
+mod up;
 
 use harness::params::Params;
 use harness::{BackendKind, Output, Run};
