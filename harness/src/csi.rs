@@ -349,6 +349,10 @@ pub struct Launch {
     pub attach_required: bool,
     /// What provisions the volumes.
     pub backend: StorageBackend,
+    /// Give the CephFS controller `controllerCredentials` (client.admin's keyring in a
+    /// 0600 file under the directory), so that the RPCs without secrets (ListVolumes,
+    /// GetCapacity, ControllerGetVolume) are served. The simulation makes none of them.
+    pub controller_credentials: bool,
 }
 
 /// The embedded back ends: fake-ceph (and, for the Manila back end, fake-manila on top
@@ -397,6 +401,26 @@ fn temp_root(prefix: &str) -> anyhow::Result<tempfile::TempDir> {
         .context("temporary directory")
 }
 
+/// Writes client.admin's keyring to `root/keys/` (0600); returns its path.
+fn write_keyring(root: &Path, cluster: &fake_ceph::Cluster) -> anyhow::Result<PathBuf> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let dir = root.join("keys");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("ceph.client.admin.keyring");
+    let text = cluster
+        .keyring("client.admin")
+        .context("fake-ceph has no client.admin")?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(path)
+}
+
 /// Binds a loopback port and serves `app` there; returns the base URL and the task.
 async fn serve_http(app: axum::Router) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -433,9 +457,13 @@ impl Embedded {
             .await;
         anyhow::ensure!(r.ret == 0, "creating the csi group: {}", r.outs);
         let monitors = cluster.config().mon_addrs.clone();
-        let clusters = json!([{"clusterID": CLUSTER_ID, "monitors": monitors,
-                               "cephFS": {"subvolumeGroup": SUBVOLUME_GROUP},
-                               "admin": {"transport": "http", "url": ceph_url}}]);
+        let mut clusters = json!([{"clusterID": CLUSTER_ID, "monitors": monitors,
+                                   "cephFS": {"subvolumeGroup": SUBVOLUME_GROUP},
+                                   "admin": {"transport": "http", "url": ceph_url}}]);
+        if l.controller_credentials && l.backend == StorageBackend::Cephfs {
+            let keyring = write_keyring(root.path(), &cluster)?;
+            clusters[0]["controllerCredentials"] = json!({"userID": "admin", "keyFile": keyring});
+        }
         let parsed = parse_clusters(&clusters.to_string())?;
         let (manila, secrets) = match l.backend {
             StorageBackend::Cephfs => (

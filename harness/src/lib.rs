@@ -94,6 +94,7 @@ pub async fn run_with_progress(
                     nodes: p.node_count(),
                     attach_required: p.attach_required,
                     backend: p.backend,
+                    controller_credentials: false,
                 },
                 p.max_inflight,
             )

@@ -3,7 +3,9 @@
 //! `--backend manila`, fake-manila on top of it) on loopback, the driver's controller
 //! plugin and N node plugins on Unix sockets under one temporary directory; their
 //! endpoints, credentials, StorageClass parameters and a cephfs-csi cluster config are
-//! printed as one JSON document on stdout, then everything is served until SIGINT or
+//! printed as one JSON document on stdout (the CephFS controller has
+//! `controllerCredentials`, so ListVolumes, GetCapacity and ControllerGetVolume work
+//! too), then everything is served until SIGINT or
 //! SIGTERM, and torn down (servers stopped, the directory with its sockets, node state
 //! and fake-ceph's tree removed).
 //!
@@ -130,6 +132,7 @@ pub async fn up(
             nodes: args.nodes,
             attach_required: args.attach_required,
             backend: args.backend,
+            controller_credentials: true,
         },
         "harness-up-",
     )

@@ -43,13 +43,18 @@ fn start(args: &[&str]) -> (Up, Value, std::thread::JoinHandle<String>) {
         let _ = stderr.read_to_string(&mut log);
         log
     });
-    let up = Up(child);
+    let mut up = Up(child);
     let doc = serde_json::Deserializer::from_reader(stdout)
         .into_iter::<Value>()
-        .next()
-        .expect("a JSON document on stdout")
-        .unwrap();
-    (up, doc, stderr)
+        .next();
+    match doc {
+        Some(Ok(doc)) => (up, doc, stderr),
+        other => {
+            let _ = up.0.kill();
+            let log = stderr.join().unwrap();
+            panic!("no JSON document on stdout ({other:?}); stderr:\n{log}");
+        }
+    }
 }
 
 fn strings(v: &Value) -> HashMap<String, String> {
@@ -254,6 +259,18 @@ async fn cycle(backend: &str) {
     if backend == "manila" {
         assert_eq!(v.volume_context["shareID"], v.volume_id);
         assert!(v.volume_context.contains_key("shareAccessID"));
+    } else {
+        // The controller has controllerCredentials: RPCs without secrets work.
+        let listed = ctl
+            .list_volumes(ListVolumesRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(listed.entries.len(), 1);
+        assert_eq!(
+            listed.entries[0].volume.as_ref().unwrap().volume_id,
+            v.volume_id
+        );
     }
     for n in &mut nodes {
         n.stage_and_publish(&v, &secrets).await;
