@@ -1,8 +1,9 @@
 //! The CSI side of the simulation: the calls controllers and kubelets make, and the two
-//! back ends that answer them. [`RealCsi`] runs fake-ceph on loopback, the driver's
-//! controller plugin and one node plugin per simulated node, each on its own Unix socket,
-//! and makes every call over real gRPC. [`MockCsi`] answers from memory, with scripted
-//! failures, for the controllers' unit tests.
+//! back ends that answer them. [`RealCsi`] runs an [`Embedded`] stack (fake-ceph on
+//! loopback, with the Manila back end fake-manila on top of it, the driver's controller
+//! plugin and one node plugin per simulated node, each on its own Unix socket) and makes
+//! every call over real gRPC. [`MockCsi`] answers from memory, with scripted failures,
+//! for the controllers' unit tests. `harness up` serves an [`Embedded`] stack on its own.
 //!
 //! A call is started when the simulation issues it and finished when its simulated
 //! duration has passed; the simulation awaits the real outcome only then. The outcome of
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use driver::config::{Config, Mode, MounterKind, parse_clusters};
+use driver::config::{Backend as DriverBackend, Config, Mode, MounterKind, parse_clusters};
 use driver::csi::v1::controller_client::ControllerClient;
 use driver::csi::v1::node_client::NodeClient;
 use driver::csi::v1::*;
@@ -25,6 +26,8 @@ use driver::mount::fake::{FakeMountMode, FakeMounter};
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tonic::transport::{Channel, Endpoint, Uri};
+
+pub use crate::params::StorageBackend;
 
 /// The CSI driver name the simulated cluster registers.
 pub const DRIVER_NAME: &str = "cephfs.csi.trainride";
@@ -138,8 +141,14 @@ pub type CsiOutcome = Result<CsiReply, (tonic::Code, String)>;
 pub struct Leaks {
     /// Open MDS sessions.
     pub mds_sessions: usize,
-    /// Subvolumes in the CSI group.
+    /// Subvolumes in the CSI group and in Ceph's default group (Manila's shares).
     pub subvolumes: usize,
+    /// Manila shares (any state) at fake-manila.
+    pub shares: usize,
+    /// Manila access rules (any state) at fake-manila.
+    pub access_rules: usize,
+    /// cephx users other than the cluster's own (Manila's rules make one each).
+    pub cephx_users: usize,
     /// Fake mount records (staged volumes) on any node.
     pub mount_records: usize,
     /// Files left anywhere under the nodes' directories (key files, stray state).
@@ -270,7 +279,7 @@ impl MockCsi {
             mds_sessions: self.staged.len(),
             subvolumes: self.volumes.len(),
             mount_records: self.published.len(),
-            files: 0,
+            ..Leaks::default()
         }
     }
 }
@@ -278,6 +287,429 @@ impl MockCsi {
 struct Plugin {
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// One served plugin of an [`Embedded`] stack: its node ID, directory, socket and a
+/// connected channel.
+struct Served {
+    node_id: String,
+    dir: PathBuf,
+    socket: PathBuf,
+    channel: Channel,
+}
+
+/// The StorageClass parameters (those the provisioner passes to CreateVolume) of
+/// `backend`'s volumes.
+pub fn storage_class_parameters(backend: StorageBackend) -> BTreeMap<String, String> {
+    match backend {
+        StorageBackend::Cephfs => BTreeMap::from([
+            ("clusterID".to_owned(), CLUSTER_ID.to_owned()),
+            ("fsName".to_owned(), FS_NAME.to_owned()),
+        ]),
+        // The Manila CSI provisioner's parameters: the share type (fake-manila's one
+        // CephFS type); the rest (`availability`, `cephfs-clientID`, ...) keep defaults.
+        StorageBackend::Manila => {
+            BTreeMap::from([("type".to_owned(), MANILA_SHARE_TYPE.to_owned())])
+        }
+    }
+}
+
+/// The parts of `backend`'s CSI secret that are not secret (user and project names),
+/// for the simulated Secret object; the keys and passwords stay with the back end.
+pub fn secret_identity(backend: StorageBackend) -> BTreeMap<String, String> {
+    match backend {
+        StorageBackend::Cephfs => BTreeMap::from([("adminID".to_owned(), "admin".to_owned())]),
+        StorageBackend::Manila => BTreeMap::from([
+            ("os-userName".to_owned(), MANILA_USER.to_owned()),
+            ("os-projectName".to_owned(), MANILA_USER.to_owned()),
+            ("os-domainName".to_owned(), "Default".to_owned()),
+        ]),
+    }
+}
+
+/// The cluster ID of the embedded fake-ceph in the driver's cluster config.
+pub const CLUSTER_ID: &str = "c1";
+/// The file system of the embedded fake-ceph.
+pub const FS_NAME: &str = "cephfs";
+/// The subvolume group the CephFS controller provisions in.
+pub const SUBVOLUME_GROUP: &str = "csi";
+/// fake-manila's CephFS share type.
+pub const MANILA_SHARE_TYPE: &str = "cephfstype";
+/// fake-manila's default member user, its password and its project (all `demo`).
+pub const MANILA_USER: &str = "demo";
+
+/// What an [`Embedded`] stack is started with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Launch {
+    /// The master seed of fake-ceph (keys, UUIDs) and fake-manila (IDs, tokens).
+    pub seed: u64,
+    /// Node plugins to serve.
+    pub nodes: usize,
+    /// The controller advertises and serves ControllerPublish (CephFS back end only).
+    pub attach_required: bool,
+    /// What provisions the volumes.
+    pub backend: StorageBackend,
+    /// Give the CephFS controller `controllerCredentials` (client.admin's keyring in a
+    /// 0600 file under the directory), so that the RPCs without secrets (ListVolumes,
+    /// GetCapacity, ControllerGetVolume) are served. The simulation makes none of them.
+    pub controller_credentials: bool,
+}
+
+/// The embedded back ends: fake-ceph (and, for the Manila back end, fake-manila on top
+/// of it) on loopback, the driver's controller plugin and one node plugin per node, each
+/// on its own Unix socket under one temporary directory (on `/dev/shm` when there is
+/// one). Dropping it removes the directory; [`Embedded::shutdown`] stops the servers
+/// first.
+pub struct Embedded {
+    root: tempfile::TempDir,
+    backend: StorageBackend,
+    cluster: fake_ceph::Cluster,
+    ceph_url: String,
+    /// fake-manila's state and base URL.
+    manila: Option<(fake_manila::AppState, String)>,
+    clusters: serde_json::Value,
+    secrets: HashMap<String, String>,
+    controller: Served,
+    nodes: Vec<Served>,
+    plugins: Vec<Plugin>,
+    servers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Embedded {
+    // Not derived: the secrets must not reach a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedded")
+            .field("root", &self.root.path())
+            .field("backend", &self.backend)
+            .field("ceph_url", &self.ceph_url)
+            .field("nodes", &self.nodes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A temporary directory named `prefix…`, on `/dev/shm` when there is one.
+fn temp_root(prefix: &str) -> anyhow::Result<tempfile::TempDir> {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir()
+        && let Ok(d) = tempfile::Builder::new().prefix(prefix).tempdir_in(shm)
+    {
+        return Ok(d);
+    }
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .context("temporary directory")
+}
+
+/// Writes client.admin's keyring to `root/keys/` (0600); returns its path.
+fn write_keyring(root: &Path, cluster: &fake_ceph::Cluster) -> anyhow::Result<PathBuf> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let dir = root.join("keys");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("ceph.client.admin.keyring");
+    let text = cluster
+        .keyring("client.admin")
+        .context("fake-ceph has no client.admin")?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(path)
+}
+
+/// Binds a loopback port and serves `app` there; returns the base URL and the task.
+async fn serve_http(app: axum::Router) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding a loopback port")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((url, task))
+}
+
+impl Embedded {
+    /// Starts the stack `l` describes in a new temporary directory named `prefix…`.
+    pub async fn launch(l: Launch, prefix: &str) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            !(l.attach_required && l.backend == StorageBackend::Manila),
+            "the manila back end has no ControllerPublish: attach cannot be required"
+        );
+        let root = temp_root(prefix)?;
+        let config = fake_ceph::Config {
+            seed: l.seed,
+            data_dir: Some(root.path().join("ceph")),
+            ..Default::default()
+        };
+        let cluster = fake_ceph::Cluster::new(config).context("fake-ceph")?;
+        let (ceph_url, ceph_task) = serve_http(fake_ceph::router(cluster.clone())).await?;
+        let mut servers = vec![ceph_task];
+        let r = cluster
+            .admin_command(
+                json!({"prefix": "fs subvolumegroup create", "vol_name": FS_NAME,
+                                  "group_name": SUBVOLUME_GROUP}),
+            )
+            .await;
+        anyhow::ensure!(r.ret == 0, "creating the csi group: {}", r.outs);
+        let monitors = cluster.config().mon_addrs.clone();
+        let mut clusters = json!([{"clusterID": CLUSTER_ID, "monitors": monitors,
+                                   "cephFS": {"subvolumeGroup": SUBVOLUME_GROUP},
+                                   "admin": {"transport": "http", "url": ceph_url}}]);
+        if l.controller_credentials && l.backend == StorageBackend::Cephfs {
+            let keyring = write_keyring(root.path(), &cluster)?;
+            clusters[0]["controllerCredentials"] = json!({"userID": "admin", "keyFile": keyring});
+        }
+        let parsed = parse_clusters(&clusters.to_string())?;
+        let (manila, secrets) = match l.backend {
+            StorageBackend::Cephfs => (
+                None,
+                HashMap::from([
+                    ("adminID".to_owned(), "admin".to_owned()),
+                    ("adminKey".to_owned(), cluster.admin_key()),
+                ]),
+            ),
+            StorageBackend::Manila => {
+                // Bound before the state is made: Keystone's catalog names this URL.
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .context("binding a loopback port")?;
+                let url = format!("http://{}", listener.local_addr()?);
+                let mut config = fake_manila::Config::new(
+                    url.clone(),
+                    fake_manila::CephConfig {
+                        url: ceph_url.clone(),
+                        identity: fake_manila::CephIdentity {
+                            entity: "client.admin".into(),
+                            key: fake_manila::Secret::new(cluster.admin_key()),
+                        },
+                        fs_name: FS_NAME.into(),
+                        group: None,
+                        timeout: Duration::from_secs(30),
+                    },
+                );
+                config.seed = l.seed;
+                // The simulation charges its own durations; real waits would only cost
+                // wall time.
+                config.delays = fake_manila::Delays::all(Duration::ZERO);
+                config.quotas.shares = -1;
+                config.quotas.gigabytes = -1;
+                config.share_type_name = MANILA_SHARE_TYPE.into();
+                let state = fake_manila::AppState::new(config).context("fake-manila")?;
+                let app = fake_manila::router(state.clone());
+                servers.push(tokio::spawn(async move {
+                    let _ = axum::serve(listener, app).await;
+                }));
+                let secrets = HashMap::from([
+                    ("os-authURL".to_owned(), format!("{url}/v3")),
+                    ("os-userName".to_owned(), MANILA_USER.to_owned()),
+                    ("os-password".to_owned(), MANILA_USER.to_owned()),
+                    ("os-projectName".to_owned(), MANILA_USER.to_owned()),
+                    ("os-domainName".to_owned(), "Default".to_owned()),
+                ]);
+                (Some((state, url)), secrets)
+            }
+        };
+        let driver_backend = match l.backend {
+            StorageBackend::Cephfs => DriverBackend::Cephfs,
+            StorageBackend::Manila => DriverBackend::Manila,
+        };
+        let mut plugins = Vec::new();
+        let config = |node_id: &str, mode: Mode, dir: &Path| {
+            let mut c = Config::new(DRIVER_NAME, node_id, mode, parsed.clone());
+            c.backend = driver_backend;
+            c.mounter = MounterKind::Fake;
+            c.state_dir = dir.join("state");
+            c
+        };
+        let cdir = root.path().join("controller");
+        std::fs::create_dir_all(&cdir)?;
+        let mut c = config("controller", Mode::Controller, &cdir);
+        c.attach_required = l.attach_required;
+        let (plugin, socket, channel) = serve(c, &cdir).await?;
+        plugins.push(plugin);
+        let controller = Served {
+            node_id: "controller".into(),
+            dir: cdir,
+            socket,
+            channel,
+        };
+        let mut nodes = Vec::new();
+        for i in 0..l.nodes {
+            let node_id = node_name(i);
+            let dir = root.path().join(&node_id);
+            std::fs::create_dir_all(&dir)?;
+            let (plugin, socket, channel) = serve(config(&node_id, Mode::Node, &dir), &dir).await?;
+            plugins.push(plugin);
+            nodes.push(Served {
+                node_id,
+                dir,
+                socket,
+                channel,
+            });
+        }
+        Ok(Self {
+            root,
+            backend: l.backend,
+            cluster,
+            ceph_url,
+            manila,
+            clusters,
+            secrets,
+            controller,
+            nodes,
+            plugins,
+            servers,
+        })
+    }
+
+    /// The temporary directory everything lives in.
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// What provisions the volumes.
+    pub fn backend(&self) -> StorageBackend {
+        self.backend
+    }
+
+    /// fake-ceph's base URL.
+    pub fn ceph_url(&self) -> &str {
+        &self.ceph_url
+    }
+
+    /// fake-ceph's monitor addresses (as `mon dump` and export locations give them).
+    pub fn monitors(&self) -> Vec<String> {
+        self.cluster.config().mon_addrs.clone()
+    }
+
+    /// `client.admin`'s key at fake-ceph. A secret: never log it.
+    pub fn ceph_admin_key(&self) -> String {
+        self.cluster.admin_key()
+    }
+
+    /// fake-manila's base URL (Keystone under `/v3`), with the Manila back end.
+    pub fn manila_url(&self) -> Option<&str> {
+        self.manila.as_ref().map(|(_, u)| u.as_str())
+    }
+
+    /// The driver's cluster config (what `cephfs-csi --cluster-config` reads).
+    pub fn cluster_config(&self) -> &serde_json::Value {
+        &self.clusters
+    }
+
+    /// The CSI secrets of every call (provisioner and node-stage secret). Secrets: never
+    /// log them.
+    pub fn secrets(&self) -> &HashMap<String, String> {
+        &self.secrets
+    }
+
+    /// The controller plugin's socket.
+    pub fn controller_socket(&self) -> &Path {
+        &self.controller.socket
+    }
+
+    /// Each node plugin's node ID, directory and socket.
+    pub fn node_endpoints(&self) -> impl Iterator<Item = (&str, &Path, &Path)> {
+        self.nodes
+            .iter()
+            .map(|n| (n.node_id.as_str(), n.dir.as_path(), n.socket.as_path()))
+    }
+
+    /// A channel to the controller plugin.
+    pub fn controller_channel(&self) -> Channel {
+        self.controller.channel.clone()
+    }
+
+    /// fake-ceph's MDS `perf dump`.
+    pub fn perf_dump(&self) -> serde_json::Value {
+        self.cluster.perf_dump()
+    }
+
+    /// What is left in the back ends and the plugins' directories.
+    pub async fn leaks(&self) -> Leaks {
+        let mut subvolumes = 0;
+        // The CSI group (CephFS back end) and Ceph's default group (fake-manila's shares).
+        for group in [Some(SUBVOLUME_GROUP), None] {
+            let mut ls = json!({"prefix": "fs subvolume ls", "vol_name": FS_NAME});
+            if let Some(g) = group {
+                ls["group_name"] = json!(g);
+            }
+            let r = self.cluster.admin_command(ls).await;
+            let n = (r.ret == 0)
+                .then(|| serde_json::from_str::<serde_json::Value>(&r.outb).ok())
+                .flatten()
+                .and_then(|v| v.as_array().map(Vec::len))
+                .unwrap_or(usize::MAX);
+            subvolumes = n.saturating_add(subvolumes);
+        }
+        let r = self
+            .cluster
+            .admin_command(json!({"prefix": "auth ls", "format": "json"}))
+            .await;
+        let cephx_users = serde_json::from_str::<serde_json::Value>(&r.outb)
+            .ok()
+            .and_then(|v| {
+                v["auth_dump"].as_array().map(|a| {
+                    a.iter()
+                        .filter_map(|e| e["entity"].as_str())
+                        .filter(|e| {
+                            e.starts_with("client.")
+                                && *e != "client.admin"
+                                && !e.starts_with("client.bootstrap-")
+                        })
+                        .count()
+                })
+            })
+            .unwrap_or(usize::MAX);
+        let (shares, access_rules) = match &self.manila {
+            Some((state, _)) => {
+                let db = state.db();
+                (db.shares.len(), db.rules.len())
+            }
+            None => (0, 0),
+        };
+        let mut mount_records = 0;
+        let mut files = 0;
+        for n in &self.nodes {
+            mount_records += count_files(&n.dir.join("state").join("fake-mounts"));
+            files += count_files(&n.dir);
+        }
+        files += count_files(&self.controller.dir);
+        Leaks {
+            mds_sessions: self.cluster.session_count(),
+            subvolumes,
+            shares,
+            access_rules,
+            cephx_users,
+            mount_records,
+            files: files - mount_records,
+        }
+    }
+
+    /// Stops every plugin, then fake-manila and fake-ceph, and removes the directory.
+    pub async fn shutdown(mut self) {
+        for p in &mut self.plugins {
+            if let Some(s) = p.stop.take() {
+                let _ = s.send(());
+            }
+        }
+        for p in self.plugins.drain(..) {
+            let _ = p.task.await;
+        }
+        for s in self.servers.drain(..) {
+            s.abort();
+            let _ = s.await;
+        }
+        let path = self.root.path().to_owned();
+        if let Err(e) = self.root.close() {
+            tracing::warn!("removing {}: {e}", path.display());
+        }
+    }
 }
 
 struct NodePlugin {
@@ -294,15 +726,13 @@ type InFlight = (
 /// Measured wall-clock latency of real calls, by method.
 pub type WallLatencies = BTreeMap<&'static str, hdrhistogram::Histogram<u64>>;
 
-/// fake-ceph, the controller plugin and the node plugins, in-process.
+/// The simulation's real back end: an [`Embedded`] stack and the calls under way.
 pub struct RealCsi {
-    root: tempfile::TempDir,
-    cluster: fake_ceph::Cluster,
+    stack: Embedded,
     secrets: HashMap<String, String>,
+    parameters: HashMap<String, String>,
     controller: ControllerClient<Channel>,
     nodes: Vec<NodePlugin>,
-    plugins: Vec<Plugin>,
-    ceph_task: tokio::task::JoinHandle<()>,
     inflight: HashMap<u64, InFlight>,
     permits: Arc<Semaphore>,
     /// Measured wall latency per method, microseconds.
@@ -314,93 +744,30 @@ pub struct RealCsi {
 impl std::fmt::Debug for RealCsi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RealCsi")
-            .field("root", &self.root.path())
-            .field("nodes", &self.nodes.len())
+            .field("stack", &self.stack)
             .finish_non_exhaustive()
     }
 }
 
 impl RealCsi {
-    /// Starts fake-ceph (seeded), the controller plugin and `nodes` node plugins under a
-    /// temporary directory (on `/dev/shm` when there is one).
-    pub async fn launch(
-        seed: u64,
-        nodes: usize,
-        attach_required: bool,
-        max_inflight: usize,
-    ) -> anyhow::Result<Self> {
-        let shm = Path::new("/dev/shm");
-        let root = if shm.is_dir() {
-            tempfile::Builder::new()
-                .prefix("harness-")
-                .tempdir_in(shm)
-                .or_else(|_| tempfile::Builder::new().prefix("harness-").tempdir())
-        } else {
-            tempfile::Builder::new().prefix("harness-").tempdir()
-        }
-        .context("temporary directory")?;
-        let config = fake_ceph::Config {
-            seed,
-            data_dir: Some(root.path().join("ceph")),
-            ..Default::default()
-        };
-        let cluster = fake_ceph::Cluster::new(config).context("fake-ceph")?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let app = fake_ceph::router(cluster.clone());
-        let ceph_task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        let r = cluster
-            .admin_command(json!({"prefix": "fs subvolumegroup create", "vol_name": "cephfs", "group_name": "csi"}))
-            .await;
-        anyhow::ensure!(r.ret == 0, "creating the csi group: {}", r.outs);
-        let clusters = parse_clusters(
-            &json!([{"clusterID": "c1", "monitors": ["127.0.0.1:6789"], "cephFS": {"subvolumeGroup": "csi"},
-                     "admin": {"transport": "http", "url": url}}])
-            .to_string(),
-        )?;
-        let secrets = HashMap::from([
-            ("adminID".to_owned(), "admin".to_owned()),
-            ("adminKey".to_owned(), cluster.admin_key()),
-        ]);
-        let mut plugins = Vec::new();
-        let cdir = root.path().join("controller");
-        std::fs::create_dir_all(&cdir)?;
-        let mut config = Config::new(
-            DRIVER_NAME,
-            "controller",
-            Mode::Controller,
-            clusters.clone(),
-        );
-        config.attach_required = attach_required;
-        config.mounter = MounterKind::Fake;
-        config.state_dir = cdir.join("state");
-        let (plugin, channel) = serve(config, &cdir).await?;
-        plugins.push(plugin);
-        let controller = ControllerClient::new(channel);
-        let mut node_plugins = Vec::new();
-        for i in 0..nodes {
-            let dir = root.path().join(node_name(i));
-            std::fs::create_dir_all(&dir)?;
-            let mut config = Config::new(DRIVER_NAME, &node_name(i), Mode::Node, clusters.clone());
-            config.mounter = MounterKind::Fake;
-            config.state_dir = dir.join("state");
-            let (plugin, channel) = serve(config, &dir).await?;
-            plugins.push(plugin);
-            node_plugins.push(NodePlugin {
-                client: NodeClient::new(channel),
-                dir,
-            });
-        }
+    /// Starts the [`Embedded`] stack `l` describes; at most `max_inflight` calls are made
+    /// at once.
+    pub async fn launch(l: Launch, max_inflight: usize) -> anyhow::Result<Self> {
+        let stack = Embedded::launch(l, "harness-").await?;
+        let nodes = stack
+            .nodes
+            .iter()
+            .map(|n| NodePlugin {
+                client: NodeClient::new(n.channel.clone()),
+                dir: n.dir.clone(),
+            })
+            .collect();
         Ok(Self {
-            root,
-            cluster,
-            secrets,
-            controller,
-            nodes: node_plugins,
-            plugins,
-            ceph_task,
+            secrets: stack.secrets.clone(),
+            parameters: storage_class_parameters(l.backend).into_iter().collect(),
+            controller: ControllerClient::new(stack.controller_channel()),
+            nodes,
+            stack,
             inflight: HashMap::new(),
             permits: Arc::new(Semaphore::new(max_inflight.max(1))),
             wall: BTreeMap::new(),
@@ -427,10 +794,14 @@ impl RealCsi {
             _ => None,
         };
         let secrets = self.secrets.clone();
+        let parameters = match call {
+            CsiCall::CreateVolume { .. } => self.parameters.clone(),
+            _ => HashMap::new(),
+        };
         let method = call.method();
         let task = tokio::spawn(async move {
             let t0 = Instant::now();
-            let r = call_real(controller, node, secrets, call, permit).await;
+            let r = call_real(controller, node, secrets, parameters, call, permit).await;
             (r, t0.elapsed())
         });
         self.inflight.insert(id, (method, task));
@@ -445,7 +816,7 @@ impl RealCsi {
             Err(e) => return Err((tonic::Code::Internal, format!("call task: {e}"))),
         };
         if method == "NodeStageVolume" {
-            self.peak_sessions = self.peak_sessions.max(self.cluster.session_count());
+            self.peak_sessions = self.peak_sessions.max(self.stack.cluster.session_count());
         }
         let h = self.wall.entry(method).or_insert_with(|| {
             hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 2)
@@ -456,46 +827,17 @@ impl RealCsi {
     }
 
     async fn leaks(&self) -> Leaks {
-        let r = self
-            .cluster
-            .admin_command(
-                json!({"prefix": "fs subvolume ls", "vol_name": "cephfs", "group_name": "csi"}),
-            )
-            .await;
-        let subvolumes = serde_json::from_str::<serde_json::Value>(&r.outb)
-            .ok()
-            .and_then(|v| v.as_array().map(Vec::len))
-            .unwrap_or(usize::MAX);
-        let mut mount_records = 0;
-        let mut files = 0;
-        for n in &self.nodes {
-            mount_records += count_files(&n.dir.join("state").join("fake-mounts"));
-            files += count_files(&n.dir);
-        }
-        Leaks {
-            mds_sessions: self.cluster.session_count(),
-            subvolumes,
-            mount_records,
-            files: files - mount_records,
-        }
+        self.stack.leaks().await
     }
 
     /// fake-ceph's MDS `perf dump`.
     pub fn perf_dump(&self) -> serde_json::Value {
-        self.cluster.perf_dump()
+        self.stack.perf_dump()
     }
 
-    /// Stops every plugin and fake-ceph.
-    pub async fn shutdown(mut self) {
-        for p in &mut self.plugins {
-            if let Some(s) = p.stop.take() {
-                let _ = s.send(());
-            }
-        }
-        for p in self.plugins.drain(..) {
-            let _ = p.task.await;
-        }
-        self.ceph_task.abort();
+    /// Stops every plugin and the fakes.
+    pub async fn shutdown(self) {
+        self.stack.shutdown().await;
     }
 }
 
@@ -521,7 +863,8 @@ fn count_files(dir: &Path) -> usize {
     n
 }
 
-async fn serve(config: Config, dir: &Path) -> anyhow::Result<(Plugin, Channel)> {
+/// Serves a plugin with `config` on `dir/csi.sock` and connects to it.
+async fn serve(config: Config, dir: &Path) -> anyhow::Result<(Plugin, PathBuf, Channel)> {
     let socket = dir.join("csi.sock");
     let mounter: Arc<dyn Mounter> = Arc::new(FakeMounter::new(
         config.state_dir.clone(),
@@ -568,6 +911,7 @@ async fn serve(config: Config, dir: &Path) -> anyhow::Result<(Plugin, Channel)> 
             stop: Some(tx),
             task,
         },
+        socket,
         channel,
     ))
 }
@@ -589,6 +933,7 @@ async fn call_real(
     mut controller: ControllerClient<Channel>,
     node: Option<(NodeClient<Channel>, PathBuf)>,
     secrets: HashMap<String, String>,
+    parameters: HashMap<String, String>,
     call: CsiCall,
     _permit: OwnedSemaphorePermit,
 ) -> CsiOutcome {
@@ -612,10 +957,7 @@ async fn call_real(
                         limit_bytes: 0,
                     }),
                     volume_capabilities: vec![cap()],
-                    parameters: HashMap::from([
-                        ("clusterID".to_owned(), "c1".to_owned()),
-                        ("fsName".to_owned(), "cephfs".to_owned()),
-                    ]),
+                    parameters,
                     secrets,
                     ..Default::default()
                 })

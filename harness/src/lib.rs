@@ -6,18 +6,22 @@
 //! attach-detach controller, the external-attacher, the scheduler, the Deployment and
 //! ReplicaSet controllers and one kubelet per node as reconcile loops; per-client token
 //! buckets; the node authorizer's graph and its lag) and a real back end: fake-ceph on
-//! loopback, the driver's controller plugin and one node plugin per node, each on its own
-//! Unix socket, called over real gRPC.
+//! loopback (and, when the scenario's `backend` is `manila`, fake-manila on top of it,
+//! the shares provisioned by the driver's Manila controller), the driver's controller
+//! plugin and one node plugin per node, each on its own Unix socket, called over real
+//! gRPC.
 //!
 //! Start reading at [`run`]; the simulation is [`sim::World`], its clock and timing
 //! primitives are in [`time`], scenarios in [`params`] (files in `scenarios/`), the
 //! authorizer in [`authz`], the CSI back ends in [`csi`], the reports in [`report`].
 //!
-//! Beside the simulator: [`conformance`], a CSI conformance bench (every rule csi-sanity
-//! checks and more) and [`load`], a load generator, both for any CSI endpoint.
+//! Beside the simulator: [`up`], the same embedded back ends served on their own for
+//! other tools (`harness up`); [`conformance`], a CSI conformance bench (every rule
+//! csi-sanity checks and more) and [`load`], a load generator, both for any CSI endpoint.
 //!
-//! Not modelled yet: the busy workload (MDS request load), Manila provisioning, API
-//! errors and faults, the 1.12+ kubelet's GET-then-watch WaitForAttach, ADC force-detach.
+//! Not modelled yet: the busy workload (MDS request load), API errors and faults (also
+//! fake-manila's: the embedded one runs healthy, with zero state delays), the 1.12+
+//! kubelet's GET-then-watch WaitForAttach, ADC force-detach.
 
 pub mod api;
 pub mod authz;
@@ -28,6 +32,7 @@ pub mod params;
 pub mod report;
 pub mod sim;
 pub mod time;
+pub mod up;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -83,7 +88,17 @@ pub async fn run_with_progress(
     let t0 = Instant::now();
     let backend = match backend {
         BackendKind::Real => Backend::Real(Box::new(
-            RealCsi::launch(seed, p.node_count(), p.attach_required, p.max_inflight).await?,
+            RealCsi::launch(
+                csi::Launch {
+                    seed,
+                    nodes: p.node_count(),
+                    attach_required: p.attach_required,
+                    backend: p.backend,
+                    controller_credentials: false,
+                },
+                p.max_inflight,
+            )
+            .await?,
         )),
         BackendKind::Mock => Backend::Mock(MockCsi::default()),
     };

@@ -46,6 +46,10 @@ enum Command {
     Conformance(harness::conformance::ConformanceArgs),
     /// Drives one CSI RPC against an endpoint and reports throughput and latency.
     Load(harness::load::LoadArgs),
+    /// Serves the embedded back ends (fake-ceph, fake-manila with `--backend manila`),
+    /// the driver's controller and N node plugins; prints their endpoints, credentials
+    /// and a cluster config as JSON on stdout; stops on SIGINT or SIGTERM.
+    Up(harness::up::UpArgs),
 }
 
 fn main() -> ExitCode {
@@ -87,6 +91,20 @@ async fn interrupted() {
     }
 }
 
+/// SIGINT or SIGTERM, with both handlers installed now (a signal arriving before the
+/// future is polled is not lost, nor does it kill the process).
+fn stop_signals() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}
+
 /// A spinner on a terminal; nothing when stdout is not one.
 fn progress_bar() -> Option<indicatif::ProgressBar> {
     use std::io::IsTerminal;
@@ -108,6 +126,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .enable_all()
             .build()?
             .block_on(harness::load::run_load(args)),
+        Command::Up(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let leaks = rt.block_on(async {
+                // Handlers in place before the endpoints are printed: a client may stop
+                // us as soon as it has read them.
+                let stop = stop_signals()?;
+                let mut stdout = std::io::stdout();
+                harness::up::up(&args, &mut stdout, stop).await
+            })?;
+            if !leaks.none() {
+                // Volumes the user left behind went with the fakes; say so.
+                eprintln_error(&format!(
+                    "harness up: stopped; removed what was left: {leaks:?}"
+                ));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::List => {
             for (name, _) in harness::params::BUILTIN {
                 let p = Params::load(name)?;
@@ -129,12 +166,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 PathBuf::from("target/harness").join(format!("{}-{seed}", p.name))
             });
             println!(
-                "harness: {} (seed {seed}): s={} r={} nodes={} attachRequired={} -> {}",
+                "harness: {} (seed {seed}): s={} r={} nodes={} attachRequired={} backend={} -> {}",
                 p.name,
                 p.shares,
                 p.replicas,
                 p.node_count(),
                 p.attach_required,
+                p.backend,
                 out.display()
             );
             let rt = tokio::runtime::Builder::new_multi_thread()

@@ -27,7 +27,32 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "scale-100k",
         include_str!("../../scenarios/scale-100k.json"),
     ),
+    (
+        "idle-1k-manila",
+        include_str!("../../scenarios/idle-1k-manila.json"),
+    ),
 ];
+
+/// What provisions the volumes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// The driver's CephFS controller: subvolumes through fake-ceph's admin interface.
+    #[default]
+    Cephfs,
+    /// The driver's Manila controller: shares through fake-manila (Keystone v3 +
+    /// Manila v2), which makes them subvolumes on fake-ceph; nodes mount them as CephFS.
+    Manila,
+}
+
+impl std::fmt::Display for StorageBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StorageBackend::Cephfs => "cephfs",
+            StorageBackend::Manila => "manila",
+        })
+    }
+}
 
 /// Everything a run depends on besides the seed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +70,8 @@ pub struct Params {
     pub nodes: usize,
     /// Workload of the pods: only `idle` is modelled.
     pub workload: String,
+    /// What provisions the volumes: `cephfs` (the default) or `manila`.
+    pub backend: StorageBackend,
     /// CSIDriver `attachRequired`: VolumeAttachments, the external-attacher, ControllerPublish.
     pub attach_required: bool,
     /// Scale in steps of this many replicas (0: all at once), killing stuck pods (attempt #2).
@@ -188,6 +215,7 @@ impl Default for Params {
             replicas: 100,
             nodes: 0,
             workload: "idle".into(),
+            backend: StorageBackend::Cephfs,
             attach_required: false,
             step: 0,
             step_interval_s: 120.0,
@@ -282,6 +310,10 @@ impl Params {
         if self.workload != "idle" {
             return bad("only the idle workload is modelled");
         }
+        if self.backend == StorageBackend::Manila && self.attach_required {
+            // As the Manila CSI plugin, the Manila back end has no ControllerPublish.
+            return bad("the manila back end needs attach_required=false (no ControllerPublish)");
+        }
         Ok(self)
     }
 
@@ -330,7 +362,21 @@ mod tests {
         check_set("shares=0", false);
         check_set("nodes=1", false);
         check_set("noequals", false);
+        check_set("backend=manila", true);
+        check_set("backend=cephfs", true);
+        check_set("backend=nfs", false);
+        check_set("backend=3", false);
         let p = Params::default().set("qps.kubelet=[50,100]").expect("set");
         assert_eq!(p.qps.kubelet, (50.0, 100));
+        let p = Params::default().set("backend=manila").expect("set");
+        assert_eq!(p.backend, StorageBackend::Manila);
+        let both = Params::default()
+            .set("backend=manila")
+            .and_then(|p| p.set("attach_required=true"));
+        assert!(both.is_err(), "{both:?}");
+        assert_eq!(
+            Params::load("idle-1k-manila").expect("manila").backend,
+            StorageBackend::Manila
+        );
     }
 }

@@ -2365,18 +2365,19 @@ impl World {
         let mut sc = StorageClass {
             metadata: meta(STORAGE_CLASS, false),
             provisioner: DRIVER_NAME.into(),
-            parameters: Some(BTreeMap::from([
-                ("clusterID".into(), "c1".into()),
-                ("fsName".into(), "cephfs".into()),
-                (
+            parameters: Some({
+                // The back end's own parameters (what CreateVolume gets) and the secrets.
+                let mut p = crate::csi::storage_class_parameters(self.p.backend);
+                p.insert(
                     "csi.storage.k8s.io/provisioner-secret-name".into(),
                     SECRET.into(),
-                ),
-                (
+                );
+                p.insert(
                     "csi.storage.k8s.io/node-stage-secret-name".into(),
                     SECRET.into(),
-                ),
-            ])),
+                );
+                p
+            }),
             reclaim_policy: Some("Delete".into()),
             ..Default::default()
         };
@@ -2385,7 +2386,7 @@ impl World {
         let mut secret = Secret {
             metadata: meta(SECRET, true),
             // The keys themselves stay with the back end: nothing secret is stored here.
-            string_data: Some(BTreeMap::from([("adminID".into(), "admin".into())])),
+            string_data: Some(crate::csi::secret_identity(self.p.backend)),
             ..Default::default()
         };
         self.store.stamp(&mut secret.metadata);

@@ -1,11 +1,14 @@
 //! The simulator against the real driver and fake-ceph: the 2018 attempts on small
-//! clusters with pinned seeds, determinism, and the `harness` binary.
+//! clusters with pinned seeds, determinism, Manila provisioning, and the `harness`
+//! binary (`run`, and `up` driven over its printed endpoints).
 
 #![allow(clippy::unwrap_used)]
 
 mod attempts;
 mod cli;
 mod determinism;
+mod manila;
+mod up;
 
 use harness::params::Params;
 use harness::{BackendKind, Output, Run};
@@ -38,4 +41,7 @@ pub fn assert_clean(r: &Run) {
     assert_eq!(s.leaks.subvolumes, 0);
     assert_eq!(s.leaks.mount_records, 0);
     assert_eq!(s.leaks.files, 0);
+    assert_eq!(s.leaks.shares, 0);
+    assert_eq!(s.leaks.access_rules, 0);
+    assert_eq!(s.leaks.cephx_users, 0);
 }
