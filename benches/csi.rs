@@ -106,7 +106,7 @@ fn create(name: &str, secrets: &HashMap<String, String>) -> CreateVolumeRequest 
     }
 }
 
-async fn create_delete(env: Arc<Env>) {
+async fn create_delete(env: Arc<Env>, _worker: usize) {
     let i = env.n.fetch_add(1, Ordering::Relaxed);
     let mut c = ControllerClient::new(env.channel.clone());
     let v = c
@@ -124,13 +124,15 @@ async fn create_delete(env: Arc<Env>) {
     .unwrap();
 }
 
-async fn node_cycle(env: Arc<Env>) {
+/// Worker `worker` cycles volume `worker`: a node stages a volume once at a time (the
+/// driver answers Aborted to a second operation on a volume in flight).
+async fn node_cycle(env: Arc<Env>, worker: usize) {
     let i = env.n.fetch_add(1, Ordering::Relaxed);
     let staging = env.root.join(format!("staging-{i}"));
     let target = env.root.join(format!("target-{i}"));
     std::fs::create_dir_all(&staging).unwrap();
     let mut n = NodeClient::new(env.channel.clone());
-    let v = &env.volumes[(i % 64) as usize];
+    let v = &env.volumes[worker];
     n.node_stage_volume(NodeStageVolumeRequest {
         volume_id: v.volume_id.clone(),
         staging_target_path: staging.to_str().unwrap().into(),
@@ -166,14 +168,14 @@ async fn node_cycle(env: Arc<Env>) {
     let _ = std::fs::remove_dir(&staging);
 }
 
-async fn probe(env: Arc<Env>) {
+async fn probe(env: Arc<Env>, _worker: usize) {
     IdentityClient::new(env.channel.clone())
         .probe(ProbeRequest {})
         .await
         .unwrap();
 }
 
-async fn node_caps(env: Arc<Env>) {
+async fn node_caps(env: Arc<Env>, _worker: usize) {
     NodeClient::new(env.channel.clone())
         .node_get_capabilities(NodeGetCapabilitiesRequest {})
         .await
@@ -191,23 +193,16 @@ fn bench(c: &mut Criterion) {
             g.bench_function(concat!($name, "/c1"), |b| {
                 b.to_async(&rt).iter(|| {
                     let e = e.clone();
-                    async move { $op(e).await }
+                    async move { $op(e, 0).await }
                 })
             });
             const CONC: usize = 64;
             g.throughput(Throughput::Elements(CONC as u64));
             let e = env.clone();
             g.bench_function(concat!($name, "/c64"), |b| {
-                b.to_async(&rt).iter(|| {
+                b.to_async(&rt).iter_custom(|iters| {
                     let e = e.clone();
-                    async move {
-                        let mut set = tokio::task::JoinSet::new();
-                        for _ in 0..CONC {
-                            let e = e.clone();
-                            set.spawn(async move { $op(e).await });
-                        }
-                        while set.join_next().await.is_some() {}
-                    }
+                    common::sustained(iters, CONC, move |w| $op(e.clone(), w))
                 })
             });
         }};

@@ -132,15 +132,9 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(CONC as u64));
     let e = env.clone();
     g.bench_function("create_delete/c64", |b| {
-        b.to_async(&rt).iter(|| {
+        b.to_async(&rt).iter_custom(|iters| {
             let e = e.clone();
-            async move {
-                let mut set = tokio::task::JoinSet::new();
-                for _ in 0..CONC {
-                    set.spawn(create_delete(e.clone()));
-                }
-                while set.join_next().await.is_some() {}
-            }
+            common::sustained(iters, CONC, move |_| create_delete(e.clone()))
         })
     });
     g.finish();

@@ -1,8 +1,10 @@
 //! What the benches share: serving a driver on a Unix socket and talking to it.
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
 
 use driver::csi::v1::*;
 use driver::driver::Driver;
@@ -14,6 +16,34 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// Runs `iters × conc` calls of `op` with `conc` in flight at every moment, and returns
+/// how long they took: worker `w` (in `0..conc`) calls `op(w)` again as soon as its last
+/// call returns. This is the sustained throughput at concurrency `conc`; waiting for a
+/// batch of `conc` calls to finish before the next starts would count the batch's tail,
+/// when fewer than `conc` are in flight.
+#[allow(dead_code)] // real_ceph.rs runs one call at a time
+pub async fn sustained<F, Fut>(iters: u64, conc: usize, op: F) -> Duration
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let left = Arc::new(AtomicI64::new((iters * conc as u64) as i64));
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for w in 0..conc {
+        let (left, op) = (left.clone(), op.clone());
+        set.spawn(async move {
+            while left.fetch_sub(1, Ordering::Relaxed) > 0 {
+                op(w).await;
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap();
+    }
+    started.elapsed()
 }
 
 /// Serves `driver` on `<dir>/csi.sock` and returns a channel to it.

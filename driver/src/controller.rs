@@ -54,6 +54,21 @@ fn requested_size(range: Option<&CapacityRange>) -> Result<u64, Status> {
     Ok(size)
 }
 
+/// A ControllerGetCapabilities answer listing these RPC capabilities.
+pub(crate) fn controller_capabilities(
+    kinds: impl IntoIterator<Item = controller_service_capability::rpc::Type>,
+) -> ControllerGetCapabilitiesResponse {
+    use controller_service_capability::{Rpc, Type};
+    ControllerGetCapabilitiesResponse {
+        capabilities: kinds
+            .into_iter()
+            .map(|t| ControllerServiceCapability {
+                r#type: Some(Type::Rpc(Rpc { r#type: t as i32 })),
+            })
+            .collect(),
+    }
+}
+
 pub(crate) fn check_caps(caps: &[VolumeCapability]) -> Result<(), Status> {
     if caps.is_empty() {
         return Err(Status::invalid_argument("volume_capabilities missing"));
@@ -1270,7 +1285,7 @@ impl Controller for ControllerService {
         &self,
         _r: Request<ControllerGetCapabilitiesRequest>,
     ) -> Result<Response<ControllerGetCapabilitiesResponse>, Status> {
-        use controller_service_capability::{Rpc, Type, rpc::Type as T};
+        use controller_service_capability::rpc::Type as T;
         let mut kinds = vec![
             T::CreateDeleteVolume,
             T::CreateDeleteSnapshot,
@@ -1291,14 +1306,7 @@ impl Controller for ControllerService {
                 T::VolumeCondition,
             ]);
         }
-        Ok(Response::new(ControllerGetCapabilitiesResponse {
-            capabilities: kinds
-                .into_iter()
-                .map(|t| ControllerServiceCapability {
-                    r#type: Some(Type::Rpc(Rpc { r#type: t as i32 })),
-                })
-                .collect(),
-        }))
+        Ok(Response::new(controller_capabilities(kinds)))
     }
 
     async fn create_snapshot(

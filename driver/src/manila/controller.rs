@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 use super::api::{AccessRule, Manila, NewShare, Share, ShareSnapshot};
 use super::keystone::OsCredentials;
 use super::{Backoff, ManilaError};
-use crate::controller::check_caps;
+use crate::controller::{check_caps, controller_capabilities};
 use crate::csi::v1::controller_server::Controller;
 use crate::csi::v1::*;
 use crate::driver::{Driver, rpc};
@@ -645,21 +645,14 @@ impl Controller for ManilaController {
         &self,
         _r: Request<ControllerGetCapabilitiesRequest>,
     ) -> Result<Response<ControllerGetCapabilitiesResponse>, Status> {
-        use controller_service_capability::{Rpc, Type, rpc::Type as T};
+        use controller_service_capability::rpc::Type as T;
         let kinds = [
             T::CreateDeleteVolume,
             T::CreateDeleteSnapshot,
             T::ExpandVolume,
             T::SingleNodeMultiWriter,
         ];
-        Ok(Response::new(ControllerGetCapabilitiesResponse {
-            capabilities: kinds
-                .into_iter()
-                .map(|t| ControllerServiceCapability {
-                    r#type: Some(Type::Rpc(Rpc { r#type: t as i32 })),
-                })
-                .collect(),
-        }))
+        Ok(Response::new(controller_capabilities(kinds)))
     }
 
     async fn create_snapshot(
