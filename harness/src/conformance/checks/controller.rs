@@ -309,6 +309,28 @@ async fn create_no_name(cx: Ctx) -> Outcome {
     expect_code("CreateVolume without name", r, &[Code::InvalidArgument])
 }
 
+/// A content source naming the snapshot `id`.
+fn snapshot_source(id: &str) -> Option<VolumeContentSource> {
+    Some(VolumeContentSource {
+        r#type: Some(volume_content_source::Type::Snapshot(
+            volume_content_source::SnapshotSource {
+                snapshot_id: id.to_owned(),
+            },
+        )),
+    })
+}
+
+/// A content source naming the volume `id`.
+fn volume_source(id: &str) -> Option<VolumeContentSource> {
+    Some(VolumeContentSource {
+        r#type: Some(volume_content_source::Type::Volume(
+            volume_content_source::VolumeSource {
+                volume_id: id.to_owned(),
+            },
+        )),
+    })
+}
+
 /// Tracks the volume of an answer that should have been an error.
 fn track_volume<E>(cx: &Ctx, r: &Result<tonic::Response<CreateVolumeResponse>, E>) {
     if let Ok(v) = r
@@ -448,13 +470,7 @@ async fn create_from_snapshot(cx: Ctx) -> Outcome {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     };
     let mut req = cx.create_req(&unique("conformance-from-snap"));
-    req.volume_content_source = Some(VolumeContentSource {
-        r#type: Some(volume_content_source::Type::Snapshot(
-            volume_content_source::SnapshotSource {
-                snapshot_id: snap.snapshot_id.clone(),
-            },
-        )),
-    });
+    req.volume_content_source = snapshot_source(&snap.snapshot_id);
     let v = cx.create(req).await?;
     match v.content_source.and_then(|s| s.r#type) {
         Some(volume_content_source::Type::Snapshot(s)) => ensure!(
@@ -475,19 +491,9 @@ async fn create_from_missing_snapshot(cx: Ctx) -> Outcome {
     need_create(&cx).await?;
     cx.need_ctrl(T::CreateDeleteSnapshot, "Snapshot not supported")?;
     let mut req = cx.create_req(&unique("conformance-from-snap"));
-    req.volume_content_source = Some(VolumeContentSource {
-        r#type: Some(volume_content_source::Type::Snapshot(
-            volume_content_source::SnapshotSource {
-                snapshot_id: "non-existing-snapshot-id".to_owned(),
-            },
-        )),
-    });
+    req.volume_content_source = snapshot_source("non-existing-snapshot-id");
     let r = cx.ctrl().create_volume(req).await;
-    if let Ok(v) = &r
-        && let Some(v) = &v.get_ref().volume
-    {
-        cx.track(Resource::Volume(v.volume_id.clone()));
-    }
+    track_volume(&cx, &r);
     expect_code("CreateVolume from a missing snapshot", r, &[Code::NotFound])
 }
 
@@ -496,13 +502,7 @@ async fn create_from_volume(cx: Ctx) -> Outcome {
     cx.need_ctrl(T::CloneVolume, "Clone volume not supported")?;
     let src = cx.create_volume().await?;
     let mut req = cx.create_req(&unique("conformance-clone"));
-    req.volume_content_source = Some(VolumeContentSource {
-        r#type: Some(volume_content_source::Type::Volume(
-            volume_content_source::VolumeSource {
-                volume_id: src.volume_id.clone(),
-            },
-        )),
-    });
+    req.volume_content_source = volume_source(&src.volume_id);
     let v = cx.create(req).await?;
     match v.content_source.and_then(|s| s.r#type) {
         Some(volume_content_source::Type::Volume(s)) => ensure!(
@@ -523,19 +523,9 @@ async fn create_from_missing_volume(cx: Ctx) -> Outcome {
     need_create(&cx).await?;
     cx.need_ctrl(T::CloneVolume, "Clone volume not supported")?;
     let mut req = cx.create_req(&unique("conformance-clone"));
-    req.volume_content_source = Some(VolumeContentSource {
-        r#type: Some(volume_content_source::Type::Volume(
-            volume_content_source::VolumeSource {
-                volume_id: "non-existing-volume-id".to_owned(),
-            },
-        )),
-    });
+    req.volume_content_source = volume_source("non-existing-volume-id");
     let r = cx.ctrl().create_volume(req).await;
-    if let Ok(v) = &r
-        && let Some(v) = &v.get_ref().volume
-    {
-        cx.track(Resource::Volume(v.volume_id.clone()));
-    }
+    track_volume(&cx, &r);
     expect_code("CreateVolume from a missing volume", r, &[Code::NotFound])
 }
 
@@ -553,11 +543,7 @@ async fn create_with_bad_vac(cx: Ctx) -> Outcome {
     let mut req = cx.create_req(&unique("conformance-vac"));
     req.mutable_parameters = [("XXX_FakeKey".to_owned(), "XXX_FakeValue".to_owned())].into();
     let r = cx.ctrl().create_volume(req).await;
-    if let Ok(v) = &r
-        && let Some(v) = &v.get_ref().volume
-    {
-        cx.track(Resource::Volume(v.volume_id.clone()));
-    }
+    track_volume(&cx, &r);
     expect_code(
         "CreateVolume with unsupported mutable_parameters",
         r,
@@ -682,11 +668,7 @@ async fn create_bad_range(cx: Ctx) -> Outcome {
         limit_bytes: cx.s.volume_size,
     });
     let r = cx.ctrl().create_volume(req).await;
-    if let Ok(v) = &r
-        && let Some(v) = &v.get_ref().volume
-    {
-        cx.track(Resource::Volume(v.volume_id.clone()));
-    }
+    track_volume(&cx, &r);
     expect_code(
         "CreateVolume with required_bytes > limit_bytes",
         r,
@@ -704,11 +686,7 @@ async fn create_bad_cap(cx: Ctx) -> Outcome {
         let mut req = cx.create_req(&unique("conformance"));
         req.volume_capabilities = vec![cap];
         let r = cx.ctrl().create_volume(req).await;
-        if let Ok(v) = &r
-            && let Some(v) = &v.get_ref().volume
-        {
-            cx.track(Resource::Volume(v.volume_id.clone()));
-        }
+        track_volume(&cx, &r);
         expect_code(
             &format!("CreateVolume with a capability without {what}"),
             r,
