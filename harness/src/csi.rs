@@ -519,6 +519,9 @@ impl Embedded {
             StorageBackend::Manila => DriverBackend::Manila,
         };
         let mut plugins = Vec::new();
+        // One pool of connections to fake-ceph for every plugin's fake mounter: a pool
+        // per plugin would hold up to (plugins x volumes in flight) sockets.
+        let http = reqwest::Client::new();
         let config = |node_id: &str, mode: Mode, dir: &Path| {
             let mut c = Config::new(DRIVER_NAME, node_id, mode, parsed.clone());
             c.backend = driver_backend;
@@ -530,7 +533,7 @@ impl Embedded {
         std::fs::create_dir_all(&cdir)?;
         let mut c = config("controller", Mode::Controller, &cdir);
         c.attach_required = l.attach_required;
-        let (plugin, socket, channel) = serve(c, &cdir).await?;
+        let (plugin, socket, channel) = serve(c, &cdir, &http).await?;
         plugins.push(plugin);
         let controller = Served {
             node_id: "controller".into(),
@@ -543,7 +546,8 @@ impl Embedded {
             let node_id = node_name(i);
             let dir = root.path().join(&node_id);
             std::fs::create_dir_all(&dir)?;
-            let (plugin, socket, channel) = serve(config(&node_id, Mode::Node, &dir), &dir).await?;
+            let (plugin, socket, channel) =
+                serve(config(&node_id, Mode::Node, &dir), &dir, &http).await?;
             plugins.push(plugin);
             nodes.push(Served {
                 node_id,
@@ -864,12 +868,17 @@ fn count_files(dir: &Path) -> usize {
 }
 
 /// Serves a plugin with `config` on `dir/csi.sock` and connects to it.
-async fn serve(config: Config, dir: &Path) -> anyhow::Result<(Plugin, PathBuf, Channel)> {
+/// The fake mounters of all plugins share `http`'s connection pool to fake-ceph.
+async fn serve(
+    config: Config,
+    dir: &Path,
+    http: &reqwest::Client,
+) -> anyhow::Result<(Plugin, PathBuf, Channel)> {
     let socket = dir.join("csi.sock");
-    let mounter: Arc<dyn Mounter> = Arc::new(FakeMounter::new(
-        config.state_dir.clone(),
-        FakeMountMode::Symlink,
-    ));
+    let mounter: Arc<dyn Mounter> = Arc::new(
+        FakeMounter::new(config.state_dir.clone(), FakeMountMode::Symlink)
+            .with_client(http.clone()),
+    );
     let driver = Arc::new(Driver::new(config, vec![mounter])?);
     let (tx, rx) = oneshot::channel::<()>();
     let endpoint = driver::server::Endpoint::Unix(socket.clone());

@@ -207,6 +207,14 @@ impl FakeMounter {
         }
     }
 
+    /// With this HTTP client (and its connection pool) instead of one of its own: many
+    /// node plugins in one process (the simulator) share one pool rather than hold a
+    /// pool each.
+    pub fn with_client(mut self, client: reqwest::Client) -> Self {
+        self.client = Ok(client);
+        self
+    }
+
     /// With another deadline for each call to fake-ceph (default 10 s).
     pub fn with_http_timeout(mut self, timeout: Duration) -> Self {
         self.http_timeout = timeout;
