@@ -6,6 +6,7 @@
 mod attempts;
 mod cli;
 mod determinism;
+mod plots;
 
 use harness::params::Params;
 use harness::{BackendKind, Output, Run};
