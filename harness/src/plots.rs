@@ -336,7 +336,8 @@ fn chart(
     };
     let x_max = finite_max(&mut xs.iter().copied().chain(marker)).max(1.0);
     let y_top = finite_max(&mut lines.iter().flat_map(|l| l.ys.iter().copied()));
-    let y_max = if y_top > 0.0 { y_top * 1.05 } else { 1.0 };
+    // Headroom above the highest point for the legend.
+    let y_max = if y_top > 0.0 { y_top * 1.3 } else { 1.0 };
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (900, 450)).into_drawing_area();
