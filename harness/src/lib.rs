@@ -13,7 +13,8 @@
 //!
 //! Start reading at [`run`]; the simulation is [`sim::World`], its clock and timing
 //! primitives are in [`time`], scenarios in [`params`] (files in `scenarios/`), the
-//! authorizer in [`authz`], the CSI back ends in [`csi`], the reports in [`report`].
+//! authorizer in [`authz`], the CSI back ends in [`csi`], the reports in [`report`], the
+//! time series and their SVG plots in [`plots`].
 //!
 //! Beside the simulator: [`up`], the same embedded back ends served on their own for
 //! other tools (`harness up`); [`conformance`], a CSI conformance bench (every rule
@@ -29,6 +30,7 @@ pub mod conformance;
 pub mod csi;
 pub mod load;
 pub mod params;
+pub mod plots;
 pub mod report;
 pub mod sim;
 pub mod time;
@@ -56,7 +58,8 @@ pub enum BackendKind {
 /// Where a run's reports go.
 #[derive(Debug, Clone)]
 pub enum Output {
-    /// `summary.json`, `events.jsonl` and `report.md` in this directory.
+    /// `summary.json`, `events.jsonl`, `series.json`, `report.md` and the SVG plots in
+    /// this directory.
     Dir(PathBuf),
     /// The event log stays in memory (tests).
     Memory,
@@ -130,7 +133,9 @@ pub async fn run_on(
     world.log.flush()?;
     let leaks = world.backend().leaks().await;
     let leaked_objects = world.leftover_objects();
+    let series = std::mem::take(&mut world.stats.series);
     let st = &world.stats;
+    let teardown_s = st.deploy_ended_at.map(|t| t.secs());
     let mut wall = Wall {
         simulation_s,
         ..Default::default()
@@ -155,7 +160,8 @@ pub async fn run_on(
             code: c.clone(),
             sim: percentiles(v),
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let csi_calls = report::CallTotals::of(&rpcs, series.peak_rpcs_per_s());
     let api_clients = world
         .clients()
         .into_iter()
@@ -179,6 +185,8 @@ pub async fn run_on(
         running_curve_s: report::running_curve(&st.running_at, p.replicas),
         peak_mds_sessions: st.peak_sessions,
         rpcs,
+        csi_calls,
+        mds_hcr: series.hcr(),
         forbidden: st.forbidden.clone(),
         backoffs: [st.backoffs, st.backoffs_at_cap],
         volume_attachments: st.vas_created,
@@ -191,6 +199,7 @@ pub async fn run_on(
         clean,
         wall,
         mock_calls: BTreeMap::new(),
+        plots: Vec::new(),
         params: p,
     };
     let events = world.log.lines_kept().to_vec();
@@ -204,6 +213,18 @@ pub async fn run_on(
     summary.wall.total_s = t0.elapsed().as_secs_f64();
     summary.wall.peak_rss_mib = report::peak_rss_mib();
     if let Output::Dir(d) = &out {
+        let ctx = plots::Context {
+            scenario: &summary.scenario,
+            replicas: summary.replicas,
+            attach_required: summary.params.attach_required,
+            stuck_after_s: summary.params.kill_stuck_after_s,
+            teardown_s,
+        };
+        summary.plots = plots::write_all(&series, ctx, d).context("plots")?;
+        std::fs::write(
+            d.join("series.json"),
+            serde_json::to_string(&series.columns())?,
+        )?;
         std::fs::write(
             d.join("summary.json"),
             serde_json::to_string_pretty(&summary)?,

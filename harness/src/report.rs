@@ -136,6 +136,8 @@ pub struct Stats {
     pub sim_end: SimTime,
     /// CSI calls: (method, code) → simulated durations.
     pub rpcs: BTreeMap<(String, String), Vec<Duration>>,
+    /// The time series sampled on the simulated clock (the plots).
+    pub series: crate::plots::Series,
 }
 
 impl Stats {
@@ -194,6 +196,34 @@ pub struct RpcRow {
     pub sim: Percentiles,
 }
 
+/// CSI calls in all.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct CallTotals {
+    /// Calls finished.
+    pub calls: u64,
+    /// Of which with a code other than `Ok`.
+    pub errors: u64,
+    /// The most finished in one sampling period of simulated time, per second.
+    pub peak_per_s: f64,
+}
+
+impl CallTotals {
+    /// Totals of `rows`, with the peak rate taken from the time series.
+    pub fn of(rows: &[RpcRow], peak_per_s: f64) -> Self {
+        let mut t = Self {
+            peak_per_s,
+            ..Self::default()
+        };
+        for r in rows {
+            t.calls += r.sim.count as u64;
+            if r.code != "Ok" {
+                t.errors += r.sim.count as u64;
+            }
+        }
+        t
+    }
+}
+
 /// Measured wall-clock figures: they vary between runs and are kept apart.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Wall {
@@ -249,6 +279,11 @@ pub struct Summary {
     pub peak_mds_sessions: i64,
     /// CSI calls.
     pub rpcs: Vec<RpcRow>,
+    /// CSI calls and errors in all, and the peak rate.
+    pub csi_calls: CallTotals,
+    /// MDS `handle_client_request` per simulated second: fake-ceph's counter sampled on
+    /// the simulated clock (absent with the mock back end).
+    pub mds_hcr: Option<crate::plots::HcrRate>,
     /// Node authorizer 403s by resource.
     pub forbidden: BTreeMap<String, u64>,
     /// Volume operation back-offs, and how many were at the 2 min 2 s cap.
@@ -274,6 +309,9 @@ pub struct Summary {
     /// Calls the mock back end received, by method (empty with the real back end).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub mock_calls: BTreeMap<String, u32>,
+    /// The SVG plots written beside the summary (none when the run kept no files).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plots: Vec<crate::plots::Plot>,
 }
 
 impl Summary {
@@ -293,14 +331,22 @@ impl Summary {
         );
         let _ = writeln!(s, "## Outcome\n");
         let _ = writeln!(s, "{}\n", self.table());
+        if !self.plots.is_empty() {
+            let _ = writeln!(
+                s,
+                "## Plots\n\nSampled every second of simulated time; the numbers are in \
+                 [series.json](series.json).\n"
+            );
+            let _ = write!(s, "{}", crate::plots::markdown(&self.plots));
+        }
         let _ = writeln!(s, "## CSI calls (simulated durations)\n");
-        let _ = writeln!(s, "| method | code | count | p50 ms | p99 ms |");
-        let _ = writeln!(s, "|---|---|---|---|---|");
+        let _ = writeln!(s, "| method | code | count | p50 ms | p90 ms | p99 ms |");
+        let _ = writeln!(s, "|---|---|---|---|---|---|");
         for r in &self.rpcs {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {:.1} | {:.1} |",
-                r.method, r.code, r.sim.count, r.sim.p50_ms, r.sim.p99_ms
+                "| {} | {} | {} | {:.1} | {:.1} | {:.1} |",
+                r.method, r.code, r.sim.count, r.sim.p50_ms, r.sim.p90_ms, r.sim.p99_ms
             );
         }
         let _ = writeln!(s, "\n## API clients\n");
@@ -358,6 +404,19 @@ impl Summary {
                 ),
             ),
             ("peak MDS sessions", self.peak_mds_sessions.to_string()),
+            (
+                "MDS hcr/s peak / mean (sim)",
+                self.mds_hcr.map_or("-".to_owned(), |h| {
+                    format!("{:.0} / {:.1}", h.peak_per_s, h.mean_per_s)
+                }),
+            ),
+            (
+                "CSI calls (errors), peak/s",
+                format!(
+                    "{} ({}), {:.0}",
+                    self.csi_calls.calls, self.csi_calls.errors, self.csi_calls.peak_per_s
+                ),
+            ),
             (
                 "403 no path found to object",
                 self.forbidden.values().sum::<u64>().to_string(),
@@ -422,6 +481,29 @@ mod tests {
         );
         // Only five of ten: half of them by the fifth, never 90 %.
         assert_eq!(running_curve(&t[..5], 10), [Some(10.0), None, None, None]);
+    }
+
+    #[test]
+    fn call_totals_count_every_code_but_ok_as_an_error() {
+        let row = |code: &str, count: usize| RpcRow {
+            method: "NodeStageVolume".into(),
+            code: code.into(),
+            sim: Percentiles {
+                count,
+                ..Percentiles::default()
+            },
+        };
+        let check = |rows: &[RpcRow], calls: u64, errors: u64| {
+            let t = CallTotals::of(rows, 2.5);
+            assert_eq!((t.calls, t.errors, t.peak_per_s), (calls, errors, 2.5));
+        };
+        check(&[], 0, 0);
+        check(&[row("Ok", 7)], 7, 0);
+        check(
+            &[row("Ok", 7), row("Aborted", 2), row("Internal", 1)],
+            10,
+            3,
+        );
     }
 
     #[test]

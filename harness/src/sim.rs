@@ -30,6 +30,7 @@ use crate::api::*;
 use crate::authz::{Graph, GraphOp, forbidden};
 use crate::csi::{Backend, CsiCall, CsiOutcome, CsiReply, DRIVER_NAME, node_name};
 use crate::params::Params;
+use crate::plots::Sample;
 use crate::report::{EventLog, Stats};
 use crate::time::{Backoff, SimTime, TokenBucket, stream};
 
@@ -571,6 +572,10 @@ impl World {
             let Some(Reverse(e)) = self.queue.pop() else {
                 break;
             };
+            while let Some(t) = self.stats.series.due(e.at) {
+                let s = self.sample(t);
+                self.stats.series.record(s);
+            }
             self.now = e.at;
             self.stats.events += 1;
             if self.stats.events.is_multiple_of(4096) {
@@ -596,6 +601,49 @@ impl World {
             }
         }
         self.stats.sim_end = self.now;
+        let s = self.sample(self.now);
+        self.stats.series.finish(s);
+    }
+
+    /// The state for the time series at `at` (no event later than `at` has run yet).
+    fn sample(&self, at: SimTime) -> Sample {
+        let stuck_after = Params::secs(self.p.kill_stuck_after_s);
+        let mut s = Sample {
+            t: at,
+            sessions: self.stats.sessions.max(0) as u64,
+            forbidden: self.stats.forbidden.values().sum(),
+            killed: self.stats.killed,
+            ..Sample::default()
+        };
+        for (name, pod) in &self.store.pods {
+            if deleting(&pod.metadata) {
+                continue;
+            }
+            if pod_running(pod) {
+                s.running += 1;
+            } else {
+                s.pending += 1;
+                if self
+                    .pod_created
+                    .get(name)
+                    .is_some_and(|c| at.since(*c) > stuck_after)
+                {
+                    s.stuck += 1;
+                }
+            }
+        }
+        for ((_, code), v) in &self.stats.rpcs {
+            s.rpcs += v.len() as u64;
+            if code != "Ok" {
+                s.rpc_errors += v.len() as u64;
+            }
+        }
+        if let Backend::Real(r) = &self.backend {
+            let d = r.perf_dump();
+            s.hcr = d["mds_server"]["handle_client_request"].as_u64();
+            s.ceph_sessions = d["mds_sessions"]["session_count"].as_u64();
+        }
+        s
     }
 
     fn handle(&mut self, ev: Ev) {

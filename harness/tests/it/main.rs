@@ -8,6 +8,7 @@ mod attempts;
 mod cli;
 mod determinism;
 mod manila;
+mod plots;
 mod up;
 
 use harness::params::Params;
