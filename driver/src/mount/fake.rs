@@ -10,7 +10,9 @@
 //!   needs the right to mount (root).
 //! - [`FakeMountMode::Symlink`]: the target, an empty directory made by the CO, is replaced
 //!   by a symlink to the local directory. Read-only is recorded but **not enforced** in
-//!   this mode: writes through a read-only symlinked volume succeed.
+//!   this mode: writes through a read-only symlinked volume succeed. The fake makes no
+//!   mounts in this mode and does not read the mount table (a bind mount left by an
+//!   earlier run in Bind mode is not seen).
 //! - [`FakeMountMode::Auto`]: Bind when the effective uid is 0, else Symlink.
 //!
 //! Each staging mount is recorded in `<state_dir>/fake-mounts/<encoded target>.json`
@@ -437,7 +439,7 @@ impl FakeMounter {
     /// The staging record a symlinked publish target shows: its link names the staging
     /// target, whose record is found in O(1).
     async fn load_linked(&self, target: &Path) -> Option<Record> {
-        let link = tokio::fs::read_link(target).await.ok()?;
+        let link = std::fs::read_link(target).ok()?;
         if !link.is_absolute() {
             return None;
         }
@@ -530,15 +532,21 @@ impl FakeMounter {
         None
     }
 
+    // The fake's paths are local (the CO's directories, the state dir, links into
+    // fake-ceph's tree), never a network mount that could hang, so they are read and
+    // changed with plain blocking calls: each takes microseconds, less than handing it
+    // to the blocking pool would.
     async fn is_symlink(path: &Path) -> bool {
-        tokio::fs::symlink_metadata(path)
-            .await
-            .is_ok_and(|m| m.file_type().is_symlink())
+        std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
     }
 
-    /// Whether something of ours (a symlink or a mount) is at `target`.
+    /// Whether something of ours (a symlink or a mount) is at `target`. In symlink mode
+    /// the fake makes no mounts, so the mount table is not read.
     async fn present(&self, target: &Path) -> Result<bool, MountError> {
-        Ok(Self::is_symlink(target).await || self.tools.find_mount(target).await?.is_some())
+        if Self::is_symlink(target).await {
+            return Ok(true);
+        }
+        Ok(self.mode == FakeMountMode::Bind && self.tools.find_mount(target).await?.is_some())
     }
 
     /// Replaces the (empty) directory `target` with a symlink to `to`. An existing
@@ -549,12 +557,12 @@ impl FakeMounter {
             message,
             errno,
         };
-        match tokio::fs::symlink_metadata(target).await {
+        match std::fs::symlink_metadata(target) {
             Ok(m) if m.file_type().is_symlink() => {
-                if tokio::fs::read_link(target).await.is_ok_and(|l| l == to) {
+                if std::fs::read_link(target).is_ok_and(|l| l == to) {
                     return Ok(());
                 }
-                tokio::fs::remove_file(target).await.map_err(|e| {
+                std::fs::remove_file(target).map_err(|e| {
                     failed(
                         format!("removing the old symlink: {e}"),
                         Some(errno_of_io(&e)),
@@ -562,7 +570,7 @@ impl FakeMounter {
                 })?;
             }
             Ok(m) if m.is_dir() => {
-                tokio::fs::remove_dir(target).await.map_err(|e| {
+                std::fs::remove_dir(target).map_err(|e| {
                     failed(
                         format!("the target must be an empty directory: {e}"),
                         Some(errno_of_io(&e)),
@@ -578,7 +586,7 @@ impl FakeMounter {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(failed(format!("{e}"), Some(errno_of_io(&e)))),
         }
-        tokio::fs::symlink(to, target).await.map_err(|e| {
+        std::os::unix::fs::symlink(to, target).map_err(|e| {
             failed(
                 format!("symlinking to {}: {e}", to.display()),
                 Some(errno_of_io(&e)),
@@ -591,7 +599,7 @@ impl FakeMounter {
     /// unmounted.
     async fn remove_local(&self, target: &Path, keep_dir: bool) -> Result<(), MountError> {
         if Self::is_symlink(target).await {
-            match tokio::fs::remove_file(target).await {
+            match std::fs::remove_file(target) {
                 Ok(()) => {}
                 // Gone meanwhile (another process tidied up): nothing left to remove.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -602,7 +610,7 @@ impl FakeMounter {
             if !keep_dir {
                 return Ok(());
             }
-            match tokio::fs::create_dir(target).await {
+            match std::fs::create_dir(target) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(io_err(format!("recreating {}", target.display()))(e)),
