@@ -923,5 +923,3 @@ pub fn remove_scratch(dir: &Path) -> Vec<String> {
     }
     problems
 }
-
-

@@ -311,32 +311,34 @@ pub async fn conformance(args: ConformanceArgs) -> anyhow::Result<Report> {
         }
         let t0 = Instant::now();
         let mut cleanup = Vec::new();
-        let outcome = match scratch(hooks, &mount_base, &staging_base, i).await {
-            Err((e, made)) => {
-                // A failing hook fails this check; what was made is removed.
-                for (s, p) in made {
-                    cleanup.extend(hooks.remove(s, &p).await);
+        let outcome =
+            match scratch(hooks, &mount_base, &staging_base, i).await {
+                Err((e, made)) => {
+                    // A failing hook fails this check; what was made is removed.
+                    for (s, p) in made {
+                        cleanup.extend(hooks.remove(s, &p).await);
+                    }
+                    Err(Verdict::Fail(format!("setting up the check's paths: {e}")))
                 }
-                Err(Verdict::Fail(format!("setting up the check's paths: {e}")))
-            }
-            Ok((mount_parent, staging)) => {
-                let cx = Ctx::new(shared.clone(), mount_parent.clone(), staging.clone());
-                let fut = (check.run)(cx.clone());
-                let outcome =
-                    match tokio::time::timeout(Duration::from_secs(args.check_timeout), fut).await
-                    {
-                        Ok(o) => o,
-                        Err(_) => Err(Verdict::Fail(format!(
-                            "did not finish within {} s",
-                            args.check_timeout
-                        ))),
-                    };
-                cleanup.extend(cx.cleanup().await);
-                cleanup.extend(hooks.remove(Scratch::Target, &mount_parent).await);
-                cleanup.extend(hooks.remove(Scratch::Staging, &staging).await);
-                outcome
-            }
-        };
+                Ok((mount_parent, staging)) => {
+                    let cx = Ctx::new(shared.clone(), mount_parent.clone(), staging.clone());
+                    let fut = (check.run)(cx.clone());
+                    let outcome =
+                        match tokio::time::timeout(Duration::from_secs(args.check_timeout), fut)
+                            .await
+                        {
+                            Ok(o) => o,
+                            Err(_) => Err(Verdict::Fail(format!(
+                                "did not finish within {} s",
+                                args.check_timeout
+                            ))),
+                        };
+                    cleanup.extend(cx.cleanup().await);
+                    cleanup.extend(hooks.remove(Scratch::Target, &mount_parent).await);
+                    cleanup.extend(hooks.remove(Scratch::Staging, &staging).await);
+                    outcome
+                }
+            };
         let status = match outcome {
             Ok(()) => Status::Pass,
             Err(Verdict::Skip(r)) => Status::Skip(r),
@@ -391,7 +393,10 @@ async fn scratch(
     i: usize,
 ) -> Result<(PathBuf, PathBuf), (paths::PathError, Vec<(Scratch, PathBuf)>)> {
     let mount_parent = hooks
-        .create(Scratch::Target, &mount_base.join(format!("check-{i:03}-mnt")))
+        .create(
+            Scratch::Target,
+            &mount_base.join(format!("check-{i:03}-mnt")),
+        )
         .await
         .map_err(|e| (e, Vec::new()))?;
     let staging = hooks

@@ -382,7 +382,11 @@ mod tests {
         assert!(problems[0].contains("did not finish"), "{problems:?}");
 
         h.create_staging = Some("/nonexistent/hook".to_owned());
-        let e = h.create(Scratch::Staging, &p).await.unwrap_err().to_string();
+        let e = h
+            .create(Scratch::Staging, &p)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("could not run it"), "{e}");
     }
 
