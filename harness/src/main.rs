@@ -43,7 +43,7 @@ enum Command {
     /// Lists the built-in scenarios.
     List,
     /// Checks a CSI driver against the spec (csi-sanity's rules and more).
-    Conformance(harness::conformance::ConformanceArgs),
+    Conformance(Box<harness::conformance::ConformanceArgs>),
     /// Drives one CSI RPC against an endpoint and reports throughput and latency.
     Load(harness::load::LoadArgs),
     /// Serves the embedded back ends (fake-ceph, fake-manila with `--backend manila`),
@@ -121,7 +121,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Conformance(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
-            .block_on(harness::conformance::run_conformance(args)),
+            .block_on(harness::conformance::run_conformance(*args)),
         Command::Load(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?

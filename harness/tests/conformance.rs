@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use harness::conformance::{ConformanceArgs, Report, Status, conformance};
+use harness::conformance::{AccessType, ConformanceArgs, Report, Status, conformance};
 use harness::load::{LoadArgs, Rpc, load};
 
 mod restart {
@@ -142,6 +142,9 @@ mod mini {
         CapacityTooSmall,
         /// NodePublish does not create the target path.
         PublishNoTarget,
+        /// NodePublish of a block volume makes a directory at the target path (the
+        /// block device belongs there: a file).
+        BlockTargetIsDirectory,
     }
 
     #[derive(Debug, Default)]
@@ -151,6 +154,8 @@ mod mini {
         volumes: BTreeMap<String, (String, i64)>,
         staged: HashSet<(String, String)>,
         published: HashSet<(String, String)>,
+        /// The access types of the capabilities received ("mount", "block").
+        access_types: std::collections::BTreeSet<&'static str>,
     }
 
     #[derive(Debug, Clone)]
@@ -194,6 +199,23 @@ mod mini {
         /// How many volumes exist.
         pub fn volume_count(&self) -> usize {
             self.st().volumes.len()
+        }
+
+        /// The access types of every capability received so far.
+        pub fn access_types(&self) -> Vec<&'static str> {
+            self.st().access_types.iter().copied().collect()
+        }
+
+        fn saw<'a>(&self, caps: impl IntoIterator<Item = &'a VolumeCapability>) {
+            let mut s = self.st();
+            // A capability without an access type is one of the bench's broken ones.
+            for c in caps {
+                match c.access_type {
+                    Some(volume_capability::AccessType::Block(_)) => s.access_types.insert("block"),
+                    Some(volume_capability::AccessType::Mount(_)) => s.access_types.insert("mount"),
+                    None => false,
+                };
+            }
         }
 
         /// Serves the Controller service on `ctrl` and the Node service on `node`
@@ -315,6 +337,7 @@ mod mini {
             r: Request<CreateVolumeRequest>,
         ) -> Result<Response<CreateVolumeResponse>, Status> {
             let r = r.into_inner();
+            self.saw(&r.volume_capabilities);
             if r.name.is_empty() {
                 return Err(self.missing("name"));
             }
@@ -424,6 +447,7 @@ mod mini {
             if r.volume_capabilities.is_empty() {
                 return Err(self.missing("volume_capabilities"));
             }
+            self.saw(&r.volume_capabilities);
             if !self.st().volumes.contains_key(&r.volume_id) {
                 return Err(Status::not_found("no such volume"));
             }
@@ -564,6 +588,7 @@ mod mini {
             r: Request<NodeStageVolumeRequest>,
         ) -> Result<Response<NodeStageVolumeResponse>, Status> {
             let r = r.into_inner();
+            self.saw(&r.volume_capability);
             if r.volume_id.is_empty() {
                 return Err(self.missing("volume_id"));
             }
@@ -603,6 +628,7 @@ mod mini {
             r: Request<NodePublishVolumeRequest>,
         ) -> Result<Response<NodePublishVolumeResponse>, Status> {
             let r = r.into_inner();
+            self.saw(&r.volume_capability);
             if r.volume_id.is_empty() {
                 return Err(self.missing("volume_id"));
             }
@@ -626,13 +652,29 @@ mod mini {
             {
                 return Err(Status::failed_precondition("volume not staged there"));
             }
-            if self.v != Violation::PublishNoTarget {
-                match std::fs::create_dir(&r.target_path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(Status::internal(format!("mkdir target: {e}"))),
+            let block = matches!(
+                r.volume_capability
+                    .as_ref()
+                    .and_then(|c| c.access_type.as_ref()),
+                Some(volume_capability::AccessType::Block(_))
+            );
+            let made = match self.v {
+                Violation::PublishNoTarget => Ok(()),
+                v if block && v != Violation::BlockTargetIsDirectory => {
+                    // A block volume: the "device" is a file at the target path.
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(false)
+                        .open(&r.target_path)
+                        .map(drop)
                 }
-            }
+                _ => match std::fs::create_dir(&r.target_path) {
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                    r => r,
+                },
+            };
+            made.map_err(|e| Status::internal(format!("creating the target path: {e}")))?;
             s.published.insert((r.volume_id, r.target_path));
             Ok(Response::new(NodePublishVolumeResponse {}))
         }
@@ -650,10 +692,16 @@ mod mini {
             }
             let mut s = self.st();
             if self.v != Violation::UnpublishLeavesTarget {
-                match std::fs::remove_dir(&r.target_path) {
+                let target = Path::new(&r.target_path);
+                let removed = if target.is_dir() {
+                    std::fs::remove_dir(target)
+                } else {
+                    std::fs::remove_file(target)
+                };
+                match removed {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Status::internal(format!("rmdir target: {e}"))),
+                    Err(e) => return Err(Status::internal(format!("removing target: {e}"))),
                 }
             }
             s.published.remove(&(r.volume_id, r.target_path));
@@ -929,8 +977,18 @@ async fn mini_driver_passes() {
         Status::Pass
     );
     assert!(report.junit().contains("<testsuite name=\"Node\""));
+    // Mount mode: the block-only check is skipped, the mount-only one runs.
+    assert!(matches!(
+        &report.get(BLOCK_CHECK).unwrap().status,
+        Status::Skip(r) if r.contains("--access-type block")
+    ));
+    assert_eq!(report.get(MOUNT_CHECK).unwrap().status, Status::Pass);
     assert_clean(dir.path());
 }
+
+const MOUNT_CHECK: &str = "NodePublishVolume › a mount volume is a directory at target_path";
+const BLOCK_CHECK: &str =
+    "NodePublishVolume › a block volume is a file or device at target_path, not a directory";
 
 /// Each violation, and a check that must catch it (with a word of its message).
 const CASES: &[(Violation, &str, &str)] = &[
@@ -1159,8 +1217,22 @@ async fn our_driver_run(standing: bool, attach: bool) {
     a.secrets = Some(secrets);
     a.junit = Some(dir.path().join("junit.xml"));
     a.test_node_volume_attach_limit = attach;
-    let report = conformance(a).await.unwrap();
+    let report = conformance(a.clone()).await.unwrap();
+    // A CephFS driver has no block volumes: in block mode it refuses them with
+    // InvalidArgument, which the bench reports as such (and nothing is left behind).
+    a.access_type = AccessType::Block;
+    a.filter = Some("SingleNodeWriter NoCapacity|^Node › should work$".to_owned());
+    a.junit = None;
+    let block = conformance(a).await.unwrap();
     server.stop().await;
+    assert_eq!(block.results.len(), 2, "{}", summary(&block));
+    for r in &block.results {
+        assert!(
+            matches!(&r.status, Status::Fail(m) if m.contains("CreateVolume failed: InvalidArgument")),
+            "{r:?}"
+        );
+        assert!(r.cleanup.is_empty(), "{r:?}");
+    }
     println!("{}", summary(&report));
     let unexpected: Vec<_> = report
         .failures()
@@ -1187,6 +1259,8 @@ async fn our_driver_run(standing: bool, attach: bool) {
         .admin_command(serde_json::json!({"prefix": "fs subvolume ls", "vol_name": "cephfs", "group_name": "csi"}))
         .await;
     assert_eq!(r.outb.trim(), "[]", "subvolumes left behind");
+    // Mount volumes (symlinks to the fake mounts) are directories at target_path.
+    assert_eq!(report.get(MOUNT_CHECK).unwrap().status, Status::Pass);
     // The node advertises SINGLE_NODE_MULTI_WRITER, so csi-sanity's RWOP check runs.
     assert_eq!(
         report
@@ -1476,4 +1550,235 @@ async fn split_controller_and_node_endpoints() {
         summary(&report)
     );
     assert_eq!(mini.volume_count(), 0);
+}
+
+/// Writes an executable shell script `name` in `dir`.
+fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+/// csi-sanity-style path hooks working on this host: each logs `<hook> <path>` to
+/// `log`; the create hooks make `<path>-made` and print it, so the bench must use
+/// what they print. Sets them on `a`.
+fn set_hooks(a: &mut ConformanceArgs, dir: &Path, log: &Path) {
+    let log = log.display();
+    let create = |what: &str| {
+        format!("echo \"{what} $1\" >> '{log}'\nmkdir -p \"$1-made\" && echo \"$1-made\"")
+    };
+    let remove = |what: &str| format!("echo \"{what} $1\" >> '{log}'\nrmdir \"$1\"");
+    let s = |name: &str, body: String| Some(script(dir, name, &body).display().to_string());
+    a.create_target_cmd = s("create-target", create("create-target"));
+    a.create_staging_cmd = s("create-staging", create("create-staging"));
+    a.remove_target_cmd = s("remove-target", remove("remove-target"));
+    a.remove_staging_cmd = s("remove-staging", remove("remove-staging"));
+    a.check_path_cmd = s(
+        "check-path",
+        format!(
+            "echo \"check $1\" >> '{log}'
+if [ -d \"$1\" ]; then echo directory
+elif [ -f \"$1\" ]; then echo file
+elif [ -e \"$1\" ] || [ -L \"$1\" ]; then echo other
+else echo not_found; fi"
+        ),
+    );
+    a.path_cmd_timeout = 10;
+}
+
+/// The hook log as (hook, path) pairs.
+fn hook_log(log: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let (h, p) = l.split_once(' ').unwrap();
+            (h.to_owned(), p.to_owned())
+        })
+        .collect()
+}
+
+fn paths_of<'a>(log: &'a [(String, String)], hook: &str) -> Vec<&'a str> {
+    log.iter()
+        .filter(|(h, _)| h == hook)
+        .map(|(_, p)| p.as_str())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_hooks_make_check_and_remove_the_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, ep, mini) = serve_mini_handle(dir.path(), Violation::None).await;
+    let log = dir.path().join("hooks.log");
+    let mut a = args(&ep, dir.path(), Some(server.cmd.clone()));
+    set_hooks(&mut a, dir.path(), &log);
+    let report = conformance(a.clone()).await.unwrap();
+    assert_eq!(report.failed(), 0, "{}", summary(&report));
+    assert_eq!(
+        report
+            .get("NodeUnpublishVolume › should remove target path")
+            .unwrap()
+            .status,
+        Status::Pass
+    );
+    assert_eq!(report.get(MOUNT_CHECK).unwrap().status, Status::Pass);
+
+    // Every check: its paths made by the create hooks under --mount-dir and
+    // --staging-dir, and the paths they printed removed by the remove hooks.
+    let entries = hook_log(&log);
+    let n = report.results.len();
+    for (what, base, suffix) in [
+        ("target", dir.path().join("mnt"), "-mnt"),
+        ("staging", dir.path().join("staging"), "-staging"),
+    ] {
+        let created = paths_of(&entries, &format!("create-{what}"));
+        let removed = paths_of(&entries, &format!("remove-{what}"));
+        assert_eq!(created.len(), n, "{what}: {created:?}");
+        for (c, r) in created.iter().zip(&removed) {
+            assert!(
+                c.starts_with(&base.display().to_string()) && c.ends_with(suffix),
+                "{what}: {c}"
+            );
+            assert_eq!(*r, format!("{c}-made"));
+        }
+        assert_eq!(removed.len(), n, "{what}: {removed:?}");
+    }
+    // The driver was given the printed paths, and the check hook looked at them.
+    let checked = paths_of(&entries, "check");
+    assert!(
+        checked.iter().any(|p| p.ends_with("-mnt-made/target")),
+        "{checked:?}"
+    );
+    assert!(checked.iter().all(|p| p.contains("-made")), "{checked:?}");
+    assert_clean(dir.path());
+
+    // Without --check-path-cmd the paths are elsewhere: as csi-sanity, "should
+    // remove target path" is skipped, and so are the bench's own path checks.
+    a.check_path_cmd = None;
+    a.filter = Some("target path|target_path".to_owned());
+    let report = conformance(a.clone()).await.unwrap();
+    assert_eq!(report.failed(), 0, "{}", summary(&report));
+    for name in [
+        "NodeUnpublishVolume › should remove target path",
+        "NodePublishVolume › the driver creates target_path in the CO's directory, and removes it on NodeUnpublish",
+        MOUNT_CHECK,
+    ] {
+        assert!(
+            matches!(&report.get(name).unwrap().status, Status::Skip(r) if r.contains("--check-path-cmd")),
+            "{name}: {:?}",
+            report.get(name)
+        );
+    }
+
+    // A hook that fails fails the check, with its exit status and stderr; what the
+    // other hook made is removed.
+    std::fs::remove_file(&log).unwrap();
+    let bad = script(
+        dir.path(),
+        "bad-staging",
+        "echo \"no room for $1\" >&2\nexit 3",
+    );
+    a.create_staging_cmd = Some(bad.display().to_string());
+    a.filter = Some("NodeGetInfo".to_owned());
+    let report = conformance(a.clone()).await.unwrap();
+    let r = report
+        .get("NodeGetInfo › should return appropriate values")
+        .unwrap();
+    match &r.status {
+        Status::Fail(m) => assert!(
+            m.contains("--create-staging-cmd")
+                && m.contains("exit status: 3")
+                && m.contains("no room for"),
+            "{m}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    let entries = hook_log(&log);
+    assert_eq!(paths_of(&entries, "remove-target").len(), 1, "{entries:?}");
+
+    // So does a check hook that prints nonsense.
+    a.create_staging_cmd = None;
+    a.check_path_cmd = Some(
+        script(dir.path(), "bad-check", "echo maybe")
+            .display()
+            .to_string(),
+    );
+    a.filter = Some("should remove target path".to_owned());
+    let report = conformance(a).await.unwrap();
+    server.stop().await;
+    let r = report
+        .get("NodeUnpublishVolume › should remove target path")
+        .unwrap();
+    assert!(
+        matches!(&r.status, Status::Fail(m) if m.contains("--check-path-cmd") && m.contains("maybe")),
+        "{r:?}"
+    );
+    assert_eq!(mini.volume_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_access_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, ep, mini) = serve_mini_handle(dir.path(), Violation::None).await;
+    let mut a = args(&ep, dir.path(), Some(server.cmd.clone()));
+    a.access_type = AccessType::Block;
+    a.volume_size = 16 * 1024 * 1024;
+    let report = conformance(a).await.unwrap();
+    server.stop().await;
+    assert_eq!(report.failed(), 0, "{}", summary(&report));
+    // Every capability sent was a block one.
+    assert_eq!(mini.access_types(), ["block"]);
+    assert_eq!(report.get(BLOCK_CHECK).unwrap().status, Status::Pass);
+    assert!(
+        matches!(
+            &report.get(MOUNT_CHECK).unwrap().status,
+            Status::Skip(r) if r.starts_with("block access type")
+        ),
+        "{}",
+        summary(&report)
+    );
+    for name in [
+        "NodeUnpublishVolume › should remove target path",
+        "should work",
+        "should be idempotent",
+        "restart › staged and published volumes survive a driver restart",
+    ] {
+        assert_eq!(report.get(name).unwrap().status, Status::Pass, "{name}");
+    }
+    assert_eq!(mini.volume_count(), 0);
+    assert_clean(dir.path());
+
+    // A driver that puts a directory where the block device belongs.
+    let dir = tempfile::tempdir().unwrap();
+    let (server, ep, mini) = serve_mini_handle(dir.path(), Violation::BlockTargetIsDirectory).await;
+    let mut a = args(&ep, dir.path(), None);
+    a.access_type = AccessType::Block;
+    a.filter = Some("^Node ".to_owned());
+    let report = conformance(a).await.unwrap();
+    server.stop().await;
+    match &report.get(BLOCK_CHECK).unwrap().status {
+        Status::Fail(m) => assert!(
+            m.contains("block volume") && m.contains("is directory"),
+            "{m}"
+        ),
+        other => panic!("not detected: {other:?}\n{}", summary(&report)),
+    }
+    assert_eq!(report.failed(), 1, "{}", summary(&report));
+    assert_eq!(mini.volume_count(), 0);
+    assert_clean(dir.path());
+
+    // The flags, through the binary.
+    let (server, ep) = serve_mini(dir.path(), Violation::None).await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["conformance", "--endpoint", &ep, "--access-type", "block"])
+        .args(["--path-cmd-timeout", "5", "--filter", "a block volume"])
+        .output()
+        .await
+        .unwrap();
+    server.stop().await;
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    assert!(table.contains("PASS"), "{table}");
 }

@@ -17,6 +17,27 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use super::input::{Params, Secrets};
+use super::paths::{PathHooks, PathKind};
+
+/// The access type of every capability the bench sends (csi-sanity's
+/// `--csi.testvolumeaccesstype`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AccessType {
+    /// `MountVolume{}`: the SP places a directory at target_path.
+    #[default]
+    Mount,
+    /// `BlockVolume{}`: the SP places the block device (a file) at target_path.
+    Block,
+}
+
+impl AccessType {
+    pub fn name(self) -> &'static str {
+        match self {
+            AccessType::Mount => "mount",
+            AccessType::Block => "block",
+        }
+    }
+}
 
 /// Why a check did not pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +130,10 @@ pub struct Shared {
     /// How long sequential calls answered Aborted are retried (zero: never, as csi-sanity).
     pub aborted_retry: Duration,
     pub attach_limit: bool,
+    /// The access type of every capability sent.
+    pub access_type: AccessType,
+    /// How the CO's paths are made, checked and removed.
+    pub paths: PathHooks,
     pub caps: Caps,
 }
 
@@ -303,6 +328,44 @@ impl Ctx {
         &self.scratch.staging
     }
 
+    // What is at a path, as the driver sees it.
+
+    /// Whether the bench can tell what is at a path the driver made (not when the
+    /// target's parent is made by a hook and no check hook is given).
+    pub fn paths_checkable(&self) -> bool {
+        self.s.paths.unchecked_reason().is_none()
+    }
+    /// Skips the check unless paths can be checked (csi-sanity skips "should remove
+    /// target path" the same way).
+    pub fn need_checkable_paths(&self) -> Outcome {
+        match self.s.paths.unchecked_reason() {
+            Some(r) => Err(skip(r)),
+            None => Ok(()),
+        }
+    }
+    /// What is at `path` (through --check-path-cmd when given); a failing hook fails
+    /// the check.
+    pub async fn path_kind(&self, path: &str) -> Result<PathKind, Verdict> {
+        self.s
+            .paths
+            .check(Path::new(path))
+            .await
+            .map_err(|e| fail(e.to_string()))
+    }
+    /// Whether something is at `path`.
+    pub async fn path_exists(&self, path: &str) -> Result<bool, Verdict> {
+        Ok(self.path_kind(path).await? != PathKind::NotFound)
+    }
+
+    /// Skips the check unless the bench runs with access type `t`.
+    pub fn need_access_type(&self, t: AccessType, reason: &str) -> Outcome {
+        if self.s.access_type == t {
+            Ok(())
+        } else {
+            Err(skip(reason))
+        }
+    }
+
     // Capability gates, as csi-sanity's: the gating call failing fails the check.
 
     fn set(r: &Result<HashSet<i32>, String>, rpc: &str) -> Result<HashSet<i32>, Verdict> {
@@ -410,17 +473,25 @@ impl Ctx {
 
     // Requests with the configured defaults.
 
-    pub fn mount_cap(&self, mode: volume_capability::access_mode::Mode) -> VolumeCapability {
+    /// A capability with `mode` and the configured access type (empty `MountVolume{}`
+    /// or `BlockVolume{}`, as csi-sanity sends).
+    pub fn cap_with(&self, mode: volume_capability::access_mode::Mode) -> VolumeCapability {
+        let access_type = match self.s.access_type {
+            AccessType::Mount => {
+                volume_capability::AccessType::Mount(volume_capability::MountVolume::default())
+            }
+            AccessType::Block => {
+                volume_capability::AccessType::Block(volume_capability::BlockVolume::default())
+            }
+        };
         VolumeCapability {
-            access_type: Some(volume_capability::AccessType::Mount(
-                volume_capability::MountVolume::default(),
-            )),
+            access_type: Some(access_type),
             access_mode: Some(volume_capability::AccessMode { mode: mode as i32 }),
         }
     }
-    /// SINGLE_NODE_WRITER, mount, as csi-sanity uses.
+    /// SINGLE_NODE_WRITER with the configured access type, as csi-sanity uses.
     pub fn cap(&self) -> VolumeCapability {
-        self.mount_cap(volume_capability::access_mode::Mode::SingleNodeWriter)
+        self.cap_with(volume_capability::access_mode::Mode::SingleNodeWriter)
     }
 
     /// A CreateVolume request for `name` with the configured size, parameters,
@@ -851,9 +922,4 @@ pub fn remove_scratch(dir: &Path) -> Vec<String> {
         Err(e) => problems.push(format!("left behind {}: {e}", dir.display())),
     }
     problems
-}
-
-/// Whether a path exists (a dangling symlink counts).
-pub fn exists(p: &str) -> bool {
-    std::fs::symlink_metadata(p).is_ok()
 }

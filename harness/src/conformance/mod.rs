@@ -13,6 +13,7 @@ pub mod checks;
 pub mod context;
 pub mod endpoint;
 pub mod input;
+pub mod paths;
 pub mod report;
 
 use std::path::PathBuf;
@@ -26,9 +27,11 @@ use driver::csi::v1::group_controller_client::GroupControllerClient;
 use driver::csi::v1::identity_client::IdentityClient;
 use driver::csi::v1::node_client::NodeClient;
 
+pub use self::context::AccessType;
 use self::context::{Caps, Ctx, Shared, Verdict};
 use self::endpoint::Target;
 use self::input::{Params, Secrets};
+use self::paths::{PathHooks, Scratch};
 pub use self::report::{CheckResult, Report, Status};
 
 /// csi-sanity's default volume size: 10 GiB.
@@ -69,6 +72,35 @@ pub struct ConformanceArgs {
     /// Where the bench makes, per check, the NodeStage staging path (default: as --mount-dir).
     #[arg(long)]
     pub staging_dir: Option<PathBuf>,
+    /// A command that makes the parent of the target paths, for a driver in another
+    /// mount namespace or container (csi-sanity's --csi.createmountpathcmd): it gets the
+    /// suggested path (under --mount-dir) as its argument and prints the path it made.
+    #[arg(long)]
+    pub create_target_cmd: Option<String>,
+    /// A command that makes the staging path (csi-sanity's --csi.createstagingpathcmd):
+    /// it gets the suggested path and prints the path it made.
+    #[arg(long)]
+    pub create_staging_cmd: Option<String>,
+    /// A command that removes the parent of the target paths, given its path
+    /// (csi-sanity's --csi.removemountpathcmd).
+    #[arg(long)]
+    pub remove_target_cmd: Option<String>,
+    /// A command that removes the staging path, given its path (csi-sanity's
+    /// --csi.removestagingpathcmd).
+    #[arg(long)]
+    pub remove_staging_cmd: Option<String>,
+    /// A command that prints what is at the path it is given: file, directory,
+    /// not_found or other (csi-sanity's --csi.checkpathcmd). Without it, paths made by
+    /// --create-target-cmd are not checked and the checks that need them are skipped.
+    #[arg(long)]
+    pub check_path_cmd: Option<String>,
+    /// Deadline of each path command, seconds.
+    #[arg(long, default_value_t = 10)]
+    pub path_cmd_timeout: u64,
+    /// The access type of every volume capability the bench sends
+    /// (csi-sanity's --csi.testvolumeaccesstype).
+    #[arg(long, value_enum, default_value_t = AccessType::Mount)]
+    pub access_type: AccessType,
     /// Write a JUnit XML report here.
     #[arg(long)]
     pub junit: Option<PathBuf>,
@@ -127,6 +159,13 @@ impl ConformanceArgs {
             secrets: None,
             mount_dir: None,
             staging_dir: None,
+            create_target_cmd: None,
+            create_staging_cmd: None,
+            remove_target_cmd: None,
+            remove_staging_cmd: None,
+            check_path_cmd: None,
+            path_cmd_timeout: 10,
+            access_type: AccessType::Mount,
             junit: None,
             filter: None,
             skip: None,
@@ -227,6 +266,15 @@ pub async fn conformance(args: ConformanceArgs) -> anyhow::Result<Report> {
         restart_timeout: Duration::from_secs(args.restart_timeout),
         aborted_retry: Duration::from_secs(args.aborted_retry),
         attach_limit: args.test_node_volume_attach_limit,
+        access_type: args.access_type,
+        paths: PathHooks {
+            create_target: args.create_target_cmd.clone(),
+            create_staging: args.create_staging_cmd.clone(),
+            remove_target: args.remove_target_cmd.clone(),
+            remove_staging: args.remove_staging_cmd.clone(),
+            check_path: args.check_path_cmd.clone(),
+            timeout: Duration::from_secs(args.path_cmd_timeout),
+        },
         caps: Caps {
             plugin: Err(String::new()),
             controller: Err(String::new()),
@@ -238,9 +286,17 @@ pub async fn conformance(args: ConformanceArgs) -> anyhow::Result<Report> {
     shared.caps = Caps::discover(&shared).await;
     let shared = Arc::new(shared);
 
-    let (mount_base, made_mount_base) = base_dir(args.mount_dir.as_deref())?;
+    // The bases are made here, unless a hook makes the paths under them (somewhere
+    // this process may not see; the hook makes missing parents).
+    let hooks = &shared.paths;
+    let (mount_remote, staging_remote) = (
+        hooks.is_remote(Scratch::Target),
+        hooks.is_remote(Scratch::Staging),
+    );
+    let (mount_base, made_mount_base) = base_dir(args.mount_dir.as_deref(), mount_remote)?;
     let (staging_base, made_staging_base) = match &args.staging_dir {
-        Some(d) => base_dir(Some(d))?,
+        Some(d) => base_dir(Some(d), staging_remote)?,
+        None if mount_remote != staging_remote => base_dir(None, staging_remote)?,
         None => (mount_base.clone(), false),
     };
 
@@ -253,26 +309,36 @@ pub async fn conformance(args: ConformanceArgs) -> anyhow::Result<Report> {
         {
             continue;
         }
-        let mount_parent = mount_base.join(format!("check-{i:03}-mnt"));
-        let staging = staging_base.join(format!("check-{i:03}-staging"));
-        std::fs::create_dir_all(&mount_parent)
-            .with_context(|| format!("creating {}", mount_parent.display()))?;
-        std::fs::create_dir_all(&staging)
-            .with_context(|| format!("creating {}", staging.display()))?;
-        let cx = Ctx::new(shared.clone(), mount_parent.clone(), staging.clone());
         let t0 = Instant::now();
-        let fut = (check.run)(cx.clone());
-        let outcome = match tokio::time::timeout(Duration::from_secs(args.check_timeout), fut).await
-        {
-            Ok(o) => o,
-            Err(_) => Err(Verdict::Fail(format!(
-                "did not finish within {} s",
-                args.check_timeout
-            ))),
-        };
-        let mut cleanup = cx.cleanup().await;
-        cleanup.extend(context::remove_scratch(&mount_parent));
-        cleanup.extend(context::remove_scratch(&staging));
+        let mut cleanup = Vec::new();
+        let outcome =
+            match scratch(hooks, &mount_base, &staging_base, i).await {
+                Err((e, made)) => {
+                    // A failing hook fails this check; what was made is removed.
+                    for (s, p) in made {
+                        cleanup.extend(hooks.remove(s, &p).await);
+                    }
+                    Err(Verdict::Fail(format!("setting up the check's paths: {e}")))
+                }
+                Ok((mount_parent, staging)) => {
+                    let cx = Ctx::new(shared.clone(), mount_parent.clone(), staging.clone());
+                    let fut = (check.run)(cx.clone());
+                    let outcome =
+                        match tokio::time::timeout(Duration::from_secs(args.check_timeout), fut)
+                            .await
+                        {
+                            Ok(o) => o,
+                            Err(_) => Err(Verdict::Fail(format!(
+                                "did not finish within {} s",
+                                args.check_timeout
+                            ))),
+                        };
+                    cleanup.extend(cx.cleanup().await);
+                    cleanup.extend(hooks.remove(Scratch::Target, &mount_parent).await);
+                    cleanup.extend(hooks.remove(Scratch::Staging, &staging).await);
+                    outcome
+                }
+            };
         let status = match outcome {
             Ok(()) => Status::Pass,
             Err(Verdict::Skip(r)) => Status::Skip(r),
@@ -301,17 +367,44 @@ pub async fn conformance(args: ConformanceArgs) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// The given directory (created if missing), or a new one in $TMPDIR (to be removed).
-fn base_dir(dir: Option<&std::path::Path>) -> anyhow::Result<(PathBuf, bool)> {
-    match dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-            Ok((d.to_path_buf(), false))
-        }
-        None => {
-            let d = std::env::temp_dir().join(context::unique("csi-conformance"));
-            std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
-            Ok((d, true))
-        }
+/// The given directory, or a new one in $TMPDIR; created here (and, when new, to be
+/// removed at the end) unless `remote`: then a hook makes the paths under it.
+fn base_dir(dir: Option<&std::path::Path>, remote: bool) -> anyhow::Result<(PathBuf, bool)> {
+    let (d, new) = match dir {
+        Some(d) => (d.to_path_buf(), false),
+        None => (
+            std::env::temp_dir().join(context::unique("csi-conformance")),
+            true,
+        ),
+    };
+    if remote {
+        return Ok((d, false));
     }
+    std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+    Ok((d, new))
+}
+
+/// Makes check `i`'s target parent and staging path (through the hooks when given);
+/// on failure, the error and what was made already.
+async fn scratch(
+    hooks: &PathHooks,
+    mount_base: &std::path::Path,
+    staging_base: &std::path::Path,
+    i: usize,
+) -> Result<(PathBuf, PathBuf), (paths::PathError, Vec<(Scratch, PathBuf)>)> {
+    let mount_parent = hooks
+        .create(
+            Scratch::Target,
+            &mount_base.join(format!("check-{i:03}-mnt")),
+        )
+        .await
+        .map_err(|e| (e, Vec::new()))?;
+    let staging = hooks
+        .create(
+            Scratch::Staging,
+            &staging_base.join(format!("check-{i:03}-staging")),
+        )
+        .await
+        .map_err(|e| (e, vec![(Scratch::Target, mount_parent.clone())]))?;
+    Ok((mount_parent, staging))
 }

@@ -11,8 +11,9 @@ use tonic::Code;
 
 use super::{Check, Group, checks, concurrently};
 use crate::conformance::context::{
-    Ctx, Outcome, Resource, Verdict, describe, ensure, exists, expect_code, fail, ok, skip,
+    AccessType, Ctx, Outcome, Resource, Verdict, describe, ensure, expect_code, fail, ok, skip,
 };
+use crate::conformance::paths::PathKind;
 
 pub(super) fn checks() -> Vec<Check> {
     checks![Group::Node;
@@ -23,6 +24,8 @@ pub(super) fn checks() -> Vec<Check> {
         sanity "NodePublishVolume › should fail when no volume capability is provided" => publish_no_cap,
         sanity "NodePublishVolume › with single node multi writer capability › should fail when volume with single node single writer access mode is already mounted at a different target path" => publish_rwop,
         extra "NodePublishVolume › the driver creates target_path in the CO's directory, and removes it on NodeUnpublish" => target_path_handling,
+        extra "NodePublishVolume › a mount volume is a directory at target_path" => target_is_directory,
+        extra "NodePublishVolume › a block volume is a file or device at target_path, not a directory" => target_is_block,
         extra "NodePublishVolume › fails with FailedPrecondition before NodeStageVolume" => publish_before_stage,
         extra "NodePublishVolume › concurrent calls to one target succeed or are Aborted" => publish_concurrent,
         sanity "NodeUnpublishVolume › should fail when no volume id is provided" => unpublish_no_id,
@@ -146,7 +149,7 @@ async fn publish_rwop(cx: Ctx) -> Outcome {
         "Service does not have single node multi writer capability",
     )?;
     need_create(&cx)?;
-    let rwop = cx.mount_cap(Mode::SingleNodeSingleWriter);
+    let rwop = cx.cap_with(Mode::SingleNodeSingleWriter);
     let mut req = cx.create_req(&crate::conformance::context::unique("conformance-rwop"));
     req.volume_capabilities = vec![rwop.clone()];
     let v = cx.create(req).await?;
@@ -171,11 +174,15 @@ async fn publish_rwop(cx: Ctx) -> Outcome {
 
 async fn target_path_handling(cx: Ctx) -> Outcome {
     need_create(&cx)?;
+    cx.need_checkable_paths()?;
     let target = cx.target();
-    ensure!(!exists(&target), "the bench's target path exists already");
+    ensure!(
+        !cx.path_exists(&target).await?,
+        "the bench's target path exists already"
+    );
     let (v, _) = cx.published_volume().await?;
     ensure!(
-        exists(&target),
+        cx.path_exists(&target).await?,
         "NodePublishVolume succeeded but did not create target_path {target} (CSI spec: the SP creates it)"
     );
     for i in 0..cx.s.idempotent_count.min(3) {
@@ -186,7 +193,7 @@ async fn target_path_handling(cx: Ctx) -> Outcome {
                 .await,
         )?;
         ensure!(
-            !exists(&target),
+            !cx.path_exists(&target).await?,
             "NodeUnpublishVolume (call {}) left target_path {target} behind",
             i + 1
         );
@@ -195,10 +202,52 @@ async fn target_path_handling(cx: Ctx) -> Outcome {
         volume: v.volume_id.clone(),
         path: target,
     });
+    let parent = cx.mount_parent().display().to_string();
+    let kind = cx.path_kind(&parent).await?;
     ensure!(
-        cx.mount_parent().is_dir(),
-        "NodeUnpublishVolume removed the CO's directory {}",
-        cx.mount_parent().display()
+        kind == PathKind::Directory,
+        "after NodeUnpublishVolume the CO's directory {parent} is {kind}, not a directory (the SP removes target_path only)"
+    );
+    Ok(())
+}
+
+/// Publishes a volume and returns what is at its target path.
+async fn published_kind(cx: &Ctx) -> Result<PathKind, Verdict> {
+    need_create(cx)?;
+    cx.need_checkable_paths()?;
+    cx.published_volume().await?;
+    cx.path_kind(&cx.target()).await
+}
+
+async fn target_is_directory(cx: Ctx) -> Outcome {
+    cx.need_access_type(
+        AccessType::Mount,
+        "block access type: target_path holds a block device, not a mounted directory",
+    )?;
+    let kind = published_kind(&cx).await?;
+    // CSI spec, NodePublishVolume: "For volumes with an access type of mount, the SP
+    // SHALL place the mounted directory at target_path."
+    ensure!(
+        kind == PathKind::Directory,
+        "NodePublishVolume of a mount volume: target_path {} is {kind}, not a directory (CSI spec: the SP places the mounted directory there)",
+        cx.target()
+    );
+    Ok(())
+}
+
+async fn target_is_block(cx: Ctx) -> Outcome {
+    cx.need_access_type(
+        AccessType::Block,
+        "mount access type: runs with --access-type block",
+    )?;
+    let kind = published_kind(&cx).await?;
+    // CSI spec, NodePublishVolume: "For volumes with an access type of block, the SP
+    // SHALL place the block device at target_path." A bind-mounted device node
+    // reads as `other`, a loop file or a fake's placeholder as `file`.
+    ensure!(
+        matches!(kind, PathKind::File | PathKind::Other),
+        "NodePublishVolume of a block volume: target_path {} is {kind}, expected a file or device (CSI spec: the SP places the block device there)",
+        cx.target()
     );
     Ok(())
 }
@@ -262,10 +311,12 @@ async fn stage_concurrent(cx: Ctx) -> Outcome {
     )?;
     cx.publish(cx.publish_req(&v, &HashMap::new(), true))
         .await?;
-    ensure!(
-        exists(&cx.target()),
-        "NodePublishVolume after the NodeStageVolume race did not create target_path"
-    );
+    if cx.paths_checkable() {
+        ensure!(
+            cx.path_exists(&cx.target()).await?,
+            "NodePublishVolume after the NodeStageVolume race did not create target_path"
+        );
+    }
     ok(
         "NodeUnpublishVolume",
         cx.node()
@@ -315,10 +366,12 @@ async fn publish_concurrent(cx: Ctx) -> Outcome {
         "NodePublishVolume (after the race)",
         cx.node().node_publish_volume(req).await,
     )?;
-    ensure!(
-        exists(&cx.target()),
-        "after concurrent NodePublishVolume calls, target_path does not exist"
-    );
+    if cx.paths_checkable() {
+        ensure!(
+            cx.path_exists(&cx.target()).await?,
+            "after concurrent NodePublishVolume calls, target_path does not exist"
+        );
+    }
     let results = concurrently(cx.s.concurrency, |_| {
         let mut c = node.clone();
         let req = cx.unpublish_req(&v.volume_id);
@@ -337,10 +390,12 @@ async fn publish_concurrent(cx: Ctx) -> Outcome {
             .node_unpublish_volume(cx.unpublish_req(&v.volume_id))
             .await,
     )?;
-    ensure!(
-        !exists(&cx.target()),
-        "after concurrent NodeUnpublishVolume calls, target_path is left behind"
-    );
+    if cx.paths_checkable() {
+        ensure!(
+            !cx.path_exists(&cx.target()).await?,
+            "after concurrent NodeUnpublishVolume calls, target_path is left behind"
+        );
+    }
     Ok(())
 }
 
@@ -363,8 +418,15 @@ async fn unpublish_no_target(cx: Ctx) -> Outcome {
 }
 
 async fn unpublish_removes_target(cx: Ctx) -> Outcome {
-    // As csi-sanity: no gate; CreateVolume must work.
+    // As csi-sanity: skipped when the target path cannot be checked; otherwise no
+    // gate (CreateVolume must work).
+    cx.need_checkable_paths()?;
     let (v, _) = cx.published_volume().await?;
+    ensure!(
+        cx.path_exists(&cx.target()).await?,
+        "NodePublishVolume succeeded but target path {} does not exist (the SP creates it)",
+        cx.target()
+    );
     ok(
         "NodeUnpublishVolume",
         cx.node()
@@ -376,7 +438,7 @@ async fn unpublish_removes_target(cx: Ctx) -> Outcome {
         path: cx.target(),
     });
     ensure!(
-        !exists(&cx.target()),
+        !cx.path_exists(&cx.target()).await?,
         "NodeUnpublishVolume did not remove target path {}",
         cx.target()
     );
@@ -794,11 +856,13 @@ async fn survives_restart(cx: Ctx) -> Outcome {
     let (pc, staged) = cx.attach_and_stage(&v).await?;
     cx.publish(cx.publish_req(&v, &pc, staged)).await?;
     restart(&cx).await?;
-    ensure!(
-        exists(&cx.target()),
-        "after the restart, target_path {} is gone",
-        cx.target()
-    );
+    if cx.paths_checkable() {
+        ensure!(
+            cx.path_exists(&cx.target()).await?,
+            "after the restart, target_path {} is gone",
+            cx.target()
+        );
+    }
     if cx.has_node(N::GetVolumeStats)? {
         check_stats(&cx, &v.volume_id).await.map_err(|e| match e {
             Verdict::Fail(m) => fail(format!("after the restart: {m}")),
@@ -827,10 +891,12 @@ async fn survives_restart(cx: Ctx) -> Outcome {
         volume: v.volume_id.clone(),
         path: cx.target(),
     });
-    ensure!(
-        !exists(&cx.target()),
-        "NodeUnpublishVolume after the restart left target_path behind"
-    );
+    if cx.paths_checkable() {
+        ensure!(
+            !cx.path_exists(&cx.target()).await?,
+            "NodeUnpublishVolume after the restart left target_path behind"
+        );
+    }
     if staged {
         ok(
             "NodeUnstageVolume after the restart",
