@@ -2621,7 +2621,10 @@ impl World {
                 }
                 let all = self.script.replicas == self.p.replicas && running == self.p.replicas;
                 if all {
-                    self.stats.all_running_at = Some(now);
+                    // The script looks once a tick; the last pod got there at its own
+                    // Running event, which is when all were Running.
+                    self.stats.all_running_at =
+                        Some(self.stats.running_at.iter().copied().max().unwrap_or(now));
                     self.begin_teardown("all pods Running");
                 } else if now.since(self.script.last_progress) > Params::secs(self.p.stall_s)
                     && self.script.replicas == self.p.replicas

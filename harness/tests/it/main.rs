@@ -9,6 +9,7 @@ mod cli;
 mod determinism;
 mod manila;
 mod plots;
+mod report;
 mod scenarios;
 mod up;
 
