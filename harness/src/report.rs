@@ -274,6 +274,9 @@ pub struct Summary {
     /// Calls the mock back end received, by method (empty with the real back end).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub mock_calls: BTreeMap<String, u32>,
+    /// The busy workload's figures (busy scenarios only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub busy: Option<crate::busy::BusySummary>,
 }
 
 impl Summary {

@@ -206,6 +206,10 @@ enum Ev {
     },
     PvResync,
     Script,
+    /// The busy workload's next step or completion.
+    Busy {
+        round: u64,
+    },
 }
 
 #[derive(Debug)]
@@ -396,6 +400,8 @@ pub struct World {
     pub log: EventLog,
     /// Counters and distributions for the report.
     pub stats: Stats,
+    /// The busy workload, when the scenario runs it.
+    pub busy: Option<crate::busy::Busy>,
 }
 
 fn key2(pv: &str, node: usize) -> String {
@@ -445,6 +451,9 @@ impl World {
                 TokenBucket::new(q.kubelet.0, q.kubelet.1),
             );
         }
+        let busy = (p.workload == crate::params::Workload::Busy).then(|| {
+            crate::busy::Busy::new(&p.busy, seed, crate::busy::Busy::cluster_of(&backend))
+        });
         let a = &p.authz;
         let graph = Graph::new(
             Duration::from_secs_f64(a.write_base_us / 1e6),
@@ -491,6 +500,7 @@ impl World {
             progress: None,
             log,
             stats: Stats::default(),
+            busy,
             p,
         }
     }
@@ -591,6 +601,9 @@ impl World {
             } else {
                 self.handle(e.ev);
             }
+            if let Some(b) = &mut self.busy {
+                b.run_samples().await;
+            }
             for (id, call) in std::mem::take(&mut self.to_start) {
                 self.backend.start(id, call).await;
             }
@@ -662,6 +675,22 @@ impl World {
                 self.after(Duration::from_secs(15), Ev::PvResync);
             }
             Ev::Script => self.script_step(),
+            Ev::Busy { round } => {
+                if let Some(b) = &mut self.busy {
+                    let out = b.wake(self.now, round);
+                    self.busy_out(out);
+                }
+            }
+        }
+    }
+
+    /// Logs what the busy workload reports and schedules its next wake-up.
+    fn busy_out(&mut self, out: crate::busy::Out) {
+        for (what, object, result) in &out.log {
+            self.event("busy", what, object, result);
+        }
+        if let Some((at, round)) = out.wake {
+            self.at(at, Ev::Busy { round });
         }
     }
 
@@ -854,6 +883,10 @@ impl World {
                     p.metadata = m;
                 }
                 self.event(client, "delete", &pod, "terminating");
+                if let Some(b) = &mut self.busy {
+                    let out = b.stop(self.now, &pod);
+                    self.busy_out(out);
+                }
                 self.graph_event(GraphOp::UpdatePod { name: pod.clone() });
                 self.notify(Kind::Pod, &pod, node);
             }
@@ -892,6 +925,15 @@ impl World {
                 }
                 self.stats.running_at.push(self.now);
                 self.event(client, "running", &pod, "Running");
+                if let (Some(b), Some(n)) = (&mut self.busy, node) {
+                    let pvs: Vec<String> = self.kubelets[n]
+                        .pods
+                        .get(&pod)
+                        .map(|kp| kp.pvs.iter().map(|(_, pv)| pv.clone()).collect())
+                        .unwrap_or_default();
+                    let out = b.start(self.now, &pod, n, pvs);
+                    self.busy_out(out);
+                }
                 self.graph_event(GraphOp::UpdatePod { name: pod.clone() });
                 self.notify(Kind::Pod, &pod, node);
             }
@@ -2573,8 +2615,19 @@ impl World {
                 }
                 let all = self.script.replicas == self.p.replicas && running == self.p.replicas;
                 if all {
-                    self.stats.all_running_at = Some(now);
-                    self.begin_teardown("all pods Running");
+                    self.stats.all_running_at.get_or_insert(now);
+                    // The busy workload keeps the pods until their unpacks finish.
+                    let began = self.stats.provisioned_at.unwrap_or_default();
+                    match self.busy.as_ref().map(|b| b.verdict(now, began)) {
+                        None => self.begin_teardown("all pods Running"),
+                        Some(crate::busy::Verdict::Finished) => {
+                            self.begin_teardown("all pods Running, unpacks finished");
+                        }
+                        Some(crate::busy::Verdict::Deadline) => {
+                            self.begin_teardown("busy deadline");
+                        }
+                        Some(crate::busy::Verdict::Unpacking) => {}
+                    }
                 } else if now.since(self.script.last_progress) > Params::secs(self.p.stall_s)
                     && self.script.replicas == self.p.replicas
                 {
