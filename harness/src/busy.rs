@@ -802,7 +802,9 @@ pub struct BusySummary {
     pub untar: Percentiles,
     /// Completion CDF: (seconds since the first start, fraction of pods done).
     pub untar_cdf_s: Vec<(f64, f64)>,
-    /// hcr/s, the largest rate of the counter over one step.
+    /// hcr/s, the largest rate of the counter over one whole step. The real samples of
+    /// the clients that start in a step count in it at once, so it may pass the
+    /// capacity by them.
     pub hcr_per_s_peak: f64,
     /// hcr/s, the median per-step rate (whole steps).
     pub hcr_per_s_plateau: f64,
