@@ -10,8 +10,8 @@
 //! hand out.
 //!
 //! Where to start reading: [`cluster`] (the command pipeline), [`volumes`] (subvolumes,
-//! snapshots, clones), [`mds`] (sessions, client operations, counters), [`http`] (the
-//! routes).
+//! snapshots, clones), [`mds`] (sessions, client operations, counters), [`mds_load`]
+//! (the MDS's capacity, latency and memory model), [`http`] (the routes).
 //!
 //! # Which Ceph
 //!
@@ -50,9 +50,19 @@
 //!   UTF-8 strings) and an empty data part; there is no object data I/O. Storage figures
 //!   (`df`, `status`) come from the configured capacity and the tree's size.
 //! - Client operations through a session are synchronous and immediately consistent;
-//!   there is no capability recall, no lease, no cache pressure. Caps and memory figures
-//!   in `perf dump` are a model's estimates, not measurements; counters the model does
-//!   not drive stay 0.
+//!   no lease, no cap revocation between clients. Caps and memory figures in
+//!   `perf dump` are a model's estimates ([`mds_load`]), not measurements: caps grow
+//!   with creates up to the client's cache and `mds_max_caps_per_client`, are recalled
+//!   to a fair share of `mds_cache_memory_limit` (never below `mds_min_caps_per_client`)
+//!   at once, without the recall messages or the "failing to respond to cache pressure"
+//!   warnings; cached inodes are the live ones trimmed to that limit. Counters the model
+//!   does not drive stay 0.
+//! - Request load is a model, not a queue: executed operations take their real (tiny)
+//!   time; a simulator charges the requests it models in batches
+//!   ([`Mount::charge_modelled`]) with the latency of [`mds_load::closed_loop`]
+//!   (capacity `mu` per active rank, 6,000/s by default, scaled by
+//!   `multi_mds_efficiency`). The counters of several active ranks are summed into the
+//!   one rank the fake has.
 //! - `session ls` lists client mounts only: a real MDS also lists the mgr's own
 //!   libcephfs sessions (six on 16.2.15), which count in `session_count` there.
 //! - Quotas are enforced on subvolume roots only, by bytes written through sessions
@@ -80,6 +90,7 @@ pub mod fault;
 pub mod fsmap;
 pub mod http;
 pub mod mds;
+pub mod mds_load;
 pub mod metrics;
 pub mod rados;
 pub mod service;
@@ -91,5 +102,8 @@ pub use cluster::{Caller, Cluster, Config, Target};
 pub use error::{CephError, CephResult, Reply, errno};
 pub use fault::{FaultRule, FaultSpec, Faults};
 pub use http::router;
-pub use mds::{MdsConfig, Mount, MountRequest, Op, OpOutput, StatInfo, Statfs};
+pub use mds::{
+    MdsConfig, MdsCounters, ModelledRequests, Mount, MountRequest, Op, OpOutput, StatInfo, Statfs,
+};
+pub use mds_load::LoadModel;
 pub use volumes::VolumesConfig;

@@ -27,8 +27,10 @@ use crate::error::{CephError, CephResult, Reply, errno};
 use crate::tree::join_within;
 
 /// The MDS model's parameters. Memory figures are estimates used for `mds_mem` and the
-/// `rss` counter; they are not measurements of a real MDS.
+/// `rss` counter; they are not measurements of a real MDS. The request capacity and the
+/// cache bound are the load model's ([`crate::mds_load`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct MdsConfig {
     /// RSS of an idle MDS.
     pub base_rss_bytes: u64,
@@ -40,6 +42,13 @@ pub struct MdsConfig {
     pub bytes_per_inode: u64,
     /// Ceph's `mds_max_caps_per_client`.
     pub max_caps_per_client: u64,
+    /// Ceph's `mds_min_caps_per_client`: recall never goes below it.
+    pub min_caps_per_client: u64,
+    /// Ceph's `mds_cache_memory_limit` (4 GiB in 16.2; 1 GiB in Luminous): the inode
+    /// cache is trimmed, and caps recalled, to stay within it.
+    pub cache_memory_limit_bytes: u64,
+    /// Request capacity of the active ranks.
+    pub load: crate::mds_load::LoadModel,
     /// `f_bsize` reported by statfs (ceph-fuse reports 4 MiB).
     pub statfs_block_size: u64,
 }
@@ -52,6 +61,9 @@ impl Default for MdsConfig {
             bytes_per_cap: 512,
             bytes_per_inode: 4 << 10,
             max_caps_per_client: 1 << 20,
+            min_caps_per_client: 100,
+            cache_memory_limit_bytes: 4 << 30,
+            load: crate::mds_load::LoadModel::default(),
             statfs_block_size: 4 << 20,
         }
     }
@@ -383,6 +395,7 @@ fn check_filter(filter: &str) -> CephResult<()> {
 #[derive(Debug)]
 pub struct Mds {
     config: MdsConfig,
+    load: RwLock<crate::mds_load::LoadModel>,
     sessions: RwLock<HashMap<u64, Arc<Session>>>,
     next_id: AtomicU64,
     counters: Counters,
@@ -395,6 +408,7 @@ impl Mds {
     /// A fresh MDS.
     pub fn new(config: MdsConfig, down: bool) -> Self {
         Self {
+            load: RwLock::new(config.load),
             config,
             sessions: RwLock::new(HashMap::new()),
             next_id: AtomicU64::new(4_300),
@@ -448,18 +462,34 @@ impl Mds {
         self.counters.caps.load(Ordering::Relaxed)
     }
 
-    /// Inodes in cache (estimate).
+    /// Inodes in cache (estimate): the live ones, trimmed to the cache limit but never
+    /// below what caps pin.
     pub fn inodes(&self) -> u64 {
-        self.counters.inodes.load(Ordering::Relaxed)
+        crate::mds_load::cached_inodes(
+            self.counters.inodes.load(Ordering::Relaxed),
+            self.caps(),
+            &self.config,
+        )
     }
 
     /// The memory estimate of the model, in bytes.
     pub fn rss_estimate(&self) -> u64 {
-        let c = &self.config;
-        c.base_rss_bytes
-            + self.session_count() as u64 * c.bytes_per_session
-            + self.caps() * c.bytes_per_cap
-            + self.inodes() * c.bytes_per_inode
+        crate::mds_load::rss_bytes(
+            self.session_count() as u64,
+            self.caps(),
+            self.inodes(),
+            &self.config,
+        )
+    }
+
+    /// The request capacity model in force.
+    pub fn load_model(&self) -> crate::mds_load::LoadModel {
+        *self.load.read()
+    }
+
+    /// Replaces the request capacity model (`max_mds` changed, a faster MDS).
+    pub fn set_load_model(&self, m: crate::mds_load::LoadModel) {
+        *self.load.write() = m;
     }
 
     fn sessions_matching(&self, filters: &[&str]) -> CephResult<Vec<Arc<Session>>> {
@@ -757,6 +787,16 @@ pub enum Op {
 }
 
 impl Op {
+    /// Writes `data` at the start of `path` (creating it).
+    pub fn write(path: &str, data: &[u8]) -> Op {
+        Op::Write {
+            path: path.into(),
+            offset: 0,
+            len: 0,
+            data: Some(B64.encode(data)),
+        }
+    }
+
     /// The fault-rule name of the operation (`client mkdir`, ...).
     pub fn name(&self) -> &'static str {
         match self {
@@ -876,6 +916,45 @@ pub enum OpOutput {
     Statfs(Statfs),
 }
 
+/// Client requests that a model says a client made, charged to the MDS without being
+/// executed (a simulator's bulk workload; [`Cluster::charge_modelled`],
+/// [`Mount::charge_modelled`]): they are counted as executed ones are
+/// (`mds.request`, `mds_server.handle_client_request`, `req_<kind>_latency`), with the
+/// model's reply latency, and their creates grow the session's caps and the inode
+/// counters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ModelledRequests<'a> {
+    /// Requests by kind, named as in `req_<kind>_latency` (`create`, `mkdir`, ...).
+    pub by_kind: &'a [(&'a str, u64)],
+    /// Their reply latencies, summed.
+    pub reply_latency: std::time::Duration,
+    /// Inodes they created.
+    pub inodes_created: u64,
+    /// Inodes the client's own cache keeps (ceph-fuse's `client_cache_size`): its caps
+    /// grow with its creates up to this, within the MDS's limits
+    /// ([`crate::mds_load::caps_limit_per_client`]).
+    pub client_cache_inodes: u64,
+}
+
+/// The MDS counters a load report reads, at one instant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct MdsCounters {
+    /// `mds_server.handle_client_request`.
+    pub handle_client_request: u64,
+    /// `mds.reply_latency.avgcount`.
+    pub reply_count: u64,
+    /// `mds.reply_latency.sum`, seconds.
+    pub reply_latency_sum_s: f64,
+    /// `mds_sessions.session_count`.
+    pub sessions: u64,
+    /// `mds.caps`.
+    pub caps: u64,
+    /// `mds.inodes` (cached).
+    pub inodes: u64,
+    /// `mds_mem.rss`, bytes.
+    pub rss_bytes: u64,
+}
+
 /// A mounted file system: one MDS session. Dropping it does not unmount; call
 /// [`Mount::unmount`] (or let the MDS evict it).
 #[derive(Debug, Clone)]
@@ -984,6 +1063,142 @@ impl Cluster {
     pub fn session_count(&self) -> usize {
         self.inner.mds.session_count()
     }
+
+    /// Every open session, by id.
+    pub fn mounts(&self) -> Vec<Mount> {
+        let mut v: Vec<Arc<Session>> = self.inner.mds.sessions.read().values().cloned().collect();
+        v.sort_by_key(|s| s.id);
+        v.into_iter()
+            .map(|session| Mount {
+                cluster: self.clone(),
+                session,
+            })
+            .collect()
+    }
+
+    /// The MDS's request capacity model.
+    pub fn mds_load_model(&self) -> crate::mds_load::LoadModel {
+        self.inner.mds.load_model()
+    }
+
+    /// Replaces the MDS's request capacity model (as `fs set max_mds` would change it).
+    pub fn set_mds_load_model(&self, m: crate::mds_load::LoadModel) {
+        self.inner.mds.set_load_model(m);
+    }
+
+    /// Charges the same modelled requests `b` to each of `mounts` (clients that
+    /// progress alike, as one pod's mounts do): the MDS counters once per client, and each
+    /// session's completed requests and caps. Sessions that are no longer open are
+    /// skipped; how many were is returned. Fails, charging nothing, on a down MDS
+    /// (ETIMEDOUT) or a kind the MDS does not have (EINVAL).
+    pub fn charge_modelled(
+        &self,
+        mounts: &[&Mount],
+        b: &ModelledRequests<'_>,
+    ) -> CephResult<usize> {
+        let mds = &self.inner.mds;
+        if mds.is_down() {
+            return Err(CephError::new(errno::ETIMEDOUT, "no MDS is active"));
+        }
+        let mut total: u64 = 0;
+        for (kind, n) in b.by_kind {
+            if !REQ_KINDS.contains(kind) {
+                return Err(CephError::inval(format!("unknown request kind '{kind}'")));
+            }
+            total = total.saturating_add(*n);
+        }
+        // Caps grow with creates up to the client's limit; beyond it the MDS recalls.
+        let limit = crate::mds_load::caps_limit_per_client(
+            b.client_cache_inodes,
+            mds.session_count() as u64,
+            &mds.config,
+        )
+        .max(1);
+        let (mut clients, mut refused) = (0u64, 0usize);
+        let (mut added, mut removed) = (0u64, 0u64);
+        for m in mounts {
+            let s = &m.session;
+            if s.state.load(Ordering::SeqCst) != STATE_OPEN {
+                refused += 1;
+                continue;
+            }
+            clients += 1;
+            if total > 0 {
+                s.completed.fetch_add(total, Ordering::Relaxed);
+            }
+            let cur = s.num_caps.load(Ordering::Relaxed);
+            let next = if cur > limit {
+                limit
+            } else {
+                cur.saturating_add(b.inodes_created).min(limit)
+            };
+            if next != cur {
+                // One writer per session in a model; a race loses a cap update only.
+                if s.num_caps
+                    .compare_exchange(cur, next, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    if next > cur {
+                        added += next - cur;
+                    } else {
+                        removed += cur - next;
+                    }
+                }
+            }
+        }
+        let c = &mds.counters;
+        let all = total.saturating_mul(clients);
+        if all > 0 {
+            let lat_ns = u64::try_from(b.reply_latency.as_nanos()).unwrap_or(u64::MAX);
+            c.request.fetch_add(all, Ordering::Relaxed);
+            c.handle_client_request.fetch_add(all, Ordering::Relaxed);
+            c.reply.count.fetch_add(all, Ordering::Relaxed);
+            c.reply
+                .sum_ns
+                .fetch_add(lat_ns.saturating_mul(clients), Ordering::Relaxed);
+            for (kind, n) in b.by_kind {
+                let share = (u128::from(lat_ns) * u128::from(*n) / u128::from(total)) as u64;
+                let k = &c.req[req_index(kind)];
+                k.count
+                    .fetch_add(n.saturating_mul(clients), Ordering::Relaxed);
+                k.sum_ns
+                    .fetch_add(share.saturating_mul(clients), Ordering::Relaxed);
+            }
+        }
+        let inodes = b.inodes_created.saturating_mul(clients);
+        if inodes > 0 {
+            c.inodes.fetch_add(inodes, Ordering::Relaxed);
+            c.inodes_added.fetch_add(inodes, Ordering::Relaxed);
+        }
+        if added > 0 {
+            c.caps.fetch_add(added, Ordering::Relaxed);
+            c.caps_added.fetch_add(added, Ordering::Relaxed);
+        }
+        if removed > 0 {
+            c.caps_removed.fetch_add(removed, Ordering::Relaxed);
+            let _ = c
+                .caps
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |x| {
+                    Some(x.saturating_sub(removed))
+                });
+        }
+        Ok(refused)
+    }
+
+    /// The MDS counters a load report reads (the same figures `perf dump` shows).
+    pub fn mds_counters(&self) -> MdsCounters {
+        let mds = &self.inner.mds;
+        let c = &mds.counters;
+        MdsCounters {
+            handle_client_request: mds.handle_client_request(),
+            reply_count: c.reply.count.load(Ordering::Relaxed),
+            reply_latency_sum_s: c.reply.sum_ns.load(Ordering::Relaxed) as f64 / 1e9,
+            sessions: mds.session_count() as u64,
+            caps: mds.caps(),
+            inodes: mds.inodes(),
+            rss_bytes: mds.rss_estimate(),
+        }
+    }
 }
 
 fn normalise_root(root: &str) -> CephResult<String> {
@@ -1034,6 +1249,32 @@ impl Mount {
     /// The entity the session was opened as.
     pub fn entity(&self) -> &EntityName {
         &self.session.entity
+    }
+
+    /// The client metadata the session was opened with (`hostname`, `mount_point`, ...).
+    pub fn client_metadata(&self) -> &BTreeMap<String, String> {
+        &self.session.metadata
+    }
+
+    /// Caps the session holds.
+    pub fn num_caps(&self) -> u64 {
+        self.session.num_caps.load(Ordering::Relaxed)
+    }
+
+    /// Charges requests the client made in a model (see [`ModelledRequests`]). Fails as
+    /// an operation would on a dead session or a down MDS, and with EINVAL on a kind the
+    /// MDS does not have; nothing is charged then.
+    pub fn charge_modelled(&self, b: &ModelledRequests<'_>) -> CephResult<()> {
+        if let Some(e) = self.dead_session_error() {
+            return Err(e);
+        }
+        match self.cluster.charge_modelled(&[self], b)? {
+            0 => Ok(()),
+            _ => Err(CephError::new(
+                errno::ENOTCONN,
+                "Transport endpoint is not connected",
+            )),
+        }
     }
 
     /// The session as `session ls` shows it.
@@ -1583,3 +1824,89 @@ pub(crate) const MON_COMMANDS: &[(CommandSpec, Handler)] = &[
         blocklist_ls,
     ),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Cluster, Config};
+
+    async fn mount(c: &Cluster, host: &str) -> Mount {
+        let md = BTreeMap::from([
+            ("hostname".to_owned(), host.to_owned()),
+            ("mount_point".to_owned(), format!("/k/{host}/globalmount")),
+        ]);
+        let req = MountRequest {
+            fs_name: None,
+            root: "/".into(),
+            client_metadata: md,
+        };
+        c.mount("client.admin", &c.admin_key(), req)
+            .await
+            .expect("mount")
+    }
+
+    #[tokio::test]
+    async fn modelled_requests_count_like_executed_ones_and_grow_caps_to_the_limit() {
+        let c = Cluster::new(Config::default()).expect("cluster");
+        let (a, b) = (mount(&c, "node-1").await, mount(&c, "node-2").await);
+        assert_eq!(c.mounts().len(), 2);
+        assert_eq!(a.client_metadata()["hostname"], "node-1");
+        let before = c.mds_counters();
+        a.mkdir("d").await.expect("mkdir");
+        let real = c.mds_counters();
+        assert_eq!(real.handle_client_request, before.handle_client_request + 1);
+        let kinds = [("create", 30), ("setattr", 30), ("getattr", 40)];
+        let batch = ModelledRequests {
+            by_kind: &kinds,
+            reply_latency: std::time::Duration::from_millis(100),
+            inodes_created: 30,
+            client_cache_inodes: 20,
+        };
+        assert_eq!(c.charge_modelled(&[&a, &b], &batch), Ok(0));
+        let after = c.mds_counters();
+        assert_eq!(
+            after.handle_client_request,
+            real.handle_client_request + 200
+        );
+        assert_eq!(after.reply_count, real.reply_count + 200);
+        let sum = after.reply_latency_sum_s - real.reply_latency_sum_s;
+        assert!((sum - 0.2).abs() < 1e-9, "{sum}");
+        // Caps grow with creates up to the client's cache (20), inodes with every create.
+        assert_eq!((a.num_caps(), b.num_caps()), (20, 20));
+        // a held its root and its directory, b its root.
+        assert_eq!(after.caps, real.caps + 18 + 19);
+        let dump = c.perf_dump();
+        assert_eq!(
+            dump["mds_server"]["req_create_latency"]["avgcount"],
+            json!(60)
+        );
+        assert_eq!(dump["mds"]["request"], json!(after.handle_client_request));
+        assert_eq!(dump["mds_mem"]["rss"], json!(after.rss_bytes / 1024));
+        // A kind the MDS does not have charges nothing; a closed session is refused.
+        let bad = ModelledRequests {
+            by_kind: &[("frobnicate", 1)],
+            ..batch
+        };
+        assert_eq!(
+            c.charge_modelled(&[&a], &bad).map_err(|e| e.errno),
+            Err(errno::EINVAL)
+        );
+        b.unmount();
+        assert_eq!(c.charge_modelled(&[&a, &b], &batch), Ok(1));
+        assert_eq!(
+            b.charge_modelled(&batch).map_err(|e| e.errno),
+            Err(errno::ENOTCONN)
+        );
+        assert_eq!(
+            c.mds_counters().handle_client_request,
+            after.handle_client_request + 100
+        );
+        // The load model can be changed at run time (max_mds).
+        let three = crate::mds_load::LoadModel {
+            active_mds: 3,
+            ..c.mds_load_model()
+        };
+        c.set_mds_load_model(three);
+        assert_eq!(c.mds_load_model().capacity(), 18_000.0);
+    }
+}

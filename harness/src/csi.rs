@@ -895,6 +895,11 @@ impl RealCsi {
         self.stack.perf_dump()
     }
 
+    /// The embedded fake-ceph (the busy workload charges its MDS).
+    pub fn cluster(&self) -> &fake_ceph::Cluster {
+        &self.stack.cluster
+    }
+
     /// Stops every plugin and the fakes.
     pub async fn shutdown(self) {
         self.stack.shutdown().await;

@@ -54,6 +54,91 @@ impl std::fmt::Display for StorageBackend {
     }
 }
 
+/// What the pods do once Running.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    /// Sleep: the mounts stay idle.
+    #[default]
+    Idle,
+    /// Unpack a kernel-shaped archive into every mount (see `busy`).
+    Busy,
+}
+
+impl std::fmt::Display for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Workload::Idle => "idle",
+            Workload::Busy => "busy",
+        })
+    }
+}
+
+/// The busy workload: each pod, once Running, unpacks a synthetic archive shaped like a
+/// Linux kernel tree into each of its mounts (one client per mount). Defaults follow
+/// `kubernetes.md` 6.4 (about 65k files, 4.5k directories, 3 MDS requests per file,
+/// about 1 GB).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Busy {
+    /// Directories in the archive (the top directory included).
+    pub dirs: u64,
+    /// Regular files in the archive.
+    pub files: u64,
+    /// Bytes of file data in the archive, in total.
+    pub bytes: u64,
+    /// Spread of the log-normal file sizes (sigma of ln size).
+    pub file_size_sigma: f64,
+    /// MDS requests per file: create, then setattr (tar's utimes/chmod), then getattrs.
+    pub requests_per_file: u64,
+    /// MDS requests per directory: mkdir, then getattrs.
+    pub requests_per_dir: u64,
+    /// A client's own time per request (FUSE, network, tar), milliseconds: `Z`.
+    pub client_ms_per_request: f64,
+    /// A client's data bandwidth, MB/s (file data is spread over the requests).
+    pub client_mb_per_s: f64,
+    /// Inodes a client's cache keeps (ceph-fuse `client_cache_size`): caps held grow
+    /// with creates up to this.
+    pub client_cache_inodes: u64,
+    /// Directories each client creates for real, through its session (the first ones).
+    pub sample_dirs: u64,
+    /// Files each client writes for real, through its session (the first ones).
+    pub sample_files: u64,
+    /// Bytes of real data at the start of each sampled file (the rest is sparse).
+    pub sample_bytes: u64,
+    /// Counters are charged, and hcr/s sampled, at every multiple of this many seconds
+    /// (simulated; 1 s, the period of the run's time series, so that no sampling period
+    /// sees two batches or none).
+    pub step_s: f64,
+    /// Unpacks still running this long after the deploy phase began are cut off and
+    /// teardown starts, seconds (simulated).
+    pub deadline_s: f64,
+    /// The MDS's request capacity (fake-ceph's load model).
+    pub mds: fake_ceph::LoadModel,
+}
+
+impl Default for Busy {
+    fn default() -> Self {
+        Self {
+            dirs: 4_500,
+            files: 65_000,
+            bytes: 1_000_000_000,
+            file_size_sigma: 1.6,
+            requests_per_file: 3,
+            requests_per_dir: 2,
+            client_ms_per_request: 1.3,
+            client_mb_per_s: 100.0,
+            client_cache_inodes: 16_384,
+            sample_dirs: 2,
+            sample_files: 4,
+            sample_bytes: 512,
+            step_s: 1.0,
+            deadline_s: 2.0 * 86_400.0,
+            mds: fake_ceph::LoadModel::default(),
+        }
+    }
+}
+
 /// Everything a run depends on besides the seed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -68,8 +153,10 @@ pub struct Params {
     pub replicas: usize,
     /// Nodes; 0 means `replicas`.
     pub nodes: usize,
-    /// Workload of the pods: only `idle` is modelled.
-    pub workload: String,
+    /// What the pods do once Running: `idle` or `busy`.
+    pub workload: Workload,
+    /// The busy workload's archive, clients and MDS (used when `workload` is `busy`).
+    pub busy: Busy,
     /// What provisions the volumes: `cephfs` (the default) or `manila`.
     pub backend: StorageBackend,
     /// CSIDriver `attachRequired`: VolumeAttachments, the external-attacher, ControllerPublish.
@@ -214,7 +301,8 @@ impl Default for Params {
             shares: 100,
             replicas: 100,
             nodes: 0,
-            workload: "idle".into(),
+            workload: Workload::Idle,
+            busy: Busy::default(),
             backend: StorageBackend::Cephfs,
             attach_required: false,
             step: 0,
@@ -307,8 +395,29 @@ impl Params {
         if self.node_count() < self.replicas {
             return bad("one pod per node: nodes must be at least replicas");
         }
-        if self.workload != "idle" {
-            return bad("only the idle workload is modelled");
+        if self.workload == Workload::Busy {
+            let b = &self.busy;
+            if b.dirs == 0 || b.requests_per_file == 0 || b.requests_per_dir == 0 {
+                return bad(
+                    "busy: dirs, requests_per_file and requests_per_dir must be at least 1",
+                );
+            }
+            if b.sample_dirs > b.dirs || b.sample_files > b.files {
+                return bad("busy: more sampled dirs or files than the archive has");
+            }
+            let positive = [
+                b.step_s,
+                b.deadline_s,
+                b.client_mb_per_s,
+                b.mds.requests_per_s_per_mds,
+            ];
+            if positive.iter().any(|x| !(x.is_finite() && *x > 0.0))
+                || !(b.client_ms_per_request.is_finite() && b.client_ms_per_request >= 0.0)
+                || !(b.file_size_sigma.is_finite() && b.file_size_sigma >= 0.0)
+                || !(b.mds.multi_mds_efficiency.is_finite() && b.mds.multi_mds_efficiency >= 0.0)
+            {
+                return bad("busy: times, rates and spreads must be finite and positive");
+            }
         }
         if self.backend == StorageBackend::Manila && self.attach_required {
             // As the Manila CSI plugin, the Manila back end has no ControllerPublish.
@@ -366,6 +475,28 @@ mod tests {
         check_set("backend=cephfs", true);
         check_set("backend=nfs", false);
         check_set("backend=3", false);
+        check_set("workload=busy", true);
+        check_set("workload=idle", true);
+        check_set("workload=sleepy", false);
+        check_set("busy.files=10", true);
+        check_set("busy.mds.active_mds=3", true);
+        check_set("busy.step_s=0", true);
+        check_set("workload=busy", true);
+        let busy = |kv: &str| {
+            Params::default()
+                .set("workload=busy")
+                .and_then(|p| p.set(kv))
+                .is_ok()
+        };
+        assert!(!busy("busy.step_s=0"));
+        assert!(!busy("busy.dirs=0"));
+        assert!(!busy("busy.sample_files=70000"));
+        assert!(!busy("busy.mds.requests_per_s_per_mds=-1"));
+        assert!(busy("busy.mds.active_mds=16"));
+        assert_eq!(
+            Params::load("busy-1k").expect("busy").workload,
+            Workload::Busy
+        );
         let p = Params::default().set("qps.kubelet=[50,100]").expect("set");
         assert_eq!(p.qps.kubelet, (50.0, 100));
         let p = Params::default().set("backend=manila").expect("set");

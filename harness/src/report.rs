@@ -312,6 +312,9 @@ pub struct Summary {
     /// The SVG plots written beside the summary (none when the run kept no files).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub plots: Vec<crate::plots::Plot>,
+    /// The busy workload's figures (busy scenarios only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub busy: Option<crate::busy::BusySummary>,
 }
 
 impl Summary {

@@ -207,6 +207,10 @@ enum Ev {
     },
     PvResync,
     Script,
+    /// The busy workload's next step or completion.
+    Busy {
+        round: u64,
+    },
 }
 
 #[derive(Debug)]
@@ -397,6 +401,8 @@ pub struct World {
     pub log: EventLog,
     /// Counters and distributions for the report.
     pub stats: Stats,
+    /// The busy workload, when the scenario runs it.
+    pub busy: Option<crate::busy::Busy>,
 }
 
 fn key2(pv: &str, node: usize) -> String {
@@ -446,6 +452,9 @@ impl World {
                 TokenBucket::new(q.kubelet.0, q.kubelet.1),
             );
         }
+        let busy = (p.workload == crate::params::Workload::Busy).then(|| {
+            crate::busy::Busy::new(&p.busy, seed, crate::busy::Busy::cluster_of(&backend))
+        });
         let a = &p.authz;
         let graph = Graph::new(
             Duration::from_secs_f64(a.write_base_us / 1e6),
@@ -492,6 +501,7 @@ impl World {
             progress: None,
             log,
             stats: Stats::default(),
+            busy,
             p,
         }
     }
@@ -595,6 +605,9 @@ impl World {
                 self.csi_done(id, out);
             } else {
                 self.handle(e.ev);
+            }
+            if let Some(b) = &mut self.busy {
+                b.run_samples().await;
             }
             for (id, call) in std::mem::take(&mut self.to_start) {
                 self.backend.start(id, call).await;
@@ -710,6 +723,22 @@ impl World {
                 self.after(Duration::from_secs(15), Ev::PvResync);
             }
             Ev::Script => self.script_step(),
+            Ev::Busy { round } => {
+                if let Some(b) = &mut self.busy {
+                    let out = b.wake(self.now, round);
+                    self.busy_out(out);
+                }
+            }
+        }
+    }
+
+    /// Logs what the busy workload reports and schedules its next wake-up.
+    fn busy_out(&mut self, out: crate::busy::Out) {
+        for (what, object, result) in &out.log {
+            self.event("busy", what, object, result);
+        }
+        if let Some((at, round)) = out.wake {
+            self.at(at, Ev::Busy { round });
         }
     }
 
@@ -902,6 +931,10 @@ impl World {
                     p.metadata = m;
                 }
                 self.event(client, "delete", &pod, "terminating");
+                if let Some(b) = &mut self.busy {
+                    let out = b.stop(self.now, &pod);
+                    self.busy_out(out);
+                }
                 self.graph_event(GraphOp::UpdatePod { name: pod.clone() });
                 self.notify(Kind::Pod, &pod, node);
             }
@@ -940,6 +973,15 @@ impl World {
                 }
                 self.stats.running_at.push(self.now);
                 self.event(client, "running", &pod, "Running");
+                if let (Some(b), Some(n)) = (&mut self.busy, node) {
+                    let pvs: Vec<String> = self.kubelets[n]
+                        .pods
+                        .get(&pod)
+                        .map(|kp| kp.pvs.iter().map(|(_, pv)| pv.clone()).collect())
+                        .unwrap_or_default();
+                    let out = b.start(self.now, &pod, n, pvs);
+                    self.busy_out(out);
+                }
                 self.graph_event(GraphOp::UpdatePod { name: pod.clone() });
                 self.notify(Kind::Pod, &pod, node);
             }
@@ -2623,9 +2665,22 @@ impl World {
                 if all {
                     // The script looks once a tick; the last pod got there at its own
                     // Running event, which is when all were Running.
-                    self.stats.all_running_at =
-                        Some(self.stats.running_at.iter().copied().max().unwrap_or(now));
-                    self.begin_teardown("all pods Running");
+                    if self.stats.all_running_at.is_none() {
+                        self.stats.all_running_at =
+                            Some(self.stats.running_at.iter().copied().max().unwrap_or(now));
+                    }
+                    // The busy workload keeps the pods until their unpacks finish.
+                    let began = self.stats.provisioned_at.unwrap_or_default();
+                    match self.busy.as_ref().map(|b| b.verdict(now, began)) {
+                        None => self.begin_teardown("all pods Running"),
+                        Some(crate::busy::Verdict::Finished) => {
+                            self.begin_teardown("all pods Running, unpacks finished");
+                        }
+                        Some(crate::busy::Verdict::Deadline) => {
+                            self.begin_teardown("busy deadline");
+                        }
+                        Some(crate::busy::Verdict::Unpacking) => {}
+                    }
                 } else if now.since(self.script.last_progress) > Params::secs(self.p.stall_s)
                     && self.script.replicas == self.p.replicas
                 {

@@ -1,10 +1,11 @@
 //! The simulator against the real driver and fake-ceph: the 2018 attempts on small
-//! clusters with pinned seeds, determinism, Manila provisioning, and the `harness`
+//! clusters with pinned seeds, the busy workload, determinism, Manila provisioning, and the `harness`
 //! binary (`run`, and `up` driven over its printed endpoints).
 
 #![allow(clippy::unwrap_used)]
 
 mod attempts;
+mod busy;
 mod cli;
 mod determinism;
 mod manila;
