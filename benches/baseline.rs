@@ -1,7 +1,7 @@
 //! The transport's limit: a do-nothing CSI server (Identity and Node; Probe and
 //! NodeGetCapabilities answer with minimal responses, everything else Unimplemented)
 //! on a Unix socket, served and called exactly as `benches/csi.rs` serves and calls
-//! the driver (tonic, one shared channel, 64 tasks per iteration for c64). The gap
+//! the driver (tonic, one shared channel, 64 calls in flight for c64). The gap
 //! between these figures and `csi`'s is what the driver itself costs.
 
 #![allow(clippy::unwrap_used)]
@@ -21,6 +21,8 @@ use driver::csi::v1::*;
 use tonic::codegen::tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::{Channel, Endpoint, Server, Uri};
 use tonic::{Request, Response, Status};
+
+mod common;
 
 /// Answers Probe and the capability calls; nothing else.
 #[derive(Debug, Clone, Copy)]
@@ -167,15 +169,9 @@ fn bench(c: &mut Criterion) {
             g.throughput(Throughput::Elements(CONC as u64));
             let ch = channel.clone();
             g.bench_function(concat!($name, "/c64"), |b| {
-                b.to_async(&rt).iter(|| {
+                b.to_async(&rt).iter_custom(|iters| {
                     let ch = ch.clone();
-                    async move {
-                        let mut set = tokio::task::JoinSet::new();
-                        for _ in 0..CONC {
-                            set.spawn($op(ch.clone()));
-                        }
-                        while set.join_next().await.is_some() {}
-                    }
+                    common::sustained(iters, CONC, move |_| $op(ch.clone()))
                 })
             });
         }};

@@ -1,4 +1,8 @@
-//! What the benches share: serving a driver on a Unix socket and talking to it.
+//! What the benches share: serving a driver on a Unix socket and talking to it, and
+//! keeping calls in flight.
+
+// Each bench uses a part of this module.
+#![allow(dead_code)]
 
 use std::future::Future;
 use std::path::Path;
@@ -23,7 +27,6 @@ pub fn runtime() -> tokio::runtime::Runtime {
 /// call returns. This is the sustained throughput at concurrency `conc`; waiting for a
 /// batch of `conc` calls to finish before the next starts would count the batch's tail,
 /// when fewer than `conc` are in flight.
-#[allow(dead_code)] // real_ceph.rs runs one call at a time
 pub async fn sustained<F, Fut>(iters: u64, conc: usize, op: F) -> Duration
 where
     F: Fn(usize) -> Fut + Clone + Send + 'static,
