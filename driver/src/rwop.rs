@@ -59,13 +59,17 @@ impl Claims {
 
     /// Claims `volume_id` for `target`. Fails with `AlreadyExists` if a claim exists.
     pub fn claim(&self, volume_id: &str, target: &Path) -> std::io::Result<()> {
-        use std::os::unix::fs::PermissionsExt;
-        if let Err(e) = std::fs::create_dir(&self.dir) {
-            if e.kind() != std::io::ErrorKind::AlreadyExists {
-                return Err(e);
-            }
-        } else {
-            std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))?;
+        use std::os::unix::fs::DirBuilderExt;
+        // The state dir itself may not exist yet (the kernel and fuse mounters keep
+        // nothing there); the claims directory is private.
+        match std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+        {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
         }
         std::os::unix::fs::symlink(target, self.path(volume_id))
     }
@@ -114,6 +118,22 @@ mod tests {
         c.claim("vol-1", b).unwrap();
         c.release("vol-1", None).unwrap();
         assert_eq!(c.holder("vol-1", b).unwrap(), Holder::None);
+    }
+
+    #[test]
+    fn the_state_dir_is_made_on_the_first_claim() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("not").join("yet");
+        let c = Claims::new(&state);
+        let t = Path::new("/pods/a/mount");
+        c.claim("vol-1", t).unwrap();
+        assert_eq!(c.holder("vol-1", t).unwrap(), Holder::This);
+        let mode = std::fs::metadata(state.join(CLAIMS_DIR))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
     }
 
     #[test]
