@@ -372,7 +372,7 @@ impl Busy {
     /// The in-process fake-ceph of a back end, if it has one.
     pub fn cluster_of(backend: &Backend) -> Option<Cluster> {
         match backend {
-            Backend::Real(r) => Some(r.cluster().clone()),
+            Backend::Real(r) => r.cluster().cloned(),
             Backend::Mock(_) => None,
         }
     }

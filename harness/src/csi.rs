@@ -1,8 +1,8 @@
 //! The CSI side of the simulation: the calls controllers and kubelets make, and the two
 //! back ends that answer them. [`RealCsi`] runs an [`Embedded`] stack (fake-ceph on
-//! loopback, with the Manila back end fake-manila on top of it, the driver's controller
-//! plugin and one node plugin per simulated node, each on its own Unix socket) and makes
-//! every call over real gRPC. [`MockCsi`] answers from memory, with scripted failures,
+//! loopback, with the Manila back end fake-manila on top of it, or [`External`] ones; the
+//! driver's controller plugin and one node plugin per simulated node, each on its own
+//! Unix socket) and makes every call over real gRPC. [`MockCsi`] answers from memory, with scripted failures,
 //! for the controllers' unit tests. `harness up` serves an [`Embedded`] stack on its own.
 //!
 //! A call is started when the simulation issues it and finished when its simulated
@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use driver::ceph::Target;
 use driver::config::{Backend as DriverBackend, Config, Mode, MounterKind, parse_clusters};
 use driver::csi::v1::controller_client::ControllerClient;
 use driver::csi::v1::node_client::NodeClient;
@@ -27,6 +28,7 @@ use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tonic::transport::{Channel, Endpoint, Uri};
 
+use crate::inventory::{CephAccess, Inventory, ManilaAccess};
 pub use crate::params::StorageBackend;
 
 /// The CSI driver name the simulated cluster registers.
@@ -136,23 +138,27 @@ pub enum CsiReply {
 /// A call's outcome: the reply, or the gRPC code and message.
 pub type CsiOutcome = Result<CsiReply, (tonic::Code, String)>;
 
-/// What is left behind in the back end after teardown.
+/// What is left behind in the back end after teardown: what it holds and did not hold
+/// when the stack was up.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Leaks {
     /// Open MDS sessions.
     pub mds_sessions: usize,
     /// Subvolumes in the CSI group and in Ceph's default group (Manila's shares).
     pub subvolumes: usize,
-    /// Manila shares (any state) at fake-manila.
+    /// Manila shares (any state) in the project.
     pub shares: usize,
-    /// Manila access rules (any state) at fake-manila.
+    /// Manila access rules (any state) on those shares.
     pub access_rules: usize,
-    /// cephx users other than the cluster's own (Manila's rules make one each).
+    /// cephx users (Manila's rules make one each).
     pub cephx_users: usize,
     /// Fake mount records (staged volumes) on any node.
     pub mount_records: usize,
     /// Files left anywhere under the nodes' directories (key files, stray state).
     pub files: usize,
+    /// Why the back ends' holdings could not be read (then nothing is known of them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Leaks {
@@ -355,18 +361,60 @@ pub struct Launch {
     pub controller_credentials: bool,
 }
 
-/// The embedded back ends: fake-ceph (and, for the Manila back end, fake-manila on top
-/// of it) on loopback, the driver's controller plugin and one node plugin per node, each
-/// on its own Unix socket under one temporary directory (on `/dev/shm` when there is
-/// one). Dropping it removes the directory; [`Embedded::shutdown`] stops the servers
-/// first.
+/// Back ends that run outside this process, for [`Embedded::launch_on`]: a fake-ceph
+/// (on this machine: the fake mounter links the directories it names) and, for the
+/// Manila back end, a fake-manila on top of it.
+#[derive(Clone)]
+pub struct External {
+    /// fake-ceph's base URL.
+    pub ceph_url: String,
+    /// Its client.admin key.
+    pub ceph_admin_key: String,
+    /// fake-manila's base URL (Keystone under `/v3`).
+    pub manila_url: Option<String>,
+    /// The Manila user, project and domain (names).
+    pub os_user: String,
+    /// The user's password.
+    pub os_password: String,
+    /// The project.
+    pub os_project: String,
+    /// The user's and project's domain.
+    pub os_domain: String,
+}
+
+impl std::fmt::Debug for External {
+    // Not derived: the key and the password must not reach a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("External")
+            .field("ceph_url", &self.ceph_url)
+            .field("manila_url", &self.manila_url)
+            .field("os_user", &self.os_user)
+            .field("os_project", &self.os_project)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The subvolume groups the leak check lists: the CSI group (CephFS back end) and Ceph's
+/// default group (Manila's shares).
+const GROUPS: [Option<&str>; 2] = [Some(SUBVOLUME_GROUP), None];
+
+/// The back ends (fake-ceph on loopback and, for the Manila back end, fake-manila on top
+/// of it, or [`External`] ones), the driver's controller plugin and one node plugin per
+/// node, each on its own Unix socket under one temporary directory (on `/dev/shm` when
+/// there is one). Dropping it removes the directory; [`Embedded::shutdown`] stops the
+/// servers first.
 pub struct Embedded {
     root: tempfile::TempDir,
     backend: StorageBackend,
-    cluster: fake_ceph::Cluster,
-    ceph_url: String,
-    /// fake-manila's state and base URL.
-    manila: Option<(fake_manila::AppState, String)>,
+    /// The in-process fake-ceph; `None` with external back ends.
+    cluster: Option<fake_ceph::Cluster>,
+    ceph: CephAccess,
+    monitors: Vec<String>,
+    manila_url: Option<String>,
+    manila: Option<ManilaAccess>,
+    /// What the back ends held when the plugins were up: the leak check counts only
+    /// what is new since.
+    baseline: Inventory,
     clusters: serde_json::Value,
     secrets: HashMap<String, String>,
     controller: Served,
@@ -381,7 +429,8 @@ impl std::fmt::Debug for Embedded {
         f.debug_struct("Embedded")
             .field("root", &self.root.path())
             .field("backend", &self.backend)
-            .field("ceph_url", &self.ceph_url)
+            .field("ceph_url", &self.ceph.url())
+            .field("external", &self.cluster.is_none())
             .field("nodes", &self.nodes.len())
             .finish_non_exhaustive()
     }
@@ -457,23 +506,20 @@ fn remove_abandoned(base: &Path, prefix: &str) {
     }
 }
 
-/// Writes client.admin's keyring to `root/keys/` (0600); returns its path.
-fn write_keyring(root: &Path, cluster: &fake_ceph::Cluster) -> anyhow::Result<PathBuf> {
+/// Writes a keyring with client.admin's `key` to `root/keys/` (0600); returns its path.
+fn write_keyring(root: &Path, key: &str) -> anyhow::Result<PathBuf> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let dir = root.join("keys");
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("ceph.client.admin.keyring");
-    let text = cluster
-        .keyring("client.admin")
-        .context("fake-ceph has no client.admin")?;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(&path)
         .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(text.as_bytes())?;
+    writeln!(f, "[client.admin]\n\tkey = {key}")?;
     Ok(path)
 }
 
@@ -489,86 +535,151 @@ async fn serve_http(app: axum::Router) -> anyhow::Result<(String, tokio::task::J
     Ok((url, task))
 }
 
+/// Serves a fake-manila (zero state delays, no quotas, the share type
+/// [`MANILA_SHARE_TYPE`]) over `ceph` on a loopback port; returns its URL and task.
+async fn serve_manila(
+    seed: u64,
+    ceph: &CephAccess,
+) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
+    // Bound before the state is made: Keystone's catalog names this URL.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding a loopback port")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let mut config = fake_manila::Config::new(
+        url.clone(),
+        fake_manila::CephConfig {
+            url: ceph.url().to_owned(),
+            identity: fake_manila::CephIdentity {
+                entity: "client.admin".into(),
+                key: fake_manila::Secret::new(ceph.admin_key()),
+            },
+            fs_name: FS_NAME.into(),
+            group: None,
+            timeout: Duration::from_secs(30),
+        },
+    );
+    config.seed = seed;
+    // The simulation charges its own durations; real waits would only cost wall time.
+    config.delays = fake_manila::Delays::all(Duration::ZERO);
+    config.quotas.shares = -1;
+    config.quotas.gigabytes = -1;
+    config.share_type_name = MANILA_SHARE_TYPE.into();
+    let state = fake_manila::AppState::new(config).context("fake-manila")?;
+    let app = fake_manila::router(state);
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((url, task))
+}
+
+/// The CSI secrets of the Manila back end at `url` (Keystone under `/v3`).
+fn manila_secrets(
+    url: &str,
+    user: &str,
+    password: &str,
+    project: &str,
+    domain: &str,
+) -> HashMap<String, String> {
+    HashMap::from([
+        ("os-authURL".to_owned(), format!("{url}/v3")),
+        ("os-userName".to_owned(), user.to_owned()),
+        ("os-password".to_owned(), password.to_owned()),
+        ("os-projectName".to_owned(), project.to_owned()),
+        ("os-domainName".to_owned(), domain.to_owned()),
+    ])
+}
+
 impl Embedded {
-    /// Starts the stack `l` describes in a new temporary directory named `prefix…`.
+    /// Starts the stack `l` describes, with embedded back ends, in a new temporary
+    /// directory named `prefix…`.
     pub async fn launch(l: Launch, prefix: &str) -> anyhow::Result<Self> {
+        Self::launch_on(l, prefix, None).await
+    }
+
+    /// [`Embedded::launch`], on `external` back ends when given.
+    pub async fn launch_on(
+        l: Launch,
+        prefix: &str,
+        external: Option<&External>,
+    ) -> anyhow::Result<Self> {
         anyhow::ensure!(
             !(l.attach_required && l.backend == StorageBackend::Manila),
             "the manila back end has no ControllerPublish: attach cannot be required"
         );
         let root = temp_root(prefix)?;
-        let config = fake_ceph::Config {
-            seed: l.seed,
-            data_dir: Some(root.path().join("ceph")),
-            ..Default::default()
+        let mut servers = Vec::new();
+        let (cluster, ceph) = match external {
+            None => {
+                let config = fake_ceph::Config {
+                    seed: l.seed,
+                    data_dir: Some(root.path().join("ceph")),
+                    ..Default::default()
+                };
+                let cluster = fake_ceph::Cluster::new(config).context("fake-ceph")?;
+                let (url, task) = serve_http(fake_ceph::router(cluster.clone())).await?;
+                servers.push(task);
+                let ceph = CephAccess::new(&url, &cluster.admin_key())?;
+                (Some(cluster), ceph)
+            }
+            Some(x) => (None, CephAccess::new(&x.ceph_url, &x.ceph_admin_key)?),
         };
-        let cluster = fake_ceph::Cluster::new(config).context("fake-ceph")?;
-        let (ceph_url, ceph_task) = serve_http(fake_ceph::router(cluster.clone())).await?;
-        let mut servers = vec![ceph_task];
-        let r = cluster
-            .admin_command(
-                json!({"prefix": "fs subvolumegroup create", "vol_name": FS_NAME,
-                                  "group_name": SUBVOLUME_GROUP}),
-            )
-            .await;
-        anyhow::ensure!(r.ret == 0, "creating the csi group: {}", r.outs);
-        let monitors = cluster.config().mon_addrs.clone();
+        let fs_names = ceph.fs_names().await?;
+        anyhow::ensure!(
+            fs_names.iter().any(|f| f == FS_NAME),
+            "fake-ceph at {} has no file system {FS_NAME:?} (it has {fs_names:?})",
+            ceph.url()
+        );
+        ceph.command(
+            Target::Mgr,
+            json!({"prefix": "fs subvolumegroup create", "vol_name": FS_NAME,
+                   "group_name": SUBVOLUME_GROUP}),
+        )
+        .await
+        .context("creating the csi subvolume group")?;
+        let monitors = ceph.monitors().await?;
         let mut clusters = json!([{"clusterID": CLUSTER_ID, "monitors": monitors,
                                    "cephFS": {"subvolumeGroup": SUBVOLUME_GROUP},
-                                   "admin": {"transport": "http", "url": ceph_url}}]);
+                                   "admin": {"transport": "http", "url": ceph.url()}}]);
         if l.controller_credentials && l.backend == StorageBackend::Cephfs {
-            let keyring = write_keyring(root.path(), &cluster)?;
+            let keyring = write_keyring(root.path(), ceph.admin_key())?;
             clusters[0]["controllerCredentials"] = json!({"userID": "admin", "keyFile": keyring});
         }
         let parsed = parse_clusters(&clusters.to_string())?;
-        let (manila, secrets) = match l.backend {
-            StorageBackend::Cephfs => (
+        let (manila_url, secrets) = match (l.backend, external) {
+            (StorageBackend::Cephfs, _) => (
                 None,
                 HashMap::from([
                     ("adminID".to_owned(), "admin".to_owned()),
-                    ("adminKey".to_owned(), cluster.admin_key()),
+                    ("adminKey".to_owned(), ceph.admin_key().to_owned()),
                 ]),
             ),
-            StorageBackend::Manila => {
-                // Bound before the state is made: Keystone's catalog names this URL.
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .context("binding a loopback port")?;
-                let url = format!("http://{}", listener.local_addr()?);
-                let mut config = fake_manila::Config::new(
-                    url.clone(),
-                    fake_manila::CephConfig {
-                        url: ceph_url.clone(),
-                        identity: fake_manila::CephIdentity {
-                            entity: "client.admin".into(),
-                            key: fake_manila::Secret::new(cluster.admin_key()),
-                        },
-                        fs_name: FS_NAME.into(),
-                        group: None,
-                        timeout: Duration::from_secs(30),
-                    },
-                );
-                config.seed = l.seed;
-                // The simulation charges its own durations; real waits would only cost
-                // wall time.
-                config.delays = fake_manila::Delays::all(Duration::ZERO);
-                config.quotas.shares = -1;
-                config.quotas.gigabytes = -1;
-                config.share_type_name = MANILA_SHARE_TYPE.into();
-                let state = fake_manila::AppState::new(config).context("fake-manila")?;
-                let app = fake_manila::router(state.clone());
-                servers.push(tokio::spawn(async move {
-                    let _ = axum::serve(listener, app).await;
-                }));
-                let secrets = HashMap::from([
-                    ("os-authURL".to_owned(), format!("{url}/v3")),
-                    ("os-userName".to_owned(), MANILA_USER.to_owned()),
-                    ("os-password".to_owned(), MANILA_USER.to_owned()),
-                    ("os-projectName".to_owned(), MANILA_USER.to_owned()),
-                    ("os-domainName".to_owned(), "Default".to_owned()),
-                ]);
-                (Some((state, url)), secrets)
+            (StorageBackend::Manila, None) => {
+                let (url, task) = serve_manila(l.seed, &ceph).await?;
+                servers.push(task);
+                let secrets =
+                    manila_secrets(&url, MANILA_USER, MANILA_USER, MANILA_USER, "Default");
+                (Some(url), secrets)
             }
+            (StorageBackend::Manila, Some(x)) => {
+                let url = x
+                    .manila_url
+                    .clone()
+                    .context("the manila back end needs fake-manila's URL (--manila-url)")?;
+                let url = url.trim_end_matches('/').to_owned();
+                let secrets = manila_secrets(
+                    &url,
+                    &x.os_user,
+                    &x.os_password,
+                    &x.os_project,
+                    &x.os_domain,
+                );
+                (Some(url), secrets)
+            }
+        };
+        let manila = match l.backend {
+            StorageBackend::Manila => Some(ManilaAccess::new(&secrets)?),
+            StorageBackend::Cephfs => None,
         };
         let driver_backend = match l.backend {
             StorageBackend::Cephfs => DriverBackend::Cephfs,
@@ -612,12 +723,18 @@ impl Embedded {
                 channel,
             });
         }
+        let baseline = Inventory::take(&ceph, FS_NAME, &GROUPS, manila.as_ref())
+            .await
+            .context("reading what the back ends hold")?;
         Ok(Self {
             root,
             backend: l.backend,
             cluster,
-            ceph_url,
+            ceph,
+            monitors,
+            manila_url,
             manila,
+            baseline,
             clusters,
             secrets,
             controller,
@@ -639,22 +756,22 @@ impl Embedded {
 
     /// fake-ceph's base URL.
     pub fn ceph_url(&self) -> &str {
-        &self.ceph_url
+        self.ceph.url()
     }
 
     /// fake-ceph's monitor addresses (as `mon dump` and export locations give them).
-    pub fn monitors(&self) -> Vec<String> {
-        self.cluster.config().mon_addrs.clone()
+    pub fn monitors(&self) -> &[String] {
+        &self.monitors
     }
 
     /// `client.admin`'s key at fake-ceph. A secret: never log it.
-    pub fn ceph_admin_key(&self) -> String {
-        self.cluster.admin_key()
+    pub fn ceph_admin_key(&self) -> &str {
+        self.ceph.admin_key()
     }
 
     /// fake-manila's base URL (Keystone under `/v3`), with the Manila back end.
     pub fn manila_url(&self) -> Option<&str> {
-        self.manila.as_ref().map(|(_, u)| u.as_str())
+        self.manila_url.as_deref()
     }
 
     /// The driver's cluster config (what `cephfs-csi --cluster-config` reads).
@@ -685,70 +802,50 @@ impl Embedded {
         self.controller.channel.clone()
     }
 
-    /// fake-ceph's MDS `perf dump`.
-    pub fn perf_dump(&self) -> serde_json::Value {
-        self.cluster.perf_dump()
+    /// fake-ceph's MDS `perf dump` (`Null`, with a warning, when it cannot be read).
+    pub async fn perf_dump(&self) -> serde_json::Value {
+        match &self.cluster {
+            Some(c) => c.perf_dump(),
+            None => self.ceph.perf_dump(FS_NAME).await.unwrap_or_else(|e| {
+                tracing::warn!("reading the MDS counters: {e:#}");
+                serde_json::Value::Null
+            }),
+        }
     }
 
-    /// What is left in the back ends and the plugins' directories.
+    /// The MDS sessions open at the in-process fake-ceph (`None` when it is external).
+    pub fn session_count(&self) -> Option<usize> {
+        self.cluster.as_ref().map(fake_ceph::Cluster::session_count)
+    }
+
+    /// What the back ends hold now and did not hold when the stack was up, and what is
+    /// left in the plugins' directories.
     pub async fn leaks(&self) -> Leaks {
-        let mut subvolumes = 0;
-        // The CSI group (CephFS back end) and Ceph's default group (fake-manila's shares).
-        for group in [Some(SUBVOLUME_GROUP), None] {
-            let mut ls = json!({"prefix": "fs subvolume ls", "vol_name": FS_NAME});
-            if let Some(g) = group {
-                ls["group_name"] = json!(g);
-            }
-            let r = self.cluster.admin_command(ls).await;
-            let n = (r.ret == 0)
-                .then(|| serde_json::from_str::<serde_json::Value>(&r.outb).ok())
-                .flatten()
-                .and_then(|v| v.as_array().map(Vec::len))
-                .unwrap_or(usize::MAX);
-            subvolumes = n.saturating_add(subvolumes);
-        }
-        let r = self
-            .cluster
-            .admin_command(json!({"prefix": "auth ls", "format": "json"}))
-            .await;
-        let cephx_users = serde_json::from_str::<serde_json::Value>(&r.outb)
-            .ok()
-            .and_then(|v| {
-                v["auth_dump"].as_array().map(|a| {
-                    a.iter()
-                        .filter_map(|e| e["entity"].as_str())
-                        .filter(|e| {
-                            e.starts_with("client.")
-                                && *e != "client.admin"
-                                && !e.starts_with("client.bootstrap-")
-                        })
-                        .count()
-                })
-            })
-            .unwrap_or(usize::MAX);
-        let (shares, access_rules) = match &self.manila {
-            Some((state, _)) => {
-                let db = state.db();
-                (db.shares.len(), db.rules.len())
-            }
-            None => (0, 0),
+        let new = match Inventory::take(&self.ceph, FS_NAME, &GROUPS, self.manila.as_ref()).await {
+            Ok(now) => now.since(&self.baseline, self.manila.as_ref()).await,
+            Err(e) => Err(e),
         };
-        let mut mount_records = 0;
-        let mut files = 0;
+        let mut leaks = match new {
+            Ok(n) => Leaks {
+                mds_sessions: n.sessions,
+                subvolumes: n.subvolumes,
+                shares: n.shares,
+                access_rules: n.access_rules,
+                cephx_users: n.cephx_users,
+                ..Leaks::default()
+            },
+            Err(e) => Leaks {
+                error: Some(format!("{e:#}")),
+                ..Leaks::default()
+            },
+        };
         for n in &self.nodes {
-            mount_records += count_files(&n.dir.join("state").join("fake-mounts"));
-            files += count_files(&n.dir);
+            leaks.mount_records += count_files(&n.dir.join("state").join("fake-mounts"));
+            leaks.files += count_files(&n.dir);
         }
-        files += count_files(&self.controller.dir);
-        Leaks {
-            mds_sessions: self.cluster.session_count(),
-            subvolumes,
-            shares,
-            access_rules,
-            cephx_users,
-            mount_records,
-            files: files - mount_records,
-        }
+        leaks.files += count_files(&self.controller.dir);
+        leaks.files -= leaks.mount_records;
+        leaks
     }
 
     /// Stops every plugin, then fake-manila and fake-ceph, and removes the directory.
@@ -797,8 +894,9 @@ pub struct RealCsi {
     permits: Arc<Semaphore>,
     /// Measured wall latency per method, microseconds.
     pub wall: WallLatencies,
-    /// The most MDS sessions fake-ceph had open when a NodeStage finished.
-    pub peak_sessions: usize,
+    /// The most MDS sessions fake-ceph had open when a NodeStage finished or its
+    /// counters were read.
+    peak_sessions: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for RealCsi {
@@ -810,10 +908,14 @@ impl std::fmt::Debug for RealCsi {
 }
 
 impl RealCsi {
-    /// Starts the [`Embedded`] stack `l` describes; at most `max_inflight` calls are made
-    /// at once.
-    pub async fn launch(l: Launch, max_inflight: usize) -> anyhow::Result<Self> {
-        let stack = Embedded::launch(l, "harness-").await?;
+    /// Starts the [`Embedded`] stack `l` describes, on `external` back ends when given;
+    /// at most `max_inflight` calls are made at once.
+    pub async fn launch(
+        l: Launch,
+        max_inflight: usize,
+        external: Option<&External>,
+    ) -> anyhow::Result<Self> {
+        let stack = Embedded::launch_on(l, "harness-", external).await?;
         let nodes = stack
             .nodes
             .iter()
@@ -831,7 +933,7 @@ impl RealCsi {
             inflight: HashMap::new(),
             permits: Arc::new(Semaphore::new(max_inflight.max(1))),
             wall: BTreeMap::new(),
-            peak_sessions: 0,
+            peak_sessions: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -875,8 +977,11 @@ impl RealCsi {
             Ok(x) => x,
             Err(e) => return Err((tonic::Code::Internal, format!("call task: {e}"))),
         };
-        if method == "NodeStageVolume" {
-            self.peak_sessions = self.peak_sessions.max(self.stack.cluster.session_count());
+        if method == "NodeStageVolume"
+            && let Some(n) = self.stack.session_count()
+        {
+            self.peak_sessions
+                .fetch_max(n, std::sync::atomic::Ordering::Relaxed);
         }
         let h = self.wall.entry(method).or_insert_with(|| {
             hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 2)
@@ -891,13 +996,26 @@ impl RealCsi {
     }
 
     /// fake-ceph's MDS `perf dump`.
-    pub fn perf_dump(&self) -> serde_json::Value {
-        self.stack.perf_dump()
+    pub async fn perf_dump(&self) -> serde_json::Value {
+        let d = self.stack.perf_dump().await;
+        if let Some(n) = d["mds_sessions"]["session_count"].as_u64() {
+            self.peak_sessions
+                .fetch_max(n as usize, std::sync::atomic::Ordering::Relaxed);
+        }
+        d
     }
 
-    /// The embedded fake-ceph (the busy workload charges its MDS).
-    pub fn cluster(&self) -> &fake_ceph::Cluster {
-        &self.stack.cluster
+    /// The most MDS sessions fake-ceph had open when a NodeStage finished (embedded
+    /// fake-ceph) or its counters were read.
+    pub fn peak_sessions(&self) -> usize {
+        self.peak_sessions
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The in-process fake-ceph (the busy workload charges its MDS); `None` when the
+    /// back ends are external.
+    pub fn cluster(&self) -> Option<&fake_ceph::Cluster> {
+        self.stack.cluster.as_ref()
     }
 
     /// Stops every plugin and the fakes.

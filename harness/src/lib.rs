@@ -9,12 +9,14 @@
 //! loopback (and, when the scenario's `backend` is `manila`, fake-manila on top of it,
 //! the shares provisioned by the driver's Manila controller), the driver's controller
 //! plugin and one node plugin per node, each on its own Unix socket, called over real
-//! gRPC.
+//! gRPC. With `harness run --ceph-url/--manila-url` the back ends are external ones
+//! (a fake-ceph on this machine, a fake-manila over it) and only the plugins run here.
 //!
 //! Start reading at [`run`]; the simulation is [`sim::World`], its clock and timing
 //! primitives are in [`time`], scenarios in [`params`] (files in `scenarios/`), the
-//! authorizer in [`authz`], the CSI back ends in [`csi`], the reports in [`report`], the
-//! time series and their SVG plots in [`plots`].
+//! authorizer in [`authz`], the CSI back ends in [`csi`], the leak check's reading of the
+//! back ends in [`inventory`], the reports in [`report`], the time series and their SVG
+//! plots in [`plots`].
 //!
 //! Beside the simulator: [`up`], the same embedded back ends served on their own for
 //! other tools (`harness up`); [`conformance`], a CSI conformance bench (every rule
@@ -35,6 +37,7 @@ pub mod authz;
 pub mod busy;
 pub mod conformance;
 pub mod csi;
+pub mod inventory;
 pub mod load;
 pub mod params;
 pub mod plots;
@@ -54,10 +57,12 @@ use crate::params::Params;
 use crate::report::{EventLog, Summary, Wall, percentiles};
 
 /// Which back end a run calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum BackendKind {
-    /// fake-ceph and the real driver over gRPC.
+    /// The real driver over gRPC, embedded fake-ceph (and fake-manila) behind it.
     Real,
+    /// The real driver over gRPC, external back ends behind it.
+    External(csi::External),
     /// In-memory answers (controller tests).
     Mock,
 }
@@ -96,20 +101,29 @@ pub async fn run_with_progress(
     progress: Option<sim::ProgressFn>,
 ) -> anyhow::Result<Run> {
     let t0 = Instant::now();
-    let backend = match backend {
+    let launch = csi::Launch {
+        seed,
+        nodes: p.node_count(),
+        attach_required: p.attach_required,
+        backend: p.backend,
+        controller_credentials: false,
+    };
+    let backend = match &backend {
         BackendKind::Real => Backend::Real(Box::new(
-            RealCsi::launch(
-                csi::Launch {
-                    seed,
-                    nodes: p.node_count(),
-                    attach_required: p.attach_required,
-                    backend: p.backend,
-                    controller_credentials: false,
-                },
-                p.max_inflight,
-            )
-            .await?,
+            RealCsi::launch(launch, p.max_inflight, None).await?,
         )),
+        BackendKind::External(x) => {
+            // The busy workload charges its modelled MDS load to the in-process fake-ceph;
+            // an external MDS would report only the real sample, which is not the run.
+            anyhow::ensure!(
+                p.workload != params::Workload::Busy,
+                "the busy workload runs on the embedded back ends only (it charges the \
+                 modelled MDS load to the in-process fake-ceph)"
+            );
+            Backend::Real(Box::new(
+                RealCsi::launch(launch, p.max_inflight, Some(x)).await?,
+            ))
+        }
         BackendKind::Mock => Backend::Mock(MockCsi::default()),
     };
     run_on(p, seed, backend, out, t0, progress).await
@@ -154,8 +168,8 @@ pub async fn run_on(
                 [h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.max()],
             );
         }
-        wall.fake_ceph_peak_sessions = r.peak_sessions;
-        wall.fake_ceph_hcr = r.perf_dump()["mds_server"]["handle_client_request"]
+        wall.fake_ceph_peak_sessions = r.peak_sessions();
+        wall.fake_ceph_hcr = r.perf_dump().await["mds_server"]["handle_client_request"]
             .as_u64()
             .unwrap_or(0);
     }

@@ -8,6 +8,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use harness::params::Params;
 
@@ -39,6 +40,8 @@ enum Command {
         /// Overrides a parameter: key=value (dotted keys, JSON values); repeatable.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        #[command(flatten)]
+        external: ExternalArgs,
     },
     /// Lists the built-in scenarios.
     List,
@@ -50,6 +53,62 @@ enum Command {
     /// the driver's controller and N node plugins; prints their endpoints, credentials
     /// and a cluster config as JSON on stdout; stops on SIGINT or SIGTERM.
     Up(harness::up::UpArgs),
+}
+
+/// External back ends for `harness run`, instead of the embedded ones.
+#[derive(Debug, clap::Args)]
+struct ExternalArgs {
+    /// An external fake-ceph's base URL (on this machine: the fake mounter links the
+    /// directories it names). Needs --ceph-keyring.
+    #[arg(long, env = "HARNESS_CEPH_URL", requires = "ceph_keyring")]
+    ceph_url: Option<String>,
+    /// A keyring with client.admin's key at that fake-ceph (`fake-ceph --keyring-out`).
+    #[arg(long, env = "HARNESS_CEPH_KEYRING", requires = "ceph_url")]
+    ceph_keyring: Option<PathBuf>,
+    /// An external fake-manila's base URL (Keystone under /v3), running over the
+    /// fake-ceph of --ceph-url; for scenarios with `backend: manila`.
+    #[arg(long, env = "HARNESS_MANILA_URL", requires = "ceph_url")]
+    manila_url: Option<String>,
+    /// The Manila user (name).
+    #[arg(long, env = "HARNESS_OS_USER", default_value = "demo")]
+    os_user: String,
+    /// The Manila user's password.
+    #[arg(
+        long,
+        env = "HARNESS_OS_PASSWORD",
+        default_value = "demo",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    os_password: String,
+    /// The Manila project (name).
+    #[arg(long, env = "HARNESS_OS_PROJECT", default_value = "demo")]
+    os_project: String,
+    /// The domain of the user and the project.
+    #[arg(long, env = "HARNESS_OS_DOMAIN", default_value = "Default")]
+    os_domain: String,
+}
+
+impl ExternalArgs {
+    /// The back ends these arguments name.
+    fn backend(&self) -> anyhow::Result<harness::BackendKind> {
+        let (Some(url), Some(keyring)) = (&self.ceph_url, &self.ceph_keyring) else {
+            return Ok(harness::BackendKind::Real);
+        };
+        let text = std::fs::read_to_string(keyring)
+            .with_context(|| format!("reading {}", keyring.display()))?;
+        let id = fake_manila::parse_keyring(&text, Some("client.admin"))
+            .with_context(|| format!("reading {}", keyring.display()))?;
+        Ok(harness::BackendKind::External(harness::csi::External {
+            ceph_url: url.clone(),
+            ceph_admin_key: id.key.expose().to_owned(),
+            manila_url: self.manila_url.clone(),
+            os_user: self.os_user.clone(),
+            os_password: self.os_password.clone(),
+            os_project: self.os_project.clone(),
+            os_domain: self.os_domain.clone(),
+        }))
+    }
 }
 
 fn main() -> ExitCode {
@@ -157,7 +216,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             seed,
             out,
             set,
+            external,
         } => {
+            let backend = external.backend()?;
             let mut p = Params::load(&scenario)?;
             for s in &set {
                 p = p.set(s)?;
@@ -166,13 +227,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 PathBuf::from("target/harness").join(format!("{}-{seed}", p.name))
             });
             println!(
-                "harness: {} (seed {seed}): s={} r={} nodes={} attachRequired={} backend={} -> {}",
+                "harness: {} (seed {seed}): s={} r={} nodes={} attachRequired={} backend={}{} -> {}",
                 p.name,
                 p.shares,
                 p.replicas,
                 p.node_count(),
                 p.attach_required,
                 p.backend,
+                match &backend {
+                    harness::BackendKind::External(x) => format!(" at {}", x.ceph_url),
+                    _ => String::new(),
+                },
                 out.display()
             );
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -199,7 +264,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     r = harness::run_with_progress(
                         p,
                         seed,
-                        harness::BackendKind::Real,
+                        backend,
                         harness::Output::Dir(out.clone()),
                         progress,
                     ) => Some(r),

@@ -583,7 +583,7 @@ impl World {
                 break;
             };
             while let Some(t) = self.stats.series.due(e.at) {
-                let s = self.sample(t);
+                let s = self.sample(t).await;
                 self.stats.series.record(s);
             }
             self.now = e.at;
@@ -614,12 +614,12 @@ impl World {
             }
         }
         self.stats.sim_end = self.now;
-        let s = self.sample(self.now);
+        let s = self.sample(self.now).await;
         self.stats.series.finish(s);
     }
 
     /// The state for the time series at `at` (no event later than `at` has run yet).
-    fn sample(&self, at: SimTime) -> Sample {
+    async fn sample(&self, at: SimTime) -> Sample {
         let stuck_after = Params::secs(self.p.kill_stuck_after_s);
         let mut s = Sample {
             t: at,
@@ -652,7 +652,7 @@ impl World {
             }
         }
         if let Backend::Real(r) = &self.backend {
-            let d = r.perf_dump();
+            let d = r.perf_dump().await;
             s.hcr = d["mds_server"]["handle_client_request"].as_u64();
             s.ceph_sessions = d["mds_sessions"]["session_count"].as_u64();
         }

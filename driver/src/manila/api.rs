@@ -226,6 +226,28 @@ impl Manila<'_> {
             .collect())
     }
 
+    /// Every share of the project: `GET /shares/detail`, page by page (Manila answers at
+    /// most `osapi_max_limit`, 1000 by default, a request).
+    pub async fn shares(&self) -> Result<Vec<Share>, ManilaError> {
+        const PAGE: usize = 1000;
+        let mut all: Vec<Share> = Vec::new();
+        loop {
+            let v = self
+                .send(
+                    reqwest::Method::GET,
+                    &format!("/shares/detail?limit={PAGE}&offset={}", all.len()),
+                    None,
+                )
+                .await?;
+            let page: Vec<Share> = Self::decode(&v, "shares")?;
+            let n = page.len();
+            all.extend(page);
+            if n < PAGE {
+                return Ok(all);
+            }
+        }
+    }
+
     /// `POST /shares` (CEPHFS).
     pub async fn create_share(&self, n: &NewShare) -> Result<Share, ManilaError> {
         let mut share = json!({"share_proto": "CEPHFS", "size": n.size, "name": n.name,

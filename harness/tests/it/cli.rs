@@ -56,3 +56,60 @@ fn harness_refuses_unknown_scenarios_and_parameters() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn harness_run_on_an_external_fake_ceph_reads_its_key_from_a_keyring_and_never_prints_it() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = fake_ceph::Cluster::new(fake_ceph::Config {
+        data_dir: Some(dir.path().join("data")),
+        ..Default::default()
+    })
+    .unwrap();
+    let url = rt.block_on(async {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let app = fake_ceph::router(cluster.clone());
+        tokio::spawn(async move { axum::serve(l, app).await });
+        url
+    });
+    let keyring = dir.path().join("admin.keyring");
+    std::fs::write(&keyring, cluster.keyring("client.admin").unwrap()).unwrap();
+    let out = dir.path().join("out");
+    let assert = Command::new(assert_cmd::cargo::cargo_bin!("harness"))
+        .args([
+            "run",
+            "idle-10k",
+            "--set",
+            "shares=2",
+            "--set",
+            "replicas=2",
+        ])
+        .args(["--ceph-url", &url, "--ceph-keyring"])
+        .arg(&keyring)
+        .arg("--out")
+        .arg(&out)
+        .env("HARNESS_LOG", "debug")
+        .assert()
+        .success();
+    let o = assert.get_output();
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(stdout.contains(&format!("at {url}")), "{stdout}");
+    assert!(stdout.contains("clean (no leaks)"), "{stdout}");
+    // Sessions were opened at the external fake-ceph, and all closed again.
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["wall"]["fake_ceph_peak_sessions"], 4);
+    assert_eq!(cluster.session_count(), 0);
+    let key = cluster.admin_key();
+    let mut seen = String::from_utf8_lossy(&o.stderr).into_owned() + &stdout;
+    for f in std::fs::read_dir(&out).unwrap() {
+        seen += &std::fs::read_to_string(f.unwrap().path()).unwrap_or_default();
+    }
+    assert!(!seen.contains(&key), "the admin key was printed");
+    // A URL without a key is refused by the argument parser.
+    Command::new(assert_cmd::cargo::cargo_bin!("harness"))
+        .args(["run", "idle-10k", "--ceph-url", &url])
+        .assert()
+        .failure();
+}

@@ -8,6 +8,7 @@ mod attempts;
 mod busy;
 mod cli;
 mod determinism;
+mod external;
 mod manila;
 mod plots;
 mod report;
