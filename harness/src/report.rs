@@ -382,7 +382,7 @@ impl Summary {
     /// The short table printed at the end of a run.
     pub fn table(&self) -> String {
         let opt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1} s"));
-        let rows: Vec<(&str, String)> = vec![
+        let mut rows: Vec<(&str, String)> = vec![
             ("outcome", self.outcome.clone()),
             (
                 "pods Running",
@@ -440,6 +440,49 @@ impl Summary {
                 },
             ),
         ];
+        if let Some(b) = &self.busy {
+            // After the MDS row: the busy workload's own figures.
+            let at = rows
+                .iter()
+                .position(|(k, _)| k.starts_with("MDS hcr/s"))
+                .map_or(rows.len(), |i| i + 1);
+            let min = |ms: f64| ms / 60_000.0;
+            let busy_rows = [
+                (
+                    "untars finished / cut off / unfinished",
+                    format!(
+                        "{} / {} / {} pods ({} clients)",
+                        b.pods_finished, b.pods_cut_off, b.pods_unfinished, b.clients
+                    ),
+                ),
+                (
+                    "untar p50/p90/p99 (sim)",
+                    format!(
+                        "{:.1} / {:.1} / {:.1} min",
+                        min(b.untar.p50_ms),
+                        min(b.untar.p90_ms),
+                        min(b.untar.p99_ms)
+                    ),
+                ),
+                (
+                    "MDS hcr/s plateau, mean reply latency",
+                    format!(
+                        "{:.0}, {}",
+                        b.hcr_per_s_plateau,
+                        b.mean_reply_latency_ms
+                            .map_or("-".to_owned(), |l| format!("{l:.0} ms"))
+                    ),
+                ),
+                (
+                    "peak MDS memory (model)",
+                    b.peak_mds_rss_mib
+                        .map_or("-".to_owned(), |m| format!("{m:.0} MiB")),
+                ),
+            ];
+            for (i, r) in busy_rows.into_iter().enumerate() {
+                rows.insert(at + i, r);
+            }
+        }
         let mut s = String::from("| | |\n|---|---|\n");
         for (k, v) in rows {
             let _ = writeln!(s, "| {k} | {v} |");

@@ -21,5 +21,18 @@ async fn every_builtin_scenario_runs_small_and_tears_down_clean() {
         // must end with nothing left behind.
         assert_clean(&r);
         assert_eq!(s.leaks.mds_sessions, 0, "{name}");
+        // The terminal table carries the busy workload's figures when there is one.
+        let table = s.table();
+        assert_eq!(
+            table.contains("| untar p50/p90/p99 (sim) |"),
+            s.busy.is_some(),
+            "{name}: {table}"
+        );
+        if let Some(b) = &s.busy {
+            assert!(
+                table.contains(&format!("| {} / 0 / 0 pods ", b.pods_finished)),
+                "{name}: {table}"
+            );
+        }
     }
 }
