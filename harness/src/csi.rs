@@ -345,7 +345,7 @@ pub const MANILA_SHARE_TYPE: &str = "cephfstype";
 pub const MANILA_USER: &str = "demo";
 
 /// What an [`Embedded`] stack is started with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Launch {
     /// The master seed of fake-ceph (keys, UUIDs) and fake-manila (IDs, tokens).
     pub seed: u64,
@@ -359,6 +359,9 @@ pub struct Launch {
     /// 0600 file under the directory), so that the RPCs without secrets (ListVolumes,
     /// GetCapacity, ControllerGetVolume) are served. The simulation makes none of them.
     pub controller_credentials: bool,
+    /// Fault rules for the embedded fake-ceph (refused with external back ends: set them
+    /// there).
+    pub ceph_faults: fake_ceph::Faults,
 }
 
 /// Back ends that run outside this process, for [`Embedded::launch_on`]: a fake-ceph
@@ -614,6 +617,7 @@ impl Embedded {
                 let config = fake_ceph::Config {
                     seed: l.seed,
                     data_dir: Some(root.path().join("ceph")),
+                    faults: l.ceph_faults.clone(),
                     ..Default::default()
                 };
                 let cluster = fake_ceph::Cluster::new(config).context("fake-ceph")?;
@@ -622,7 +626,14 @@ impl Embedded {
                 let ceph = CephAccess::new(&url, &cluster.admin_key())?;
                 (Some(cluster), ceph)
             }
-            Some(x) => (None, CephAccess::new(&x.ceph_url, &x.ceph_admin_key)?),
+            Some(x) => {
+                anyhow::ensure!(
+                    l.ceph_faults == fake_ceph::Faults::default(),
+                    "ceph_faults apply to the embedded fake-ceph only: set them on the \
+                     external one (its --fault flag or /admin/faults)"
+                );
+                (None, CephAccess::new(&x.ceph_url, &x.ceph_admin_key)?)
+            }
         };
         let fs_names = ceph.fs_names().await?;
         anyhow::ensure!(
@@ -926,7 +937,9 @@ impl RealCsi {
             .collect();
         Ok(Self {
             secrets: stack.secrets.clone(),
-            parameters: storage_class_parameters(l.backend).into_iter().collect(),
+            parameters: storage_class_parameters(stack.backend)
+                .into_iter()
+                .collect(),
             controller: ControllerClient::new(stack.controller_channel()),
             nodes,
             stack,

@@ -27,7 +27,9 @@
 //! MDS requests is modelled on the simulated clock against fake-ceph's load model and
 //! charged to its counters.
 //!
-//! Not modelled yet: API errors and faults (also fake-manila's: the embedded one runs
+//! Faults: a scenario's `ceph_faults` are fake-ceph's fault rules (latency, error rates,
+//! hangs on admin commands and client operations), met by the real driver. Not modelled
+//! yet: Kubernetes API errors and faults, fake-manila's faults (the embedded one runs
 //! healthy, with zero state delays), the 1.12+ kubelet's GET-then-watch WaitForAttach,
 //! ADC force-detach; in the busy workload, OSD data I/O and the build and delete phases
 //! of cephfs-perf's kernel-build.
@@ -107,6 +109,9 @@ pub async fn run_with_progress(
         attach_required: p.attach_required,
         backend: p.backend,
         controller_credentials: false,
+        ceph_faults: p
+            .fault_rules()
+            .map_err(|e| anyhow::anyhow!("scenario {}: {e}", p.name))?,
     };
     let backend = match &backend {
         BackendKind::Real => Backend::Real(Box::new(

@@ -31,6 +31,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "idle-1k-manila",
         include_str!("../../scenarios/idle-1k-manila.json"),
     ),
+    (
+        "flaky-ceph-1k",
+        include_str!("../../scenarios/flaky-ceph-1k.json"),
+    ),
 ];
 
 /// What provisions the volumes.
@@ -159,6 +163,12 @@ pub struct Params {
     pub busy: Busy,
     /// What provisions the volumes: `cephfs` (the default) or `manila`.
     pub backend: StorageBackend,
+    /// Fault rules for the embedded fake-ceph, as its `--fault` flag takes them:
+    /// `latency:<prefix>=<ms>`, `error:<prefix>=<rate>[:<errno>]`, `hang:<prefix>`
+    /// (prefixes: `*`, `fs subvolume *`, an exact command, `client <op>`). Error rates are
+    /// drawn in the order calls reach fake-ceph, which concurrent calls make vary: with
+    /// them a seed no longer fixes the event log. Latency and hang rules keep it fixed.
+    pub ceph_faults: Vec<String>,
     /// CSIDriver `attachRequired`: VolumeAttachments, the external-attacher, ControllerPublish.
     pub attach_required: bool,
     /// Scale in steps of this many replicas (0: all at once), killing stuck pods (attempt #2).
@@ -324,6 +334,7 @@ impl Default for Params {
             csi_latency: CsiLatency::default(),
             container_start: Latency::ms(1000.0, 3000.0),
             max_inflight: 64,
+            ceph_faults: Vec::new(),
         }
     }
 }
@@ -387,6 +398,20 @@ impl Params {
         p.validated()
     }
 
+    /// [`Params::ceph_faults`] as fake-ceph's rules.
+    pub fn fault_rules(&self) -> Result<fake_ceph::Faults, String> {
+        let rules = self
+            .ceph_faults
+            .iter()
+            .map(|f| f.parse::<fake_ceph::FaultSpec>().map(|s| s.0))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("ceph_faults: {e}"))?;
+        Ok(fake_ceph::Faults {
+            rules,
+            mds_down: false,
+        })
+    }
+
     fn validated(self) -> Result<Self, ParamsError> {
         let bad = |m: &str| Err(ParamsError::Invalid(self.name.clone(), m.into()));
         if self.shares == 0 || self.replicas == 0 {
@@ -394,6 +419,9 @@ impl Params {
         }
         if self.node_count() < self.replicas {
             return bad("one pod per node: nodes must be at least replicas");
+        }
+        if let Err(e) = self.fault_rules() {
+            return bad(&e);
         }
         if self.workload == Workload::Busy {
             let b = &self.busy;

@@ -133,6 +133,7 @@ pub async fn up(
             attach_required: args.attach_required,
             backend: args.backend,
             controller_credentials: true,
+            ceph_faults: fake_ceph::Faults::default(),
         },
         "harness-up-",
     )

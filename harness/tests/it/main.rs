@@ -9,6 +9,7 @@ mod busy;
 mod cli;
 mod determinism;
 mod external;
+mod faults;
 mod manila;
 mod plots;
 mod report;
