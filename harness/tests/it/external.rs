@@ -73,6 +73,15 @@ fn external(ceph: &Ceph, manila_url: Option<String>) -> External {
     }
 }
 
+/// Runs `p` with `seed` on `x`, the event log in memory.
+async fn run_on(
+    p: harness::params::Params,
+    seed: u64,
+    x: External,
+) -> anyhow::Result<harness::Run> {
+    harness::run(p, seed, BackendKind::External(x), Output::Memory).await
+}
+
 async fn subvolumes(cluster: &fake_ceph::Cluster, group: Option<&str>) -> Vec<String> {
     let mut ls = json!({"prefix": "fs subvolume ls", "vol_name": "cephfs"});
     if let Some(g) = group {
@@ -101,14 +110,7 @@ async fn a_run_on_an_external_fake_ceph_mounts_there_and_leaves_its_own_volumes_
         assert_eq!(r.ret, 0, "{}", r.outs);
     }
     let p = scenario("idle-10k", &["shares=2", "replicas=4"]);
-    let r = harness::run(
-        p,
-        3,
-        BackendKind::External(external(&ceph, None)),
-        Output::Memory,
-    )
-    .await
-    .unwrap();
+    let r = run_on(p, 3, external(&ceph, None)).await.unwrap();
     let s = &r.summary;
     assert_eq!(s.outcome, "all pods Running");
     assert_clean(&r);
@@ -136,14 +138,7 @@ async fn a_run_on_an_external_fake_manila_provisions_its_shares_there() {
     let ceph = start_ceph(8).await;
     let (manila, url) = start_manila(&ceph).await;
     let p = scenario("idle-1k-manila", &["shares=2", "replicas=4"]);
-    let r = harness::run(
-        p,
-        4,
-        BackendKind::External(external(&ceph, Some(url))),
-        Output::Memory,
-    )
-    .await
-    .unwrap();
+    let r = run_on(p, 4, external(&ceph, Some(url))).await.unwrap();
     let s = &r.summary;
     assert_eq!(s.outcome, "all pods Running");
     assert_clean(&r);
@@ -165,14 +160,7 @@ async fn a_run_on_an_external_fake_manila_provisions_its_shares_there() {
 async fn the_manila_back_end_without_a_manila_url_is_refused_before_anything_starts() {
     let ceph = start_ceph(9).await;
     let p = scenario("idle-1k-manila", &["shares=1", "replicas=1"]);
-    let e = harness::run(
-        p,
-        1,
-        BackendKind::External(external(&ceph, None)),
-        Output::Memory,
-    )
-    .await
-    .unwrap_err();
+    let e = run_on(p, 1, external(&ceph, None)).await.unwrap_err();
     assert!(format!("{e:#}").contains("--manila-url"), "{e:#}");
 }
 
@@ -180,14 +168,7 @@ async fn the_manila_back_end_without_a_manila_url_is_refused_before_anything_sta
 async fn the_busy_workload_is_refused_on_external_back_ends() {
     let ceph = start_ceph(11).await;
     let p = scenario("busy-1k", &["shares=1", "replicas=1"]);
-    let e = harness::run(
-        p,
-        1,
-        BackendKind::External(external(&ceph, None)),
-        Output::Memory,
-    )
-    .await
-    .unwrap_err();
+    let e = run_on(p, 1, external(&ceph, None)).await.unwrap_err();
     assert!(
         format!("{e:#}").contains("embedded back ends only"),
         "{e:#}"
