@@ -14,13 +14,26 @@
 //!   files are in the subvolume and go with it at teardown.
 //! - The rest (about 200k requests per client, 200M for busy-1k) is modelled on the
 //!   simulated clock: clients form a closed system against the MDS capacity
-//!   ([`fake_ceph::mds_load::closed_loop`]), all active clients progress at `X / N`
-//!   requests per second, and the progress is integrated piecewise between the events
-//!   that change `N` (a pod starts, finishes or is deleted). Each client's modelled
-//!   requests are charged to its session in batches ([`fake_ceph::Mount::charge_modelled`])
-//!   at every change and every `step_s`: `mds_server.handle_client_request`,
-//!   `mds.request`, `reply_latency` (with the model's latency), caps and inodes. hcr/s in
-//!   the report is the difference of that counter between steps.
+//!   ([`fake_ceph::mds_load::closed_loop_mixed`]), and the progress is integrated
+//!   piecewise between the events that change the clients (a pod starts, finishes or is
+//!   deleted): each client progresses at its own constant rate between them, and the
+//!   rates sum to the MDS throughput `X`. Each client's modelled requests are charged to
+//!   its session in batches ([`fake_ceph::Mount::charge_modelled`]) at every change and
+//!   every `step_s`: `mds_server.handle_client_request`, `mds.request`, `reply_latency`
+//!   (with the model's latency), caps and inodes. hcr/s in the report is the difference
+//!   of that counter between steps.
+//! - The capacity is the load model's under cache pressure
+//!   ([`fake_ceph::LoadModel::effective_capacity`]): the active clients' working set is
+//!   the caps each would hold unrecalled (`client_cache_inodes`, at most the archive's
+//!   inodes and `mds_max_caps_per_client`), against the cache of fake-ceph's default
+//!   MDS configuration (the one the harness's fake-ceph runs with) on each active rank.
+//! - Clients differ: each pod draws, from the workload's seeded stream (the one the
+//!   archive came from, continued in the order the pods start), a think time
+//!   `Z_i = Z exp(s e1 - s^2/2)` with `s = client_think_sigma` and a mean number of
+//!   requests in flight `c_i = exp(t e2 - t^2/2)` with `t = client_in_flight_sigma`
+//!   (`e1`, `e2` standard normal; both log-normal with means `Z` and 1). A pod's mounts
+//!   share its node and its draw. Below saturation `Z_i` sets a client's pace; on a
+//!   saturated MDS the reply latency dwarfs it and `c_i` sets the client's share.
 //!
 //! The real sample is charged when the client starts, the model's share as it goes; a
 //! client's total is exactly `files x requests_per_file + dirs x requests_per_dir`.
@@ -29,8 +42,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use fake_ceph::mds_load::{self, Load};
-use fake_ceph::{Cluster, MdsCounters, ModelledRequests, Mount, Op};
+use fake_ceph::mds_load::{self, Clients, Load};
+use fake_ceph::{Cluster, MdsConfig, MdsCounters, ModelledRequests, Mount, Op};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -235,8 +248,14 @@ fn pv_of(mount_point: &str) -> Option<&str> {
 struct Pod {
     node: usize,
     started: SimTime,
-    /// The shared progress `v` when the pod started.
-    v0: f64,
+    /// `Z_i`: each client's own time per request, seconds.
+    think_s: f64,
+    /// `c_i`: each client's mean requests in flight.
+    in_flight: f64,
+    /// Requests per second each client completes, until the clients change.
+    rate: f64,
+    /// Requests each client has done.
+    done: f64,
     /// The PVs mounted, one client each.
     pvs: Vec<String>,
     /// Their nodes' MDS sessions, once found.
@@ -277,9 +296,13 @@ pub struct Busy {
     requests: u64,
     think_s: f64,
     capacity: f64,
+    /// Caps each client would hold unrecalled: its share of the MDS working set.
+    caps_wanted: u64,
+    /// The MDS configuration whose cache the working set presses on.
+    mds_config: MdsConfig,
+    /// The seeded stream the clients' variation is drawn from.
+    rng: ChaCha8Rng,
     cluster: Option<Cluster>,
-    /// Requests each active client has done since the first start (all progress alike).
-    v: f64,
     at: SimTime,
     load: Load,
     round: u64,
@@ -304,6 +327,8 @@ pub struct Busy {
     charge_errors: u64,
     peak_clients: usize,
     peak_reply_latency_s: f64,
+    peak_cache_pressure: f64,
+    min_capacity: Option<f64>,
     peak: MdsCounters,
 }
 
@@ -311,7 +336,9 @@ impl Busy {
     /// The workload `cfg` describes; the archive is drawn from `seed`. With a cluster,
     /// its MDS gets the scenario's load model and every request is charged to it.
     pub fn new(cfg: &params::Busy, seed: u64, cluster: Option<Cluster>) -> Self {
-        let archive = Archive::generate(cfg, &mut stream(seed, "busy-archive"));
+        // The archive first, then (continuing the same stream) the clients' variation.
+        let mut rng = stream(seed, "busy-archive");
+        let archive = Archive::generate(cfg, &mut rng);
         let total = requests_by_kind(
             archive.files,
             archive.dirs,
@@ -332,6 +359,12 @@ impl Busy {
             c.set_mds_load_model(cfg.mds);
         }
         let capacity = cfg.mds.capacity();
+        let mds_config = MdsConfig::default();
+        let caps_wanted = mds_load::caps_wanted(
+            cfg.client_cache_inodes,
+            archive.dirs.saturating_add(archive.files),
+            &mds_config,
+        );
         Self {
             cfg: cfg.clone(),
             archive,
@@ -340,8 +373,10 @@ impl Busy {
             requests,
             think_s,
             capacity,
+            caps_wanted,
+            mds_config,
+            rng,
             cluster,
-            v: 0.0,
             at: SimTime::ZERO,
             load: mds_load::closed_loop(0, think_s, capacity),
             round: 0,
@@ -365,6 +400,8 @@ impl Busy {
             charge_errors: 0,
             peak_clients: 0,
             peak_reply_latency_s: 0.0,
+            peak_cache_pressure: 0.0,
+            min_capacity: None,
             peak: MdsCounters::default(),
         }
     }
@@ -417,6 +454,8 @@ impl Busy {
             pod.into(),
             format!("start {} clients", pvs.len()),
         ));
+        // Drawn for every pod, in start order, so that the stream stays in step.
+        let (think_s, in_flight) = self.draw_client();
         if pvs.is_empty() {
             self.untar.push(Duration::ZERO);
             self.done_at.push(now);
@@ -427,7 +466,10 @@ impl Busy {
                 Pod {
                     node,
                     started: now,
-                    v0: self.v,
+                    think_s,
+                    in_flight,
+                    rate: 0.0,
+                    done: 0.0,
                     pvs,
                     mounts: Vec::new(),
                     charged: [0; 4],
@@ -482,13 +524,47 @@ impl Busy {
         }
     }
 
-    /// Recomputes the load for the active clients.
+    /// A pod's clients' think time and mean requests in flight: log-normal around `Z`
+    /// and 1 (see the module doc).
+    fn draw_client(&mut self) -> (f64, f64) {
+        let lognormal = |sigma: f64, e: f64| (sigma * e - sigma * sigma / 2.0).exp();
+        let e1 = normal(&mut self.rng);
+        let e2 = normal(&mut self.rng);
+        (
+            self.think_s * lognormal(self.cfg.client_think_sigma, e1),
+            lognormal(self.cfg.client_in_flight_sigma, e2),
+        )
+    }
+
+    /// Recomputes the load, and each pod's rate, for the active clients.
     fn retune(&mut self) {
         let n: usize = self.pods.values().map(|p| p.pvs.len()).sum();
         self.peak_clients = self.peak_clients.max(n);
-        self.load = mds_load::closed_loop(n, self.think_s, self.capacity);
+        let working_set = n as f64 * self.caps_wanted as f64;
+        let capacity = self
+            .cfg
+            .mds
+            .effective_capacity(working_set, &self.mds_config);
+        let groups: Vec<Clients> = self
+            .pods
+            .values()
+            .map(|p| Clients {
+                count: p.pvs.len(),
+                in_flight: p.in_flight,
+                think_s: p.think_s,
+            })
+            .collect();
+        let (load, rates) = mds_load::closed_loop_mixed(&groups, capacity);
+        for (pod, rate) in self.pods.values_mut().zip(rates) {
+            pod.rate = rate;
+        }
+        self.load = load;
         if n > 0 {
             self.peak_reply_latency_s = self.peak_reply_latency_s.max(self.load.reply_latency_s);
+            self.peak_cache_pressure = self
+                .peak_cache_pressure
+                .max(self.cfg.mds.cache_pressure(working_set, &self.mds_config));
+            self.min_capacity = Some(self.min_capacity.map_or(capacity, |c| c.min(capacity)));
         }
     }
 
@@ -513,15 +589,24 @@ impl Busy {
     /// The next wake-up: the next step or the next completion, whichever is first.
     fn reschedule(&mut self) -> Option<(SimTime, u64)> {
         self.round += 1;
-        let first = self.pods.values().map(|p| p.v0).reduce(f64::min)?;
+        if self.pods.is_empty() {
+            return None;
+        }
         let mut wake = self.next_step;
-        if self.load.per_client > 0.0 {
-            let remaining = (self.requests as f64 - (self.v - first)).max(0.0);
-            let secs = remaining / self.load.per_client;
-            let done = self
-                .at
-                .after(Duration::from_nanos((secs * 1e9).ceil() as u64));
-            wake = wake.min(done);
+        let r = self.requests as f64;
+        let secs = self
+            .pods
+            .values()
+            .filter(|p| p.rate > 0.0)
+            .map(|p| (r - p.done).max(0.0) / p.rate)
+            .reduce(f64::min);
+        if let Some(secs) = secs {
+            // Saturating: a rate so small that the finish lies beyond the clock's range
+            // leaves the next step as the wake-up.
+            let nanos = (secs * 1e9).ceil();
+            if nanos < u64::MAX as f64 {
+                wake = wake.min(self.at.after(Duration::from_nanos(nanos as u64)));
+            }
         }
         Some((wake.max(self.at), self.round))
     }
@@ -531,7 +616,6 @@ impl Busy {
     fn advance(&mut self, now: SimTime, out: &mut Out) {
         let was_active = !self.pods.is_empty();
         let dt = now.since(self.at).as_secs_f64();
-        self.v += self.load.per_client * dt;
         self.at = now;
         let r = self.requests as f64;
         let latency = self.load.reply_latency_s;
@@ -539,7 +623,8 @@ impl Busy {
         let pods = std::mem::take(&mut self.pods);
         let mut kept = BTreeMap::new();
         for (name, mut pod) in pods {
-            let done = self.v - pod.v0;
+            pod.done += pod.rate * dt;
+            let done = pod.done;
             let complete = done + 1e-6 * r.max(1.0) >= r;
             self.charge(&mut pod, done, complete, latency);
             if complete {
@@ -549,6 +634,7 @@ impl Busy {
             }
         }
         self.pods = kept;
+        let changed = !finished.is_empty();
         for (name, pod) in finished {
             self.untar.push(now.since(pod.started));
             self.done_at.push(now);
@@ -558,7 +644,10 @@ impl Busy {
             self.sample(now);
             self.next_step = self.step_after(now);
         }
-        self.retune();
+        // The rates hold until the clients change.
+        if changed {
+            self.retune();
+        }
         if was_active && self.pods.is_empty() {
             self.went_idle(now);
         }
@@ -699,6 +788,12 @@ impl Busy {
                 .collect()
         };
         let has_mds = self.cluster.is_some();
+        let untar_p10_ms = {
+            let mut u = self.untar.clone();
+            u.sort();
+            let k = ((0.1 * u.len() as f64).ceil() as usize).clamp(1, u.len().max(1)) - 1;
+            u.get(k).map_or(0.0, |d| d.as_secs_f64() * 1e3)
+        };
         BusySummary {
             archive: ArchiveSummary {
                 dirs: self.archive.dirs,
@@ -713,6 +808,9 @@ impl Busy {
             requests_per_client: self.requests,
             client_think_ms: self.think_s * 1e3,
             mds_capacity_per_s: self.capacity,
+            mds_capacity_min_per_s: self.min_capacity,
+            mds_cache_pressure_peak: self.peak_cache_pressure,
+            caps_wanted_per_client: self.caps_wanted,
             clients: self.clients_started,
             peak_clients: self.peak_clients,
             pods_started: self.pods_started,
@@ -731,6 +829,7 @@ impl Busy {
             first_start_s: self.first_start.map(secs),
             all_done_s: self.idle_at.map(secs),
             untar: percentiles(&self.untar),
+            untar_p10_ms,
             untar_cdf_s: cdf,
             hcr_per_s_peak: peak,
             hcr_per_s_plateau: plateau,
@@ -769,6 +868,12 @@ pub struct BusySummary {
     pub client_think_ms: f64,
     /// The MDS capacity, requests per second (`mu` x active ranks).
     pub mds_capacity_per_s: f64,
+    /// The capacity under cache pressure at its lowest while clients were active.
+    pub mds_capacity_min_per_s: Option<f64>,
+    /// The cache pressure at its highest: the clients' working set over the ranks' cache.
+    pub mds_cache_pressure_peak: f64,
+    /// Caps each client would hold unrecalled (its part of the working set).
+    pub caps_wanted_per_client: u64,
     /// Clients (pod x mount) that started.
     pub clients: u64,
     /// The most clients unpacking at once.
@@ -800,6 +905,8 @@ pub struct BusySummary {
     pub all_done_s: Option<f64>,
     /// Pod Running → its last mount unpacked.
     pub untar: Percentiles,
+    /// Its 10th percentile, milliseconds.
+    pub untar_p10_ms: f64,
     /// Completion CDF: (seconds since the first start, fraction of pods done).
     pub untar_cdf_s: Vec<(f64, f64)>,
     /// hcr/s, the largest rate of the counter over one whole step. The real samples of
@@ -856,9 +963,10 @@ impl BusySummary {
                 ),
             ),
             (
-                "untar p50 / p90 / p99",
+                "untar p10 / p50 / p90 / p99",
                 format!(
-                    "{:.1} / {:.1} / {:.1} min",
+                    "{:.1} / {:.1} / {:.1} / {:.1} min",
+                    self.untar_p10_ms / 60_000.0,
                     self.untar.p50_ms / 60_000.0,
                     self.untar.p90_ms / 60_000.0,
                     self.untar.p99_ms / 60_000.0
@@ -868,6 +976,15 @@ impl BusySummary {
             ("all done", opt(self.all_done_s, "s")),
             ("hcr/s peak", format!("{:.0}", self.hcr_per_s_peak)),
             ("hcr/s plateau", format!("{:.0}", self.hcr_per_s_plateau)),
+            (
+                "MDS cache pressure (peak) / capacity (lowest)",
+                format!(
+                    "{:.2} / {}",
+                    self.mds_cache_pressure_peak,
+                    self.mds_capacity_min_per_s
+                        .map_or("-".into(), |c| format!("{c:.0} req/s"))
+                ),
+            ),
             (
                 "requests real / modelled / charged",
                 format!(
@@ -970,9 +1087,13 @@ mod tests {
 
     #[test]
     fn clients_progress_piecewise_and_finish_with_exact_counts() {
-        // Mock back end: the model alone. Two pods of two clients, the second starting
-        // later: the first finishes first, and every client is charged exactly.
-        let b = small();
+        // Mock back end: the model alone. Two pods of two clients alike, the second
+        // starting later: the first finishes first, and every client is charged exactly.
+        let b = params::Busy {
+            client_think_sigma: 0.0,
+            client_in_flight_sigma: 0.0,
+            ..small()
+        };
         let mut w = Busy::new(&b, 9, None);
         let r = w.requests_per_client();
         let mut t = SimTime::ZERO;
@@ -1006,5 +1127,118 @@ mod tests {
             s.untar
         );
         assert!(s.hcr_per_s_peak > 0.0 && s.hcr_per_s_peak <= w.capacity * 1.001);
+    }
+
+    /// Starts `pods` pods of `mounts` clients each at once on the model alone and runs
+    /// them to the end: the log and the summary.
+    fn run_all(
+        b: &params::Busy,
+        seed: u64,
+        pods: usize,
+        mounts: usize,
+    ) -> (Vec<String>, BusySummary) {
+        let mut w = Busy::new(b, seed, None);
+        let mut log = Vec::new();
+        let mut next = None;
+        for p in 0..pods {
+            let pvs = (0..mounts).map(|m| format!("pv{m}")).collect();
+            let out = w.start(SimTime::ZERO, &format!("pod-{p:03}"), p, pvs);
+            log.extend(
+                out.log
+                    .into_iter()
+                    .map(|l| format!("{} {} {}", l.0, l.1, l.2)),
+            );
+            next = out.wake;
+        }
+        let mut t = SimTime::ZERO;
+        while let Some((at, round)) = next {
+            t = at;
+            let out = w.wake(t, round);
+            log.extend(
+                out.log
+                    .into_iter()
+                    .map(|l| format!("{} {} {} {}", t.0, l.0, l.1, l.2)),
+            );
+            next = out.wake;
+        }
+        assert_eq!(w.verdict(t, SimTime::ZERO), Verdict::Finished);
+        let s = w.summary();
+        assert_eq!(s.pods_finished, pods as u64);
+        assert_eq!(
+            s.requests_modelled,
+            (pods * mounts) as u64 * w.requests_per_client()
+        );
+        (log, s)
+    }
+
+    /// (p90 - p10) / p50 of the untar times.
+    fn spread(s: &BusySummary) -> f64 {
+        (s.untar.p90_ms - s.untar_p10_ms) / s.untar.p50_ms
+    }
+
+    #[test]
+    fn clients_that_differ_finish_over_a_spread_that_follows_the_seed() {
+        // 40 pods of 2 clients, all at once: saturated (N* is about 9).
+        let b = small();
+        let (log, s) = run_all(&b, 4, 40, 2);
+        assert!(spread(&s) > 0.1, "{:?} p10 {}", s.untar, s.untar_p10_ms);
+        // The plateau is the capacity: the rates sum to X (less the charges' rounding
+        // down to whole requests, a few per pod and step).
+        assert!(
+            (s.hcr_per_s_plateau / s.mds_capacity_per_s - 1.0).abs() < 1e-2,
+            "{s:?}"
+        );
+        // Per seed, the same log; another seed, another order.
+        let (again, _) = run_all(&b, 4, 40, 2);
+        assert_eq!(log, again);
+        let (other, _) = run_all(&b, 5, 40, 2);
+        assert_ne!(log, other);
+        // Alike, the clients all finish together: a step.
+        let alike = params::Busy {
+            client_think_sigma: 0.0,
+            client_in_flight_sigma: 0.0,
+            ..small()
+        };
+        let (_, s) = run_all(&alike, 4, 40, 2);
+        assert!(spread(&s) < 1e-6, "{:?}", s.untar);
+        // Below saturation the think time sets the pace: three clients alone spread too.
+        let think = params::Busy {
+            client_in_flight_sigma: 0.0,
+            ..small()
+        };
+        let (_, s) = run_all(&think, 4, 3, 1);
+        assert!(s.untar.max_ms > 1.2 * s.untar_p10_ms, "{:?}", s.untar);
+    }
+
+    #[test]
+    fn a_working_set_beyond_the_cache_lowers_the_capacity() {
+        // 100 clients wanting 16,384 caps each: 1.6 Mi inodes in a 1 Mi-inode cache.
+        let b = params::Busy {
+            dirs: 2_000,
+            files: 20_000,
+            bytes: 2_000_000,
+            client_think_sigma: 0.0,
+            client_in_flight_sigma: 0.0,
+            ..params::Busy::default()
+        };
+        let (_, s) = run_all(&b, 1, 50, 2);
+        let rho = 100.0 * 16_384.0 / f64::from(1u32 << 20);
+        assert!((s.mds_cache_pressure_peak - rho).abs() < 1e-9, "{s:?}");
+        let k = b.mds.cache_miss_penalty;
+        let low = s.mds_capacity_per_s / (1.0 + k * (1.0 - 1.0 / rho));
+        let min = s.mds_capacity_min_per_s.expect("capacity");
+        assert!((min / low - 1.0).abs() < 1e-9, "{min} vs {low}");
+        assert!(s.hcr_per_s_plateau < 0.7 * s.mds_capacity_per_s, "{s:?}");
+        assert!(s.hcr_per_s_plateau > 0.99 * min, "{s:?}");
+        // Without the penalty, the full capacity.
+        let flat = params::Busy {
+            mds: fake_ceph::LoadModel {
+                cache_miss_penalty: 0.0,
+                ..b.mds
+            },
+            ..b.clone()
+        };
+        let (_, s) = run_all(&flat, 1, 50, 2);
+        assert!((s.hcr_per_s_plateau / s.mds_capacity_per_s - 1.0).abs() < 1e-2);
     }
 }

@@ -101,6 +101,15 @@ pub struct Busy {
     pub client_ms_per_request: f64,
     /// A client's data bandwidth, MB/s (file data is spread over the requests).
     pub client_mb_per_s: f64,
+    /// Spread of the clients' own time per request: each pod's clients think
+    /// `Z exp(s e - s^2/2)`, `e` standard normal (log-normal, mean `Z`), drawn from the
+    /// seed. It sets their pace below saturation. 0: all alike. At most 2.
+    pub client_think_sigma: f64,
+    /// Spread of the requests a client keeps in flight (log-normal, mean 1), drawn from
+    /// the seed per pod: on a saturated MDS a client's share is proportional to it. 0:
+    /// all alike. At most 2. An assumption, not calibrated: no per-client figures of a
+    /// busy MDS were found.
+    pub client_in_flight_sigma: f64,
     /// Inodes a client's cache keeps (ceph-fuse `client_cache_size`): caps held grow
     /// with creates up to this.
     pub client_cache_inodes: u64,
@@ -132,6 +141,8 @@ impl Default for Busy {
             requests_per_dir: 2,
             client_ms_per_request: 1.3,
             client_mb_per_s: 100.0,
+            client_think_sigma: 0.2,
+            client_in_flight_sigma: 0.25,
             client_cache_inodes: 16_384,
             sample_dirs: 2,
             sample_files: 4,
@@ -446,6 +457,15 @@ impl Params {
             {
                 return bad("busy: times, rates and spreads must be finite and positive");
             }
+            let sigma_ok = |x: f64| x.is_finite() && (0.0..=2.0).contains(&x);
+            if !sigma_ok(b.client_think_sigma) || !sigma_ok(b.client_in_flight_sigma) {
+                return bad(
+                    "busy: client_think_sigma and client_in_flight_sigma must be between 0 and 2",
+                );
+            }
+            if !(b.mds.cache_miss_penalty.is_finite() && b.mds.cache_miss_penalty >= 0.0) {
+                return bad("busy: mds.cache_miss_penalty must be finite and at least 0");
+            }
         }
         if self.backend == StorageBackend::Manila && self.attach_required {
             // As the Manila CSI plugin, the Manila back end has no ControllerPublish.
@@ -521,6 +541,11 @@ mod tests {
         assert!(!busy("busy.sample_files=70000"));
         assert!(!busy("busy.mds.requests_per_s_per_mds=-1"));
         assert!(busy("busy.mds.active_mds=16"));
+        assert!(busy("busy.mds.cache_miss_penalty=0"));
+        assert!(!busy("busy.mds.cache_miss_penalty=-1"));
+        assert!(busy("busy.client_think_sigma=0"));
+        assert!(!busy("busy.client_think_sigma=3"));
+        assert!(!busy("busy.client_in_flight_sigma=-0.1"));
         assert_eq!(
             Params::load("busy-1k").expect("busy").workload,
             Workload::Busy

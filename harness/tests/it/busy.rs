@@ -1,6 +1,7 @@
 //! The busy workload: unpacks that finish, requests charged to fake-ceph's MDS exactly
-//! as modelled, a clean teardown, one event log per seed, and the shape of the MDS
-//! model (more clients on a saturated MDS take longer each; more ranks help).
+//! as modelled, a clean teardown, one event log per seed, the shape of the MDS model
+//! (more clients on a saturated MDS take longer each; more ranks help) and clients that
+//! do not all finish together.
 
 use harness::params::Params;
 use harness::{BackendKind, Output, Run};
@@ -88,7 +89,7 @@ async fn a_busy_seed_replays_the_same_event_log() {
     assert_clean(&b);
 }
 
-/// The untar p50 of `replicas` single-mount clients on the model alone.
+/// The untar p50 of `replicas` single-mount clients alike on the model alone.
 async fn untar_p50_min(replicas: usize, active_mds: u32) -> f64 {
     let p = scenario(
         "busy-1k",
@@ -96,6 +97,9 @@ async fn untar_p50_min(replicas: usize, active_mds: u32) -> f64 {
             "shares=1",
             &format!("replicas={replicas}"),
             &format!("busy.mds.active_mds={active_mds}"),
+            // The MDS model's shape, not the clients' variation.
+            "busy.client_think_sigma=0",
+            "busy.client_in_flight_sigma=0",
         ],
     );
     let r = harness::run(p, 1, BackendKind::Mock, Output::Memory)
@@ -117,5 +121,54 @@ async fn like_cephfs_perf_sixteen_clients_on_one_mds_take_longer_each_than_eight
     assert!(
         sixteen_on_three < 0.7 * sixteen,
         "16 on 1: {sixteen} min, on 3: {sixteen_on_three} min"
+    );
+}
+
+/// The untar figures of `replicas` single-mount pods on the model alone.
+async fn untar_spread(
+    replicas: usize,
+    seed: u64,
+    sets: &[&str],
+) -> (f64, harness::busy::BusySummary) {
+    let mut all = vec![
+        "shares=1".to_owned(),
+        format!("replicas={replicas}"),
+        "busy.dirs=1000".into(),
+        "busy.files=20000".into(),
+        "busy.bytes=20000000".into(),
+    ];
+    all.extend(sets.iter().map(|s| (*s).to_owned()));
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    let r = harness::run(
+        scenario("busy-1k", &all),
+        seed,
+        BackendKind::Mock,
+        Output::Memory,
+    )
+    .await
+    .unwrap();
+    let b = r.summary.busy.unwrap();
+    assert_eq!(b.pods_finished, replicas as u64);
+    assert_eq!(b.requests_modelled, replicas as u64 * b.requests_per_client);
+    ((b.untar.p90_ms - b.untar_p10_ms) / b.untar.p50_ms, b)
+}
+
+#[tokio::test]
+async fn busy_clients_differ_so_the_completion_curve_is_no_step() {
+    // 60 clients on one MDS, saturated: each pod's share follows its draw.
+    let (spread, b) = untar_spread(60, 1, &[]).await;
+    assert!(spread > 0.1, "{b:?}");
+    let (again, c) = untar_spread(60, 1, &[]).await;
+    assert_eq!((spread, b.untar.clone()), (again, c.untar.clone()));
+    // Clients alike: only the stagger of the starts spreads them.
+    let (alike, a) = untar_spread(
+        60,
+        1,
+        &["busy.client_think_sigma=0", "busy.client_in_flight_sigma=0"],
+    )
+    .await;
+    assert!(
+        alike < spread / 2.0,
+        "alike {alike} ({a:?}), differing {spread}"
     );
 }
