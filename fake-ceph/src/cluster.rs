@@ -112,6 +112,8 @@ pub struct Inner {
     pub(crate) mds: Mds,
     pub(crate) metrics: Metrics,
     rng: Mutex<ChaCha8Rng>,
+    /// Runs `volumes` (mgr) commands one after another, off the async runtime.
+    mgr: MgrThread,
     pub(crate) purger: Purger,
     pub(crate) data: DataDir,
 }
@@ -255,6 +257,7 @@ impl Cluster {
             mds: Mds::new(config.mds.clone(), config.faults.mds_down),
             metrics: Metrics::new(),
             rng: Mutex::new(rng),
+            mgr: MgrThread::start(),
             purger,
             data,
             config,
@@ -435,7 +438,8 @@ impl Cluster {
         let reply = if spec.daemon == Daemon::Mgr {
             let inner = self.inner.clone();
             let caller = caller.clone();
-            off_runtime(move || run(&inner, &spec, handler, &map, &caller))
+            let mgr = self.inner.mgr.clone_sender();
+            on_mgr_thread(mgr, move || run(&inner, &spec, handler, &map, &caller))
                 .await
                 .unwrap_or_else(|| CephError::new(errno::EIO, "command handler failed").into())
         } else {
@@ -481,6 +485,122 @@ pub(crate) async fn off_runtime<T: Send + 'static>(
         Ok(_) => tokio::task::spawn_blocking(work).await.ok(),
         Err(_) => Some(work()),
     }
+}
+
+type MgrJob = Box<dyn FnOnce() + Send + 'static>;
+
+#[derive(Default)]
+struct MgrQueue {
+    jobs: std::collections::VecDeque<MgrJob>,
+    stop: bool,
+}
+
+impl std::fmt::Debug for MgrJobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MgrJobs").finish_non_exhaustive()
+    }
+}
+
+/// The queue of the mgr thread.
+#[derive(Default)]
+struct MgrJobs {
+    queue: Mutex<MgrQueue>,
+    wake: parking_lot::Condvar,
+}
+
+/// One thread that runs `volumes` commands in arrival order, as the mgr's `volumes`
+/// module serves them. They all hold the cluster state's lock while they touch the tree,
+/// so they run one at a time anyway; a dedicated thread spares each of them handing a
+/// runtime worker over to a new thread (`block_in_place`), which costs more than the
+/// command itself on a fast file system.
+#[derive(Debug)]
+struct MgrThread {
+    jobs: Arc<MgrJobs>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MgrThread {
+    fn start() -> Self {
+        let jobs = Arc::new(MgrJobs::default());
+        let j = jobs.clone();
+        let thread = std::thread::Builder::new()
+            .name("fake-ceph-mgr".into())
+            .spawn(move || mgr_loop(&j))
+            .ok();
+        Self { jobs, thread }
+    }
+
+    /// A handle to queue jobs on, or `None` if the thread could not be started.
+    fn clone_sender(&self) -> Option<Arc<MgrJobs>> {
+        self.thread.as_ref().map(|_| self.jobs.clone())
+    }
+}
+
+impl std::fmt::Debug for MgrQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MgrQueue")
+            .field("jobs", &self.jobs.len())
+            .field("stop", &self.stop)
+            .finish()
+    }
+}
+
+fn mgr_loop(s: &MgrJobs) {
+    loop {
+        let job = {
+            let mut q = s.queue.lock();
+            loop {
+                if let Some(j) = q.jobs.pop_front() {
+                    break j;
+                }
+                if q.stop {
+                    return;
+                }
+                s.wake.wait(&mut q);
+            }
+        };
+        // A panicking job answers `None` to its caller (its sender is dropped); the
+        // thread goes on serving the others.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+    }
+}
+
+impl Drop for MgrThread {
+    fn drop(&mut self) {
+        self.jobs.queue.lock().stop = true;
+        self.jobs.wake.notify_all();
+        if let Some(t) = self.thread.take() {
+            // The last handle on the cluster can be dropped by a job on the thread
+            // itself: it cannot wait for itself, and it stops once its queue is empty.
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// Runs `work` on the mgr thread and waits for it without blocking the runtime; without
+/// a mgr thread, as [`off_runtime`] does. `None` if it panicked.
+async fn on_mgr_thread<T: Send + 'static>(
+    mgr: Option<Arc<MgrJobs>>,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let Some(mgr) = mgr else {
+        return off_runtime(work).await;
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job: MgrJob = Box::new(move || {
+        let _ = tx.send(work());
+    });
+    {
+        let mut q = mgr.queue.lock();
+        if q.stop {
+            return None;
+        }
+        q.jobs.push_back(job);
+    }
+    mgr.wake.notify_one();
+    rx.await.ok()
 }
 
 /// Sleeps or hangs as the verdict says; an injected failure becomes the reply.
@@ -596,5 +716,67 @@ impl Inner {
     /// Bytes used by every file system's tree (for `df` and unquoted `statfs`).
     pub(crate) fn fs_used_bytes(&self) -> u64 {
         crate::tree::du(&self.data.root().join("fs"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn mgr_thread_runs_jobs_in_order_and_survives_a_panic() {
+        let mgr = MgrThread::start();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let o = order.clone();
+        assert_eq!(
+            on_mgr_thread(mgr.clone_sender(), move || o.lock().push(1)).await,
+            Some(())
+        );
+        assert_eq!(
+            on_mgr_thread(mgr.clone_sender(), || -> u32 { panic!("handler bug") }).await,
+            None
+        );
+        let o = order.clone();
+        assert_eq!(
+            on_mgr_thread(mgr.clone_sender(), move || {
+                o.lock().push(2);
+                7
+            })
+            .await,
+            Some(7)
+        );
+        assert_eq!(*order.lock(), vec![1, 2]);
+        drop(mgr);
+    }
+
+    #[tokio::test]
+    async fn a_stopped_mgr_thread_answers_none_and_the_last_handle_can_drop_on_it() {
+        let mgr = MgrThread::start();
+        let jobs = mgr.clone_sender();
+        drop(mgr);
+        assert_eq!(on_mgr_thread(jobs, || 1).await, None);
+        // The thread drops the last handle on its owner from a job: no self-join.
+        let mgr = Arc::new(Mutex::new(Some(MgrThread::start())));
+        let sender = mgr.lock().as_ref().and_then(MgrThread::clone_sender);
+        let m = mgr.clone();
+        drop(mgr);
+        assert_eq!(
+            on_mgr_thread(sender, move || drop(m.lock().take())).await,
+            Some(())
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn volumes_commands_work_on_a_current_thread_runtime() {
+        let c = Cluster::new(Config::default()).expect("cluster");
+        let r = c
+            .admin_command(serde_json::json!({"prefix": "fs subvolume create", "vol_name": "cephfs", "sub_name": "a"}))
+            .await;
+        assert_eq!(r.ret, 0, "{}", r.outs);
+        let r = c
+            .admin_command(serde_json::json!({"prefix": "fs subvolume getpath", "vol_name": "cephfs", "sub_name": "a"}))
+            .await;
+        assert_eq!(r.ret, 0, "{}", r.outs);
+        assert!(r.outb.starts_with("/volumes/_nogroup/a/"), "{}", r.outb);
     }
 }
