@@ -66,6 +66,9 @@ pub struct Config {
     /// How long the Manila back end waits for a share, rule or snapshot to settle
     /// within one RPC (a retry waits again).
     pub manila_wait: Duration,
+    /// How long CreateVolume waits for a clone to complete within one RPC (a retry
+    /// waits again).
+    pub clone_wait: Duration,
     /// The clusters this driver may reach.
     pub clusters: Vec<ClusterConfig>,
     /// The node's default mounter (a StorageClass `mounter` parameter overrides it).
@@ -95,6 +98,7 @@ impl Config {
             mode,
             backend: Backend::Cephfs,
             manila_wait: Duration::from_secs(60),
+            clone_wait: Duration::from_secs(20),
             clusters,
             mounter: MounterKind::Kernel,
             attach_required: false,
@@ -132,6 +136,12 @@ pub struct ClusterConfig {
     /// advertised.
     #[serde(default)]
     pub controller_credentials: Option<StandingCredentials>,
+    /// Credentials node plugins use to record themselves in the cluster's node registry
+    /// when they answer NodeGetInfo (`registry.rs`). With them, a controller that
+    /// requires attach answers ControllerPublishVolume to an unregistered node with
+    /// NotFound; without them, there is no registry and any node ID is taken.
+    #[serde(default)]
+    pub node_credentials: Option<StandingCredentials>,
 }
 
 /// A cephx user whose key lives in a file (a mounted Kubernetes Secret, say).

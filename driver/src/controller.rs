@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tonic::{Request, Response, Status};
 
@@ -14,6 +15,7 @@ use crate::csi::v1::*;
 use crate::driver::{Driver, credentials, rpc, status};
 use crate::journal::{Journal, Kind, Record};
 use crate::volume_id::CsiId;
+use crate::wait::{self, Backoff};
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
@@ -205,94 +207,220 @@ impl ControllerService {
         }))
     }
 
-    /// Makes sure the subvolume of a reservation exists and is complete; its path.
+    /// Makes sure the (empty) subvolume of a reservation exists; its path.
     async fn ensure_subvolume(
         &self,
         place: &Place<'_>,
         r: &Record,
         size: u64,
         pool_layout: Option<&str>,
-        source: Option<&Source>,
         fresh: bool,
     ) -> Result<String, Status> {
         let (fs, group, a) = (&place.fs, place.group(), &place.admin);
-        let Some(source) = source else {
-            // A reservation made just now has no subvolume yet; an older one may.
-            if !fresh {
-                match a.subvolume_getpath(fs, group, &r.image).await {
-                    Ok(p) => return Ok(p),
-                    Err(e) if e.is_not_found() => {}
-                    Err(e) => return Err(status("fs subvolume getpath", &e)),
-                }
-            }
-            a.subvolume_create(fs, group, &r.image, size, pool_layout)
-                .await
-                .map_err(|e| status("fs subvolume create", &e))?;
-            return a
-                .subvolume_getpath(fs, group, &r.image)
-                .await
-                .map_err(|e| status("fs subvolume getpath", &e));
-        };
-        // A clone: from a snapshot, or from a volume through a temporary snapshot named
-        // after the new subvolume (as ceph-csi does).
-        let (parent, snap) = match source {
-            Source::Snapshot { parent, snap } => (parent.as_str(), snap.as_str()),
-            Source::Volume { image } => (image.as_str(), r.image.as_str()),
-        };
-        match a.clone_status(fs, group, &r.image).await {
-            Err(e) if e.is_not_found() => {
-                if matches!(source, Source::Volume { .. }) {
-                    a.snapshot_create(fs, group, parent, snap)
-                        .await
-                        .map_err(|e| status("fs subvolume snapshot create", &e))?;
-                }
-                match a
-                    .snapshot_clone(fs, group, parent, snap, &r.image, pool_layout)
-                    .await
-                {
-                    Ok(()) => {}
-                    Err(e) if e.errno() == Some(errno::EAGAIN) => {
-                        return Err(Status::resource_exhausted(format!(
-                            "clone of {parent}: all cloners are busy, retry later ({e})"
-                        )));
-                    }
-                    Err(e) => return Err(status("fs subvolume snapshot clone", &e)),
-                }
-                Err(Status::aborted("clone from snapshot is pending"))
-            }
-            Err(e) => Err(status("fs clone status", &e)),
-            Ok(CloneState::Pending) => Err(Status::aborted("clone from snapshot is pending")),
-            Ok(CloneState::InProgress) => Err(Status::aborted(
-                "clone from snapshot is already in progress",
-            )),
-            Ok(CloneState::Failed(why)) => {
-                // Remove the failed clone so that the next retry starts a new one.
-                a.subvolume_rm(fs, group, &r.image, true)
-                    .await
-                    .map_err(|e| status("fs subvolume rm", &e))?;
-                Err(Status::aborted(format!("clone failed ({why}); retrying")))
-            }
-            Ok(CloneState::Complete) => {
-                if matches!(source, Source::Volume { .. }) {
-                    a.snapshot_rm(fs, group, parent, snap)
-                        .await
-                        .map_err(|e| status("fs subvolume snapshot rm", &e))?;
-                }
-                if size > 0 {
-                    a.subvolume_resize(fs, group, &r.image, size)
-                        .await
-                        .map_err(|e| status("fs subvolume resize", &e))?;
-                }
-                a.subvolume_getpath(fs, group, &r.image)
-                    .await
-                    .map_err(|e| status("fs subvolume getpath", &e))
+        // A reservation made just now has no subvolume yet; an older one may.
+        if !fresh {
+            match a.subvolume_getpath(fs, group, &r.image).await {
+                Ok(p) => return Ok(p),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(status("fs subvolume getpath", &e)),
             }
         }
+        a.subvolume_create(fs, group, &r.image, size, pool_layout)
+            .await
+            .map_err(|e| status("fs subvolume create", &e))?;
+        a.subvolume_getpath(fs, group, &r.image)
+            .await
+            .map_err(|e| status("fs subvolume getpath", &e))
+    }
+
+    /// Makes sure the clone of a reservation exists and is complete, waiting for it
+    /// within this RPC up to `wait`; its path. A clone still unfinished after that
+    /// answers Aborted, and the retry finds it and waits again.
+    ///
+    /// A clone comes from a snapshot, or from a volume through a temporary snapshot
+    /// named after the new subvolume (as ceph-csi does). The journal lists it as
+    /// unfinished from before it starts until just before it is returned, so that a
+    /// clone whose CreateVolume is never retried is found again when its source is
+    /// deleted (`remove_orphaned_clones`).
+    async fn ensure_clone(
+        &self,
+        place: &Place<'_>,
+        r: &Record,
+        size: u64,
+        pool_layout: Option<&str>,
+        source: &Source,
+        wait: Duration,
+    ) -> Result<String, Status> {
+        let (fs, group, a) = (&place.fs, place.group(), &place.admin);
+        let journal = place.journal();
+        let (parent, snap) = match source {
+            Source::Snapshot { parent, snap, .. } => (parent.as_str(), snap.as_str()),
+            Source::Volume { image, .. } => (image.as_str(), r.image.as_str()),
+        };
+        let mut backoff = Backoff::new(wait);
+        loop {
+            let state = match a.clone_status(fs, group, &r.image).await {
+                Err(e) if e.is_not_found() => {
+                    journal
+                        .clone_started(&r.uuid, source.id())
+                        .await
+                        .map_err(|e| status("journal", &e))?;
+                    if matches!(source, Source::Volume { .. }) {
+                        a.snapshot_create(fs, group, parent, snap)
+                            .await
+                            .map_err(|e| status("fs subvolume snapshot create", &e))?;
+                    }
+                    match a
+                        .snapshot_clone(fs, group, parent, snap, &r.image, pool_layout)
+                        .await
+                    {
+                        Ok(()) => {}
+                        Err(e) if e.errno() == Some(errno::EAGAIN) => {
+                            return Err(Status::resource_exhausted(format!(
+                                "clone of {parent}: all cloners are busy, retry later ({e})"
+                            )));
+                        }
+                        Err(e) => return Err(status("fs subvolume snapshot clone", &e)),
+                    }
+                    "pending"
+                }
+                Err(e) => return Err(status("fs clone status", &e)),
+                Ok(CloneState::Pending) => "pending",
+                Ok(CloneState::InProgress) => "in progress",
+                Ok(CloneState::Failed(why)) => {
+                    // Remove the failed clone so that the retry starts a new one; the
+                    // reservation (and the temporary snapshot) stay for it.
+                    match a.subvolume_rm(fs, group, &r.image, true).await {
+                        Ok(()) => {}
+                        Err(e) if e.is_not_found() => {}
+                        Err(e) => return Err(status("fs subvolume rm", &e)),
+                    }
+                    return Err(Status::internal(format!(
+                        "clone from {} failed ({why}); it was removed, and a retry starts a new one",
+                        source.id()
+                    )));
+                }
+                Ok(CloneState::Complete) => {
+                    if matches!(source, Source::Volume { .. }) {
+                        // Forced: on a retry after a crash it may be gone already.
+                        a.snapshot_rm(fs, group, parent, snap)
+                            .await
+                            .map_err(|e| status("fs subvolume snapshot rm", &e))?;
+                    }
+                    if size > 0 {
+                        a.subvolume_resize(fs, group, &r.image, size)
+                            .await
+                            .map_err(|e| status("fs subvolume resize", &e))?;
+                    }
+                    let path = a
+                        .subvolume_getpath(fs, group, &r.image)
+                        .await
+                        .map_err(|e| status("fs subvolume getpath", &e))?;
+                    journal
+                        .clone_finished(&r.uuid)
+                        .await
+                        .map_err(|e| status("journal", &e))?;
+                    return Ok(path);
+                }
+            };
+            if !backoff.wait().await {
+                return Err(Status::aborted(format!(
+                    "clone from {} is still {state} after {wait:?}; retry to keep waiting",
+                    source.id()
+                )));
+            }
+        }
+    }
+
+    /// Removes the clones of a source that is being deleted whose CreateVolume never
+    /// returned them: their subvolume (a pending one is canceled first), the temporary
+    /// snapshot of a volume source (`parent_image`), and their reservation. Such a clone
+    /// belongs to no PV: its PVC was deleted while it was pending, and the provisioner
+    /// stopped retrying without calling DeleteVolume. Kubernetes keeps a source from
+    /// being deleted while a PVC is still provisioned from it, so a clone left here is
+    /// one nobody waits for. A clone whose CreateVolume is in flight right now holds its
+    /// name's lock: the deletion answers Aborted and its retry looks again.
+    async fn remove_orphaned_clones(
+        &self,
+        place: &Place<'_>,
+        source_id: &str,
+        parent_image: Option<&str>,
+    ) -> Result<usize, Status> {
+        let (fs, group, a) = (&place.fs, place.group(), &place.admin);
+        let journal = place.journal();
+        let mut removed = 0;
+        for uuid in journal
+            .clones_of(source_id)
+            .await
+            .map_err(|e| status("journal", &e))?
+        {
+            let Some(rec) = journal
+                .by_uuid(Kind::Volume, &uuid)
+                .await
+                .map_err(|e| status("journal", &e))?
+            else {
+                journal
+                    .clone_finished(&uuid)
+                    .await
+                    .map_err(|e| status("journal", &e))?;
+                continue;
+            };
+            let _guard = self.driver.locks.try_lock(&rec.name).ok_or_else(|| {
+                Status::aborted(format!(
+                    "volume '{}' is being cloned from {source_id} right now; retry",
+                    rec.name
+                ))
+            })?;
+            // Under the lock: it may have been returned since the listing.
+            if !journal
+                .clone_listed(&uuid)
+                .await
+                .map_err(|e| status("journal", &e))?
+            {
+                continue;
+            }
+            if let Ok(CloneState::Pending | CloneState::InProgress) =
+                a.clone_status(fs, group, &rec.image).await
+            {
+                match a.clone_cancel(fs, group, &rec.image).await {
+                    Ok(()) => {}
+                    // Finished or gone meanwhile: removed below all the same.
+                    Err(e) if e.is_not_found() || e.errno() == Some(errno::EINVAL) => {}
+                    Err(e) => return Err(status("fs clone cancel", &e)),
+                }
+            }
+            match a.subvolume_rm(fs, group, &rec.image, true).await {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(status("fs subvolume rm", &e)),
+            }
+            if let Some(p) = parent_image {
+                a.snapshot_rm(fs, group, p, &rec.image)
+                    .await
+                    .map_err(|e| status("fs subvolume snapshot rm", &e))?;
+            }
+            journal
+                .undo(Kind::Volume, &rec.name, &uuid)
+                .await
+                .map_err(|e| status("journal undo", &e))?;
+            journal
+                .clone_finished(&uuid)
+                .await
+                .map_err(|e| status("journal", &e))?;
+            tracing::info!(
+                clone = %rec.image,
+                source = source_id,
+                "removed a clone whose CreateVolume never returned it"
+            );
+            removed += 1;
+        }
+        Ok(removed)
     }
 
     async fn create_volume(
         &self,
         req: CreateVolumeRequest,
+        wait: Duration,
     ) -> Result<CreateVolumeResponse, Status> {
         if req.name.is_empty() {
             return Err(Status::invalid_argument("name missing"));
@@ -359,10 +487,17 @@ impl ControllerService {
                     .map_err(|e| status("journal reserve", &e))?
             }
         };
-        let path = match self
-            .ensure_subvolume(&place, &record, size, pool_layout, source.as_ref(), fresh)
-            .await
-        {
+        let made = match &source {
+            Some(src) => {
+                self.ensure_clone(&place, &record, size, pool_layout, src, wait)
+                    .await
+            }
+            None => {
+                self.ensure_subvolume(&place, &record, size, pool_layout, fresh)
+                    .await
+            }
+        };
+        let path = match made {
             Ok(p) => p,
             Err(s) => {
                 // A request Ceph refuses outright (a bad pool, say) leaves nothing behind;
@@ -442,6 +577,7 @@ impl ControllerService {
                     Some(Source::Snapshot {
                         parent,
                         snap: rec.image,
+                        id: s.snapshot_id.clone(),
                     }),
                     Some(s.snapshot_id.clone()),
                 ))
@@ -463,7 +599,10 @@ impl ControllerService {
                     Status::not_found(format!("volume '{}' not found", v.volume_id))
                 })?;
                 Ok((
-                    Some(Source::Volume { image: rec.image }),
+                    Some(Source::Volume {
+                        image: rec.image,
+                        id: v.volume_id.clone(),
+                    }),
                     Some(v.volume_id.clone()),
                 ))
             }
@@ -502,11 +641,23 @@ impl ControllerService {
         else {
             return Ok(DeleteVolumeResponse {});
         };
-        match place
-            .admin
-            .subvolume_rm(&place.fs, place.group(), &rec.image, true)
-            .await
+        let rm = || {
+            place
+                .admin
+                .subvolume_rm(&place.fs, place.group(), &rec.image, true)
+        };
+        let mut result = rm().await;
+        if matches!(&result, Err(e) if e.errno() == Some(errno::ENOTEMPTY))
+            // The temporary snapshot of a clone that no CreateVolume will ever return
+            // holds the volume: remove that clone, then try again.
+            && self
+                .remove_orphaned_clones(&place, &req.volume_id, Some(&rec.image))
+                .await?
+                > 0
         {
+            result = rm().await;
+        }
+        match result {
             Ok(()) => {}
             Err(e) if e.is_not_found() => {}
             Err(e) if e.errno() == Some(errno::ENOTEMPTY) => {
@@ -748,6 +899,10 @@ impl ControllerService {
             return Ok(DeleteSnapshotResponse {});
         };
         let parent = rec.parent.clone().unwrap_or_default();
+        // Clones from this snapshot that no CreateVolume will ever return would block
+        // its removal (pending) or leak (complete): they go first.
+        self.remove_orphaned_clones(&place, &req.snapshot_id, None)
+            .await?;
         let a = &place.admin;
         match a
             .snapshot_info(&place.fs, place.group(), &parent, &rec.image)
@@ -1153,10 +1308,87 @@ impl ControllerService {
     }
 }
 
+impl ControllerService {
+    /// ControllerPublishVolume. CephFS needs nothing attached (the node mounts over the
+    /// network), so publishing checks and records nothing but what the spec asks to
+    /// refuse: a volume or, where the cluster keeps a node registry, a node that does not
+    /// exist. The node's attach limit is left to Kubernetes, which enforces it through
+    /// CSINode's allocatable count.
+    async fn publish(
+        &self,
+        req: ControllerPublishVolumeRequest,
+    ) -> Result<ControllerPublishVolumeResponse, Status> {
+        if req.volume_id.is_empty() {
+            return Err(Status::invalid_argument("volume_id missing"));
+        }
+        if req.node_id.is_empty() {
+            return Err(Status::invalid_argument("node_id missing"));
+        }
+        let cap = req
+            .volume_capability
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("volume_capability missing"))?;
+        check_caps(std::slice::from_ref(cap))?;
+        let not_found = || Status::not_found(format!("volume '{}' not found", req.volume_id));
+        let id = parse_id(&req.volume_id).ok_or_else(not_found)?;
+        let (cluster, t) = self
+            .driver
+            .cluster(&id.cluster_id)
+            .map_err(|_| not_found())?;
+        // The request's secrets, else the controller's standing ones, else the nodes'
+        // (they wrote the registry, so they can read it).
+        let creds = match credentials(&req.secrets) {
+            Ok(c) => Some(c),
+            Err(_) => match &cluster.controller_credentials {
+                Some(s) => Some(s.read().map_err(|e| {
+                    Status::unavailable(format!("reading controller credentials: {e}"))
+                })?),
+                None => crate::registry::node_credentials(cluster)?,
+            },
+        };
+        let Some(creds) = creds else {
+            // Nothing to read Ceph with: the volume ID is all there is to check.
+            return Ok(ControllerPublishVolumeResponse::default());
+        };
+        let (place, _) = self.existing_volume(&req.volume_id, t, &creds).await?;
+        if cluster.node_credentials.is_some()
+            && !crate::registry::is_registered(
+                &place.admin,
+                cluster,
+                &self.driver.config.instance_id,
+                &place.pool,
+                &req.node_id,
+            )
+            .await?
+        {
+            return Err(Status::not_found(format!(
+                "node '{}' is not registered in cluster '{}' (its plugin has not answered NodeGetInfo)",
+                req.node_id, cluster.cluster_id
+            )));
+        }
+        Ok(ControllerPublishVolumeResponse::default())
+    }
+}
+
 /// A clone's source.
 enum Source {
-    Snapshot { parent: String, snap: String },
-    Volume { image: String },
+    /// A snapshot: its subvolume, its name in Ceph and its CSI ID.
+    Snapshot {
+        parent: String,
+        snap: String,
+        id: String,
+    },
+    /// A volume: its subvolume and its CSI ID.
+    Volume { image: String, id: String },
+}
+
+impl Source {
+    /// The source's CSI ID.
+    fn id(&self) -> &str {
+        match self {
+            Source::Snapshot { id, .. } | Source::Volume { id, .. } => id,
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -1165,12 +1397,16 @@ impl Controller for ControllerService {
         &self,
         r: Request<CreateVolumeRequest>,
     ) -> Result<Response<CreateVolumeResponse>, Status> {
+        let wait = wait::budget(
+            self.driver.config.clone_wait,
+            wait::caller_timeout(r.metadata()),
+        );
         let req = r.into_inner();
         rpc!(
             self,
             "CreateVolume",
             req.name.clone(),
-            self.create_volume(req)
+            self.create_volume(req, wait)
         )
     }
 
@@ -1201,26 +1437,7 @@ impl Controller for ControllerService {
             self,
             "ControllerPublishVolume",
             req.volume_id.clone(),
-            async {
-                if req.volume_id.is_empty() {
-                    return Err(Status::invalid_argument("volume_id missing"));
-                }
-                if req.node_id.is_empty() {
-                    return Err(Status::invalid_argument("node_id missing"));
-                }
-                if req.volume_capability.is_none() {
-                    return Err(Status::invalid_argument("volume_capability missing"));
-                }
-                parse_id(&req.volume_id).ok_or_else(|| Status::not_found("volume not found"))?;
-                // CephFS needs nothing attached: the node mounts over the network. Known
-                // deviations from the spec (csi-sanity checks both): a node ID is not
-                // checked (CephFS has no registry of nodes; Kubernetes' attacher only
-                // names nodes whose CSINode exists), and the node's attach limit is left
-                // to Kubernetes, which enforces it through CSINode's allocatable count.
-                Ok(ControllerPublishVolumeResponse {
-                    publish_context: Default::default(),
-                })
-            }
+            self.publish(req)
         )
     }
 

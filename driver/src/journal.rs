@@ -7,12 +7,22 @@
 //! | `csi.volume.<uuid>` | `csi.volname`, `csi.imagename` (+ `csi.volume.size`, `csi.volume.source`) |
 //! | `csi.snaps.<instance>` | `csi.snap.<request name>` → `<uuid>` |
 //! | `csi.snap.<uuid>` | `csi.snapname`, `csi.imagename`, `csi.source` (+ `csi.snap.sourceid`) |
+//! | `csi.clones.<instance>` | `csi.clone.<uuid>` → the source's volume or snapshot ID |
+//!
+//! The last object is ours, not ceph-csi's: it lists the clones whose CreateVolume has
+//! not yet answered success. A key is written before the clone starts and removed just
+//! before CreateVolume returns the ready volume, so a clone whose CreateVolume is never
+//! retried (its PVC was deleted while the clone was pending) stays listed, and deleting
+//! its source finds and removes it (see `ControllerService::remove_orphaned_clones`).
 //!
 //! A reservation first creates the per-UUID object exclusively with its keys in one
 //! atomic write, then points the name at it. A crash between the two leaks one small
 //! object and nothing else; a crash after leaves a reservation that the retry finds.
 
 use crate::ceph::{Admin, CephError, errno};
+
+/// The key prefix of the unfinished-clone list.
+const CLONE_KEY: &str = "csi.clone.";
 
 /// What the journal knows of one request name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,6 +264,75 @@ impl Journal<'_> {
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Lists the clone of reservation `uuid` as unfinished, from `source` (a volume or
+    /// snapshot ID). Idempotent.
+    pub async fn clone_started(&self, uuid: &str, source: &str) -> Result<(), CephError> {
+        let key = format!("{CLONE_KEY}{uuid}");
+        self.admin
+            .omap_set(self.pool, self.ns, &self.clones(), &[(&key, source)])
+            .await
+    }
+
+    /// Unlists the clone of reservation `uuid`: CreateVolume is about to return it, or it
+    /// was removed. A missing key is fine.
+    pub async fn clone_finished(&self, uuid: &str) -> Result<(), CephError> {
+        let key = format!("{CLONE_KEY}{uuid}");
+        match self
+            .admin
+            .omap_rm(self.pool, self.ns, &self.clones(), &[&key])
+            .await
+        {
+            Err(e) if !e.is_not_found() => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// The reservation UUIDs of the unfinished clones of `source`.
+    pub async fn clones_of(&self, source: &str) -> Result<Vec<String>, CephError> {
+        let mut out = Vec::new();
+        let mut after = String::new();
+        loop {
+            let (vals, more) = match self
+                .admin
+                .omap_list(self.pool, self.ns, &self.clones(), &after, CLONE_KEY, 1024)
+                .await
+            {
+                Ok(v) => v,
+                Err(e) if e.is_not_found() => return Ok(out),
+                Err(e) => return Err(e),
+            };
+            if let Some((k, _)) = vals.last() {
+                after.clone_from(k);
+            }
+            out.extend(
+                vals.into_iter()
+                    .filter(|(_, v)| v == source)
+                    .map(|(k, _)| k.trim_start_matches(CLONE_KEY).to_owned()),
+            );
+            if !more || after.is_empty() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Whether the clone of reservation `uuid` is still listed as unfinished.
+    pub async fn clone_listed(&self, uuid: &str) -> Result<bool, CephError> {
+        let key = format!("{CLONE_KEY}{uuid}");
+        match self
+            .admin
+            .omap_get(self.pool, self.ns, &self.clones(), &[&key])
+            .await
+        {
+            Ok(v) => Ok(v.contains_key(&key)),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn clones(&self) -> String {
+        format!("csi.clones.{}", self.instance)
     }
 
     /// A page of (name, uuid) reservations after `start_after` (a name), and whether more

@@ -44,6 +44,11 @@ struct Cli {
     /// to settle (a retried RPC waits again).
     #[arg(long, env = "CSI_MANILA_WAIT", default_value_t = 60)]
     manila_wait: u64,
+    /// Seconds CreateVolume waits, within one RPC, for a clone (from a snapshot or a
+    /// volume) to complete; a clone still pending then answers Aborted and the retry
+    /// waits again. Capped, when the caller sets a deadline, a fifth short of it.
+    #[arg(long, env = "CSI_CLONE_WAIT", default_value_t = 20)]
+    clone_wait: u64,
     /// The node's mounter.
     #[arg(long, env = "CSI_MOUNTER", default_value = "kernel", value_parser = ["kernel", "fuse", "fake"])]
     mounter: String,
@@ -122,6 +127,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     config.attach_required = cli.attach_required;
     config.backend = backend;
     config.manila_wait = Duration::from_secs(cli.manila_wait);
+    config.clone_wait = Duration::from_secs(cli.clone_wait);
     if cli.max_volumes_per_node < 0 {
         anyhow::bail!("--max-volumes-per-node must not be negative");
     }

@@ -563,6 +563,9 @@ impl Node for NodeService {
         &self,
         _r: Request<NodeGetInfoRequest>,
     ) -> Result<Response<NodeGetInfoResponse>, Status> {
+        // The CO learns this node's ID from the answer: the node exists for the
+        // controller from then on.
+        crate::registry::register(&self.driver).await?;
         Ok(Response::new(NodeGetInfoResponse {
             node_id: self.driver.config.node_id.clone(),
             max_volumes_per_node: self.driver.config.max_volumes_per_node,

@@ -357,6 +357,86 @@ async fn snapshots_block_removal_and_clones_complete(s: &Side) {
     }
 }
 
+contract!(clones_are_canceled_and_removed_with_force);
+/// What the driver does to a clone no CreateVolume will return: `fs clone cancel` while
+/// it runs (EINVAL once it finished), then `fs subvolume rm --force`; the snapshot can go.
+async fn clones_are_canceled_and_removed_with_force(s: &Side) {
+    let name = format!("{}-cancelsrc", s.tag);
+    let clone = format!("{}-canceled", s.tag);
+    s.ok(
+        Target::Mgr,
+        s.sub(json!({"prefix": "fs subvolume create", "sub_name": name, "size": GIB})),
+    )
+    .await;
+    s.ok(
+        Target::Mgr,
+        s.sub(
+            json!({"prefix": "fs subvolume snapshot create", "sub_name": name, "snap_name": "s1"}),
+        ),
+    )
+    .await;
+    let (e, _) = s
+        .errno(
+            Target::Mgr,
+            s.sub(json!({"prefix": "fs clone cancel", "clone_name": "nope"})),
+        )
+        .await;
+    assert_eq!(e, errno::ENOENT, "{}", s.name);
+    s.ok(
+        Target::Mgr,
+        s.sub(
+            json!({"prefix": "fs subvolume snapshot clone", "sub_name": name, "snap_name": "s1",
+                     "target_sub_name": clone, "target_group_name": "csi"}),
+        ),
+    )
+    .await;
+    let cancel = s.sub(json!({"prefix": "fs clone cancel", "clone_name": clone}));
+    match s.run(Target::Mgr, cancel).await {
+        Ok(_) => {
+            let st = s
+                .ok_json(
+                    Target::Mgr,
+                    s.sub(json!({"prefix": "fs clone status", "clone_name": clone})),
+                )
+                .await;
+            assert_eq!(st["status"]["state"], "canceled", "{}: {st}", s.name);
+            // A canceled clone holds the snapshot no more.
+            let info = s
+                .ok_json(
+                    Target::Mgr,
+                    s.sub(json!({"prefix": "fs subvolume snapshot info", "sub_name": name, "snap_name": "s1"})),
+                )
+                .await;
+            assert_eq!(info["has_pending_clones"], "no", "{}: {info}", s.name);
+            // Without force a canceled clone stays ("not ready for operation rm").
+            let (e, _) = s
+                .errno(
+                    Target::Mgr,
+                    s.sub(json!({"prefix": "fs subvolume rm", "sub_name": clone})),
+                )
+                .await;
+            assert_eq!(e, errno::EAGAIN, "{}", s.name);
+        }
+        // The real cluster may have finished the (empty) clone already.
+        Err(e) => assert_eq!(e.errno(), Some(errno::EINVAL), "{}: {e}", s.name),
+    }
+    s.ok(
+        Target::Mgr,
+        s.sub(json!({"prefix": "fs subvolume rm", "sub_name": clone, "force": true})),
+    )
+    .await;
+    s.ok(
+        Target::Mgr,
+        s.sub(json!({"prefix": "fs subvolume snapshot rm", "sub_name": name, "snap_name": "s1"})),
+    )
+    .await;
+    s.ok(
+        Target::Mgr,
+        s.sub(json!({"prefix": "fs subvolume rm", "sub_name": name})),
+    )
+    .await;
+}
+
 contract!(omap_objects_behave_like_rados);
 async fn omap_objects_behave_like_rados(s: &Side) {
     let obj = format!("{}.csi.volume.test", s.tag);

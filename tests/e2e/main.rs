@@ -4,6 +4,8 @@
 
 mod support;
 
+mod attach;
+mod clones;
 mod contract;
 mod lifecycle;
 mod manila;

@@ -29,6 +29,11 @@ impl Ceph {
         let mut config = fake_ceph::Config::default();
         config.volumes.clone_time = Duration::from_millis(200);
         config.volumes.clone_pickup = Duration::ZERO;
+        Self::start_config(config).await
+    }
+
+    /// fake-ceph with this config (its clock, clone times, faults).
+    pub async fn start_config(config: fake_ceph::Config) -> Self {
         let cluster = Cluster::new(config).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -66,6 +71,24 @@ impl Ceph {
             .iter()
             .map(|e| e["name"].as_str().unwrap().to_owned())
             .collect()
+    }
+
+    /// The omap keys of a journal object (metadata pool, the `csi` namespace).
+    pub async fn omap_keys(&self, object: &str) -> Vec<String> {
+        let r = self
+            .cluster
+            .admin_command(
+                json!({"prefix": "rados omap list", "pool": "cephfs.cephfs.meta",
+                                  "namespace": "csi", "object": object, "start_after": "",
+                                  "filter_prefix": "", "max_return": 10000}),
+            )
+            .await;
+        if r.ret == -2 {
+            return Vec::new();
+        }
+        assert_eq!(r.ret, 0, "{}", r.outs);
+        let v: serde_json::Value = serde_json::from_str(&r.outb).unwrap();
+        v["vals"].as_object().unwrap().keys().cloned().collect()
     }
 
     pub fn secrets(&self) -> HashMap<String, String> {

@@ -530,6 +530,18 @@ impl Admin<'_> {
         })
     }
 
+    /// `fs clone cancel`: stops a pending or in-progress clone (it is left `canceled`,
+    /// to be removed with `fs subvolume rm --force`). EINVAL once the clone finished.
+    pub async fn clone_cancel(&self, fs: &str, group: &str, name: &str) -> Result<(), CephError> {
+        self.call(
+            Target::Mgr,
+            json!({"prefix": "fs clone cancel", "vol_name": fs, "group_name": group,
+                   "clone_name": name, "format": "json"}),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// `rados create` (exclusive) with omap values, atomically.
     pub async fn omap_create_exclusive(
         &self,

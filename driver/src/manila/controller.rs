@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use super::ManilaError;
 use super::api::{AccessRule, Manila, NewShare, Share, ShareSnapshot};
 use super::keystone::OsCredentials;
-use super::{Backoff, ManilaError};
 use crate::controller::{check_caps, controller_capabilities};
 use crate::csi::v1::controller_server::Controller;
 use crate::csi::v1::*;
 use crate::driver::{Driver, rpc};
+use crate::wait::Backoff;
 
 const GIB: u64 = 1 << 30;
 

@@ -138,35 +138,6 @@ impl Backend {
     }
 }
 
-/// Waits between checks of something Manila does asynchronously: from 2 ms doubling
-/// to 2 s, until a deadline.
-#[derive(Debug)]
-pub(crate) struct Backoff {
-    deadline: tokio::time::Instant,
-    delay: Duration,
-}
-
-impl Backoff {
-    /// A backoff that gives up after `wait`.
-    pub(crate) fn new(wait: Duration) -> Self {
-        Self {
-            deadline: tokio::time::Instant::now() + wait,
-            delay: Duration::from_millis(2),
-        }
-    }
-
-    /// Sleeps before the next check; `false` once the deadline has passed.
-    pub(crate) async fn wait(&mut self) -> bool {
-        let now = tokio::time::Instant::now();
-        if now >= self.deadline {
-            return false;
-        }
-        tokio::time::sleep(self.delay.min(self.deadline - now)).await;
-        self.delay = (self.delay * 2).min(Duration::from_secs(2));
-        true
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
