@@ -4,11 +4,13 @@
 
 use std::time::Duration;
 
-/// Waits between checks: from 2 ms doubling to 2 s, until a deadline.
+/// Waits between checks: from 2 ms doubling to a longest step (2 s unless set), until
+/// a deadline.
 #[derive(Debug)]
 pub(crate) struct Backoff {
     deadline: tokio::time::Instant,
     delay: Duration,
+    longest: Duration,
 }
 
 impl Backoff {
@@ -17,7 +19,14 @@ impl Backoff {
         Self {
             deadline: tokio::time::Instant::now() + wait,
             delay: Duration::from_millis(2),
+            longest: Duration::from_secs(2),
         }
+    }
+
+    /// The same, with steps of at most `longest`.
+    pub(crate) fn with_longest_step(mut self, longest: Duration) -> Self {
+        self.longest = longest;
+        self
     }
 
     /// Sleeps before the next check; `false` once the deadline has passed.
@@ -27,7 +36,7 @@ impl Backoff {
             return false;
         }
         tokio::time::sleep(self.delay.min(self.deadline - now)).await;
-        self.delay = (self.delay * 2).min(Duration::from_secs(2));
+        self.delay = (self.delay * 2).min(self.longest);
         true
     }
 }
@@ -115,5 +124,13 @@ mod tests {
         assert!(waited >= Duration::from_secs(5) && waited < Duration::from_millis(5001));
         // 2, 4, ... 1024 ms, then 2 s steps: a dozen checks, not thousands.
         assert!((10..=14).contains(&checks), "{checks}");
+        let mut b =
+            Backoff::new(Duration::from_secs(5)).with_longest_step(Duration::from_millis(500));
+        let mut steps = 0;
+        while b.wait().await {
+            steps += 1;
+        }
+        // 2 ... 256 ms (0.5 s in all), then 0.5 s steps for the other 4.5 s.
+        assert!((16..=19).contains(&steps), "{steps}");
     }
 }
