@@ -284,10 +284,11 @@ pub struct Faults {
     pub error_rate: f64,
     /// Share of new shares that stay in `creating` for ever.
     pub stuck_creating_rate: f64,
-    /// Share of new shares that end in `error` (with a user message, as the scheduler
-    /// leaves one).
+    /// Share of new shares that end in `error` with the scheduler's user message (no
+    /// valid host: action `001`, detail `002`).
     pub share_error_rate: f64,
-    /// Share of new access rules that end in `error`.
+    /// Share of new access rules that end in `error` (a driver failure, which leaves no
+    /// user message in Manila).
     pub access_error_rate: f64,
 }
 

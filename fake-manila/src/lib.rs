@@ -35,8 +35,9 @@
 //!   `/v2/{project_id}/...`) are routed at every version.
 //! - State machines, each step after a configurable delay (zero allowed): shares
 //!   `creating`/`creating_from_snapshot` → `available` | `error`, `extending` →
-//!   `available` | `extending_error`, `shrinking` → `available` | `shrinking_error` |
-//!   `shrinking_possible_data_loss_error` (Ceph refuses to shrink below the used size),
+//!   `available` | `extending_error`, `shrinking` → `available` | `shrinking_error` (Ceph
+//!   refusing to shrink below the used size puts the share back in `available` at its
+//!   old size, with a user message, as Manila does),
 //!   `deleting` → gone | `error_deleting`; access rules `queued_to_apply` → `applying` →
 //!   `active` | `error`, `queued_to_deny` → `denying` → gone; snapshots `creating` →
 //!   `available` | `error`, `deleting` → gone | `error_deleting`.
@@ -46,7 +47,7 @@
 //!   token sees everything, and lists with `all_tenants`.
 //! - Faults (seeded, reproducible for one request sequence): added latency, 500/503
 //!   answers, shares stuck in `creating`, shares ending in `error` (with a user message),
-//!   access rules ending in `error`. Set at start or through `GET`/`PUT /admin/faults`
+//!   access rules ending in `error` (as a driver failure: no user message). Set at start or through `GET`/`PUT /admin/faults`
 //!   with an admin token.
 //! - Metrics on `GET /metrics`: requests by method, route template and status, latency
 //!   by route, finished transitions by kind and result.
@@ -71,8 +72,9 @@
 //!   driver refuses them. Rule metadata is stored and shown, not filterable.
 //! - `share_instance_id` and `is_admin_only` of export locations are shown to everyone
 //!   (admin-only in Manila) because CSI reads them. Non-admins see all type extra specs.
-//! - User messages use Manila's action/detail codes where the reference gives them and
-//!   close ones otherwise; they expire after 30 days but are not purged.
+//! - User messages carry Manila's action and detail codes and texts ([`message`]) for
+//!   the failures that leave one in Manila; they expire after 30 days but are not
+//!   purged, and have no `links`.
 //! - Quota reservations are immediate (no `reserved`); user- and type-level quotas are
 //!   not modelled.
 //! - State lives in memory; a restart forgets every share (the subvolumes stay in
@@ -87,6 +89,7 @@ pub mod ceph;
 pub mod config;
 pub mod error;
 pub mod keystone;
+pub mod message;
 pub mod metrics;
 pub mod microversion;
 pub mod resources;

@@ -5,6 +5,7 @@ mod access;
 mod binary;
 mod faults;
 mod keystone;
+mod message;
 mod microversion;
 mod quota;
 mod robustness;
