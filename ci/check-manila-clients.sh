@@ -25,24 +25,26 @@ trap cleanup EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-# The first line of a process's stdout, once it is there.
-first_line() {
+# Line <n> of a process's stdout, once it is there.
+nth_line() { # nth_line <file> <n>
   for _ in $(seq 200); do
-    [ -s "$1" ] && { head -n1 "$1"; return; }
+    [ "$(wc -l <"$1")" -ge "$2" ] && { sed -n "$2p" "$1"; return; }
     sleep 0.05
   done
-  fail "no URL in $1"
+  fail "no line $2 in $1"
 }
 
 ./target/debug/fake-ceph --listen 127.0.0.1:0 --keyring-out "$work/keyring" --clone-time-ms 200 \
   >"$work/ceph.out" 2>"$work/ceph.err" &
 pids+=($!)
-ceph_url=$(first_line "$work/ceph.out")
+ceph_url=$(nth_line "$work/ceph.out" 1)
 RUST_LOG=debug ./target/debug/fake-manila --listen 127.0.0.1:0 --ceph-url "$ceph_url" --ceph-keyring "$work/keyring" \
   --delay-ms 200 >"$work/manila.out" 2>"$work/manila.err" &
 pids+=($!)
-url=$(first_line "$work/manila.out")
-echo "fake-ceph $ceph_url, fake-manila $url"
+# fake-manila prints Keystone's auth URL, then Manila's endpoint (two ports).
+auth_url=$(nth_line "$work/manila.out" 1)
+manila_url=$(nth_line "$work/manila.out" 2)
+echo "fake-ceph $ceph_url, Keystone $auth_url, Manila $manila_url"
 
 # The clients, each set in its own venv (the legacy CLI and the 6.x plugin conflict).
 venv() { # venv <dir> <packages...>
@@ -62,7 +64,7 @@ venv "$work/osc" "${OSC_PKGS[@]}"
 wait "$legacy_pid"
 echo "clients installed ($((SECONDS - started)) s)"
 
-export OS_AUTH_URL="$url/v3" OS_USERNAME=demo OS_PASSWORD=demo OS_PROJECT_NAME=demo \
+export OS_AUTH_URL="$auth_url" OS_USERNAME=demo OS_PASSWORD=demo OS_PROJECT_NAME=demo \
   OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default OS_IDENTITY_API_VERSION=3 \
   OS_REGION_NAME=RegionOne
 py() { "$work/osc/bin/python" -c "$@"; }

@@ -3,6 +3,7 @@
 
 mod access;
 mod binary;
+mod endpoints;
 mod faults;
 mod keystone;
 mod message;
