@@ -130,8 +130,9 @@ pub fn decode(s: &str, plus_is_space: bool) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Both version objects' `updated`, `links` (before `self`) and `media-types`, as
-/// Manila's `manila/api/versions.py` has them.
+/// One version object: its `id`, `status` and microversion range (empty strings for a
+/// version without microversions), the `updated`, `describedby` link and `media-types`
+/// that Manila's `manila/api/versions.py` gives every version, and its `self` link.
 fn version_entry(
     id: &str,
     status: &str,
