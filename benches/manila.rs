@@ -38,10 +38,13 @@ async fn setup() -> Env {
     let app = fake_ceph::router(cluster.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    // Keystone and Manila on loopback ports of their own; the driver finds Manila
+    // through Keystone's catalog.
+    let listeners = fake_manila::Listeners::loopback().await.unwrap();
+    let auth_url = format!("{}/v3", listeners.keystone_url());
     let mut config = fake_manila::Config::new(
-        url.clone(),
+        listeners.keystone_url(),
+        listeners.manila_url(),
         CephConfig {
             url: ceph_url,
             identity: CephIdentity {
@@ -60,8 +63,7 @@ async fn setup() -> Env {
         per_share_gigabytes: -1,
         ..config.quotas
     };
-    let app = fake_manila::router(AppState::new(config).unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    listeners.spawn(AppState::new(config).unwrap());
 
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::new(
@@ -75,7 +77,7 @@ async fn setup() -> Env {
     let driver = Arc::new(Driver::new(config, vec![]).unwrap());
     let channel = common::serve(driver, dir.path()).await;
     let secrets: HashMap<String, String> = [
-        ("os-authURL", format!("{url}/v3")),
+        ("os-authURL", auth_url),
         ("os-userName", "demo".to_owned()),
         ("os-password", "demo".to_owned()),
         ("os-projectName", "demo".to_owned()),

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Runs real OpenStack clients, unmodified, against fake-manila (on fake-ceph): the legacy
 # `manila` CLI (python-manilaclient 5.7.1), `openstack share` (python-openstackclient +
-# the manilaclient 6.3.0 plugin) and openstacksdk. Each creates a share and waits for it,
-# shows and lists it, grants cephx access and reads the key, lists export locations,
-# extends and shrinks, snapshots and deletes the snapshot, denies access, deletes the
-# share and waits until it is gone. Needs python3 (with venv) and PyPI; run from anywhere.
+# the manilaclient 6.3.0 plugin) and openstacksdk. First version discovery: plain GETs
+# of Keystone's and Manila's roots without a version header, keystoneauth's discovery of
+# both, and openstacksdk's endpoint and version data found through the catalog. Then each
+# client creates a share and waits for it, shows and lists it, grants cephx access and
+# reads the key, lists export locations, extends and shrinks, snapshots and deletes the
+# snapshot, denies access, deletes the share and waits until it is gone. Needs python3
+# (with venv) and PyPI; run from anywhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
@@ -25,24 +28,26 @@ trap cleanup EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-# The first line of a process's stdout, once it is there.
-first_line() {
+# Line <n> of a process's stdout, once it is there.
+nth_line() { # nth_line <file> <n>
   for _ in $(seq 200); do
-    [ -s "$1" ] && { head -n1 "$1"; return; }
+    [ "$(wc -l <"$1")" -ge "$2" ] && { sed -n "$2p" "$1"; return; }
     sleep 0.05
   done
-  fail "no URL in $1"
+  fail "no line $2 in $1"
 }
 
 ./target/debug/fake-ceph --listen 127.0.0.1:0 --keyring-out "$work/keyring" --clone-time-ms 200 \
   >"$work/ceph.out" 2>"$work/ceph.err" &
 pids+=($!)
-ceph_url=$(first_line "$work/ceph.out")
+ceph_url=$(nth_line "$work/ceph.out" 1)
 RUST_LOG=debug ./target/debug/fake-manila --listen 127.0.0.1:0 --ceph-url "$ceph_url" --ceph-keyring "$work/keyring" \
   --delay-ms 200 >"$work/manila.out" 2>"$work/manila.err" &
 pids+=($!)
-url=$(first_line "$work/manila.out")
-echo "fake-ceph $ceph_url, fake-manila $url"
+# fake-manila prints Keystone's auth URL, then Manila's endpoint (two ports).
+auth_url=$(nth_line "$work/manila.out" 1)
+manila_url=$(nth_line "$work/manila.out" 2)
+echo "fake-ceph $ceph_url, Keystone $auth_url, Manila $manila_url"
 
 # The clients, each set in its own venv (the legacy CLI and the 6.x plugin conflict).
 venv() { # venv <dir> <packages...>
@@ -62,7 +67,7 @@ venv "$work/osc" "${OSC_PKGS[@]}"
 wait "$legacy_pid"
 echo "clients installed ($((SECONDS - started)) s)"
 
-export OS_AUTH_URL="$url/v3" OS_USERNAME=demo OS_PASSWORD=demo OS_PROJECT_NAME=demo \
+export OS_AUTH_URL="$auth_url" OS_USERNAME=demo OS_PASSWORD=demo OS_PROJECT_NAME=demo \
   OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default OS_IDENTITY_API_VERSION=3 \
   OS_REGION_NAME=RegionOne
 py() { "$work/osc/bin/python" -c "$@"; }
@@ -91,6 +96,83 @@ until_out() { # until_out [!] <regex> <command...>
   done
   fail "waiting for '$re' (negated: $neg) from: $*"
 }
+
+# ---------------------------------------------------------------------------------
+# 0. Version discovery. Keystone and Manila are separate endpoints: each root answers,
+# without any header, with its own service's versions; clients find Manila's endpoint in
+# the catalog and discover its microversions there.
+cat >"$work/discovery.py" <<'EOF'
+import os, sys
+import openstack
+import requests
+from keystoneauth1 import discover
+from keystoneauth1 import session as ks_session
+
+auth_url = os.environ["OS_AUTH_URL"]
+manila = os.environ["MANILA_URL"]
+assert auth_url.endswith("/v3"), auth_url
+keystone = auth_url[: -len("/v3")]
+assert keystone != manila, "one endpoint for both"
+
+def check(cond, what):
+    if not cond:
+        sys.exit(f"discovery: {what}")
+
+# Plain GETs, no version header: Manila's root is Manila's version list (300, as
+# manila/api/versions.py answers), Keystone's root is Keystone's.
+r = requests.get(manila + "/")
+check(r.status_code == 300, f"GET {manila}/ answered {r.status_code}: {r.text}")
+check("x-openstack-manila-api-version" not in r.headers, "the root echoed a version")
+versions = r.json()["versions"]
+current = [v for v in versions if v["status"] == "CURRENT"]
+check([v["id"] for v in current] == ["v2.0"], f"CURRENT versions: {versions}")
+v2 = current[0]
+check((v2["min_version"], v2["version"]) == ("2.0", "2.99"), f"v2.0 range: {v2}")
+check({"rel": "self", "href": manila + "/v2/"} in v2["links"], f"v2.0 links: {v2}")
+check([v["id"] for v in versions if v["status"] == "DEPRECATED"] == ["v1.0"], f"{versions}")
+r = requests.get(keystone + "/")
+check(r.status_code == 300, f"GET {keystone}/ answered {r.status_code}")
+check(r.json()["versions"]["values"][0]["id"].startswith("v3."), f"Keystone's root: {r.text}")
+# Manila's version header does not turn Keystone's root into Manila's.
+r = requests.get(keystone + "/", headers={"X-OpenStack-Manila-API-Version": "2.91"})
+check("values" in r.json()["versions"], f"Keystone's root with Manila's header: {r.text}")
+
+# keystoneauth's own discovery of both roots, without a token.
+sess = ks_session.Session()
+found = {
+    v["version"]: v
+    for v in discover.get_discovery(sess, manila, authenticated=False).version_data()
+}
+check(set(found) == {(1, 0), (2, 0)}, f"keystoneauth found {found}")
+v2 = found[(2, 0)]
+check(v2["url"] == manila + "/v2/", f"v2 URL {v2}")
+check((v2["min_microversion"], v2["max_microversion"]) == ((2, 0), (2, 99)), f"{v2}")
+check(found[(1, 0)]["raw_status"] == "DEPRECATED", f"{found[(1, 0)]}")
+ks = discover.get_discovery(sess, keystone, authenticated=False).version_data()
+check([v["version"][0] for v in ks] == [3], f"Keystone's versions {ks}")
+
+# openstacksdk: the catalog leads to Manila's endpoint, whose discovery gives the range;
+# the version data of every major version comes from Manila's unversioned root.
+sfs = openstack.connect().shared_file_system
+ep = sfs.get_endpoint_data()
+check(ep.catalog_url == manila + "/v2", f"catalog URL {ep.catalog_url}")
+check(ep.url == manila + "/v2/", f"endpoint {ep.url}")
+check(ep.api_version == (2, 0), f"api version {ep.api_version}")
+check((ep.min_microversion, ep.max_microversion) == ((2, 0), (2, 99)), f"{ep}")
+data = sfs.get_all_version_data()["RegionOne"]["public"]["shared-file-system"]
+check(
+    [(v["version"], v["raw_status"], v["url"]) for v in data]
+    == [("1.0", "DEPRECATED", manila + "/v1/"), ("2.0", "CURRENT", manila + "/v2/")],
+    f"all version data {data}",
+)
+check(
+    [(v["min_microversion"], v["max_microversion"]) for v in data if v["version"] == "2.0"]
+    == [("2.0", "2.99")],
+    f"all version data {data}",
+)
+EOF
+MANILA_URL="$manila_url" "$work/osc/bin/python" "$work/discovery.py"
+echo "version discovery: ok ($((SECONDS - started)) s)"
 
 # ---------------------------------------------------------------------------------
 # 1. The legacy `manila` CLI (it has no JSON output: read its tables).

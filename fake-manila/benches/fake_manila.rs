@@ -1,4 +1,4 @@
-//! fake-manila throughput, in process (`router().oneshot`), with fake-ceph in the same
+//! fake-manila throughput, in process (`keystone_router`/`manila_router` `.oneshot`), with fake-ceph in the same
 //! process behind a loopback HTTP socket and every transition delay at zero.
 //!
 //! - `keystone/token_issue`: `POST /v3/auth/tokens` (password, project by name).
@@ -26,8 +26,8 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-/// fake-ceph on a loopback socket and a fake-manila router on it.
-fn setup(rt: &tokio::runtime::Runtime) -> Router {
+/// fake-ceph on a loopback socket and fake-manila's routers (Keystone's, Manila's) on it.
+fn setup(rt: &tokio::runtime::Runtime) -> (Router, Router) {
     rt.block_on(async {
         let cluster = fake_ceph::Cluster::new(fake_ceph::Config::default()).expect("fake-ceph");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -39,6 +39,7 @@ fn setup(rt: &tokio::runtime::Runtime) -> Router {
             let _ = axum::serve(listener, app).await;
         });
         let mut c = Config::new(
+            "http://keystone.bench",
             "http://manila.bench",
             CephConfig {
                 url: format!("http://{addr}"),
@@ -54,7 +55,11 @@ fn setup(rt: &tokio::runtime::Runtime) -> Router {
         c.delays = Delays::all(Duration::ZERO);
         c.quotas.shares = -1;
         c.quotas.gigabytes = -1;
-        fake_manila::router(AppState::new(c).expect("fake-manila"))
+        let state = AppState::new(c).expect("fake-manila");
+        (
+            fake_manila::keystone_router(state.clone()),
+            fake_manila::manila_router(state),
+        )
     })
 }
 
@@ -139,7 +144,7 @@ async fn share_round_trip(app: &Router, token: &str, many: bool) {
 
 fn keystone(c: &mut Criterion) {
     let rt = runtime();
-    let app = setup(&rt);
+    let (app, _) = setup(&rt);
     let mut g = c.benchmark_group("keystone");
     g.throughput(Throughput::Elements(1));
     g.bench_function("token_issue", |b| {
@@ -150,8 +155,8 @@ fn keystone(c: &mut Criterion) {
 
 fn manila(c: &mut Criterion) {
     let rt = runtime();
-    let app = setup(&rt);
-    let tok = rt.block_on(token(&app));
+    let (keystone, app) = setup(&rt);
+    let tok = rt.block_on(token(&keystone));
     let id = rt.block_on(async {
         let req = Request::post("/v2/shares")
             .header("x-auth-token", &tok)

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::api::{Ctx, accepted, reply};
 use crate::error::{ApiError, ApiResult};
+use crate::message::{Action, Detail};
 use crate::resources;
 use crate::share::parse_metadata;
 use crate::state::{AccessRule, AppState, Db, RuleState, Share, ShareStatus};
@@ -166,12 +167,24 @@ pub fn allow(ctx: &Ctx, share_id: &str, arg: &Value) -> ApiResult<Response> {
         .strip_prefix("client.")
         .unwrap_or("")
         .to_owned();
+    // Why the driver will refuse the rule, and the detail of the message Manila's CephFS
+    // driver leaves then (InvalidShareAccessType → 021, InvalidShareAccess → 020; any
+    // other driver failure leaves none).
     let fail = if state.draw(faults.access_error_rate) {
-        Some("injected fault")
+        Some(Refusal {
+            why: "injected fault",
+            detail: None,
+        })
     } else if access_type != "cephx" {
-        Some("only cephx access is supported by the CephFS native driver")
+        Some(Refusal {
+            why: "only cephx access is supported by the CephFS native driver",
+            detail: Some(Detail::UnsupportedClientAccess),
+        })
     } else if access_to == own_id {
-        Some("the Ceph ID Manila uses cannot be granted")
+        Some(Refusal {
+            why: "the Ceph ID Manila uses cannot be granted",
+            detail: Some(Detail::ForbiddenClientAccess),
+        })
     } else {
         None
     };
@@ -204,7 +217,21 @@ fn set_rule_state(state: &AppState, id: &str, st: RuleState) -> Option<AccessRul
     Some(r.clone())
 }
 
-async fn apply(state: AppState, id: String, project: String, fail: Option<&'static str>) {
+/// Why a rule ends in `error` without Ceph being asked.
+#[derive(Debug, Clone, Copy)]
+struct Refusal {
+    /// For the log line.
+    why: &'static str,
+    /// The detail of the user message left, if any.
+    detail: Option<Detail>,
+}
+
+/// Leaves the user message of a refused rule (about its share, as Manila's driver does).
+fn refusal_message(state: &AppState, db: &mut Db, project: &str, share_id: &str, d: Detail) {
+    resources::add_message(state, db, project, Action::UpdateAccessRules, d, share_id);
+}
+
+async fn apply(state: AppState, id: String, project: String, fail: Option<Refusal>) {
     let delay = state.config().delays.access;
     crate::state::pause(delay).await;
     let lock = {
@@ -232,21 +259,14 @@ async fn apply(state: AppState, id: String, project: String, fail: Option<&'stat
     let Some(rule) = state.db().rules.get(&id).cloned() else {
         return;
     };
-    if let Some(why) = fail {
+    if let Some(refusal) = fail {
         state.metrics().transition("access_apply", false);
-        tracing::info!(rule_id = %id, share_id = %rule.share_id, why, "access rule failed");
+        tracing::info!(rule_id = %id, share_id = %rule.share_id, why = refusal.why, "access rule failed");
         set_rule_state(&state, &id, RuleState::Error);
-        let mut db = state.db();
-        resources::add_message(
-            &state,
-            &mut db,
-            &project,
-            "007",
-            "001",
-            "SHARE",
-            &rule.share_id,
-            "update access rules: An unknown error occurred.",
-        );
+        if let Some(detail) = refusal.detail {
+            let mut db = state.db();
+            refusal_message(&state, &mut db, &project, &rule.share_id, detail);
+        }
         return;
     }
     let level = if rule.access_level == "ro" { "r" } else { "rw" };
@@ -273,16 +293,18 @@ async fn apply(state: AppState, id: String, project: String, fail: Option<&'stat
                 r.state = RuleState::Error;
                 r.updated_at = Some(Timestamp::now());
             }
-            resources::add_message(
-                &state,
-                &mut db,
-                &project,
-                "007",
-                "001",
-                "SHARE",
-                &rule.share_id,
-                "update access rules: An unknown error occurred.",
-            );
+            // Manila's CephFS driver turns Ceph's "not allowed" (an auth ID that the
+            // volumes module did not create) into InvalidShareAccess; other errors leave
+            // the rule in `error` without a message.
+            if e.to_string().to_ascii_lowercase().contains("not allowed") {
+                refusal_message(
+                    &state,
+                    &mut db,
+                    &project,
+                    &rule.share_id,
+                    Detail::ForbiddenClientAccess,
+                );
+            }
         }
     }
 }

@@ -54,9 +54,9 @@ impl Ctx {
         self.version.at_least(minor)
     }
 
-    /// The service's public URL.
+    /// Manila's public URL.
     pub fn url(&self) -> &str {
-        &self.state.config().public_url
+        &self.state.config().manila_url
     }
 
     /// Whether the caller asked for every project's resources and may have them.
@@ -130,40 +130,62 @@ pub fn decode(s: &str, plus_is_space: bool) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The Manila v2.0 version object, advertising `[2.0, max]`.
-pub fn version_object(public_url: &str, max: Version) -> Value {
+/// One version object: its `id`, `status` and microversion range (empty strings for a
+/// version without microversions), the `updated`, `describedby` link and `media-types`
+/// that Manila's `manila/api/versions.py` gives every version, and its `self` link.
+fn version_entry(
+    id: &str,
+    status: &str,
+    range: Option<(Version, Version)>,
+    self_href: String,
+) -> Value {
+    let (min, max) = range.map_or((String::new(), String::new()), |(min, max)| {
+        (min.to_string(), max.to_string())
+    });
     json!({
-        "id": "v2.0",
-        "status": "CURRENT",
-        "version": max.to_string(),
-        "min_version": Version::MIN.to_string(),
+        "id": id,
+        "status": status,
+        "version": max,
+        "min_version": min,
         "updated": "2015-08-27T11:33:21Z",
         "links": [
             {"rel": "describedby", "type": "text/html", "href": "http://docs.openstack.org/"},
-            {"rel": "self", "href": format!("{public_url}/v2/")},
+            {"rel": "self", "href": self_href},
         ],
         "media-types": [{"base": "application/json", "type": "application/vnd.openstack.share+json;version=1"}],
     })
 }
 
-/// `GET /`: Manila's 300 for requests that carry the Manila version header (manilaclient
-/// discovers from the unversioned root with it), Keystone's 300 otherwise. Both services
-/// share one port; see the crate doc.
-pub async fn root(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// The Manila v2.0 version object, advertising `[2.0, max]`.
+pub fn version_object(manila_url: &str, max: Version) -> Value {
+    version_entry(
+        "v2.0",
+        "CURRENT",
+        Some((Version::MIN, max)),
+        format!("{manila_url}/v2/"),
+    )
+}
+
+/// The legacy v1.0 API, as Manila still lists it at its root: `DEPRECATED`, with empty
+/// version strings (it predates microversions). This fake does not serve `/v1`.
+pub fn v1_version_object(manila_url: &str) -> Value {
+    version_entry("v1.0", "DEPRECATED", None, format!("{manila_url}/v1/"))
+}
+
+/// The root of Manila's endpoint (`/`, any method, no token): 300 Multiple Choices with
+/// every major version, as Manila's `VersionsController.all` answers. The request's
+/// headers change nothing: the root is unversioned, so no version header or `Vary` is
+/// sent back either.
+pub async fn root(State(state): State<AppState>) -> Response {
     let cfg = state.config();
-    if headers.contains_key(microversion::HEADER) {
-        let mut resp = (
-            StatusCode::MULTIPLE_CHOICES,
-            axum::Json(json!({"versions": [version_object(&cfg.public_url, cfg.max_version)]})),
-        )
-            .into_response();
-        resp.headers_mut().insert(
-            header::VARY,
-            HeaderValue::from_static("X-OpenStack-Manila-API-Version"),
-        );
-        return resp;
-    }
-    keystone::root_document(&cfg.public_url)
+    (
+        StatusCode::MULTIPLE_CHOICES,
+        axum::Json(json!({"versions": [
+            v1_version_object(&cfg.manila_url),
+            version_object(&cfg.manila_url, cfg.max_version),
+        ]})),
+    )
+        .into_response()
 }
 
 fn stamp(resp: &mut Response, version: Option<Version>) {
@@ -215,7 +237,7 @@ async fn handle(
     // Version discovery needs no token and is not versioned.
     if (path == "/v2" || path == "/v2/") && *method == Method::GET {
         let mut resp =
-            axum::Json(json!({"versions": [version_object(&cfg.public_url, cfg.max_version)]}))
+            axum::Json(json!({"versions": [version_object(&cfg.manila_url, cfg.max_version)]}))
                 .into_response();
         stamp(&mut resp, None);
         return (StatusCode::OK, None, None, resp);

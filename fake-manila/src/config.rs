@@ -10,9 +10,14 @@ use crate::microversion::Version;
 /// Everything an instance is started with.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The URL clients reach this service at (`http://host:port`, no trailing slash):
-    /// catalog endpoints and links are built from it.
-    pub public_url: String,
+    /// The URL clients reach Keystone at (`http://host:port`, no trailing slash): the
+    /// auth URL is it + `/v3`, and the catalog's `identity` entry, Keystone's links and
+    /// the `WWW-Authenticate` of Manila's 401 name it.
+    pub keystone_url: String,
+    /// The URL clients reach Manila at (`http://host:port`, no trailing slash): the
+    /// catalog's `sharev2` entry is it + `/v2`, and version documents and resource links
+    /// name it.
+    pub manila_url: String,
     /// fake-ceph and the identity Manila uses there.
     pub ceph: CephConfig,
     /// Users, projects and application credentials.
@@ -38,10 +43,16 @@ pub struct Config {
 }
 
 impl Config {
-    /// A healthy default configuration for a service at `public_url` backed by `ceph`.
-    pub fn new(public_url: impl Into<String>, ceph: CephConfig) -> Self {
+    /// A healthy default configuration for Keystone at `keystone_url` and Manila at
+    /// `manila_url` (base URLs, without `/v3` or `/v2`), backed by `ceph`.
+    pub fn new(
+        keystone_url: impl Into<String>,
+        manila_url: impl Into<String>,
+        ceph: CephConfig,
+    ) -> Self {
         Self {
-            public_url: public_url.into().trim_end_matches('/').to_owned(),
+            keystone_url: keystone_url.into().trim_end_matches('/').to_owned(),
+            manila_url: manila_url.into().trim_end_matches('/').to_owned(),
             ceph,
             identity: IdentityConfig::default(),
             token_ttl: Duration::from_secs(3600),
@@ -284,10 +295,11 @@ pub struct Faults {
     pub error_rate: f64,
     /// Share of new shares that stay in `creating` for ever.
     pub stuck_creating_rate: f64,
-    /// Share of new shares that end in `error` (with a user message, as the scheduler
-    /// leaves one).
+    /// Share of new shares that end in `error` with the scheduler's user message (no
+    /// valid host: action `001`, detail `002`).
     pub share_error_rate: f64,
-    /// Share of new access rules that end in `error`.
+    /// Share of new access rules that end in `error` (a driver failure, which leaves no
+    /// user message in Manila).
     pub access_error_rate: f64,
 }
 

@@ -405,7 +405,7 @@ impl Identity {
     }
 
     /// The `{"token": ...}` body for a token.
-    pub fn token_body(&self, info: &TokenInfo, public_url: &str) -> Value {
+    pub fn token_body(&self, info: &TokenInfo, keystone_url: &str, manila_url: &str) -> Value {
         let domain = json!({"id": DOMAIN_ID, "name": DOMAIN_NAME});
         let roles: Vec<Value> = info
             .roles
@@ -421,7 +421,7 @@ impl Identity {
             "project": {"id": info.project.id, "name": info.project.name, "domain": domain},
             "is_domain": false,
             "roles": roles,
-            "catalog": catalog(public_url),
+            "catalog": catalog(keystone_url, manila_url),
         });
         if let Some((id, name)) = &info.app_cred {
             token["application_credential"] = json!({"id": id, "name": name, "restricted": true});
@@ -458,9 +458,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The service catalog: `identity` and `sharev2` (Manila v2, no project ID in the URL),
-/// each with public, internal and admin endpoints in `RegionOne`.
-pub fn catalog(public_url: &str) -> Value {
+/// The service catalog: `identity` (Keystone's `/v3`) and `sharev2` (Manila's `/v2`, no
+/// project ID in the URL), each with public, internal and admin endpoints in
+/// `RegionOne`. There is no legacy v1 `share` entry: gophercloud takes the first entry
+/// of the `shared-file-system` family without looking at its version.
+pub fn catalog(keystone_url: &str, manila_url: &str) -> Value {
     let entry = |ty: &str, name: &str, id: &str, url: String| {
         let endpoints: Vec<Value> = ["public", "internal", "admin"]
             .iter()
@@ -477,40 +479,40 @@ pub fn catalog(public_url: &str) -> Value {
             "identity",
             "keystone",
             "5b0a4b0e5ec24f7f9c6e4a1c2a6c0b10",
-            format!("{public_url}/v3")
+            format!("{keystone_url}/v3")
         ),
         entry(
             "sharev2",
             "manilav2",
             "9d4f8e3a1b2c4d5e8f7a6b5c4d3e2f20",
-            format!("{public_url}/v2")
+            format!("{manila_url}/v2")
         ),
     ])
 }
 
 /// Keystone's v3 version object.
-pub fn version_object(public_url: &str) -> Value {
+pub fn version_object(keystone_url: &str) -> Value {
     json!({
         "id": "v3.14",
         "status": "stable",
         "updated": "2020-04-07T00:00:00Z",
-        "links": [{"rel": "self", "href": format!("{public_url}/v3/")}],
+        "links": [{"rel": "self", "href": format!("{keystone_url}/v3/")}],
         "media-types": [{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}],
     })
 }
 
-/// `GET /` for identity clients: 300 with the one version.
-pub fn root_document(public_url: &str) -> Response {
+/// `GET /` of Keystone's endpoint: 300 with the one version, whatever the headers.
+pub async fn root(State(state): State<AppState>) -> Response {
     (
         StatusCode::MULTIPLE_CHOICES,
-        axum::Json(json!({"versions": {"values": [version_object(public_url)]}})),
+        axum::Json(json!({"versions": {"values": [version_object(&state.config().keystone_url)]}})),
     )
         .into_response()
 }
 
 /// `GET /v3` and `GET /v3/`.
 pub async fn v3(State(state): State<AppState>) -> Response {
-    axum::Json(json!({"version": version_object(&state.config().public_url)})).into_response()
+    axum::Json(json!({"version": version_object(&state.config().keystone_url)})).into_response()
 }
 
 /// `POST /v3/auth/tokens`.
@@ -531,7 +533,11 @@ pub async fn issue_token(State(state): State<AppState>, body: Body) -> Response 
             tracing::debug!(user = %info.user_name, project = %info.project.name, "token issued");
             let mut resp = (
                 StatusCode::CREATED,
-                axum::Json(state.identity().token_body(&info, &cfg.public_url)),
+                axum::Json(
+                    state
+                        .identity()
+                        .token_body(&info, &cfg.keystone_url, &cfg.manila_url),
+                ),
             )
                 .into_response();
             if let Ok(v) = HeaderValue::from_str(&token) {
@@ -560,7 +566,9 @@ pub fn caller(state: &AppState, headers: &HeaderMap) -> Result<Arc<TokenInfo>, K
         .get("x-auth-token")
         .and_then(|v| v.to_str().ok())
         .and_then(|t| state.identity().validate(t))
-        .ok_or_else(|| KeystoneError::middleware_401(&format!("{}/v3", state.config().public_url)))
+        .ok_or_else(|| {
+            KeystoneError::middleware_401(&format!("{}/v3", state.config().keystone_url))
+        })
 }
 
 /// `GET`/`HEAD /v3/auth/tokens`: validates `X-Subject-Token`.
@@ -571,11 +579,12 @@ pub async fn validate_token(State(state): State<AppState>, headers: HeaderMap) -
     let subject = headers.get("x-subject-token").and_then(|v| v.to_str().ok());
     match subject.and_then(|t| state.identity().validate(t)) {
         Some(info) => {
-            let mut resp = axum::Json(
-                state
-                    .identity()
-                    .token_body(&info, &state.config().public_url),
-            )
+            let cfg = state.config();
+            let mut resp = axum::Json(state.identity().token_body(
+                &info,
+                &cfg.keystone_url,
+                &cfg.manila_url,
+            ))
             .into_response();
             if let Some(v) = headers.get("x-subject-token") {
                 resp.headers_mut().insert("x-subject-token", v.clone());
@@ -599,11 +608,11 @@ pub async fn revoke_token(State(state): State<AppState>, headers: HeaderMap) -> 
     }
 }
 
-fn project_json(p: &Project, public_url: &str) -> Value {
+fn project_json(p: &Project, keystone_url: &str) -> Value {
     json!({
         "id": p.id, "name": p.name, "domain_id": DOMAIN_ID, "enabled": true, "is_domain": false,
         "parent_id": DOMAIN_ID, "description": "", "tags": [],
-        "links": {"self": format!("{public_url}/v3/projects/{}", p.id)},
+        "links": {"self": format!("{keystone_url}/v3/projects/{}", p.id)},
     })
 }
 
@@ -623,7 +632,7 @@ pub async fn list_projects(
         .iter()
         .find(|(k, _)| k == "name")
         .map(|(_, v)| v.as_str());
-    let url = &state.config().public_url;
+    let url = &state.config().keystone_url;
     let projects: Vec<Value> = state
         .identity()
         .projects()
@@ -645,7 +654,7 @@ pub async fn auth_projects(State(state): State<AppState>, headers: HeaderMap) ->
         Ok(i) => i,
         Err(e) => return e.into_response(),
     };
-    let url = &state.config().public_url;
+    let url = &state.config().keystone_url;
     axum::Json(json!({
         "projects": [project_json(&info.project, url)],
         "links": {"self": format!("{url}/v3/auth/projects"), "previous": null, "next": null},
@@ -665,7 +674,7 @@ pub async fn show_project(
     };
     match state.identity().project(&id) {
         Some(p) if info.is_admin() || p.id == info.project.id => {
-            axum::Json(json!({"project": project_json(p, &state.config().public_url)}))
+            axum::Json(json!({"project": project_json(p, &state.config().keystone_url)}))
                 .into_response()
         }
         _ => KeystoneError::not_found(format!(
@@ -681,10 +690,12 @@ pub async fn auth_catalog(State(state): State<AppState>, headers: HeaderMap) -> 
     if let Err(e) = caller(&state, &headers) {
         return e.into_response();
     }
-    let url = &state.config().public_url;
-    axum::Json(
-        json!({"catalog": catalog(url), "links": {"self": format!("{url}/v3/auth/catalog")}}),
-    )
+    let cfg = state.config();
+    let (url, manila) = (&cfg.keystone_url, &cfg.manila_url);
+    axum::Json(json!({
+        "catalog": catalog(url, manila),
+        "links": {"self": format!("{url}/v3/auth/catalog")},
+    }))
     .into_response()
 }
 

@@ -1,7 +1,8 @@
 //! fake-manila: a Keystone v3 + Manila v2 fake that provisions CephFS shares on
 //! fake-ceph, for tests, benchmarks and the cluster simulator.
 //!
-//! What it is: one HTTP service that real OpenStack clients use unmodified:
+//! What it is: two HTTP endpoints, Keystone's and Manila's, as a real cloud has them,
+//! that real OpenStack clients use unmodified:
 //! python-manilaclient's `manila`, `openstack share ...` and openstacksdk are run against
 //! it by `ci/check-manila-clients.sh`; gophercloud/manila-csi's calls (as the reference
 //! records them) are covered by the tests, though no Go client runs here.
@@ -13,7 +14,8 @@
 //! rule's `access_key`), export locations are `mons:/volumes/<group>/<share>/<uuid>`,
 //! snapshots are subvolume snapshots, a share from a snapshot is a clone.
 //!
-//! Where to start reading: [`router`], then [`api`] (the dispatcher: token, version,
+//! Where to start reading: [`keystone_router`] and [`manila_router`] (one
+//! [`AppState`] behind both; [`Listeners`] binds and serves the pair), then [`api`] (the dispatcher: token, version,
 //! faults, routes), [`share`] (the share view and the asynchronous transitions),
 //! [`access_rule`], [`snapshot`], [`keystone`], [`ceph`] (the calls Manila's driver
 //! makes).
@@ -25,7 +27,9 @@
 //!   name and user; re-scoping a token), `GET`/`HEAD`/`DELETE /v3/auth/tokens`,
 //!   `GET /v3/projects[?name=]`, `GET /v3/projects/{id}`, `GET /v3/auth/projects`,
 //!   `GET /v3/auth/catalog`. Tokens expire after the configured TTL.
-//! - Manila: version discovery (`GET /` → 300, `GET /v2[/]` → 200), shares (list with
+//! - Manila: version discovery (`GET /` of its own endpoint → 300 with the deprecated
+//!   v1.0 and the current v2.0, no headers needed; `GET /v2[/]` → 200 with v2.0 only),
+//!   shares (list with
 //!   filters, sorting, `limit`/`offset`/`marker`, `with_count`; create, show, update,
 //!   delete; actions `allow_access`, `deny_access`, `access_list`, `extend`, `shrink`,
 //!   `reset_status`, `force_delete` with their `os-` names below 2.7), export locations,
@@ -35,8 +39,9 @@
 //!   `/v2/{project_id}/...`) are routed at every version.
 //! - State machines, each step after a configurable delay (zero allowed): shares
 //!   `creating`/`creating_from_snapshot` → `available` | `error`, `extending` →
-//!   `available` | `extending_error`, `shrinking` → `available` | `shrinking_error` |
-//!   `shrinking_possible_data_loss_error` (Ceph refuses to shrink below the used size),
+//!   `available` | `extending_error`, `shrinking` → `available` | `shrinking_error` (Ceph
+//!   refusing to shrink below the used size puts the share back in `available` at its
+//!   old size, with a user message, as Manila does),
 //!   `deleting` → gone | `error_deleting`; access rules `queued_to_apply` → `applying` →
 //!   `active` | `error`, `queued_to_deny` → `denying` → gone; snapshots `creating` →
 //!   `available` | `error`, `deleting` → gone | `error_deleting`.
@@ -46,16 +51,14 @@
 //!   token sees everything, and lists with `all_tenants`.
 //! - Faults (seeded, reproducible for one request sequence): added latency, 500/503
 //!   answers, shares stuck in `creating`, shares ending in `error` (with a user message),
-//!   access rules ending in `error`. Set at start or through `GET`/`PUT /admin/faults`
-//!   with an admin token.
-//! - Metrics on `GET /metrics`: requests by method, route template and status, latency
-//!   by route, finished transitions by kind and result.
+//!   access rules ending in `error` (as a driver failure: no user message). Set at start
+//!   or through `GET`/`PUT /admin/faults` of Manila's endpoint with an admin token.
+//! - Metrics on `GET /metrics` of Manila's endpoint: requests by method, route template
+//!   and status, latency by route, finished transitions by kind and result.
 //!
 //! # Where it simplifies real Manila
 //!
-//! - Keystone and Manila share one port. `GET /` is Manila's document when the request
-//!   carries `X-OpenStack-Manila-API-Version` (manilaclient's discovery does) and
-//!   Keystone's otherwise. One domain (`Default`); only project-scoped tokens; roles are
+//! - Keystone: one domain (`Default`); only project-scoped tokens; roles are
 //!   names (`admin` makes a cloud admin); no policy beyond owner/admin checks;
 //!   `GET /v3/projects` shows a non-admin its own project instead of answering 403.
 //! - One back end, one pool, one share type (named `cephfstype` unless configured,
@@ -66,13 +69,16 @@
 //!   protocol end in `error` with the scheduler's "no valid host" message, as a
 //!   CephFS-only cloud does. No share networks, servers, groups, replicas, migrations,
 //!   backups, soft delete, revert, manage/unmanage, resource locks (lock fields in
-//!   `allow_access` are ignored), transfers or share instances API.
+//!   `allow_access` are ignored), transfers or share instances API. The root lists the
+//!   deprecated v1.0 API as Manila does, but `/v1` is not served (404); the root answers
+//!   300 to every method, as Manila's versions route does.
 //! - Non-cephx rules are accepted by the API and end in `error`, as the CephFS native
 //!   driver refuses them. Rule metadata is stored and shown, not filterable.
 //! - `share_instance_id` and `is_admin_only` of export locations are shown to everyone
 //!   (admin-only in Manila) because CSI reads them. Non-admins see all type extra specs.
-//! - User messages use Manila's action/detail codes where the reference gives them and
-//!   close ones otherwise; they expire after 30 days but are not purged.
+//! - User messages carry Manila's action and detail codes and texts ([`message`]) for
+//!   the failures that leave one in Manila; they expire after 30 days but are not
+//!   purged, and have no `links`.
 //! - Quota reservations are immediate (no `reserved`); user- and type-level quotas are
 //!   not modelled.
 //! - State lives in memory; a restart forgets every share (the subvolumes stay in
@@ -87,9 +93,11 @@ pub mod ceph;
 pub mod config;
 pub mod error;
 pub mod keystone;
+pub mod message;
 pub mod metrics;
 pub mod microversion;
 pub mod resources;
+pub mod serve;
 pub mod share;
 pub mod snapshot;
 pub mod state;
@@ -107,13 +115,15 @@ pub use ceph::{CephClient, CephConfig, CephIdentity, Secret, parse_keyring};
 pub use config::{Config, Delays, Faults, IdentityConfig, Quotas};
 pub use error::{ApiError, KeystoneError};
 pub use microversion::Version;
+pub use serve::Listeners;
 pub use state::{AppState, StartError};
 
-/// The router of one service: Keystone under `/v3`, Manila under `/v2`, fault knobs
-/// under `/admin/faults`; anything else is a 404 with a Manila fault body.
-pub fn router(state: AppState) -> Router {
+/// Keystone's endpoint: its version document at `/` (300, whatever the headers) and
+/// the identity API under `/v3`; anything else is a 404 with Keystone's error body. Serve
+/// it at [`Config::keystone_url`].
+pub fn keystone_router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(api::root))
+        .route("/", get(keystone::root))
         .route("/v3", get(keystone::v3))
         .route("/v3/", get(keystone::v3))
         .route(
@@ -127,6 +137,18 @@ pub fn router(state: AppState) -> Router {
         .route("/v3/auth/catalog", get(keystone::auth_catalog))
         .route("/v3/projects", get(keystone::list_projects))
         .route("/v3/projects/{id}", get(keystone::show_project))
+        .fallback(keystone_not_found)
+        .method_not_allowed_fallback(keystone_method_not_allowed)
+        .with_state(state)
+}
+
+/// Manila's endpoint: its version list at `/` (300, no token or header needed), the
+/// Manila v2 API under `/v2`, the fault knobs under `/admin/faults` and the metrics at
+/// `/metrics`; anything else is a 404 with a Manila fault body. Serve it at
+/// [`Config::manila_url`], the URL the catalog's `sharev2` entry names.
+pub fn manila_router(state: AppState) -> Router {
+    Router::new()
+        .route("/", any(api::root))
         .route("/v2", any(api::manila))
         .route("/v2/", any(api::manila))
         .route("/v2/{*rest}", any(api::manila))
@@ -151,6 +173,18 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 async fn not_found() -> Response {
     ApiError::no_resource().into_response()
+}
+
+async fn keystone_not_found() -> Response {
+    KeystoneError::not_found("The resource could not be found.").into_response()
+}
+
+async fn keystone_method_not_allowed() -> Response {
+    KeystoneError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "The method specified is not allowed for this resource.",
+    )
+    .into_response()
 }
 
 async fn method_not_allowed() -> Response {

@@ -1,7 +1,10 @@
-//! `fake-manila`: serve Keystone v3 + Manila v2, backed by fake-ceph, until SIGTERM.
+//! `fake-manila`: serve Keystone v3 and Manila v2, each on its own port, backed by
+//! fake-ceph, until SIGTERM.
 //!
-//! The first line on stdout is the base URL (`http://127.0.0.1:PORT`): the Keystone
-//! endpoint is that URL + `/v3`, Manila's is that URL + `/v2`.
+//! Two lines on stdout, once both listen: first Keystone's auth URL
+//! (`http://127.0.0.1:PORT/v3`, what `OS_AUTH_URL` and CSI's `os-authURL` take), then
+//! Manila's endpoint (`http://127.0.0.1:PORT`: its versions at `/`, the API at `/v2`
+//! as the catalog says, `/metrics`, `/admin/faults`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,20 +14,33 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser;
 use fake_manila::{
-    AppState, CephConfig, CephIdentity, Config, Delays, Faults, IdentityConfig, Secret, Version,
-    parse_keyring,
+    AppState, CephConfig, CephIdentity, Config, Delays, Faults, IdentityConfig, Listeners, Secret,
+    Version, parse_keyring,
 };
 
-/// A fake OpenStack Keystone v3 + Manila v2 (CephFS native) backed by fake-ceph.
+/// A fake OpenStack Keystone v3 + Manila v2 (CephFS native) backed by fake-ceph. Prints
+/// Keystone's auth URL, then Manila's URL, one per line.
 #[derive(Debug, Parser)]
 #[command(name = "fake-manila", version)]
 struct Cli {
-    /// Address to listen on; port 0 picks a free one.
+    /// Manila's address; port 0 picks a free one.
     #[arg(long, env = "FAKE_MANILA_LISTEN", default_value = "127.0.0.1:0")]
     listen: SocketAddr,
-    /// The URL clients use (catalog endpoints, links); default `http://<listen address>`.
+    /// Keystone's address; port 0 picks a free one.
+    #[arg(
+        long,
+        env = "FAKE_MANILA_KEYSTONE_LISTEN",
+        default_value = "127.0.0.1:0"
+    )]
+    keystone_listen: SocketAddr,
+    /// The URL clients reach Manila at (the catalog's `sharev2` entry is it + `/v2`);
+    /// default `http://<--listen address>`.
     #[arg(long, env = "FAKE_MANILA_PUBLIC_URL")]
     public_url: Option<String>,
+    /// The URL clients reach Keystone at (the auth URL is it + `/v3`); default
+    /// `http://<--keystone-listen address>`.
+    #[arg(long, env = "FAKE_MANILA_KEYSTONE_PUBLIC_URL")]
+    keystone_public_url: Option<String>,
     /// fake-ceph's base URL.
     #[arg(long, env = "FAKE_MANILA_CEPH_URL")]
     ceph_url: String,
@@ -140,7 +156,7 @@ fn delays(cli: &Cli) -> anyhow::Result<Delays> {
     Ok(d)
 }
 
-fn config(cli: &Cli, public_url: String) -> anyhow::Result<Config> {
+fn config(cli: &Cli, keystone_url: String, manila_url: String) -> anyhow::Result<Config> {
     let ceph = CephConfig {
         url: cli.ceph_url.clone(),
         identity: identity(cli)?,
@@ -148,7 +164,7 @@ fn config(cli: &Cli, public_url: String) -> anyhow::Result<Config> {
         group: cli.group.clone().filter(|g| g != "_nogroup"),
         timeout: Duration::from_millis(cli.ceph_timeout_ms),
     };
-    let mut c = Config::new(public_url, ceph);
+    let mut c = Config::new(keystone_url, manila_url, ceph);
     if let Some(path) = &cli.users {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading users file {}", path.display()))?;
@@ -181,15 +197,17 @@ fn config(cli: &Cli, public_url: String) -> anyhow::Result<Config> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(cli.listen)
+    let listeners = Listeners::bind(cli.keystone_listen, cli.listen)
         .await
-        .with_context(|| format!("binding {}", cli.listen))?;
-    let addr = listener.local_addr()?;
-    let public_url = cli
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
-    let config = config(&cli, public_url.clone())?;
+        .with_context(|| format!("binding {} and {}", cli.keystone_listen, cli.listen))?;
+    let public = |given: &Option<String>, bound: String| {
+        given
+            .as_deref()
+            .map_or(bound, |u| u.trim_end_matches('/').to_owned())
+    };
+    let keystone_url = public(&cli.keystone_public_url, listeners.keystone_url());
+    let manila_url = public(&cli.public_url, listeners.manila_url());
+    let config = config(&cli, keystone_url.clone(), manila_url.clone())?;
     let state = AppState::new(config).context("starting")?;
     if let Some(group) = &state.ceph().config().group {
         state
@@ -201,10 +219,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("creating subvolume group {group}"))?;
     }
-    fake_ceph::service::announce(public_url.trim_end_matches('/'))?;
-    tracing::info!(%addr, ceph = %cli.ceph_url, "fake-manila serving");
-    axum::serve(listener, fake_manila::router(state))
-        .with_graceful_shutdown(fake_ceph::service::shutdown())
+    // Both lines in one write: a reader that stops after the first (and closes the pipe)
+    // must not make the second fail.
+    fake_ceph::service::announce(&format!("{keystone_url}/v3\n{manila_url}"))?;
+    tracing::info!(
+        keystone = %listeners.keystone_addr(),
+        manila = %listeners.manila_addr(),
+        ceph = %cli.ceph_url,
+        "fake-manila serving"
+    );
+    listeners
+        .serve(state, fake_ceph::service::shutdown())
         .await
         .context("serving")?;
     tracing::info!("fake-manila stopped");

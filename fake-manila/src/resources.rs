@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 use crate::api::{Ctx, accepted, body_object, json_body, paging, reply};
 use crate::config::Quotas;
 use crate::error::{ApiError, ApiResult};
+use crate::message::{self, Action, Detail};
 use crate::state::{AppState, Db, Message, usage};
 use crate::time::Timestamp;
 
@@ -265,17 +266,15 @@ pub fn availability_zones(_ctx: &Ctx) -> ApiResult<Response> {
     )
 }
 
-/// Records a user message (what Manila's `message_api.create` leaves for users).
-#[allow(clippy::too_many_arguments)]
+/// Records a user message about a share (what Manila's `message_api.create` leaves for
+/// users); its text follows from the two codes.
 pub fn add_message(
     state: &AppState,
     db: &mut Db,
     project: &str,
-    action_id: &'static str,
-    detail_id: &'static str,
-    resource_type: &'static str,
-    resource_id: &str,
-    text: &str,
+    action: Action,
+    detail: Detail,
+    share_id: &str,
 ) {
     let id = state.new_uuid();
     let request_id = format!("req-{}", state.new_uuid());
@@ -287,11 +286,10 @@ pub fn add_message(
             id,
             seq,
             project_id: project.to_owned(),
-            action_id,
-            detail_id,
-            resource_type,
-            resource_id: resource_id.to_owned(),
-            user_message: text.to_owned(),
+            action,
+            detail,
+            resource_type: "SHARE",
+            resource_id: share_id.to_owned(),
             request_id,
             created_at: now,
             // Manila's `message_ttl` default: 30 days.
@@ -304,13 +302,13 @@ fn message_view(m: &Message) -> Value {
     json!({
         "id": m.id,
         "project_id": m.project_id,
-        "action_id": m.action_id,
-        "detail_id": m.detail_id,
+        "action_id": m.action.id(),
+        "detail_id": m.detail.id(),
         "message_level": "ERROR",
         "request_id": m.request_id,
         "resource_id": m.resource_id,
         "resource_type": m.resource_type,
-        "user_message": m.user_message,
+        "user_message": message::user_message(m.action, m.detail),
         "created_at": m.created_at.manila(),
         "expires_at": m.expires_at.manila(),
         "links": [],
@@ -329,8 +327,8 @@ pub fn messages(ctx: &Ctx) -> ApiResult<Response> {
         .filter(|m| all || m.project_id == ctx.project_id())
         .filter(|m| ctx.q("resource_id").is_none_or(|x| x == m.resource_id))
         .filter(|m| ctx.q("resource_type").is_none_or(|x| x == m.resource_type))
-        .filter(|m| ctx.q("action_id").is_none_or(|x| x == m.action_id))
-        .filter(|m| ctx.q("detail_id").is_none_or(|x| x == m.detail_id))
+        .filter(|m| ctx.q("action_id").is_none_or(|x| x == m.action.id()))
+        .filter(|m| ctx.q("detail_id").is_none_or(|x| x == m.detail.id()))
         .filter(|_| {
             ctx.q("message_level")
                 .is_none_or(|x| x.eq_ignore_ascii_case("ERROR"))

@@ -12,6 +12,7 @@ use crate::access_rule;
 use crate::api::{Ctx, accepted, body_object, paging, parse_bool, reply, truthy};
 use crate::ceph::{CloneState, EINVAL};
 use crate::error::{ApiError, ApiResult};
+use crate::message::{Action, Detail};
 use crate::resources::{self, DEFAULT_AZ};
 use crate::state::{
     AppState, Db, ExportLocation, RuleState, Share, ShareStatus, SnapshotStatus, usage,
@@ -589,11 +590,15 @@ pub fn create(ctx: &Ctx, body: &Value) -> ApiResult<Response> {
     let view = share_view(ctx, &db, &share);
     db.shares.insert(id.clone(), share);
     drop(db);
-    // The scheduler finds no host for a protocol the CephFS back end does not serve.
+    // The scheduler finds no host for a protocol the CephFS back end does not serve: it
+    // requires the protocol as the `storage_protocol` capability, so the capabilities
+    // filter is the one that fails. An injected failure blames no filter.
     let fate = if stuck {
         Fate::Stuck
-    } else if fail || proto != "CEPHFS" {
-        Fate::NoValidHost
+    } else if proto != "CEPHFS" {
+        Fate::NoValidHost(Detail::FilterCapabilities)
+    } else if fail {
+        Fate::NoValidHost(Detail::NoValidHost)
     } else {
         Fate::Normal
     };
@@ -612,7 +617,8 @@ pub fn create(ctx: &Ctx, body: &Value) -> ApiResult<Response> {
 enum Fate {
     Normal,
     Stuck,
-    NoValidHost,
+    /// The scheduler finds no host; the message's detail says why.
+    NoValidHost(Detail),
 }
 
 async fn provision(
@@ -628,26 +634,29 @@ async fn provision(
             tracing::info!(share_id = %id, "share stays in creating (injected fault)");
             return;
         }
-        Fate::NoValidHost => {
+        Fate::NoValidHost(detail) => {
             state.metrics().transition("create", false);
             set_error(
                 &state,
                 &id,
                 ShareStatus::Error,
-                "001",
-                "002",
-                "allocate host: No storage could be allocated for this share request, Capabilities filter didn't succeed.",
+                Some((Action::AllocateHost, detail)),
             );
             return;
         }
         Fate::Normal => {}
     }
     let ceph = state.ceph();
+    // Whether a clone was started: from then on Manila's CephFS driver reports the share
+    // as `creating_from_snapshot` and the share manager's periodic status update, not
+    // the create call, is what sees a failure.
+    let mut cloning = false;
     let result = async {
         match &source {
             None => ceph.create_subvolume(&id, size * GIB).await?,
             Some((src, snap)) => {
                 ceph.clone_snapshot(src, snap, &id).await?;
+                cloning = true;
                 loop {
                     match ceph.clone_status(&id).await? {
                         CloneState::Complete => break,
@@ -689,29 +698,18 @@ async fn provision(
         }
         Err(e) => {
             tracing::warn!(share_id = %id, error = %e, "share creation failed");
-            let (action, detail, text) = if source.is_some() {
-                (
-                    "002",
-                    "008",
-                    "create: Share Driver failed to create share from snapshot.",
-                )
+            let message = if cloning {
+                (Action::Update, Detail::DriverFailedCreatingFromSnap)
             } else {
-                ("002", "001", "create: An unknown error occurred.")
+                (Action::Create, Detail::UnknownError)
             };
-            set_error(&state, &id, ShareStatus::Error, action, detail, text);
+            set_error(&state, &id, ShareStatus::Error, Some(message));
         }
     }
 }
 
-/// Puts a share in an error status and leaves a user message about it.
-fn set_error(
-    state: &AppState,
-    id: &str,
-    status: ShareStatus,
-    action: &'static str,
-    detail: &'static str,
-    text: &str,
-) {
+/// Puts a share in `status` and, when Manila leaves one there, a user message about it.
+fn set_error(state: &AppState, id: &str, status: ShareStatus, message: Option<(Action, Detail)>) {
     let mut db = state.db();
     let Some(s) = db.shares.get_mut(id) else {
         return;
@@ -719,7 +717,9 @@ fn set_error(
     s.status = status;
     s.updated_at = Some(Timestamp::now());
     let project = s.project_id.clone();
-    resources::add_message(state, &mut db, &project, action, detail, "SHARE", id, text);
+    if let Some((action, detail)) = message {
+        resources::add_message(state, &mut db, &project, action, detail, id);
+    }
 }
 
 /// `GET /shares/{id}`.
@@ -1021,30 +1021,23 @@ async fn resize_task(state: AppState, id: String, old: u64, new: u64, extend: bo
                     &state,
                     &id,
                     ShareStatus::ExtendingError,
-                    "010",
-                    "001",
-                    "extend: An unknown error occurred.",
+                    Some((Action::Extend, Detail::DriverFailedExtend)),
                 );
             } else if e.errno() == Some(EINVAL) {
                 // Manila's CephFS driver passes `no_shrink`: Ceph refuses to go below
-                // the used size, and the share keeps its size.
+                // the used size, the driver raises ShareShrinkingPossibleDataLoss, and the
+                // share manager puts the share back in `available` at its old size with
+                // a message saying so.
                 set_error(
                     &state,
                     &id,
-                    ShareStatus::ShrinkingPossibleDataLossError,
-                    "011",
-                    "009",
-                    "shrink: Share Driver denied shrink share operation because of possible data loss.",
+                    ShareStatus::Available,
+                    Some((Action::Shrink, Detail::DriverRefusedShrink)),
                 );
             } else {
-                set_error(
-                    &state,
-                    &id,
-                    ShareStatus::ShrinkingError,
-                    "011",
-                    "001",
-                    "shrink: An unknown error occurred.",
-                );
+                // Any other driver failure: `shrinking_error`, and no message (the share
+                // manager leaves none).
+                set_error(&state, &id, ShareStatus::ShrinkingError, None);
             }
         }
     }

@@ -267,16 +267,14 @@ pub struct Message {
     pub seq: u64,
     /// The project it is for.
     pub project_id: String,
-    /// What was being done (`001` allocate host, `002` create, ...).
-    pub action_id: &'static str,
-    /// Why it failed (`002` no valid host, ...).
-    pub detail_id: &'static str,
+    /// What was being done.
+    pub action: crate::message::Action,
+    /// Why it failed.
+    pub detail: crate::message::Detail,
     /// The resource type (`SHARE`, `SHARE_ACCESS_RULE`...).
     pub resource_type: &'static str,
     /// The resource's ID.
     pub resource_id: String,
-    /// The text shown to users.
-    pub user_message: String,
     /// The request that led to it.
     pub request_id: String,
     /// When.

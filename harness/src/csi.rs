@@ -373,8 +373,9 @@ pub struct External {
     pub ceph_url: String,
     /// Its client.admin key.
     pub ceph_admin_key: String,
-    /// fake-manila's base URL (Keystone under `/v3`).
-    pub manila_url: Option<String>,
+    /// The Keystone auth URL of the Manila back end (a fake-manila's first stdout line:
+    /// `http://host:port/v3`); Manila is found through its catalog.
+    pub os_auth_url: Option<String>,
     /// The Manila user, project and domain (names).
     pub os_user: String,
     /// The user's password.
@@ -390,7 +391,7 @@ impl std::fmt::Debug for External {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("External")
             .field("ceph_url", &self.ceph_url)
-            .field("manila_url", &self.manila_url)
+            .field("os_auth_url", &self.os_auth_url)
             .field("os_user", &self.os_user)
             .field("os_project", &self.os_project)
             .finish_non_exhaustive()
@@ -413,6 +414,9 @@ pub struct Embedded {
     cluster: Option<fake_ceph::Cluster>,
     ceph: CephAccess,
     monitors: Vec<String>,
+    /// Keystone's auth URL, with the Manila back end.
+    os_auth_url: Option<String>,
+    /// Manila's endpoint, when the stack started fake-manila itself.
     manila_url: Option<String>,
     manila: Option<ManilaAccess>,
     /// What the back ends held when the plugins were up: the leak check counts only
@@ -538,19 +542,28 @@ async fn serve_http(app: axum::Router) -> anyhow::Result<(String, tokio::task::J
     Ok((url, task))
 }
 
+/// Where an embedded fake-manila answers.
+struct ManilaEndpoints {
+    /// Keystone's auth URL (`http://127.0.0.1:PORT/v3`).
+    auth_url: String,
+    /// Manila's endpoint (`http://127.0.0.1:PORT`; the API under `/v2`).
+    manila_url: String,
+}
+
 /// Serves a fake-manila (zero state delays, no quotas, the share type
-/// [`MANILA_SHARE_TYPE`]) over `ceph` on a loopback port; returns its URL and task.
+/// [`MANILA_SHARE_TYPE`]) over `ceph`, Keystone and Manila each on a loopback port of its
+/// own; returns where they answer and the task serving them.
 async fn serve_manila(
     seed: u64,
     ceph: &CephAccess,
-) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
-    // Bound before the state is made: Keystone's catalog names this URL.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+) -> anyhow::Result<(ManilaEndpoints, tokio::task::JoinHandle<()>)> {
+    // Bound before the state is made: Keystone's catalog names these URLs.
+    let listeners = fake_manila::Listeners::loopback()
         .await
-        .context("binding a loopback port")?;
-    let url = format!("http://{}", listener.local_addr()?);
+        .context("binding loopback ports")?;
     let mut config = fake_manila::Config::new(
-        url.clone(),
+        listeners.keystone_url(),
+        listeners.manila_url(),
         fake_manila::CephConfig {
             url: ceph.url().to_owned(),
             identity: fake_manila::CephIdentity {
@@ -568,24 +581,24 @@ async fn serve_manila(
     config.quotas.shares = -1;
     config.quotas.gigabytes = -1;
     config.share_type_name = MANILA_SHARE_TYPE.into();
+    let endpoints = ManilaEndpoints {
+        auth_url: format!("{}/v3", listeners.keystone_url()),
+        manila_url: listeners.manila_url(),
+    };
     let state = fake_manila::AppState::new(config).context("fake-manila")?;
-    let app = fake_manila::router(state);
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok((url, task))
+    Ok((endpoints, listeners.spawn(state)))
 }
 
-/// The CSI secrets of the Manila back end at `url` (Keystone under `/v3`).
+/// The CSI secrets of the Manila back end whose Keystone is at `auth_url`.
 fn manila_secrets(
-    url: &str,
+    auth_url: &str,
     user: &str,
     password: &str,
     project: &str,
     domain: &str,
 ) -> HashMap<String, String> {
     HashMap::from([
-        ("os-authURL".to_owned(), format!("{url}/v3")),
+        ("os-authURL".to_owned(), auth_url.to_owned()),
         ("os-userName".to_owned(), user.to_owned()),
         ("os-password".to_owned(), password.to_owned()),
         ("os-projectName".to_owned(), project.to_owned()),
@@ -657,8 +670,9 @@ impl Embedded {
             clusters[0]["controllerCredentials"] = json!({"userID": "admin", "keyFile": keyring});
         }
         let parsed = parse_clusters(&clusters.to_string())?;
-        let (manila_url, secrets) = match (l.backend, external) {
+        let (os_auth_url, manila_url, secrets) = match (l.backend, external) {
             (StorageBackend::Cephfs, _) => (
+                None,
                 None,
                 HashMap::from([
                     ("adminID".to_owned(), "admin".to_owned()),
@@ -666,17 +680,22 @@ impl Embedded {
                 ]),
             ),
             (StorageBackend::Manila, None) => {
-                let (url, task) = serve_manila(l.seed, &ceph).await?;
+                let (at, task) = serve_manila(l.seed, &ceph).await?;
                 servers.push(task);
-                let secrets =
-                    manila_secrets(&url, MANILA_USER, MANILA_USER, MANILA_USER, "Default");
-                (Some(url), secrets)
+                let secrets = manila_secrets(
+                    &at.auth_url,
+                    MANILA_USER,
+                    MANILA_USER,
+                    MANILA_USER,
+                    "Default",
+                );
+                (Some(at.auth_url), Some(at.manila_url), secrets)
             }
             (StorageBackend::Manila, Some(x)) => {
-                let url = x
-                    .manila_url
-                    .clone()
-                    .context("the manila back end needs fake-manila's URL (--manila-url)")?;
+                let url = x.os_auth_url.clone().context(
+                    "the manila back end needs the Keystone auth URL of a fake-manila \
+                     (--os-auth-url, its first stdout line)",
+                )?;
                 let url = url.trim_end_matches('/').to_owned();
                 let secrets = manila_secrets(
                     &url,
@@ -685,7 +704,7 @@ impl Embedded {
                     &x.os_project,
                     &x.os_domain,
                 );
-                (Some(url), secrets)
+                (Some(url), None, secrets)
             }
         };
         let manila = match l.backend {
@@ -743,6 +762,7 @@ impl Embedded {
             cluster,
             ceph,
             monitors,
+            os_auth_url,
             manila_url,
             manila,
             baseline,
@@ -780,7 +800,13 @@ impl Embedded {
         self.ceph.admin_key()
     }
 
-    /// fake-manila's base URL (Keystone under `/v3`), with the Manila back end.
+    /// Keystone's auth URL (`.../v3`, what `os-authURL` holds), with the Manila back end.
+    pub fn os_auth_url(&self) -> Option<&str> {
+        self.os_auth_url.as_deref()
+    }
+
+    /// Manila's endpoint (its versions at `/`, the API under `/v2`), when this stack
+    /// serves fake-manila itself; an external one is found through Keystone's catalog.
     pub fn manila_url(&self) -> Option<&str> {
         self.manila_url.as_deref()
     }

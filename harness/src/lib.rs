@@ -9,8 +9,9 @@
 //! loopback (and, when the scenario's `backend` is `manila`, fake-manila on top of it,
 //! the shares provisioned by the driver's Manila controller), the driver's controller
 //! plugin and one node plugin per node, each on its own Unix socket, called over real
-//! gRPC. With `harness run --ceph-url/--manila-url` the back ends are external ones
-//! (a fake-ceph on this machine, a fake-manila over it) and only the plugins run here.
+//! gRPC. With `harness run --ceph-url/--os-auth-url` the back ends are external ones
+//! (a fake-ceph on this machine, a fake-manila over it, found through its Keystone) and
+//! only the plugins run here.
 //!
 //! Start reading at [`run`]; the simulation is [`sim::World`], its clock and timing
 //! primitives are in [`time`], scenarios in [`params`] (files in `scenarios/`), the

@@ -65,10 +65,11 @@ struct ExternalArgs {
     /// A keyring with client.admin's key at that fake-ceph (`fake-ceph --keyring-out`).
     #[arg(long, env = "HARNESS_CEPH_KEYRING", requires = "ceph_url")]
     ceph_keyring: Option<PathBuf>,
-    /// An external fake-manila's base URL (Keystone under /v3), running over the
-    /// fake-ceph of --ceph-url; for scenarios with `backend: manila`.
-    #[arg(long, env = "HARNESS_MANILA_URL", requires = "ceph_url")]
-    manila_url: Option<String>,
+    /// The Keystone auth URL of an external fake-manila running over the fake-ceph of
+    /// --ceph-url (its first stdout line, `http://host:port/v3`); Manila is found through
+    /// the catalog. For scenarios with `backend: manila`.
+    #[arg(long, env = "HARNESS_OS_AUTH_URL", requires = "ceph_url")]
+    os_auth_url: Option<String>,
     /// The Manila user (name).
     #[arg(long, env = "HARNESS_OS_USER", default_value = "demo")]
     os_user: String,
@@ -102,7 +103,7 @@ impl ExternalArgs {
         Ok(harness::BackendKind::External(harness::csi::External {
             ceph_url: url.clone(),
             ceph_admin_key: id.key.expose().to_owned(),
-            manila_url: self.manila_url.clone(),
+            os_auth_url: self.os_auth_url.clone(),
             os_user: self.os_user.clone(),
             os_password: self.os_password.clone(),
             os_project: self.os_project.clone(),

@@ -102,10 +102,10 @@ pub fn describe(stack: &Embedded) -> Value {
         },
         "cluster_config": stack.cluster_config(),
     });
-    if let Some(url) = stack.manila_url() {
+    if let Some(auth_url) = stack.os_auth_url() {
         doc["manila"] = json!({
-            "url": url,
-            "auth_url": format!("{url}/v3"),
+            "url": stack.manila_url(),
+            "auth_url": auth_url,
             "share_type": MANILA_SHARE_TYPE,
             "user": MANILA_USER,
             "password": MANILA_USER,

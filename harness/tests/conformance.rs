@@ -824,12 +824,13 @@ mod ours {
         starter_with(dir, socket, url, key, standing, attach, false)
     }
 
-    /// fake-manila on loopback, over the fake-ceph at `ceph_url`; returns its URL.
+    /// fake-manila on loopback (Keystone and Manila on ports of their own), over the
+    /// fake-ceph at `ceph_url`; returns Keystone's auth URL.
     pub async fn manila(ceph_url: &str, key: &str) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let l = fake_manila::Listeners::loopback().await.unwrap();
         let mut config = fake_manila::config::Config::new(
-            url.clone(),
+            l.keystone_url(),
+            l.manila_url(),
             fake_manila::ceph::CephConfig {
                 url: ceph_url.to_owned(),
                 identity: fake_manila::ceph::CephIdentity {
@@ -843,10 +844,9 @@ mod ours {
         );
         config.delays = fake_manila::config::Delays::all(Duration::ZERO);
         config.clone_poll = Duration::from_millis(5);
-        let state = fake_manila::AppState::new(config).unwrap();
-        let app = fake_manila::router(state);
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        url
+        let auth_url = format!("{}/v3", l.keystone_url());
+        l.spawn(fake_manila::AppState::new(config).unwrap());
+        auth_url
     }
 
     /// As [`starter`], the back end chosen by `manila`.
@@ -1468,7 +1468,7 @@ async fn the_binary_runs_both_subcommands() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_driver_with_the_manila_back_end() {
     let (_cluster, ceph_url, key) = ours::ceph().await;
-    let manila_url = ours::manila(&ceph_url, &key).await;
+    let auth_url = ours::manila(&ceph_url, &key).await;
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("csi.sock");
     let server = Restartable::start(
@@ -1482,7 +1482,7 @@ async fn our_driver_with_the_manila_back_end() {
     let mut text = String::new();
     for rpc in harness::conformance::input::SECRET_KEYS {
         text.push_str(&format!(
-            "{rpc}:\n  os-authURL: {manila_url}/v3\n  os-userName: demo\n  os-password: demo\n  os-projectName: demo\n  os-domainName: Default\n"
+            "{rpc}:\n  os-authURL: {auth_url}\n  os-userName: demo\n  os-password: demo\n  os-projectName: demo\n  os-domainName: Default\n"
         ));
     }
     std::fs::write(&secrets, text).unwrap();

@@ -16,20 +16,22 @@ use crate::support::{Ceph, Csi, mount_cap, publish_req, stage_req, unpublish_req
 
 const GIB: i64 = 1 << 30;
 
-/// fake-ceph and fake-manila on loopback.
+/// fake-ceph and fake-manila on loopback, Keystone and Manila on ports of their own.
 pub struct Cloud {
     pub ceph: Ceph,
     pub manila: AppState,
-    pub url: String,
+    /// Keystone's auth URL (`http://127.0.0.1:PORT/v3`); the driver finds Manila's
+    /// endpoint through its catalog.
+    pub auth_url: String,
 }
 
 impl Cloud {
     pub async fn start(f: impl FnOnce(&mut fake_manila::Config)) -> Self {
         let ceph = Ceph::start().await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let listeners = fake_manila::Listeners::loopback().await.unwrap();
         let mut config = fake_manila::Config::new(
-            url.clone(),
+            listeners.keystone_url(),
+            listeners.manila_url(),
             CephConfig {
                 url: ceph.url.clone(),
                 identity: CephIdentity {
@@ -44,15 +46,19 @@ impl Cloud {
         config.delays = Delays::all(Duration::ZERO);
         config.clone_poll = Duration::from_millis(5);
         f(&mut config);
+        let auth_url = format!("{}/v3", listeners.keystone_url());
         let manila = AppState::new(config).unwrap();
-        let app = fake_manila::router(manila.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { ceph, manila, url }
+        listeners.spawn(manila.clone());
+        Self {
+            ceph,
+            manila,
+            auth_url,
+        }
     }
 
     /// The OpenStack secrets of the `demo` user.
     pub fn secrets(&self) -> HashMap<String, String> {
-        demo_secrets(&self.url)
+        demo_secrets(&self.auth_url)
     }
 
     /// A driver with the Manila back end; its node mounts with the fake mounter, which
@@ -77,7 +83,7 @@ impl Cloud {
 
     /// The demo project's shares, as Manila lists them.
     pub async fn shares(&self) -> Vec<Value> {
-        shares(&self.url).await
+        shares(&self.auth_url).await
     }
 
     /// Every subvolume in every group of `cephfs`.
@@ -137,11 +143,12 @@ impl Cloud {
     }
 }
 
-/// The demo project's shares at the fake-manila at `url`.
-pub async fn shares(url: &str) -> Vec<Value> {
+/// The demo project's shares at the fake-manila whose Keystone is at `auth_url`
+/// (found through the catalog, as every client finds it).
+pub async fn shares(auth_url: &str) -> Vec<Value> {
     let http = reqwest::Client::new();
     let resp = http
-        .post(format!("{url}/v3/auth/tokens"))
+        .post(format!("{auth_url}/auth/tokens"))
         .json(
             &json!({"auth": {"identity": {"methods": ["password"], "password": {"user":
             {"name": "demo", "domain": {"name": "Default"}, "password": "demo"}}},
@@ -177,9 +184,9 @@ pub async fn shares(url: &str) -> Vec<Value> {
     v["shares"].as_array().unwrap().clone()
 }
 
-fn demo_secrets(url: &str) -> HashMap<String, String> {
+fn demo_secrets(auth_url: &str) -> HashMap<String, String> {
     HashMap::from([
-        ("os-authURL".to_owned(), format!("{url}/v3")),
+        ("os-authURL".to_owned(), auth_url.to_owned()),
         ("os-userName".to_owned(), "demo".to_owned()),
         ("os-password".to_owned(), "demo".to_owned()),
         ("os-projectName".to_owned(), "demo".to_owned()),
@@ -578,13 +585,20 @@ async fn the_binaries_provision_mount_and_remove_a_share() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    // Keystone's auth URL first, then Manila's endpoint (found by the driver through
+    // the catalog, not told).
+    let (mut line, mut manila_line) = (String::new(), String::new());
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    out.read_line(&mut manila_line).unwrap();
     let _manila = Proc(child);
     let url = line.trim().to_owned();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert!(url.ends_with("/v3"), "{url}");
+    assert!(
+        manila_line.starts_with("http://127.0.0.1:"),
+        "{manila_line}"
+    );
     let config = dir.path().join("clusters.json");
     std::fs::write(
         &config,

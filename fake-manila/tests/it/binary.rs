@@ -1,5 +1,6 @@
-//! The `fake-manila` binary: prints its URL first, serves on a real socket, stops on
-//! SIGTERM; refuses to start without Ceph credentials.
+//! The `fake-manila` binary: prints Keystone's auth URL, then Manila's URL, serves each
+//! on a real socket of its own, stops on SIGTERM; refuses to start without Ceph
+//! credentials.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -7,7 +8,7 @@ use std::process::{Command, Stdio};
 use crate::support::ceph;
 
 #[tokio::test]
-async fn binary_prints_its_url_first_and_serves() {
+async fn binary_prints_both_urls_and_serves_keystone_and_manila_apart() {
     let (cluster, ceph_url, _server) = ceph().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let keyring = dir.path().join("keyring");
@@ -15,6 +16,7 @@ async fn binary_prints_its_url_first_and_serves() {
         .expect("write keyring");
     let mut child = Command::new(assert_cmd::cargo::cargo_bin!("fake-manila"))
         .args(["--listen", "127.0.0.1:0", "--delay-ms", "0", "--seed", "3"])
+        .args(["--keystone-listen", "127.0.0.1:0"])
         .arg("--ceph-url")
         .arg(&ceph_url)
         .arg("--ceph-keyring")
@@ -24,24 +26,50 @@ async fn binary_prints_its_url_first_and_serves() {
         .spawn()
         .expect("spawn fake-manila");
     let stdout = child.stdout.take().expect("stdout");
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read url");
-        line
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut r = BufReader::new(stdout);
+        let mut lines = [String::new(), String::new()];
+        for l in &mut lines {
+            r.read_line(l).expect("read a URL");
+        }
+        lines.map(|l| l.trim().to_owned())
     })
     .await
     .expect("reader");
-    let url = line.trim().to_owned();
-    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let [auth_url, manila_url] = lines;
+    assert!(auth_url.starts_with("http://127.0.0.1:"), "{auth_url}");
+    assert!(auth_url.ends_with("/v3"), "{auth_url}");
+    assert!(manila_url.starts_with("http://127.0.0.1:"), "{manila_url}");
+    let keystone_root = auth_url.trim_end_matches("/v3");
+    assert_ne!(keystone_root, manila_url, "two ports");
     let http = reqwest::Client::new();
-    let v3 = http.get(format!("{url}/v3")).send().await.expect("GET /v3");
+    // Each root, without headers, answers its own service's versions.
+    let r = http
+        .get(format!("{manila_url}/"))
+        .send()
+        .await
+        .expect("GET /");
+    assert_eq!(r.status(), 300);
+    let v: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(v["versions"][1]["id"], "v2.0");
+    assert_eq!(
+        v["versions"][1]["links"][1]["href"],
+        format!("{manila_url}/v2/")
+    );
+    let r = http
+        .get(format!("{keystone_root}/"))
+        .send()
+        .await
+        .expect("GET /");
+    assert_eq!(r.status(), 300);
+    let v: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(v["versions"]["values"][0]["id"], "v3.14");
+    let v3 = http.get(&auth_url).send().await.expect("GET /v3");
     assert_eq!(v3.status(), 200);
     let body = serde_json::json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "demo", "domain": {"name": "Default"}, "password": "demo"}}},
         "scope": {"project": {"name": "demo", "domain": {"name": "Default"}}}}});
     let tok = http
-        .post(format!("{url}/v3/auth/tokens"))
+        .post(format!("{auth_url}/auth/tokens"))
         .json(&body)
         .send()
         .await
@@ -51,8 +79,22 @@ async fn binary_prints_its_url_first_and_serves() {
         .to_str()
         .expect("token")
         .to_owned();
+    // The catalog sends clients to Manila's port.
+    let body: serde_json::Value = tok.json().await.expect("token json");
+    let sharev2 = body["token"]["catalog"]
+        .as_array()
+        .expect("catalog")
+        .iter()
+        .find(|e| e["type"] == "sharev2")
+        .expect("sharev2")
+        .clone();
+    let api = sharev2["endpoints"][0]["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    assert_eq!(api, format!("{manila_url}/v2"));
     let share = http
-        .post(format!("{url}/v2/shares"))
+        .post(format!("{api}/shares"))
         .header("x-auth-token", &token)
         .header("X-OpenStack-Manila-API-Version", "2.65")
         .json(&serde_json::json!({"share": {"share_proto": "CEPHFS", "size": 1}}))
@@ -65,7 +107,7 @@ async fn binary_prints_its_url_first_and_serves() {
     let mut available = false;
     for _ in 0..200 {
         let s: serde_json::Value = http
-            .get(format!("{url}/v2/shares/{id}"))
+            .get(format!("{api}/shares/{id}"))
             .header("x-auth-token", &token)
             .send()
             .await

@@ -113,6 +113,7 @@ async fn share_and_access_faults() {
     let m = env
         .get(&t, "2.37", &format!("/v2/messages?resource_id={failed}&message_level=ERROR&limit=1&sort_key=created_at&sort_dir=desc"))
         .await;
+    assert_eq!(m.body["messages"][0]["action_id"], "001");
     assert_eq!(m.body["messages"][0]["detail_id"], "002");
     assert_eq!(m.body["messages"][0]["resource_type"], "SHARE");
     let mid = m.body["messages"][0]["id"].as_str().expect("id").to_owned();

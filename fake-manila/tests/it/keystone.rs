@@ -7,7 +7,7 @@ use axum::http::{Method, Request, StatusCode};
 use fake_manila::config::{AppCredentialSpec, IdentityConfig, UserSpec};
 use serde_json::{Value, json};
 
-use crate::support::{Env, Req, URL, env, env_with, password_auth};
+use crate::support::{Env, KEYSTONE_URL, MANILA_URL, Req, env, env_with, password_auth};
 
 async fn auth(env: &Env, body: Value) -> crate::support::Answer {
     env.send(Req {
@@ -34,7 +34,10 @@ async fn version_documents() {
         .await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.body["version"]["id"], "v3.14");
-    assert_eq!(a.body["version"]["links"][0]["href"], format!("{URL}/v3/"));
+    assert_eq!(
+        a.body["version"]["links"][0]["href"],
+        format!("{KEYSTONE_URL}/v3/")
+    );
     let a = env
         .send(Req {
             method: Method::GET,
@@ -45,18 +48,6 @@ async fn version_documents() {
         })
         .await;
     assert_eq!(a.status, StatusCode::OK);
-    // `/` without the Manila header is Keystone's document.
-    let a = env
-        .send(Req {
-            method: Method::GET,
-            path: "/",
-            token: None,
-            version: None,
-            body: None,
-        })
-        .await;
-    assert_eq!(a.status, StatusCode::MULTIPLE_CHOICES);
-    assert_eq!(a.body["versions"]["values"][0]["status"], "stable");
 }
 
 #[tokio::test]
@@ -80,9 +71,13 @@ async fn password_by_name_returns_token_and_catalog() {
         .iter()
         .map(|e| e["url"].as_str().expect("url"))
         .collect();
-    let want = format!("{URL}/v2");
+    // Manila's own endpoint, not Keystone's.
+    let want = format!("{MANILA_URL}/v2");
     assert_eq!(urls, [want.as_str(); 3]);
-    assert_eq!(find("identity")["endpoints"][0]["url"], format!("{URL}/v3"));
+    assert_eq!(
+        find("identity")["endpoints"][0]["url"],
+        format!("{KEYSTONE_URL}/v3")
+    );
     // Project IDs must match Manila's project_id_regex.
     let pid = t["project"]["id"].as_str().expect("project id");
     assert!(pid.bytes().all(|b| b.is_ascii_hexdigit()));
@@ -216,7 +211,7 @@ async fn manila_needs_a_valid_token() {
         );
         assert_eq!(
             a.headers["www-authenticate"].to_str().expect("ascii"),
-            format!("Keystone uri='{URL}/v3'")
+            format!("Keystone uri='{KEYSTONE_URL}/v3'")
         );
     }
     // Discovery needs none.

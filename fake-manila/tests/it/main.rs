@@ -3,8 +3,10 @@
 
 mod access;
 mod binary;
+mod endpoints;
 mod faults;
 mod keystone;
+mod message;
 mod microversion;
 mod quota;
 mod robustness;

@@ -4,7 +4,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::json;
 
-use crate::support::{Req, URL, env};
+use crate::support::{MANILA_URL, Req, env};
 
 #[tokio::test]
 async fn discovery_documents() {
@@ -26,16 +26,16 @@ async fn discovery_documents() {
         assert_eq!(versions[0]["status"], "CURRENT");
         assert_eq!(versions[0]["min_version"], "2.0");
         assert_eq!(versions[0]["version"], "2.99");
-        assert_eq!(versions[0]["links"][1]["href"], format!("{URL}/v2/"));
+        assert_eq!(versions[0]["links"][1]["href"], format!("{MANILA_URL}/v2/"));
     }
-    // manilaclient discovers from `/` with its version header.
+    // manilaclient discovers from Manila's `/` with its version header: the root.
     let req = Request::get("/")
         .header("X-Openstack-Manila-Api-Version", "2.91")
         .body(Body::empty())
         .expect("request");
     let a = env.raw(req).await;
     assert_eq!(a.status, StatusCode::MULTIPLE_CHOICES);
-    assert_eq!(a.body["versions"][0]["version"], "2.99");
+    assert_eq!(a.body["versions"][1]["version"], "2.99");
 }
 
 #[tokio::test]

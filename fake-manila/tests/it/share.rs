@@ -8,7 +8,7 @@ use axum::http::{Request, StatusCode};
 use fake_manila::Delays;
 use serde_json::{Value, json};
 
-use crate::support::{env, env_with};
+use crate::support::{env, env_with, wait};
 
 const GIB: u64 = 1 << 30;
 
@@ -322,7 +322,7 @@ async fn extend_and_shrink_resize_the_subvolume() {
 }
 
 #[tokio::test]
-async fn shrink_below_used_is_possible_data_loss() {
+async fn shrink_below_used_is_refused_and_the_share_stays_available() {
     let env = env().await;
     let t = env.demo().await;
     let id = env.share(&t, "full", 2).await;
@@ -357,41 +357,37 @@ async fn shrink_below_used_is_possible_data_loss() {
         .post(&t, "2.65", &action, json!({"shrink": {"new_size": 1}}))
         .await;
     assert_eq!(a.status, StatusCode::ACCEPTED);
-    let s = env
-        .wait_share(&t, &id, "shrinking_possible_data_loss_error")
-        .await;
-    assert_eq!(s["size"], 2, "the share keeps its size");
-    let msgs = env
-        .get(&t, "2.65", &format!("/v2/messages?resource_id={id}"))
-        .await;
+    // Manila's share manager puts the share back in `available` at its old size and
+    // leaves a message saying the driver refused.
+    let msgs = wait(|| async {
+        let a = env
+            .get(&t, "2.65", &format!("/v2/messages?resource_id={id}"))
+            .await;
+        let m = a.body["messages"].as_array().cloned().unwrap_or_default();
+        (!m.is_empty()).then_some(m)
+    })
+    .await
+    .expect("a user message");
+    assert_eq!(msgs[0]["action_id"], "009");
+    assert_eq!(msgs[0]["detail_id"], "018");
     assert!(
-        msgs.body["messages"][0]["user_message"]
+        msgs[0]["user_message"]
             .as_str()
             .expect("message")
-            .contains("shrink")
+            .starts_with("shrink: Share Driver refused to shrink the share.")
     );
-    // Shrinking again is allowed from that status, and extend is not.
+    let s = env.wait_share(&t, &id, "available").await;
+    assert_eq!(s["size"], 2, "the share keeps its size");
+    m.unmount();
+    // It is an ordinary available share again: it extends and deletes.
     let a = env
         .post(&t, "2.65", &action, json!({"extend": {"new_size": 3}}))
         .await;
-    assert_eq!(a.status, StatusCode::BAD_REQUEST);
-    m.unmount();
-    // Delete is refused from that status without force; an admin's force_delete works.
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    let s = env.wait_share(&t, &id, "available").await;
+    assert_eq!(s["size"], 3);
     assert_eq!(
         env.delete(&t, "2.65", &format!("/v2/shares/{id}"))
-            .await
-            .status,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        env.post(&t, "2.65", &action, json!({"force_delete": null}))
-            .await
-            .status,
-        StatusCode::FORBIDDEN
-    );
-    let admin = env.admin().await;
-    assert_eq!(
-        env.post(&admin, "2.65", &action, json!({"force_delete": null}))
             .await
             .status,
         StatusCode::ACCEPTED
@@ -491,7 +487,8 @@ async fn bad_input_gets_manila_faults() {
     let m = env
         .get(&t, "2.65", &format!("/v2/messages?resource_id={id}"))
         .await;
-    assert_eq!(m.body["messages"][0]["detail_id"], "002");
+    assert_eq!(m.body["messages"][0]["action_id"], "001");
+    assert_eq!(m.body["messages"][0]["detail_id"], "008");
     // An error share can be deleted.
     assert_eq!(
         env.delete(&t, "2.65", &format!("/v2/shares/{id}"))

@@ -10,14 +10,36 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-/// The public URL the fake is configured with in tests.
-pub const URL: &str = "http://manila.test:8080";
+/// Keystone's public URL in tests (the auth URL is it + `/v3`).
+pub const KEYSTONE_URL: &str = "http://keystone.test:5000";
+/// Manila's public URL in tests (the catalog's `sharev2` is it + `/v2`).
+pub const MANILA_URL: &str = "http://manila.test:8786";
 
-/// A fake-ceph cluster and a fake-manila service on it.
+/// A fake-ceph cluster and a fake-manila service on it: Keystone's router and Manila's,
+/// over one state.
 pub struct Env {
     pub cluster: fake_ceph::Cluster,
-    pub app: Router,
+    pub keystone: Router,
+    pub manila: Router,
     server: tokio::task::JoinHandle<()>,
+}
+
+/// One of the two endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Keystone,
+    Manila,
+}
+
+impl Service {
+    /// The endpoint that serves `path`: Keystone's for `/v3...`, Manila's otherwise.
+    pub fn of(path: &str) -> Self {
+        if path == "/v3" || path.starts_with("/v3/") || path.starts_with("/v3?") {
+            Service::Keystone
+        } else {
+            Service::Manila
+        }
+    }
 }
 
 impl Drop for Env {
@@ -54,7 +76,8 @@ pub async fn ceph_with(
 /// A test config: zero delays, fast clone polling.
 pub fn config(cluster: &fake_ceph::Cluster, ceph_url: &str) -> Config {
     let mut c = Config::new(
-        URL,
+        KEYSTONE_URL,
+        MANILA_URL,
         CephConfig {
             url: ceph_url.to_owned(),
             identity: CephIdentity {
@@ -82,10 +105,10 @@ pub async fn env_on(g: impl FnOnce(&mut fake_ceph::Config), f: impl FnOnce(&mut 
     let mut c = config(&cluster, &ceph_url);
     f(&mut c);
     let state = AppState::new(c).expect("fake-manila starts");
-    let app = fake_manila::router(state);
     Env {
         cluster,
-        app,
+        keystone: fake_manila::keystone_router(state.clone()),
+        manila: fake_manila::manila_router(state),
         server,
     }
 }
@@ -114,7 +137,7 @@ pub struct Req<'a> {
 }
 
 impl Env {
-    /// Sends a request through the router.
+    /// Sends a request to the endpoint that serves its path ([`Service::of`]).
     pub async fn send(&self, r: Req<'_>) -> Answer {
         let mut b = Request::builder().method(r.method).uri(r.path);
         if let Some(t) = r.token {
@@ -134,9 +157,19 @@ impl Env {
         self.raw(req).await
     }
 
-    /// Sends a prepared request.
+    /// Sends a prepared request to the endpoint that serves its path ([`Service::of`]).
     pub async fn raw(&self, req: Request<Body>) -> Answer {
-        let resp = self.app.clone().oneshot(req).await.expect("infallible");
+        let service = Service::of(req.uri().path());
+        self.raw_to(service, req).await
+    }
+
+    /// Sends a prepared request to one endpoint.
+    pub async fn raw_to(&self, service: Service, req: Request<Body>) -> Answer {
+        let app = match service {
+            Service::Keystone => &self.keystone,
+            Service::Manila => &self.manila,
+        };
+        let resp = app.clone().oneshot(req).await.expect("infallible");
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.expect("body").to_bytes();

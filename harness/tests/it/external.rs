@@ -1,4 +1,4 @@
-//! `harness run --ceph-url/--manila-url`: the simulation on back ends it did not start,
+//! `harness run --ceph-url/--os-auth-url`: the simulation on back ends it did not start,
 //! holding things of their own that the run must neither count nor touch.
 
 use std::time::Duration;
@@ -37,12 +37,14 @@ async fn start_ceph(seed: u64) -> Ceph {
     }
 }
 
-/// A fake-manila over `ceph`, with its default users and quotas.
+/// A fake-manila over `ceph`, with its default users and quotas, Keystone and Manila on
+/// loopback ports of their own, as its binary serves them; its state and Keystone's auth
+/// URL (the binary's first stdout line).
 async fn start_manila(ceph: &Ceph) -> (fake_manila::AppState, String) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
+    let l = fake_manila::Listeners::loopback().await.unwrap();
     let mut config = fake_manila::Config::new(
-        url.clone(),
+        l.keystone_url(),
+        l.manila_url(),
         fake_manila::CephConfig {
             url: ceph.url.clone(),
             identity: fake_manila::CephIdentity {
@@ -55,17 +57,17 @@ async fn start_manila(ceph: &Ceph) -> (fake_manila::AppState, String) {
         },
     );
     config.delays = fake_manila::Delays::all(Duration::ZERO);
+    let auth_url = format!("{}/v3", l.keystone_url());
     let state = fake_manila::AppState::new(config).unwrap();
-    let app = fake_manila::router(state.clone());
-    tokio::spawn(async move { axum::serve(l, app).await });
-    (state, url)
+    l.spawn(state.clone());
+    (state, auth_url)
 }
 
-fn external(ceph: &Ceph, manila_url: Option<String>) -> External {
+fn external(ceph: &Ceph, os_auth_url: Option<String>) -> External {
     External {
         ceph_url: ceph.url.clone(),
         ceph_admin_key: ceph.cluster.admin_key(),
-        manila_url,
+        os_auth_url,
         os_user: "demo".into(),
         os_password: "demo".into(),
         os_project: "demo".into(),
@@ -157,11 +159,11 @@ async fn a_run_on_an_external_fake_manila_provisions_its_shares_there() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_manila_back_end_without_a_manila_url_is_refused_before_anything_starts() {
+async fn the_manila_back_end_without_an_auth_url_is_refused_before_anything_starts() {
     let ceph = start_ceph(9).await;
     let p = scenario("idle-1k-manila", &["shares=1", "replicas=1"]);
     let e = run_on(p, 1, external(&ceph, None)).await.unwrap_err();
-    assert!(format!("{e:#}").contains("--manila-url"), "{e:#}");
+    assert!(format!("{e:#}").contains("--os-auth-url"), "{e:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,10 +189,10 @@ async fn the_busy_workload_is_refused_on_external_back_ends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_leak_check_counts_what_appeared_since_the_baseline() {
     let ceph = start_ceph(10).await;
-    let (_manila, url) = start_manila(&ceph).await;
+    let (_manila, auth_url) = start_manila(&ceph).await;
     let access = CephAccess::new(&ceph.url, &ceph.cluster.admin_key()).unwrap();
     let secrets = [
-        ("os-authURL", format!("{url}/v3")),
+        ("os-authURL", auth_url),
         ("os-userName", "demo".into()),
         ("os-password", "demo".into()),
         ("os-projectName", "demo".into()),

@@ -192,11 +192,17 @@ async fn cycle(backend: &str) {
     );
     assert_eq!(doc["cluster_config"][0]["admin"]["url"], doc["ceph"]["url"]);
     if backend == "manila" {
-        assert_eq!(
-            secrets["os-authURL"],
-            doc["manila"]["auth_url"].as_str().unwrap()
-        );
+        let auth_url = doc["manila"]["auth_url"].as_str().unwrap();
+        assert_eq!(secrets["os-authURL"], auth_url);
+        assert!(auth_url.ends_with("/v3"), "{auth_url}");
         assert_eq!(parameters["type"], "cephfstype");
+        // Manila has an endpoint of its own, whose root lists Manila's versions.
+        let manila_url = doc["manila"]["url"].as_str().unwrap();
+        assert_ne!(format!("{manila_url}/v3"), auth_url);
+        let r = reqwest::get(format!("{manila_url}/")).await.unwrap();
+        assert_eq!(r.status(), 300);
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["versions"][1]["id"], "v2.0");
     } else {
         assert_eq!(
             secrets["adminKey"],
