@@ -129,7 +129,7 @@ check([v["id"] for v in current] == ["v2.0"], f"CURRENT versions: {versions}")
 v2 = current[0]
 check((v2["min_version"], v2["version"]) == ("2.0", "2.99"), f"v2.0 range: {v2}")
 check({"rel": "self", "href": manila + "/v2/"} in v2["links"], f"v2.0 links: {v2}")
-check([v["id"] for v in versions if v["status"] == "DEPRECATED"] == ["v1.0"], f"{versions}")
+check([v["id"] for v in versions] == ["v2.0"], f"current Manila lists v2.0 alone: {versions}")
 r = requests.get(keystone + "/")
 check(r.status_code == 300, f"GET {keystone}/ answered {r.status_code}")
 check(r.json()["versions"]["values"][0]["id"].startswith("v3."), f"Keystone's root: {r.text}")
@@ -143,11 +143,11 @@ found = {
     v["version"]: v
     for v in discover.get_discovery(sess, manila, authenticated=False).version_data()
 }
-check(set(found) == {(1, 0), (2, 0)}, f"keystoneauth found {found}")
+check(set(found) == {(2, 0)}, f"keystoneauth found {found}")
 v2 = found[(2, 0)]
 check(v2["url"] == manila + "/v2/", f"v2 URL {v2}")
 check((v2["min_microversion"], v2["max_microversion"]) == ((2, 0), (2, 99)), f"{v2}")
-check(found[(1, 0)]["raw_status"] == "DEPRECATED", f"{found[(1, 0)]}")
+check(v2["raw_status"] == "CURRENT", f"{v2}")
 ks = discover.get_discovery(sess, keystone, authenticated=False).version_data()
 check([v["version"][0] for v in ks] == [3], f"Keystone's versions {ks}")
 
@@ -162,7 +162,7 @@ check((ep.min_microversion, ep.max_microversion) == ((2, 0), (2, 99)), f"{ep}")
 data = sfs.get_all_version_data()["RegionOne"]["public"]["shared-file-system"]
 check(
     [(v["version"], v["raw_status"], v["url"]) for v in data]
-    == [("1.0", "DEPRECATED", manila + "/v1/"), ("2.0", "CURRENT", manila + "/v2/")],
+    == [("2.0", "CURRENT", manila + "/v2/")],
     f"all version data {data}",
 )
 check(

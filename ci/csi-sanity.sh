@@ -108,8 +108,8 @@ EOF
       --ceph-keyring "$work/keyring" --delay-ms 0 --quota shares=-1,gigabytes=-1,snapshots=-1 \
       >"$work/manila.out" 2>"$work/manila.err" &
     pids+=($!)
-    manila_url=$(first_line "$work/manila.out")
-    auth_url=$manila_url/v3
+    # Its first line is Keystone's auth URL; the catalog leads to Manila's endpoint.
+    auth_url=$(first_line "$work/manila.out")
     state+=(--manila-auth "$auth_url")
     # The node plugin maps the share's monitors to this cluster for its fake mounts.
     cat >"$work/clusters.json" <<EOF

@@ -166,24 +166,16 @@ pub fn version_object(manila_url: &str, max: Version) -> Value {
     )
 }
 
-/// The legacy v1.0 API, as Manila still lists it at its root: `DEPRECATED`, with empty
-/// version strings (it predates microversions). This fake does not serve `/v1`.
-pub fn v1_version_object(manila_url: &str) -> Value {
-    version_entry("v1.0", "DEPRECATED", None, format!("{manila_url}/v1/"))
-}
-
 /// The root of Manila's endpoint (`/`, any method, no token): 300 Multiple Choices with
-/// every major version, as Manila's `VersionsController.all` answers. The request's
+/// its one API version, v2.0, as current Manila answers (the v1.0 API it once listed as
+/// DEPRECATED is gone; see the reference's §2). The request's
 /// headers change nothing: the root is unversioned, so no version header or `Vary` is
 /// sent back either.
 pub async fn root(State(state): State<AppState>) -> Response {
     let cfg = state.config();
     (
         StatusCode::MULTIPLE_CHOICES,
-        axum::Json(json!({"versions": [
-            v1_version_object(&cfg.manila_url),
-            version_object(&cfg.manila_url, cfg.max_version),
-        ]})),
+        axum::Json(json!({"versions": [version_object(&cfg.manila_url, cfg.max_version)]})),
     )
         .into_response()
 }

@@ -27,8 +27,8 @@
 //!   name and user; re-scoping a token), `GET`/`HEAD`/`DELETE /v3/auth/tokens`,
 //!   `GET /v3/projects[?name=]`, `GET /v3/projects/{id}`, `GET /v3/auth/projects`,
 //!   `GET /v3/auth/catalog`. Tokens expire after the configured TTL.
-//! - Manila: version discovery (`GET /` of its own endpoint → 300 with the deprecated
-//!   v1.0 and the current v2.0, no headers needed; `GET /v2[/]` → 200 with v2.0 only),
+//! - Manila: version discovery (`GET /` of its own endpoint → 300 with v2.0, as current
+//!   Manila lists it, no headers needed; `GET /v2[/]` → 200 with the same),
 //!   shares (list with
 //!   filters, sorting, `limit`/`offset`/`marker`, `with_count`; create, show, update,
 //!   delete; actions `allow_access`, `deny_access`, `access_list`, `extend`, `shrink`,
@@ -69,8 +69,8 @@
 //!   protocol end in `error` with the scheduler's "no valid host" message, as a
 //!   CephFS-only cloud does. No share networks, servers, groups, replicas, migrations,
 //!   backups, soft delete, revert, manage/unmanage, resource locks (lock fields in
-//!   `allow_access` are ignored), transfers or share instances API. The root lists the
-//!   deprecated v1.0 API as Manila does, but `/v1` is not served (404); the root answers
+//!   `allow_access` are ignored), transfers or share instances API. No v1 API (`/v1`
+//!   is 404, and the root does not list it, as in current Manila); the root answers
 //!   300 to every method, as Manila's versions route does.
 //! - Non-cephx rules are accepted by the API and end in `error`, as the CephFS native
 //!   driver refuses them. Rule metadata is stored and shown, not filterable.

@@ -40,10 +40,8 @@ fn manila_versions(max: &str) -> Value {
             "media-types": [{"base": "application/json", "type": "application/vnd.openstack.share+json;version=1"}],
         })
     };
-    json!({"versions": [
-        entry("v1.0", "DEPRECATED", "", "", "v1"),
-        entry("v2.0", "CURRENT", "2.0", max, "v2"),
-    ]})
+    // Current Manila lists v2.0 alone (the v1.0 API is gone).
+    json!({"versions": [entry("v2.0", "CURRENT", "2.0", max, "v2")]})
 }
 
 #[tokio::test]

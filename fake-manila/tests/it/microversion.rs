@@ -35,7 +35,7 @@ async fn discovery_documents() {
         .expect("request");
     let a = env.raw(req).await;
     assert_eq!(a.status, StatusCode::MULTIPLE_CHOICES);
-    assert_eq!(a.body["versions"][1]["version"], "2.99");
+    assert_eq!(a.body["versions"][0]["version"], "2.99");
 }
 
 #[tokio::test]
