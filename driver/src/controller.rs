@@ -643,6 +643,15 @@ impl ControllerService {
         else {
             return Ok(DeleteVolumeResponse {});
         };
+        // A CreateVolume of the same name (a retry racing this deletion) would make the
+        // subvolume again after it is removed here, and leave it without its journal
+        // entry: the two exclude each other through the name's lock.
+        let _name = self.driver.locks.try_lock(&rec.name).ok_or_else(|| {
+            Status::aborted(format!(
+                "volume '{}' is being created right now; retry the deletion",
+                rec.name
+            ))
+        })?;
         let rm = || {
             place
                 .admin
@@ -900,6 +909,17 @@ impl ControllerService {
         else {
             return Ok(DeleteSnapshotResponse {});
         };
+        // As for volumes: a racing CreateSnapshot of the same name holds this lock.
+        let _name = self
+            .driver
+            .locks
+            .try_lock(&format!("snap/{}", rec.name))
+            .ok_or_else(|| {
+                Status::aborted(format!(
+                    "snapshot '{}' is being created right now; retry the deletion",
+                    rec.name
+                ))
+            })?;
         let parent = rec.parent.clone().unwrap_or_default();
         // Clones from this snapshot that no CreateVolume will ever return would block
         // its removal (pending) or leak (complete): they go first.

@@ -10,5 +10,6 @@ mod contract;
 mod lifecycle;
 mod manila;
 mod processes;
+mod races;
 mod real_ceph;
 mod standing;
