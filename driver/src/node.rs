@@ -388,7 +388,7 @@ impl NodeService {
         if !removed {
             crate::mount::remove_mount_point(&target)
                 .await
-                .map_err(|e| Status::internal(e.to_string()))?;
+                .map_err(|e| mount_status("removing the target", &e))?;
         }
         self.claims
             .release(&req.volume_id, Some(&target))

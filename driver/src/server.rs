@@ -3,8 +3,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use axum::extract::State;
 use tonic::transport::Server;
 
 use crate::config::Backend;
@@ -105,23 +106,86 @@ pub async fn serve(
     Ok(())
 }
 
-/// Serves `GET /metrics` (any path) with the driver's metrics, until the task is dropped.
+/// What the metrics server allows, so that its port can never take the process's file
+/// descriptors or CPU away from the CSI socket.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricsLimits {
+    /// Connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long a client may take to send its request head.
+    pub header_timeout: Duration,
+    /// How long one connection may live, whatever it does.
+    pub connection_timeout: Duration,
+}
+
+impl Default for MetricsLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            header_timeout: Duration::from_secs(5),
+            connection_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Serves `GET /metrics` with the driver's metrics (Prometheus text format), with the
+/// default [`MetricsLimits`], until the task is dropped.
 pub async fn serve_metrics(driver: Arc<Driver>, listener: tokio::net::TcpListener) {
+    serve_metrics_limited(driver, listener, MetricsLimits::default()).await;
+}
+
+/// [`serve_metrics`] with these limits. A connection is accepted only when one of
+/// `max_connections` is free, closes after one request, and is dropped when its head
+/// does not arrive in time or it outlives `connection_timeout`; a failing accept
+/// (EMFILE, say) is retried after a pause instead of in a spin.
+pub async fn serve_metrics_limited(
+    driver: Arc<Driver>,
+    listener: tokio::net::TcpListener,
+    limits: MetricsLimits,
+) {
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(|State(d): State<Arc<Driver>>| async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4",
+                    )],
+                    d.metrics.render(),
+                )
+            }),
+        )
+        .with_state(driver);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let mut failing = false;
     loop {
-        let Ok((mut sock, _)) = listener.accept().await else {
-            continue;
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
         };
-        let d = driver.clone();
+        let sock = match listener.accept().await {
+            Ok((sock, _)) => {
+                failing = false;
+                sock
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "metrics: accept failed; pausing");
+                }
+                failing = true;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
         tokio::spawn(async move {
-            let mut buf = [0u8; 1024];
-            let _ = sock.read(&mut buf).await;
-            let body = d.metrics.render();
-            let head = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = sock.write_all(head.as_bytes()).await;
-            let _ = sock.write_all(body.as_bytes()).await;
+            let _slot = slot;
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .keep_alive(false)
+                .serve_connection(hyper_util::rt::TokioIo::new(sock), service);
+            let _ = tokio::time::timeout(limits.connection_timeout, conn).await;
         });
     }
 }
@@ -129,6 +193,63 @@ pub async fn serve_metrics(driver: Arc<Driver>, listener: tokio::net::TcpListene
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Silent clients are closed after the header timeout, at most `max_connections` are
+    /// held at once, and a client that asks gets its metrics meanwhile.
+    #[tokio::test]
+    async fn the_metrics_port_drops_silent_clients_and_still_serves() {
+        let config = crate::config::Config::new("d", "n", crate::config::Mode::All, vec![]);
+        let driver = Arc::new(Driver::new(config, vec![]).unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = MetricsLimits {
+            max_connections: 4,
+            header_timeout: Duration::from_millis(300),
+            connection_timeout: Duration::from_secs(5),
+        };
+        tokio::spawn(serve_metrics_limited(driver, listener, limits));
+        let started = std::time::Instant::now();
+        let mut silent = Vec::new();
+        for _ in 0..12 {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            // Half a request head, then nothing.
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .unwrap();
+            silent.push(s);
+        }
+        let get = |path: &'static str| async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+                .await
+                .unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        };
+        let answer = tokio::time::timeout(Duration::from_secs(4), get("/metrics"))
+            .await
+            .expect("a real client is served while silent ones wait");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains("text/plain; version=0.0.4"), "{answer}");
+        // Every silent client was closed by the server, a few at a time.
+        for mut s in silent {
+            let mut buf = Vec::new();
+            tokio::time::timeout(Duration::from_secs(4), s.read_to_end(&mut buf))
+                .await
+                .expect("closed by the server")
+                .ok();
+        }
+        // 12 silent clients, 4 at a time, 300 ms each: three rounds at least.
+        assert!(
+            started.elapsed() >= Duration::from_millis(850),
+            "{:?}",
+            started.elapsed()
+        );
+        let other = get("/nope").await;
+        assert!(other.starts_with("HTTP/1.1 404"), "{other}");
+    }
 
     #[test]
     fn endpoints() {

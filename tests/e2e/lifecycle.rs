@@ -5,7 +5,7 @@ use std::time::Duration;
 use driver::csi::v1::*;
 use tonic::Code;
 
-use crate::support::{Ceph, Csi, create_request, mount_cap};
+use crate::support::{Ceph, Csi, create_request, mount_cap, unpublish_req, unstage_req};
 
 const GIB: i64 = 1 << 30;
 
@@ -714,4 +714,33 @@ async fn a_single_writer_volume_is_published_at_one_target_at_a_time() {
     .unwrap();
     assert!(ceph.subvolumes().await.is_empty());
     assert_eq!(ceph.cluster.session_count(), 0);
+}
+
+/// A symlink at a target path that the driver did not make (planted by someone else) is
+/// neither followed nor removed: NodeUnpublishVolume (which must remove the target path)
+/// fails, NodeUnstageVolume finds nothing of its own there (the CO owns the staging
+/// path), and the link stays, pointing where it did.
+#[tokio::test]
+async fn unpublish_and_unstage_leave_alone_a_symlink_they_did_not_make() {
+    let ceph = Ceph::start().await;
+    let csi = Csi::start(&ceph).await;
+    let mut node = csi.node().await;
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(elsewhere.path().join("precious"), b"keep me").unwrap();
+    let planted = csi.dir.path().join("planted");
+    std::os::unix::fs::symlink(elsewhere.path(), &planted).unwrap();
+    let e = node
+        .node_unpublish_volume(unpublish_req("any-volume", &planted))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert!(e.message().contains("did not make"), "{}", e.message());
+    node.node_unstage_volume(unstage_req("any-volume", &planted))
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read_link(&planted).unwrap(), elsewhere.path());
+    assert_eq!(
+        std::fs::read(elsewhere.path().join("precious")).unwrap(),
+        b"keep me"
+    );
 }

@@ -540,11 +540,32 @@ impl FakeMounter {
         std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
     }
 
+    /// Whether the symlink at `target` is one this mounter made: a staging target's
+    /// link to its session's directory (the record says which), a publish target's link
+    /// to a staging target with a record or to a recorded session's directory, or a link
+    /// whose destination is gone (a publish link whose staging mount went first). Anything else at a target is someone
+    /// else's, and is left alone.
+    fn ours(&self, target: &Path) -> bool {
+        let Ok(link) = std::fs::read_link(target) else {
+            return false;
+        };
+        if let Some(rec) = self.load(target) {
+            return link == rec.local_path;
+        }
+        link.is_absolute()
+            && (self.load(&link).is_some()
+                || std::fs::symlink_metadata(&link)
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+                // An older driver linked publish targets straight to the session's
+                // directory: found by a scan of the records.
+                || self.all_records().iter().any(|r| r.local_path == link))
+    }
+
     /// Whether something of ours (a symlink or a mount) is at `target`. In symlink mode
     /// the fake makes no mounts, so the mount table is not read.
     async fn present(&self, target: &Path) -> Result<bool, MountError> {
         if Self::is_symlink(target).await {
-            return Ok(true);
+            return Ok(self.ours(target));
         }
         Ok(self.mode == FakeMountMode::Bind && self.tools.find_mount(target).await?.is_some())
     }
@@ -599,6 +620,14 @@ impl FakeMounter {
     /// unmounted.
     async fn remove_local(&self, target: &Path, keep_dir: bool) -> Result<(), MountError> {
         if Self::is_symlink(target).await {
+            if !self.ours(target) {
+                return Err(MountError::Failed {
+                    target: target.to_path_buf(),
+                    message: "a symlink this driver did not make is at the target; left alone"
+                        .into(),
+                    errno: Some(libc::EPERM),
+                });
+            }
             match std::fs::remove_file(target) {
                 Ok(()) => {}
                 // Gone meanwhile (another process tidied up): nothing left to remove.

@@ -197,23 +197,22 @@ pub async fn remove_mount_point(target: &Path) -> Result<(), MountError> {
     match tokio::fs::remove_dir(target).await {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => {
+        // A mounter removes the links it made itself before this runs: a symlink still
+        // here is someone else's, and is not removed.
+        Err(_)
             if tokio::fs::symlink_metadata(target)
                 .await
-                .is_ok_and(|m| m.file_type().is_symlink())
-            {
-                tokio::fs::remove_file(target)
-                    .await
-                    .map_err(|e| MountError::Io {
-                        context: format!("removing {}", target.display()),
-                        source: e,
-                    })
-            } else {
-                Err(MountError::Io {
-                    context: format!("removing {}", target.display()),
-                    source: e,
-                })
-            }
+                .is_ok_and(|m| m.file_type().is_symlink()) =>
+        {
+            Err(MountError::Failed {
+                target: target.to_path_buf(),
+                message: "a symlink this driver did not make is at the target; left alone".into(),
+                errno: Some(libc::EPERM),
+            })
         }
+        Err(e) => Err(MountError::Io {
+            context: format!("removing {}", target.display()),
+            source: e,
+        }),
     }
 }
