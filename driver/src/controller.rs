@@ -708,6 +708,7 @@ impl ControllerService {
                 creation_time: timestamp(&created),
                 ready_to_use: true,
                 group_snapshot_id: String::new(),
+                accessible_topology: Vec::new(),
             }),
         })
     }
@@ -813,6 +814,7 @@ impl ControllerService {
             creation_time: timestamp(&created),
             ready_to_use: true,
             group_snapshot_id: String::new(),
+            accessible_topology: Vec::new(),
         }))
     }
 

@@ -593,6 +593,7 @@ impl Ctx {
             name: name.to_owned(),
             secrets: self.secrets("CreateSnapshotSecret"),
             parameters: self.s.snapshot_params.clone(),
+            accessibility_requirements: None,
         }
     }
     pub async fn snapshot(&self, req: CreateSnapshotRequest) -> Result<Snapshot, Verdict> {
