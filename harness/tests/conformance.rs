@@ -1980,6 +1980,80 @@ async fn without_aborted_retries_pending_clones_fail_as_in_csi_sanity() {
     assert_clean(dir.path());
 }
 
+/// A csi-sanity JUnit report of the three Identity specs, Probe's with `probe`.
+fn identity_junit(probe: &str, extra: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<testsuites tests="3"><testsuite name="CSI Driver Test Suite" tests="3">
+<testcase name="[It] Identity Service GetPluginCapabilities should return appropriate capabilities" classname="CSI Driver Test Suite" status="passed" time="0.001"></testcase>
+<testcase name="[It] Identity Service Probe should return appropriate information" classname="CSI Driver Test Suite" {probe}
+<testcase name="[It] Identity Service GetPluginInfo should return appropriate information" classname="CSI Driver Test Suite" status="passed" time="0.001"></testcase>
+{extra}
+</testsuite></testsuites>
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_compares_with_a_csi_sanity_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, ep) = serve_mini(dir.path(), Violation::None).await;
+    let report = dir.path().join("sanity.xml");
+    let run = |report: &Path| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args(["conformance", "--endpoint", &ep, "--filter", "^Identity "])
+            .arg("--compare-junit")
+            .arg(report)
+            .output()
+    };
+    let passed = r#"status="passed" time="0.001"></testcase>"#;
+    std::fs::write(&report, identity_junit(passed, "")).unwrap();
+    let out = run(&report).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("compared 3 csi-sanity specs: 3 agree, 0 explained, 0 disagree, 0 missing"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "  agree      PASS     PASS        Identity Service Probe should return appropriate information"
+        ),
+        "{text}"
+    );
+
+    // csi-sanity failed Probe: a disagreement, and the exit status says so.
+    let failed = r#"status="failed" time="0.001"><failure message="Unexpected error:&#xA;rpc error" type="failed">x</failure></testcase>"#;
+    std::fs::write(&report, identity_junit(failed, "")).unwrap();
+    let out = run(&report).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("Disagreements (1):"), "{text}");
+    assert!(text.contains("csi-sanity: Unexpected error:"), "{text}");
+
+    // A csi-sanity spec whose check was filtered out of the run is missing.
+    let node = r#"<testcase name="[It] Node Service should work" status="passed"></testcase>"#;
+    std::fs::write(&report, identity_junit(passed, node)).unwrap();
+    let out = run(&report).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("1 missing"), "{text}");
+    assert!(text.contains("was filtered out of this run"), "{text}");
+
+    // Not a JUnit report: refused before the run.
+    std::fs::write(&report, "<html></html>").unwrap();
+    let out = run(&report).await.unwrap();
+    server.stop().await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a JUnit report"), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_runs_both_subcommands() {
     let dir = tempfile::tempdir().unwrap();

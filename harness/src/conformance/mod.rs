@@ -9,9 +9,11 @@
 //! way csi-sanity gates its specs, and each of csi-sanity's carrying that spec's
 //! name. Each check runs with fresh scratch directories and its own list of
 //! created objects, which the runner undoes afterwards whatever the outcome (the
-//! way csi-sanity's cleanup does for its specs).
+//! way csi-sanity's cleanup does for its specs). [`compare`] lines a run up with
+//! csi-sanity's JUnit report.
 
 pub mod checks;
+pub mod compare;
 pub mod context;
 pub mod endpoint;
 pub mod input;
@@ -152,6 +154,12 @@ pub struct ConformanceArgs {
     /// Deadline of every check, seconds.
     #[arg(long, default_value_t = 300)]
     pub check_timeout: u64,
+    /// csi-sanity's JUnit report (`--ginkgo.junit-report`) of a run against the same
+    /// driver configuration: after the run, print every csi-sanity spec with both
+    /// outcomes and the disagreements; the exit status is then the comparison's
+    /// (non-zero on any disagreement or csi-sanity spec without a bench result).
+    #[arg(long, value_name = "FILE")]
+    pub compare_junit: Option<PathBuf>,
     /// List the checks and exit.
     #[arg(long)]
     pub list: bool,
@@ -190,6 +198,7 @@ impl ConformanceArgs {
             test_node_volume_attach_limit: false,
             timeout: 60,
             check_timeout: 300,
+            compare_junit: None,
             list: false,
         }
     }
@@ -212,12 +221,33 @@ pub async fn run_conformance(args: ConformanceArgs) -> anyhow::Result<ExitCode> 
         }
         return Ok(ExitCode::SUCCESS);
     }
+    // Read csi-sanity's report first: a bad file should not cost a run.
+    let sanity = match &args.compare_junit {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Some(
+                compare::parse_junit(&text)
+                    .with_context(|| format!("reading csi-sanity's report {}", path.display()))?,
+            )
+        }
+        None => None,
+    };
     let junit = args.junit.clone();
     let report = conformance(args).await?;
     print!("{}", report.table());
     if let Some(path) = junit {
         std::fs::write(&path, report.junit())
             .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(cases) = sanity {
+        let c = compare::compare(&cases, &report, &checks::all());
+        print!("{}", c.table());
+        return Ok(if c.ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
     }
     Ok(if report.failed() == 0 {
         ExitCode::SUCCESS
