@@ -8,14 +8,15 @@
 #   ci/csi-sanity.sh real-ceph         on ci/ceph-cluster.sh's cluster: the cli transport
 #                                      and ceph-fuse (root; start the cluster first)
 #
-# Every run must show 0 failed. Each skipped spec is listed with csi-sanity's reason,
+# Every run must show 0 failed, and the project's conformance bench, run next on the same
+# driver, must agree with csi-sanity on every spec (harness conformance --compare-junit). Each skipped spec is listed with csi-sanity's reason,
 # and a reason this script cannot explain by a capability the driver does not advertise
 # fails the run. Afterwards the back end must hold nothing it did not hold before
 # (subvolumes, snapshots, cephx users, journal entries, MDS sessions, Manila shares and
 # access rules; ci/backend_state.py), nothing may be mounted under the run's directory,
 # and no file there or in the driver's $TMPDIR may hold the admin key; the driver's log
 # must not hold it either. The JUnit report goes to $OUT (default
-# target/ci-artifacts/csi-sanity/<config>/junit.xml).
+# target/ci-artifacts/csi-sanity/<config>/junit.xml, the bench's bench.xml beside it).
 #
 # Needs Go (csi-sanity is built once and cached), python3, and the debug binaries
 # (built here).
@@ -166,6 +167,22 @@ python3 ci/sanity_report.py "$out/junit.xml" "$config" || rc=1
   fail "csi-sanity failed (log: $out/csi-sanity.log)"
 }
 
+# The project's own bench on the same driver, compared spec by spec with csi-sanity's
+# report: any disagreement is a bug in one of the two.
+echo "== the conformance bench on the same driver, compared with csi-sanity"
+bench_started=$SECONDS
+mkdir -p "$work/mnt/bench" "$work/stage/bench"
+if ! ./target/debug/harness conformance --endpoint "unix://$work/csi.sock" \
+  --params "$params" --secrets "$work/secrets.yaml" --mount-dir "$work/mnt/bench" \
+  --staging-dir "$work/stage/bench" --junit "$out/bench.xml" \
+  --compare-junit "$out/junit.xml" >"$out/bench.log" 2>&1; then
+  grep -E "^(Disagreements|Missing)" -A20 "$out/bench.log" >&2 || tail -n 40 "$out/bench.log" >&2
+  fail "the bench disagrees with csi-sanity (log: $out/bench.log)"
+fi
+grep -E "^compared [0-9]+ csi-sanity specs" "$out/bench.log"
+grep -E "checks?:? .*pass" "$out/bench.log" | tail -n 1 || true
+bench_secs=$((SECONDS - bench_started))
+
 # The driver stops as it would in a rolling update; then nothing may be left.
 kill -TERM "$driver_pid"
 wait "$driver_pid" 2>/dev/null || true
@@ -188,4 +205,4 @@ for what in vol-from-snap vol-from-vol; do
     sed -n "s/.*method=\"CreateVolume\" id=\"sanity-controller-$what-[0-9A-F-]*\" took_ms=\([0-9]*\).*/\1/p" | head -1)
   [ -z "$took" ] || echo "CreateVolume of csi-sanity's clone ($what): $took ms"
 done
-echo "csi-sanity ($config): $sanity_secs s for the suite, $((SECONDS - started)) s in all; nothing left behind"
+echo "csi-sanity ($config): $sanity_secs s for the suite, $bench_secs s for the bench, $((SECONDS - started)) s in all; nothing left behind"

@@ -3,7 +3,7 @@
 //! 1. Compiles `proto/csi.proto` with `protox` (a pure-Rust protobuf compiler
 //!    that bundles the Google well-known types, so no system `protoc`).
 //! 2. Generates the prost messages and the tonic clients and servers with
-//!    `tonic-prost-build`.
+//!    `tonic-prost-build` (server methods default to UNIMPLEMENTED).
 //! 3. Reads the `csi.v1.csi_secret` field option through `prost-reflect` and,
 //!    for every message that has such a field, suppresses prost's derived
 //!    `Debug` and writes a redacting `Debug` impl into
@@ -68,6 +68,11 @@ fn main() -> BuildResult<()> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        // Every server trait method gets a default body answering UNIMPLEMENTED,
+        // so an RPC a newer spec adds (v1.13's health RPCs) is served as
+        // "not supported" until someone implements it; the driver advertises no
+        // capability for such an RPC.
+        .generate_default_stubs(true)
         .skip_debug(redacted.iter().map(|m| format!(".{}", m.full_name())))
         .compile_fds(compiler.file_descriptor_set())?;
 

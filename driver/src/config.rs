@@ -98,7 +98,9 @@ impl Config {
             mode,
             backend: Backend::Cephfs,
             manila_wait: Duration::from_secs(60),
-            clone_wait: Duration::from_secs(20),
+            // A small clone takes 6 to 18 s on real Pacific here; the caller's deadline
+            // caps the wait further (the external-provisioner's --timeout).
+            clone_wait: Duration::from_secs(60),
             clusters,
             mounter: MounterKind::Kernel,
             attach_required: false,

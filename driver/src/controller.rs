@@ -870,6 +870,7 @@ impl ControllerService {
                 creation_time: timestamp(&created),
                 ready_to_use: true,
                 group_snapshot_id: String::new(),
+                accessible_topology: Vec::new(),
             }),
         })
     }
@@ -990,6 +991,7 @@ impl ControllerService {
             creation_time: timestamp(&created),
             ready_to_use: true,
             group_snapshot_id: String::new(),
+            accessible_topology: Vec::new(),
         }))
     }
 

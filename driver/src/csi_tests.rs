@@ -134,6 +134,7 @@ fn create_snapshot_request_debug_redacts_secrets() {
         name: "snap-1".to_owned(),
         secrets: secrets(),
         parameters: HashMap::from([("pool".to_owned(), "rbd".to_owned())]),
+        accessibility_requirements: None,
     };
     assert_redacted(&msg, &["vol-0004", "snap-1", "pool", "rbd"]);
 }
@@ -279,7 +280,7 @@ fn redacted_messages_match_descriptor_secret_fields() {
     assert_eq!(redacted.len(), SECRET_BEARING_MESSAGES.len(), "duplicates");
     assert_eq!(redacted, from_descriptor);
 
-    // The CSI v1.12.0 messages with `[(csi_secret) = true]` fields.
+    // The CSI v1.13.0 messages with `[(csi_secret) = true]` fields.
     let spec: BTreeSet<String> = [
         "CreateVolumeRequest",
         "DeleteVolumeRequest",
@@ -300,6 +301,9 @@ fn redacted_messages_match_descriptor_secret_fields() {
         "GetVolumeGroupSnapshotRequest",
         "GetMetadataAllocatedRequest",
         "GetMetadataDeltaRequest",
+        "ControllerListVolumeHealthRequest",
+        "ControllerGetVolumeHealthRequest",
+        "NodeGetStorageHealthRequest",
     ]
     .iter()
     .map(|name| format!("csi.v1.{name}"))
@@ -366,6 +370,54 @@ fn enum_values_match_spec() {
     assert_eq!(NodeCap::VolumeCondition as i32, 4);
     assert_eq!(NodeCap::VolumeMountGroup as i32, 6);
     assert_eq!(v1::volume_usage::Unit::Inodes as i32, 2);
+    // v1.13.
+    assert_eq!(PluginService::SnapshotAccessibilityConstraints as i32, 5);
+    assert_eq!(Ctrl::GetVolumeHealth as i32, 16);
+    assert_eq!(Ctrl::ListVolumeHealth as i32, 17);
+    assert_eq!(NodeCap::GetVolumeHealth as i32, 7);
+    assert_eq!(NodeCap::GetStorageHealth as i32, 8);
+    assert_eq!(v1::VolumeHealthErrorType::DataLoss as i32, 3);
+    assert_eq!(v1::StorageHealthErrorType::StorageUnreachable as i32, 2);
+}
+
+#[test]
+fn v1_13_field_numbers() {
+    let topo = v1::Topology {
+        segments: [("zone".to_owned(), "a".to_owned())].into(),
+    };
+    let snap = v1::Snapshot {
+        snapshot_id: "s".to_owned(),
+        accessible_topology: vec![topo.clone()],
+        ..Default::default()
+    };
+    // accessible_topology = 7 (tag 0x3a), after snapshot_id = 2 (tag 0x12).
+    let bytes = snap.encode_to_vec();
+    assert_eq!(&bytes[..3], [0x12, 1, b's']);
+    assert_eq!(bytes[3], 0x3a);
+    let req = v1::CreateSnapshotRequest {
+        accessibility_requirements: Some(v1::TopologyRequirement {
+            requisite: vec![topo],
+            preferred: Vec::new(),
+        }),
+        ..Default::default()
+    };
+    // accessibility_requirements = 5 (tag 0x2a).
+    assert_eq!(req.encode_to_vec()[0], 0x2a);
+    let health = v1::NodeGetVolumeHealthRequest {
+        volume_id: "v".to_owned(),
+        volume_publish_path: "/p".to_owned(),
+        staging_target_path: "/s".to_owned(),
+    };
+    assert_eq!(
+        health.encode_to_vec(),
+        [0x0a, 1, b'v', 0x12, 2, b'/', b'p', 0x1a, 2, b'/', b's']
+    );
+    let entry = v1::volume_health::VolumeHealthEntry {
+        status: v1::VolumeHealthErrorType::Inaccessible as i32,
+        reason: "R".to_owned(),
+        message: String::new(),
+    };
+    assert_eq!(entry.encode_to_vec(), [0x08, 2, 0x12, 1, b'R']);
 }
 
 // ---------------------------------------------------------------------------
@@ -550,6 +602,9 @@ fn messages_round_trip() {
             }),
             ready_to_use: true,
             group_snapshot_id: "group".to_owned(),
+            accessible_topology: vec![v1::Topology {
+                segments: HashMap::from([("zone".to_owned(), "a".to_owned())]),
+            }],
         }),
     };
     let decoded = v1::CreateSnapshotResponse::decode(snapshot.encode_to_vec().as_slice()).unwrap();

@@ -1,8 +1,8 @@
 //! driver: the CephFS CSI driver (Identity, Controller, Node) and the Manila provisioner.
-//! Its [`csi`] module holds the CSI v1.12.0 protocol: the prost messages, the tonic clients and servers, and a `Debug` that redacts every `csi_secret` field.
+//! Its [`csi`] module holds the CSI v1.13.0 protocol: the prost messages, the tonic clients and servers, and a `Debug` that redacts every `csi_secret` field.
 
 pub mod csi {
-    //! The Container Storage Interface protocol, spec v1.12.0, generated at build
+    //! The Container Storage Interface protocol, spec v1.13.0, generated at build
     //! time from `proto/csi.proto`.
     //!
     //! [`v1`] holds the messages and, per service, a `*_client` and a `*_server`

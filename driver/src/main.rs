@@ -46,8 +46,9 @@ struct Cli {
     manila_wait: u64,
     /// Seconds CreateVolume waits, within one RPC, for a clone (from a snapshot or a
     /// volume) to complete; a clone still pending then answers Aborted and the retry
-    /// waits again. Capped, when the caller sets a deadline, a fifth short of it.
-    #[arg(long, env = "CSI_CLONE_WAIT", default_value_t = 20)]
+    /// waits again. Capped, when the caller sets a deadline (the external-provisioner's
+    /// --timeout), a fifth short of it, so the answer always arrives in time.
+    #[arg(long, env = "CSI_CLONE_WAIT", default_value_t = 60)]
     clone_wait: u64,
     /// The node's mounter.
     #[arg(long, env = "CSI_MOUNTER", default_value = "kernel", value_parser = ["kernel", "fuse", "fake"])]

@@ -97,7 +97,9 @@ mod restart {
 
 mod mini {
     //! A minimal in-memory CSI driver (Identity, Controller, Node) that follows the
-    //! spec unless one [`Violation`] is switched on.
+    //! spec unless one [`Violation`] is switched on. Optional parts: `attach`
+    //! (ControllerPublish, whose publish context NodeStage requires, and an attach
+    //! limit) and `v113` (CSI v1.13: the health RPCs, and snapshots with topology).
 
     use std::collections::{BTreeMap, HashMap, HashSet};
     use std::path::Path;
@@ -145,15 +147,57 @@ mod mini {
         /// NodePublish of a block volume makes a directory at the target path (the
         /// block device belongs there: a file).
         BlockTargetIsDirectory,
+        /// ControllerGetVolumeHealth reports another volume (v1.13).
+        HealthOtherVolume,
+        /// A snapshot asked for on this node's topology reports another one (v1.13).
+        SnapshotTopologyElsewhere,
+        /// GetSnapshot of an unknown snapshot answers OK.
+        GetSnapshotUnknownOk,
+        /// GetSnapshot answers Internal for a missing or unknown ID (any error is
+        /// what csi-sanity asks; the CSI spec's codes are the bench's own check).
+        GetSnapshotInternal,
+        /// The first CreateVolume of each name answers Aborted (an operation pending).
+        AbortsFirst,
     }
+
+    impl Violation {
+        /// The violations in the optional v1.13 parts.
+        pub fn needs_v113(self) -> bool {
+            matches!(
+                self,
+                Violation::HealthOtherVolume
+                    | Violation::SnapshotTopologyElsewhere
+                    | Violation::GetSnapshotUnknownOk
+                    | Violation::GetSnapshotInternal
+            )
+        }
+    }
+
+    /// The node's topology when `v113` is on.
+    pub fn topology() -> Topology {
+        Topology {
+            segments: [("topology.mini/zone".to_owned(), "a".to_owned())].into(),
+        }
+    }
+
+    /// How many volumes may be ControllerPublished to the node when `attach` is on.
+    pub const MAX_VOLUMES: i64 = 2;
 
     #[derive(Debug, Default)]
     struct State {
         next: u64,
         /// id -> (name, required bytes)
         volumes: BTreeMap<String, (String, i64)>,
+        /// Volumes made from a snapshot: id -> snapshot id.
+        sources: HashMap<String, String>,
         staged: HashSet<(String, String)>,
         published: HashSet<(String, String)>,
+        /// Volumes ControllerPublished to the node.
+        attached: HashSet<String>,
+        /// id -> (name, source volume, accessible topology)
+        snapshots: BTreeMap<String, (String, String, Vec<Topology>)>,
+        /// Names CreateVolume was called with (for `AbortsFirst`).
+        seen: HashSet<String>,
         /// The access types of the capabilities received ("mount", "block").
         access_types: std::collections::BTreeSet<&'static str>,
     }
@@ -164,6 +208,10 @@ mod mini {
         state: Arc<Mutex<State>>,
         /// Serve no Controller service (and do not advertise it).
         pub node_only: bool,
+        /// Advertise PUBLISH_UNPUBLISH_VOLUME; NodeStage then needs the publish context.
+        pub attach: bool,
+        /// CSI v1.13: health RPCs and snapshots with topology.
+        pub v113: bool,
     }
 
     impl Mini {
@@ -172,7 +220,24 @@ mod mini {
                 v,
                 state: Arc::default(),
                 node_only: false,
+                attach: false,
+                v113: v.needs_v113(),
             }
+        }
+
+        /// The publish context ControllerPublish gives `volume`.
+        fn device(volume: &str) -> HashMap<String, String> {
+            [("device".to_owned(), format!("/dev/mini/{volume}"))].into()
+        }
+
+        /// How many snapshots exist.
+        pub fn snapshot_count(&self) -> usize {
+            self.st().snapshots.len()
+        }
+
+        /// How many volumes are ControllerPublished.
+        pub fn attached_count(&self) -> usize {
+            self.st().attached.len()
         }
 
         fn st(&self) -> std::sync::MutexGuard<'_, State> {
@@ -313,12 +378,20 @@ mod mini {
                     r#type: service::Type::ControllerService as i32,
                 })),
             };
+            let snapshot_topology = PluginCapability {
+                r#type: Some(Type::Service(Service {
+                    r#type: service::Type::SnapshotAccessibilityConstraints as i32,
+                })),
+            };
+            let mut capabilities = Vec::new();
+            if !self.node_only {
+                capabilities.push(controller);
+                if self.v113 {
+                    capabilities.push(snapshot_topology);
+                }
+            }
             Ok(Response::new(GetPluginCapabilitiesResponse {
-                capabilities: if self.node_only {
-                    Vec::new()
-                } else {
-                    vec![controller]
-                },
+                capabilities,
             }))
         }
 
@@ -350,9 +423,20 @@ mod mini {
             {
                 return Err(Status::invalid_argument("incomplete volume capability"));
             }
-            if r.volume_content_source.is_some() {
-                return Err(Status::invalid_argument("no content sources"));
+            if self.v == Violation::AbortsFirst && self.st().seen.insert(r.name.clone()) {
+                return Err(Status::aborted("an operation on this name is pending"));
             }
+            // Snapshots (v1.13 part) are the only content source.
+            let from = match r.volume_content_source.and_then(|c| c.r#type) {
+                None => None,
+                Some(volume_content_source::Type::Snapshot(s)) if self.v113 => {
+                    if !self.st().snapshots.contains_key(&s.snapshot_id) {
+                        return Err(Status::not_found("no such snapshot"));
+                    }
+                    Some(s.snapshot_id)
+                }
+                Some(_) => return Err(Status::invalid_argument("unsupported content source")),
+            };
             let (req, lim) = r
                 .capacity_range
                 .map_or((0, 0), |c| (c.required_bytes, c.limit_bytes));
@@ -390,6 +474,9 @@ mod mini {
                     s.next += 1;
                     let id = format!("vol-{:06}", s.next);
                     s.volumes.insert(id.clone(), (r.name.clone(), size));
+                    if let Some(snap) = from {
+                        s.sources.insert(id.clone(), snap);
+                    }
                     id
                 }
             };
@@ -398,10 +485,18 @@ mod mini {
             } else {
                 size
             };
+            let content_source = s.sources.get(&id).map(|snap| VolumeContentSource {
+                r#type: Some(volume_content_source::Type::Snapshot(
+                    volume_content_source::SnapshotSource {
+                        snapshot_id: snap.clone(),
+                    },
+                )),
+            });
             Ok(Response::new(CreateVolumeResponse {
                 volume: Some(Volume {
                     capacity_bytes: capacity,
                     volume_id: id,
+                    content_source,
                     ..Default::default()
                 }),
             }))
@@ -415,7 +510,12 @@ mod mini {
             if r.volume_id.is_empty() {
                 return Err(self.missing("volume_id"));
             }
-            let gone = self.st().volumes.remove(&r.volume_id).is_none();
+            let gone = {
+                let mut s = self.st();
+                s.sources.remove(&r.volume_id);
+                s.attached.remove(&r.volume_id);
+                s.volumes.remove(&r.volume_id).is_none()
+            };
             if gone && self.v == Violation::DeleteUnknownNotFound {
                 return Err(Status::not_found("no such volume"));
             }
@@ -424,16 +524,53 @@ mod mini {
 
         async fn controller_publish_volume(
             &self,
-            _r: Request<ControllerPublishVolumeRequest>,
+            r: Request<ControllerPublishVolumeRequest>,
         ) -> Result<Response<ControllerPublishVolumeResponse>, Status> {
-            Err(Status::unimplemented("ControllerPublishVolume"))
+            if !self.attach {
+                return Err(Status::unimplemented("ControllerPublishVolume"));
+            }
+            let r = r.into_inner();
+            if r.volume_id.is_empty() {
+                return Err(self.missing("volume_id"));
+            }
+            if r.node_id.is_empty() {
+                return Err(self.missing("node_id"));
+            }
+            if !cap_ok(&r.volume_capability) {
+                return Err(self.missing("volume_capability"));
+            }
+            let mut s = self.st();
+            if !s.volumes.contains_key(&r.volume_id) {
+                return Err(Status::not_found("no such volume"));
+            }
+            if r.node_id != "mini-node" {
+                return Err(Status::not_found("no such node"));
+            }
+            if !s.attached.contains(&r.volume_id) && s.attached.len() as i64 >= MAX_VOLUMES {
+                return Err(Status::resource_exhausted(
+                    "the node's attach limit is reached",
+                ));
+            }
+            s.attached.insert(r.volume_id.clone());
+            Ok(Response::new(ControllerPublishVolumeResponse {
+                publish_context: Self::device(&r.volume_id),
+            }))
         }
 
         async fn controller_unpublish_volume(
             &self,
-            _r: Request<ControllerUnpublishVolumeRequest>,
+            r: Request<ControllerUnpublishVolumeRequest>,
         ) -> Result<Response<ControllerUnpublishVolumeResponse>, Status> {
-            Err(Status::unimplemented("ControllerUnpublishVolume"))
+            if !self.attach {
+                return Err(Status::unimplemented("ControllerUnpublishVolume"));
+            }
+            let r = r.into_inner();
+            if r.volume_id.is_empty() {
+                return Err(self.missing("volume_id"));
+            }
+            // CSI spec: an unknown volume or node counts as unpublished already.
+            self.st().attached.remove(&r.volume_id);
+            Ok(Response::new(ControllerUnpublishVolumeResponse {}))
         }
 
         async fn validate_volume_capabilities(
@@ -521,8 +658,21 @@ mod mini {
             _r: Request<ControllerGetCapabilitiesRequest>,
         ) -> Result<Response<ControllerGetCapabilitiesResponse>, Status> {
             use controller_service_capability::{Rpc, Type, rpc::Type as T};
+            let mut caps = vec![T::CreateDeleteVolume, T::ListVolumes, T::GetCapacity];
+            if self.attach {
+                caps.push(T::PublishUnpublishVolume);
+            }
+            if self.v113 {
+                caps.extend([
+                    T::CreateDeleteSnapshot,
+                    T::ListSnapshots,
+                    T::GetSnapshot,
+                    T::GetVolumeHealth,
+                    T::ListVolumeHealth,
+                ]);
+            }
             Ok(Response::new(ControllerGetCapabilitiesResponse {
-                capabilities: [T::CreateDeleteVolume, T::ListVolumes, T::GetCapacity]
+                capabilities: caps
                     .into_iter()
                     .map(|t| ControllerServiceCapability {
                         r#type: Some(Type::Rpc(Rpc { r#type: t as i32 })),
@@ -533,30 +683,151 @@ mod mini {
 
         async fn create_snapshot(
             &self,
-            _r: Request<CreateSnapshotRequest>,
+            r: Request<CreateSnapshotRequest>,
         ) -> Result<Response<CreateSnapshotResponse>, Status> {
-            Err(Status::unimplemented("CreateSnapshot"))
+            if !self.v113 {
+                return Err(Status::unimplemented("CreateSnapshot"));
+            }
+            let r = r.into_inner();
+            if r.name.is_empty() {
+                return Err(self.missing("name"));
+            }
+            if r.source_volume_id.is_empty() {
+                return Err(self.missing("source_volume_id"));
+            }
+            let mut s = self.st();
+            let existing = s
+                .snapshots
+                .iter()
+                .find(|(_, (n, _, _))| *n == r.name)
+                .map(|(id, (_, src, _))| (id.clone(), src.clone()));
+            let id = match existing {
+                Some((_, src)) if src != r.source_volume_id => {
+                    return Err(Status::already_exists("same name, other source"));
+                }
+                Some((id, _)) => id,
+                None => {
+                    if !s.volumes.contains_key(&r.source_volume_id) {
+                        return Err(Status::not_found("no such source volume"));
+                    }
+                    // Usable where asked (the first requisite topology), else anywhere.
+                    let topology = match r.accessibility_requirements {
+                        Some(t) if self.v == Violation::SnapshotTopologyElsewhere => t
+                            .requisite
+                            .iter()
+                            .map(|_| Topology {
+                                segments: [("topology.mini/zone".to_owned(), "b".to_owned())]
+                                    .into(),
+                            })
+                            .collect(),
+                        Some(t) => t.requisite.into_iter().take(1).collect(),
+                        None => Vec::new(),
+                    };
+                    s.next += 1;
+                    let id = format!("snap-{:06}", s.next);
+                    s.snapshots.insert(
+                        id.clone(),
+                        (r.name.clone(), r.source_volume_id.clone(), topology),
+                    );
+                    id
+                }
+            };
+            Ok(Response::new(CreateSnapshotResponse {
+                snapshot: s
+                    .snapshots
+                    .get(&id)
+                    .map(|snap| Self::snapshot_view(&id, snap)),
+            }))
         }
 
         async fn delete_snapshot(
             &self,
-            _r: Request<DeleteSnapshotRequest>,
+            r: Request<DeleteSnapshotRequest>,
         ) -> Result<Response<DeleteSnapshotResponse>, Status> {
-            Err(Status::unimplemented("DeleteSnapshot"))
+            if !self.v113 {
+                return Err(Status::unimplemented("DeleteSnapshot"));
+            }
+            let r = r.into_inner();
+            if r.snapshot_id.is_empty() {
+                return Err(self.missing("snapshot_id"));
+            }
+            self.st().snapshots.remove(&r.snapshot_id);
+            Ok(Response::new(DeleteSnapshotResponse {}))
         }
 
         async fn list_snapshots(
             &self,
-            _r: Request<ListSnapshotsRequest>,
+            r: Request<ListSnapshotsRequest>,
         ) -> Result<Response<ListSnapshotsResponse>, Status> {
-            Err(Status::unimplemented("ListSnapshots"))
+            if !self.v113 {
+                return Err(Status::unimplemented("ListSnapshots"));
+            }
+            let r = r.into_inner();
+            let start: usize = if r.starting_token.is_empty() {
+                0
+            } else {
+                r.starting_token
+                    .parse()
+                    .map_err(|_| Status::aborted("bad starting_token"))?
+            };
+            let s = self.st();
+            let all: Vec<_> = s
+                .snapshots
+                .iter()
+                .filter(|(id, (_, src, _))| {
+                    (r.snapshot_id.is_empty() || **id == r.snapshot_id)
+                        && (r.source_volume_id.is_empty() || *src == r.source_volume_id)
+                })
+                .collect();
+            let max = if r.max_entries <= 0 {
+                usize::MAX
+            } else {
+                r.max_entries as usize
+            };
+            let page: Vec<_> = all.iter().skip(start).take(max).collect();
+            let end = start + page.len();
+            Ok(Response::new(ListSnapshotsResponse {
+                entries: page
+                    .into_iter()
+                    .map(|(id, snap)| list_snapshots_response::Entry {
+                        snapshot: Some(Self::snapshot_view(id, snap)),
+                    })
+                    .collect(),
+                next_token: if end < all.len() {
+                    end.to_string()
+                } else {
+                    String::new()
+                },
+            }))
         }
 
         async fn get_snapshot(
             &self,
-            _r: Request<GetSnapshotRequest>,
+            r: Request<GetSnapshotRequest>,
         ) -> Result<Response<GetSnapshotResponse>, Status> {
-            Err(Status::unimplemented("GetSnapshot"))
+            if !self.v113 {
+                return Err(Status::unimplemented("GetSnapshot"));
+            }
+            let r = r.into_inner();
+            let internal = self.v == Violation::GetSnapshotInternal;
+            if r.snapshot_id.is_empty() {
+                return Err(if internal {
+                    Status::internal("no snapshot_id")
+                } else {
+                    self.missing("snapshot_id")
+                });
+            }
+            let s = self.st();
+            match s.snapshots.get(&r.snapshot_id) {
+                Some(snap) => Ok(Response::new(GetSnapshotResponse {
+                    snapshot: Some(Self::snapshot_view(&r.snapshot_id, snap)),
+                })),
+                None if self.v == Violation::GetSnapshotUnknownOk => {
+                    Ok(Response::new(GetSnapshotResponse { snapshot: None }))
+                }
+                None if internal => Err(Status::internal("lookup failed")),
+                None => Err(Status::not_found("no such snapshot")),
+            }
         }
 
         async fn controller_expand_volume(
@@ -578,6 +849,61 @@ mod mini {
             _r: Request<ControllerModifyVolumeRequest>,
         ) -> Result<Response<ControllerModifyVolumeResponse>, Status> {
             Err(Status::unimplemented("ControllerModifyVolume"))
+        }
+
+        async fn controller_get_volume_health(
+            &self,
+            r: Request<ControllerGetVolumeHealthRequest>,
+        ) -> Result<Response<ControllerGetVolumeHealthResponse>, Status> {
+            if !self.v113 {
+                return Err(Status::unimplemented("ControllerGetVolumeHealth"));
+            }
+            let r = r.into_inner();
+            if r.volume_id.is_empty() {
+                return Err(self.missing("volume_id"));
+            }
+            if !self.st().volumes.contains_key(&r.volume_id) {
+                return Err(Status::not_found("no such volume"));
+            }
+            let volume_id = if self.v == Violation::HealthOtherVolume {
+                "vol-other".to_owned()
+            } else {
+                r.volume_id
+            };
+            Ok(Response::new(ControllerGetVolumeHealthResponse {
+                volume_health: Some(VolumeHealth {
+                    volume_id,
+                    health_statuses: Vec::new(),
+                }),
+            }))
+        }
+
+        async fn controller_list_volume_health(
+            &self,
+            _r: Request<ControllerListVolumeHealthRequest>,
+        ) -> Result<Response<ControllerListVolumeHealthResponse>, Status> {
+            if !self.v113 {
+                return Err(Status::unimplemented("ControllerListVolumeHealth"));
+            }
+            // Every volume is healthy: nothing adverse to list.
+            Ok(Response::new(ControllerListVolumeHealthResponse::default()))
+        }
+    }
+
+    impl Mini {
+        fn snapshot_view(
+            id: &str,
+            (_, source, topology): &(String, String, Vec<Topology>),
+        ) -> Snapshot {
+            Snapshot {
+                size_bytes: 0,
+                snapshot_id: id.to_owned(),
+                source_volume_id: source.clone(),
+                creation_time: Some(Default::default()),
+                ready_to_use: true,
+                group_snapshot_id: String::new(),
+                accessible_topology: topology.clone(),
+            }
         }
     }
 
@@ -601,6 +927,14 @@ mod mini {
             let mut s = self.st();
             if !s.volumes.contains_key(&r.volume_id) {
                 return Err(Status::not_found("no such volume"));
+            }
+            if self.attach
+                && (!s.attached.contains(&r.volume_id)
+                    || r.publish_context != Self::device(&r.volume_id))
+            {
+                return Err(Status::failed_precondition(
+                    "not ControllerPublished to this node (no device in the publish context)",
+                ));
             }
             s.staged.insert((r.volume_id, r.staging_target_path));
             Ok(Response::new(NodeStageVolumeResponse {}))
@@ -754,8 +1088,12 @@ mod mini {
             _r: Request<NodeGetCapabilitiesRequest>,
         ) -> Result<Response<NodeGetCapabilitiesResponse>, Status> {
             use node_service_capability::{Rpc, Type, rpc::Type as T};
+            let mut caps = vec![T::StageUnstageVolume, T::GetVolumeStats];
+            if self.v113 {
+                caps.extend([T::GetVolumeHealth, T::GetStorageHealth]);
+            }
             Ok(Response::new(NodeGetCapabilitiesResponse {
-                capabilities: [T::StageUnstageVolume, T::GetVolumeStats]
+                capabilities: caps
                     .into_iter()
                     .map(|t| NodeServiceCapability {
                         r#type: Some(Type::Rpc(Rpc { r#type: t as i32 })),
@@ -770,9 +1108,41 @@ mod mini {
         ) -> Result<Response<NodeGetInfoResponse>, Status> {
             Ok(Response::new(NodeGetInfoResponse {
                 node_id: "mini-node".to_owned(),
-                max_volumes_per_node: 0,
-                accessible_topology: None,
+                max_volumes_per_node: if self.attach { MAX_VOLUMES } else { 0 },
+                accessible_topology: self.v113.then(topology),
             }))
+        }
+
+        async fn node_get_volume_health(
+            &self,
+            r: Request<NodeGetVolumeHealthRequest>,
+        ) -> Result<Response<NodeGetVolumeHealthResponse>, Status> {
+            if !self.v113 {
+                return Err(Status::unimplemented("NodeGetVolumeHealth"));
+            }
+            let r = r.into_inner();
+            if r.volume_id.is_empty() {
+                return Err(self.missing("volume_id"));
+            }
+            if !self.st().volumes.contains_key(&r.volume_id) {
+                return Err(Status::not_found("no such volume"));
+            }
+            Ok(Response::new(NodeGetVolumeHealthResponse {
+                volume_health: Some(VolumeHealth {
+                    volume_id: r.volume_id,
+                    health_statuses: Vec::new(),
+                }),
+            }))
+        }
+
+        async fn node_get_storage_health(
+            &self,
+            _r: Request<NodeGetStorageHealthRequest>,
+        ) -> Result<Response<NodeGetStorageHealthResponse>, Status> {
+            if !self.v113 {
+                return Err(Status::unimplemented("NodeGetStorageHealth"));
+            }
+            Ok(Response::new(NodeGetStorageHealthResponse::default()))
         }
     }
 }
@@ -866,6 +1236,11 @@ mod ours {
         if standing {
             clusters[0]["controllerCredentials"] = json!({"userID": "admin", "keyFile": keyring});
         }
+        if attach {
+            // The node registry: ControllerPublish to a node that never answered
+            // NodeGetInfo is NotFound.
+            clusters[0]["nodeCredentials"] = json!({"userID": "admin", "keyFile": keyring});
+        }
         let clusters = clusters.to_string();
         let state_dir: PathBuf = dir.join("state");
         let socket = socket.to_path_buf();
@@ -918,8 +1293,12 @@ async fn serve_mini(dir: &Path, v: Violation) -> (Restartable, String) {
 
 /// As [`serve_mini`], with a handle on the driver's state.
 async fn serve_mini_handle(dir: &Path, v: Violation) -> (Restartable, String, Mini) {
+    serve_this_mini(dir, Mini::new(v)).await
+}
+
+/// Serves `mini` restartably in `dir`.
+async fn serve_this_mini(dir: &Path, mini: Mini) -> (Restartable, String, Mini) {
     let socket = dir.join("mini.sock");
-    let mini = Mini::new(v);
     let r = Restartable::start(dir, mini.starter(&socket)).await;
     restart::wait_for(&socket).await;
     (r, format!("unix://{}", socket.display()), mini)
@@ -983,6 +1362,154 @@ async fn mini_driver_passes() {
         Status::Skip(r) if r.contains("--access-type block")
     ));
     assert_eq!(report.get(MOUNT_CHECK).unwrap().status, Status::Pass);
+    // The v1.13 specs skip as csi-sanity skips them for a driver without the
+    // capabilities.
+    for (name, why) in [
+        (
+            "ControllerGetVolumeHealth › should return health for a valid volume",
+            "ControllerGetVolumeHealth not supported",
+        ),
+        (
+            "ControllerListVolumeHealth › should return appropriate response",
+            "ControllerListVolumeHealth not supported",
+        ),
+        (
+            "NodeGetVolumeHealth › should fail when no volume id is provided",
+            "NodeGetVolumeHealth not supported",
+        ),
+        (
+            "NodeGetStorageHealth › should return appropriate response",
+            "NodeGetStorageHealth not supported",
+        ),
+    ] {
+        assert_eq!(
+            report.get(name).unwrap().status,
+            Status::Skip(why.to_owned()),
+            "{name}"
+        );
+    }
+    // No retries by default, as csi-sanity.
+    assert!(report.results.iter().all(|r| r.retries == 0));
+    assert_clean(dir.path());
+}
+
+/// The checks of csi-sanity v5.6.0's specs that came with CSI v1.13.
+const V1_13_CHECKS: &[&str] = &[
+    "ControllerGetVolumeHealth › should fail when no volume id is provided",
+    "ControllerGetVolumeHealth › should return health for a valid volume",
+    "ControllerListVolumeHealth › should return appropriate response",
+    "NodeGetVolumeHealth › should fail when no volume id is provided",
+    "NodeGetVolumeHealth › should return health for a valid volume",
+    "NodeGetStorageHealth › should return appropriate response",
+    "CreateSnapshot › should succeed when creating a snapshot with accessibility requirements",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mini_driver_with_attach_and_v1_13_passes() {
+    // ControllerPublish (whose publish context NodeStage requires), an attach limit,
+    // snapshots with topology and the health RPCs: every check that runs passes.
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = Mini::new(Violation::None);
+    m.attach = true;
+    m.v113 = true;
+    let (server, ep, mini) = serve_this_mini(dir.path(), m).await;
+    let mut a = args(&ep, dir.path(), Some(server.cmd.clone()));
+    a.test_node_volume_attach_limit = true;
+    let report = conformance(a).await.unwrap();
+    server.stop().await;
+    assert_eq!(report.failed(), 0, "{}", summary(&report));
+    for name in V1_13_CHECKS.iter().chain(&[
+        "ControllerPublishVolume › should fail when publishing more volumes than the node max attach limit",
+        "ControllerPublishVolume › should fail when the node does not exist",
+        "volume lifecycle › should be idempotent",
+        "should be idempotent",
+        // Stages with the publish context: it ControllerPublishes first.
+        "NodeStageVolume › concurrent calls for one volume succeed or are Aborted",
+        "NodePublishVolume › fails with FailedPrecondition before NodeStageVolume",
+        "CreateVolume › should create volume from an existing source snapshot",
+        "GetSnapshot › should return snapshot that match the specified snapshot id",
+        "GetSnapshot › a missing snapshot_id is InvalidArgument, an unknown one NotFound",
+        "ListSnapshots › should return next token when a limited number of entries are requested",
+        "ControllerListVolumeHealth › every entry names a volume, and pages end",
+    ]) {
+        assert_eq!(
+            report.get(name).unwrap().status,
+            Status::Pass,
+            "{name}\n{}",
+            summary(&report)
+        );
+    }
+    assert_eq!(
+        (
+            mini.volume_count(),
+            mini.snapshot_count(),
+            mini.attached_count()
+        ),
+        (0, 0, 0)
+    );
+    assert_clean(dir.path());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_snapshot_errors_count_as_csi_sanity_counts_them() {
+    // Internal for a missing or unknown snapshot ID: csi-sanity asks for an error,
+    // any error; the bench's own check asks for the CSI spec's codes.
+    let dir = tempfile::tempdir().unwrap();
+    let (server, ep, _) = serve_mini_handle(dir.path(), Violation::GetSnapshotInternal).await;
+    let mut a = args(&ep, dir.path(), None);
+    a.filter = Some("^Snapshot › GetSnapshot".to_owned());
+    let report = conformance(a).await.unwrap();
+    server.stop().await;
+    for name in [
+        "GetSnapshot › should return an error",
+        "GetSnapshot › should return snapshot that match the specified snapshot id",
+        "GetSnapshot › should return an error when the specified snapshot id does not exist",
+    ] {
+        assert_eq!(report.get(name).unwrap().status, Status::Pass, "{name}");
+    }
+    assert_eq!(report.failed(), 1, "{}", summary(&report));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aborted_answers_are_retried_only_when_asked_and_then_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, ep, mini) = serve_mini_handle(dir.path(), Violation::AbortsFirst).await;
+    let name = "CreateVolume › should return appropriate values SingleNodeWriter NoCapacity";
+    let mut a = args(&ep, dir.path(), None);
+    a.filter = Some("SingleNodeWriter NoCapacity".to_owned());
+    // The default: as csi-sanity, an Aborted answer fails the check.
+    let strict = conformance(a.clone()).await.unwrap();
+    let r = strict.get(name).unwrap();
+    assert!(
+        matches!(&r.status, Status::Fail(m) if m.contains("Aborted")),
+        "{r:?}"
+    );
+    assert_eq!(r.retries, 0);
+    // Asked to retry, it passes, and says how.
+    a.aborted_retry = 5;
+    let junit = dir.path().join("junit.xml");
+    a.junit = Some(junit.clone());
+    let retried = conformance(a).await.unwrap();
+    server.stop().await;
+    let r = retried.get(name).unwrap();
+    assert_eq!((&r.status, r.retries), (&Status::Pass, 1), "{r:?}");
+    assert_eq!(retried.passed_after_retries(), 1);
+    let table = retried.table();
+    assert!(
+        table.contains("(passed after 1 retry of calls answered Aborted"),
+        "{table}"
+    );
+    assert!(
+        table.contains("1 pass (1 of them after retries)"),
+        "{table}"
+    );
+    assert!(
+        retried
+            .junit()
+            .contains("<system-out>passed after 1 retry of calls answered Aborted")
+    );
+    // What the Aborted calls may have made was removed.
+    assert_eq!(mini.volume_count(), 0);
     assert_clean(dir.path());
 }
 
@@ -1057,6 +1584,31 @@ const CASES: &[(Violation, &str, &str)] = &[
         "NodePublishVolume › the driver creates target_path in the CO's directory, and removes it on NodeUnpublish",
         "did not create target_path",
     ),
+    (
+        Violation::HealthOtherVolume,
+        "ControllerGetVolumeHealth › should return health for a valid volume",
+        "returned the health of volume \"vol-other\"",
+    ),
+    (
+        Violation::SnapshotTopologyElsewhere,
+        "CreateSnapshot › should succeed when creating a snapshot with accessibility requirements",
+        "reports accessible topology",
+    ),
+    (
+        Violation::GetSnapshotUnknownOk,
+        "GetSnapshot › should return an error when the specified snapshot id does not exist",
+        "expected an error, got OK",
+    ),
+    (
+        Violation::GetSnapshotInternal,
+        "GetSnapshot › a missing snapshot_id is InvalidArgument, an unknown one NotFound",
+        "expected InvalidArgument, got Internal",
+    ),
+    (
+        Violation::AbortsFirst,
+        "CreateVolume › should return appropriate values SingleNodeWriter NoCapacity",
+        "CreateVolume failed: Aborted",
+    ),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1070,6 +1622,7 @@ async fn every_violation_is_detected() {
         server.stop().await;
         // Cleaned up even though checks failed.
         assert_eq!(mini.volume_count(), 0, "{v:?}: volumes left behind");
+        assert_eq!(mini.snapshot_count(), 0, "{v:?}: snapshots left behind");
         let r = report
             .get(check)
             .unwrap_or_else(|| panic!("no check named {check:?}"));
@@ -1190,9 +1743,6 @@ fn write_inputs(dir: &Path, key: &str) -> (PathBuf, PathBuf) {
 /// csi-sanity rules our driver breaks today (found by this bench; reported, not
 /// weakened). Any other failure fails the test.
 const KNOWN_DRIVER_FINDINGS: &[&str] = &[
-    // With --attach-required, ControllerPublish to an unknown node succeeds; csi-sanity
-    // expects NotFound.
-    "ControllerPublishVolume › should fail when the node does not exist",
     // With --attach-required and --max-volumes-per-node 3, a fourth ControllerPublish
     // to the node succeeds (Kubernetes enforces the limit itself, through CSINode).
     "ControllerPublishVolume › should fail when publishing more volumes than the node max attach limit",
@@ -1253,6 +1803,14 @@ async fn our_driver_run(standing: bool, attach: bool) {
         .collect();
     assert!(unclean.is_empty(), "cleanup failed: {unclean:?}");
     assert!(report.passed() > 80, "{}", summary(&report));
+    // The driver advertises none of the v1.13 capabilities.
+    for name in V1_13_CHECKS {
+        assert!(
+            matches!(report.get(name).unwrap().status, Status::Skip(_)),
+            "{name}: {:?}",
+            report.get(name)
+        );
+    }
     assert_clean(dir.path());
     // Every subvolume the bench created was deleted.
     let r = cluster
@@ -1278,14 +1836,19 @@ async fn our_driver_run(standing: bool, attach: bool) {
             Status::Pass
         );
     }
+    for name in [
+        "CreateVolume › should create volume from an existing source snapshot",
+        "CreateVolume › should create volume from an existing source volume",
+    ] {
+        assert_eq!(report.get(name).unwrap().status, Status::Pass, "{name}");
+    }
     if attach {
-        assert_eq!(
-            report
-                .get("volume lifecycle › should be idempotent")
-                .unwrap()
-                .status,
-            Status::Pass
-        );
+        for name in [
+            "volume lifecycle › should be idempotent",
+            "ControllerPublishVolume › should fail when the node does not exist",
+        ] {
+            assert_eq!(report.get(name).unwrap().status, Status::Pass, "{name}");
+        }
     }
 }
 
@@ -1399,7 +1962,85 @@ async fn clones_are_ready_on_the_first_call_as_csi_sanity_needs() {
     server.stop().await;
     assert_eq!(strict.results.len(), 2);
     assert_eq!(strict.passed(), 2, "{}", summary(&strict));
+    assert_eq!(strict.passed_after_retries(), 0, "{}", summary(&strict));
+    for r in &strict.results {
+        assert!(r.cleanup.is_empty(), "{r:?}");
+    }
     assert_clean(dir.path());
+}
+
+/// A csi-sanity JUnit report of the three Identity specs, Probe's with `probe`.
+fn identity_junit(probe: &str, extra: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<testsuites tests="3"><testsuite name="CSI Driver Test Suite" tests="3">
+<testcase name="[It] Identity Service GetPluginCapabilities should return appropriate capabilities" classname="CSI Driver Test Suite" status="passed" time="0.001"></testcase>
+<testcase name="[It] Identity Service Probe should return appropriate information" classname="CSI Driver Test Suite" {probe}
+<testcase name="[It] Identity Service GetPluginInfo should return appropriate information" classname="CSI Driver Test Suite" status="passed" time="0.001"></testcase>
+{extra}
+</testsuite></testsuites>
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_compares_with_a_csi_sanity_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, ep) = serve_mini(dir.path(), Violation::None).await;
+    let report = dir.path().join("sanity.xml");
+    let run = |report: &Path| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args(["conformance", "--endpoint", &ep, "--filter", "^Identity "])
+            .arg("--compare-junit")
+            .arg(report)
+            .output()
+    };
+    let passed = r#"status="passed" time="0.001"></testcase>"#;
+    std::fs::write(&report, identity_junit(passed, "")).unwrap();
+    let out = run(&report).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("compared 3 csi-sanity specs: 3 agree, 0 explained, 0 disagree, 0 missing"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "  agree      PASS     PASS        Identity Service Probe should return appropriate information"
+        ),
+        "{text}"
+    );
+
+    // csi-sanity failed Probe: a disagreement, and the exit status says so.
+    let failed = r#"status="failed" time="0.001"><failure message="Unexpected error:&#xA;rpc error" type="failed">x</failure></testcase>"#;
+    std::fs::write(&report, identity_junit(failed, "")).unwrap();
+    let out = run(&report).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("Disagreements (1):"), "{text}");
+    assert!(text.contains("csi-sanity: Unexpected error:"), "{text}");
+
+    // A csi-sanity spec whose check was filtered out of the run is missing.
+    let node = r#"<testcase name="[It] Node Service should work" status="passed"></testcase>"#;
+    std::fs::write(&report, identity_junit(passed, node)).unwrap();
+    let out = run(&report).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("1 missing"), "{text}");
+    assert!(text.contains("was filtered out of this run"), "{text}");
+
+    // Not a JUnit report: refused before the run.
+    std::fs::write(&report, "<html></html>").unwrap();
+    let out = run(&report).await.unwrap();
+    server.stop().await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a JUnit report"), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1422,7 +2063,7 @@ async fn the_binary_runs_both_subcommands() {
         .unwrap();
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{table}");
-    assert!(table.contains("Identity — 4 checks"), "{table}");
+    assert!(table.contains("Identity — 5 checks"), "{table}");
     assert!(
         std::fs::read_to_string(&junit)
             .unwrap()

@@ -455,6 +455,7 @@ impl ManilaController {
             creation_time: s.created_at.as_deref().and_then(crate::timefmt::parse_utc),
             ready_to_use: s.status == "available",
             group_snapshot_id: String::new(),
+            accessible_topology: Vec::new(),
         }
     }
 

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -113,7 +114,10 @@ fn codes(want: &[Code]) -> String {
 /// Everything the bench was told, and what it found out once at the start.
 #[derive(Debug)]
 pub struct Shared {
+    /// Identity on `--endpoint` (the node plugin's).
     pub identity: IdentityClient<Channel>,
+    /// Identity on `--controller-endpoint`, when that is another endpoint.
+    pub identity_ctrl: Option<IdentityClient<Channel>>,
     pub controller: ControllerClient<Channel>,
     pub group: GroupControllerClient<Channel>,
     pub node: NodeClient<Channel>,
@@ -129,6 +133,8 @@ pub struct Shared {
     pub restart_timeout: Duration,
     /// How long sequential calls answered Aborted are retried (zero: never, as csi-sanity).
     pub aborted_retry: Duration,
+    /// How long the bench's own undo retries calls answered Aborted.
+    pub cleanup_retry: Duration,
     pub attach_limit: bool,
     /// The access type of every capability sent.
     pub access_type: AccessType,
@@ -140,7 +146,11 @@ pub struct Shared {
 /// The capabilities the driver advertised (or the error it answered with).
 #[derive(Debug, Clone)]
 pub struct Caps {
+    /// The plugin service capabilities on `--endpoint`.
     pub plugin: Result<HashSet<i32>, String>,
+    /// The same on the controller's endpoint (csi-sanity's snapshot topology gate
+    /// asks there).
+    pub plugin_ctrl: Result<HashSet<i32>, String>,
     pub controller: Result<HashSet<i32>, String>,
     pub node: Result<HashSet<i32>, String>,
     pub group: Result<HashSet<i32>, String>,
@@ -154,61 +164,79 @@ impl Caps {
         use group_controller_service_capability::Type as Gt;
         use node_service_capability::Type as Nt;
         use plugin_capability::Type as Pt;
-        let plugin = s
-            .identity
-            .clone()
-            .get_plugin_capabilities(GetPluginCapabilitiesRequest {})
-            .await
-            .map(|r| {
-                r.into_inner()
-                    .capabilities
-                    .into_iter()
-                    .filter_map(|c| match c.r#type {
-                        Some(Pt::Service(s)) => Some(s.r#type),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .map_err(|e| describe(&e));
+        async fn services(mut c: IdentityClient<Channel>) -> Result<HashSet<i32>, String> {
+            c.get_plugin_capabilities(GetPluginCapabilitiesRequest {})
+                .await
+                .map(|r| {
+                    r.into_inner()
+                        .capabilities
+                        .into_iter()
+                        .filter_map(|c| match c.r#type {
+                            Some(Pt::Service(s)) => Some(s.r#type),
+                            _ => None,
+                        })
+                        .collect()
+                })
+                .map_err(|e| describe(&e))
+        }
+        let plugin = services(s.identity.clone()).await;
+        let plugin_ctrl = match &s.identity_ctrl {
+            Some(c) => services(c.clone()).await,
+            None => plugin.clone(),
+        };
+        // As csi-sanity's gates: a capability without a type is an error (they
+        // expect every one to be an RPC capability).
+        fn typed(types: Vec<Option<i32>>) -> Result<HashSet<i32>, String> {
+            types
+                .into_iter()
+                .map(|t| t.ok_or_else(|| "a capability has no type".to_owned()))
+                .collect()
+        }
         let controller = s
             .controller
             .clone()
             .controller_get_capabilities(ControllerGetCapabilitiesRequest {})
             .await
-            .map(|r| {
-                r.into_inner()
-                    .capabilities
-                    .into_iter()
-                    .filter_map(|c| c.r#type.map(|Ct::Rpc(r)| r.r#type))
-                    .collect()
-            })
-            .map_err(|e| describe(&e));
+            .map_err(|e| describe(&e))
+            .and_then(|r| {
+                typed(
+                    r.into_inner()
+                        .capabilities
+                        .into_iter()
+                        .map(|c| c.r#type.map(|Ct::Rpc(r)| r.r#type))
+                        .collect(),
+                )
+            });
         let node = s
             .node
             .clone()
             .node_get_capabilities(NodeGetCapabilitiesRequest {})
             .await
-            .map(|r| {
-                r.into_inner()
-                    .capabilities
-                    .into_iter()
-                    .filter_map(|c| c.r#type.map(|Nt::Rpc(r)| r.r#type))
-                    .collect()
-            })
-            .map_err(|e| describe(&e));
+            .map_err(|e| describe(&e))
+            .and_then(|r| {
+                typed(
+                    r.into_inner()
+                        .capabilities
+                        .into_iter()
+                        .map(|c| c.r#type.map(|Nt::Rpc(r)| r.r#type))
+                        .collect(),
+                )
+            });
         let group = s
             .group
             .clone()
             .group_controller_get_capabilities(GroupControllerGetCapabilitiesRequest {})
             .await
-            .map(|r| {
-                r.into_inner()
-                    .capabilities
-                    .into_iter()
-                    .filter_map(|c| c.r#type.map(|Gt::Rpc(r)| r.r#type))
-                    .collect()
-            })
-            .map_err(|e| describe(&e));
+            .map_err(|e| describe(&e))
+            .and_then(|r| {
+                typed(
+                    r.into_inner()
+                        .capabilities
+                        .into_iter()
+                        .map(|c| c.r#type.map(|Gt::Rpc(r)| r.r#type))
+                        .collect(),
+                )
+            });
         let node_info = s
             .node
             .clone()
@@ -218,6 +246,7 @@ impl Caps {
             .map_err(|e| describe(&e));
         Self {
             plugin,
+            plugin_ctrl,
             controller,
             node,
             group,
@@ -251,6 +280,65 @@ pub enum Resource {
     PendingSnapshot(Box<CreateSnapshotRequest>),
 }
 
+/// What csi-sanity's cleanup list (`Resources`) holds: an entry per successful
+/// CreateVolume, per successful ControllerPublishVolume naming a volume and a node,
+/// and per successful CreateSnapshot; a successful delete removes the first entry
+/// with the ID. The bench keeps the same list for the checks that stand for
+/// csi-sanity's specs, so that their cleanup makes the calls csi-sanity's does.
+#[derive(Debug, Clone, PartialEq)]
+enum Registered {
+    Volume { id: String, node: Option<String> },
+    Snapshot(String),
+}
+
+impl Registered {
+    fn id(&self) -> &str {
+        match self {
+            Registered::Volume { id, .. } | Registered::Snapshot(id) => id,
+        }
+    }
+}
+
+/// How a check's leftovers are undone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CleanupStyle {
+    /// As csi-sanity's `Resources.Cleanup`, for a check that stands for one of its
+    /// specs: newest entry first, each volume NodeUnpublished at the target path
+    /// and NodeUnstaged at the staging path (`node`: csi-sanity's ExpandVolume and
+    /// ModifyVolume specs have no node client and skip both; NotFound is fine),
+    /// ControllerUnpublished from the node it was published to, then deleted;
+    /// each snapshot deleted. Any other error fails the check, as csi-sanity's
+    /// `resource cleanup failed`. The bench's own undo then removes whatever is
+    /// still left (a publish at another path, a create that answered late).
+    Sanity { node: bool },
+    /// The bench's own: what the check made, undone newest first.
+    Bench,
+}
+
+/// What a cleanup found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CleanupOutcome {
+    /// Errors of csi-sanity's cleanup calls ([`CleanupStyle::Sanity`]): they fail
+    /// the check, as they fail csi-sanity's spec.
+    pub failed: Vec<String>,
+    /// What could not be undone.
+    pub leftovers: Vec<String>,
+}
+
+/// csi-sanity's made-up volume ID that drivers consider valid in form
+/// (`IDGenerator.GenerateUniqueValidVolumeID`): `fake-vol-id-` and 10 characters.
+pub fn fake_volume_id() -> String {
+    format!("fake-vol-id-{}", &uuid::Uuid::new_v4().to_string()[..10])
+}
+
+/// csi-sanity's made-up node ID (`GenerateUniqueValidNodeID`).
+pub fn fake_node_id() -> String {
+    format!("fake-node-id-{}", &uuid::Uuid::new_v4().to_string()[..10])
+}
+
+/// csi-sanity's volume ID a driver may consider invalid (`GenerateInvalidVolumeID`).
+pub const INVALID_VOLUME_ID: &str = "fake-vol-id";
+
 /// Whether a failed create may still have created something.
 fn maybe_pending(s: &Status) -> bool {
     matches!(
@@ -273,6 +361,10 @@ struct Scratch {
     /// The staging target path itself (created by the bench, like a CO would).
     staging: PathBuf,
     created: Mutex<Vec<Resource>>,
+    /// csi-sanity's cleanup list for the same objects.
+    registered: Mutex<Vec<Registered>>,
+    /// Calls repeated after an Aborted answer.
+    retries: AtomicU32,
 }
 
 /// A name no other run uses: `prefix-<uuid>`.
@@ -289,6 +381,8 @@ impl Ctx {
                 mount_parent,
                 staging,
                 created: Mutex::new(Vec::new()),
+                registered: Mutex::new(Vec::new()),
+                retries: AtomicU32::new(0),
             }),
         }
     }
@@ -301,6 +395,15 @@ impl Ctx {
     }
     pub fn ident(&self) -> IdentityClient<Channel> {
         self.s.identity.clone()
+    }
+    /// Every distinct Identity endpoint, named as csi-sanity names them: the node
+    /// plugin's, and the controller's when `--controller-endpoint` is another one.
+    pub fn identities(&self) -> Vec<(&'static str, IdentityClient<Channel>)> {
+        let mut v = vec![("Node Service", self.s.identity.clone())];
+        if let Some(c) = &self.s.identity_ctrl {
+            v.push(("Controller Service", c.clone()));
+        }
+        v
     }
     pub fn group(&self) -> GroupControllerClient<Channel> {
         self.s.group.clone()
@@ -396,6 +499,33 @@ impl Ctx {
     pub fn has_plugin(&self, t: plugin_capability::service::Type) -> Result<bool, Verdict> {
         Ok(Self::set(&self.s.caps.plugin, "GetPluginCapabilities")?.contains(&(t as i32)))
     }
+    /// As [`Self::has_plugin`], asking the controller's Identity.
+    pub fn has_plugin_ctrl(&self, t: plugin_capability::service::Type) -> Result<bool, Verdict> {
+        Ok(Self::set(
+            &self.s.caps.plugin_ctrl,
+            "GetPluginCapabilities (controller)",
+        )?
+        .contains(&(t as i32)))
+    }
+    /// csi-sanity's `BeforeEach` of every Node spec: GetPluginCapabilities, then
+    /// ControllerGetCapabilities when the plugin has a controller, then
+    /// NodeGetCapabilities must each succeed.
+    pub fn node_service_gate(&self) -> Outcome {
+        if self.has_plugin(plugin_capability::service::Type::ControllerService)? {
+            self.has_ctrl(controller_service_capability::rpc::Type::Unknown)?;
+        }
+        self.has_node(node_service_capability::rpc::Type::Unknown)?;
+        Ok(())
+    }
+    /// csi-sanity's `controllerPublishSupported` of its node specs: the plugin has a
+    /// controller and it advertises PUBLISH_UNPUBLISH_VOLUME.
+    pub fn controller_publish_supported(&self) -> Result<bool, Verdict> {
+        Ok(
+            self.has_plugin(plugin_capability::service::Type::ControllerService)?
+                && self
+                    .has_ctrl(controller_service_capability::rpc::Type::PublishUnpublishVolume)?,
+        )
+    }
     /// The group controller gate: the plugin capability, then the group capability.
     pub fn need_group(&self) -> Outcome {
         if !self.has_plugin(plugin_capability::service::Type::GroupControllerService)? {
@@ -430,14 +560,53 @@ impl Ctx {
 
     // Bookkeeping for the cleanup.
 
+    /// Records `r` for the cleanup (and in csi-sanity's list, as its wrappers do).
     pub fn track(&self, r: Resource) {
+        let reg = match &r {
+            Resource::Volume(id) => Some(Registered::Volume {
+                id: id.clone(),
+                node: None,
+            }),
+            Resource::ControllerPublish { volume, node }
+                if !volume.is_empty() && !node.is_empty() =>
+            {
+                Some(Registered::Volume {
+                    id: volume.clone(),
+                    node: Some(node.clone()),
+                })
+            }
+            Resource::Snapshot(id) => Some(Registered::Snapshot(id.clone())),
+            _ => None,
+        };
+        if let Some(reg) = reg {
+            self.registered().push(reg);
+        }
         self.created().push(r);
     }
+    /// `r` was undone by the check. A deleted volume or snapshot also leaves
+    /// csi-sanity's list (its first entry with the ID, as csi-sanity removes it);
+    /// an unpublish does not (csi-sanity's cleanup repeats it).
     pub fn forget(&self, r: &Resource) {
+        if let Resource::Volume(id) | Resource::Snapshot(id) = r {
+            let mut reg = self.registered();
+            if let Some(i) = reg.iter().position(|x| x.id() == id) {
+                reg.remove(i);
+            }
+        }
         let mut v = self.created();
         if let Some(i) = v.iter().rposition(|x| x == r) {
             v.remove(i);
         }
+    }
+    fn registered(&self) -> std::sync::MutexGuard<'_, Vec<Registered>> {
+        self.scratch
+            .registered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    /// How many calls were repeated after an Aborted answer so far.
+    pub fn retries(&self) -> u32 {
+        self.scratch.retries.load(Ordering::Relaxed)
     }
     fn created(&self) -> std::sync::MutexGuard<'_, Vec<Resource>> {
         // A panicking check leaves a consistent list (pushes and removes are atomic).
@@ -446,23 +615,55 @@ impl Ctx {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+    /// Whether the check made `r` (and has not undone it).
+    pub fn made(&self, r: &Resource) -> bool {
+        self.created().contains(r)
+    }
     pub fn take_created(&self) -> Vec<Resource> {
         std::mem::take(&mut *self.created())
     }
 
     /// Repeats `call` while it answers Aborted, with exponential backoff, for up to
     /// `--aborted-retry` (CSI spec: Aborted means an operation is pending; the CO
-    /// retries). Only for calls the bench makes one at a time.
-    pub async fn retrying<T, F, Fut>(&self, mut call: F) -> Result<tonic::Response<T>, Status>
+    /// retries), counting each repeat in [`Self::retries`]. Only for calls the bench
+    /// makes one at a time.
+    pub async fn retrying<T, F, Fut>(&self, call: F) -> Result<tonic::Response<T>, Status>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
-        let deadline = Instant::now() + self.s.aborted_retry;
+        self.repeat_aborted(self.s.aborted_retry, true, call).await
+    }
+
+    /// As [`Self::retrying`] for the bench's own undo, which decides no check: for up
+    /// to `--cleanup-retry`, and not counted, so that what a check left pending (a
+    /// clone still being made) is removed even when checks do not retry.
+    async fn undo_retrying<T, F, Fut>(&self, call: F) -> Result<tonic::Response<T>, Status>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        self.repeat_aborted(self.s.cleanup_retry, false, call).await
+    }
+
+    async fn repeat_aborted<T, F, Fut>(
+        &self,
+        window: Duration,
+        counted: bool,
+        mut call: F,
+    ) -> Result<tonic::Response<T>, Status>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let deadline = Instant::now() + window;
         let mut delay = Duration::from_millis(20);
         loop {
             match call().await {
                 Err(e) if e.code() == Code::Aborted && Instant::now() + delay < deadline => {
+                    if counted {
+                        self.scratch.retries.fetch_add(1, Ordering::Relaxed);
+                    }
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(2));
                 }
@@ -521,8 +722,43 @@ impl Ctx {
         }
     }
 
-    /// Creates a volume (tracked for the cleanup).
+    /// csi-sanity's `MakeCreateVolumeReq`: `name`, the configured size as
+    /// required_bytes (no limit), one SINGLE_NODE_WRITER capability, the parameters
+    /// and CreateVolumeSecret; no topology.
+    pub fn sanity_volume_req(&self, name: &str) -> CreateVolumeRequest {
+        CreateVolumeRequest {
+            name: name.to_owned(),
+            capacity_range: Some(CapacityRange {
+                required_bytes: self.s.volume_size,
+                limit_bytes: 0,
+            }),
+            volume_capabilities: vec![self.cap()],
+            parameters: self.s.params.clone(),
+            secrets: self.secrets("CreateVolumeSecret"),
+            ..Default::default()
+        }
+    }
+    /// csi-sanity's `MustCreateVolume` of `sanity_volume_req(unique(prefix))`.
+    pub async fn sanity_volume(&self, prefix: &str) -> Result<Volume, Verdict> {
+        self.create(self.sanity_volume_req(&unique(prefix))).await
+    }
+
+    /// Creates a volume (tracked for the cleanup); the answer must hold a volume
+    /// with an ID (csi-sanity's `MustCreateVolume`).
     pub async fn create(&self, req: CreateVolumeRequest) -> Result<Volume, Verdict> {
+        let v = self
+            .create_answer(req)
+            .await?
+            .ok_or_else(|| fail("CreateVolume returned no volume"))?;
+        ensure!(
+            !v.volume_id.is_empty(),
+            "CreateVolume returned an empty volume_id"
+        );
+        Ok(v)
+    }
+    /// CreateVolume that must succeed; returns the answer's volume, tracked when it
+    /// has an ID (csi-sanity's `CreateVolume` wrapper followed by "no error").
+    pub async fn create_answer(&self, req: CreateVolumeRequest) -> Result<Option<Volume>, Verdict> {
         let r = self
             .retrying(|| {
                 let mut c = self.ctrl();
@@ -535,15 +771,12 @@ impl Ctx {
         {
             self.track(Resource::PendingVolume(Box::new(req.clone())));
         }
-        let r = ok("CreateVolume", r)?;
-        let v = r
-            .volume
-            .ok_or_else(|| fail("CreateVolume returned no volume"))?;
-        ensure!(
-            !v.volume_id.is_empty(),
-            "CreateVolume returned an empty volume_id"
-        );
-        self.track(Resource::Volume(v.volume_id.clone()));
+        let v = ok("CreateVolume", r)?.volume;
+        if let Some(v) = &v
+            && !v.volume_id.is_empty()
+        {
+            self.track(Resource::Volume(v.volume_id.clone()));
+        }
         Ok(v)
     }
     /// Creates a volume with the defaults.
@@ -593,6 +826,7 @@ impl Ctx {
             name: name.to_owned(),
             secrets: self.secrets("CreateSnapshotSecret"),
             parameters: self.s.snapshot_params.clone(),
+            accessibility_requirements: None,
         }
     }
     pub async fn snapshot(&self, req: CreateSnapshotRequest) -> Result<Snapshot, Verdict> {
@@ -621,6 +855,20 @@ impl Ctx {
     }
     pub async fn create_snapshot(&self, source: &str) -> Result<Snapshot, Verdict> {
         self.snapshot(self.snapshot_req(&unique("conformance-snap"), source))
+            .await
+    }
+    /// csi-sanity's `MustCreateSnapshot`: the snapshot is made and tracked, then
+    /// must pass `verifySnapshotInfo`.
+    pub async fn must_snapshot(&self, req: CreateSnapshotRequest) -> Result<Snapshot, Verdict> {
+        let s = self.snapshot(req).await?;
+        verify_snapshot_info("CreateSnapshot", &s)?;
+        Ok(s)
+    }
+    /// csi-sanity's `MustCreateSnapshotFromVolumeRequest`: a new volume and a
+    /// snapshot of it.
+    pub async fn must_volume_and_snapshot(&self, prefix: &str) -> Result<Snapshot, Verdict> {
+        let v = self.sanity_volume(&format!("{prefix}-volume")).await?;
+        self.must_snapshot(self.snapshot_req(&unique(&format!("{prefix}-snapshot")), &v.volume_id))
             .await
     }
     pub fn delete_snapshot_req(&self, id: &str) -> DeleteSnapshotRequest {
@@ -710,29 +958,35 @@ impl Ctx {
         }
     }
 
+    /// ControllerPublish of `volume` to this node when PUBLISH_UNPUBLISH_VOLUME is
+    /// advertised (tracked); returns the publish context (empty otherwise).
+    pub async fn attach(&self, volume: &Volume) -> Result<HashMap<String, String>, Verdict> {
+        use controller_service_capability::rpc::Type as Ct;
+        if !self.has_ctrl(Ct::PublishUnpublishVolume)? {
+            return Ok(HashMap::new());
+        }
+        let node = self.node_id()?;
+        let r = ok(
+            "ControllerPublishVolume",
+            self.ctrl()
+                .controller_publish_volume(self.cpublish_req(volume, &node))
+                .await,
+        )?;
+        self.track(Resource::ControllerPublish {
+            volume: volume.volume_id.clone(),
+            node,
+        });
+        Ok(r.publish_context)
+    }
+
     /// ControllerPublish (when advertised) and NodeStage (when advertised) of
     /// `volume`; returns the publish context and whether it was staged.
     pub async fn attach_and_stage(
         &self,
         volume: &Volume,
     ) -> Result<(HashMap<String, String>, bool), Verdict> {
-        use controller_service_capability::rpc::Type as Ct;
         use node_service_capability::rpc::Type as Nt;
-        let mut pc = HashMap::new();
-        if self.has_ctrl(Ct::PublishUnpublishVolume)? {
-            let node = self.node_id()?;
-            let r = ok(
-                "ControllerPublishVolume",
-                self.ctrl()
-                    .controller_publish_volume(self.cpublish_req(volume, &node))
-                    .await,
-            )?;
-            self.track(Resource::ControllerPublish {
-                volume: volume.volume_id.clone(),
-                node,
-            });
-            pc = r.publish_context;
-        }
+        let pc = self.attach(volume).await?;
         let staged = self.has_node(Nt::StageUnstageVolume)?;
         if staged {
             ok(
@@ -746,6 +1000,50 @@ impl Ctx {
                 path: self.staging(),
             });
         }
+        Ok((pc, staged))
+    }
+
+    /// csi-sanity's node specs' start: NodeGetInfo (its node ID), ControllerPublish
+    /// when [`Self::controller_publish_supported`], NodeStage when STAGE_UNSTAGE_VOLUME,
+    /// then NodePublish at the target path, each with `cap` and the volume's context
+    /// and each required to succeed. Returns the publish context (`None` without
+    /// ControllerPublish) and whether the volume was staged.
+    pub async fn sanity_publish_chain(
+        &self,
+        v: &Volume,
+        cap: &VolumeCapability,
+    ) -> Result<(Option<HashMap<String, String>>, bool), Verdict> {
+        use node_service_capability::rpc::Type as Nt;
+        let node = self.node_id()?;
+        ensure!(!node.is_empty(), "NodeGetInfo returned an empty node_id");
+        let mut pc = None;
+        if self.controller_publish_supported()? {
+            let mut req = self.cpublish_req(v, &node);
+            req.volume_capability = Some(cap.clone());
+            let r = ok(
+                "ControllerPublishVolume",
+                self.ctrl().controller_publish_volume(req).await,
+            )?;
+            self.track(Resource::ControllerPublish {
+                volume: v.volume_id.clone(),
+                node,
+            });
+            pc = Some(r.publish_context);
+        }
+        let staged = self.has_node(Nt::StageUnstageVolume)?;
+        let context = pc.clone().unwrap_or_default();
+        if staged {
+            let mut req = self.stage_req(v, &context);
+            req.volume_capability = Some(cap.clone());
+            ok("NodeStageVolume", self.node().node_stage_volume(req).await)?;
+            self.track(Resource::Stage {
+                volume: v.volume_id.clone(),
+                path: self.staging(),
+            });
+        }
+        let mut req = self.publish_req(v, &context, staged);
+        req.volume_capability = Some(cap.clone());
+        self.publish(req).await?;
         Ok((pc, staged))
     }
 
@@ -771,17 +1069,160 @@ impl Ctx {
         Ok((v, staged))
     }
 
-    /// Undoes what the check left behind, newest first (retrying Aborted answers);
-    /// returns what could not be undone.
-    pub async fn cleanup(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        for r in self.take_created().into_iter().rev() {
-            let (what, result) = self.undo(r).await;
-            if let Err(e) = result {
-                problems.push(format!("{what}: {}", describe(&e)));
+    /// Undoes what the check left behind, in `style` (retrying Aborted answers as
+    /// `--aborted-retry` allows).
+    pub async fn cleanup(&self, style: CleanupStyle) -> CleanupOutcome {
+        let mut out = CleanupOutcome::default();
+        let (mut gone_volumes, mut gone_snapshots) = (HashSet::new(), HashSet::new());
+        let mut node_cleaned = false;
+        if let CleanupStyle::Sanity { node } = style {
+            node_cleaned = node;
+            let registered = std::mem::take(&mut *self.registered());
+            for r in registered.into_iter().rev() {
+                match r {
+                    Registered::Volume {
+                        id,
+                        node: published,
+                    } => {
+                        let ok = self
+                            .sanity_cleanup_volume(&id, published.as_deref(), node, &mut out.failed)
+                            .await;
+                        if ok {
+                            gone_volumes.insert(id);
+                        }
+                    }
+                    Registered::Snapshot(id) => {
+                        let req = self.delete_snapshot_req(&id);
+                        let r = self
+                            .retrying(|| {
+                                let (mut c, req) = (self.ctrl(), req.clone());
+                                async move { c.delete_snapshot(req).await }
+                            })
+                            .await;
+                        match r {
+                            Ok(_) => {
+                                gone_snapshots.insert(id);
+                            }
+                            Err(e) => out.failed.push(format!(
+                                "DeleteSnapshot for snapshot ID {id} failed: {}",
+                                describe(&e)
+                            )),
+                        }
+                    }
+                }
             }
         }
-        problems
+        let staging = self.staging();
+        let target = self.target();
+        for r in self.take_created().into_iter().rev() {
+            // What csi-sanity's cleanup undid already.
+            let done = match &r {
+                Resource::Volume(id) | Resource::ControllerPublish { volume: id, .. } => {
+                    gone_volumes.contains(id)
+                }
+                Resource::Snapshot(id) => gone_snapshots.contains(id),
+                Resource::Publish { volume, path } => {
+                    node_cleaned && *path == target && gone_volumes.contains(volume)
+                }
+                Resource::Stage { volume, path } => {
+                    node_cleaned && *path == staging && gone_volumes.contains(volume)
+                }
+                _ => false,
+            };
+            if done {
+                continue;
+            }
+            let (what, result) = self.undo(r).await;
+            match result {
+                // Gone already: nothing to undo.
+                Err(e) if e.code() == Code::NotFound => {}
+                Err(e) => out.leftovers.push(format!("{what}: {}", describe(&e))),
+                Ok(()) => {}
+            }
+        }
+        out
+    }
+
+    /// csi-sanity's `cleanupVolume`; appends its errors to `failed` and returns
+    /// whether the volume was deleted.
+    async fn sanity_cleanup_volume(
+        &self,
+        id: &str,
+        published: Option<&str>,
+        node: bool,
+        failed: &mut Vec<String>,
+    ) -> bool {
+        // csi-sanity ignores NotFound from the node calls ("isRelevantError").
+        let relevant = |r: Result<(), Status>| r.err().filter(|e| e.code() != Code::NotFound);
+        if node {
+            let req = NodeUnpublishVolumeRequest {
+                volume_id: id.to_owned(),
+                target_path: self.target(),
+            };
+            let r = self
+                .retrying(|| {
+                    let (mut c, req) = (self.node(), req.clone());
+                    async move { c.node_unpublish_volume(req).await }
+                })
+                .await;
+            if let Some(e) = relevant(r.map(drop)) {
+                failed.push(format!(
+                    "NodeUnpublishVolume for volume ID {id} failed: {}",
+                    describe(&e)
+                ));
+            }
+            match self.has_node(node_service_capability::rpc::Type::StageUnstageVolume) {
+                Ok(true) => {
+                    let req = self.unstage_req(id);
+                    let r = self
+                        .retrying(|| {
+                            let (mut c, req) = (self.node(), req.clone());
+                            async move { c.node_unstage_volume(req).await }
+                        })
+                        .await;
+                    if let Some(e) = relevant(r.map(drop)) {
+                        failed.push(format!(
+                            "NodeUnstageVolume for volume ID {id} failed: {}",
+                            describe(&e)
+                        ));
+                    }
+                }
+                Ok(false) => {}
+                Err(Verdict::Fail(m) | Verdict::Skip(m)) => failed.push(m),
+            }
+        }
+        if let Some(n) = published {
+            let req = self.cunpublish_req(id, n);
+            let r = self
+                .retrying(|| {
+                    let (mut c, req) = (self.ctrl(), req.clone());
+                    async move { c.controller_unpublish_volume(req).await }
+                })
+                .await;
+            if let Err(e) = r {
+                failed.push(format!(
+                    "ControllerUnpublishVolume for volume ID {id} failed: {}",
+                    describe(&e)
+                ));
+            }
+        }
+        let req = self.delete_req(id);
+        let r = self
+            .retrying(|| {
+                let (mut c, req) = (self.ctrl(), req.clone());
+                async move { c.delete_volume(req).await }
+            })
+            .await;
+        match r {
+            Ok(_) => true,
+            Err(e) => {
+                failed.push(format!(
+                    "DeleteVolume for volume ID {id} failed: {}",
+                    describe(&e)
+                ));
+                false
+            }
+        }
     }
 
     async fn undo(&self, r: Resource) -> (String, Result<(), Status>) {
@@ -794,7 +1235,7 @@ impl Ctx {
                     target_path: path.clone(),
                 };
                 let r = self
-                    .retrying(|| {
+                    .undo_retrying(|| {
                         let (mut c, req) = (node.clone(), req.clone());
                         async move { c.node_unpublish_volume(req).await }
                     })
@@ -807,7 +1248,7 @@ impl Ctx {
                     staging_target_path: path.clone(),
                 };
                 let r = self
-                    .retrying(|| {
+                    .undo_retrying(|| {
                         let (mut c, req) = (node.clone(), req.clone());
                         async move { c.node_unstage_volume(req).await }
                     })
@@ -817,7 +1258,7 @@ impl Ctx {
             Resource::ControllerPublish { volume, node: n } => {
                 let req = self.cunpublish_req(&volume, &n);
                 let r = self
-                    .retrying(|| {
+                    .undo_retrying(|| {
                         let (mut c, req) = (ctrl.clone(), req.clone());
                         async move { c.controller_unpublish_volume(req).await }
                     })
@@ -827,7 +1268,7 @@ impl Ctx {
             Resource::Snapshot(id) => {
                 let req = self.delete_snapshot_req(&id);
                 let r = self
-                    .retrying(|| {
+                    .undo_retrying(|| {
                         let (mut c, req) = (ctrl.clone(), req.clone());
                         async move { c.delete_snapshot(req).await }
                     })
@@ -842,7 +1283,7 @@ impl Ctx {
                 };
                 let group = self.group();
                 let r = self
-                    .retrying(|| {
+                    .undo_retrying(|| {
                         let (mut c, req) = (group.clone(), req.clone());
                         async move { c.delete_volume_group_snapshot(req).await }
                     })
@@ -852,7 +1293,7 @@ impl Ctx {
             Resource::Volume(id) => {
                 let req = self.delete_req(&id);
                 let r = self
-                    .retrying(|| {
+                    .undo_retrying(|| {
                         let (mut c, req) = (ctrl.clone(), req.clone());
                         async move { c.delete_volume(req).await }
                     })
@@ -862,7 +1303,7 @@ impl Ctx {
             Resource::PendingVolume(req) => {
                 let what = format!("CreateVolume {} (pending, to delete it)", req.name);
                 let r = self
-                    .retrying(|| {
+                    .undo_retrying(|| {
                         let (mut c, req) = (ctrl.clone(), (*req).clone());
                         async move { c.create_volume(req).await }
                     })
@@ -880,7 +1321,7 @@ impl Ctx {
             Resource::PendingSnapshot(req) => {
                 let what = format!("CreateSnapshot {} (pending, to delete it)", req.name);
                 let r = self
-                    .retrying(|| {
+                    .undo_retrying(|| {
                         let (mut c, req) = (ctrl.clone(), (*req).clone());
                         async move { c.create_snapshot(req).await }
                     })
@@ -896,6 +1337,22 @@ impl Ctx {
             }
         }
     }
+}
+
+/// csi-sanity's `verifySnapshotInfo`: an ID, a source volume ID and a creation time.
+pub fn verify_snapshot_info(rpc: &str, s: &Snapshot) -> Outcome {
+    ensure!(!s.snapshot_id.is_empty(), "{rpc}: snapshot_id is empty");
+    ensure!(
+        !s.source_volume_id.is_empty(),
+        "{rpc}: snapshot {} has an empty source_volume_id",
+        s.snapshot_id
+    );
+    ensure!(
+        s.creation_time.is_some(),
+        "{rpc}: snapshot {} has no creation_time",
+        s.snapshot_id
+    );
+    Ok(())
 }
 
 /// Removes what is left in a scratch directory the bench made, never recursively

@@ -1,15 +1,19 @@
-//! The CSI conformance bench: every rule csi-sanity checks, grouped as csi-sanity
-//! groups them, plus rules it does not check (concurrency, idempotency of every
-//! call, restarts, path handling, every missing field, pagination, capacity and
-//! volume condition). It talks to any CSI endpoint; nothing in it knows our driver.
+//! The CSI conformance bench: every spec of csi-sanity v5.6.0, asserting what it
+//! asserts, grouped as csi-sanity groups them, plus rules it does not check
+//! (concurrency, idempotency of every call, restarts, path handling, every missing
+//! field, pagination, capacity, error codes and volume condition). It talks to any
+//! CSI endpoint; nothing in it knows our driver.
 //!
 //! Start reading at [`run_conformance`]; the checks are in [`checks`], one file
 //! per group, each check an `async fn(Ctx) -> Outcome` gated on capabilities the
-//! way csi-sanity gates its specs. Each check runs with fresh scratch directories
-//! and its own list of created objects, which the runner undoes afterwards
-//! whatever the outcome.
+//! way csi-sanity gates its specs, and each of csi-sanity's carrying that spec's
+//! name. Each check runs with fresh scratch directories and its own list of
+//! created objects, which the runner undoes afterwards whatever the outcome (the
+//! way csi-sanity's cleanup does for its specs). [`compare`] lines a run up with
+//! csi-sanity's JUnit report.
 
 pub mod checks;
+pub mod compare;
 pub mod context;
 pub mod endpoint;
 pub mod input;
@@ -114,10 +118,18 @@ pub struct ConformanceArgs {
     #[arg(long)]
     pub restart_cmd: Option<String>,
     /// How long a call the bench makes on its own is retried while it answers Aborted
-    /// (an operation is pending; a CO retries), in seconds. 0: fail on the first
-    /// Aborted, as csi-sanity does.
-    #[arg(long, default_value_t = 60)]
+    /// (an operation is pending; a CO retries), in seconds. The default, 0, fails on
+    /// the first Aborted, as csi-sanity does; a check that passes only thanks to
+    /// retries says so ("passed after N retries") in the table and the JUnit report.
+    #[arg(long, default_value_t = 0)]
     pub aborted_retry: u64,
+    /// How long the cleanup after a check repeats a call that answers Aborted, in
+    /// seconds, so that what a check left pending (a clone still being made) is
+    /// removed all the same. These retries decide nothing and are not counted; the
+    /// calls of csi-sanity's own cleanup, which do decide its specs, follow
+    /// --aborted-retry.
+    #[arg(long, default_value_t = 60)]
+    pub cleanup_retry: u64,
     /// How long to wait for Probe to answer after --restart-cmd, in seconds.
     #[arg(long, default_value_t = 60)]
     pub restart_timeout: u64,
@@ -142,6 +154,12 @@ pub struct ConformanceArgs {
     /// Deadline of every check, seconds.
     #[arg(long, default_value_t = 300)]
     pub check_timeout: u64,
+    /// csi-sanity's JUnit report (`--ginkgo.junit-report`) of a run against the same
+    /// driver configuration: after the run, print every csi-sanity spec with both
+    /// outcomes and the disagreements; the exit status is then the comparison's
+    /// (non-zero on any disagreement or csi-sanity spec without a bench result).
+    #[arg(long, value_name = "FILE")]
+    pub compare_junit: Option<PathBuf>,
     /// List the checks and exit.
     #[arg(long)]
     pub list: bool,
@@ -171,7 +189,8 @@ impl ConformanceArgs {
             skip: None,
             restart_cmd: None,
             restart_timeout: 60,
-            aborted_retry: 60,
+            aborted_retry: 0,
+            cleanup_retry: 60,
             volume_size: DEFAULT_VOLUME_SIZE,
             expand_size: None,
             concurrency: 8,
@@ -179,6 +198,7 @@ impl ConformanceArgs {
             test_node_volume_attach_limit: false,
             timeout: 60,
             check_timeout: 300,
+            compare_junit: None,
             list: false,
         }
     }
@@ -188,17 +208,46 @@ impl ConformanceArgs {
 pub async fn run_conformance(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
     if args.list {
         for c in checks::all() {
-            let tag = if c.sanity { "" } else { "  [+]" };
-            println!("{} › {}{tag}", c.group.name(), c.name);
+            match c.spec {
+                Some(s) if s.pending => println!(
+                    "{} › {}  [+] (csi-sanity's pending spec: {})",
+                    c.group.name(),
+                    c.name,
+                    s.name
+                ),
+                Some(s) => println!("{} › {}  (csi-sanity: {})", c.group.name(), c.name, s.name),
+                None => println!("{} › {}  [+]", c.group.name(), c.name),
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }
+    // Read csi-sanity's report first: a bad file should not cost a run.
+    let sanity = match &args.compare_junit {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Some(
+                compare::parse_junit(&text)
+                    .with_context(|| format!("reading csi-sanity's report {}", path.display()))?,
+            )
+        }
+        None => None,
+    };
     let junit = args.junit.clone();
     let report = conformance(args).await?;
     print!("{}", report.table());
     if let Some(path) = junit {
         std::fs::write(&path, report.junit())
             .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(cases) = sanity {
+        let c = compare::compare(&cases, &report, &checks::all());
+        print!("{}", c.table());
+        return Ok(if c.ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
     }
     Ok(if report.failed() == 0 {
         ExitCode::SUCCESS
@@ -242,8 +291,10 @@ pub async fn conformance(args: ConformanceArgs) -> anyhow::Result<Report> {
         .map(regex::Regex::new)
         .transpose()
         .context("--skip")?;
+    let split = ctrl_target != node_target;
     let mut shared = Shared {
         identity: IdentityClient::new(node_ch.clone()),
+        identity_ctrl: split.then(|| IdentityClient::new(ctrl_ch.clone())),
         controller: ControllerClient::new(ctrl_ch.clone()),
         group: GroupControllerClient::new(ctrl_ch),
         node: NodeClient::new(node_ch),
@@ -265,6 +316,7 @@ pub async fn conformance(args: ConformanceArgs) -> anyhow::Result<Report> {
         restart_cmd: args.restart_cmd.clone(),
         restart_timeout: Duration::from_secs(args.restart_timeout),
         aborted_retry: Duration::from_secs(args.aborted_retry),
+        cleanup_retry: Duration::from_secs(args.cleanup_retry),
         attach_limit: args.test_node_volume_attach_limit,
         access_type: args.access_type,
         paths: PathHooks {
@@ -277,6 +329,7 @@ pub async fn conformance(args: ConformanceArgs) -> anyhow::Result<Report> {
         },
         caps: Caps {
             plugin: Err(String::new()),
+            plugin_ctrl: Err(String::new()),
             controller: Err(String::new()),
             node: Err(String::new()),
             group: Err(String::new()),
@@ -311,6 +364,8 @@ pub async fn conformance(args: ConformanceArgs) -> anyhow::Result<Report> {
         }
         let t0 = Instant::now();
         let mut cleanup = Vec::new();
+        let mut cleanup_failed = Vec::new();
+        let mut retries = 0;
         let outcome =
             match scratch(hooks, &mount_base, &staging_base, i).await {
                 Err((e, made)) => {
@@ -333,22 +388,23 @@ pub async fn conformance(args: ConformanceArgs) -> anyhow::Result<Report> {
                                 args.check_timeout
                             ))),
                         };
-                    cleanup.extend(cx.cleanup().await);
+                    let undone = cx.cleanup(check.cleanup_style()).await;
+                    cleanup_failed = undone.failed;
+                    cleanup.extend(undone.leftovers);
                     cleanup.extend(hooks.remove(Scratch::Target, &mount_parent).await);
                     cleanup.extend(hooks.remove(Scratch::Staging, &staging).await);
+                    retries = cx.retries();
                     outcome
                 }
             };
-        let status = match outcome {
-            Ok(()) => Status::Pass,
-            Err(Verdict::Skip(r)) => Status::Skip(r),
-            Err(Verdict::Fail(m)) => Status::Fail(m),
-        };
+        let status = status_of(outcome, &cleanup_failed);
         report.results.push(CheckResult {
             group: check.group,
             name: check.name.to_owned(),
-            sanity: check.sanity,
+            sanity: check.sanity(),
+            spec: check.spec,
             status,
+            retries,
             cleanup,
             elapsed: t0.elapsed(),
         });
@@ -365,6 +421,25 @@ pub async fn conformance(args: ConformanceArgs) -> anyhow::Result<Report> {
             .extend(context::remove_scratch(&staging_base));
     }
     Ok(report)
+}
+
+/// A check's status from its body's outcome and the errors of csi-sanity's cleanup
+/// ([`context::CleanupStyle::Sanity`]), which fail it as they fail csi-sanity's spec (after a
+/// skip too: ginkgo fails a skipped spec whose AfterEach fails).
+fn status_of(outcome: Result<(), Verdict>, cleanup_failed: &[String]) -> Status {
+    let cleanup = (!cleanup_failed.is_empty()).then(|| {
+        format!(
+            "resource cleanup failed (as csi-sanity's):\n{}",
+            cleanup_failed.join("\n")
+        )
+    });
+    match (outcome, cleanup) {
+        (Ok(()), None) => Status::Pass,
+        (Err(Verdict::Skip(r)), None) => Status::Skip(r),
+        (Err(Verdict::Fail(m)), None) => Status::Fail(m),
+        (Ok(()) | Err(Verdict::Skip(_)), Some(c)) => Status::Fail(c),
+        (Err(Verdict::Fail(m)), Some(c)) => Status::Fail(format!("{m}\n{c}")),
+    }
 }
 
 /// The given directory, or a new one in $TMPDIR; created here (and, when new, to be

@@ -11,17 +11,19 @@ pub enum Group {
     Snapshot,
     Expansion,
     ModifyVolume,
+    VolumeHealth,
     GroupController,
     Node,
 }
 
 impl Group {
-    pub const ALL: [Group; 7] = [
+    pub const ALL: [Group; 8] = [
         Group::Identity,
         Group::Controller,
         Group::Snapshot,
         Group::Expansion,
         Group::ModifyVolume,
+        Group::VolumeHealth,
         Group::GroupController,
         Group::Node,
     ];
@@ -33,23 +35,39 @@ impl Group {
             Group::Snapshot => "Snapshot",
             Group::Expansion => "Expansion",
             Group::ModifyVolume => "ModifyVolume",
+            Group::VolumeHealth => "VolumeHealth",
             Group::GroupController => "GroupController",
             Group::Node => "Node",
         }
     }
 
-    /// How many specs csi-sanity (master, 96 specs) has in this group.
+    /// How many specs csi-sanity v5.6.0 (103 specs, one of them pending) has in
+    /// this group.
     pub fn sanity_specs(self) -> usize {
         match self {
             Group::Identity => 3,
+            // With the pending pagination spec.
             Group::Controller => 36,
-            Group::Snapshot => 18,
+            Group::Snapshot => 19,
             Group::Expansion => 3,
             Group::ModifyVolume => 6,
+            // ControllerGetVolumeHealth (2) and ControllerListVolumeHealth (1).
+            Group::VolumeHealth => 3,
             Group::GroupController => 6,
-            Group::Node => 24,
+            Group::Node => 27,
         }
     }
+}
+
+/// The csi-sanity spec a bench check stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spec {
+    /// Its full name as csi-sanity's JUnit report gives it (`testcase name`
+    /// without the leading `[It] `).
+    pub name: &'static str,
+    /// csi-sanity marks the spec pending and never runs it; the bench runs it as
+    /// one of its own checks.
+    pub pending: bool,
 }
 
 /// One check's verdict.
@@ -66,9 +84,16 @@ pub enum Status {
 pub struct CheckResult {
     pub group: Group,
     pub name: String,
-    /// A csi-sanity rule (false: one the bench adds).
+    /// A csi-sanity spec csi-sanity runs (false: one the bench adds, or csi-sanity's
+    /// pending spec, which only the bench runs).
     pub sanity: bool,
+    /// The csi-sanity spec this check stands for, if any.
+    pub spec: Option<Spec>,
     pub status: Status,
+    /// How many calls were repeated because they answered Aborted (`--aborted-retry`).
+    /// csi-sanity never repeats one, so a check that passed with retries would
+    /// have failed there.
+    pub retries: u32,
     /// What the cleanup could not undo.
     pub cleanup: Vec<String>,
     pub elapsed: Duration,
@@ -77,6 +102,23 @@ pub struct CheckResult {
 impl CheckResult {
     pub fn full_name(&self) -> String {
         format!("{} › {}", self.group.name(), self.name)
+    }
+
+    /// "passed after N retries" (or failed, or skipped), when calls were retried.
+    pub fn retry_note(&self) -> Option<String> {
+        if self.retries == 0 {
+            return None;
+        }
+        let word = match self.status {
+            Status::Pass => "passed",
+            Status::Skip(_) => "skipped",
+            Status::Fail(_) => "failed",
+        };
+        let s = if self.retries == 1 { "y" } else { "ies" };
+        Some(format!(
+            "{word} after {} retr{s} of calls answered Aborted (csi-sanity does not retry)",
+            self.retries
+        ))
     }
 }
 
@@ -101,6 +143,13 @@ impl Report {
     }
     pub fn skipped(&self) -> usize {
         self.count(|s| matches!(s, Status::Skip(_)))
+    }
+    /// Checks that passed only because Aborted answers were retried.
+    pub fn passed_after_retries(&self) -> usize {
+        self.results
+            .iter()
+            .filter(|r| r.status == Status::Pass && r.retries > 0)
+            .count()
     }
     /// The result of the check called `name` (exact, without the group).
     pub fn get(&self, name: &str) -> Option<&CheckResult> {
@@ -141,11 +190,14 @@ impl Report {
             );
             for r in rows {
                 let tag = if r.sanity { "   " } else { "[+]" };
-                let (word, detail) = match &r.status {
+                let (word, mut detail) = match &r.status {
                     Status::Pass => ("PASS", String::new()),
                     Status::Skip(why) => ("SKIP", format!(" ({why})")),
                     Status::Fail(_) => ("FAIL", String::new()),
                 };
+                if let Some(note) = r.retry_note() {
+                    detail.push_str(&format!(" ({note})"));
+                }
                 let _ = writeln!(
                     out,
                     "  {word} {tag} {}{detail}  [{:.0?}]",
@@ -164,9 +216,13 @@ impl Report {
         for l in &self.leftovers {
             let _ = writeln!(out, "cleanup: {l}");
         }
+        let retried = match self.passed_after_retries() {
+            0 => String::new(),
+            n => format!(" ({n} of them after retries)"),
+        };
         let _ = writeln!(
             out,
-            "\n{} checks: {} pass, {} fail, {} skip in {:.1?}",
+            "\n{} checks: {} pass{retried}, {} fail, {} skip in {:.1?}",
             self.results.len(),
             self.passed(),
             self.failed(),
@@ -215,21 +271,44 @@ impl Report {
                     xml(&r.name),
                     r.elapsed.as_secs_f64()
                 );
+                let plain = r.status == Status::Pass
+                    && r.cleanup.is_empty()
+                    && r.retries == 0
+                    && r.spec.is_none();
+                if plain {
+                    out.push_str("/>\n");
+                    continue;
+                }
+                out.push_str(">\n");
+                if let Some(spec) = r.spec {
+                    let _ = writeln!(
+                        out,
+                        "      <properties><property name=\"csi-sanity\" value=\"{}\"/>{}</properties>",
+                        xml(spec.name),
+                        if spec.pending {
+                            "<property name=\"csi-sanity-pending\" value=\"true\"/>"
+                        } else {
+                            ""
+                        }
+                    );
+                }
                 match &r.status {
-                    Status::Pass if r.cleanup.is_empty() => out.push_str("/>\n"),
-                    Status::Pass => out.push_str(">\n"),
+                    Status::Pass => {}
                     Status::Skip(why) => {
-                        let _ = write!(out, ">\n      <skipped message=\"{}\"/>\n", xml(why));
+                        let _ = writeln!(out, "      <skipped message=\"{}\"/>", xml(why));
                     }
                     Status::Fail(m) => {
                         let first = m.lines().next().unwrap_or_default();
-                        let _ = write!(
+                        let _ = writeln!(
                             out,
-                            ">\n      <failure message=\"{}\" type=\"assertion\">{}</failure>\n",
+                            "      <failure message=\"{}\" type=\"assertion\">{}</failure>",
                             xml(first),
                             xml(m)
                         );
                     }
+                }
+                if let Some(note) = r.retry_note() {
+                    let _ = writeln!(out, "      <system-out>{}</system-out>", xml(&note));
                 }
                 if !r.cleanup.is_empty() {
                     let _ = writeln!(
@@ -238,9 +317,7 @@ impl Report {
                         xml(&r.cleanup.join("\n"))
                     );
                 }
-                if !(r.status == Status::Pass && r.cleanup.is_empty()) {
-                    out.push_str("    </testcase>\n");
-                }
+                out.push_str("    </testcase>\n");
             }
             out.push_str("  </testsuite>\n");
         }
@@ -274,8 +351,10 @@ mod tests {
         CheckResult {
             group: Group::Node,
             name: name.to_owned(),
-            sanity: true,
+            sanity: false,
+            spec: None,
             status,
+            retries: 0,
             cleanup: Vec::new(),
             elapsed: Duration::from_millis(3),
         }
@@ -307,8 +386,48 @@ mod tests {
             "{x}"
         );
         let t = r.table();
-        assert!(t.contains("FAIL     c"), "{t}");
+        assert!(t.contains("FAIL [+] c"), "{t}");
         assert!(t.contains("↳ more"), "{t}");
         assert_eq!(r.failed(), 1);
+    }
+
+    #[test]
+    fn retries_and_specs_are_shown() {
+        let mut retried = result("r", Status::Pass);
+        retried.retries = 3;
+        retried.sanity = true;
+        retried.spec = Some(Spec {
+            name: "Node Service should work",
+            pending: false,
+        });
+        let mut once = result("o", Status::Fail("x".to_owned()));
+        once.retries = 1;
+        let r = Report {
+            results: vec![retried, once, result("p", Status::Pass)],
+            leftovers: Vec::new(),
+            elapsed: Duration::from_secs(1),
+        };
+        assert_eq!(r.passed_after_retries(), 1);
+        let t = r.table();
+        assert!(
+            t.contains("PASS     r (passed after 3 retries of calls answered Aborted"),
+            "{t}"
+        );
+        assert!(t.contains("(failed after 1 retry of"), "{t}");
+        assert!(
+            t.contains("2 pass (1 of them after retries), 1 fail"),
+            "{t}"
+        );
+        let x = r.junit();
+        assert!(
+            x.contains("<system-out>passed after 3 retries of calls answered Aborted"),
+            "{x}"
+        );
+        assert!(
+            x.contains("<property name=\"csi-sanity\" value=\"Node Service should work\"/>"),
+            "{x}"
+        );
+        // A plain pass stays one line.
+        assert!(x.contains("name=\"p\" time=\"0.003\"/>"), "{x}");
     }
 }

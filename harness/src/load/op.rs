@@ -481,6 +481,7 @@ impl Worker {
                             name: unique("load-snap"),
                             secrets: self.env.secrets.get("CreateSnapshotSecret"),
                             parameters: HashMap::new(),
+                            accessibility_requirements: None,
                         })
                         .await,
                 )?;

@@ -9,10 +9,13 @@ use crate::conformance::context::{Ctx, Outcome, ensure, expect_code, ok};
 
 pub(super) fn checks() -> Vec<Check> {
     checks![Group::Expansion;
-        sanity "ExpandVolume › should fail if no volume id is given" => no_id,
-        sanity "ExpandVolume › should fail if no capacity range is given" => no_range,
+        sanity "ExpandVolume › should fail if no volume id is given"
+            = "ExpandVolume [Controller Server] should fail if no volume id is given" => no_id,
+        sanity "ExpandVolume › should fail if no capacity range is given"
+            = "ExpandVolume [Controller Server] should fail if no capacity range is given" => no_range,
         extra "ExpandVolume › should fail if no capacity range is given for an existing volume" => no_range_existing,
-        sanity "ExpandVolume › should work" => works,
+        sanity "ExpandVolume › should work"
+            = "ExpandVolume [Controller Server] should work" => works,
         extra "ExpandVolume › every repeat succeeds with at least the requested size" => repeats,
     ]
 }
@@ -46,9 +49,11 @@ async fn no_id(cx: Ctx) -> Outcome {
 
 async fn no_range(cx: Ctx) -> Outcome {
     need(&cx)?;
-    // As csi-sanity: no volume ID either.
-    let mut r = req(&cx, "", None);
-    r.volume_capability = None;
+    // As csi-sanity: no volume ID either, and only the secrets.
+    let r = ControllerExpandVolumeRequest {
+        secrets: cx.secrets("ControllerExpandVolumeSecret"),
+        ..Default::default()
+    };
     expect_code(
         "ControllerExpandVolume without volume_id and capacity_range",
         cx.ctrl().controller_expand_volume(r).await,
@@ -87,9 +92,8 @@ async fn expand(cx: &Ctx, id: &str) -> Outcome {
 
 async fn works(cx: Ctx) -> Outcome {
     need(&cx)?;
-    let v = cx.create_volume().await?;
-    expand(&cx, &v.volume_id).await?;
-    cx.delete(&v.volume_id).await
+    let v = cx.sanity_volume("sanity-expand-volume").await?;
+    expand(&cx, &v.volume_id).await
 }
 
 async fn repeats(cx: Ctx) -> Outcome {

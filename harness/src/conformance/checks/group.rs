@@ -1,36 +1,70 @@
-//! GroupController (VolumeGroupSnapshot): csi-sanity's 6 specs.
+//! GroupController (VolumeGroupSnapshot): csi-sanity's 6 specs, plus a missing
+//! source list.
+//!
+//! As csi-sanity, the requests carry the snapshot secrets (CreateSnapshotSecret,
+//! ListSnapshotsSecret for Get, DeleteSnapshotSecret): it has no group secrets.
 
 use driver::csi::v1::*;
 use tonic::Code;
 
 use super::{Check, Group, checks};
-use crate::conformance::context::{Ctx, Outcome, Resource, ensure, expect_code, ok, skip};
+use crate::conformance::context::{
+    Ctx, INVALID_VOLUME_ID, Outcome, Resource, ensure, expect_code, fail, ok, skip,
+};
 
 pub(super) fn checks() -> Vec<Check> {
     checks![Group::GroupController;
-        sanity "CreateVolumeGroupSnapshot › should fail when no name is provided" => create_no_name,
+        sanity "CreateVolumeGroupSnapshot › should fail when no name is provided"
+            = "GroupController Service [GroupController VolumeGroupSnapshots] CreateVolumeGroupSnapshot should fail when no name is provided" => create_no_name,
         extra "CreateVolumeGroupSnapshot › should fail when no source volume ids are provided" => create_no_sources,
-        sanity "GetVolumeGroupSnapshot › should fail when no volume id is provided" => get_no_id,
-        sanity "GetVolumeGroupSnapshot › should fail when an invalid volume id is used" => get_unknown,
-        sanity "DeleteVolumeGroupSnapshot › should fail when no volume id is provided" => delete_no_id,
-        sanity "DeleteVolumeGroupSnapshot › should succeed when an invalid volume id is used" => delete_unknown,
-        sanity "GroupControllerGetCapabilities › should return appropriate capabilities" => capabilities,
+        sanity "GetVolumeGroupSnapshot › should fail when no volume id is provided"
+            = "GroupController Service [GroupController VolumeGroupSnapshots] GetVolumeGroupSnapshot should fail when no volume id is provided" => get_no_id,
+        sanity "GetVolumeGroupSnapshot › should fail when an invalid volume id is used"
+            = "GroupController Service [GroupController VolumeGroupSnapshots] GetVolumeGroupSnapshot should fail when an invalid volume id is used" => get_unknown,
+        sanity "DeleteVolumeGroupSnapshot › should fail when no volume id is provided"
+            = "GroupController Service [GroupController VolumeGroupSnapshots] DeleteVolumeGroupSnapshot should fail when no volume id is provided" => delete_no_id,
+        sanity "DeleteVolumeGroupSnapshot › should succeed when an invalid volume id is used"
+            = "GroupController Service [GroupController VolumeGroupSnapshots] DeleteVolumeGroupSnapshot should succeed when an invalid volume id is used" => delete_unknown,
+        sanity "GroupControllerGetCapabilities › should return appropriate capabilities"
+            = "GroupController Service [GroupController Server] GroupControllerGetCapabilities should return appropriate capabilities" => capabilities,
     ]
 }
 
-async fn create_no_name(cx: Ctx) -> Outcome {
-    cx.need_group()?;
-    let v = cx.volume_or_fake().await?;
-    let r = cx
-        .group()
-        .create_volume_group_snapshot(CreateVolumeGroupSnapshotRequest {
-            name: String::new(),
-            source_volume_ids: vec![v.volume_id],
-            secrets: cx.secrets("CreateVolumeGroupSnapshotSecret"),
-            parameters: cx.s.snapshot_params.clone(),
-        })
-        .await;
-    if let Ok(r) = &r
+/// csi-sanity's gate of every group spec: the plugin (on `--endpoint`) offers the
+/// group controller service.
+fn need_service(cx: &Ctx) -> Outcome {
+    if !cx.has_plugin(plugin_capability::service::Type::GroupControllerService)? {
+        return Err(skip("GroupControllerService not supported"));
+    }
+    Ok(())
+}
+
+/// csi-sanity's gate of the VolumeGroupSnapshots specs: the service, then
+/// CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT, asked with GroupControllerGetCapabilities
+/// (which must answer at least one capability).
+fn need_group(cx: &Ctx) -> Outcome {
+    need_service(cx)?;
+    let caps =
+        cx.s.caps
+            .group
+            .clone()
+            .map_err(|e| fail(format!("GroupControllerGetCapabilities failed: {e}")))?;
+    ensure!(
+        !caps.is_empty(),
+        "GroupControllerGetCapabilities returned no capabilities"
+    );
+    let t = group_controller_service_capability::rpc::Type::CreateDeleteGetVolumeGroupSnapshot;
+    if !caps.contains(&(t as i32)) {
+        return Err(skip("VolumeGroupSnapshots not supported"));
+    }
+    Ok(())
+}
+
+fn track_group(
+    cx: &Ctx,
+    r: &Result<tonic::Response<CreateVolumeGroupSnapshotResponse>, tonic::Status>,
+) {
+    if let Ok(r) = r
         && let Some(g) = &r.get_ref().group_snapshot
     {
         cx.track(Resource::GroupSnapshot(
@@ -38,6 +72,18 @@ async fn create_no_name(cx: Ctx) -> Outcome {
             g.snapshots.iter().map(|s| s.snapshot_id.clone()).collect(),
         ));
     }
+}
+
+async fn create_no_name(cx: Ctx) -> Outcome {
+    need_group(&cx)?;
+    let r = cx
+        .group()
+        .create_volume_group_snapshot(CreateVolumeGroupSnapshotRequest {
+            secrets: cx.secrets("CreateSnapshotSecret"),
+            ..Default::default()
+        })
+        .await;
+    track_group(&cx, &r);
     expect_code(
         "CreateVolumeGroupSnapshot without name",
         r,
@@ -46,24 +92,17 @@ async fn create_no_name(cx: Ctx) -> Outcome {
 }
 
 async fn create_no_sources(cx: Ctx) -> Outcome {
-    cx.need_group()?;
+    need_group(&cx)?;
     let r = cx
         .group()
         .create_volume_group_snapshot(CreateVolumeGroupSnapshotRequest {
             name: crate::conformance::context::unique("conformance-group"),
             source_volume_ids: Vec::new(),
-            secrets: cx.secrets("CreateVolumeGroupSnapshotSecret"),
+            secrets: cx.secrets("CreateSnapshotSecret"),
             parameters: cx.s.snapshot_params.clone(),
         })
         .await;
-    if let Ok(r) = &r
-        && let Some(g) = &r.get_ref().group_snapshot
-    {
-        cx.track(Resource::GroupSnapshot(
-            g.group_snapshot_id.clone(),
-            g.snapshots.iter().map(|s| s.snapshot_id.clone()).collect(),
-        ));
-    }
+    track_group(&cx, &r);
     expect_code(
         "CreateVolumeGroupSnapshot without source_volume_ids",
         r,
@@ -75,7 +114,7 @@ fn get_req(cx: &Ctx, id: &str) -> GetVolumeGroupSnapshotRequest {
     GetVolumeGroupSnapshotRequest {
         group_snapshot_id: id.to_owned(),
         snapshot_ids: Vec::new(),
-        secrets: cx.secrets("GetVolumeGroupSnapshotSecret"),
+        secrets: cx.secrets("ListSnapshotsSecret"),
     }
 }
 
@@ -83,12 +122,12 @@ fn delete_req(cx: &Ctx, id: &str) -> DeleteVolumeGroupSnapshotRequest {
     DeleteVolumeGroupSnapshotRequest {
         group_snapshot_id: id.to_owned(),
         snapshot_ids: Vec::new(),
-        secrets: cx.secrets("DeleteVolumeGroupSnapshotSecret"),
+        secrets: cx.secrets("DeleteSnapshotSecret"),
     }
 }
 
 async fn get_no_id(cx: Ctx) -> Outcome {
-    cx.need_group()?;
+    need_group(&cx)?;
     expect_code(
         "GetVolumeGroupSnapshot without group_snapshot_id",
         cx.group().get_volume_group_snapshot(get_req(&cx, "")).await,
@@ -97,18 +136,18 @@ async fn get_no_id(cx: Ctx) -> Outcome {
 }
 
 async fn get_unknown(cx: Ctx) -> Outcome {
-    cx.need_group()?;
+    need_group(&cx)?;
     expect_code(
         "GetVolumeGroupSnapshot of an unknown group snapshot",
         cx.group()
-            .get_volume_group_snapshot(get_req(&cx, "fake-group-snapshot-id"))
+            .get_volume_group_snapshot(get_req(&cx, INVALID_VOLUME_ID))
             .await,
         &[Code::NotFound],
     )
 }
 
 async fn delete_no_id(cx: Ctx) -> Outcome {
-    cx.need_group()?;
+    need_group(&cx)?;
     expect_code(
         "DeleteVolumeGroupSnapshot without group_snapshot_id",
         cx.group()
@@ -119,11 +158,11 @@ async fn delete_no_id(cx: Ctx) -> Outcome {
 }
 
 async fn delete_unknown(cx: Ctx) -> Outcome {
-    cx.need_group()?;
+    need_group(&cx)?;
     ok(
         "DeleteVolumeGroupSnapshot of an unknown id (must succeed)",
         cx.group()
-            .delete_volume_group_snapshot(delete_req(&cx, "fake-group-snapshot-id"))
+            .delete_volume_group_snapshot(delete_req(&cx, INVALID_VOLUME_ID))
             .await,
     )
     .map(drop)
@@ -131,15 +170,18 @@ async fn delete_unknown(cx: Ctx) -> Outcome {
 
 async fn capabilities(cx: Ctx) -> Outcome {
     use group_controller_service_capability::{Type, rpc};
-    if !cx.has_plugin(plugin_capability::service::Type::GroupControllerService)? {
-        return Err(skip("GroupControllerService not supported"));
-    }
+    need_service(&cx)?;
     let r = ok(
         "GroupControllerGetCapabilities",
         cx.group()
             .group_controller_get_capabilities(GroupControllerGetCapabilitiesRequest {})
             .await,
     )?;
+    // As csi-sanity: at least one capability, each one it knows.
+    ensure!(
+        !r.capabilities.is_empty(),
+        "GroupControllerGetCapabilities returned no capabilities"
+    );
     for c in &r.capabilities {
         match &c.r#type {
             Some(Type::Rpc(r)) => ensure!(

@@ -11,12 +11,18 @@ use crate::conformance::context::{Ctx, Outcome, expect_code, ok, unique};
 
 pub(super) fn checks() -> Vec<Check> {
     checks![Group::ModifyVolume;
-        sanity "ModifyVolume › should fail if no volume id is given" => no_id,
-        sanity "ModifyVolume › should fail if volume does not exist" => unknown,
-        sanity "ModifyVolume › should fail if specified mutable parameters are not supported by the volume" => unsupported,
-        sanity "ModifyVolume › should modify a volume created without a volume attribute class" => without_vac,
-        sanity "ModifyVolume › should modify a volume created with a volume attribute class" => with_vac,
-        sanity "ModifyVolume › should fail to modify a volume created with a volume attribute class if new mutable parameters are not supported by volume" => with_vac_unsupported,
+        sanity "ModifyVolume › should fail if no volume id is given"
+            = "ModifyVolume [Controller Server] should fail if no volume id is given" => no_id,
+        sanity "ModifyVolume › should fail if volume does not exist"
+            = "ModifyVolume [Controller Server] should fail if volume does not exist" => unknown,
+        sanity "ModifyVolume › should fail if specified mutable parameters are not supported by the volume"
+            = "ModifyVolume [Controller Server] should fail if specified mutable parameters are not supported by the volume" => unsupported,
+        sanity "ModifyVolume › should modify a volume created without a volume attribute class"
+            = "ModifyVolume [Controller Server] should modify a volume created without a volume attribute class" => without_vac,
+        sanity "ModifyVolume › should modify a volume created with a volume attribute class"
+            = "ModifyVolume [Controller Server] should modify a volume created with a volume attribute class" => with_vac,
+        sanity "ModifyVolume › should fail to modify a volume created with a volume attribute class if new mutable parameters are not supported by volume"
+            = "ModifyVolume [Controller Server] should fail to modify a volume created with a volume attribute class if new mutable parameters are not supported by volume" => with_vac_unsupported,
     ]
 }
 
@@ -64,7 +70,7 @@ async fn unknown(cx: Ctx) -> Outcome {
 
 async fn unsupported(cx: Ctx) -> Outcome {
     need(&cx)?;
-    let v = cx.create_volume().await?;
+    let v = cx.sanity_volume("sanity-modify-volume-unsupported").await?;
     expect_code(
         "ControllerModifyVolume with unsupported mutable_parameters",
         cx.ctrl()
@@ -75,14 +81,14 @@ async fn unsupported(cx: Ctx) -> Outcome {
 }
 
 async fn with_vac_volume(cx: &Ctx) -> Result<Volume, crate::conformance::context::Verdict> {
-    let mut r = cx.create_req(&unique("conformance-vac"));
+    let mut r = cx.sanity_volume_req(&unique("sanity-modify-volume-with-vac"));
     r.mutable_parameters = cx.s.mutable_params.clone();
     cx.create(r).await
 }
 
 async fn without_vac(cx: Ctx) -> Outcome {
     need(&cx)?;
-    let v = cx.create_volume().await?;
+    let v = cx.sanity_volume("sanity-modify-volume").await?;
     ok(
         "ControllerModifyVolume",
         cx.ctrl()

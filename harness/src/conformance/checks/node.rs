@@ -1,5 +1,10 @@
-//! Node: csi-sanity's 24 specs, plus target and staging path handling, publishing
-//! before staging, concurrency on one volume, stats and condition, and restarts.
+//! Node: csi-sanity's 27 specs, plus target and staging path handling, publishing
+//! before staging, concurrency on one volume, stats and condition, the whole flow
+//! repeated with its teardown, and restarts.
+//!
+//! Every check standing for a csi-sanity spec first passes csi-sanity's `BeforeEach`
+//! of its Node specs ([`Ctx::node_service_gate`]), and its volumes go through
+//! csi-sanity's steps ([`Ctx::sanity_publish_chain`]).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -11,59 +16,93 @@ use tonic::Code;
 
 use super::{Check, Group, checks, concurrently};
 use crate::conformance::context::{
-    AccessType, Ctx, Outcome, Resource, Verdict, describe, ensure, expect_code, fail, ok, skip,
+    AccessType, Ctx, Outcome, Resource, Verdict, describe, ensure, expect_code, fail,
+    fake_volume_id, ok, skip, unique,
 };
 use crate::conformance::paths::PathKind;
 
 pub(super) fn checks() -> Vec<Check> {
     checks![Group::Node;
-        sanity "NodeGetCapabilities › should return appropriate capabilities" => get_capabilities,
-        sanity "NodeGetInfo › should return appropriate values" => get_info,
-        sanity "NodePublishVolume › should fail when no volume id is provided" => publish_no_id,
-        sanity "NodePublishVolume › should fail when no target path is provided" => publish_no_target,
-        sanity "NodePublishVolume › should fail when no volume capability is provided" => publish_no_cap,
-        sanity "NodePublishVolume › with single node multi writer capability › should fail when volume with single node single writer access mode is already mounted at a different target path" => publish_rwop,
+        sanity "NodeGetCapabilities › should return appropriate capabilities"
+            = "Node Service NodeGetCapabilities should return appropriate capabilities" => get_capabilities,
+        sanity "NodeGetInfo › should return appropriate values"
+            = "Node Service NodeGetInfo should return appropriate values" => get_info,
+        sanity "NodePublishVolume › should fail when no volume id is provided"
+            = "Node Service NodePublishVolume should fail when no volume id is provided" => publish_no_id,
+        sanity "NodePublishVolume › should fail when no target path is provided"
+            = "Node Service NodePublishVolume should fail when no target path is provided" => publish_no_target,
+        sanity "NodePublishVolume › should fail when no volume capability is provided"
+            = "Node Service NodePublishVolume should fail when no volume capability is provided" => publish_no_cap,
+        sanity "NodePublishVolume › with single node multi writer capability › should fail when volume with single node single writer access mode is already mounted at a different target path"
+            = "Node Service NodePublishVolume with single node multi writer capability should fail when volume with single node single writer access mode is already mounted at a different target path" => publish_rwop,
         extra "NodePublishVolume › the driver creates target_path in the CO's directory, and removes it on NodeUnpublish" => target_path_handling,
         extra "NodePublishVolume › a mount volume is a directory at target_path" => target_is_directory,
         extra "NodePublishVolume › a block volume is a file or device at target_path, not a directory" => target_is_block,
         extra "NodePublishVolume › fails with FailedPrecondition before NodeStageVolume" => publish_before_stage,
         extra "NodePublishVolume › concurrent calls to one target succeed or are Aborted" => publish_concurrent,
-        sanity "NodeUnpublishVolume › should fail when no volume id is provided" => unpublish_no_id,
-        sanity "NodeUnpublishVolume › should fail when no target path is provided" => unpublish_no_target,
-        sanity "NodeUnpublishVolume › should remove target path" => unpublish_removes_target,
-        sanity "NodeStageVolume › should fail when no volume id is provided" => stage_no_id,
-        sanity "NodeStageVolume › should fail when no staging target path is provided" => stage_no_path,
-        sanity "NodeStageVolume › should fail when no volume capability is provided" => stage_no_cap,
+        sanity "NodeUnpublishVolume › should fail when no volume id is provided"
+            = "Node Service NodeUnpublishVolume should fail when no volume id is provided" => unpublish_no_id,
+        sanity "NodeUnpublishVolume › should fail when no target path is provided"
+            = "Node Service NodeUnpublishVolume should fail when no target path is provided" => unpublish_no_target,
+        sanity "NodeUnpublishVolume › should remove target path"
+            = "Node Service NodeUnpublishVolume should remove target path" => unpublish_removes_target,
+        sanity "NodeStageVolume › should fail when no volume id is provided"
+            = "Node Service NodeStageVolume should fail when no volume id is provided" => stage_no_id,
+        sanity "NodeStageVolume › should fail when no staging target path is provided"
+            = "Node Service NodeStageVolume should fail when no staging target path is provided" => stage_no_path,
+        sanity "NodeStageVolume › should fail when no volume capability is provided"
+            = "Node Service NodeStageVolume should fail when no volume capability is provided" => stage_no_cap,
         extra "NodeStageVolume › concurrent calls for one volume succeed or are Aborted" => stage_concurrent,
-        sanity "NodeUnstageVolume › should fail when no volume id is provided" => unstage_no_id,
-        sanity "NodeUnstageVolume › should fail when no staging target path is provided" => unstage_no_path,
-        sanity "NodeGetVolumeStats › should fail when no volume id is provided" => stats_no_id,
-        sanity "NodeGetVolumeStats › should fail when no volume path is provided" => stats_no_path,
-        sanity "NodeGetVolumeStats › should fail when volume is not found" => stats_unknown,
-        sanity "NodeGetVolumeStats › should fail when volume does not exist on the specified path" => stats_wrong_path,
+        sanity "NodeUnstageVolume › should fail when no volume id is provided"
+            = "Node Service NodeUnstageVolume should fail when no volume id is provided" => unstage_no_id,
+        sanity "NodeUnstageVolume › should fail when no staging target path is provided"
+            = "Node Service NodeUnstageVolume should fail when no staging target path is provided" => unstage_no_path,
+        sanity "NodeGetVolumeStats › should fail when no volume id is provided"
+            = "Node Service NodeGetVolumeStats should fail when no volume id is provided" => stats_no_id,
+        sanity "NodeGetVolumeStats › should fail when no volume path is provided"
+            = "Node Service NodeGetVolumeStats should fail when no volume path is provided" => stats_no_path,
+        sanity "NodeGetVolumeStats › should fail when volume is not found"
+            = "Node Service NodeGetVolumeStats should fail when volume is not found" => stats_unknown,
+        sanity "NodeGetVolumeStats › should fail when volume does not exist on the specified path"
+            = "Node Service NodeGetVolumeStats should fail when volume does not exist on the specified path" => stats_wrong_path,
         extra "NodeGetVolumeStats › reports usage and a normal VolumeCondition for a published volume" => stats_published,
-        sanity "NodeExpandVolume › should fail when no volume id is provided" => expand_no_id,
-        sanity "NodeExpandVolume › should fail when no volume path is provided" => expand_no_path,
-        sanity "NodeExpandVolume › should fail when volume is not found" => expand_unknown,
-        sanity "NodeExpandVolume › should work if node-expand is called after node-publish" => expand_works,
-        sanity "should work" => should_work,
-        sanity "should be idempotent" => should_be_idempotent,
+        sanity "NodeExpandVolume › should fail when no volume id is provided"
+            = "Node Service NodeExpandVolume should fail when no volume id is provided" => expand_no_id,
+        sanity "NodeExpandVolume › should fail when no volume path is provided"
+            = "Node Service NodeExpandVolume should fail when no volume path is provided" => expand_no_path,
+        sanity "NodeExpandVolume › should fail when volume is not found"
+            = "Node Service NodeExpandVolume should fail when volume is not found" => expand_unknown,
+        sanity "NodeExpandVolume › should work if node-expand is called after node-publish"
+            = "Node Service NodeExpandVolume should work if node-expand is called after node-publish" => expand_works,
+        sanity "NodeGetVolumeHealth › should fail when no volume id is provided"
+            = "Node Service NodeGetVolumeHealth should fail when no volume id is provided" => health_no_id,
+        sanity "NodeGetVolumeHealth › should return health for a valid volume"
+            = "Node Service NodeGetVolumeHealth should return health for a valid volume" => health_works,
+        sanity "NodeGetStorageHealth › should return appropriate response"
+            = "Node Service NodeGetStorageHealth should return appropriate response" => storage_health,
+        sanity "should work"
+            = "Node Service should work" => should_work,
+        sanity "should be idempotent"
+            = "Node Service should be idempotent" => should_be_idempotent,
+        extra "flow › every call of the node flow, teardown included, succeeds when repeated" => flow_repeated,
         extra "restart › staged and published volumes survive a driver restart" => survives_restart,
     ]
 }
 
 async fn get_capabilities(cx: Ctx) -> Outcome {
     use node_service_capability::Type;
+    cx.node_service_gate()?;
     let r = ok(
         "NodeGetCapabilities",
         cx.node()
             .node_get_capabilities(NodeGetCapabilitiesRequest {})
             .await,
     )?;
+    // csi-sanity accepts every node capability of CSI v1.13, UNKNOWN included.
     for c in &r.capabilities {
         match &c.r#type {
             Some(Type::Rpc(r)) => ensure!(
-                N::try_from(r.r#type).is_ok_and(|t| t != N::Unknown),
+                N::try_from(r.r#type).is_ok(),
                 "unknown node capability {}",
                 r.r#type
             ),
@@ -74,6 +113,7 @@ async fn get_capabilities(cx: Ctx) -> Outcome {
 }
 
 async fn get_info(cx: Ctx) -> Outcome {
+    cx.node_service_gate()?;
     let r = ok(
         "NodeGetInfo",
         cx.node().node_get_info(NodeGetInfoRequest {}).await,
@@ -93,14 +133,8 @@ async fn get_info(cx: Ctx) -> Outcome {
     Ok(())
 }
 
-fn fake_volume() -> Volume {
-    Volume {
-        volume_id: "id".to_owned(),
-        ..Default::default()
-    }
-}
-
 async fn publish_no_id(cx: Ctx) -> Outcome {
+    cx.node_service_gate()?;
     let req = NodePublishVolumeRequest {
         secrets: cx.secrets("NodePublishVolumeSecret"),
         ..Default::default()
@@ -113,8 +147,9 @@ async fn publish_no_id(cx: Ctx) -> Outcome {
 }
 
 async fn publish_no_target(cx: Ctx) -> Outcome {
+    cx.node_service_gate()?;
     let req = NodePublishVolumeRequest {
-        volume_id: fake_volume().volume_id,
+        volume_id: fake_volume_id(),
         secrets: cx.secrets("NodePublishVolumeSecret"),
         ..Default::default()
     };
@@ -126,14 +161,19 @@ async fn publish_no_target(cx: Ctx) -> Outcome {
 }
 
 async fn publish_no_cap(cx: Ctx) -> Outcome {
-    let mut req = cx.publish_req(&fake_volume(), &HashMap::new(), false);
-    req.volume_capability = None;
-    let target = req.target_path.clone();
+    cx.node_service_gate()?;
+    let req = NodePublishVolumeRequest {
+        volume_id: fake_volume_id(),
+        target_path: cx.target(),
+        secrets: cx.secrets("NodePublishVolumeSecret"),
+        ..Default::default()
+    };
+    let volume = req.volume_id.clone();
     let r = cx.node().node_publish_volume(req).await;
     if r.is_ok() {
         cx.track(Resource::Publish {
-            volume: "id".to_owned(),
-            path: target,
+            volume,
+            path: cx.target(),
         });
     }
     expect_code(
@@ -144,19 +184,19 @@ async fn publish_no_cap(cx: Ctx) -> Outcome {
 }
 
 async fn publish_rwop(cx: Ctx) -> Outcome {
+    cx.node_service_gate()?;
     cx.need_node(
         N::SingleNodeMultiWriter,
         "Service does not have single node multi writer capability",
     )?;
-    need_create(&cx)?;
+    // As csi-sanity: no CreateVolume gate.
     let rwop = cx.cap_with(Mode::SingleNodeSingleWriter);
-    let mut req = cx.create_req(&crate::conformance::context::unique("conformance-rwop"));
+    let mut req = cx.sanity_volume_req(&unique("sanity-node-publish-single-node-single-writer"));
     req.volume_capabilities = vec![rwop.clone()];
     let v = cx.create(req).await?;
-    let (pc, staged) = cx.attach_and_stage(&v).await?;
-    let mut p = cx.publish_req(&v, &pc, staged);
-    p.volume_capability = Some(rwop.clone());
-    cx.publish(p.clone()).await?;
+    let (pc, staged) = cx.sanity_publish_chain(&v, &rwop).await?;
+    let mut p = cx.publish_req(&v, &pc.unwrap_or_default(), staged);
+    p.volume_capability = Some(rwop);
     p.target_path = cx.target_named("other_target");
     let r = cx.node().node_publish_volume(p.clone()).await;
     if r.is_ok() {
@@ -256,7 +296,9 @@ async fn publish_before_stage(cx: Ctx) -> Outcome {
     cx.need_node(N::StageUnstageVolume, "NodeStageVolume not supported")?;
     need_create(&cx)?;
     let v = cx.create_volume().await?;
-    let req = cx.publish_req(&v, &HashMap::new(), true);
+    // Attached (when the driver needs that), so only the stage is missing.
+    let pc = cx.attach(&v).await?;
+    let req = cx.publish_req(&v, &pc, true);
     let r = cx.node().node_publish_volume(req).await;
     if r.is_ok() {
         cx.track(Resource::Publish {
@@ -286,8 +328,11 @@ async fn stage_concurrent(cx: Ctx) -> Outcome {
     cx.need_node(N::StageUnstageVolume, "NodeStageVolume not supported")?;
     need_create(&cx)?;
     let v = cx.create_volume().await?;
+    // As a CO (and csi-sanity's flows): ControllerPublish first when the driver
+    // advertises it, and stage with its publish context.
+    let pc = cx.attach(&v).await?;
     let node = cx.node();
-    let req = cx.stage_req(&v, &HashMap::new());
+    let req = cx.stage_req(&v, &pc);
     cx.track(Resource::Stage {
         volume: v.volume_id.clone(),
         path: cx.staging(),
@@ -309,8 +354,7 @@ async fn stage_concurrent(cx: Ctx) -> Outcome {
         "NodeStageVolume (after the race)",
         cx.node().node_stage_volume(req).await,
     )?;
-    cx.publish(cx.publish_req(&v, &HashMap::new(), true))
-        .await?;
+    cx.publish(cx.publish_req(&v, &pc, true)).await?;
     if cx.paths_checkable() {
         ensure!(
             cx.path_exists(&cx.target()).await?,
@@ -400,16 +444,22 @@ async fn publish_concurrent(cx: Ctx) -> Outcome {
 }
 
 async fn unpublish_no_id(cx: Ctx) -> Outcome {
+    cx.node_service_gate()?;
     expect_code(
         "NodeUnpublishVolume without volume_id",
-        cx.node().node_unpublish_volume(cx.unpublish_req("")).await,
+        cx.node()
+            .node_unpublish_volume(NodeUnpublishVolumeRequest::default())
+            .await,
         &[Code::InvalidArgument],
     )
 }
 
 async fn unpublish_no_target(cx: Ctx) -> Outcome {
-    let mut req = cx.unpublish_req("id");
-    req.target_path.clear();
+    cx.node_service_gate()?;
+    let req = NodeUnpublishVolumeRequest {
+        volume_id: fake_volume_id(),
+        target_path: String::new(),
+    };
     expect_code(
         "NodeUnpublishVolume without target_path",
         cx.node().node_unpublish_volume(req).await,
@@ -418,10 +468,12 @@ async fn unpublish_no_target(cx: Ctx) -> Outcome {
 }
 
 async fn unpublish_removes_target(cx: Ctx) -> Outcome {
+    cx.node_service_gate()?;
     // As csi-sanity: skipped when the target path cannot be checked; otherwise no
     // gate (CreateVolume must work).
     cx.need_checkable_paths()?;
-    let (v, _) = cx.published_volume().await?;
+    let v = cx.sanity_volume("sanity-node-unpublish-volume").await?;
+    cx.sanity_publish_chain(&v, &cx.cap()).await?;
     ensure!(
         cx.path_exists(&cx.target()).await?,
         "NodePublishVolume succeeded but target path {} does not exist (the SP creates it)",
@@ -476,26 +528,30 @@ async fn stage_expect_invalid(cx: &Ctx, what: &str, req: NodeStageVolumeRequest)
 }
 
 async fn stage_no_id(cx: Ctx) -> Outcome {
+    cx.node_service_gate()?;
     need_stage(&cx)?;
     let req = stage_probe(&cx, "", true);
     stage_expect_invalid(&cx, "volume_id", req).await
 }
 async fn stage_no_path(cx: Ctx) -> Outcome {
+    cx.node_service_gate()?;
     need_stage(&cx)?;
-    let mut req = stage_probe(&cx, "id", true);
+    let mut req = stage_probe(&cx, &fake_volume_id(), true);
     req.staging_target_path.clear();
     stage_expect_invalid(&cx, "staging_target_path", req).await
 }
 async fn stage_no_cap(cx: Ctx) -> Outcome {
+    cx.node_service_gate()?;
     need_stage(&cx)?;
     // As csi-sanity: a real volume (no gate; CreateVolume must work).
-    let v = cx.create_volume().await?;
+    let v = cx.sanity_volume("sanity-node-stage-nocaps").await?;
     let req = stage_probe(&cx, &v.volume_id, false);
     stage_expect_invalid(&cx, "volume_capability", req).await
 }
 
 async fn unstage_no_id(cx: Ctx) -> Outcome {
-    need_stage(&cx)?;
+    cx.node_service_gate()?;
+    cx.need_node(N::StageUnstageVolume, "NodeUnstageVolume not supported")?;
     expect_code(
         "NodeUnstageVolume without volume_id",
         cx.node().node_unstage_volume(cx.unstage_req("")).await,
@@ -504,8 +560,9 @@ async fn unstage_no_id(cx: Ctx) -> Outcome {
 }
 
 async fn unstage_no_path(cx: Ctx) -> Outcome {
-    need_stage(&cx)?;
-    let mut req = cx.unstage_req("id");
+    cx.node_service_gate()?;
+    cx.need_node(N::StageUnstageVolume, "NodeUnstageVolume not supported")?;
+    let mut req = cx.unstage_req(&fake_volume_id());
     req.staging_target_path.clear();
     expect_code(
         "NodeUnstageVolume without staging_target_path",
@@ -515,7 +572,7 @@ async fn unstage_no_path(cx: Ctx) -> Outcome {
 }
 
 fn need_stats(cx: &Ctx) -> Outcome {
-    cx.need_node(N::GetVolumeStats, "Get volume stats not supported")
+    cx.need_node(N::GetVolumeStats, "NodeGetVolume not supported")
 }
 
 fn stats_req(id: &str, path: &str) -> NodeGetVolumeStatsRequest {
@@ -527,6 +584,7 @@ fn stats_req(id: &str, path: &str) -> NodeGetVolumeStatsRequest {
 }
 
 async fn stats_no_id(cx: Ctx) -> Outcome {
+    cx.node_service_gate()?;
     need_stats(&cx)?;
     expect_code(
         "NodeGetVolumeStats without volume_id",
@@ -538,31 +596,34 @@ async fn stats_no_id(cx: Ctx) -> Outcome {
 }
 
 async fn stats_no_path(cx: Ctx) -> Outcome {
+    cx.node_service_gate()?;
     need_stats(&cx)?;
-    let v = cx.volume_or_fake().await?;
     expect_code(
         "NodeGetVolumeStats without volume_path",
         cx.node()
-            .node_get_volume_stats(stats_req(&v.volume_id, ""))
+            .node_get_volume_stats(stats_req(&fake_volume_id(), ""))
             .await,
         &[Code::InvalidArgument],
     )
 }
 
 async fn stats_unknown(cx: Ctx) -> Outcome {
+    cx.node_service_gate()?;
     need_stats(&cx)?;
     expect_code(
         "NodeGetVolumeStats of an unknown volume",
         cx.node()
-            .node_get_volume_stats(stats_req("id", "some/path"))
+            .node_get_volume_stats(stats_req(&fake_volume_id(), "some/path"))
             .await,
         &[Code::NotFound],
     )
 }
 
 async fn stats_wrong_path(cx: Ctx) -> Outcome {
+    cx.node_service_gate()?;
     need_stats(&cx)?;
-    let (v, _) = cx.published_volume().await?;
+    let v = cx.sanity_volume("sanity-node-get-volume-stats").await?;
+    cx.sanity_publish_chain(&v, &cx.cap()).await?;
     expect_code(
         "NodeGetVolumeStats of a published volume at another path",
         cx.node()
@@ -622,7 +683,9 @@ fn need_expand(cx: &Ctx) -> Outcome {
 }
 
 async fn expand_no_id(cx: Ctx) -> Outcome {
+    cx.node_service_gate()?;
     need_expand(&cx)?;
+    // As csi-sanity: the volume path is the target's parent directory.
     let req = NodeExpandVolumeRequest {
         volume_path: cx.mount_parent().display().to_string(),
         volume_capability: Some(cx.cap()),
@@ -636,8 +699,11 @@ async fn expand_no_id(cx: Ctx) -> Outcome {
 }
 
 async fn expand_no_path(cx: Ctx) -> Outcome {
+    cx.node_service_gate()?;
     need_expand(&cx)?;
-    let v = cx.create_volume().await?;
+    let v = cx
+        .sanity_volume("sanity-node-expand-volume-valid-id")
+        .await?;
     let req = NodeExpandVolumeRequest {
         volume_id: v.volume_id,
         volume_capability: Some(cx.cap()),
@@ -651,9 +717,10 @@ async fn expand_no_path(cx: Ctx) -> Outcome {
 }
 
 async fn expand_unknown(cx: Ctx) -> Outcome {
+    cx.node_service_gate()?;
     need_expand(&cx)?;
     let req = NodeExpandVolumeRequest {
-        volume_id: "some-vol-id".to_owned(),
+        volume_id: fake_volume_id(),
         volume_path: "some/path".to_owned(),
         ..Default::default()
     };
@@ -666,9 +733,14 @@ async fn expand_unknown(cx: Ctx) -> Outcome {
 
 async fn expand_works(cx: Ctx) -> Outcome {
     use controller_service_capability::rpc::Type as T;
+    cx.node_service_gate()?;
     need_expand(&cx)?;
-    let v = cx.create_volume().await?;
-    if cx.has_ctrl(T::ExpandVolume)? {
+    let v = cx.sanity_volume("sanity-node-expand-volume").await?;
+    // As csi-sanity: ControllerExpandVolume first when the plugin has a controller
+    // that advertises EXPAND_VOLUME (no capability in that request).
+    if cx.has_plugin(plugin_capability::service::Type::ControllerService)?
+        && cx.has_ctrl(T::ExpandVolume)?
+    {
         let r = ok(
             "ControllerExpandVolume",
             cx.ctrl()
@@ -690,8 +762,7 @@ async fn expand_works(cx: Ctx) -> Outcome {
             r.capacity_bytes
         );
     }
-    let (pc, staged) = cx.attach_and_stage(&v).await?;
-    cx.publish(cx.publish_req(&v, &pc, staged)).await?;
+    cx.sanity_publish_chain(&v, &cx.cap()).await?;
     let req = NodeExpandVolumeRequest {
         volume_id: v.volume_id.clone(),
         volume_path: cx.target(),
@@ -704,7 +775,132 @@ async fn expand_works(cx: Ctx) -> Outcome {
     ok("NodeExpandVolume", cx.node().node_expand_volume(req).await).map(drop)
 }
 
+async fn health_no_id(cx: Ctx) -> Outcome {
+    cx.node_service_gate()?;
+    cx.need_node(N::GetVolumeHealth, "NodeGetVolumeHealth not supported")?;
+    expect_code(
+        "NodeGetVolumeHealth without volume_id",
+        cx.node()
+            .node_get_volume_health(NodeGetVolumeHealthRequest::default())
+            .await,
+        &[Code::InvalidArgument],
+    )
+}
+
+async fn health_works(cx: Ctx) -> Outcome {
+    cx.node_service_gate()?;
+    cx.need_node(N::GetVolumeHealth, "NodeGetVolumeHealth not supported")?;
+    let v = cx.sanity_volume("sanity-node-get-volume-health").await?;
+    cx.sanity_publish_chain(&v, &cx.cap()).await?;
+    // As csi-sanity: the volume ID only, no paths.
+    let r = ok(
+        "NodeGetVolumeHealth",
+        cx.node()
+            .node_get_volume_health(NodeGetVolumeHealthRequest {
+                volume_id: v.volume_id.clone(),
+                ..Default::default()
+            })
+            .await,
+    )?;
+    let h = r
+        .volume_health
+        .ok_or_else(|| fail("NodeGetVolumeHealth returned no volume_health"))?;
+    ensure!(
+        h.volume_id == v.volume_id,
+        "NodeGetVolumeHealth({}) returned the health of volume {:?}",
+        v.volume_id,
+        h.volume_id
+    );
+    Ok(())
+}
+
+async fn storage_health(cx: Ctx) -> Outcome {
+    cx.node_service_gate()?;
+    cx.need_node(N::GetStorageHealth, "NodeGetStorageHealth not supported")?;
+    ok(
+        "NodeGetStorageHealth",
+        cx.node()
+            .node_get_storage_health(NodeGetStorageHealthRequest::default())
+            .await,
+    )
+    .map(drop)
+}
+
 /// csi-sanity's end-to-end node flow, every step repeated `n` times.
+/// csi-sanity's `runControllerTest`: a volume (on this node's topology when the
+/// node reports one), ControllerPublished once when supported, then NodeStage and
+/// NodePublish `n` times each, NodeGetVolumeStats once when supported (its usage
+/// must not be empty); the teardown is the cleanup's, as there.
+async fn sanity_flow(cx: &Ctx, n: usize) -> Outcome {
+    cx.node_service_gate()?;
+    cx.need_controller_service()?;
+    let info = cx.node_info()?;
+    ensure!(
+        !info.node_id.is_empty(),
+        "NodeGetInfo returned an empty node_id"
+    );
+    let mut req = cx.sanity_volume_req(&unique(&format!("sanity-node-full-{n}")));
+    req.accessibility_requirements = info.accessible_topology.map(|t| TopologyRequirement {
+        requisite: vec![t],
+        preferred: Vec::new(),
+    });
+    let v = cx.create(req).await?;
+    let mut pc = HashMap::new();
+    if cx.controller_publish_supported()? {
+        let mut req = cx.cpublish_req(&v, &info.node_id);
+        req.volume_context = v.volume_context.clone();
+        let r = cx.ctrl().controller_publish_volume(req).await;
+        if r.is_ok() {
+            cx.track(Resource::ControllerPublish {
+                volume: v.volume_id.clone(),
+                node: info.node_id.clone(),
+            });
+        }
+        pc = ok("ControllerPublishVolume", r)?.publish_context;
+    }
+    let staged = cx.has_node(N::StageUnstageVolume)?;
+    if staged {
+        for i in 0..n {
+            ok(
+                &format!("NodeStageVolume (call {})", i + 1),
+                cx.node().node_stage_volume(cx.stage_req(&v, &pc)).await,
+            )?;
+            if i == 0 {
+                cx.track(Resource::Stage {
+                    volume: v.volume_id.clone(),
+                    path: cx.staging(),
+                });
+            }
+        }
+    }
+    for i in 0..n {
+        ok(
+            &format!("NodePublishVolume (call {})", i + 1),
+            cx.node()
+                .node_publish_volume(cx.publish_req(&v, &pc, staged))
+                .await,
+        )?;
+        if i == 0 {
+            cx.track(Resource::Publish {
+                volume: v.volume_id.clone(),
+                path: cx.target(),
+            });
+        }
+    }
+    if cx.has_node(N::GetVolumeStats)? {
+        let r = ok(
+            "NodeGetVolumeStats",
+            cx.node()
+                .node_get_volume_stats(stats_req(&v.volume_id, &cx.target()))
+                .await,
+        )?;
+        ensure!(!r.usage.is_empty(), "NodeGetVolumeStats returned no usage");
+    }
+    Ok(())
+}
+
+/// The bench's whole node flow with every call, teardown included, repeated `n`
+/// times.
 async fn flow(cx: &Ctx, n: usize) -> Outcome {
     use controller_service_capability::rpc::Type as T;
     cx.need_controller_service()?;
@@ -756,15 +952,6 @@ async fn flow(cx: &Ctx, n: usize) -> Outcome {
             });
         }
     }
-    if cx.has_node(N::GetVolumeStats)? {
-        let r = ok(
-            "NodeGetVolumeStats",
-            cx.node()
-                .node_get_volume_stats(stats_req(&v.volume_id, &cx.target()))
-                .await,
-        )?;
-        ensure!(!r.usage.is_empty(), "NodeGetVolumeStats returned no usage");
-    }
     for i in 0..n {
         ok(
             &format!("NodeUnpublishVolume (call {})", i + 1),
@@ -809,10 +996,14 @@ async fn flow(cx: &Ctx, n: usize) -> Outcome {
 }
 
 async fn should_work(cx: Ctx) -> Outcome {
-    flow(&cx, 1).await
+    sanity_flow(&cx, 1).await
 }
 
 async fn should_be_idempotent(cx: Ctx) -> Outcome {
+    sanity_flow(&cx, cx.s.idempotent_count).await
+}
+
+async fn flow_repeated(cx: Ctx) -> Outcome {
     flow(&cx, cx.s.idempotent_count).await
 }
 
