@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
 use rand::Rng;
@@ -571,39 +571,113 @@ pub fn caller(state: &AppState, headers: &HeaderMap) -> Result<Arc<TokenInfo>, K
         })
 }
 
-/// `GET`/`HEAD /v3/auth/tokens`: validates `X-Subject-Token`.
-pub async fn validate_token(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(e) = caller(&state, &headers) {
-        return e.into_response();
-    }
-    let subject = headers.get("x-subject-token").and_then(|v| v.to_str().ok());
-    match subject.and_then(|t| state.identity().validate(t)) {
-        Some(info) => {
-            let cfg = state.config();
-            let mut resp = axum::Json(state.identity().token_body(
-                &info,
-                &cfg.keystone_url,
-                &cfg.manila_url,
-            ))
-            .into_response();
-            if let Some(v) = headers.get("x-subject-token") {
-                resp.headers_mut().insert("x-subject-token", v.clone());
-            }
-            resp
+/// What a caller asks of `/v3/auth/tokens`, as Keystone's policy names it
+/// (`keystone/common/policies/token.py`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenAction {
+    /// `HEAD`: `identity:check_token`.
+    Check,
+    /// `GET`: `identity:validate_token`.
+    Validate,
+    /// `DELETE`: `identity:revoke_token`.
+    Revoke,
+}
+
+impl TokenAction {
+    fn name(self) -> &'static str {
+        match self {
+            TokenAction::Check => "identity:check_token",
+            TokenAction::Validate => "identity:validate_token",
+            TokenAction::Revoke => "identity:revoke_token",
         }
-        None => KeystoneError::not_found("Could not find token.").into_response(),
+    }
+
+    /// Whether `caller` may act on a token of `subject_user`. Keystone's defaults are
+    /// `(role:reader and system_scope:all) or rule:token_subject` (check),
+    /// the same `or rule:service_role` (validate) and `(role:admin and
+    /// system_scope:all) or rule:token_subject` (revoke), each ORed with its deprecated
+    /// rule, `rule:admin_or_token_subject` (check, revoke) or
+    /// `rule:service_admin_or_token_subject` (validate). With no system scope here and
+    /// `admin` standing for a cloud admin, that is: an admin, the token's own user, and
+    /// for validation also the `service` role (keystonemiddleware's service users).
+    fn allows(self, caller: &TokenInfo, subject_user: Option<&str>) -> bool {
+        caller.is_admin()
+            || subject_user == Some(caller.user_id.as_str())
+            || (self == TokenAction::Validate && caller.roles.iter().any(|r| r == "service"))
     }
 }
 
-/// `DELETE /v3/auth/tokens`: revokes `X-Subject-Token`.
+/// The `X-Subject-Token` a caller may act on, in Keystone's order: the caller's own
+/// token (401), the subject token (404 if given and not valid), the policy (403), a
+/// missing subject (404).
+fn subject_token(
+    state: &AppState,
+    headers: &HeaderMap,
+    action: TokenAction,
+) -> Result<Arc<TokenInfo>, KeystoneError> {
+    let caller = caller(state, headers)?;
+    let not_found = || KeystoneError::not_found("Could not find token.");
+    let subject = match headers.get("x-subject-token") {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|t| state.identity().validate(t))
+                .ok_or_else(not_found)?,
+        ),
+        None => None,
+    };
+    if !action.allows(&caller, subject.as_deref().map(|s| s.user_id.as_str())) {
+        return Err(KeystoneError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "You are not authorized to perform the requested action: {}.",
+                action.name()
+            ),
+        ));
+    }
+    subject.ok_or_else(|| KeystoneError::not_found("No token in the request"))
+}
+
+/// `GET`/`HEAD /v3/auth/tokens`: validates `X-Subject-Token` (for an admin, a `service`
+/// user on `GET`, or the token's own user).
+pub async fn validate_token(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    let action = if method == Method::HEAD {
+        TokenAction::Check
+    } else {
+        TokenAction::Validate
+    };
+    let info = match subject_token(&state, &headers, action) {
+        Ok(info) => info,
+        Err(e) => return e.into_response(),
+    };
+    let cfg = state.config();
+    let mut resp = axum::Json(state.identity().token_body(
+        &info,
+        &cfg.keystone_url,
+        &cfg.manila_url,
+    ))
+    .into_response();
+    if let Some(v) = headers.get("x-subject-token") {
+        resp.headers_mut().insert("x-subject-token", v.clone());
+    }
+    resp
+}
+
+/// `DELETE /v3/auth/tokens`: revokes `X-Subject-Token` (for an admin or the token's own
+/// user).
 pub async fn revoke_token(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(e) = caller(&state, &headers) {
+    if let Err(e) = subject_token(&state, &headers, TokenAction::Revoke) {
         return e.into_response();
     }
     let subject = headers.get("x-subject-token").and_then(|v| v.to_str().ok());
     if subject.is_some_and(|t| state.identity().revoke(t)) {
         StatusCode::NO_CONTENT.into_response()
     } else {
+        // Expired or revoked between the check and now.
         KeystoneError::not_found("Could not find token.").into_response()
     }
 }

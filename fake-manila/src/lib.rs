@@ -24,7 +24,9 @@
 //!
 //! - Keystone: `GET /`, `GET /v3[/]`, `POST /v3/auth/tokens` (password with user and
 //!   project by name or ID and domain by name or ID; application credentials by ID, or
-//!   name and user; re-scoping a token), `GET`/`HEAD`/`DELETE /v3/auth/tokens`,
+//!   name and user; re-scoping a token), `GET`/`HEAD`/`DELETE /v3/auth/tokens`
+//!   under Keystone's token policies (an admin or the token's own user; on `GET` also
+//!   the `service` role; 404 for an unknown subject, then 403 `identity:..._token`),
 //!   `GET /v3/projects[?name=]`, `GET /v3/projects/{id}`, `GET /v3/auth/projects`,
 //!   `GET /v3/auth/catalog`. Tokens expire after the configured TTL.
 //! - Manila: version discovery (`GET /` of its own endpoint → 300 with v2.0, as current

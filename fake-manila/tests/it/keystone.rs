@@ -350,3 +350,117 @@ async fn projects_lookup() {
     let a = list(demo, "/v3/auth/projects").await;
     assert_eq!(a.body["projects"][0]["name"], "demo");
 }
+
+/// Keystone's token policies (`keystone/common/policies/token.py`, with the deprecated
+/// rules it still ORs in): `HEAD` (`identity:check_token`) and `DELETE`
+/// (`identity:revoke_token`) are for an admin or the token's own user; `GET`
+/// (`identity:validate_token`) also for the `service` role. The subject token is looked
+/// up first (404), the policy checked next (403 with Keystone's error body).
+#[tokio::test]
+async fn only_the_token_owner_or_an_admin_may_validate_or_revoke_it() {
+    let env = env_with(|c| {
+        c.identity.users.push(UserSpec {
+            name: "manila".into(),
+            password: "manila".into(),
+            project: "service".into(),
+            roles: vec!["service".into()],
+            id: None,
+        });
+    })
+    .await;
+    let call = |caller: String, subject: Option<String>, method: Method| {
+        let env = &env;
+        async move {
+            let mut req = Request::builder()
+                .method(method)
+                .uri("/v3/auth/tokens")
+                .header("x-auth-token", caller);
+            if let Some(s) = subject {
+                req = req.header("x-subject-token", s);
+            }
+            env.raw(req.body(Body::empty()).expect("request")).await
+        }
+    };
+    let (demo, admin, service) = (
+        env.demo().await,
+        env.admin().await,
+        env.token("manila", "manila", "service").await,
+    );
+    let tokens = [("demo", &demo), ("admin", &admin), ("service", &service)];
+    let token = |name: &str| {
+        tokens
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| (*t).clone())
+    };
+    // (caller, subject's owner, method, status, the action a 403 names)
+    let cases = [
+        (
+            "demo",
+            "admin",
+            Method::DELETE,
+            403,
+            "identity:revoke_token",
+        ),
+        ("demo", "admin", Method::GET, 403, "identity:validate_token"),
+        ("demo", "admin", Method::HEAD, 403, ""),
+        ("service", "demo", Method::HEAD, 403, ""),
+        (
+            "service",
+            "demo",
+            Method::DELETE,
+            403,
+            "identity:revoke_token",
+        ),
+        ("demo", "none", Method::GET, 403, "identity:validate_token"),
+        ("demo", "demo", Method::GET, 200, ""),
+        ("demo", "demo", Method::HEAD, 200, ""),
+        ("admin", "demo", Method::GET, 200, ""),
+        ("admin", "demo", Method::HEAD, 200, ""),
+        ("service", "demo", Method::GET, 200, ""),
+        ("admin", "none", Method::GET, 404, ""),
+    ];
+    for (caller, subject, method, status, action) in cases {
+        let what = format!("{method} by {caller} of {subject}'s token");
+        let caller = token(caller).expect("a caller");
+        let a = call(caller, token(subject), method).await;
+        assert_eq!(a.status.as_u16(), status, "{what}: {}", a.text);
+        if !action.is_empty() {
+            assert_eq!(
+                a.body["error"],
+                json!({"code": 403, "title": "Forbidden",
+                    "message": format!("You are not authorized to perform the requested action: {action}.")}),
+                "{what}"
+            );
+        }
+    }
+    // A refused revocation leaves the token working.
+    assert_eq!(
+        env.get(&admin, "2.65", "/v2/shares").await.status,
+        StatusCode::OK
+    );
+    // An unknown subject is a 404 even for someone who could not act on it.
+    let a = call(demo.clone(), Some("nope".into()), Method::DELETE).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.text);
+    assert_eq!(a.body["error"]["code"], 404);
+    // The owner revokes its own token (from another of its tokens); an admin anyone's.
+    let other = env.demo().await;
+    assert_eq!(
+        call(demo.clone(), Some(other.clone()), Method::DELETE)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        call(admin.clone(), Some(demo.clone()), Method::DELETE)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    for t in [&other, &demo] {
+        assert_eq!(
+            env.get(t, "2.65", "/v2/shares").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
