@@ -24,6 +24,9 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// How long issued tokens live.
     pub token_ttl: Duration,
+    /// The most tokens one user holds at once (at least 1): a user past it loses its own
+    /// oldest token, never another user's, so memory stays bounded under a token flood.
+    pub tokens_per_user: usize,
     /// The newest microversion advertised (at most [`Version::MAX`]).
     pub max_version: Version,
     /// How long each asynchronous transition takes.
@@ -56,6 +59,10 @@ impl Config {
             ceph,
             identity: IdentityConfig::default(),
             token_ttl: Duration::from_secs(3600),
+            // Assumed: Keystone's fernet tokens are stateless and have no such bound.
+            // Clients hold far fewer within a TTL (CSI's controller caches one per
+            // credentials, the CLI takes one per call); 10,000 tokens are a few MB.
+            tokens_per_user: 10_000,
             max_version: Version::MAX,
             delays: Delays::default(),
             quotas: Quotas::default(),

@@ -3,9 +3,11 @@
 //!
 //! One domain (`default`, named `Default`). Users, projects and application credentials
 //! come from [`IdentityConfig`]; IDs that the config does not fix derive from the seed.
-//! Tokens are opaque random strings held in memory until they expire.
+//! Tokens are opaque random strings held in memory until they expire, at most
+//! [`Config::tokens_per_user`](crate::Config::tokens_per_user) per user: one user's
+//! flood evicts only that user's oldest tokens.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -22,9 +24,6 @@ use crate::config::IdentityConfig;
 use crate::error::KeystoneError;
 use crate::state::AppState;
 use crate::time::Timestamp;
-
-/// The most tokens held at once.
-pub const MAX_TOKENS: usize = 100_000;
 
 /// The domain every user and project is in.
 pub const DOMAIN_ID: &str = "default";
@@ -94,7 +93,128 @@ pub struct Identity {
     users: Vec<User>,
     app_creds: Vec<AppCredential>,
     role_ids: HashMap<String, String>,
-    tokens: Mutex<HashMap<String, Arc<TokenInfo>>>,
+    tokens: Mutex<TokenStore>,
+}
+
+/// How often (in tokens issued) every user's expired tokens are purged.
+const PURGE_EVERY: u64 = 1024;
+
+/// The live tokens. Each user's are also kept in issue order (which, with one TTL, is
+/// expiry order), so that a user past its bound loses its own oldest token and nobody
+/// else's, and expired tokens are found from the front.
+#[derive(Debug)]
+struct TokenStore {
+    /// The most tokens one user holds (at least 1).
+    per_user: usize,
+    tokens: HashMap<Arc<str>, Held>,
+    /// User ID → issue number → token.
+    by_user: HashMap<String, BTreeMap<u64, Arc<str>>>,
+    /// Tokens issued so far: the next issue number.
+    issued: u64,
+}
+
+#[derive(Debug)]
+struct Held {
+    info: Arc<TokenInfo>,
+    seq: u64,
+}
+
+impl TokenStore {
+    fn new(per_user: usize) -> Self {
+        Self {
+            per_user: per_user.max(1),
+            tokens: HashMap::new(),
+            by_user: HashMap::new(),
+            issued: 0,
+        }
+    }
+
+    /// The token's info if it is held and has not expired (an expired one is dropped).
+    fn get(&mut self, token: &str, now: Timestamp) -> Option<Arc<TokenInfo>> {
+        let info = self.tokens.get(token)?.info.clone();
+        if info.expires_at <= now {
+            self.remove(token);
+            return None;
+        }
+        Some(info)
+    }
+
+    /// Drops a token; false if it was not held.
+    fn remove(&mut self, token: &str) -> bool {
+        let Some(held) = self.tokens.remove(token) else {
+            return false;
+        };
+        let user = &held.info.user_id;
+        if let Some(list) = self.by_user.get_mut(user) {
+            list.remove(&held.seq);
+            if list.is_empty() {
+                self.by_user.remove(user);
+            }
+        }
+        true
+    }
+
+    /// Drops `user`'s oldest token; false if the user holds none.
+    fn pop_oldest(&mut self, user: &str) -> bool {
+        let Some(list) = self.by_user.get_mut(user) else {
+            return false;
+        };
+        let Some((seq, token)) = list.pop_first() else {
+            self.by_user.remove(user);
+            return false;
+        };
+        if list.is_empty() {
+            self.by_user.remove(user);
+        }
+        if self.tokens.get(&token).is_some_and(|h| h.seq == seq) {
+            self.tokens.remove(&token);
+        }
+        true
+    }
+
+    /// Drops `user`'s expired tokens, oldest first, up to the first live one.
+    fn purge_user(&mut self, user: &str, now: Timestamp) {
+        loop {
+            let front = self.by_user.get(user).and_then(|l| l.first_key_value());
+            let Some((seq, token)) = front else {
+                return;
+            };
+            let live = self
+                .tokens
+                .get(token)
+                .is_some_and(|h| h.seq == *seq && h.info.expires_at > now);
+            if live {
+                return;
+            }
+            self.pop_oldest(user);
+        }
+    }
+
+    /// Holds a new token. The user's expired tokens go first; if the user still holds
+    /// `per_user`, its oldest go; every [`PURGE_EVERY`] tokens, every user's expired
+    /// ones go.
+    fn insert(&mut self, token: String, info: Arc<TokenInfo>, now: Timestamp) {
+        let user = info.user_id.clone();
+        self.purge_user(&user, now);
+        while self.by_user.get(&user).map_or(0, BTreeMap::len) >= self.per_user {
+            if !self.pop_oldest(&user) {
+                break;
+            }
+        }
+        self.issued += 1;
+        if self.issued.is_multiple_of(PURGE_EVERY) {
+            let users: Vec<String> = self.by_user.keys().cloned().collect();
+            for u in users {
+                self.purge_user(&u, now);
+            }
+        }
+        let token: Arc<str> = token.into();
+        let seq = self.issued;
+        // 256 random bits do not repeat; were one to, the newer token would replace the
+        // older, whose index entry then drops out when it reaches the front.
+        self.tokens.insert(token.clone(), Held { info, seq });
+        self.by_user.entry(user).or_default().insert(seq, token);
+    }
 }
 
 /// 32 lower-case hex digits from the RNG, as Keystone's IDs look.
@@ -105,8 +225,14 @@ pub fn hex_id(rng: &mut ChaCha8Rng) -> String {
 }
 
 impl Identity {
-    /// Builds the directory from the config; IDs not fixed there come from `rng`.
-    pub fn new(config: &IdentityConfig, rng: &mut ChaCha8Rng) -> Result<Self, String> {
+    /// Builds the directory from the config; IDs not fixed there come from `rng`. Each
+    /// user holds at most `tokens_per_user` tokens (at least 1): past that, its oldest is
+    /// revoked.
+    pub fn new(
+        config: &IdentityConfig,
+        tokens_per_user: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Self, String> {
         let mut projects: Vec<Project> = config
             .projects
             .iter()
@@ -172,7 +298,7 @@ impl Identity {
             users,
             app_creds,
             role_ids,
-            tokens: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(TokenStore::new(tokens_per_user)),
         })
     }
 
@@ -193,43 +319,25 @@ impl Identity {
 
     /// The token's info if it exists and has not expired.
     pub fn validate(&self, token: &str) -> Option<Arc<TokenInfo>> {
-        let mut tokens = self.tokens.lock();
-        let info = tokens.get(token)?.clone();
-        if info.expires_at <= Timestamp::now() {
-            tokens.remove(token);
-            return None;
-        }
-        Some(info)
+        self.tokens.lock().get(token, Timestamp::now())
     }
 
     /// Revokes a token; false if it was not valid.
     pub fn revoke(&self, token: &str) -> bool {
-        self.tokens.lock().remove(token).is_some()
+        self.tokens.lock().remove(token)
     }
 
     fn store(&self, token: String, info: TokenInfo) -> Arc<TokenInfo> {
         let info = Arc::new(info);
-        let mut tokens = self.tokens.lock();
-        // Expired tokens are dropped now and then; past `MAX_TOKENS` live ones, the half
-        // that expires first is revoked, so no client can grow the table without bound.
-        if tokens.len() >= 4096 && tokens.len().is_power_of_two() {
-            let now = Timestamp::now();
-            tokens.retain(|_, t| t.expires_at > now);
-        }
-        if tokens.len() >= MAX_TOKENS {
-            let mut expiries: Vec<Timestamp> = tokens.values().map(|t| t.expires_at).collect();
-            let mid = expiries.len() / 2;
-            let (_, median, _) = expiries.select_nth_unstable(mid);
-            let median = *median;
-            tokens.retain(|_, t| t.expires_at > median);
-        }
-        tokens.insert(token, info.clone());
+        self.tokens
+            .lock()
+            .insert(token, info.clone(), Timestamp::now());
         info
     }
 
     /// How many tokens are held (live or not yet purged).
     pub fn token_count(&self) -> usize {
-        self.tokens.lock().len()
+        self.tokens.lock().tokens.len()
     }
 
     fn user_by_ref(&self, user: &Value) -> Result<&User, KeystoneError> {
@@ -785,23 +893,68 @@ pub fn json_content_type(resp: &mut Response) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use rand::SeedableRng;
 
     use super::*;
 
+    fn password(user: &str) -> Value {
+        json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": user, "domain": {"name": "Default"}, "password": user}}}}})
+    }
+
+    fn issue(id: &Identity, user: &str, ttl: Duration, rng: &mut ChaCha8Rng) -> String {
+        id.authenticate(&password(user), ttl, rng).expect("token").0
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
     #[test]
-    fn the_token_table_is_bounded() {
+    fn a_users_flood_evicts_only_its_own_oldest_tokens() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let id = Identity::new(&IdentityConfig::default(), &mut rng).expect("identity");
-        let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "demo", "domain": {"name": "Default"}, "password": "demo"}}}}});
-        let mut last = String::new();
-        for _ in 0..MAX_TOKENS + 10 {
-            let (t, _) = id
-                .authenticate(&body, std::time::Duration::from_secs(3600), &mut rng)
-                .expect("token");
-            last = t;
+        let id = Identity::new(&IdentityConfig::default(), 100, &mut rng).expect("identity");
+        let admin = issue(&id, "admin", HOUR, &mut rng);
+        let demo: Vec<String> = (0..1000)
+            .map(|_| issue(&id, "demo", HOUR, &mut rng))
+            .collect();
+        // One user's bound each: memory stays bounded by users x bound.
+        assert_eq!(id.token_count(), 1 + 100);
+        assert!(
+            id.validate(&admin).is_some(),
+            "another user's token survives"
+        );
+        assert!(
+            demo[900..].iter().all(|t| id.validate(t).is_some()),
+            "the newest survive"
+        );
+        assert!(
+            demo[..900].iter().all(|t| id.validate(t).is_none()),
+            "the oldest go"
+        );
+        // Revoking makes room without evicting.
+        assert!(id.revoke(&demo[999]));
+        let newer = issue(&id, "demo", HOUR, &mut rng);
+        assert!(id.validate(&demo[900]).is_some());
+        assert!(id.validate(&newer).is_some());
+        assert_eq!(id.token_count(), 1 + 100);
+    }
+
+    #[test]
+    fn expired_tokens_are_purged() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let id = Identity::new(&IdentityConfig::default(), 10_000, &mut rng).expect("identity");
+        // Expired at once: each new one of the user's purges the earlier.
+        for _ in 0..5 {
+            issue(&id, "admin", Duration::ZERO, &mut rng);
         }
-        assert!(id.token_count() <= MAX_TOKENS);
-        assert!(id.validate(&last).is_some(), "the newest token survives");
+        assert_eq!(id.token_count(), 1);
+        // Another user's tokens: the periodic sweep drops the admin's expired one.
+        for _ in 0..PURGE_EVERY {
+            issue(&id, "demo", HOUR, &mut rng);
+        }
+        assert_eq!(
+            id.token_count(),
+            usize::try_from(PURGE_EVERY).expect("small")
+        );
     }
 }

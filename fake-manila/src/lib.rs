@@ -84,8 +84,10 @@
 //! - Quota reservations are immediate (no `reserved`); user- and type-level quotas are
 //!   not modelled.
 //! - State lives in memory; a restart forgets every share (the subvolumes stay in
-//!   fake-ceph). At most 100,000 tokens are held (Keystone's fernet tokens are
-//!   stateless); past that the half expiring first is revoked.
+//!   fake-ceph). Tokens are held in memory (Keystone's fernet tokens are stateless),
+//!   at most [`Config::tokens_per_user`] (10,000 unless configured) per user: a user
+//!   past that loses its own oldest token, never another user's. Expired tokens are
+//!   purged.
 //! - A transition's Ceph work is tried once: a failure leaves the resource in its error
 //!   status (Manila's periodic tasks and retries are not modelled). No API rate limits.
 

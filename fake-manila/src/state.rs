@@ -334,7 +334,8 @@ impl AppState {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         // Faults draw from their own stream, so IDs do not shift fault decisions.
         let fault_rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x6661_756c_7473);
-        let identity = Identity::new(&config.identity, &mut rng).map_err(StartError::Identity)?;
+        let identity = Identity::new(&config.identity, config.tokens_per_user, &mut rng)
+            .map_err(StartError::Identity)?;
         let default_type_id = uuid_from(&mut rng);
         let ceph = CephClient::new(config.ceph.clone())?;
         Ok(Self {

@@ -464,3 +464,29 @@ async fn only_the_token_owner_or_an_admin_may_validate_or_revoke_it() {
         );
     }
 }
+
+/// Issue 14 #6: tokens are bounded per user, so one user's flood evicts only its own
+/// oldest tokens.
+#[tokio::test]
+async fn a_token_flood_evicts_only_the_flooding_users_tokens() {
+    let env = env_with(|c| c.tokens_per_user = 20).await;
+    let admin = env.admin().await;
+    let mut demo = Vec::new();
+    for _ in 0..200 {
+        demo.push(env.demo().await);
+    }
+    let status = |t: &str| {
+        let env = &env;
+        let t = t.to_owned();
+        async move { env.get(&t, "2.65", "/v2/shares").await.status }
+    };
+    assert_eq!(status(&admin).await, StatusCode::OK, "the admin's token");
+    assert_eq!(status(&demo[180]).await, StatusCode::OK, "demo's 20 newest");
+    assert_eq!(status(&demo[199]).await, StatusCode::OK);
+    assert_eq!(
+        status(&demo[179]).await,
+        StatusCode::UNAUTHORIZED,
+        "demo's older ones"
+    );
+    assert_eq!(status(&demo[0]).await, StatusCode::UNAUTHORIZED);
+}
