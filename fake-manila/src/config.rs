@@ -33,8 +33,11 @@ pub struct Config {
     pub delays: Delays,
     /// Default quotas of every project.
     pub quotas: Quotas,
-    /// The master seed: IDs, tokens and fault decisions derive from it.
-    pub seed: u64,
+    /// The master seed. IDs and fault decisions derive from it (from 0 when there is
+    /// none). Tokens derive from it only when it is given, for reproducible simulations;
+    /// without one they come from the OS's RNG, so that a service started by hand has
+    /// tokens nobody can predict.
+    pub seed: Option<u64>,
     /// Faults in force from the start.
     pub faults: Faults,
     /// How often a clone's progress is polled.
@@ -66,7 +69,7 @@ impl Config {
             max_version: Version::MAX,
             delays: Delays::default(),
             quotas: Quotas::default(),
-            seed: 0,
+            seed: None,
             faults: Faults::default(),
             clone_poll: Duration::from_millis(50),
             // Manila's `max_request_body_size` (oslo.middleware sizelimit).

@@ -3,7 +3,8 @@
 //!
 //! One domain (`default`, named `Default`). Users, projects and application credentials
 //! come from [`IdentityConfig`]; IDs that the config does not fix derive from the seed.
-//! Tokens are opaque random strings held in memory until they expire, at most
+//! Tokens are opaque random strings, drawn from the OS's RNG unless a seed was given
+//! ([`TokenSource`]), held in memory until they expire, at most
 //! [`Config::tokens_per_user`](crate::Config::tokens_per_user) per user: one user's
 //! flood evicts only that user's oldest tokens.
 
@@ -15,7 +16,8 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
-use rand::Rng;
+use rand::rngs::SysRng;
+use rand::{Rng, SeedableRng, TryRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
@@ -94,6 +96,48 @@ pub struct Identity {
     app_creds: Vec<AppCredential>,
     role_ids: HashMap<String, String>,
     tokens: Mutex<TokenStore>,
+    secrets: TokenSource,
+}
+
+/// Where tokens (and their audit IDs) are drawn from.
+#[derive(Debug)]
+pub enum TokenSource {
+    /// The operating system's RNG (`getrandom`): nobody can predict a token, not even
+    /// from the seed. What a service started without a seed uses.
+    Os,
+    /// A stream seeded from the master seed, for reproducible simulations and tests.
+    Seeded(Box<Mutex<ChaCha8Rng>>),
+}
+
+impl TokenSource {
+    /// Seeded from `seed` when one is given (a stream of its own, so that tokens do not
+    /// shift IDs), the OS's RNG otherwise.
+    pub fn new(seed: Option<u64>) -> Self {
+        match seed {
+            // "tokens" in ASCII: a stream apart from the IDs' and the faults'.
+            Some(seed) => Self::Seeded(Box::new(Mutex::new(ChaCha8Rng::seed_from_u64(
+                seed ^ 0x746f_6b65_6e73,
+            )))),
+            None => Self::Os,
+        }
+    }
+
+    /// Fills `buf` with random bytes; Keystone's 500 if the OS has none to give.
+    fn fill(&self, buf: &mut [u8]) -> Result<(), KeystoneError> {
+        match self {
+            TokenSource::Os => SysRng.try_fill_bytes(buf).map_err(|e| {
+                tracing::error!(error = %e, "the OS's RNG failed");
+                KeystoneError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "An unexpected error prevented the server from fulfilling your request.",
+                )
+            }),
+            TokenSource::Seeded(rng) => {
+                rng.lock().fill_bytes(buf);
+                Ok(())
+            }
+        }
+    }
 }
 
 /// How often (in tokens issued) every user's expired tokens are purged.
@@ -225,12 +269,13 @@ pub fn hex_id(rng: &mut ChaCha8Rng) -> String {
 }
 
 impl Identity {
-    /// Builds the directory from the config; IDs not fixed there come from `rng`. Each
-    /// user holds at most `tokens_per_user` tokens (at least 1): past that, its oldest is
-    /// revoked.
+    /// Builds the directory from the config; IDs not fixed there come from `rng`, tokens
+    /// from `secrets`. Each user holds at most `tokens_per_user` tokens (at least 1):
+    /// past that, its oldest is revoked.
     pub fn new(
         config: &IdentityConfig,
         tokens_per_user: usize,
+        secrets: TokenSource,
         rng: &mut ChaCha8Rng,
     ) -> Result<Self, String> {
         let mut projects: Vec<Project> = config
@@ -299,6 +344,7 @@ impl Identity {
             app_creds,
             role_ids,
             tokens: Mutex::new(TokenStore::new(tokens_per_user)),
+            secrets,
         })
     }
 
@@ -400,7 +446,6 @@ impl Identity {
         &self,
         body: &Value,
         ttl: std::time::Duration,
-        rng: &mut ChaCha8Rng,
     ) -> Result<(String, Arc<TokenInfo>), KeystoneError> {
         let denied =
             || KeystoneError::unauthorized("The request you have made requires authentication.");
@@ -493,10 +538,10 @@ impl Identity {
         };
         let now = Timestamp::now();
         let mut raw = [0u8; 32];
-        rng.fill_bytes(&mut raw);
+        self.secrets.fill(&mut raw)?;
         let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
         let mut audit = [0u8; 12];
-        rng.fill_bytes(&mut audit);
+        self.secrets.fill(&mut audit)?;
         let info = TokenInfo {
             user_id: user.id.clone(),
             user_name: user.name.clone(),
@@ -630,12 +675,7 @@ pub async fn issue_token(State(state): State<AppState>, body: Body) -> Response 
         Err(e) => return e.into_response(),
     };
     let cfg = state.config();
-    let result = {
-        let mut rng = state.rng();
-        state
-            .identity()
-            .authenticate(&body, cfg.token_ttl, &mut rng)
-    };
+    let result = state.identity().authenticate(&body, cfg.token_ttl);
     match result {
         Ok((token, info)) => {
             tracing::debug!(user = %info.user_name, project = %info.project.name, "token issued");
@@ -903,20 +943,28 @@ mod tests {
         json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": user, "domain": {"name": "Default"}, "password": user}}}}})
     }
 
-    fn issue(id: &Identity, user: &str, ttl: Duration, rng: &mut ChaCha8Rng) -> String {
-        id.authenticate(&password(user), ttl, rng).expect("token").0
+    fn issue(id: &Identity, user: &str, ttl: Duration) -> String {
+        id.authenticate(&password(user), ttl).expect("token").0
+    }
+
+    fn identity(tokens_per_user: usize, secrets: TokenSource) -> Identity {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        Identity::new(
+            &IdentityConfig::default(),
+            tokens_per_user,
+            secrets,
+            &mut rng,
+        )
+        .expect("identity")
     }
 
     const HOUR: Duration = Duration::from_secs(3600);
 
     #[test]
     fn a_users_flood_evicts_only_its_own_oldest_tokens() {
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let id = Identity::new(&IdentityConfig::default(), 100, &mut rng).expect("identity");
-        let admin = issue(&id, "admin", HOUR, &mut rng);
-        let demo: Vec<String> = (0..1000)
-            .map(|_| issue(&id, "demo", HOUR, &mut rng))
-            .collect();
+        let id = identity(100, TokenSource::Os);
+        let admin = issue(&id, "admin", HOUR);
+        let demo: Vec<String> = (0..1000).map(|_| issue(&id, "demo", HOUR)).collect();
         // One user's bound each: memory stays bounded by users x bound.
         assert_eq!(id.token_count(), 1 + 100);
         assert!(
@@ -933,7 +981,7 @@ mod tests {
         );
         // Revoking makes room without evicting.
         assert!(id.revoke(&demo[999]));
-        let newer = issue(&id, "demo", HOUR, &mut rng);
+        let newer = issue(&id, "demo", HOUR);
         assert!(id.validate(&demo[900]).is_some());
         assert!(id.validate(&newer).is_some());
         assert_eq!(id.token_count(), 1 + 100);
@@ -941,20 +989,27 @@ mod tests {
 
     #[test]
     fn expired_tokens_are_purged() {
-        let mut rng = ChaCha8Rng::seed_from_u64(2);
-        let id = Identity::new(&IdentityConfig::default(), 10_000, &mut rng).expect("identity");
+        let id = identity(10_000, TokenSource::Os);
         // Expired at once: each new one of the user's purges the earlier.
         for _ in 0..5 {
-            issue(&id, "admin", Duration::ZERO, &mut rng);
+            issue(&id, "admin", Duration::ZERO);
         }
         assert_eq!(id.token_count(), 1);
         // Another user's tokens: the periodic sweep drops the admin's expired one.
         for _ in 0..PURGE_EVERY {
-            issue(&id, "demo", HOUR, &mut rng);
+            issue(&id, "demo", HOUR);
         }
         assert_eq!(
             id.token_count(),
             usize::try_from(PURGE_EVERY).expect("small")
         );
+    }
+
+    #[test]
+    fn tokens_follow_the_seed_only_when_one_is_given() {
+        let first = |seed| issue(&identity(10, TokenSource::new(seed)), "demo", HOUR);
+        assert_eq!(first(Some(7)), first(Some(7)));
+        assert_ne!(first(Some(7)), first(Some(8)));
+        assert_ne!(first(None), first(None));
     }
 }

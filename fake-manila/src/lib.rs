@@ -28,7 +28,8 @@
 //!   under Keystone's token policies (an admin or the token's own user; on `GET` also
 //!   the `service` role; 404 for an unknown subject, then 403 `identity:..._token`),
 //!   `GET /v3/projects[?name=]`, `GET /v3/projects/{id}`, `GET /v3/auth/projects`,
-//!   `GET /v3/auth/catalog`. Tokens expire after the configured TTL.
+//!   `GET /v3/auth/catalog`. Tokens expire after the configured TTL. They come from
+//!   the OS's RNG unless [`Config::seed`] is given (then from the seed, for replays).
 //! - Manila: version discovery (`GET /` of its own endpoint → 300 with v2.0, as current
 //!   Manila lists it, no headers needed; `GET /v2[/]` → 200 with the same),
 //!   shares (list with

@@ -490,3 +490,40 @@ async fn a_token_flood_evicts_only_the_flooding_users_tokens() {
     );
     assert_eq!(status(&demo[0]).await, StatusCode::UNAUTHORIZED);
 }
+
+/// Issue 14 #7: a service started without a seed draws its tokens from the OS, so its
+/// first token differs from start to start; one given a seed repeats them, and its IDs
+/// do not depend on where tokens come from.
+#[tokio::test]
+async fn tokens_come_from_the_os_unless_a_seed_is_given() {
+    let first = env().await.demo().await;
+    let again = env().await.demo().await;
+    assert_ne!(first, again, "no seed: the first token is not predictable");
+    let seeded = |seed: Option<u64>| async move {
+        let env = env_with(|c| c.seed = seed).await;
+        let token = env.demo().await;
+        let a = env
+            .post(
+                &token,
+                "2.65",
+                "/v2/shares",
+                json!({"share": {"share_proto": "CEPHFS", "size": 1}}),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        (
+            token,
+            a.body["share"]["id"].as_str().expect("id").to_owned(),
+        )
+    };
+    let (t1, id1) = seeded(Some(5)).await;
+    let (t2, id2) = seeded(Some(5)).await;
+    assert_eq!((&t1, &id1), (&t2, &id2), "one seed, one run");
+    let (t0, id0) = seeded(Some(0)).await;
+    let (tn, idn) = seeded(None).await;
+    assert_ne!(t0, tn, "tokens follow the seed only when it is given");
+    assert_eq!(
+        id0, idn,
+        "IDs follow seed 0 without one, whatever the tokens"
+    );
+}
