@@ -24,14 +24,20 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// How long issued tokens live.
     pub token_ttl: Duration,
+    /// The most tokens one user holds at once (at least 1): a user past it loses its own
+    /// oldest token, never another user's, so memory stays bounded under a token flood.
+    pub tokens_per_user: usize,
     /// The newest microversion advertised (at most [`Version::MAX`]).
     pub max_version: Version,
     /// How long each asynchronous transition takes.
     pub delays: Delays,
     /// Default quotas of every project.
     pub quotas: Quotas,
-    /// The master seed: IDs, tokens and fault decisions derive from it.
-    pub seed: u64,
+    /// The master seed. IDs and fault decisions derive from it (from 0 when there is
+    /// none). Tokens derive from it only when it is given, for reproducible simulations;
+    /// without one they come from the OS's RNG, so that a service started by hand has
+    /// tokens nobody can predict.
+    pub seed: Option<u64>,
     /// Faults in force from the start.
     pub faults: Faults,
     /// How often a clone's progress is polled.
@@ -56,10 +62,14 @@ impl Config {
             ceph,
             identity: IdentityConfig::default(),
             token_ttl: Duration::from_secs(3600),
+            // Assumed: Keystone's fernet tokens are stateless and have no such bound.
+            // Clients hold far fewer within a TTL (CSI's controller caches one per
+            // credentials, the CLI takes one per call); 10,000 tokens are a few MB.
+            tokens_per_user: 10_000,
             max_version: Version::MAX,
             delays: Delays::default(),
             quotas: Quotas::default(),
-            seed: 0,
+            seed: None,
             faults: Faults::default(),
             clone_poll: Duration::from_millis(50),
             // Manila's `max_request_body_size` (oslo.middleware sizelimit).

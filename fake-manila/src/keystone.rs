@@ -3,17 +3,21 @@
 //!
 //! One domain (`default`, named `Default`). Users, projects and application credentials
 //! come from [`IdentityConfig`]; IDs that the config does not fix derive from the seed.
-//! Tokens are opaque random strings held in memory until they expire.
+//! Tokens are opaque random strings, drawn from the OS's RNG unless a seed was given
+//! ([`TokenSource`]), held in memory until they expire, at most
+//! [`Config::tokens_per_user`](crate::Config::tokens_per_user) per user: one user's
+//! flood evicts only that user's oldest tokens.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
-use rand::Rng;
+use rand::rngs::SysRng;
+use rand::{Rng, SeedableRng, TryRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
@@ -22,9 +26,6 @@ use crate::config::IdentityConfig;
 use crate::error::KeystoneError;
 use crate::state::AppState;
 use crate::time::Timestamp;
-
-/// The most tokens held at once.
-pub const MAX_TOKENS: usize = 100_000;
 
 /// The domain every user and project is in.
 pub const DOMAIN_ID: &str = "default";
@@ -94,7 +95,170 @@ pub struct Identity {
     users: Vec<User>,
     app_creds: Vec<AppCredential>,
     role_ids: HashMap<String, String>,
-    tokens: Mutex<HashMap<String, Arc<TokenInfo>>>,
+    tokens: Mutex<TokenStore>,
+    secrets: TokenSource,
+}
+
+/// Where tokens (and their audit IDs) are drawn from.
+#[derive(Debug)]
+pub enum TokenSource {
+    /// The operating system's RNG (`getrandom`): nobody can predict a token, not even
+    /// from the seed. What a service started without a seed uses.
+    Os,
+    /// A stream seeded from the master seed, for reproducible simulations and tests.
+    Seeded(Box<Mutex<ChaCha8Rng>>),
+}
+
+impl TokenSource {
+    /// Seeded from `seed` when one is given (a stream of its own, so that tokens do not
+    /// shift IDs), the OS's RNG otherwise.
+    pub fn new(seed: Option<u64>) -> Self {
+        match seed {
+            // "tokens" in ASCII: a stream apart from the IDs' and the faults'.
+            Some(seed) => Self::Seeded(Box::new(Mutex::new(ChaCha8Rng::seed_from_u64(
+                seed ^ 0x746f_6b65_6e73,
+            )))),
+            None => Self::Os,
+        }
+    }
+
+    /// Fills `buf` with random bytes; Keystone's 500 if the OS has none to give.
+    fn fill(&self, buf: &mut [u8]) -> Result<(), KeystoneError> {
+        match self {
+            TokenSource::Os => SysRng.try_fill_bytes(buf).map_err(|e| {
+                tracing::error!(error = %e, "the OS's RNG failed");
+                KeystoneError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "An unexpected error prevented the server from fulfilling your request.",
+                )
+            }),
+            TokenSource::Seeded(rng) => {
+                rng.lock().fill_bytes(buf);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// How often (in tokens issued) every user's expired tokens are purged.
+const PURGE_EVERY: u64 = 1024;
+
+/// The live tokens. Each user's are also kept in issue order (which, with one TTL, is
+/// expiry order), so that a user past its bound loses its own oldest token and nobody
+/// else's, and expired tokens are found from the front.
+#[derive(Debug)]
+struct TokenStore {
+    /// The most tokens one user holds (at least 1).
+    per_user: usize,
+    tokens: HashMap<Arc<str>, Held>,
+    /// User ID → issue number → token.
+    by_user: HashMap<String, BTreeMap<u64, Arc<str>>>,
+    /// Tokens issued so far: the next issue number.
+    issued: u64,
+}
+
+#[derive(Debug)]
+struct Held {
+    info: Arc<TokenInfo>,
+    seq: u64,
+}
+
+impl TokenStore {
+    fn new(per_user: usize) -> Self {
+        Self {
+            per_user: per_user.max(1),
+            tokens: HashMap::new(),
+            by_user: HashMap::new(),
+            issued: 0,
+        }
+    }
+
+    /// The token's info if it is held and has not expired (an expired one is dropped).
+    fn get(&mut self, token: &str, now: Timestamp) -> Option<Arc<TokenInfo>> {
+        let info = self.tokens.get(token)?.info.clone();
+        if info.expires_at <= now {
+            self.remove(token);
+            return None;
+        }
+        Some(info)
+    }
+
+    /// Drops a token; false if it was not held.
+    fn remove(&mut self, token: &str) -> bool {
+        let Some(held) = self.tokens.remove(token) else {
+            return false;
+        };
+        let user = &held.info.user_id;
+        if let Some(list) = self.by_user.get_mut(user) {
+            list.remove(&held.seq);
+            if list.is_empty() {
+                self.by_user.remove(user);
+            }
+        }
+        true
+    }
+
+    /// Drops `user`'s oldest token; false if the user holds none.
+    fn pop_oldest(&mut self, user: &str) -> bool {
+        let Some(list) = self.by_user.get_mut(user) else {
+            return false;
+        };
+        let Some((seq, token)) = list.pop_first() else {
+            self.by_user.remove(user);
+            return false;
+        };
+        if list.is_empty() {
+            self.by_user.remove(user);
+        }
+        if self.tokens.get(&token).is_some_and(|h| h.seq == seq) {
+            self.tokens.remove(&token);
+        }
+        true
+    }
+
+    /// Drops `user`'s expired tokens, oldest first, up to the first live one.
+    fn purge_user(&mut self, user: &str, now: Timestamp) {
+        loop {
+            let front = self.by_user.get(user).and_then(|l| l.first_key_value());
+            let Some((seq, token)) = front else {
+                return;
+            };
+            let live = self
+                .tokens
+                .get(token)
+                .is_some_and(|h| h.seq == *seq && h.info.expires_at > now);
+            if live {
+                return;
+            }
+            self.pop_oldest(user);
+        }
+    }
+
+    /// Holds a new token. The user's expired tokens go first; if the user still holds
+    /// `per_user`, its oldest go; every [`PURGE_EVERY`] tokens, every user's expired
+    /// ones go.
+    fn insert(&mut self, token: String, info: Arc<TokenInfo>, now: Timestamp) {
+        let user = info.user_id.clone();
+        self.purge_user(&user, now);
+        while self.by_user.get(&user).map_or(0, BTreeMap::len) >= self.per_user {
+            if !self.pop_oldest(&user) {
+                break;
+            }
+        }
+        self.issued += 1;
+        if self.issued.is_multiple_of(PURGE_EVERY) {
+            let users: Vec<String> = self.by_user.keys().cloned().collect();
+            for u in users {
+                self.purge_user(&u, now);
+            }
+        }
+        let token: Arc<str> = token.into();
+        let seq = self.issued;
+        // 256 random bits do not repeat; were one to, the newer token would replace the
+        // older, whose index entry then drops out when it reaches the front.
+        self.tokens.insert(token.clone(), Held { info, seq });
+        self.by_user.entry(user).or_default().insert(seq, token);
+    }
 }
 
 /// 32 lower-case hex digits from the RNG, as Keystone's IDs look.
@@ -105,8 +269,15 @@ pub fn hex_id(rng: &mut ChaCha8Rng) -> String {
 }
 
 impl Identity {
-    /// Builds the directory from the config; IDs not fixed there come from `rng`.
-    pub fn new(config: &IdentityConfig, rng: &mut ChaCha8Rng) -> Result<Self, String> {
+    /// Builds the directory from the config; IDs not fixed there come from `rng`, tokens
+    /// from `secrets`. Each user holds at most `tokens_per_user` tokens (at least 1):
+    /// past that, its oldest is revoked.
+    pub fn new(
+        config: &IdentityConfig,
+        tokens_per_user: usize,
+        secrets: TokenSource,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Self, String> {
         let mut projects: Vec<Project> = config
             .projects
             .iter()
@@ -172,7 +343,8 @@ impl Identity {
             users,
             app_creds,
             role_ids,
-            tokens: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(TokenStore::new(tokens_per_user)),
+            secrets,
         })
     }
 
@@ -193,43 +365,25 @@ impl Identity {
 
     /// The token's info if it exists and has not expired.
     pub fn validate(&self, token: &str) -> Option<Arc<TokenInfo>> {
-        let mut tokens = self.tokens.lock();
-        let info = tokens.get(token)?.clone();
-        if info.expires_at <= Timestamp::now() {
-            tokens.remove(token);
-            return None;
-        }
-        Some(info)
+        self.tokens.lock().get(token, Timestamp::now())
     }
 
     /// Revokes a token; false if it was not valid.
     pub fn revoke(&self, token: &str) -> bool {
-        self.tokens.lock().remove(token).is_some()
+        self.tokens.lock().remove(token)
     }
 
     fn store(&self, token: String, info: TokenInfo) -> Arc<TokenInfo> {
         let info = Arc::new(info);
-        let mut tokens = self.tokens.lock();
-        // Expired tokens are dropped now and then; past `MAX_TOKENS` live ones, the half
-        // that expires first is revoked, so no client can grow the table without bound.
-        if tokens.len() >= 4096 && tokens.len().is_power_of_two() {
-            let now = Timestamp::now();
-            tokens.retain(|_, t| t.expires_at > now);
-        }
-        if tokens.len() >= MAX_TOKENS {
-            let mut expiries: Vec<Timestamp> = tokens.values().map(|t| t.expires_at).collect();
-            let mid = expiries.len() / 2;
-            let (_, median, _) = expiries.select_nth_unstable(mid);
-            let median = *median;
-            tokens.retain(|_, t| t.expires_at > median);
-        }
-        tokens.insert(token, info.clone());
+        self.tokens
+            .lock()
+            .insert(token, info.clone(), Timestamp::now());
         info
     }
 
     /// How many tokens are held (live or not yet purged).
     pub fn token_count(&self) -> usize {
-        self.tokens.lock().len()
+        self.tokens.lock().tokens.len()
     }
 
     fn user_by_ref(&self, user: &Value) -> Result<&User, KeystoneError> {
@@ -292,7 +446,6 @@ impl Identity {
         &self,
         body: &Value,
         ttl: std::time::Duration,
-        rng: &mut ChaCha8Rng,
     ) -> Result<(String, Arc<TokenInfo>), KeystoneError> {
         let denied =
             || KeystoneError::unauthorized("The request you have made requires authentication.");
@@ -385,10 +538,10 @@ impl Identity {
         };
         let now = Timestamp::now();
         let mut raw = [0u8; 32];
-        rng.fill_bytes(&mut raw);
+        self.secrets.fill(&mut raw)?;
         let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
         let mut audit = [0u8; 12];
-        rng.fill_bytes(&mut audit);
+        self.secrets.fill(&mut audit)?;
         let info = TokenInfo {
             user_id: user.id.clone(),
             user_name: user.name.clone(),
@@ -522,12 +675,7 @@ pub async fn issue_token(State(state): State<AppState>, body: Body) -> Response 
         Err(e) => return e.into_response(),
     };
     let cfg = state.config();
-    let result = {
-        let mut rng = state.rng();
-        state
-            .identity()
-            .authenticate(&body, cfg.token_ttl, &mut rng)
-    };
+    let result = state.identity().authenticate(&body, cfg.token_ttl);
     match result {
         Ok((token, info)) => {
             tracing::debug!(user = %info.user_name, project = %info.project.name, "token issued");
@@ -571,39 +719,113 @@ pub fn caller(state: &AppState, headers: &HeaderMap) -> Result<Arc<TokenInfo>, K
         })
 }
 
-/// `GET`/`HEAD /v3/auth/tokens`: validates `X-Subject-Token`.
-pub async fn validate_token(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(e) = caller(&state, &headers) {
-        return e.into_response();
-    }
-    let subject = headers.get("x-subject-token").and_then(|v| v.to_str().ok());
-    match subject.and_then(|t| state.identity().validate(t)) {
-        Some(info) => {
-            let cfg = state.config();
-            let mut resp = axum::Json(state.identity().token_body(
-                &info,
-                &cfg.keystone_url,
-                &cfg.manila_url,
-            ))
-            .into_response();
-            if let Some(v) = headers.get("x-subject-token") {
-                resp.headers_mut().insert("x-subject-token", v.clone());
-            }
-            resp
+/// What a caller asks of `/v3/auth/tokens`, as Keystone's policy names it
+/// (`keystone/common/policies/token.py`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenAction {
+    /// `HEAD`: `identity:check_token`.
+    Check,
+    /// `GET`: `identity:validate_token`.
+    Validate,
+    /// `DELETE`: `identity:revoke_token`.
+    Revoke,
+}
+
+impl TokenAction {
+    fn name(self) -> &'static str {
+        match self {
+            TokenAction::Check => "identity:check_token",
+            TokenAction::Validate => "identity:validate_token",
+            TokenAction::Revoke => "identity:revoke_token",
         }
-        None => KeystoneError::not_found("Could not find token.").into_response(),
+    }
+
+    /// Whether `caller` may act on a token of `subject_user`. Keystone's defaults are
+    /// `(role:reader and system_scope:all) or rule:token_subject` (check),
+    /// the same `or rule:service_role` (validate) and `(role:admin and
+    /// system_scope:all) or rule:token_subject` (revoke), each ORed with its deprecated
+    /// rule, `rule:admin_or_token_subject` (check, revoke) or
+    /// `rule:service_admin_or_token_subject` (validate). With no system scope here and
+    /// `admin` standing for a cloud admin, that is: an admin, the token's own user, and
+    /// for validation also the `service` role (keystonemiddleware's service users).
+    fn allows(self, caller: &TokenInfo, subject_user: Option<&str>) -> bool {
+        caller.is_admin()
+            || subject_user == Some(caller.user_id.as_str())
+            || (self == TokenAction::Validate && caller.roles.iter().any(|r| r == "service"))
     }
 }
 
-/// `DELETE /v3/auth/tokens`: revokes `X-Subject-Token`.
+/// The `X-Subject-Token` a caller may act on, in Keystone's order: the caller's own
+/// token (401), the subject token (404 if given and not valid), the policy (403), a
+/// missing subject (404).
+fn subject_token(
+    state: &AppState,
+    headers: &HeaderMap,
+    action: TokenAction,
+) -> Result<Arc<TokenInfo>, KeystoneError> {
+    let caller = caller(state, headers)?;
+    let not_found = || KeystoneError::not_found("Could not find token.");
+    let subject = match headers.get("x-subject-token") {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|t| state.identity().validate(t))
+                .ok_or_else(not_found)?,
+        ),
+        None => None,
+    };
+    if !action.allows(&caller, subject.as_deref().map(|s| s.user_id.as_str())) {
+        return Err(KeystoneError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "You are not authorized to perform the requested action: {}.",
+                action.name()
+            ),
+        ));
+    }
+    subject.ok_or_else(|| KeystoneError::not_found("No token in the request"))
+}
+
+/// `GET`/`HEAD /v3/auth/tokens`: validates `X-Subject-Token` (for an admin, a `service`
+/// user on `GET`, or the token's own user).
+pub async fn validate_token(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    let action = if method == Method::HEAD {
+        TokenAction::Check
+    } else {
+        TokenAction::Validate
+    };
+    let info = match subject_token(&state, &headers, action) {
+        Ok(info) => info,
+        Err(e) => return e.into_response(),
+    };
+    let cfg = state.config();
+    let mut resp = axum::Json(state.identity().token_body(
+        &info,
+        &cfg.keystone_url,
+        &cfg.manila_url,
+    ))
+    .into_response();
+    if let Some(v) = headers.get("x-subject-token") {
+        resp.headers_mut().insert("x-subject-token", v.clone());
+    }
+    resp
+}
+
+/// `DELETE /v3/auth/tokens`: revokes `X-Subject-Token` (for an admin or the token's own
+/// user).
 pub async fn revoke_token(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(e) = caller(&state, &headers) {
+    if let Err(e) = subject_token(&state, &headers, TokenAction::Revoke) {
         return e.into_response();
     }
     let subject = headers.get("x-subject-token").and_then(|v| v.to_str().ok());
     if subject.is_some_and(|t| state.identity().revoke(t)) {
         StatusCode::NO_CONTENT.into_response()
     } else {
+        // Expired or revoked between the check and now.
         KeystoneError::not_found("Could not find token.").into_response()
     }
 }
@@ -711,23 +933,83 @@ pub fn json_content_type(resp: &mut Response) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use rand::SeedableRng;
 
     use super::*;
 
-    #[test]
-    fn the_token_table_is_bounded() {
+    fn password(user: &str) -> Value {
+        json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": user, "domain": {"name": "Default"}, "password": user}}}}})
+    }
+
+    fn issue(id: &Identity, user: &str, ttl: Duration) -> String {
+        id.authenticate(&password(user), ttl).expect("token").0
+    }
+
+    fn identity(tokens_per_user: usize, secrets: TokenSource) -> Identity {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let id = Identity::new(&IdentityConfig::default(), &mut rng).expect("identity");
-        let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "demo", "domain": {"name": "Default"}, "password": "demo"}}}}});
-        let mut last = String::new();
-        for _ in 0..MAX_TOKENS + 10 {
-            let (t, _) = id
-                .authenticate(&body, std::time::Duration::from_secs(3600), &mut rng)
-                .expect("token");
-            last = t;
+        Identity::new(
+            &IdentityConfig::default(),
+            tokens_per_user,
+            secrets,
+            &mut rng,
+        )
+        .expect("identity")
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn a_users_flood_evicts_only_its_own_oldest_tokens() {
+        let id = identity(100, TokenSource::Os);
+        let admin = issue(&id, "admin", HOUR);
+        let demo: Vec<String> = (0..1000).map(|_| issue(&id, "demo", HOUR)).collect();
+        // One user's bound each: memory stays bounded by users x bound.
+        assert_eq!(id.token_count(), 1 + 100);
+        assert!(
+            id.validate(&admin).is_some(),
+            "another user's token survives"
+        );
+        assert!(
+            demo[900..].iter().all(|t| id.validate(t).is_some()),
+            "the newest survive"
+        );
+        assert!(
+            demo[..900].iter().all(|t| id.validate(t).is_none()),
+            "the oldest go"
+        );
+        // Revoking makes room without evicting.
+        assert!(id.revoke(&demo[999]));
+        let newer = issue(&id, "demo", HOUR);
+        assert!(id.validate(&demo[900]).is_some());
+        assert!(id.validate(&newer).is_some());
+        assert_eq!(id.token_count(), 1 + 100);
+    }
+
+    #[test]
+    fn expired_tokens_are_purged() {
+        let id = identity(10_000, TokenSource::Os);
+        // Expired at once: each new one of the user's purges the earlier.
+        for _ in 0..5 {
+            issue(&id, "admin", Duration::ZERO);
         }
-        assert!(id.token_count() <= MAX_TOKENS);
-        assert!(id.validate(&last).is_some(), "the newest token survives");
+        assert_eq!(id.token_count(), 1);
+        // Another user's tokens: the periodic sweep drops the admin's expired one.
+        for _ in 0..PURGE_EVERY {
+            issue(&id, "demo", HOUR);
+        }
+        assert_eq!(
+            id.token_count(),
+            usize::try_from(PURGE_EVERY).expect("small")
+        );
+    }
+
+    #[test]
+    fn tokens_follow_the_seed_only_when_one_is_given() {
+        let first = |seed| issue(&identity(10, TokenSource::new(seed)), "demo", HOUR);
+        assert_eq!(first(Some(7)), first(Some(7)));
+        assert_ne!(first(Some(7)), first(Some(8)));
+        assert_ne!(first(None), first(None));
     }
 }

@@ -24,9 +24,12 @@
 //!
 //! - Keystone: `GET /`, `GET /v3[/]`, `POST /v3/auth/tokens` (password with user and
 //!   project by name or ID and domain by name or ID; application credentials by ID, or
-//!   name and user; re-scoping a token), `GET`/`HEAD`/`DELETE /v3/auth/tokens`,
+//!   name and user; re-scoping a token), `GET`/`HEAD`/`DELETE /v3/auth/tokens`
+//!   under Keystone's token policies (an admin or the token's own user; on `GET` also
+//!   the `service` role; 404 for an unknown subject, then 403 `identity:..._token`),
 //!   `GET /v3/projects[?name=]`, `GET /v3/projects/{id}`, `GET /v3/auth/projects`,
-//!   `GET /v3/auth/catalog`. Tokens expire after the configured TTL.
+//!   `GET /v3/auth/catalog`. Tokens expire after the configured TTL. They come from
+//!   the OS's RNG unless [`Config::seed`] is given (then from the seed, for replays).
 //! - Manila: version discovery (`GET /` of its own endpoint → 300 with v2.0, as current
 //!   Manila lists it, no headers needed; `GET /v2[/]` → 200 with the same),
 //!   shares (list with
@@ -82,8 +85,10 @@
 //! - Quota reservations are immediate (no `reserved`); user- and type-level quotas are
 //!   not modelled.
 //! - State lives in memory; a restart forgets every share (the subvolumes stay in
-//!   fake-ceph). At most 100,000 tokens are held (Keystone's fernet tokens are
-//!   stateless); past that the half expiring first is revoked.
+//!   fake-ceph). Tokens are held in memory (Keystone's fernet tokens are stateless),
+//!   at most [`Config::tokens_per_user`] (10,000 unless configured) per user: a user
+//!   past that loses its own oldest token, never another user's. Expired tokens are
+//!   purged.
 //! - A transition's Ceph work is tried once: a failure leaves the resource in its error
 //!   status (Manila's periodic tasks and retries are not modelled). No API rate limits.
 

@@ -71,9 +71,11 @@ struct Cli {
     /// demo/demo (project demo) and admin/admin (project admin, role admin).
     #[arg(long, env = "FAKE_MANILA_USERS")]
     users: Option<PathBuf>,
-    /// The master seed for IDs, tokens and fault decisions.
-    #[arg(long, env = "FAKE_MANILA_SEED", default_value_t = 0)]
-    seed: u64,
+    /// The master seed for IDs and fault decisions, and for tokens too: with it a run can
+    /// be replayed, tokens included. Without it tokens come from the OS's RNG (IDs and
+    /// faults from seed 0).
+    #[arg(long, env = "FAKE_MANILA_SEED")]
+    seed: Option<u64>,
     /// Token lifetime in seconds.
     #[arg(long, env = "FAKE_MANILA_TOKEN_TTL_SECS", default_value_t = 3600)]
     token_ttl_secs: u64,

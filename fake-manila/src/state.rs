@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::ceph::{CephClient, CephError, Secret};
 use crate::config::{Config, Faults, Quotas};
-use crate::keystone::Identity;
+use crate::keystone::{Identity, TokenSource};
 use crate::time::Timestamp;
 
 /// A failure to start the service.
@@ -331,10 +331,17 @@ impl AppState {
     /// A service for `config`.
     pub fn new(config: Config) -> Result<Self, StartError> {
         config.faults.validate().map_err(StartError::Faults)?;
-        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let seed = config.seed.unwrap_or(0);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         // Faults draw from their own stream, so IDs do not shift fault decisions.
-        let fault_rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x6661_756c_7473);
-        let identity = Identity::new(&config.identity, &mut rng).map_err(StartError::Identity)?;
+        let fault_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6661_756c_7473);
+        let identity = Identity::new(
+            &config.identity,
+            config.tokens_per_user,
+            TokenSource::new(config.seed),
+            &mut rng,
+        )
+        .map_err(StartError::Identity)?;
         let default_type_id = uuid_from(&mut rng);
         let ceph = CephClient::new(config.ceph.clone())?;
         Ok(Self {

@@ -575,7 +575,7 @@ async fn serve_manila(
             timeout: Duration::from_secs(30),
         },
     );
-    config.seed = seed;
+    config.seed = Some(seed);
     // The simulation charges its own durations; real waits would only cost wall time.
     config.delays = fake_manila::Delays::all(Duration::ZERO);
     config.quotas.shares = -1;

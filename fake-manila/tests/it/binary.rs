@@ -148,3 +148,70 @@ fn binary_refuses_to_start_without_credentials() {
     assert!(err.contains("--ceph-keyring"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// Starts the binary with `args` on `ceph_url`, takes demo's token, stops it; the token.
+async fn first_token(ceph_url: &str, keyring: &std::path::Path, args: &[&str]) -> String {
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin!("fake-manila"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--keystone-listen",
+            "127.0.0.1:0",
+        ])
+        .args(args)
+        .arg("--ceph-url")
+        .arg(ceph_url)
+        .arg("--ceph-keyring")
+        .arg(keyring)
+        .env_remove("FAKE_MANILA_SEED")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn fake-manila");
+    let stdout = child.stdout.take().expect("stdout");
+    // Both lines read: the pipe stays open while the service runs.
+    let (auth_url, _stdout) = tokio::task::spawn_blocking(move || {
+        let mut r = BufReader::new(stdout);
+        let (mut auth, mut manila) = (String::new(), String::new());
+        r.read_line(&mut auth).expect("read the auth URL");
+        r.read_line(&mut manila).expect("read Manila's URL");
+        (auth.trim().to_owned(), r)
+    })
+    .await
+    .expect("reader");
+    let body = serde_json::json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "demo", "domain": {"name": "Default"}, "password": "demo"}}}}});
+    let tok = reqwest::Client::new()
+        .post(format!("{auth_url}/auth/tokens"))
+        .json(&body)
+        .send()
+        .await
+        .expect("token");
+    assert_eq!(tok.status(), 201);
+    let token = tok.headers()["x-subject-token"]
+        .to_str()
+        .expect("token")
+        .to_owned();
+    let pid = i32::try_from(child.id()).expect("pid");
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    token
+}
+
+/// Issue 14 #7: started by hand (no `--seed`), the first token differs from start to
+/// start; with `--seed` it repeats, for replays.
+#[tokio::test]
+async fn binary_tokens_are_unpredictable_without_a_seed() {
+    let (cluster, ceph_url, _server) = ceph().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keyring = dir.path().join("keyring");
+    std::fs::write(&keyring, cluster.keyring("client.admin").expect("keyring"))
+        .expect("write keyring");
+    let a = first_token(&ceph_url, &keyring, &[]).await;
+    let b = first_token(&ceph_url, &keyring, &[]).await;
+    assert_ne!(a, b, "no seed: tokens from the OS");
+    let a = first_token(&ceph_url, &keyring, &["--seed", "3"]).await;
+    let b = first_token(&ceph_url, &keyring, &["--seed", "3"]).await;
+    assert_eq!(a, b, "a seed: tokens replay");
+}

@@ -27,7 +27,7 @@ async fn statuses(env: &Env, n: usize) -> Vec<u16> {
 
 fn with_errors(seed: u64) -> impl FnOnce(&mut fake_manila::Config) {
     move |c| {
-        c.seed = seed;
+        c.seed = Some(seed);
         c.faults = Faults {
             error_rate: 0.5,
             ..Faults::default()
@@ -191,7 +191,7 @@ async fn latency_is_added() {
 #[tokio::test]
 async fn ids_follow_the_seed() {
     async fn ids(seed: u64) -> (String, String) {
-        let env = env_with(move |c| c.seed = seed).await;
+        let env = env_with(move |c| c.seed = Some(seed)).await;
         let t = env.demo().await;
         let a = env
             .post(

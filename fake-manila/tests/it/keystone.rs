@@ -350,3 +350,180 @@ async fn projects_lookup() {
     let a = list(demo, "/v3/auth/projects").await;
     assert_eq!(a.body["projects"][0]["name"], "demo");
 }
+
+/// Keystone's token policies (`keystone/common/policies/token.py`, with the deprecated
+/// rules it still ORs in): `HEAD` (`identity:check_token`) and `DELETE`
+/// (`identity:revoke_token`) are for an admin or the token's own user; `GET`
+/// (`identity:validate_token`) also for the `service` role. The subject token is looked
+/// up first (404), the policy checked next (403 with Keystone's error body).
+#[tokio::test]
+async fn only_the_token_owner_or_an_admin_may_validate_or_revoke_it() {
+    let env = env_with(|c| {
+        c.identity.users.push(UserSpec {
+            name: "manila".into(),
+            password: "manila".into(),
+            project: "service".into(),
+            roles: vec!["service".into()],
+            id: None,
+        });
+    })
+    .await;
+    let call = |caller: String, subject: Option<String>, method: Method| {
+        let env = &env;
+        async move {
+            let mut req = Request::builder()
+                .method(method)
+                .uri("/v3/auth/tokens")
+                .header("x-auth-token", caller);
+            if let Some(s) = subject {
+                req = req.header("x-subject-token", s);
+            }
+            env.raw(req.body(Body::empty()).expect("request")).await
+        }
+    };
+    let (demo, admin, service) = (
+        env.demo().await,
+        env.admin().await,
+        env.token("manila", "manila", "service").await,
+    );
+    let tokens = [("demo", &demo), ("admin", &admin), ("service", &service)];
+    let token = |name: &str| {
+        tokens
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| (*t).clone())
+    };
+    // (caller, subject's owner, method, status, the action a 403 names)
+    let cases = [
+        (
+            "demo",
+            "admin",
+            Method::DELETE,
+            403,
+            "identity:revoke_token",
+        ),
+        ("demo", "admin", Method::GET, 403, "identity:validate_token"),
+        ("demo", "admin", Method::HEAD, 403, ""),
+        ("service", "demo", Method::HEAD, 403, ""),
+        (
+            "service",
+            "demo",
+            Method::DELETE,
+            403,
+            "identity:revoke_token",
+        ),
+        ("demo", "none", Method::GET, 403, "identity:validate_token"),
+        ("demo", "demo", Method::GET, 200, ""),
+        ("demo", "demo", Method::HEAD, 200, ""),
+        ("admin", "demo", Method::GET, 200, ""),
+        ("admin", "demo", Method::HEAD, 200, ""),
+        ("service", "demo", Method::GET, 200, ""),
+        ("admin", "none", Method::GET, 404, ""),
+    ];
+    for (caller, subject, method, status, action) in cases {
+        let what = format!("{method} by {caller} of {subject}'s token");
+        let caller = token(caller).expect("a caller");
+        let a = call(caller, token(subject), method).await;
+        assert_eq!(a.status.as_u16(), status, "{what}: {}", a.text);
+        if !action.is_empty() {
+            assert_eq!(
+                a.body["error"],
+                json!({"code": 403, "title": "Forbidden",
+                    "message": format!("You are not authorized to perform the requested action: {action}.")}),
+                "{what}"
+            );
+        }
+    }
+    // A refused revocation leaves the token working.
+    assert_eq!(
+        env.get(&admin, "2.65", "/v2/shares").await.status,
+        StatusCode::OK
+    );
+    // An unknown subject is a 404 even for someone who could not act on it.
+    let a = call(demo.clone(), Some("nope".into()), Method::DELETE).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.text);
+    assert_eq!(a.body["error"]["code"], 404);
+    // The owner revokes its own token (from another of its tokens); an admin anyone's.
+    let other = env.demo().await;
+    assert_eq!(
+        call(demo.clone(), Some(other.clone()), Method::DELETE)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        call(admin.clone(), Some(demo.clone()), Method::DELETE)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    for t in [&other, &demo] {
+        assert_eq!(
+            env.get(t, "2.65", "/v2/shares").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
+
+/// Issue 14 #6: tokens are bounded per user, so one user's flood evicts only its own
+/// oldest tokens.
+#[tokio::test]
+async fn a_token_flood_evicts_only_the_flooding_users_tokens() {
+    let env = env_with(|c| c.tokens_per_user = 20).await;
+    let admin = env.admin().await;
+    let mut demo = Vec::new();
+    for _ in 0..200 {
+        demo.push(env.demo().await);
+    }
+    let status = |t: &str| {
+        let env = &env;
+        let t = t.to_owned();
+        async move { env.get(&t, "2.65", "/v2/shares").await.status }
+    };
+    assert_eq!(status(&admin).await, StatusCode::OK, "the admin's token");
+    assert_eq!(status(&demo[180]).await, StatusCode::OK, "demo's 20 newest");
+    assert_eq!(status(&demo[199]).await, StatusCode::OK);
+    assert_eq!(
+        status(&demo[179]).await,
+        StatusCode::UNAUTHORIZED,
+        "demo's older ones"
+    );
+    assert_eq!(status(&demo[0]).await, StatusCode::UNAUTHORIZED);
+}
+
+/// Issue 14 #7: a service started without a seed draws its tokens from the OS, so its
+/// first token differs from start to start; one given a seed repeats them, and its IDs
+/// do not depend on where tokens come from.
+#[tokio::test]
+async fn tokens_come_from_the_os_unless_a_seed_is_given() {
+    let first = env().await.demo().await;
+    let again = env().await.demo().await;
+    assert_ne!(first, again, "no seed: the first token is not predictable");
+    let seeded = |seed: Option<u64>| async move {
+        let env = env_with(|c| c.seed = seed).await;
+        let token = env.demo().await;
+        let a = env
+            .post(
+                &token,
+                "2.65",
+                "/v2/shares",
+                json!({"share": {"share_proto": "CEPHFS", "size": 1}}),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        (
+            token,
+            a.body["share"]["id"].as_str().expect("id").to_owned(),
+        )
+    };
+    let (t1, id1) = seeded(Some(5)).await;
+    let (t2, id2) = seeded(Some(5)).await;
+    assert_eq!((&t1, &id1), (&t2, &id2), "one seed, one run");
+    let (t0, id0) = seeded(Some(0)).await;
+    let (tn, idn) = seeded(None).await;
+    assert_ne!(t0, tn, "tokens follow the seed only when it is given");
+    assert_eq!(
+        id0, idn,
+        "IDs follow seed 0 without one, whatever the tokens"
+    );
+}
