@@ -16,10 +16,14 @@
 //! its source finds and removes it (see `ControllerService::remove_orphaned_clones`).
 //!
 //! A reservation first creates the per-UUID object exclusively with its keys in one
-//! atomic write, then points the name at it. A crash between the two leaks one small
-//! object and nothing else; a crash after leaves a reservation that the retry finds.
+//! atomic write, then points the name at it. The UUID is derived from the request name,
+//! so a crash between the two leaves an object that the retry of the same name takes up
+//! (not an orphan); a crash after leaves a reservation that the retry finds.
 
 use crate::ceph::{Admin, CephError, errno};
+
+/// The namespace of the journal's name-derived UUIDs (ours; any fixed UUID would do).
+const UUID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x7a1c_5e2e_64b3_4c0f_9d3e_2b7f_c1a0_5d19);
 
 /// The key prefix of the unfinished-clone list.
 const CLONE_KEY: &str = "csi.clone.";
@@ -171,8 +175,19 @@ impl Journal<'_> {
         }
     }
 
-    /// Reserves a new UUID for `name`: the per-UUID object first (exclusively, with its
-    /// fields), then the name's pointer.
+    /// The UUID a request name reserves: derived from the name (a UUIDv5 within this
+    /// instance's and kind's namespace), so that a reservation a crash cut short before
+    /// its name's pointer was written is taken up by the retry, not left as an object no
+    /// name leads to.
+    pub fn uuid_for(&self, kind: Kind, name: &str) -> String {
+        let scope = uuid::Uuid::new_v5(&UUID_NAMESPACE, kind.dir(self.instance).as_bytes());
+        uuid::Uuid::new_v5(&scope, name.as_bytes()).to_string()
+    }
+
+    /// Reserves `name`: its per-UUID object first (exclusively, with its fields), then the
+    /// name's pointer. Called only when no pointer leads to a record of `name`, so a
+    /// per-UUID object already there is one a crash left behind (mid-reserve, or
+    /// mid-undo): it is replaced by this request's.
     pub async fn reserve(
         &self,
         kind: Kind,
@@ -182,64 +197,67 @@ impl Journal<'_> {
         source: Option<&str>,
         parent: Option<&str>,
     ) -> Result<Record, CephError> {
-        let mut last = None;
-        for _ in 0..5 {
-            let uuid = uuid::Uuid::new_v4().to_string();
-            let image = format!("{image_prefix}{uuid}");
-            let size_s = size.map(|s| s.to_string()).unwrap_or_default();
-            let mut vals = vec![(kind.name_field(), name), ("csi.imagename", image.as_str())];
-            if size.is_some() {
-                vals.push((kind.size_field(), size_s.as_str()));
-            }
-            if let Some(s) = source {
-                vals.push((kind.source_field(), s));
-            }
-            if let Some(p) = parent {
-                vals.push(("csi.source", p));
-            }
-            match self
-                .admin
-                .omap_create_exclusive(self.pool, self.ns, &kind.object(&uuid), &vals)
-                .await
-            {
-                Ok(()) => {}
-                Err(e) if e.errno() == Some(errno::EEXIST) => {
-                    last = Some(e);
-                    continue;
-                }
-                Err(e) => return Err(e),
-            }
-            let key = format!("{}{name}", kind.name_key_prefix());
-            if let Err(e) = self
-                .admin
-                .omap_set(
-                    self.pool,
-                    self.ns,
-                    &kind.dir(self.instance),
-                    &[(&key, &uuid)],
-                )
-                .await
-            {
-                // Best effort: the per-UUID object alone is harmless if this fails too.
-                let _ = self
-                    .admin
-                    .object_rm(self.pool, self.ns, &kind.object(&uuid))
-                    .await;
-                return Err(e);
-            }
-            return Ok(Record {
-                name: name.to_owned(),
-                uuid,
-                image,
-                size,
-                source: source.map(str::to_owned),
-                parent: parent.map(str::to_owned),
-            });
+        let uuid = self.uuid_for(kind, name);
+        let image = format!("{image_prefix}{uuid}");
+        let size_s = size.map(|s| s.to_string()).unwrap_or_default();
+        let mut vals = vec![(kind.name_field(), name), ("csi.imagename", image.as_str())];
+        if size.is_some() {
+            vals.push((kind.size_field(), size_s.as_str()));
         }
-        Err(last.unwrap_or_else(|| CephError::Transport {
-            prefix: "journal".into(),
-            message: "could not reserve a UUID".into(),
-        }))
+        if let Some(s) = source {
+            vals.push((kind.source_field(), s));
+        }
+        if let Some(p) = parent {
+            vals.push(("csi.source", p));
+        }
+        let object = kind.object(&uuid);
+        let create = || {
+            self.admin
+                .omap_create_exclusive(self.pool, self.ns, &object, &vals)
+        };
+        match create().await {
+            Ok(()) => {}
+            Err(e) if e.errno() == Some(errno::EEXIST) => {
+                if let Some(r) = self.by_uuid(kind, &uuid).await?
+                    && r.name != name
+                {
+                    return Err(CephError::Transport {
+                        prefix: "journal".into(),
+                        message: format!("{object} belongs to another name ({})", r.name),
+                    });
+                }
+                match self.admin.object_rm(self.pool, self.ns, &object).await {
+                    Err(e) if !e.is_not_found() => return Err(e),
+                    _ => {}
+                }
+                create().await?;
+            }
+            Err(e) => return Err(e),
+        }
+        let key = format!("{}{name}", kind.name_key_prefix());
+        if let Err(e) = self
+            .admin
+            .omap_set(
+                self.pool,
+                self.ns,
+                &kind.dir(self.instance),
+                &[(&key, &uuid)],
+            )
+            .await
+        {
+            // Best effort: the per-UUID object alone is harmless if this fails too, and
+            // the retry takes it up.
+            let _ = self.admin.object_rm(self.pool, self.ns, &object).await;
+            return Err(e);
+        }
+        Ok(Record {
+            name: name.to_owned(),
+            uuid,
+            image,
+            size,
+            source: source.map(str::to_owned),
+            parent: parent.map(str::to_owned),
+        })
     }
 
     /// Removes a reservation: the name's pointer, then the per-UUID object. Missing

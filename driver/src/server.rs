@@ -92,7 +92,7 @@ pub async fn serve(
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
             }
-            let listener = tokio::net::UnixListener::bind(path)?;
+            let listener = bind_unix(path)?;
             let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
             router
                 .serve_with_incoming_shutdown(incoming, shutdown)
@@ -104,6 +104,35 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// The mode of the CSI socket: the owner (the CO's user, root under kubelet) and its
+/// group may connect, nobody else, whatever the process's umask.
+pub const SOCKET_MODE: u32 = 0o660;
+
+/// Binds and listens on a Unix socket that appears at `path` only once it is listening
+/// with [`SOCKET_MODE`]: bound under a temporary name beside it, made 0660, then renamed
+/// into place. So no one connects while it has the umask's mode, and a client that sees
+/// the file never meets a socket that is bound but not yet listening.
+fn bind_unix(path: &std::path::Path) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("the socket path has no file name"))?;
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.{}",
+        name.to_string_lossy(),
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let listener = tokio::net::UnixListener::bind(&tmp)?;
+    let placed = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(SOCKET_MODE))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(listener)
 }
 
 /// What the metrics server allows, so that its port can never take the process's file
@@ -194,6 +223,24 @@ pub async fn serve_metrics_limited(
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// The socket is 0660 whatever the umask (default 022 here, which left it 0755), and
+    /// no temporary name is left beside it.
+    #[tokio::test]
+    async fn the_csi_socket_is_0660() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("csi.sock");
+        let _listener = bind_unix(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o660);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("csi.sock")]);
+        tokio::net::UnixStream::connect(&path).await.unwrap();
+    }
 
     /// Silent clients are closed after the header timeout, at most `max_connections` are
     /// held at once, and a client that asks gets its metrics meanwhile.
