@@ -1429,6 +1429,7 @@ impl Controller for ControllerService {
         rpc!(
             self,
             "CreateVolume",
+            req,
             req.name.clone(),
             self.create_volume(req, wait)
         )
@@ -1442,6 +1443,7 @@ impl Controller for ControllerService {
         rpc!(
             self,
             "DeleteVolume",
+            req,
             req.volume_id.clone(),
             self.delete_volume(req)
         )
@@ -1460,6 +1462,7 @@ impl Controller for ControllerService {
         rpc!(
             self,
             "ControllerPublishVolume",
+            req,
             req.volume_id.clone(),
             self.publish(req)
         )
@@ -1478,6 +1481,7 @@ impl Controller for ControllerService {
         rpc!(
             self,
             "ControllerUnpublishVolume",
+            req,
             req.volume_id.clone(),
             async {
                 if req.volume_id.is_empty() {
@@ -1496,6 +1500,7 @@ impl Controller for ControllerService {
         rpc!(
             self,
             "ValidateVolumeCapabilities",
+            req,
             req.volume_id.clone(),
             self.validate(req)
         )
@@ -1509,6 +1514,7 @@ impl Controller for ControllerService {
         rpc!(
             self,
             "ListVolumes",
+            req,
             req.starting_token.clone(),
             self.list(req)
         )
@@ -1519,7 +1525,7 @@ impl Controller for ControllerService {
         r: Request<GetCapacityRequest>,
     ) -> Result<Response<GetCapacityResponse>, Status> {
         let req = r.into_inner();
-        rpc!(self, "GetCapacity", String::new(), self.capacity(req))
+        rpc!(self, "GetCapacity", req, String::new(), self.capacity(req))
     }
 
     async fn controller_get_capabilities(
@@ -1558,6 +1564,7 @@ impl Controller for ControllerService {
         rpc!(
             self,
             "CreateSnapshot",
+            req,
             req.name.clone(),
             self.create_snapshot(req)
         )
@@ -1571,6 +1578,7 @@ impl Controller for ControllerService {
         rpc!(
             self,
             "DeleteSnapshot",
+            req,
             req.snapshot_id.clone(),
             self.delete_snapshot(req)
         )
@@ -1584,6 +1592,7 @@ impl Controller for ControllerService {
         rpc!(
             self,
             "ListSnapshots",
+            req,
             req.snapshot_id.clone(),
             self.list_snapshots(req)
         )
@@ -1597,6 +1606,7 @@ impl Controller for ControllerService {
         rpc!(
             self,
             "GetSnapshot",
+            req,
             req.snapshot_id.clone(),
             self.get_snapshot(req)
         )
@@ -1610,6 +1620,7 @@ impl Controller for ControllerService {
         rpc!(
             self,
             "ControllerExpandVolume",
+            req,
             req.volume_id.clone(),
             self.expand(req)
         )
@@ -1623,6 +1634,7 @@ impl Controller for ControllerService {
         rpc!(
             self,
             "ControllerGetVolume",
+            req,
             req.volume_id.clone(),
             self.get_volume(req)
         )

@@ -287,13 +287,19 @@ pub fn status(context: &str, e: &CephError) -> Status {
     }
 }
 
-/// Runs one RPC body: times it, counts and logs it with the volume ID (`Driver::observe`)
+/// Runs one RPC body: checks the request at the edge (`edge::Edge`: sizes), times it,
+/// counts and logs it with the volume ID (`Driver::observe`, at most 128 bytes of it)
 /// and wraps the answer in a `Response`. `$self` has a `driver: Arc<Driver>`.
 macro_rules! rpc {
-    ($self:ident, $name:literal, $id:expr, $call:expr) => {{
+    ($self:ident, $name:literal, $req:ident, $id:expr, $call:expr) => {{
         let started = std::time::Instant::now();
-        let id: String = $id;
-        let r = $call.await;
+        let full: String = $id;
+        let id = crate::edge::shown(&full);
+        let r = match crate::edge::Edge::edge(&$req) {
+            Ok(None) => $call.await,
+            Ok(Some(reply)) => Ok(reply),
+            Err(s) => Err(s),
+        };
         $self.driver.observe($name, &id, started, &r);
         r.map(tonic::Response::new)
     }};

@@ -40,6 +40,7 @@ pub mod ceph;
 pub mod config;
 pub mod controller;
 pub mod driver;
+pub mod edge;
 pub mod identity;
 pub mod journal;
 pub mod locks;

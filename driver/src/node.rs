@@ -472,6 +472,7 @@ impl Node for NodeService {
         rpc!(
             self,
             "NodeStageVolume",
+            req,
             req.volume_id.clone(),
             self.stage(req)
         )
@@ -485,6 +486,7 @@ impl Node for NodeService {
         rpc!(
             self,
             "NodeUnstageVolume",
+            req,
             req.volume_id.clone(),
             self.unstage(req)
         )
@@ -498,6 +500,7 @@ impl Node for NodeService {
         rpc!(
             self,
             "NodePublishVolume",
+            req,
             req.volume_id.clone(),
             self.publish(req)
         )
@@ -511,6 +514,7 @@ impl Node for NodeService {
         rpc!(
             self,
             "NodeUnpublishVolume",
+            req,
             req.volume_id.clone(),
             self.unpublish(req)
         )
@@ -524,6 +528,7 @@ impl Node for NodeService {
         rpc!(
             self,
             "NodeGetVolumeStats",
+            req,
             req.volume_id.clone(),
             self.stats(req)
         )

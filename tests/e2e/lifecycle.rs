@@ -744,3 +744,71 @@ async fn unpublish_and_unstage_leave_alone_a_symlink_they_did_not_make() {
         b"keep me"
     );
 }
+
+/// IDs and names are bounded at the edge: a 3 MiB volume ID is not echoed back (before,
+/// it came back as a 3 MiB error, and at 10 KiB clients got RESOURCE_EXHAUSTED instead
+/// of NOT_FOUND because the message did not fit a header).
+#[tokio::test]
+async fn oversized_ids_and_names_are_refused_without_being_echoed() {
+    let ceph = Ceph::start().await;
+    let csi = Csi::start(&ceph).await;
+    let mut ctl = csi.controller().await;
+    let mut node = csi.node().await;
+    for size in [10 << 10, 3 << 20] {
+        let big = "v".repeat(size);
+        let e = ctl
+            .controller_expand_volume(ControllerExpandVolumeRequest {
+                volume_id: big.clone(),
+                capacity_range: Some(CapacityRange {
+                    required_bytes: 1 << 30,
+                    limit_bytes: 0,
+                }),
+                secrets: ceph.secrets(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::NotFound, "{size}");
+        assert!(
+            e.message().len() < 200,
+            "{size}: {} bytes",
+            e.message().len()
+        );
+        ctl.delete_volume(DeleteVolumeRequest {
+            volume_id: big.clone(),
+            secrets: ceph.secrets(),
+        })
+        .await
+        .unwrap();
+        let e = node
+            .node_get_volume_stats(NodeGetVolumeStatsRequest {
+                volume_id: big.clone(),
+                volume_path: "/tmp".into(),
+                staging_target_path: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::NotFound, "{size}");
+        let e = ctl
+            .create_volume(create_request(&ceph, &big, 1 << 30))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{size}");
+        assert!(e.message().len() < 200);
+    }
+    // 128 bytes is a valid name (csi-sanity's maximum-length name).
+    let v = ctl
+        .create_volume(create_request(&ceph, &"n".repeat(128), 1 << 30))
+        .await
+        .unwrap()
+        .into_inner()
+        .volume
+        .unwrap();
+    ctl.delete_volume(DeleteVolumeRequest {
+        volume_id: v.volume_id,
+        secrets: ceph.secrets(),
+    })
+    .await
+    .unwrap();
+    assert!(ceph.subvolumes().await.is_empty());
+}

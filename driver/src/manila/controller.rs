@@ -576,6 +576,7 @@ impl Controller for ManilaController {
         rpc!(
             self,
             "CreateVolume",
+            req,
             req.name.clone(),
             self.create_volume(req)
         )
@@ -589,6 +590,7 @@ impl Controller for ManilaController {
         rpc!(
             self,
             "DeleteVolume",
+            req,
             req.volume_id.clone(),
             self.delete_volume(req)
         )
@@ -620,6 +622,7 @@ impl Controller for ManilaController {
         rpc!(
             self,
             "ValidateVolumeCapabilities",
+            req,
             req.volume_id.clone(),
             self.validate(req)
         )
@@ -665,6 +668,7 @@ impl Controller for ManilaController {
         rpc!(
             self,
             "CreateSnapshot",
+            req,
             req.name.clone(),
             self.create_snapshot(req)
         )
@@ -678,6 +682,7 @@ impl Controller for ManilaController {
         rpc!(
             self,
             "DeleteSnapshot",
+            req,
             req.snapshot_id.clone(),
             self.delete_snapshot(req)
         )
@@ -709,6 +714,7 @@ impl Controller for ManilaController {
         rpc!(
             self,
             "ControllerExpandVolume",
+            req,
             req.volume_id.clone(),
             self.expand(req)
         )
