@@ -37,6 +37,8 @@ pub mod errno {
     pub const ENAMETOOLONG: i32 = 36;
     /// Directory not empty.
     pub const ENOTEMPTY: i32 = 39;
+    /// Too many levels of symbolic links.
+    pub const ELOOP: i32 = 40;
     /// No data available (a missing xattr).
     pub const ENODATA: i32 = 61;
     /// Operation not supported.
@@ -70,6 +72,7 @@ pub mod errno {
             EROFS => "EROFS",
             ENAMETOOLONG => "ENAMETOOLONG",
             ENOTEMPTY => "ENOTEMPTY",
+            ELOOP => "ELOOP",
             ENODATA => "ENODATA",
             EOPNOTSUPP => "EOPNOTSUPP",
             ENOTCONN => "ENOTCONN",
@@ -102,6 +105,7 @@ pub mod errno {
             EROFS,
             ENAMETOOLONG,
             ENOTEMPTY,
+            ELOOP,
             ENODATA,
             EOPNOTSUPP,
             ENOTCONN,
@@ -131,6 +135,7 @@ pub fn strerror(e: i32) -> &'static str {
         errno::EROFS => "Read-only file system",
         errno::ENAMETOOLONG => "File name too long",
         errno::ENOTEMPTY => "Directory not empty",
+        errno::ELOOP => "Too many levels of symbolic links",
         errno::ENODATA => "No data available",
         errno::EOPNOTSUPP => "Operation not supported",
         errno::ENOTCONN => "Transport endpoint is not connected",

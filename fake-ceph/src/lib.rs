@@ -69,6 +69,13 @@
 //!   (like Ceph's client-side enforcement, accounting is per realm, not per file); a
 //!   session mounted above a subvolume is not held to its quota. `bytes_used` is exact
 //!   where Ceph's `rbytes` lags.
+//! - Paths of client operations are resolved by the fake on the client's behalf, as
+//!   libcephfs resolves them: symlinks found in the tree (a client can make them through
+//!   its mount; there is no `symlink` operation) are followed, absolute targets from the
+//!   mount root, `..` never above it, at most 40 per path (then ELOOP); a path that a
+//!   link would lead out of the root resolves beneath it instead (usually ENOENT), and
+//!   caps are checked on where a path led ([`beneath`]). A mount root must be reached
+//!   through directories only (ENOTDIR otherwise), as the MDS's path traversal does.
 //! - Snapshots are full copies made at snapshot time; `.snap` is not visible inside
 //!   mounts. Modes are recorded as given, but the on-disk directories keep owner access
 //!   so the fake can always purge; uid/gid are recorded, not applied.
@@ -82,6 +89,7 @@
 #![recursion_limit = "256"]
 
 pub mod auth;
+pub mod beneath;
 pub mod cephx;
 pub mod cluster;
 pub mod command;

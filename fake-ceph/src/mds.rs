@@ -191,6 +191,9 @@ pub struct Session {
     fs: String,
     root: String,
     local_root: PathBuf,
+    /// The file system's root in the data dir: operations open the session's root from
+    /// it, one directory at a time, for every operation ([`crate::beneath`]).
+    fs_root: PathBuf,
     metadata: BTreeMap<String, String>,
     realm: Option<Arc<QuotaRealm>>,
     opened: Instant,
@@ -834,16 +837,6 @@ impl Op {
         })
     }
 
-    /// Whether the operation's path exists now (decides create vs open, mkdir vs lookup).
-    fn path_exists_hint(&self, root: &std::path::Path) -> bool {
-        match self {
-            Op::Mkdir { path } | Op::Write { path, .. } => {
-                join_within(root, path).is_ok_and(|p| p.exists())
-            }
-            _ => true,
-        }
-    }
-
     fn is_write(&self) -> bool {
         matches!(
             self,
@@ -1001,11 +994,19 @@ impl Cluster {
                 format!("mds.0 rejected us (non-allowable root '{root}')"),
             ));
         }
-        let local_root = join_within(&inner.data.fs_root(&fs), &root)?;
-        if !local_root.is_dir() {
-            return Err(CephError::noent(format!(
-                "ceph mount failed with (2) No such file or directory: {root}"
-            )));
+        let fs_root = inner.data.fs_root(&fs);
+        let local_root = join_within(&fs_root, &root)?;
+        // The root must be a directory reached without symlinks: the MDS's path
+        // traversal does not follow them (ENOTDIR).
+        if let Err(e) = crate::beneath::Root::open(&fs_root, &root) {
+            let errno = e.raw_os_error().unwrap_or(errno::EIO);
+            return Err(CephError::new(
+                errno,
+                format!(
+                    "ceph mount failed with ({errno}) {}: {root}",
+                    crate::error::strerror(errno)
+                ),
+            ));
         }
         if let Some((realm, path)) = &realm_lookup {
             realm.ensure_counted(&join_within(&inner.data.fs_root(&fs), path)?);
@@ -1022,6 +1023,7 @@ impl Cluster {
             fs,
             root,
             local_root,
+            fs_root,
             metadata: req.client_metadata,
             realm: realm_lookup.map(|(r, _)| r),
             opened: Instant::now(),
@@ -1199,6 +1201,33 @@ impl Cluster {
             rss_bytes: mds.rss_estimate(),
         }
     }
+}
+
+fn is_dir(m: &rustix::fs::Stat) -> bool {
+    rustix::fs::FileType::from_raw_mode(m.st_mode) == rustix::fs::FileType::Directory
+}
+
+fn size_of(m: &rustix::fs::Stat) -> u64 {
+    u64::try_from(m.st_size).unwrap_or(0)
+}
+
+/// Reads up to `len` bytes at `offset`; fewer at the end of the file.
+fn read_at_most(f: &std::fs::File, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = Vec::new();
+    let mut at = offset;
+    let mut chunk = vec![0u8; 64 << 10];
+    while (buf.len() as u64) < len {
+        let want = usize::try_from((len - buf.len() as u64).min(chunk.len() as u64))
+            .unwrap_or(chunk.len());
+        let n = f.read_at(&mut chunk[..want], at)?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        at = at.saturating_add(n as u64);
+    }
+    Ok(buf)
 }
 
 fn normalise_root(root: &str) -> CephResult<String> {
@@ -1448,22 +1477,40 @@ impl Mount {
         }
     }
 
-    fn check(&self, op: &Op, rel: &str) -> CephResult<PathBuf> {
-        let local = join_within(&self.session.local_root, rel)?;
-        let ceph_path = format!(
-            "{}/{}",
-            self.session.root.trim_end_matches('/'),
-            rel.trim_start_matches('/')
-        );
+    /// Resolves `rel` beneath the session's root ([`crate::beneath`]: symlinks followed
+    /// as libcephfs follows them, never out of the root) and checks the caps on both the
+    /// path as given and where it led. `..` above the root is refused (EACCES) before
+    /// anything is looked at.
+    fn check(
+        &self,
+        op: &Op,
+        rel: &str,
+        follow_last: bool,
+        create_dirs: bool,
+    ) -> CephResult<crate::beneath::Entry> {
+        join_within(&self.session.local_root, rel)?;
         let need = if op.is_write() { Perm::RW } else { Perm::R };
-        if !self
-            .session
-            .caps
-            .mds_allows(&self.session.fs, &ceph_path, need)
-        {
+        let allowed = |rel: &str| {
+            let ceph_path = format!(
+                "{}/{}",
+                self.session.root.trim_end_matches('/'),
+                rel.trim_start_matches('/')
+            );
+            self.session
+                .caps
+                .mds_allows(&self.session.fs, &ceph_path, need)
+        };
+        if !allowed(rel) {
             return Err(CephError::new(errno::EACCES, "Permission denied"));
         }
-        Ok(local)
+        let io = |e: std::io::Error| CephError::from_io(op.name(), &e);
+        let root =
+            crate::beneath::Root::open(&self.session.fs_root, &self.session.root).map_err(io)?;
+        let entry = root.resolve(rel, follow_last, create_dirs).map_err(io)?;
+        if !allowed(entry.rel()) {
+            return Err(CephError::new(errno::EACCES, "Permission denied"));
+        }
+        Ok(entry)
     }
 
     /// Runs one operation: a dead session or a down MDS fails before the MDS sees it;
@@ -1483,8 +1530,9 @@ impl Mount {
             return Err(CephError::new(errno::ETIMEDOUT, "no MDS is active"));
         }
         let started = Instant::now();
-        let existed = op.path_exists_hint(&self.session.local_root);
-        let result = self.apply_op(op);
+        // Whether the path existed decides create vs open, mkdir vs lookup.
+        let mut existed = true;
+        let result = self.apply_op(op, &mut existed);
         if let Some(kind) = op.request_kind(existed)
             && !matches!(&result, Err(e) if e.errno == errno::EDQUOT)
         {
@@ -1493,15 +1541,19 @@ impl Mount {
         result
     }
 
-    fn apply_op(&self, op: &Op) -> CephResult<OpOutput> {
-        let local = self.check(op, op.path())?;
+    fn apply_op(&self, op: &Op, existed: &mut bool) -> CephResult<OpOutput> {
+        use rustix::fs::OFlags;
         let io = |e: std::io::Error| CephError::from_io(op.name(), &e);
         let realm = self.session.realm.as_deref();
+        let path = op.path();
         let out = match op {
             Op::Mkdir { .. } => {
-                let existed = local.is_dir();
-                std::fs::create_dir_all(&local).map_err(io)?;
-                self.charge(if existed { 0 } else { 1 });
+                let e = self.check(op, path, true, true)?;
+                *existed = !e.created();
+                if e.open_dir().is_err() {
+                    return Err(CephError::new(errno::EEXIST, "File exists"));
+                }
+                self.charge(if e.created() { 1 } else { 0 });
                 OpOutput::Done
             }
             Op::Write {
@@ -1514,11 +1566,13 @@ impl Mount {
                     ),
                     None => None,
                 };
-                let old = std::fs::metadata(&local).ok();
-                if old.as_ref().is_some_and(|m| m.is_dir()) {
+                let e = self.check(op, path, true, false)?;
+                let old = e.stat().ok();
+                *existed = old.is_some();
+                if old.as_ref().is_some_and(is_dir) {
                     return Err(CephError::new(errno::EISDIR, "Is a directory"));
                 }
-                let old_len = old.as_ref().map_or(0, |m| m.len());
+                let old_len = old.as_ref().map_or(0, size_of);
                 let end = offset.saturating_add(bytes.as_ref().map_or(*len, |b| b.len() as u64));
                 let grow = end.saturating_sub(old_len);
                 if let Some(r) = realm {
@@ -1526,11 +1580,7 @@ impl Mount {
                 }
                 let res = (|| -> std::io::Result<()> {
                     use std::io::{Seek, SeekFrom, Write};
-                    let mut f = std::fs::OpenOptions::new()
-                        .create(true)
-                        .write(true)
-                        .truncate(false)
-                        .open(&local)?;
+                    let mut f = e.open(OFlags::WRONLY | OFlags::CREATE, 0o666)?;
                     match &bytes {
                         Some(b) => {
                             f.seek(SeekFrom::Start(*offset))?;
@@ -1541,17 +1591,19 @@ impl Mount {
                     }
                     Ok(())
                 })();
-                if let Err(e) = res {
+                if let Err(err) = res {
                     if let Some(r) = realm {
                         r.release(grow);
                     }
-                    return Err(io(e));
+                    return Err(io(err));
                 }
                 self.charge(if old.is_none() { 1 } else { 0 });
                 OpOutput::Done
             }
             Op::Truncate { size, .. } => {
-                let old = std::fs::metadata(&local).map_err(io)?.len();
+                let e = self.check(op, path, true, false)?;
+                let old = size_of(&e.stat().map_err(io)?);
+                let f = e.open(OFlags::WRONLY, 0).map_err(io)?;
                 if let Some(r) = realm {
                     if *size > old {
                         r.charge(size - old)?;
@@ -1559,72 +1611,91 @@ impl Mount {
                         r.release(old - size);
                     }
                 }
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&local)
-                    .and_then(|f| f.set_len(*size))
-                    .map_err(io)?;
+                if let Err(err) = f.set_len(*size) {
+                    if let Some(r) = realm {
+                        if *size > old {
+                            r.release(size - old);
+                        } else {
+                            let _ = r.charge(old - size);
+                        }
+                    }
+                    return Err(io(err));
+                }
                 self.charge(0);
                 OpOutput::Done
             }
             Op::Read { offset, len, .. } => {
-                use std::io::{Read, Seek, SeekFrom};
-                let mut f = std::fs::File::open(&local).map_err(io)?;
-                f.seek(SeekFrom::Start(*offset)).map_err(io)?;
-                let mut buf = Vec::new();
-                f.take(*len).read_to_end(&mut buf).map_err(io)?;
+                let e = self.check(op, path, true, false)?;
+                let f = e.open(OFlags::RDONLY, 0).map_err(io)?;
+                let buf = read_at_most(&f, *offset, *len).map_err(io)?;
                 self.charge(0);
                 OpOutput::Data(B64.encode(buf))
             }
             Op::Stat { .. } => {
-                let m = std::fs::metadata(&local).map_err(io)?;
+                let e = self.check(op, path, true, false)?;
+                let m = e.stat().map_err(io)?;
                 self.charge(0);
-                use std::os::unix::fs::PermissionsExt;
                 OpOutput::Stat(StatInfo {
-                    is_dir: m.is_dir(),
-                    size: m.len(),
-                    mode: m.permissions().mode() & 0o7777,
+                    is_dir: is_dir(&m),
+                    size: size_of(&m),
+                    mode: m.st_mode & 0o7777,
                 })
             }
             Op::Readdir { .. } => {
-                let mut names: Vec<String> = std::fs::read_dir(&local)
-                    .map_err(io)?
-                    .filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect();
+                let e = self.check(op, path, true, false)?;
+                let dir = e.open_dir().map_err(io)?;
+                let mut names: Vec<String> =
+                    crate::beneath::read_dir(std::os::fd::AsFd::as_fd(&dir))
+                        .map_err(io)?
+                        .into_iter()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .collect();
                 names.sort();
                 self.charge(0);
                 OpOutput::Entries(names)
             }
             Op::Unlink { .. } => {
-                let m = std::fs::symlink_metadata(&local).map_err(io)?;
-                if m.is_dir() {
+                let e = self.check(op, path, false, false)?;
+                if e.is_root() {
                     return Err(CephError::new(errno::EISDIR, "Is a directory"));
                 }
-                std::fs::remove_file(&local).map_err(io)?;
+                let m = e.stat().map_err(io)?;
+                if is_dir(&m) {
+                    return Err(CephError::new(errno::EISDIR, "Is a directory"));
+                }
+                let (dir, name) = e.parent_and_name().map_err(io)?;
+                rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::empty())
+                    .map_err(|x| io(x.into()))?;
                 if let Some(r) = realm {
-                    r.release(m.len());
+                    r.release(size_of(&m));
                 }
                 self.charge(-1);
                 OpOutput::Done
             }
             Op::Rmdir { .. } => {
-                if local == self.session.local_root {
+                let e = self.check(op, path, false, false)?;
+                if e.is_root() {
                     return Err(CephError::new(errno::EBUSY, "Device or resource busy"));
                 }
-                std::fs::remove_dir(&local).map_err(io)?;
+                let (dir, name) = e.parent_and_name().map_err(io)?;
+                rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::REMOVEDIR)
+                    .map_err(|x| io(x.into()))?;
                 self.charge(-1);
                 OpOutput::Done
             }
             Op::Rename { to, .. } => {
-                let dest = self.check(op, to)?;
-                std::fs::rename(&local, &dest).map_err(io)?;
+                let from = self.check(op, path, false, false)?;
+                let dest = self.check(op, to, false, false)?;
+                let (fd, fname) = from.parent_and_name().map_err(io)?;
+                let (td, tname) = dest.parent_and_name().map_err(io)?;
+                rustix::fs::renameat(fd, fname, td, tname).map_err(|x| io(x.into()))?;
                 self.charge(0);
                 OpOutput::Done
             }
             Op::Getxattr { name, .. } => {
+                let e = self.check(op, path, true, false)?;
                 self.charge(0);
-                OpOutput::Data(self.getxattr(&local, name)?)
+                OpOutput::Data(self.getxattr(&e, name)?)
             }
             Op::Setxattr { name, value, .. } => {
                 if name != "ceph.quota.max_bytes" {
@@ -1634,6 +1705,7 @@ impl Mount {
                     .trim()
                     .parse()
                     .map_err(|_| CephError::inval("Invalid argument"))?;
+                let e = self.check(op, path, true, false)?;
                 if !self.session.caps.mds_allows(
                     &self.session.fs,
                     &self.session.root,
@@ -1645,7 +1717,7 @@ impl Mount {
                     return Err(CephError::new(errno::EACCES, "Permission denied"));
                 }
                 match realm {
-                    Some(r) if local == self.session.local_root => r.set_max_bytes(v),
+                    Some(r) if e.rel().is_empty() => r.set_max_bytes(v),
                     _ => {
                         return Err(CephError::new(
                             errno::EOPNOTSUPP,
@@ -1664,16 +1736,21 @@ impl Mount {
         Ok(out)
     }
 
-    fn getxattr(&self, local: &std::path::Path, name: &str) -> CephResult<String> {
+    fn getxattr(&self, e: &crate::beneath::Entry, name: &str) -> CephResult<String> {
+        let usage = || {
+            let dir = e
+                .open_dir()
+                .map_err(|_| CephError::new(errno::ENODATA, "No data available"))?;
+            crate::beneath::usage(std::os::fd::AsFd::as_fd(&dir))
+                .map_err(|x| CephError::from_io("client getxattr", &x))
+        };
         match name {
             "ceph.quota.max_bytes" => match self.session.realm.as_deref() {
-                Some(r) if local == self.session.local_root && r.max_bytes() > 0 => {
-                    Ok(r.max_bytes().to_string())
-                }
+                Some(r) if e.rel().is_empty() && r.max_bytes() > 0 => Ok(r.max_bytes().to_string()),
                 _ => Err(CephError::new(errno::ENODATA, "No data available")),
             },
-            "ceph.dir.rbytes" => Ok(crate::tree::du(local).to_string()),
-            "ceph.dir.rentries" => Ok(crate::tree::count_entries(local).to_string()),
+            "ceph.dir.rbytes" => Ok(usage()?.0.to_string()),
+            "ceph.dir.rentries" => Ok(usage()?.1.to_string()),
             _ => Err(CephError::new(errno::ENODATA, "No data available")),
         }
     }

@@ -7,6 +7,7 @@ mod support;
 
 mod binary;
 mod commands;
+mod confinement;
 mod faults;
 mod golden;
 mod mounts;
