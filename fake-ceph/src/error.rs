@@ -29,6 +29,8 @@ pub mod errno {
     pub const EISDIR: i32 = 21;
     /// Invalid argument.
     pub const EINVAL: i32 = 22;
+    /// File too large.
+    pub const EFBIG: i32 = 27;
     /// No space left on device.
     pub const ENOSPC: i32 = 28;
     /// Read-only file system.
@@ -68,6 +70,7 @@ pub mod errno {
             ENOTDIR => "ENOTDIR",
             EISDIR => "EISDIR",
             EINVAL => "EINVAL",
+            EFBIG => "EFBIG",
             ENOSPC => "ENOSPC",
             EROFS => "EROFS",
             ENAMETOOLONG => "ENAMETOOLONG",
@@ -101,6 +104,7 @@ pub mod errno {
             ENOTDIR,
             EISDIR,
             EINVAL,
+            EFBIG,
             ENOSPC,
             EROFS,
             ENAMETOOLONG,
@@ -131,6 +135,7 @@ pub fn strerror(e: i32) -> &'static str {
         errno::ENOTDIR => "Not a directory",
         errno::EISDIR => "Is a directory",
         errno::EINVAL => "Invalid argument",
+        errno::EFBIG => "File too large",
         errno::ENOSPC => "No space left on device",
         errno::EROFS => "Read-only file system",
         errno::ENAMETOOLONG => "File name too long",

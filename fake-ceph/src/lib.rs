@@ -76,6 +76,11 @@
 //!   link would lead out of the root resolves beneath it instead (usually ENOENT), and
 //!   caps are checked on where a path led ([`beneath`]). A mount root must be reached
 //!   through directories only (ENOTDIR otherwise), as the MDS's path traversal does.
+//! - Sizes from the network are bounded: one `read` returns at most 4 MiB (one object of
+//!   the default file layout; a longer read is short, as a file system may answer), the
+//!   reads of one request at most 16 MiB together (then EAGAIN), and no write or
+//!   truncate makes a file larger than the file system's `max_file_size` (1 TiB, EFBIG)
+//!   ([`mds::MAX_READ_BYTES`], [`mds::MAX_REQUEST_READ_BYTES`], [`mds::MAX_FILE_SIZE`]).
 //! - Snapshots are full copies made at snapshot time; `.snap` is not visible inside
 //!   mounts. Modes are recorded as given, but the on-disk directories keep owner access
 //!   so the fake can always purge; uid/gid are recorded, not applied.

@@ -26,6 +26,23 @@ use crate::command::{ArgType, Args, CommandSpec, Daemon, opt};
 use crate::error::{CephError, CephResult, Reply, errno};
 use crate::tree::join_within;
 
+/// The most one `read` operation returns: one object of CephFS's default file layout
+/// (`ceph.file.layout.object_size`, 4 MiB), the most a client gets from one OSD read
+/// request. A longer read is answered short, as a file system may answer any read.
+pub const MAX_READ_BYTES: u64 = 4 << 20;
+/// The most the reads of one request (`POST /mds/sessions/{id}/ops`) return together:
+/// four full reads, so that a body-sized list of reads cannot make the answer grow
+/// without bound (its base64 is a third larger).
+pub const MAX_REQUEST_READ_BYTES: u64 = 16 << 20;
+/// The largest file a client may make: the file system's `max_file_size` (CephFS's
+/// default, 1 TiB, as `fs get` reports it). Beyond it, writes and truncates are EFBIG,
+/// as the MDS and clients answer.
+pub const MAX_FILE_SIZE: u64 = crate::fsmap::MAX_FILE_SIZE;
+
+fn file_too_large() -> CephError {
+    CephError::new(errno::EFBIG, "File too large")
+}
+
 /// The MDS model's parameters. Memory figures are estimates used for `mds_mem` and the
 /// `rss` counter; they are not measurements of a real MDS. The request capacity and the
 /// cache bound are the load model's ([`crate::mds_load`]).
@@ -1362,11 +1379,13 @@ impl Mount {
         }
         let this = self.clone();
         let work = move || {
+            // The reads of one request share one budget (MAX_REQUEST_READ_BYTES).
+            let mut budget = MAX_REQUEST_READ_BYTES;
             ops.iter()
                 .zip(injected)
                 .map(|(op, inj)| match inj {
                     Some(e) => Err(e),
-                    None => this.apply(op),
+                    None => this.apply(op, &mut budget),
                 })
                 .collect::<Vec<_>>()
         };
@@ -1398,20 +1417,26 @@ impl Mount {
         .map(|_| ())
     }
 
-    /// Reads a whole file.
+    /// Reads a whole file, one read of at most [`MAX_READ_BYTES`] after another until
+    /// one comes back empty.
     pub async fn read_file(&self, path: &str) -> CephResult<Vec<u8>> {
-        match self
-            .op(Op::Read {
+        let mut all = Vec::new();
+        loop {
+            let op = Op::Read {
                 path: path.into(),
-                offset: 0,
-                len: u64::MAX,
-            })
-            .await?
-        {
-            OpOutput::Data(d) => B64
-                .decode(d)
-                .map_err(|_| CephError::new(errno::EIO, "bad data")),
-            _ => Err(CephError::new(errno::EIO, "unexpected result")),
+                offset: all.len() as u64,
+                len: MAX_READ_BYTES,
+            };
+            let chunk = match self.op(op).await? {
+                OpOutput::Data(d) => B64
+                    .decode(d)
+                    .map_err(|_| CephError::new(errno::EIO, "bad data"))?,
+                _ => return Err(CephError::new(errno::EIO, "unexpected result")),
+            };
+            if chunk.is_empty() {
+                return Ok(all);
+            }
+            all.extend_from_slice(&chunk);
         }
     }
 
@@ -1516,7 +1541,7 @@ impl Mount {
     /// Runs one operation: a dead session or a down MDS fails before the MDS sees it;
     /// anything else is an MDS request and is counted (but for quota refusals, which
     /// the client makes on its own, and statfs, which the monitors answer).
-    fn apply(&self, op: &Op) -> CephResult<OpOutput> {
+    fn apply(&self, op: &Op, read_budget: &mut u64) -> CephResult<OpOutput> {
         // statfs is answered from the client's cached quota and the monitors' pool
         // statistics: it keeps working in an evicted ceph-fuse mount (seen on 16.2.15).
         let evicted = self.session.state.load(Ordering::SeqCst) == STATE_EVICTED;
@@ -1532,7 +1557,7 @@ impl Mount {
         let started = Instant::now();
         // Whether the path existed decides create vs open, mkdir vs lookup.
         let mut existed = true;
-        let result = self.apply_op(op, &mut existed);
+        let result = self.apply_op(op, &mut existed, read_budget);
         if let Some(kind) = op.request_kind(existed)
             && !matches!(&result, Err(e) if e.errno == errno::EDQUOT)
         {
@@ -1541,7 +1566,7 @@ impl Mount {
         result
     }
 
-    fn apply_op(&self, op: &Op, existed: &mut bool) -> CephResult<OpOutput> {
+    fn apply_op(&self, op: &Op, existed: &mut bool, read_budget: &mut u64) -> CephResult<OpOutput> {
         use rustix::fs::OFlags;
         let io = |e: std::io::Error| CephError::from_io(op.name(), &e);
         let realm = self.session.realm.as_deref();
@@ -1574,6 +1599,9 @@ impl Mount {
                 }
                 let old_len = old.as_ref().map_or(0, size_of);
                 let end = offset.saturating_add(bytes.as_ref().map_or(*len, |b| b.len() as u64));
+                if end > MAX_FILE_SIZE {
+                    return Err(file_too_large());
+                }
                 let grow = end.saturating_sub(old_len);
                 if let Some(r) = realm {
                     r.charge(grow)?;
@@ -1601,6 +1629,9 @@ impl Mount {
                 OpOutput::Done
             }
             Op::Truncate { size, .. } => {
+                if *size > MAX_FILE_SIZE {
+                    return Err(file_too_large());
+                }
                 let e = self.check(op, path, true, false)?;
                 let old = size_of(&e.stat().map_err(io)?);
                 let f = e.open(OFlags::WRONLY, 0).map_err(io)?;
@@ -1625,9 +1656,24 @@ impl Mount {
                 OpOutput::Done
             }
             Op::Read { offset, len, .. } => {
+                // Like a file system, a read may return less than asked: at most one
+                // object of the default layout per operation, within the request's
+                // budget. Nothing left of the budget is EAGAIN (read on in a new
+                // request), never an empty read, which would mean the end of the file.
+                let want = (*len).min(MAX_READ_BYTES).min(*read_budget);
+                if want == 0 && *len > 0 {
+                    return Err(CephError::new(
+                        errno::EAGAIN,
+                        format!(
+                            "this request has read {MAX_REQUEST_READ_BYTES} bytes already: \
+                             read on in another request"
+                        ),
+                    ));
+                }
                 let e = self.check(op, path, true, false)?;
                 let f = e.open(OFlags::RDONLY, 0).map_err(io)?;
-                let buf = read_at_most(&f, *offset, *len).map_err(io)?;
+                let buf = read_at_most(&f, *offset, want).map_err(io)?;
+                *read_budget -= buf.len() as u64;
                 self.charge(0);
                 OpOutput::Data(B64.encode(buf))
             }
