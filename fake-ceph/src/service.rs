@@ -2,10 +2,11 @@
 //! stderr, the URL as the first line on stdout, serving until SIGTERM or Ctrl-C.
 
 use std::future::Future;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-/// Sets up logging (stderr; `RUST_LOG`, default `info`; JSON lines when `json`), runs
+/// Sets up logging (stderr; `RUST_LOG`, default `info`; JSON lines when `json`; colours
+/// only when stderr is a terminal, so log files hold plain text), runs
 /// `run` on a new multi-threaded runtime and turns its outcome into the exit code, with
 /// the error logged under `name`.
 pub fn main<F>(name: &str, json: bool, run: F) -> ExitCode
@@ -16,6 +17,7 @@ where
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();

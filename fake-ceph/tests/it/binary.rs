@@ -114,6 +114,8 @@ async fn serves_writes_a_keyring_and_stops_on_sigterm() {
         "commands are logged: {logs}"
     );
     assert!(!logs.contains(&key), "the admin key leaked into the logs");
+    // stderr is a pipe, not a terminal: no colour escapes (issue 14, item 15).
+    assert!(!logs.contains('\x1b'), "ANSI escapes in the log: {logs:?}");
 }
 
 #[tokio::test]
