@@ -9,6 +9,11 @@
 //! CephFS data lives in a directory tree under the data dir, which mounts (MDS sessions)
 //! hand out.
 //!
+//! Randomness is seeded ([`Config::seed`]): the fsid, UUIDs and fault decisions follow
+//! the seed, and keys and session tokens a stream of their own ([`SecretSource`]: of the
+//! seed, for simulations and tests; of the OS, for a server started by hand: the binary
+//! uses it unless `--seed` is given).
+//!
 //! Where to start reading: [`cluster`] (the command pipeline), [`volumes`] (subvolumes,
 //! snapshots, clones), [`mds`] (sessions, client operations, counters), [`mds_load`]
 //! (the MDS's capacity, latency and memory model), [`http`] (the routes).
@@ -111,7 +116,7 @@ pub mod time;
 pub mod tree;
 pub mod volumes;
 
-pub use cluster::{Caller, Cluster, Config, Target};
+pub use cluster::{Caller, Cluster, Config, SecretSource, Target};
 pub use error::{CephError, CephResult, Reply, errno};
 pub use fault::{FaultRule, FaultSpec, Faults};
 pub use http::router;

@@ -158,22 +158,18 @@ impl QuotaRealm {
     }
 }
 
-/// A session's handle: 32 hex characters from the cluster's seeded RNG, handed to the
+/// A session's handle: 32 hex characters from the cluster's secrets' RNG, handed to the
 /// client that opened the session so it can later show, use or close it without its
 /// cephx key (a kernel umount needs no key; CSI `NodeUnstageVolume` carries no secrets).
 /// It is a secret: its `Debug` prints nothing of it, and `session ls` never shows it.
 struct SessionToken(String);
 
 impl SessionToken {
-    /// 128 random bits: four 32-bit draws (`draw()` has 53 bits of precision, so the
-    /// top 32 bits of each draw are uniform).
+    /// 128 random bits from the secrets' RNG ([`crate::cluster::SecretSource`]).
     fn generate(inner: &Inner) -> Self {
-        let mut s = String::with_capacity(32);
-        for _ in 0..4 {
-            let word = (inner.draw() * 4_294_967_296.0) as u32;
-            s.push_str(&format!("{word:08x}"));
-        }
-        Self(s)
+        let mut b = [0u8; 16];
+        inner.secret_bytes(&mut b);
+        Self(b.iter().map(|x| format!("{x:02x}")).collect())
     }
 
     /// Compares in constant time (for tokens of the expected length).

@@ -41,10 +41,12 @@ where
 }
 
 /// Prints the service's URL as a line of its own on stdout, flushed, so that whoever
-/// started the process can read where it listens.
+/// started the process can read where it listens. `url` may be several lines: they go
+/// out in one write, so a reader that stops after the first line (and closes the pipe)
+/// cannot make a later one fail with EPIPE.
 pub fn announce(url: &str) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{url}")?;
+    out.write_all(format!("{url}\n").as_bytes())?;
     out.flush()
 }
 

@@ -17,6 +17,7 @@ use fake_manila::{
     AppState, CephConfig, CephIdentity, Config, Delays, Faults, IdentityConfig, Listeners, Secret,
     Version, parse_keyring,
 };
+use rand::TryRng;
 
 /// A fake OpenStack Keystone v3 + Manila v2 (CephFS native) backed by fake-ceph. Prints
 /// Keystone's auth URL, then Manila's URL, one per line.
@@ -71,9 +72,11 @@ struct Cli {
     /// demo/demo (project demo) and admin/admin (project admin, role admin).
     #[arg(long, env = "FAKE_MANILA_USERS")]
     users: Option<PathBuf>,
-    /// The master seed for IDs, tokens and fault decisions.
-    #[arg(long, env = "FAKE_MANILA_SEED", default_value_t = 0)]
-    seed: u64,
+    /// The master seed for IDs, tokens and fault decisions, to reproduce a run. Without
+    /// it the seed is drawn from the OS's random source, so no two starts hand out the
+    /// same tokens.
+    #[arg(long, env = "FAKE_MANILA_SEED")]
+    seed: Option<u64>,
     /// Token lifetime in seconds.
     #[arg(long, env = "FAKE_MANILA_TOKEN_TTL_SECS", default_value_t = 3600)]
     token_ttl_secs: u64,
@@ -171,7 +174,12 @@ fn config(cli: &Cli, keystone_url: String, manila_url: String) -> anyhow::Result
         c.identity = serde_json::from_str::<IdentityConfig>(&text)
             .with_context(|| format!("parsing users file {}", path.display()))?;
     }
-    c.seed = cli.seed;
+    c.seed = match cli.seed {
+        Some(seed) => seed,
+        None => rand::rngs::SysRng
+            .try_next_u64()
+            .context("drawing a seed from the OS")?,
+    };
     c.share_type_name = cli.share_type.clone();
     c.token_ttl = Duration::from_secs(cli.token_ttl_secs);
     c.delays = delays(cli)?;

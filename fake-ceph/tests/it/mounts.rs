@@ -775,3 +775,41 @@ async fn file_sizes_are_held_to_max_file_size() {
     assert_eq!(e.errno, EFBIG);
     assert_eq!(m.stat("f").await.unwrap().size, 10);
 }
+
+/// With `SecretSource::Os`, keys and session tokens come from the OS while everything
+/// public (the fsid `GET /` shows, UUIDs) still follows the seed: nothing a client can
+/// see without credentials derives from the secrets' stream.
+#[tokio::test]
+async fn os_secrets_keep_public_values_seeded_and_keys_unpredictable() {
+    let start = |secrets| async move {
+        let f = Fake::with(fake_ceph::Config {
+            seed: 9,
+            secrets,
+            ..fake_ceph::Config::default()
+        });
+        let path = f.subvolume("s", None).await;
+        let m = f
+            .cluster
+            .mount("client.admin", &f.admin_key, req(&path, "n"))
+            .await
+            .unwrap();
+        let user = f.user("client.u", &["mon", "allow r"]).await;
+        (
+            f.cluster.fsid(),
+            path,
+            crate::binary::secret_of(&f.admin_key),
+            crate::binary::secret_of(&user),
+            m.token().to_owned(),
+        )
+    };
+    let a = start(fake_ceph::SecretSource::Os).await;
+    let b = start(fake_ceph::SecretSource::Os).await;
+    assert_eq!((&a.0, &a.1), (&b.0, &b.1), "public values follow the seed");
+    assert_ne!(a.2, b.2, "admin keys");
+    assert_ne!(a.3, b.3, "generated keys");
+    assert_ne!(a.4, b.4, "session tokens");
+    // Seeded secrets come from a stream of their own: the same public values.
+    let s = start(fake_ceph::SecretSource::Seed).await;
+    assert_eq!((&s.0, &s.1), (&a.0, &a.1));
+    assert_eq!(s, start(fake_ceph::SecretSource::Seed).await);
+}

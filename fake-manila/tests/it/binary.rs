@@ -150,3 +150,67 @@ fn binary_refuses_to_start_without_credentials() {
     // stderr is a pipe, not a terminal: no colour escapes (issue 14, item 15).
     assert!(!err.contains('\x1b'), "ANSI escapes in the log: {err:?}");
 }
+
+/// The first token a fake-manila binary started with `args` hands out.
+async fn first_token(ceph_url: &str, keyring: &std::path::Path, args: &[&str]) -> String {
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin!("fake-manila"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--keystone-listen",
+            "127.0.0.1:0",
+        ])
+        .args(args)
+        .arg("--ceph-url")
+        .arg(ceph_url)
+        .arg("--ceph-keyring")
+        .arg(keyring)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn fake-manila");
+    let stdout = child.stdout.take().expect("stdout");
+    let auth_url = tokio::task::spawn_blocking(move || {
+        let mut l = String::new();
+        BufReader::new(stdout).read_line(&mut l).expect("auth URL");
+        l.trim().to_owned()
+    })
+    .await
+    .expect("reader");
+    let body = serde_json::json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "demo", "domain": {"name": "Default"}, "password": "demo"}}},
+        "scope": {"project": {"name": "demo", "domain": {"name": "Default"}}}}});
+    let tok = reqwest::Client::new()
+        .post(format!("{auth_url}/auth/tokens"))
+        .json(&body)
+        .send()
+        .await
+        .expect("token");
+    assert_eq!(tok.status(), 201);
+    let token = tok.headers()["x-subject-token"]
+        .to_str()
+        .expect("token")
+        .to_owned();
+    let _ = child.kill();
+    let _ = child.wait();
+    token
+}
+
+/// Without `--seed` the binary draws its seed from the OS, so no two starts hand out
+/// the same tokens; `--seed N` reproduces a run (issue 14, item 7).
+#[tokio::test]
+async fn tokens_are_unpredictable_unless_a_seed_is_asked_for() {
+    let (cluster, ceph_url, _server) = ceph().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keyring = dir.path().join("keyring");
+    std::fs::write(&keyring, cluster.keyring("client.admin").expect("keyring"))
+        .expect("write keyring");
+    let a = first_token(&ceph_url, &keyring, &[]).await;
+    let b = first_token(&ceph_url, &keyring, &[]).await;
+    assert_ne!(
+        a, b,
+        "two starts without --seed hand out the same first token"
+    );
+    let c = first_token(&ceph_url, &keyring, &["--seed", "4"]).await;
+    let d = first_token(&ceph_url, &keyring, &["--seed", "4"]).await;
+    assert_eq!(c, d, "--seed 4 is reproducible");
+}
