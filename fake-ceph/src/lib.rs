@@ -49,6 +49,9 @@
 //! - The wire is HTTP + JSON (`POST /request`, like the mgr `restful` module), not the
 //!   Ceph messenger: librados itself cannot talk to it. A driver reaches it through an
 //!   HTTP admin transport; the real cluster is reached through the `ceph`/`rados` CLIs.
+//!   The binary serves HTTP/1.1 through [`service::serve`]: a header-read timeout, an
+//!   idle timeout for stalled bodies and responses and a connection limit
+//!   ([`service::ServeConfig`]) stand in for the messenger's session handling.
 //! - One active MDS (rank 0), no standbys, no multi-MDS, no MDS failover; `fs volume
 //!   create` of further file systems is not offered.
 //! - No OSD data path: file data is plain files in the tree. RADOS objects hold omap (as

@@ -69,6 +69,21 @@ struct Cli {
     /// Start with the MDS down.
     #[arg(long, env = "FAKE_CEPH_MDS_DOWN")]
     mds_down: bool,
+    /// How long a connection has to send a complete request head (new or kept alive),
+    /// in milliseconds.
+    #[arg(
+        long,
+        env = "FAKE_CEPH_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    header_read_timeout_ms: u64,
+    /// How long a request body or a response may go without a byte moving, in
+    /// milliseconds.
+    #[arg(long, env = "FAKE_CEPH_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    idle_timeout_ms: u64,
+    /// Open connections at most; at the limit the one idle longest is closed.
+    #[arg(long, env = "FAKE_CEPH_MAX_CONNECTIONS", default_value_t = fake_ceph::service::ServeConfig::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
     /// Log format.
     #[arg(long, env = "FAKE_CEPH_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -131,10 +146,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     fake_ceph::service::announce(&format!("http://{addr}"))?;
     tracing::info!(%addr, data_dir = %cluster.data_dir().display(), fs = %cli.fs_name, "fake-ceph serving");
-    axum::serve(listener, fake_ceph::router(cluster.clone()))
-        .with_graceful_shutdown(fake_ceph::service::shutdown())
-        .await
-        .context("serving")?;
+    let serve = fake_ceph::service::ServeConfig {
+        header_read_timeout: Duration::from_millis(cli.header_read_timeout_ms),
+        idle_timeout: Duration::from_millis(cli.idle_timeout_ms),
+        max_connections: cli.max_connections,
+        ..Default::default()
+    };
+    fake_ceph::service::serve(
+        listener,
+        fake_ceph::router(cluster.clone()),
+        serve,
+        fake_ceph::service::shutdown(),
+    )
+    .await
+    .context("serving")?;
     tracing::info!("fake-ceph stopped");
     Ok(())
 }

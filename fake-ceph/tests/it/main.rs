@@ -8,6 +8,7 @@ mod support;
 mod binary;
 mod commands;
 mod confinement;
+mod connections;
 mod faults;
 mod golden;
 mod mounts;
