@@ -455,10 +455,14 @@ impl Caps {
             .osd
             .iter()
             .filter(|g| g.pool.as_deref().is_none_or(|p| p == pool))
+            // OSDCapPoolNamespace::is_match: a trailing `*` matches by prefix.
             .filter(|g| {
                 g.namespace
                     .as_deref()
-                    .is_none_or(|n| n == namespace || n == "*")
+                    .is_none_or(|n| match n.strip_suffix('*') {
+                        Some(prefix) => namespace.starts_with(prefix),
+                        None => n == namespace,
+                    })
             })
             .filter(|g| {
                 g.object_prefix

@@ -32,8 +32,11 @@ pub struct Config {
     pub fs_name: String,
     /// Where the CephFS tree lives; `None` is a temporary directory removed on drop.
     pub data_dir: Option<PathBuf>,
-    /// The master seed: keys, UUIDs and fault decisions derive from it.
+    /// The master seed: the fsid, UUIDs and fault decisions derive from it, and keys and
+    /// session tokens too unless [`Config::secrets`] says otherwise.
     pub seed: u64,
+    /// Where keys and session tokens come from.
+    pub secrets: SecretSource,
     /// Monitor addresses reported by `mon dump` and in subvolume `mon_addrs`.
     pub mon_addrs: Vec<String>,
     /// A fixed `client.admin` key (base64); generated from the seed if `None`.
@@ -56,6 +59,7 @@ impl Default for Config {
             fs_name: "cephfs".into(),
             data_dir: None,
             seed: 0,
+            secrets: SecretSource::Seed,
             mon_addrs: vec!["127.0.0.1:6789".into()],
             admin_key: None,
             capacity_bytes: 1 << 40,
@@ -65,6 +69,20 @@ impl Default for Config {
             clock: crate::time::Clock::System,
         }
     }
+}
+
+/// Where a cluster's secrets (cephx keys, session tokens) come from. Either way they
+/// come from a stream of their own, never the one the fsid and UUIDs come from, so
+/// nothing shown without credentials (`GET /`, `fsid`) derives from them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SecretSource {
+    /// A stream of [`Config::seed`] of their own: one seed, the same keys (simulations,
+    /// tests).
+    #[default]
+    Seed,
+    /// The operating system's random source, drawn once at start to seed a CSPRNG: what
+    /// a server started by hand uses (`fake-ceph` without `--seed`).
+    Os,
 }
 
 /// Who sends a command: an authenticated entity and its caps at that moment.
@@ -89,6 +107,9 @@ pub enum Target {
     Mds(String),
 }
 
+/// The ChaCha stream of a seed that secrets come from (the public values use stream 0).
+const SECRET_STREAM: u64 = 0x7365_6372_6574;
+
 /// A command handler.
 pub(crate) type Handler = fn(&Inner, &Args<'_>, &Caller) -> CephResult<Reply>;
 
@@ -112,6 +133,8 @@ pub struct Inner {
     pub(crate) mds: Mds,
     pub(crate) metrics: Metrics,
     rng: Mutex<ChaCha8Rng>,
+    /// Keys and session tokens only ([`SecretSource`]).
+    secret_rng: Mutex<ChaCha8Rng>,
     /// Runs `volumes` (mgr) commands one after another, off the async runtime.
     mgr: MgrThread,
     pub(crate) purger: Purger,
@@ -214,6 +237,15 @@ impl Cluster {
     pub fn new(config: Config) -> std::io::Result<Self> {
         let data = DataDir::new(config.data_dir.as_deref())?;
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let mut secret_rng = match config.secrets {
+            SecretSource::Seed => {
+                let mut r = ChaCha8Rng::seed_from_u64(config.seed);
+                r.set_stream(SECRET_STREAM);
+                r
+            }
+            SecretSource::Os => ChaCha8Rng::try_from_rng(&mut rand::rngs::SysRng)
+                .map_err(|e| std::io::Error::other(format!("the OS random source: {e}")))?,
+        };
         let fsid = uuid_from(&mut rng);
         let maps = Maps::new(fsid, config.mon_addrs.clone(), &config.fs_name);
         for fs in &maps.filesystems {
@@ -222,7 +254,7 @@ impl Cluster {
         let now = crate::time::now_unix();
         let admin_key = match &config.admin_key {
             Some(k) => Key::parse(k).map_err(|e| std::io::Error::other(e.msg))?,
-            None => Key::generate(&mut rng, now.as_secs() as u32, now.subsec_nanos()),
+            None => Key::generate(&mut secret_rng, now.as_secs() as u32, now.subsec_nanos()),
         };
         let mut auth = AuthDb::default();
         let all = |s: &str| (s.to_owned(), "allow *".to_owned());
@@ -241,7 +273,7 @@ impl Cluster {
                 .collect();
             let caps = Caps::parse(&pairs).map_err(|e| std::io::Error::other(e.msg))?;
             let name = EntityName::parse(name).map_err(|e| std::io::Error::other(e.msg))?;
-            let key = Key::generate(&mut rng, now.as_secs() as u32, now.subsec_nanos());
+            let key = Key::generate(&mut secret_rng, now.as_secs() as u32, now.subsec_nanos());
             auth.put(name, key, caps);
         }
         let purger = Purger::start();
@@ -257,6 +289,7 @@ impl Cluster {
             mds: Mds::new(config.mds.clone(), config.faults.mds_down),
             metrics: Metrics::new(),
             rng: Mutex::new(rng),
+            secret_rng: Mutex::new(secret_rng),
             mgr: MgrThread::start(),
             purger,
             data,
@@ -647,14 +680,19 @@ pub(crate) fn uuid_from(rng: &mut impl Rng) -> String {
 }
 
 impl Inner {
-    /// A fresh cephx key from the seeded RNG.
+    /// A fresh cephx key from the secrets' RNG.
     pub(crate) fn new_key(&self) -> Key {
         let now = crate::time::now_unix();
         Key::generate(
-            &mut *self.rng.lock(),
+            &mut *self.secret_rng.lock(),
             now.as_secs() as u32,
             now.subsec_nanos(),
         )
+    }
+
+    /// Random bytes from the secrets' RNG (session tokens).
+    pub(crate) fn secret_bytes(&self, out: &mut [u8]) {
+        self.secret_rng.lock().fill_bytes(out);
     }
 
     /// A fresh UUID from the seeded RNG.

@@ -29,6 +29,8 @@ pub mod errno {
     pub const EISDIR: i32 = 21;
     /// Invalid argument.
     pub const EINVAL: i32 = 22;
+    /// File too large.
+    pub const EFBIG: i32 = 27;
     /// No space left on device.
     pub const ENOSPC: i32 = 28;
     /// Read-only file system.
@@ -37,6 +39,8 @@ pub mod errno {
     pub const ENAMETOOLONG: i32 = 36;
     /// Directory not empty.
     pub const ENOTEMPTY: i32 = 39;
+    /// Too many levels of symbolic links.
+    pub const ELOOP: i32 = 40;
     /// No data available (a missing xattr).
     pub const ENODATA: i32 = 61;
     /// Operation not supported.
@@ -66,10 +70,12 @@ pub mod errno {
             ENOTDIR => "ENOTDIR",
             EISDIR => "EISDIR",
             EINVAL => "EINVAL",
+            EFBIG => "EFBIG",
             ENOSPC => "ENOSPC",
             EROFS => "EROFS",
             ENAMETOOLONG => "ENAMETOOLONG",
             ENOTEMPTY => "ENOTEMPTY",
+            ELOOP => "ELOOP",
             ENODATA => "ENODATA",
             EOPNOTSUPP => "EOPNOTSUPP",
             ENOTCONN => "ENOTCONN",
@@ -98,10 +104,12 @@ pub mod errno {
             ENOTDIR,
             EISDIR,
             EINVAL,
+            EFBIG,
             ENOSPC,
             EROFS,
             ENAMETOOLONG,
             ENOTEMPTY,
+            ELOOP,
             ENODATA,
             EOPNOTSUPP,
             ENOTCONN,
@@ -127,10 +135,12 @@ pub fn strerror(e: i32) -> &'static str {
         errno::ENOTDIR => "Not a directory",
         errno::EISDIR => "Is a directory",
         errno::EINVAL => "Invalid argument",
+        errno::EFBIG => "File too large",
         errno::ENOSPC => "No space left on device",
         errno::EROFS => "Read-only file system",
         errno::ENAMETOOLONG => "File name too long",
         errno::ENOTEMPTY => "Directory not empty",
+        errno::ELOOP => "Too many levels of symbolic links",
         errno::ENODATA => "No data available",
         errno::EOPNOTSUPP => "Operation not supported",
         errno::ENOTCONN => "Transport endpoint is not connected",

@@ -14,6 +14,9 @@ use crate::time::{ceph_stamp, now_unix};
 pub const CEPH_VERSION: &str =
     "ceph version 16.2.15 (618f440892089921c3e944a991122ddc44e60516) pacific (stable)";
 
+/// CephFS's default `max_file_size` (1 TiB): what `fs get` reports and the MDS enforces.
+pub const MAX_FILE_SIZE: u64 = 1 << 40;
+
 /// A RADOS pool.
 #[derive(Debug, Clone)]
 pub struct Pool {
@@ -218,7 +221,7 @@ impl Maps {
             "session_timeout": 60,
             "session_autoclose": 300,
             "required_client_features": {},
-            "max_file_size": 1_099_511_627_776_u64,
+            "max_file_size": MAX_FILE_SIZE,
             "last_failure": 0,
             "last_failure_osd_epoch": 0,
             "compat": mds_compat(),

@@ -6,7 +6,7 @@
 //! | `POST /tell/mds.<name>` | an MDS command (`session ls`, `client evict`, `perf dump`, ...) |
 //! | `POST /mds/sessions` | mount: open a session (`{"root", "fs_name", "client_metadata"}`); answers `{"ret", "id", "root", "local_path", "token"}` |
 //! | `GET`/`DELETE /mds/sessions/{id}` | show / close (umount) a session |
-//! | `POST /mds/sessions/{id}/ops` | client operations (`{"ops": [...]}`) |
+//! | `POST /mds/sessions/{id}/ops` | client operations (`{"ops": [...]}`; a read returns at most 4 MiB, the reads of one request 16 MiB) |
 //! | `GET`/`PUT /admin/faults`, `POST /admin/evict-all` | fault knobs (needs `mon allow *`) |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /` | fsid, file system, monitors |

@@ -9,6 +9,11 @@
 //! CephFS data lives in a directory tree under the data dir, which mounts (MDS sessions)
 //! hand out.
 //!
+//! Randomness is seeded ([`Config::seed`]): the fsid, UUIDs and fault decisions follow
+//! the seed, and keys and session tokens a stream of their own ([`SecretSource`]: of the
+//! seed, for simulations and tests; of the OS, for a server started by hand: the binary
+//! uses it unless `--seed` is given).
+//!
 //! Where to start reading: [`cluster`] (the command pipeline), [`volumes`] (subvolumes,
 //! snapshots, clones), [`mds`] (sessions, client operations, counters), [`mds_load`]
 //! (the MDS's capacity, latency and memory model), [`http`] (the routes).
@@ -44,6 +49,9 @@
 //! - The wire is HTTP + JSON (`POST /request`, like the mgr `restful` module), not the
 //!   Ceph messenger: librados itself cannot talk to it. A driver reaches it through an
 //!   HTTP admin transport; the real cluster is reached through the `ceph`/`rados` CLIs.
+//!   The binary serves HTTP/1.1 through [`service::serve`]: a header-read timeout, an
+//!   idle timeout for stalled bodies and responses and a connection limit
+//!   ([`service::ServeConfig`]) stand in for the messenger's session handling.
 //! - One active MDS (rank 0), no standbys, no multi-MDS, no MDS failover; `fs volume
 //!   create` of further file systems is not offered.
 //! - No OSD data path: file data is plain files in the tree. RADOS objects hold omap (as
@@ -69,6 +77,18 @@
 //!   (like Ceph's client-side enforcement, accounting is per realm, not per file); a
 //!   session mounted above a subvolume is not held to its quota. `bytes_used` is exact
 //!   where Ceph's `rbytes` lags.
+//! - Paths of client operations are resolved by the fake on the client's behalf, as
+//!   libcephfs resolves them: symlinks found in the tree (a client can make them through
+//!   its mount; there is no `symlink` operation) are followed, absolute targets from the
+//!   mount root, `..` never above it, at most 40 per path (then ELOOP); a path that a
+//!   link would lead out of the root resolves beneath it instead (usually ENOENT), and
+//!   caps are checked on where a path led ([`beneath`]). A mount root must be reached
+//!   through directories only (ENOTDIR otherwise), as the MDS's path traversal does.
+//! - Sizes from the network are bounded: one `read` returns at most 4 MiB (one object of
+//!   the default file layout; a longer read is short, as a file system may answer), the
+//!   reads of one request at most 16 MiB together (then EAGAIN), and no write or
+//!   truncate makes a file larger than the file system's `max_file_size` (1 TiB, EFBIG)
+//!   ([`mds::MAX_READ_BYTES`], [`mds::MAX_REQUEST_READ_BYTES`], [`mds::MAX_FILE_SIZE`]).
 //! - Snapshots are full copies made at snapshot time; `.snap` is not visible inside
 //!   mounts. Modes are recorded as given, but the on-disk directories keep owner access
 //!   so the fake can always purge; uid/gid are recorded, not applied.
@@ -82,6 +102,7 @@
 #![recursion_limit = "256"]
 
 pub mod auth;
+pub mod beneath;
 pub mod cephx;
 pub mod cluster;
 pub mod command;
@@ -98,7 +119,7 @@ pub mod time;
 pub mod tree;
 pub mod volumes;
 
-pub use cluster::{Caller, Cluster, Config, Target};
+pub use cluster::{Caller, Cluster, Config, SecretSource, Target};
 pub use error::{CephError, CephResult, Reply, errno};
 pub use fault::{FaultRule, FaultSpec, Faults};
 pub use http::router;

@@ -1,6 +1,8 @@
 //! `fake-ceph`: serve a fake Ceph cluster over HTTP until SIGTERM.
 //!
-//! The first line on stdout is the base URL (`http://127.0.0.1:PORT`).
+//! The first line on stdout is the base URL (`http://127.0.0.1:PORT`). Without `--seed`,
+//! keys and session tokens come from the OS's random source and everything else from a
+//! seed drawn from it; `--seed N` reproduces a run, secrets included.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -10,7 +12,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use fake_ceph::{Cluster, Config, FaultSpec, Faults};
+use fake_ceph::{Cluster, Config, FaultSpec, Faults, SecretSource};
+use rand::TryRng;
 
 /// A fake Ceph cluster: mon/mgr command JSON with cephx, MDS sessions, RADOS omap, and a
 /// CephFS tree in a local directory.
@@ -33,9 +36,11 @@ struct Cli {
     /// Use this client.admin key (base64) instead of a generated one.
     #[arg(long, env = "FAKE_CEPH_ADMIN_KEY", hide_env_values = true)]
     admin_key: Option<String>,
-    /// The master seed for keys, UUIDs and fault decisions.
-    #[arg(long, env = "FAKE_CEPH_SEED", default_value_t = 0)]
-    seed: u64,
+    /// The master seed for keys, session tokens, UUIDs and fault decisions, to reproduce
+    /// a run. Without it, keys and tokens come from the OS's random source and the rest
+    /// from a seed drawn from it, so no two starts share a secret.
+    #[arg(long, env = "FAKE_CEPH_SEED")]
+    seed: Option<u64>,
     /// Monitor addresses to report (repeatable).
     #[arg(
         long = "mon-addr",
@@ -64,16 +69,41 @@ struct Cli {
     /// Start with the MDS down.
     #[arg(long, env = "FAKE_CEPH_MDS_DOWN")]
     mds_down: bool,
+    /// How long a connection has to send a complete request head (new or kept alive),
+    /// in milliseconds.
+    #[arg(
+        long,
+        env = "FAKE_CEPH_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    header_read_timeout_ms: u64,
+    /// How long a request body or a response may go without a byte moving, in
+    /// milliseconds.
+    #[arg(long, env = "FAKE_CEPH_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    idle_timeout_ms: u64,
+    /// Open connections at most; at the limit the one idle longest is closed.
+    #[arg(long, env = "FAKE_CEPH_MAX_CONNECTIONS", default_value_t = fake_ceph::service::ServeConfig::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
     /// Log format.
     #[arg(long, env = "FAKE_CEPH_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
 }
 
-fn config(cli: &Cli) -> Config {
+fn config(cli: &Cli) -> anyhow::Result<Config> {
+    let (seed, secrets) = match cli.seed {
+        Some(seed) => (seed, SecretSource::Seed),
+        None => {
+            let seed = rand::rngs::SysRng
+                .try_next_u64()
+                .context("drawing a seed from the OS")?;
+            (seed, SecretSource::Os)
+        }
+    };
     let mut c = Config {
         fs_name: cli.fs_name.clone(),
         data_dir: cli.data_dir.clone(),
-        seed: cli.seed,
+        seed,
+        secrets,
         mon_addrs: cli.mon_addrs.clone(),
         admin_key: cli.admin_key.clone(),
         capacity_bytes: cli.capacity,
@@ -86,7 +116,7 @@ fn config(cli: &Cli) -> Config {
     c.volumes.max_concurrent_clones = cli.max_concurrent_clones;
     c.volumes.clone_time = Duration::from_millis(cli.clone_time_ms);
     c.volumes.clone_pickup = Duration::from_millis(cli.clone_pickup_ms);
-    c
+    Ok(c)
 }
 
 fn write_keyring(path: &PathBuf, text: &str) -> anyhow::Result<()> {
@@ -103,7 +133,7 @@ fn write_keyring(path: &PathBuf, text: &str) -> anyhow::Result<()> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let cluster = Cluster::new(config(&cli)).context("starting the cluster")?;
+    let cluster = Cluster::new(config(&cli)?).context("starting the cluster")?;
     if let Some(path) = &cli.keyring_out {
         let text = cluster
             .keyring("client.admin")
@@ -116,10 +146,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     fake_ceph::service::announce(&format!("http://{addr}"))?;
     tracing::info!(%addr, data_dir = %cluster.data_dir().display(), fs = %cli.fs_name, "fake-ceph serving");
-    axum::serve(listener, fake_ceph::router(cluster.clone()))
-        .with_graceful_shutdown(fake_ceph::service::shutdown())
-        .await
-        .context("serving")?;
+    let serve = fake_ceph::service::ServeConfig {
+        header_read_timeout: Duration::from_millis(cli.header_read_timeout_ms),
+        idle_timeout: Duration::from_millis(cli.idle_timeout_ms),
+        max_connections: cli.max_connections,
+        ..Default::default()
+    };
+    fake_ceph::service::serve(
+        listener,
+        fake_ceph::router(cluster.clone()),
+        serve,
+        fake_ceph::service::shutdown(),
+    )
+    .await
+    .context("serving")?;
     tracing::info!("fake-ceph stopped");
     Ok(())
 }

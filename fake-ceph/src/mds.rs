@@ -26,6 +26,23 @@ use crate::command::{ArgType, Args, CommandSpec, Daemon, opt};
 use crate::error::{CephError, CephResult, Reply, errno};
 use crate::tree::join_within;
 
+/// The most one `read` operation returns: one object of CephFS's default file layout
+/// (`ceph.file.layout.object_size`, 4 MiB), the most a client gets from one OSD read
+/// request. A longer read is answered short, as a file system may answer any read.
+pub const MAX_READ_BYTES: u64 = 4 << 20;
+/// The most the reads of one request (`POST /mds/sessions/{id}/ops`) return together:
+/// four full reads, so that a body-sized list of reads cannot make the answer grow
+/// without bound (its base64 is a third larger).
+pub const MAX_REQUEST_READ_BYTES: u64 = 16 << 20;
+/// The largest file a client may make: the file system's `max_file_size` (CephFS's
+/// default, 1 TiB, as `fs get` reports it). Beyond it, writes and truncates are EFBIG,
+/// as the MDS and clients answer.
+pub const MAX_FILE_SIZE: u64 = crate::fsmap::MAX_FILE_SIZE;
+
+fn file_too_large() -> CephError {
+    CephError::new(errno::EFBIG, "File too large")
+}
+
 /// The MDS model's parameters. Memory figures are estimates used for `mds_mem` and the
 /// `rss` counter; they are not measurements of a real MDS. The request capacity and the
 /// cache bound are the load model's ([`crate::mds_load`]).
@@ -141,22 +158,18 @@ impl QuotaRealm {
     }
 }
 
-/// A session's handle: 32 hex characters from the cluster's seeded RNG, handed to the
+/// A session's handle: 32 hex characters from the cluster's secrets' RNG, handed to the
 /// client that opened the session so it can later show, use or close it without its
 /// cephx key (a kernel umount needs no key; CSI `NodeUnstageVolume` carries no secrets).
 /// It is a secret: its `Debug` prints nothing of it, and `session ls` never shows it.
 struct SessionToken(String);
 
 impl SessionToken {
-    /// 128 random bits: four 32-bit draws (`draw()` has 53 bits of precision, so the
-    /// top 32 bits of each draw are uniform).
+    /// 128 random bits from the secrets' RNG ([`crate::cluster::SecretSource`]).
     fn generate(inner: &Inner) -> Self {
-        let mut s = String::with_capacity(32);
-        for _ in 0..4 {
-            let word = (inner.draw() * 4_294_967_296.0) as u32;
-            s.push_str(&format!("{word:08x}"));
-        }
-        Self(s)
+        let mut b = [0u8; 16];
+        inner.secret_bytes(&mut b);
+        Self(b.iter().map(|x| format!("{x:02x}")).collect())
     }
 
     /// Compares in constant time (for tokens of the expected length).
@@ -191,6 +204,9 @@ pub struct Session {
     fs: String,
     root: String,
     local_root: PathBuf,
+    /// The file system's root in the data dir: operations open the session's root from
+    /// it, one directory at a time, for every operation ([`crate::beneath`]).
+    fs_root: PathBuf,
     metadata: BTreeMap<String, String>,
     realm: Option<Arc<QuotaRealm>>,
     opened: Instant,
@@ -834,16 +850,6 @@ impl Op {
         })
     }
 
-    /// Whether the operation's path exists now (decides create vs open, mkdir vs lookup).
-    fn path_exists_hint(&self, root: &std::path::Path) -> bool {
-        match self {
-            Op::Mkdir { path } | Op::Write { path, .. } => {
-                join_within(root, path).is_ok_and(|p| p.exists())
-            }
-            _ => true,
-        }
-    }
-
     fn is_write(&self) -> bool {
         matches!(
             self,
@@ -1001,11 +1007,19 @@ impl Cluster {
                 format!("mds.0 rejected us (non-allowable root '{root}')"),
             ));
         }
-        let local_root = join_within(&inner.data.fs_root(&fs), &root)?;
-        if !local_root.is_dir() {
-            return Err(CephError::noent(format!(
-                "ceph mount failed with (2) No such file or directory: {root}"
-            )));
+        let fs_root = inner.data.fs_root(&fs);
+        let local_root = join_within(&fs_root, &root)?;
+        // The root must be a directory reached without symlinks: the MDS's path
+        // traversal does not follow them (ENOTDIR).
+        if let Err(e) = crate::beneath::Root::open(&fs_root, &root) {
+            let errno = e.raw_os_error().unwrap_or(errno::EIO);
+            return Err(CephError::new(
+                errno,
+                format!(
+                    "ceph mount failed with ({errno}) {}: {root}",
+                    crate::error::strerror(errno)
+                ),
+            ));
         }
         if let Some((realm, path)) = &realm_lookup {
             realm.ensure_counted(&join_within(&inner.data.fs_root(&fs), path)?);
@@ -1022,6 +1036,7 @@ impl Cluster {
             fs,
             root,
             local_root,
+            fs_root,
             metadata: req.client_metadata,
             realm: realm_lookup.map(|(r, _)| r),
             opened: Instant::now(),
@@ -1201,6 +1216,33 @@ impl Cluster {
     }
 }
 
+fn is_dir(m: &rustix::fs::Stat) -> bool {
+    rustix::fs::FileType::from_raw_mode(m.st_mode) == rustix::fs::FileType::Directory
+}
+
+fn size_of(m: &rustix::fs::Stat) -> u64 {
+    u64::try_from(m.st_size).unwrap_or(0)
+}
+
+/// Reads up to `len` bytes at `offset`; fewer at the end of the file.
+fn read_at_most(f: &std::fs::File, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = Vec::new();
+    let mut at = offset;
+    let mut chunk = vec![0u8; 64 << 10];
+    while (buf.len() as u64) < len {
+        let want = usize::try_from((len - buf.len() as u64).min(chunk.len() as u64))
+            .unwrap_or(chunk.len());
+        let n = f.read_at(&mut chunk[..want], at)?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        at = at.saturating_add(n as u64);
+    }
+    Ok(buf)
+}
+
 fn normalise_root(root: &str) -> CephResult<String> {
     if root.contains('\0') {
         return Err(CephError::inval("root contains NUL"));
@@ -1333,11 +1375,13 @@ impl Mount {
         }
         let this = self.clone();
         let work = move || {
+            // The reads of one request share one budget (MAX_REQUEST_READ_BYTES).
+            let mut budget = MAX_REQUEST_READ_BYTES;
             ops.iter()
                 .zip(injected)
                 .map(|(op, inj)| match inj {
                     Some(e) => Err(e),
-                    None => this.apply(op),
+                    None => this.apply(op, &mut budget),
                 })
                 .collect::<Vec<_>>()
         };
@@ -1369,20 +1413,26 @@ impl Mount {
         .map(|_| ())
     }
 
-    /// Reads a whole file.
+    /// Reads a whole file, one read of at most [`MAX_READ_BYTES`] after another until
+    /// one comes back empty.
     pub async fn read_file(&self, path: &str) -> CephResult<Vec<u8>> {
-        match self
-            .op(Op::Read {
+        let mut all = Vec::new();
+        loop {
+            let op = Op::Read {
                 path: path.into(),
-                offset: 0,
-                len: u64::MAX,
-            })
-            .await?
-        {
-            OpOutput::Data(d) => B64
-                .decode(d)
-                .map_err(|_| CephError::new(errno::EIO, "bad data")),
-            _ => Err(CephError::new(errno::EIO, "unexpected result")),
+                offset: all.len() as u64,
+                len: MAX_READ_BYTES,
+            };
+            let chunk = match self.op(op).await? {
+                OpOutput::Data(d) => B64
+                    .decode(d)
+                    .map_err(|_| CephError::new(errno::EIO, "bad data"))?,
+                _ => return Err(CephError::new(errno::EIO, "unexpected result")),
+            };
+            if chunk.is_empty() {
+                return Ok(all);
+            }
+            all.extend_from_slice(&chunk);
         }
     }
 
@@ -1448,28 +1498,46 @@ impl Mount {
         }
     }
 
-    fn check(&self, op: &Op, rel: &str) -> CephResult<PathBuf> {
-        let local = join_within(&self.session.local_root, rel)?;
-        let ceph_path = format!(
-            "{}/{}",
-            self.session.root.trim_end_matches('/'),
-            rel.trim_start_matches('/')
-        );
+    /// Resolves `rel` beneath the session's root ([`crate::beneath`]: symlinks followed
+    /// as libcephfs follows them, never out of the root) and checks the caps on both the
+    /// path as given and where it led. `..` above the root is refused (EACCES) before
+    /// anything is looked at.
+    fn check(
+        &self,
+        op: &Op,
+        rel: &str,
+        follow_last: bool,
+        create_dirs: bool,
+    ) -> CephResult<crate::beneath::Entry> {
+        join_within(&self.session.local_root, rel)?;
         let need = if op.is_write() { Perm::RW } else { Perm::R };
-        if !self
-            .session
-            .caps
-            .mds_allows(&self.session.fs, &ceph_path, need)
-        {
+        let allowed = |rel: &str| {
+            let ceph_path = format!(
+                "{}/{}",
+                self.session.root.trim_end_matches('/'),
+                rel.trim_start_matches('/')
+            );
+            self.session
+                .caps
+                .mds_allows(&self.session.fs, &ceph_path, need)
+        };
+        if !allowed(rel) {
             return Err(CephError::new(errno::EACCES, "Permission denied"));
         }
-        Ok(local)
+        let io = |e: std::io::Error| CephError::from_io(op.name(), &e);
+        let root =
+            crate::beneath::Root::open(&self.session.fs_root, &self.session.root).map_err(io)?;
+        let entry = root.resolve(rel, follow_last, create_dirs).map_err(io)?;
+        if !allowed(entry.rel()) {
+            return Err(CephError::new(errno::EACCES, "Permission denied"));
+        }
+        Ok(entry)
     }
 
     /// Runs one operation: a dead session or a down MDS fails before the MDS sees it;
     /// anything else is an MDS request and is counted (but for quota refusals, which
     /// the client makes on its own, and statfs, which the monitors answer).
-    fn apply(&self, op: &Op) -> CephResult<OpOutput> {
+    fn apply(&self, op: &Op, read_budget: &mut u64) -> CephResult<OpOutput> {
         // statfs is answered from the client's cached quota and the monitors' pool
         // statistics: it keeps working in an evicted ceph-fuse mount (seen on 16.2.15).
         let evicted = self.session.state.load(Ordering::SeqCst) == STATE_EVICTED;
@@ -1483,8 +1551,9 @@ impl Mount {
             return Err(CephError::new(errno::ETIMEDOUT, "no MDS is active"));
         }
         let started = Instant::now();
-        let existed = op.path_exists_hint(&self.session.local_root);
-        let result = self.apply_op(op);
+        // Whether the path existed decides create vs open, mkdir vs lookup.
+        let mut existed = true;
+        let result = self.apply_op(op, &mut existed, read_budget);
         if let Some(kind) = op.request_kind(existed)
             && !matches!(&result, Err(e) if e.errno == errno::EDQUOT)
         {
@@ -1493,15 +1562,19 @@ impl Mount {
         result
     }
 
-    fn apply_op(&self, op: &Op) -> CephResult<OpOutput> {
-        let local = self.check(op, op.path())?;
+    fn apply_op(&self, op: &Op, existed: &mut bool, read_budget: &mut u64) -> CephResult<OpOutput> {
+        use rustix::fs::OFlags;
         let io = |e: std::io::Error| CephError::from_io(op.name(), &e);
         let realm = self.session.realm.as_deref();
+        let path = op.path();
         let out = match op {
             Op::Mkdir { .. } => {
-                let existed = local.is_dir();
-                std::fs::create_dir_all(&local).map_err(io)?;
-                self.charge(if existed { 0 } else { 1 });
+                let e = self.check(op, path, true, true)?;
+                *existed = !e.created();
+                if e.open_dir().is_err() {
+                    return Err(CephError::new(errno::EEXIST, "File exists"));
+                }
+                self.charge(if e.created() { 1 } else { 0 });
                 OpOutput::Done
             }
             Op::Write {
@@ -1514,23 +1587,24 @@ impl Mount {
                     ),
                     None => None,
                 };
-                let old = std::fs::metadata(&local).ok();
-                if old.as_ref().is_some_and(|m| m.is_dir()) {
+                let e = self.check(op, path, true, false)?;
+                let old = e.stat().ok();
+                *existed = old.is_some();
+                if old.as_ref().is_some_and(is_dir) {
                     return Err(CephError::new(errno::EISDIR, "Is a directory"));
                 }
-                let old_len = old.as_ref().map_or(0, |m| m.len());
+                let old_len = old.as_ref().map_or(0, size_of);
                 let end = offset.saturating_add(bytes.as_ref().map_or(*len, |b| b.len() as u64));
+                if end > MAX_FILE_SIZE {
+                    return Err(file_too_large());
+                }
                 let grow = end.saturating_sub(old_len);
                 if let Some(r) = realm {
                     r.charge(grow)?;
                 }
                 let res = (|| -> std::io::Result<()> {
                     use std::io::{Seek, SeekFrom, Write};
-                    let mut f = std::fs::OpenOptions::new()
-                        .create(true)
-                        .write(true)
-                        .truncate(false)
-                        .open(&local)?;
+                    let mut f = e.open(OFlags::WRONLY | OFlags::CREATE, 0o666)?;
                     match &bytes {
                         Some(b) => {
                             f.seek(SeekFrom::Start(*offset))?;
@@ -1541,17 +1615,22 @@ impl Mount {
                     }
                     Ok(())
                 })();
-                if let Err(e) = res {
+                if let Err(err) = res {
                     if let Some(r) = realm {
                         r.release(grow);
                     }
-                    return Err(io(e));
+                    return Err(io(err));
                 }
                 self.charge(if old.is_none() { 1 } else { 0 });
                 OpOutput::Done
             }
             Op::Truncate { size, .. } => {
-                let old = std::fs::metadata(&local).map_err(io)?.len();
+                if *size > MAX_FILE_SIZE {
+                    return Err(file_too_large());
+                }
+                let e = self.check(op, path, true, false)?;
+                let old = size_of(&e.stat().map_err(io)?);
+                let f = e.open(OFlags::WRONLY, 0).map_err(io)?;
                 if let Some(r) = realm {
                     if *size > old {
                         r.charge(size - old)?;
@@ -1559,72 +1638,106 @@ impl Mount {
                         r.release(old - size);
                     }
                 }
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&local)
-                    .and_then(|f| f.set_len(*size))
-                    .map_err(io)?;
+                if let Err(err) = f.set_len(*size) {
+                    if let Some(r) = realm {
+                        if *size > old {
+                            r.release(size - old);
+                        } else {
+                            let _ = r.charge(old - size);
+                        }
+                    }
+                    return Err(io(err));
+                }
                 self.charge(0);
                 OpOutput::Done
             }
             Op::Read { offset, len, .. } => {
-                use std::io::{Read, Seek, SeekFrom};
-                let mut f = std::fs::File::open(&local).map_err(io)?;
-                f.seek(SeekFrom::Start(*offset)).map_err(io)?;
-                let mut buf = Vec::new();
-                f.take(*len).read_to_end(&mut buf).map_err(io)?;
+                // Like a file system, a read may return less than asked: at most one
+                // object of the default layout per operation, within the request's
+                // budget. Nothing left of the budget is EAGAIN (read on in a new
+                // request), never an empty read, which would mean the end of the file.
+                let want = (*len).min(MAX_READ_BYTES).min(*read_budget);
+                if want == 0 && *len > 0 {
+                    return Err(CephError::new(
+                        errno::EAGAIN,
+                        format!(
+                            "this request has read {MAX_REQUEST_READ_BYTES} bytes already: \
+                             read on in another request"
+                        ),
+                    ));
+                }
+                let e = self.check(op, path, true, false)?;
+                let f = e.open(OFlags::RDONLY, 0).map_err(io)?;
+                let buf = read_at_most(&f, *offset, want).map_err(io)?;
+                *read_budget -= buf.len() as u64;
                 self.charge(0);
                 OpOutput::Data(B64.encode(buf))
             }
             Op::Stat { .. } => {
-                let m = std::fs::metadata(&local).map_err(io)?;
+                let e = self.check(op, path, true, false)?;
+                let m = e.stat().map_err(io)?;
                 self.charge(0);
-                use std::os::unix::fs::PermissionsExt;
                 OpOutput::Stat(StatInfo {
-                    is_dir: m.is_dir(),
-                    size: m.len(),
-                    mode: m.permissions().mode() & 0o7777,
+                    is_dir: is_dir(&m),
+                    size: size_of(&m),
+                    mode: m.st_mode & 0o7777,
                 })
             }
             Op::Readdir { .. } => {
-                let mut names: Vec<String> = std::fs::read_dir(&local)
-                    .map_err(io)?
-                    .filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect();
+                let e = self.check(op, path, true, false)?;
+                let dir = e.open_dir().map_err(io)?;
+                let mut names: Vec<String> =
+                    crate::beneath::read_dir(std::os::fd::AsFd::as_fd(&dir))
+                        .map_err(io)?
+                        .into_iter()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .collect();
                 names.sort();
                 self.charge(0);
                 OpOutput::Entries(names)
             }
             Op::Unlink { .. } => {
-                let m = std::fs::symlink_metadata(&local).map_err(io)?;
-                if m.is_dir() {
+                let e = self.check(op, path, false, false)?;
+                if e.is_root() {
                     return Err(CephError::new(errno::EISDIR, "Is a directory"));
                 }
-                std::fs::remove_file(&local).map_err(io)?;
+                let m = e.stat().map_err(io)?;
+                if is_dir(&m) {
+                    return Err(CephError::new(errno::EISDIR, "Is a directory"));
+                }
+                let (dir, name) = e.parent_and_name().map_err(io)?;
+                rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::empty())
+                    .map_err(|x| io(x.into()))?;
                 if let Some(r) = realm {
-                    r.release(m.len());
+                    r.release(size_of(&m));
                 }
                 self.charge(-1);
                 OpOutput::Done
             }
             Op::Rmdir { .. } => {
-                if local == self.session.local_root {
+                let e = self.check(op, path, false, false)?;
+                if e.is_root() {
                     return Err(CephError::new(errno::EBUSY, "Device or resource busy"));
                 }
-                std::fs::remove_dir(&local).map_err(io)?;
+                let (dir, name) = e.parent_and_name().map_err(io)?;
+                rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::REMOVEDIR)
+                    .map_err(|x| io(x.into()))?;
                 self.charge(-1);
                 OpOutput::Done
             }
             Op::Rename { to, .. } => {
-                let dest = self.check(op, to)?;
-                std::fs::rename(&local, &dest).map_err(io)?;
+                let from = self.check(op, path, false, false)?;
+                let dest = self.check(op, to, false, false)?;
+                let (fd, fname) = from.parent_and_name().map_err(io)?;
+                let (td, tname) = dest.parent_and_name().map_err(io)?;
+                rustix::fs::renameat(fd, fname, td, tname).map_err(|x| io(x.into()))?;
                 self.charge(0);
                 OpOutput::Done
             }
             Op::Getxattr { name, .. } => {
+                let e = self.check(op, path, true, false)?;
                 self.charge(0);
-                OpOutput::Data(self.getxattr(&local, name)?)
+                OpOutput::Data(self.getxattr(&e, name)?)
             }
             Op::Setxattr { name, value, .. } => {
                 if name != "ceph.quota.max_bytes" {
@@ -1634,6 +1747,7 @@ impl Mount {
                     .trim()
                     .parse()
                     .map_err(|_| CephError::inval("Invalid argument"))?;
+                let e = self.check(op, path, true, false)?;
                 if !self.session.caps.mds_allows(
                     &self.session.fs,
                     &self.session.root,
@@ -1645,7 +1759,7 @@ impl Mount {
                     return Err(CephError::new(errno::EACCES, "Permission denied"));
                 }
                 match realm {
-                    Some(r) if local == self.session.local_root => r.set_max_bytes(v),
+                    Some(r) if e.rel().is_empty() => r.set_max_bytes(v),
                     _ => {
                         return Err(CephError::new(
                             errno::EOPNOTSUPP,
@@ -1664,16 +1778,21 @@ impl Mount {
         Ok(out)
     }
 
-    fn getxattr(&self, local: &std::path::Path, name: &str) -> CephResult<String> {
+    fn getxattr(&self, e: &crate::beneath::Entry, name: &str) -> CephResult<String> {
+        let usage = || {
+            let dir = e
+                .open_dir()
+                .map_err(|_| CephError::new(errno::ENODATA, "No data available"))?;
+            crate::beneath::usage(std::os::fd::AsFd::as_fd(&dir))
+                .map_err(|x| CephError::from_io("client getxattr", &x))
+        };
         match name {
             "ceph.quota.max_bytes" => match self.session.realm.as_deref() {
-                Some(r) if local == self.session.local_root && r.max_bytes() > 0 => {
-                    Ok(r.max_bytes().to_string())
-                }
+                Some(r) if e.rel().is_empty() && r.max_bytes() > 0 => Ok(r.max_bytes().to_string()),
                 _ => Err(CephError::new(errno::ENODATA, "No data available")),
             },
-            "ceph.dir.rbytes" => Ok(crate::tree::du(local).to_string()),
-            "ceph.dir.rentries" => Ok(crate::tree::count_entries(local).to_string()),
+            "ceph.dir.rbytes" => Ok(usage()?.0.to_string()),
+            "ceph.dir.rentries" => Ok(usage()?.1.to_string()),
             _ => Err(CephError::new(errno::ENODATA, "No data available")),
         }
     }

@@ -4,8 +4,10 @@
 //! The operations are librados' (`create` with exclusive flag, `omap_set`,
 //! `omap_get_vals_by_keys`, `omap_get_vals`, `omap_rm_keys`, `remove`, `stat`, object
 //! listing), sent as JSON commands on the same endpoint as mon commands, with prefixes
-//! `rados ...`. OSD caps (`pool=`, `namespace=`, `tag cephfs ...`) are enforced per
-//! object; values are UTF-8 strings.
+//! `rados ...`. OSD caps (`pool=`, `namespace=` with Ceph's trailing-`*` prefix match,
+//! `object_prefix`, `tag cephfs ...`) are enforced per object, and on listings as the OSD
+//! enforces them on a PGLS (a namespace-limited grant lists only its namespace; `all`
+//! needs a grant covering every namespace); values are UTF-8 strings.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +23,9 @@ use crate::time::{ceph_stamp, now_unix};
 const MAX_OBJECT_NAME: usize = 2048;
 /// Most keys `omap_get_vals` returns in one call when no maximum is given.
 const DEFAULT_MAX_RETURN: usize = 512;
+/// librados' `LIBRADOS_ALL_NSPACES`: the namespace an object listing of every namespace
+/// is sent in, and the one the OSD checks caps against for it. No object lives there.
+pub const ALL_NSPACES: &str = "\u{1}";
 
 #[derive(Debug, Clone, Default)]
 struct Object {
@@ -78,6 +83,24 @@ fn target<'a>(inner: &Inner, args: &Args<'a>, c: &Caller, need: Perm) -> CephRes
     if object.len() > MAX_OBJECT_NAME || object.contains('\0') {
         return Err(CephError::new(errno::ENAMETOOLONG, "object name too long"));
     }
+    // librados refuses an operation on an object in the listing-only namespace.
+    if ns == ALL_NSPACES {
+        return Err(CephError::inval("invalid namespace"));
+    }
+    check_osd_caps(inner, c, pool, ns, object, need)?;
+    Ok(Target { pool, ns, object })
+}
+
+/// Whether `c` may do what needs `need` on `object` in `pool`/`ns` (EPERM if not; ENOENT
+/// for a missing pool).
+fn check_osd_caps(
+    inner: &Inner,
+    c: &Caller,
+    pool: &str,
+    ns: &str,
+    object: &str,
+    need: Perm,
+) -> CephResult<()> {
     let sh = inner.shared.lock();
     let p = sh.maps.pool_by_name(pool).ok_or_else(|| {
         CephError::noent(format!(
@@ -90,7 +113,7 @@ fn target<'a>(inner: &Inner, args: &Args<'a>, c: &Caller, need: Perm) -> CephRes
             "error operating on object: (1) Operation not permitted",
         ));
     }
-    Ok(Target { pool, ns, object })
+    Ok(())
 }
 
 fn need_object<'a>(t: &Target<'a>) -> CephResult<()> {
@@ -161,9 +184,23 @@ fn rados_stat(inner: &Inner, args: &Args<'_>, c: &Caller) -> CephResult<Reply> {
     Ok(Reply::ok(v.to_string()))
 }
 
+/// An object listing is a PGLS op: the OSD checks the caller's caps for a read in the
+/// listed namespace with no object name, so a grant limited to a namespace lists only
+/// that namespace, listing every namespace (`all`) needs a grant naming none (or a
+/// wildcard one matching [`ALL_NSPACES`]), and an `object_prefix` grant lists nothing.
 fn rados_ls(inner: &Inner, args: &Args<'_>, c: &Caller) -> CephResult<Reply> {
-    let t = target(inner, args, c, Perm::R)?;
     let all_ns = args.flag("all");
+    let t = if all_ns {
+        let pool = args.req_str("pool")?;
+        check_osd_caps(inner, c, pool, ALL_NSPACES, "", Perm::R)?;
+        Target {
+            pool,
+            ns: ALL_NSPACES,
+            object: "",
+        }
+    } else {
+        target(inner, args, c, Perm::R)?
+    };
     let sh = inner.shared.lock();
     let v: Vec<Value> = sh
         .rados

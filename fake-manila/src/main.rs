@@ -108,6 +108,22 @@ struct Cli {
     /// Fault: share of new access rules ending in `error`.
     #[arg(long, env = "FAKE_MANILA_FAULT_ACCESS_ERROR", default_value_t = 0.0)]
     fault_access_error: f64,
+    /// How long a connection has to send a complete request head (new or kept alive),
+    /// in milliseconds.
+    #[arg(
+        long,
+        env = "FAKE_MANILA_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    header_read_timeout_ms: u64,
+    /// How long a request body or a response may go without a byte moving, in
+    /// milliseconds.
+    #[arg(long, env = "FAKE_MANILA_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    idle_timeout_ms: u64,
+    /// Open connections at most, per listener (Keystone, Manila); at the limit the one
+    /// idle longest is closed.
+    #[arg(long, env = "FAKE_MANILA_MAX_CONNECTIONS", default_value_t = fake_ceph::service::ServeConfig::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
     /// Log format.
     #[arg(long, env = "FAKE_MANILA_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -230,8 +246,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ceph = %cli.ceph_url,
         "fake-manila serving"
     );
+    let serve = fake_ceph::service::ServeConfig {
+        header_read_timeout: Duration::from_millis(cli.header_read_timeout_ms),
+        idle_timeout: Duration::from_millis(cli.idle_timeout_ms),
+        max_connections: cli.max_connections,
+        ..Default::default()
+    };
     listeners
-        .serve(state, fake_ceph::service::shutdown())
+        .serve_with(state, serve, fake_ceph::service::shutdown())
         .await
         .context("serving")?;
     tracing::info!("fake-manila stopped");

@@ -11,6 +11,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 
+use fake_ceph::service::ServeConfig;
 use tokio::net::TcpListener;
 
 use crate::state::AppState;
@@ -65,11 +66,24 @@ impl Listeners {
     }
 
     /// Serves [`keystone_router`] and [`manila_router`] over `state` until `shutdown`
-    /// resolves, then lets requests in flight finish. An error of either server ends
-    /// both.
+    /// resolves, then lets requests in flight finish, with the default timeouts and
+    /// connection limit ([`ServeConfig::default`]).
     pub async fn serve(
         self,
         state: AppState,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> io::Result<()> {
+        self.serve_with(state, ServeConfig::default(), shutdown)
+            .await
+    }
+
+    /// [`Listeners::serve`] with `config`'s timeouts and connection limit, which each
+    /// listener applies on its own (fake-ceph's [`fake_ceph::service::serve`] serves
+    /// both). An error of either server ends both.
+    pub async fn serve_with(
+        self,
+        state: AppState,
+        config: ServeConfig,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> io::Result<()> {
         let (tx, rx) = tokio::sync::watch::channel(false);
@@ -77,16 +91,20 @@ impl Listeners {
             // Resolves once `shutdown` fired (or its sender is gone with it).
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let keystone = axum::serve(self.keystone, keystone_router(state.clone()))
-            .with_graceful_shutdown(stopped(rx.clone()));
+        let keystone = fake_ceph::service::serve(
+            self.keystone,
+            keystone_router(state.clone()),
+            config.clone(),
+            stopped(rx.clone()),
+        );
         let manila =
-            axum::serve(self.manila, manila_router(state)).with_graceful_shutdown(stopped(rx));
+            fake_ceph::service::serve(self.manila, manila_router(state), config, stopped(rx));
         let signal = async move {
             shutdown.await;
             let _ = tx.send(true);
             Ok::<(), io::Error>(())
         };
-        tokio::try_join!(async { keystone.await }, async { manila.await }, signal)?;
+        tokio::try_join!(keystone, manila, signal)?;
         Ok(())
     }
 

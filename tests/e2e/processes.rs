@@ -286,4 +286,9 @@ async fn a_driver_killed_between_every_two_steps_converges() {
         !log.contains(&key),
         "the admin key reached the driver's log"
     );
+    // stderr is a file, not a terminal: no colour escapes (issue 14, item 15).
+    assert!(
+        !log.contains('\x1b'),
+        "ANSI escapes in the log file: {log:?}"
+    );
 }

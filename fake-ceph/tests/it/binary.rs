@@ -114,6 +114,8 @@ async fn serves_writes_a_keyring_and_stops_on_sigterm() {
         "commands are logged: {logs}"
     );
     assert!(!logs.contains(&key), "the admin key leaked into the logs");
+    // stderr is a pipe, not a terminal: no colour escapes (issue 14, item 15).
+    assert!(!logs.contains('\x1b'), "ANSI escapes in the log: {logs:?}");
 }
 
 #[tokio::test]
@@ -165,4 +167,54 @@ fn bad_flags_and_a_used_data_dir_fail_clearly() {
         String::from_utf8_lossy(&out.stderr).contains("not empty"),
         "{out:?}"
     );
+}
+
+/// The admin key and the fsid `GET /` shows, from a binary started with `args`.
+async fn admin_key_and_fsid(args: &[&str]) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let keyring = dir.path().join("keyring");
+    let mut all = vec!["--keyring-out", keyring.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let r = start(&all);
+    let key = std::fs::read_to_string(&keyring)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(" = ")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let index: Value = reqwest::get(format!("{}/", r.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    stop(r);
+    (secret_of(&key), index["fsid"].as_str().unwrap().to_owned())
+}
+
+/// The secret bytes of a cephx key (base64 of type, creation time, length, secret):
+/// the creation time differs between starts whatever the seed.
+pub fn secret_of(key: &str) -> String {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(key)
+        .unwrap();
+    assert_eq!(raw.len(), 28, "{key}");
+    raw[12..].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A server started by hand draws its secrets from the OS; `--seed N` reproduces a run
+/// (issue 14, item 7: the admin key was the same on every start without `--seed`).
+#[tokio::test]
+async fn secrets_come_from_the_os_unless_a_seed_is_asked_for() {
+    let (k1, f1) = admin_key_and_fsid(&[]).await;
+    let (k2, f2) = admin_key_and_fsid(&[]).await;
+    assert_ne!(k1, k2, "two starts without --seed share the admin key");
+    assert_ne!(f1, f2, "two starts without --seed share the fsid");
+    let (s1, g1) = admin_key_and_fsid(&["--seed", "5"]).await;
+    let (s2, g2) = admin_key_and_fsid(&["--seed", "5"]).await;
+    assert_eq!((s1, g1), (s2, g2), "--seed 5 is reproducible");
 }

@@ -7,6 +7,8 @@ mod support;
 
 mod binary;
 mod commands;
+mod confinement;
+mod connections;
 mod faults;
 mod golden;
 mod mounts;

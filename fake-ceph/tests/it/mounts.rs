@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
 use fake_ceph::errno::*;
 use fake_ceph::{Faults, MountRequest, Op};
 use serde_json::{Value, json};
@@ -669,4 +671,145 @@ async fn session_tokens_follow_the_seed() {
         m.token().to_owned()
     };
     assert_eq!(open().await, open().await);
+}
+
+/// One read returns at most `fake_ceph::mds::MAX_READ_BYTES` (issue 14, item 8: a read of
+/// 2^64-1 bytes buffered a whole 512 MiB file), and the reads of one request share a
+/// budget of `MAX_REQUEST_READ_BYTES`; the file is still read whole by reading on.
+#[tokio::test]
+async fn reads_are_bounded_per_operation_and_per_request() {
+    use fake_ceph::mds::{MAX_READ_BYTES, MAX_REQUEST_READ_BYTES};
+    let f = Fake::new();
+    let path = f.subvolume("big", None).await;
+    let m = f
+        .cluster
+        .mount("client.admin", &f.admin_key, req(&path, "n"))
+        .await
+        .unwrap();
+    let size = 3 * MAX_READ_BYTES + 5;
+    m.op(Op::Write {
+        path: "sparse".into(),
+        offset: 0,
+        len: size,
+        data: None,
+    })
+    .await
+    .unwrap();
+    m.op(Op::Write {
+        path: "sparse".into(),
+        offset: size - 3,
+        len: 0,
+        data: Some(B64.encode(b"end")),
+    })
+    .await
+    .unwrap();
+    let read = |offset: u64, len: u64| Op::Read {
+        path: "sparse".into(),
+        offset,
+        len,
+    };
+    let data = |r: Result<fake_ceph::OpOutput, fake_ceph::CephError>| match r.unwrap() {
+        fake_ceph::OpOutput::Data(d) => B64.decode(d).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        data(m.op(read(0, u64::MAX)).await).len() as u64,
+        MAX_READ_BYTES
+    );
+    // Short at the end of the file, empty past it.
+    assert_eq!(data(m.op(read(size - 3, u64::MAX)).await), b"end");
+    assert!(data(m.op(read(size + 10, 10)).await).is_empty());
+    // One request: reads share the budget; once it is spent, EAGAIN.
+    let n = MAX_REQUEST_READ_BYTES / MAX_READ_BYTES + 1;
+    let results = m.run((0..n).map(|_| read(0, u64::MAX)).collect()).await;
+    let mut total = 0;
+    for r in &results[..results.len() - 1] {
+        total += data(r.clone()).len() as u64;
+    }
+    assert_eq!(total, MAX_REQUEST_READ_BYTES);
+    assert_eq!(results.last().unwrap().as_ref().unwrap_err().errno, EAGAIN);
+    // read_file reads on to the end.
+    let whole = m.read_file("sparse").await.unwrap();
+    assert_eq!(whole.len() as u64, size);
+    assert_eq!(&whole[whole.len() - 3..], b"end");
+}
+
+/// Sizes a client sends are held to the file system's `max_file_size` (1 TiB, as
+/// `fs get` shows): EFBIG beyond, as the MDS answers.
+#[tokio::test]
+async fn file_sizes_are_held_to_max_file_size() {
+    let f = Fake::new();
+    let path = f.subvolume("sizes", None).await;
+    let m = f
+        .cluster
+        .mount("client.admin", &f.admin_key, req(&path, "n"))
+        .await
+        .unwrap();
+    let max = 1u64 << 40;
+    let grow = |offset: u64, len: u64| Op::Write {
+        path: "f".into(),
+        offset,
+        len,
+        data: None,
+    };
+    assert_eq!(m.op(grow(max, 1)).await.unwrap_err().errno, EFBIG);
+    assert_eq!(m.op(grow(u64::MAX - 1, 5)).await.unwrap_err().errno, EFBIG);
+    let e = m
+        .op(Op::Write {
+            path: "f".into(),
+            offset: max - 1,
+            len: 0,
+            data: Some(B64.encode(b"xy")),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.errno, EFBIG);
+    m.op(grow(0, 10)).await.unwrap();
+    let e = m
+        .op(Op::Truncate {
+            path: "f".into(),
+            size: max + 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.errno, EFBIG);
+    assert_eq!(m.stat("f").await.unwrap().size, 10);
+}
+
+/// With `SecretSource::Os`, keys and session tokens come from the OS while everything
+/// public (the fsid `GET /` shows, UUIDs) still follows the seed: nothing a client can
+/// see without credentials derives from the secrets' stream.
+#[tokio::test]
+async fn os_secrets_keep_public_values_seeded_and_keys_unpredictable() {
+    let start = |secrets| async move {
+        let f = Fake::with(fake_ceph::Config {
+            seed: 9,
+            secrets,
+            ..fake_ceph::Config::default()
+        });
+        let path = f.subvolume("s", None).await;
+        let m = f
+            .cluster
+            .mount("client.admin", &f.admin_key, req(&path, "n"))
+            .await
+            .unwrap();
+        let user = f.user("client.u", &["mon", "allow r"]).await;
+        (
+            f.cluster.fsid(),
+            path,
+            crate::binary::secret_of(&f.admin_key),
+            crate::binary::secret_of(&user),
+            m.token().to_owned(),
+        )
+    };
+    let a = start(fake_ceph::SecretSource::Os).await;
+    let b = start(fake_ceph::SecretSource::Os).await;
+    assert_eq!((&a.0, &a.1), (&b.0, &b.1), "public values follow the seed");
+    assert_ne!(a.2, b.2, "admin keys");
+    assert_ne!(a.3, b.3, "generated keys");
+    assert_ne!(a.4, b.4, "session tokens");
+    // Seeded secrets come from a stream of their own: the same public values.
+    let s = start(fake_ceph::SecretSource::Seed).await;
+    assert_eq!((&s.0, &s.1), (&a.0, &a.1));
+    assert_eq!(s, start(fake_ceph::SecretSource::Seed).await);
 }

@@ -166,3 +166,87 @@ async fn osd_caps_guard_objects() {
         -EPERM
     );
 }
+
+/// `rados ls` is held to OSD caps as the OSD holds a PGLS: listing one namespace needs a
+/// grant matching that namespace; listing all (`all`, librados' `LIBRADOS_ALL_NSPACES`)
+/// needs a grant that names no namespace (or a wildcard one), and a grant limited by
+/// `object_prefix` never lists (issue 14, item 11).
+#[tokio::test]
+async fn rados_ls_is_held_to_the_namespace_of_the_caps() {
+    let f = Fake::new();
+    for (ns, obj) in [("csi", "csi.volume.a"), ("other", "secret.b"), ("", "c")] {
+        let mut c = op("rados create", obj, json!({}));
+        c["namespace"] = json!(ns);
+        f.ok(c).await;
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let ls = |ns: &str, all: bool| json!({"prefix": "rados ls", "pool": "cephfs.cephfs.meta", "namespace": ns, "all": all});
+    let names = |v: &Value| {
+        let mut n: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                format!(
+                    "{}/{}",
+                    o["namespace"].as_str().unwrap(),
+                    o["name"].as_str().unwrap()
+                )
+            })
+            .collect();
+        n.sort();
+        n
+    };
+    let check = |caps: &'static str,
+                 ns: &'static str,
+                 all: bool,
+                 expected: Result<&'static [&'static str], i32>| {
+        let f = &f;
+        let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        async move {
+            let entity = format!("client.t{n}");
+            let key = f.user(&entity, &["mon", "allow r", "osd", caps]).await;
+            let r = f.cmd_as(&entity, &key, ls(ns, all)).await;
+            match expected {
+                Ok(want) => {
+                    assert_eq!(r.ret, 0, "{caps} ns={ns} all={all}: {r:?}");
+                    let got = names(&serde_json::from_str(&r.outb).unwrap());
+                    assert_eq!(got, want, "{caps} ns={ns} all={all}");
+                }
+                Err(e) => {
+                    assert_eq!(r.ret, -e, "{caps} ns={ns} all={all}: {r:?}");
+                    assert!(r.outb.is_empty(), "{r:?}");
+                }
+            }
+        }
+    };
+    let pool = "allow r pool=cephfs.cephfs.meta";
+    let csi = "allow rw pool=cephfs.cephfs.meta namespace=csi";
+    let csi_prefix = "allow rw pool=cephfs.cephfs.meta namespace=cs*";
+    let prefixed = "allow r pool=cephfs.cephfs.meta object_prefix csi.";
+    check(csi, "csi", false, Ok(&["csi/csi.volume.a"])).await;
+    check(csi, "csi", true, Err(EPERM)).await;
+    check(csi, "other", false, Err(EPERM)).await;
+    check(csi_prefix, "csi", false, Ok(&["csi/csi.volume.a"])).await;
+    check(csi_prefix, "csi", true, Err(EPERM)).await;
+    check(
+        pool,
+        "",
+        true,
+        Ok(&["/c", "csi/csi.volume.a", "other/secret.b"]),
+    )
+    .await;
+    check(pool, "other", false, Ok(&["other/secret.b"])).await;
+    check(prefixed, "csi", false, Err(EPERM)).await;
+    check(
+        "allow r",
+        "",
+        true,
+        Ok(&["/c", "csi/csi.volume.a", "other/secret.b"]),
+    )
+    .await;
+    // A namespace is never the all-namespaces marker itself.
+    let mut marker = op("rados create", "x", json!({}));
+    marker["namespace"] = json!("\u{1}");
+    f.err(marker, EINVAL).await;
+}

@@ -147,6 +147,8 @@ fn binary_refuses_to_start_without_credentials() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--ceph-keyring"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+    // stderr is a pipe, not a terminal: no colour escapes (issue 14, item 15).
+    assert!(!err.contains('\x1b'), "ANSI escapes in the log: {err:?}");
 }
 
 /// Starts the binary with `args` on `ceph_url`, takes demo's token, stops it; the token.

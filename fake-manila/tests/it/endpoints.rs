@@ -212,3 +212,42 @@ async fn the_catalog_points_at_manilas_endpoint() {
         "{links:?}"
     );
 }
+
+/// Both listeners serve through fake-ceph's serving loop: a silent connection to either
+/// is closed after the header timeout, while a client is still served (issue 14, item 3).
+#[tokio::test]
+async fn both_listeners_close_silent_connections() {
+    use tokio::io::AsyncReadExt;
+    let (cluster, ceph_url, _server) = crate::support::ceph().await;
+    let listeners = fake_manila::Listeners::loopback().await.expect("bind");
+    let mut c = crate::support::config(&cluster, &ceph_url);
+    c.keystone_url = listeners.keystone_url();
+    c.manila_url = listeners.manila_url();
+    let (k, m) = (listeners.keystone_url(), listeners.manila_url());
+    let (ka, ma) = (listeners.keystone_addr(), listeners.manila_addr());
+    let state = fake_manila::AppState::new(c).expect("state");
+    let config = fake_ceph::service::ServeConfig {
+        header_read_timeout: std::time::Duration::from_millis(200),
+        max_connections: 4,
+        ..Default::default()
+    };
+    tokio::spawn(listeners.serve_with(state, config, std::future::pending()));
+    let mut silent = Vec::new();
+    for addr in [ka, ma] {
+        for _ in 0..3 {
+            silent.push(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+        }
+    }
+    for url in [k, m] {
+        let r = reqwest::get(format!("{url}/")).await.expect("served");
+        assert_eq!(r.status(), 300);
+    }
+    for mut s in silent {
+        let mut buf = [0u8; 64];
+        let r = tokio::time::timeout(std::time::Duration::from_secs(3), s.read(&mut buf)).await;
+        assert!(
+            matches!(r, Ok(Ok(0)) | Ok(Err(_))),
+            "a silent connection stayed open: {r:?}"
+        );
+    }
+}

@@ -203,6 +203,7 @@ async fn cycle(backend: &str) {
         assert_eq!(r.status(), 300);
         let v: serde_json::Value = r.json().await.unwrap();
         assert_eq!(v["versions"][0]["id"], "v2.0");
+        assert_eq!(v["versions"].as_array().map(Vec::len), Some(1));
     } else {
         assert_eq!(
             secrets["adminKey"],
