@@ -115,6 +115,7 @@ pub mod mds_load;
 pub mod metrics;
 pub mod rados;
 pub mod service;
+pub mod store;
 pub mod time;
 pub mod tree;
 pub mod volumes;
@@ -127,4 +128,5 @@ pub use mds::{
     MdsConfig, MdsCounters, ModelledRequests, Mount, MountRequest, Op, OpOutput, StatInfo, Statfs,
 };
 pub use mds_load::LoadModel;
+pub use store::Metadata;
 pub use volumes::VolumesConfig;
