@@ -306,6 +306,7 @@ impl Cluster {
             config,
         };
         inner.purger.set_paused(pause_purging);
+        inner.mds.number_sessions_for_boot(boot);
         if inner.store.is_durable_store() {
             inner.first_commit(fresh)?;
         }

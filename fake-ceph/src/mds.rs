@@ -434,6 +434,13 @@ impl Mds {
         }
     }
 
+    /// Numbers the sessions of the `boot`th start on a metadata store from a range of
+    /// their own, as Ceph's monitors never hand a client id out twice: a client of a
+    /// session from before a restart finds it gone (ENOTCONN), never another one.
+    pub(crate) fn number_sessions_for_boot(&self, boot: u64) {
+        self.next_id.store(4_300 + (boot << 32), Ordering::Relaxed);
+    }
+
     /// Whether the MDS is down (a fault).
     pub fn is_down(&self) -> bool {
         self.down.load(Ordering::SeqCst)

@@ -583,6 +583,7 @@ async fn reads_and_session_file_operations_commit_nothing_and_quota_sets_are_kep
     .await
     .unwrap();
     assert_eq!(c.metadata_commits(), commits + 1);
+    let old_session = m.id();
     drop(m);
     drop(c);
     let c = Cluster::new(durable(&data, 1)).unwrap();
@@ -596,6 +597,21 @@ async fn reads_and_session_file_operations_commit_nothing_and_quota_sets_are_kep
     .unwrap();
     assert_eq!(info["bytes_quota"], 4096);
     assert_eq!(info["bytes_used"], 5);
-    // The session did not survive: a restart is an MDS failover for its clients.
+    // The session did not survive: a restart is an MDS failover for its clients, and
+    // no new session takes its id.
     assert_eq!(c.session_count(), 0);
+    assert!(c.session(old_session).is_none());
+    let m = c
+        .mount(
+            "client.admin",
+            &c.admin_key(),
+            fake_ceph::MountRequest {
+                root: path.trim().to_owned(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_ne!(m.id(), old_session);
+    assert_eq!(m.read_file("d/f").await.unwrap(), b"hello");
 }
