@@ -408,20 +408,21 @@ impl Cluster {
         // Nothing is answered before what it changed (or saw changed) is committed.
         let upto = self.inner.store.marked();
         if !self.inner.store.is_committed(upto) {
-            let inner = self.inner.clone();
-            match off_runtime(move || inner.sync_through(upto)).await {
-                Some(Ok(())) => {}
-                Some(Err(e)) => {
-                    tracing::error!(prefix = label, error = %e, "metadata commit failed");
-                    reply = CephError::new(
-                        errno::EIO,
-                        "failed to commit the change to the metadata store",
-                    )
-                    .into();
+            let commit = || {
+                let inner = self.inner.clone();
+                async move {
+                    off_runtime(move || inner.sync_through(upto))
+                        .await
+                        .unwrap_or_else(|| Err(std::io::Error::other("the commit panicked")))
                 }
-                None => {
-                    reply = CephError::new(errno::EIO, "metadata commit failed").into();
-                }
+            };
+            if let Err(e) = self.inner.store.committed(upto, commit).await {
+                tracing::error!(prefix = label, error = %e, "metadata commit failed");
+                reply = CephError::new(
+                    errno::EIO,
+                    "failed to commit the change to the metadata store",
+                )
+                .into();
             }
         }
         // Only the prefix, the entity and the return code are logged: bodies and

@@ -185,7 +185,23 @@ pub(crate) struct Store {
     durable: AtomicU64,
     /// Held by the one thread committing at a time (the group's leader).
     leader: Mutex<()>,
+    /// Whether a command is leading a commit for the commands waiting asynchronously.
+    round: std::sync::atomic::AtomicBool,
+    /// Wakes the commands waiting for a round to end.
+    round_done: tokio::sync::Notify,
     commits: AtomicU64,
+}
+
+/// The lead of a round of commits: while it lives, other commands wait for it instead of
+/// committing themselves; when it goes (even if its future is dropped), they are woken.
+#[derive(Debug)]
+pub(crate) struct Round<'a>(&'a Store);
+
+impl Drop for Round<'_> {
+    fn drop(&mut self) {
+        self.0.round.store(false, Ordering::SeqCst);
+        self.0.round_done.notify_waiters();
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -220,6 +236,8 @@ impl Store {
             marks: Arc::default(),
             durable: AtomicU64::new(0),
             leader: Mutex::new(()),
+            round: std::sync::atomic::AtomicBool::new(false),
+            round_done: tokio::sync::Notify::new(),
             commits: AtomicU64::new(0),
         }
     }
@@ -281,6 +299,8 @@ impl Store {
                 marks: Arc::default(),
                 durable: AtomicU64::new(0),
                 leader: Mutex::new(()),
+                round: std::sync::atomic::AtomicBool::new(false),
+                round_done: tokio::sync::Notify::new(),
                 commits: AtomicU64::new(0),
             },
             loaded,
@@ -314,6 +334,35 @@ impl Store {
     /// How many transactions have been committed since the store was opened.
     pub(crate) fn commits(&self) -> u64 {
         self.commits.load(Ordering::SeqCst)
+    }
+
+    /// Waits, without blocking a thread, until every mark up to `upto` is committed:
+    /// one waiting command at a time leads a round (runs `commit`, which commits all
+    /// that is marked then, on a thread it may block), the others wait for the round's
+    /// end and look again, so the commands that arrive during one commit share the next.
+    pub(crate) async fn committed<F, Fut>(&self, upto: u64, commit: F) -> std::io::Result<()>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = std::io::Result<()>>,
+    {
+        loop {
+            if self.is_committed(upto) {
+                return Ok(());
+            }
+            let ended = self.round_done.notified();
+            tokio::pin!(ended);
+            // Registered before looking, so that a round ending now is not missed.
+            ended.as_mut().enable();
+            if self
+                .round
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                let _round = Round(self);
+                return commit().await;
+            }
+            ended.await;
+        }
     }
 
     /// Becomes the committing thread (blocks while another one commits).

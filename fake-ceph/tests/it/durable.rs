@@ -615,3 +615,54 @@ async fn reads_and_session_file_operations_commit_nothing_and_quota_sets_are_kep
     assert_ne!(m.id(), old_session);
     assert_eq!(m.read_file("d/f").await.unwrap(), b"hello");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commands_share_commits_and_all_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let c = Cluster::new(durable(&data, 2)).unwrap();
+    let before = c.metadata_commits();
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..64 {
+        let c = c.clone();
+        set.spawn(async move {
+            let r = c
+                .admin_command(json!({"prefix": "rados omap set", "pool": "cephfs.cephfs.meta", "object": "journal", "vals": {format!("k{i}"): format!("v{i}")}}))
+                .await;
+            assert_eq!(r.ret, 0, "{}", r.outs);
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap();
+    }
+    let commits = c.metadata_commits() - before;
+    assert!(
+        commits < 64,
+        "64 concurrent commands took {commits} commits"
+    );
+    drop(c);
+    let c = Cluster::new(durable(&data, 2)).unwrap();
+    let keys: Vec<String> = (0..64).map(|i| format!("k{i}")).collect();
+    let r = c
+        .admin_command(json!({"prefix": "rados omap get", "pool": "cephfs.cephfs.meta", "object": "journal", "keys": keys}))
+        .await;
+    let got: Value = serde_json::from_str(&r.outb).unwrap();
+    assert_eq!(got.as_object().unwrap().len(), 64, "{got}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn durable_commands_work_on_a_current_thread_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cluster::new(durable(&dir.path().join("data"), 3)).unwrap();
+    let r = c
+        .admin_command(
+            json!({"prefix": "fs subvolume create", "vol_name": "cephfs", "sub_name": "a"}),
+        )
+        .await;
+    assert_eq!(r.ret, 0, "{}", r.outs);
+    let r = c
+        .admin_command(json!({"prefix": "auth get-or-create", "entity": "client.x", "caps": ["mon", "allow r"]}))
+        .await;
+    assert_eq!(r.ret, 0, "{}", r.outs);
+    assert!(c.metadata_commits() >= 2);
+}
