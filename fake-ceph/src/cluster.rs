@@ -245,7 +245,7 @@ impl Cluster {
     /// Starts a cluster: creates the data directory, the file system's root, and
     /// `client.admin` with `allow *` on every service. With [`Metadata::Durable`], a data
     /// dir that holds a metadata store is recovered instead: its records are loaded and
-    /// reconciled with the tree ([`Volumes::reconcile`]), the trash is purged, and the
+    /// reconciled with the tree (`Volumes::reconcile`), the trash is purged, and the
     /// cluster goes on where it stopped (MDS sessions excepted: they are not kept).
     pub fn new(config: Config) -> std::io::Result<Self> {
         let (data, store, loaded) = open_data(&config)?;

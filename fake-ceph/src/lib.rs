@@ -26,7 +26,7 @@
 //! with their state, quota, UUID, metadata, snapshots, clone state and authorized users,
 //! the `mgr/volumes` options set at run time, RADOS objects and their omap) is committed
 //! to a redb store in `<data-dir>/meta/` before a command that changed it is answered,
-//! with an `fsync`: what was acknowledged survives `kill -9` and a power loss. A
+//! with an `fdatasync`: what was acknowledged survives `kill -9` and a power loss. A
 //! cluster started on a data dir that holds a store recovers it, reconciles it with the
 //! tree ([`volumes::Volumes`]' `reconcile`: a directory without a record, which a
 //! command cut short leaves, goes to the trash; a record whose directory is gone is

@@ -5,12 +5,12 @@
 //! The state the handlers work on is always the in-memory one ([`crate::auth::AuthDb`],
 //! [`crate::volumes::Volumes`], [`crate::rados::Rados`], the maps); there is one set of
 //! handlers. What changes is what happens to a record a handler changes: each part of
-//! the state marks the records it changes ([`Marks`], under that part's lock), and the
+//! the state marks the records it changes (`Marks`, under that part's lock), and the
 //! command pipeline, before it answers, asks the store to make every record marked so
-//! far durable ([`crate::cluster::Inner::sync_through`]). Without a durable store
+//! far durable (`Inner::sync_through`). Without a durable store
 //! ([`Metadata::InMemory`]) marking does nothing and there is nothing to wait for; with
 //! one ([`Metadata::Durable`]) the marked records are written to a [redb] database in
-//! `<data-dir>/meta/` and committed with [`redb::Durability::Immediate`] (an `fsync`), so
+//! `<data-dir>/meta/` and committed with [`redb::Durability::Immediate`] (an `fdatasync`), so
 //! they survive the process being killed and the machine losing power.
 //!
 //! Commits are grouped: a command that finds a commit under way waits for it, and the
