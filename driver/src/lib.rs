@@ -42,6 +42,7 @@ pub mod controller;
 pub mod driver;
 pub mod edge;
 pub mod identity;
+pub mod incoming;
 pub mod journal;
 pub mod locks;
 pub mod manila;

@@ -15,6 +15,7 @@ use crate::csi::v1::identity_server::IdentityServer;
 use crate::csi::v1::node_server::NodeServer;
 use crate::driver::Driver;
 use crate::identity::IdentityService;
+use crate::incoming::{ConnLimits, incoming};
 use crate::manila::controller::ManilaController;
 use crate::node::NodeService;
 
@@ -57,7 +58,10 @@ impl std::str::FromStr for Endpoint {
 
 /// The tonic router with the services of the driver's mode.
 pub fn router(driver: Arc<Driver>) -> tonic::transport::server::Router {
-    let mut server = Server::builder();
+    let mut server = Server::builder()
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
     let mut router = server.add_service(IdentityServer::new(IdentityService::new(driver.clone())));
     if driver.config.mode.controller() {
         router = match driver.config.backend {
@@ -75,10 +79,29 @@ pub fn router(driver: Arc<Driver>) -> tonic::transport::server::Router {
     router
 }
 
-/// Serves until `shutdown` completes. A stale Unix socket file is replaced.
+/// Serves until `shutdown` completes, with [`ConnLimits::default`]. A stale Unix socket
+/// file is replaced.
 pub async fn serve(
     driver: Arc<Driver>,
     endpoint: &Endpoint,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    serve_with(driver, endpoint, ConnLimits::default(), shutdown).await
+}
+
+/// HTTP/2 keepalive on CSI connections: a ping every 30 s to an idle peer, which must
+/// answer within 10 s or the connection is closed (a CO that died without closing).
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Calls in progress on one connection; more wait for a stream (the CO's own limits are
+/// far lower: the sidecars' --worker-threads default to 10 to 100).
+const MAX_STREAMS_PER_CONNECTION: u32 = 1024;
+
+/// [`serve`] with the given connection bounds.
+pub async fn serve_with(
+    driver: Arc<Driver>,
+    endpoint: &Endpoint,
+    limits: ConnLimits,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let router = router(driver);
@@ -93,14 +116,16 @@ pub async fn serve(
                 Err(e) => return Err(e.into()),
             }
             let listener = bind_unix(path)?;
-            let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
             router
-                .serve_with_incoming_shutdown(incoming, shutdown)
+                .serve_with_incoming_shutdown(incoming(listener, limits), shutdown)
                 .await?;
             let _ = std::fs::remove_file(path);
         }
         Endpoint::Tcp(addr) => {
-            router.serve_with_shutdown(*addr, shutdown).await?;
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            router
+                .serve_with_incoming_shutdown(incoming(listener, limits), shutdown)
+                .await?;
         }
     }
     Ok(())
@@ -296,6 +321,74 @@ mod tests {
         );
         let other = get("/nope").await;
         assert!(other.starts_with("HTTP/1.1 404"), "{other}");
+    }
+
+    /// Silent clients of the CSI socket are closed after the first-byte timeout, at
+    /// most `max_connections` are held at once, and Probe is answered meanwhile; a client
+    /// that keeps its connection and calls again later is not cut.
+    #[tokio::test]
+    async fn the_csi_socket_drops_silent_clients_and_still_serves() {
+        use crate::csi::v1::identity_client::IdentityClient;
+        let config = crate::config::Config::new("d", "n", crate::config::Mode::Node, vec![]);
+        let driver = Arc::new(Driver::new(config, vec![]).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("csi.sock");
+        let limits = ConnLimits {
+            max_connections: 4,
+            first_byte_timeout: Duration::from_millis(300),
+        };
+        let endpoint = Endpoint::Unix(path.clone());
+        tokio::spawn(
+            async move { serve_with(driver, &endpoint, limits, std::future::pending()).await },
+        );
+        while !path.exists() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let connect = |path: PathBuf| async move {
+            let channel = tonic::transport::Endpoint::from_static("http://localhost")
+                .connect_with_connector(tower::service_fn(move |_| {
+                    let path = path.clone();
+                    async move {
+                        tokio::net::UnixStream::connect(path)
+                            .await
+                            .map(hyper_util::rt::TokioIo::new)
+                    }
+                }))
+                .await
+                .unwrap();
+            IdentityClient::new(channel)
+        };
+        // A client that is connected before the silent ones come, and stays.
+        let mut early = connect(path.clone()).await;
+        early.probe(crate::csi::v1::ProbeRequest {}).await.unwrap();
+        let started = std::time::Instant::now();
+        let mut silent = Vec::new();
+        for _ in 0..12 {
+            silent.push(tokio::net::UnixStream::connect(&path).await.unwrap());
+        }
+        let probe = async {
+            let mut c = connect(path.clone()).await;
+            c.probe(crate::csi::v1::ProbeRequest {}).await
+        };
+        tokio::time::timeout(Duration::from_secs(5), probe)
+            .await
+            .expect("a real client is served while silent ones wait")
+            .unwrap();
+        for mut s in silent {
+            let mut buf = Vec::new();
+            tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+                .await
+                .expect("closed by the server")
+                .ok();
+        }
+        // 12 silent clients in 3 free slots, 300 ms each: four rounds at least.
+        assert!(
+            started.elapsed() >= Duration::from_millis(1100),
+            "{:?}",
+            started.elapsed()
+        );
+        // The early client was past its first byte: it is still served.
+        early.probe(crate::csi::v1::ProbeRequest {}).await.unwrap();
     }
 
     #[test]
