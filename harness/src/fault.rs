@@ -1,5 +1,5 @@
 //! Faults injected while a scenario runs: a plan of timed steps (a scenario's
-//! `fault_plan`, or one drawn from a seed by the soak) that the simulation applies
+//! `fault_plan`, or one drawn from a seed by [`crate::soak`]) that the simulation applies
 //! on its clock, and what the run counted of them.
 //!
 //! A step is anchored to the start of a phase (the run, the deploy phase, teardown) and

@@ -16,8 +16,9 @@
 //! Start reading at [`run`]; the simulation is [`sim::World`], its clock and timing
 //! primitives are in [`time`], scenarios in [`params`] (files in `scenarios/`), the
 //! authorizer in [`authz`], the CSI back ends in [`csi`], the leak check's reading of the
-//! back ends in [`inventory`], faults injected on the clock in [`fault`], the reports in
-//! [`report`], the time series and their SVG plots in [`plots`].
+//! back ends in [`inventory`], faults injected on the clock in [`fault`], the fault soak
+//! in [`soak`], the reports in [`report`], the time series and their SVG plots in
+//! [`plots`].
 //!
 //! Beside the simulator: [`up`], the same embedded back ends served on their own for
 //! other tools (`harness up`); [`conformance`], a CSI conformance bench (every rule
@@ -33,8 +34,9 @@
 //! (5xx answers, latency, shares stuck in `creating` or ending in `error`, access rules
 //! ending in `error`), both met by the real driver; its `fault_plan` ([`fault`]) switches
 //! them on and off on the simulated clock, takes the MDS down, evicts sessions, resets
-//! stuck shares as an operator would, and kills and restarts the driver's plugins. The
-//! kubelet and the external-provisioner
+//! stuck shares as an operator would, and kills and restarts the driver's plugins.
+//! [`soak`] (`harness soak --seeds N`) draws such a plan per seed and checks that
+//! nothing leaked and no claim got two volumes. The kubelet and the external-provisioner
 //! treat a call that ended without a final answer (Unavailable, DeadlineExceeded, ...)
 //! as maybe done, as theirs do: an uncertain mount is unmounted before it is forgotten,
 //! a claim deleted while its volume may be in the making is provisioned to the end and
@@ -56,6 +58,7 @@ pub mod params;
 pub mod plots;
 pub mod report;
 pub mod sim;
+pub mod soak;
 pub mod time;
 pub mod up;
 

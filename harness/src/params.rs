@@ -35,6 +35,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "flaky-ceph-1k",
         include_str!("../../scenarios/flaky-ceph-1k.json"),
     ),
+    ("soak", include_str!("../../scenarios/soak.json")),
 ];
 
 /// What provisions the volumes.
