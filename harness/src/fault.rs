@@ -256,8 +256,12 @@ pub struct FaultCounts {
     pub calls_refused: u64,
     /// MDS sessions evicted.
     pub sessions_evicted: u64,
-    /// Shares reset from `creating` to `error`.
+    /// Shares reset from `creating` or `error_deleting` to `error`.
     pub shares_reset: u64,
+    /// Failed calls by the fault kind in force when they ended (a window open, or the
+    /// kill of their plugin): `ceph-errors`, `ceph-hangs`, `mds-down`, `manila-5xx`,
+    /// `manila-stuck`, `controller-kills`, `node-kills`.
+    pub calls_failed_during: std::collections::BTreeMap<String, u64>,
 }
 
 impl FaultCounts {

@@ -440,7 +440,7 @@ pub struct World {
     decided: BTreeMap<u64, CsiOutcome>,
     /// Fault windows open (fake-ceph rules, the MDS down, fake-manila faults): the back
     /// ends are read at checkpoints only when none is.
-    open_windows: BTreeSet<String>,
+    open_windows: BTreeMap<String, &'static str>,
     /// What the run counted of its fault plan.
     pub faults: FaultCounts,
     /// Every CephFS volume the journal named at some checkpoint, by request name: a
@@ -557,7 +557,7 @@ impl World {
             busy,
             down: BTreeSet::new(),
             decided: BTreeMap::new(),
-            open_windows: BTreeSet::new(),
+            open_windows: BTreeMap::new(),
             faults: FaultCounts::default(),
             ledger: BTreeMap::new(),
             live_duplicates: BTreeMap::new(),
@@ -678,10 +678,13 @@ impl World {
                 // A call a kill cut was finished early; its original completion finds
                 // nothing.
                 Ev::CsiDone { id } if self.calls.contains_key(&id) => {
-                    let out = match self.decided.remove(&id) {
-                        Some(out) => out,
-                        None => self.backend.finish(id).await,
+                    let (out, by_kill) = match self.decided.remove(&id) {
+                        Some(out) => (out, true),
+                        None => (self.backend.finish(id).await, false),
                     };
+                    if out.is_err() {
+                        self.attribute_failure(id, by_kill);
+                    }
                     self.csi_done(id, out);
                 }
                 Ev::CsiDone { .. } => {}
@@ -731,8 +734,8 @@ impl World {
         // Nothing answers an eviction while the MDS is down, nor Manila's API while it
         // fails on purpose: the operator waits and tries again.
         let blocked = match &action {
-            Action::Evict { .. } => self.open_windows.contains("mds"),
-            Action::ResetStuckShares => self.open_windows.iter().any(|w| w.starts_with("manila")),
+            Action::Evict { .. } => self.open_windows.contains_key("mds"),
+            Action::ResetStuckShares => self.open_windows.keys().any(|w| w.starts_with("manila")),
             _ => false,
         };
         if blocked {
@@ -786,11 +789,21 @@ impl World {
                     Action::Restart { plugin } => {
                         self.down.remove(plugin);
                     }
-                    Action::CephRulesOn { window, .. } => {
-                        self.open_windows.insert(format!("ceph-{window}"));
+                    Action::CephRulesOn { window, rules } => {
+                        let kind = if rules.iter().any(|r| r.starts_with("hang:")) {
+                            "ceph-hangs"
+                        } else {
+                            "ceph-errors"
+                        };
+                        self.open_windows.insert(format!("ceph-{window}"), kind);
                     }
-                    Action::ManilaFaultsOn { window, .. } => {
-                        self.open_windows.insert(format!("manila-{window}"));
+                    Action::ManilaFaultsOn { window, faults } => {
+                        let kind = if faults.stuck_creating_rate > 0.0 {
+                            "manila-stuck"
+                        } else {
+                            "manila-5xx"
+                        };
+                        self.open_windows.insert(format!("manila-{window}"), kind);
                     }
                     Action::CephRulesOff { window } => {
                         self.open_windows.remove(&format!("ceph-{window}"));
@@ -799,7 +812,7 @@ impl World {
                         self.open_windows.remove(&format!("manila-{window}"));
                     }
                     Action::MdsDown => {
-                        self.open_windows.insert("mds".into());
+                        self.open_windows.insert("mds".into(), "mds-down");
                     }
                     Action::MdsUp => {
                         self.open_windows.remove("mds");
@@ -817,6 +830,26 @@ impl World {
         self.event("fault", action.name(), &action.object(), &detail);
         if action.quiesces() {
             self.checkpoint().await;
+        }
+    }
+
+    /// Counts a failed call against the faults in force when it ended: the windows open
+    /// then, and the kill of its plugin when the simulation failed it for that. (A
+    /// window's count includes failures it did not cause, when two overlap.)
+    fn attribute_failure(&mut self, id: u64, by_kill: bool) {
+        let mut kinds: BTreeSet<&'static str> = self.open_windows.values().copied().collect();
+        if by_kill {
+            kinds.insert(match self.calls.get(&id).map(|(c, _, _)| plugin_of(c)) {
+                Some(Plugin::Controller) => "controller-kills",
+                _ => "node-kills",
+            });
+        }
+        for k in kinds {
+            *self
+                .faults
+                .calls_failed_during
+                .entry(k.to_owned())
+                .or_default() += 1;
         }
     }
 

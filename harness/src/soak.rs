@@ -127,12 +127,14 @@ fn anchor(rng: &mut ChaCha8Rng, choices: &[Anchor]) -> (Anchor, f64) {
     let a = pick(rng, choices);
     // Claims are provisioned in the first seconds (CreateVolume takes 1 s at the median,
     // simulated, and the real call is made at once, so half the time a fault is there
-    // from the start); pods stage for 15 s or so; teardown takes a few seconds.
+    // from the start); pods stage for 15 s or so; teardown unmounts within a second and
+    // deletes the volumes a second or two later.
     let after = match a {
         Anchor::Start if rng.random_bool(0.5) => 0.0,
         Anchor::Start => secs(rng, 0.0, 1.5),
         Anchor::Deploy => secs(rng, 0.0, 15.0),
-        Anchor::Teardown => secs(rng, 0.0, 6.0),
+        Anchor::Teardown if rng.random_bool(0.5) => 0.0,
+        Anchor::Teardown => secs(rng, 0.0, 2.0),
     };
     (a, after)
 }
@@ -641,6 +643,8 @@ pub struct Totals {
     pub applied: BTreeMap<String, u64>,
     /// Steps never reached.
     pub not_reached: u64,
+    /// Failed calls by the fault kind in force when they ended.
+    pub calls_failed_during: BTreeMap<String, u64>,
     /// Calls cut by kills.
     pub calls_cut: u64,
     /// Calls refused by killed plugins.
@@ -745,6 +749,9 @@ impl SoakSummary {
                 *t.applied.entry(k.clone()).or_default() += n;
             }
             t.not_reached += r.faults.not_reached;
+            for (k, n) in &r.faults.calls_failed_during {
+                *t.calls_failed_during.entry(k.clone()).or_default() += n;
+            }
             t.calls_cut += r.faults.calls_cut;
             t.calls_refused += r.faults.calls_refused;
             t.sessions_evicted += r.faults.sessions_evicted;
@@ -806,8 +813,11 @@ impl SoakSummary {
             t.failed,
             t.reproducible
         );
-        let _ = writeln!(s, "\n| fault kind | in the plans | steps applied |");
-        let _ = writeln!(s, "|---|---|---|");
+        let _ = writeln!(
+            s,
+            "\n| fault kind | in the plans | steps applied | calls failed while in force |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|");
         let applied = |n: &str| t.applied.get(n).copied().unwrap_or(0);
         let rows: [(&str, String); 9] = [
             (
@@ -862,8 +872,9 @@ impl SoakSummary {
         for (kind, applied) in rows {
             let _ = writeln!(
                 s,
-                "| {kind} | {} | {applied} |",
-                t.kinds.get(kind).copied().unwrap_or(0)
+                "| {kind} | {} | {applied} | {} |",
+                t.kinds.get(kind).copied().unwrap_or(0),
+                t.calls_failed_during.get(kind).copied().unwrap_or(0)
             );
         }
         let _ = writeln!(
