@@ -137,6 +137,17 @@ impl Place<'_> {
     }
 }
 
+/// What a controller operation locks (`Locks`: held for the RPC, refused while held).
+/// A volume's request name is locked by CreateVolume and also by DeleteVolume and the
+/// removal of an orphaned clone, so that a retried create and a deletion of the same
+/// volume exclude each other; likewise a snapshot's name. IDs guard the operations that
+/// name an existing volume or snapshot. Each kind has its own keys.
+enum Held<'a> {
+    VolumeName(&'a str),
+    SnapshotName(&'a str),
+    Id(&'a str),
+}
+
 /// The Controller service of a driver.
 #[derive(Debug, Clone)]
 pub struct ControllerService {
@@ -147,6 +158,18 @@ impl ControllerService {
     /// The service of a driver.
     pub fn new(driver: Arc<Driver>) -> Self {
         Self { driver }
+    }
+
+    /// Takes `what`'s lock, or answers Aborted (CSI: an operation is pending on it).
+    fn lock(&self, what: Held<'_>) -> Result<crate::locks::Guard, Status> {
+        let (key, shown) = match what {
+            Held::VolumeName(n) => (format!("volume-name/{n}"), format!("volume '{n}'")),
+            Held::SnapshotName(n) => (format!("snapshot-name/{n}"), format!("snapshot '{n}'")),
+            Held::Id(id) => (format!("id/{id}"), format!("'{id}'")),
+        };
+        self.driver.locks.try_lock(&key).ok_or_else(|| {
+            Status::aborted(format!("an operation on {shown} is in progress; retry"))
+        })
     }
 
     async fn place_by_name<'a>(
@@ -367,12 +390,7 @@ impl ControllerService {
                     .map_err(|e| status("journal", &e))?;
                 continue;
             };
-            let _guard = self.driver.locks.try_lock(&rec.name).ok_or_else(|| {
-                Status::aborted(format!(
-                    "volume '{}' is being cloned from {source_id} right now; retry",
-                    rec.name
-                ))
-            })?;
+            let _guard = self.lock(Held::VolumeName(&rec.name))?;
             // Under the lock: it may have been returned since the listing.
             if !journal
                 .clone_listed(&uuid)
@@ -433,12 +451,7 @@ impl ControllerService {
         let fs = param(params, "fsName")?;
         let creds = credentials(&req.secrets)?;
         let size = requested_size(req.capacity_range.as_ref())?;
-        let _guard = self.driver.locks.try_lock(&req.name).ok_or_else(|| {
-            Status::aborted(format!(
-                "an operation with the given Volume ID {} already exists",
-                req.name
-            ))
-        })?;
+        let _guard = self.lock(Held::VolumeName(&req.name))?;
         let (_, t) = self.driver.cluster(cluster_id)?;
         let place = self.place_by_name(cluster_id, fs, t, &creds).await?;
         let journal = place.journal();
@@ -626,12 +639,7 @@ impl ControllerService {
         let Ok((_, t)) = self.driver.cluster(&id.cluster_id) else {
             return Ok(DeleteVolumeResponse {});
         };
-        let _guard = self.driver.locks.try_lock(&req.volume_id).ok_or_else(|| {
-            Status::aborted(format!(
-                "an operation with the given Volume ID {} already exists",
-                req.volume_id
-            ))
-        })?;
+        let _guard = self.lock(Held::Id(&req.volume_id))?;
         let Some(place) = self.place_by_id(&id, t, &creds).await? else {
             return Ok(DeleteVolumeResponse {});
         };
@@ -646,12 +654,7 @@ impl ControllerService {
         // A CreateVolume of the same name (a retry racing this deletion) would make the
         // subvolume again after it is removed here, and leave it without its journal
         // entry: the two exclude each other through the name's lock.
-        let _name = self.driver.locks.try_lock(&rec.name).ok_or_else(|| {
-            Status::aborted(format!(
-                "volume '{}' is being created right now; retry the deletion",
-                rec.name
-            ))
-        })?;
+        let _name = self.lock(Held::VolumeName(&rec.name))?;
         let rm = || {
             place
                 .admin
@@ -771,12 +774,7 @@ impl ControllerService {
             .driver
             .cluster(&id.cluster_id)
             .map_err(|_| Status::not_found(format!("volume '{}' not found", req.volume_id)))?;
-        let _guard = self.driver.locks.try_lock(&req.volume_id).ok_or_else(|| {
-            Status::aborted(format!(
-                "an operation with the given Volume ID {} already exists",
-                req.volume_id
-            ))
-        })?;
+        let _guard = self.lock(Held::Id(&req.volume_id))?;
         let (place, rec) = self.existing_volume(&req.volume_id, t, &creds).await?;
         if size > 0 {
             match place
@@ -814,16 +812,7 @@ impl ControllerService {
         let (_, t) = self.driver.cluster(&id.cluster_id).map_err(|_| {
             Status::not_found(format!("volume '{}' not found", req.source_volume_id))
         })?;
-        let _guard = self
-            .driver
-            .locks
-            .try_lock(&format!("snap/{}", req.name))
-            .ok_or_else(|| {
-                Status::aborted(format!(
-                    "an operation with the given Snapshot ID {} already exists",
-                    req.name
-                ))
-            })?;
+        let _guard = self.lock(Held::SnapshotName(&req.name))?;
         let (place, vol) = self
             .existing_volume(&req.source_volume_id, t, &creds)
             .await?;
@@ -889,16 +878,7 @@ impl ControllerService {
         let Ok((_, t)) = self.driver.cluster(&id.cluster_id) else {
             return Ok(DeleteSnapshotResponse {});
         };
-        let _guard = self
-            .driver
-            .locks
-            .try_lock(&req.snapshot_id)
-            .ok_or_else(|| {
-                Status::aborted(format!(
-                    "an operation with the given Snapshot ID {} already exists",
-                    req.snapshot_id
-                ))
-            })?;
+        let _guard = self.lock(Held::Id(&req.snapshot_id))?;
         let Some(place) = self.place_by_id(&id, t, &creds).await? else {
             return Ok(DeleteSnapshotResponse {});
         };
@@ -911,16 +891,7 @@ impl ControllerService {
             return Ok(DeleteSnapshotResponse {});
         };
         // As for volumes: a racing CreateSnapshot of the same name holds this lock.
-        let _name = self
-            .driver
-            .locks
-            .try_lock(&format!("snap/{}", rec.name))
-            .ok_or_else(|| {
-                Status::aborted(format!(
-                    "snapshot '{}' is being created right now; retry the deletion",
-                    rec.name
-                ))
-            })?;
+        let _name = self.lock(Held::SnapshotName(&rec.name))?;
         let parent = rec.parent.clone().unwrap_or_default();
         // Clones from this snapshot that no CreateVolume will ever return would block
         // its removal (pending) or leak (complete): they go first.

@@ -3,15 +3,22 @@
 //! - `in_process/*`: commands through `Cluster::execute` (what the harness does), one at a
 //!   time and 64 concurrent on the multi-threaded runtime.
 //! - `http/*`: the same commands over loopback HTTP with keep-alive connections.
+//! - `mutating/{in_memory,durable}/*`: commands that change state (a subvolume create
+//!   and rm, an omap key set and removed), with the metadata in memory (the harness,
+//!   and the binary without `--data-dir`) and committed to the durable store in a
+//!   temporary data dir (the binary with `--data-dir`; `TMPDIR` places it), one pair at
+//!   a time and 64 concurrent (whose commits are grouped). The durable runs print how
+//!   many commands shared a commit.
 //! - `sessions/open_close`: mount + unmount of one session.
 //! - Before the timed benches, the memory of 100,000 open sessions is measured from
 //!   `/proc/self/statm` and printed (criterion measures time, not memory).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group};
-use fake_ceph::{Cluster, Config, MountRequest, Target};
+use fake_ceph::{Cluster, Config, Metadata, MountRequest, Target};
 use serde_json::json;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -159,6 +166,104 @@ fn http(c: &mut Criterion) {
     g.finish();
 }
 
+/// Two commands that change state and undo each other, on a name of their own.
+fn mutating_pair(kind: &str, n: u64) -> [Vec<u8>; 2] {
+    let name = format!("bench-{n}");
+    let (a, b) = match kind {
+        "subvolume_create_rm" => (
+            json!({"prefix": "fs subvolume create", "vol_name": "cephfs", "group_name": "csi", "sub_name": name}),
+            json!({"prefix": "fs subvolume rm", "vol_name": "cephfs", "group_name": "csi", "sub_name": name}),
+        ),
+        _ => (
+            json!({"prefix": "rados omap set", "pool": "cephfs.cephfs.meta", "namespace": "csi", "object": "csi.volumes.default", "vals": {name.clone(): "0123456789abcdef"}}),
+            json!({"prefix": "rados omap rm", "pool": "cephfs.cephfs.meta", "namespace": "csi", "object": "csi.volumes.default", "keys": [name]}),
+        ),
+    };
+    [a.to_string().into_bytes(), b.to_string().into_bytes()]
+}
+
+fn mutating(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("mutating");
+    for metadata in [Metadata::InMemory, Metadata::Durable] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Config {
+            data_dir: Some(dir.path().join("data")),
+            metadata,
+            ..Config::default()
+        };
+        let cluster = Cluster::new(config).expect("cluster");
+        rt.block_on(async {
+            cluster
+                .admin_command(json!({"prefix": "fs subvolumegroup create", "vol_name": "cephfs", "group_name": "csi"}))
+                .await;
+        });
+        let admin = cluster.admin();
+        let mode = match metadata {
+            Metadata::InMemory => "in_memory",
+            Metadata::Durable => "durable",
+        };
+        let next = Arc::new(AtomicU64::new(0));
+        for kind in ["subvolume_create_rm", "omap_set_rm"] {
+            g.throughput(Throughput::Elements(2));
+            g.bench_function(format!("{mode}/{kind}/seq"), |b| {
+                b.to_async(&rt).iter(|| async {
+                    for body in mutating_pair(kind, next.fetch_add(1, Ordering::Relaxed)) {
+                        let r = cluster.execute(&admin, Target::Mon, &body).await;
+                        assert_eq!(r.ret, 0, "{}", r.outs);
+                    }
+                })
+            });
+            const CONC: usize = 64;
+            const PER: usize = 4;
+            g.throughput(Throughput::Elements((CONC * PER * 2) as u64));
+            let (commits, commands) = (cluster.metadata_commits(), Arc::new(AtomicU64::new(0)));
+            g.bench_function(format!("{mode}/{kind}/c64"), |b| {
+                b.to_async(&rt).iter(|| {
+                    let (cluster, admin, next, commands) = (
+                        cluster.clone(),
+                        admin.clone(),
+                        next.clone(),
+                        commands.clone(),
+                    );
+                    async move {
+                        let mut set = tokio::task::JoinSet::new();
+                        for _ in 0..CONC {
+                            let (cluster, admin, next, commands) = (
+                                cluster.clone(),
+                                admin.clone(),
+                                next.clone(),
+                                commands.clone(),
+                            );
+                            set.spawn(async move {
+                                for _ in 0..PER {
+                                    let n = next.fetch_add(1, Ordering::Relaxed);
+                                    for body in mutating_pair(kind, n) {
+                                        let r = cluster.execute(&admin, Target::Mon, &body).await;
+                                        assert_eq!(r.ret, 0, "{}", r.outs);
+                                        commands.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                }
+                            });
+                        }
+                        while set.join_next().await.is_some() {}
+                    }
+                })
+            });
+            if metadata == Metadata::Durable {
+                let commits = cluster.metadata_commits() - commits;
+                let commands = commands.load(Ordering::Relaxed);
+                println!(
+                    "mutating/{mode}/{kind}/c64: {commands} commands in {commits} commits ({:.1} per commit)",
+                    commands as f64 / commits.max(1) as f64
+                );
+            }
+        }
+        drop(cluster);
+    }
+    g.finish();
+}
+
 fn sessions(c: &mut Criterion) {
     let rt = runtime();
     let (cluster, path) = cluster_with_subvolume(&rt);
@@ -235,7 +340,7 @@ fn memory_of_sessions() {
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = in_process, http, sessions
+    targets = in_process, http, mutating, sessions
 }
 
 fn main() {

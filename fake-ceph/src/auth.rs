@@ -3,12 +3,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::cephx::{Caps, EntityName, Key, keyring_section};
 use crate::cluster::{Caller, Handler, Inner};
 use crate::command::{ArgType, Args, CommandSpec, Daemon, Format, opt, req};
 use crate::error::{CephError, CephResult, Reply, errno};
+use crate::store::{Marks, RecordKey};
 
 /// One cephx entity: its key and caps.
 #[derive(Debug, Clone)]
@@ -23,6 +25,15 @@ pub struct Entity {
 #[derive(Debug, Default)]
 pub struct AuthDb {
     entities: BTreeMap<EntityName, Entity>,
+    /// Every change is marked for the metadata store.
+    pub(crate) marks: Marks,
+}
+
+/// An entity as the metadata store keeps it. No `Debug`: it holds the key.
+#[derive(Serialize, Deserialize)]
+struct EntityRecord {
+    key: String,
+    caps: BTreeMap<String, String>,
 }
 
 impl AuthDb {
@@ -40,6 +51,7 @@ impl AuthDb {
 
     /// Inserts or replaces an entity.
     pub fn put(&mut self, name: EntityName, key: Key, caps: Caps) {
+        self.marks.mark(RecordKey::Entity(name.as_str().to_owned()));
         self.entities.insert(
             name,
             Entity {
@@ -53,6 +65,7 @@ impl AuthDb {
     pub fn set_caps(&mut self, name: &EntityName, caps: Caps) -> bool {
         match self.entities.get_mut(name) {
             Some(e) => {
+                self.marks.mark(RecordKey::Entity(name.as_str().to_owned()));
                 e.caps = Arc::new(caps);
                 true
             }
@@ -62,7 +75,11 @@ impl AuthDb {
 
     /// Removes an entity; whether it existed.
     pub fn remove(&mut self, name: &EntityName) -> bool {
-        self.entities.remove(name).is_some()
+        let removed = self.entities.remove(name).is_some();
+        if removed {
+            self.marks.mark(RecordKey::Entity(name.as_str().to_owned()));
+        }
+        removed
     }
 
     /// Whether an entity exists.
@@ -83,6 +100,41 @@ impl AuthDb {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.entities.is_empty()
+    }
+
+    /// The store's record of an entity; `None` if there is none.
+    pub(crate) fn record(&self, name: &str) -> Option<Vec<u8>> {
+        let e = self.get(name)?;
+        crate::store::encode(&EntityRecord {
+            key: e.key.expose().to_owned(),
+            caps: e.caps.raw().clone(),
+        })
+    }
+
+    /// The entities of the store's records (nothing is marked).
+    pub(crate) fn restore(records: &[(String, Vec<u8>)]) -> std::io::Result<Self> {
+        let bad = |what: &str| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("metadata store: an entity record has a bad {what}"),
+            )
+        };
+        let mut db = Self::default();
+        for (name, bytes) in records {
+            let r: EntityRecord = crate::store::decode("cephx entity", bytes)?;
+            let name = EntityName::parse(name).map_err(|_| bad("name"))?;
+            let key = Key::parse(&r.key).map_err(|_| bad("key"))?;
+            let pairs: Vec<(String, String)> = r.caps.into_iter().collect();
+            let caps = Caps::parse(&pairs).map_err(|_| bad("cap"))?;
+            db.entities.insert(
+                name,
+                Entity {
+                    key,
+                    caps: Arc::new(caps),
+                },
+            );
+        }
+        Ok(db)
     }
 }
 

@@ -21,6 +21,7 @@ use crate::fsmap::Maps;
 use crate::mds::{Mds, MdsConfig};
 use crate::metrics::Metrics;
 use crate::rados::Rados;
+use crate::store::{ClusterRecord, Loaded, Metadata, RecordKey, Store};
 use crate::tree::{DataDir, Purger};
 use crate::volumes::{Volumes, VolumesConfig};
 
@@ -51,6 +52,10 @@ pub struct Config {
     pub faults: Faults,
     /// The clock of timed transitions (clone progress).
     pub clock: crate::time::Clock,
+    /// Where the metadata is kept: in memory (the default), or durably in the data dir
+    /// ([`Metadata::Durable`], which needs [`Config::data_dir`]; what the binary uses
+    /// with `--data-dir`).
+    pub metadata: Metadata,
 }
 
 impl Default for Config {
@@ -67,6 +72,7 @@ impl Default for Config {
             mds: MdsConfig::default(),
             faults: Faults::default(),
             clock: crate::time::Clock::System,
+            metadata: Metadata::InMemory,
         }
     }
 }
@@ -138,6 +144,10 @@ pub struct Inner {
     /// Runs `volumes` (mgr) commands one after another, off the async runtime.
     mgr: MgrThread,
     pub(crate) purger: Purger,
+    /// Where changed records are committed before a command is answered.
+    pub(crate) store: Store,
+    /// How many times the cluster had started on its store before this start.
+    boot: u64,
     pub(crate) data: DataDir,
 }
 
@@ -233,57 +243,55 @@ pub fn command_prefixes() -> Vec<&'static str> {
 
 impl Cluster {
     /// Starts a cluster: creates the data directory, the file system's root, and
-    /// `client.admin` with `allow *` on every service.
+    /// `client.admin` with `allow *` on every service. With [`Metadata::Durable`], a data
+    /// dir that holds a metadata store is recovered instead: its records are loaded and
+    /// reconciled with the tree (`Volumes::reconcile`), the trash is purged, and the
+    /// cluster goes on where it stopped (MDS sessions excepted: they are not kept).
     pub fn new(config: Config) -> std::io::Result<Self> {
-        let data = DataDir::new(config.data_dir.as_deref())?;
+        let (data, store, loaded) = open_data(&config)?;
+        let boot = loaded.cluster.as_ref().map_or(0, |c| c.boot + 1);
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        if boot > 0 {
+            // A restart with the same seed must not draw the same UUIDs again.
+            rng.set_stream(boot);
+        }
         let mut secret_rng = match config.secrets {
             SecretSource::Seed => {
                 let mut r = ChaCha8Rng::seed_from_u64(config.seed);
-                r.set_stream(SECRET_STREAM);
+                r.set_stream(SECRET_STREAM.wrapping_add(boot));
                 r
             }
             SecretSource::Os => ChaCha8Rng::try_from_rng(&mut rand::rngs::SysRng)
                 .map_err(|e| std::io::Error::other(format!("the OS random source: {e}")))?,
         };
-        let fsid = uuid_from(&mut rng);
-        let maps = Maps::new(fsid, config.mon_addrs.clone(), &config.fs_name);
-        for fs in &maps.filesystems {
-            std::fs::create_dir_all(data.fs_root(&fs.name).join("volumes"))?;
-        }
-        let now = crate::time::now_unix();
-        let admin_key = match &config.admin_key {
-            Some(k) => Key::parse(k).map_err(|e| std::io::Error::other(e.msg))?,
-            None => Key::generate(&mut secret_rng, now.as_secs() as u32, now.subsec_nanos()),
+        let fresh = loaded.cluster.is_none();
+        let (maps, mut auth, mut volumes, mut rados) = match &loaded.cluster {
+            None => {
+                let fsid = uuid_from(&mut rng);
+                let maps = Maps::new(fsid, config.mon_addrs.clone(), &config.fs_name);
+                let auth = initial_auth(&config, &mut secret_rng)?;
+                (
+                    maps,
+                    auth,
+                    Volumes::new(config.volumes.clone()),
+                    Rados::default(),
+                )
+            }
+            Some(rec) => recovered_state(&config, rec, &loaded)?,
         };
-        let mut auth = AuthDb::default();
-        let all = |s: &str| (s.to_owned(), "allow *".to_owned());
-        let admin_caps = Caps::parse(&[all("mds"), all("mgr"), all("mon"), all("osd")])
-            .map_err(|e| std::io::Error::other(e.msg))?;
-        auth.put(
-            EntityName::parse("client.admin").map_err(|e| std::io::Error::other(e.msg))?,
-            admin_key,
-            admin_caps,
-        );
-        // The daemons' and bootstrap entities a one-node cluster has, as `auth ls` shows.
-        for (name, caps) in DAEMON_ENTITIES {
-            let pairs: Vec<(String, String)> = caps
-                .iter()
-                .map(|(s, c)| ((*s).to_owned(), (*c).to_owned()))
-                .collect();
-            let caps = Caps::parse(&pairs).map_err(|e| std::io::Error::other(e.msg))?;
-            let name = EntityName::parse(name).map_err(|e| std::io::Error::other(e.msg))?;
-            let key = Key::generate(&mut secret_rng, now.as_secs() as u32, now.subsec_nanos());
-            auth.put(name, key, caps);
-        }
+        drop(loaded);
+        auth.marks = store.marks();
+        volumes.marks = store.marks();
+        rados.marks = store.marks();
+        let pause_purging = volumes.options().pause_purging;
         let purger = Purger::start();
         let inner = Inner {
             started: Instant::now(),
             auth: RwLock::new(auth),
             shared: Mutex::new(Shared {
                 maps,
-                volumes: Volumes::new(config.volumes.clone()),
-                rados: Rados::default(),
+                volumes,
+                rados,
                 faults: config.faults.clone(),
             }),
             mds: Mds::new(config.mds.clone(), config.faults.mds_down),
@@ -292,13 +300,41 @@ impl Cluster {
             secret_rng: Mutex::new(secret_rng),
             mgr: MgrThread::start(),
             purger,
+            store,
+            boot,
             data,
             config,
         };
-        inner.purger.set_paused(inner.config.volumes.pause_purging);
+        inner.purger.set_paused(pause_purging);
+        inner.mds.number_sessions_for_boot(boot);
+        if inner.store.is_durable_store() {
+            inner.first_commit(fresh)?;
+        }
+        let fs_names: Vec<String> = {
+            let sh = inner.shared.lock();
+            sh.maps.filesystems.iter().map(|f| f.name.clone()).collect()
+        };
+        for fs in &fs_names {
+            let vols = inner.data.fs_root(fs).join("volumes");
+            std::fs::create_dir_all(&vols)?;
+            // What an earlier run left in the trash is purged now.
+            for e in std::fs::read_dir(vols.join("_deleting"))
+                .into_iter()
+                .flatten()
+            {
+                inner.purger.enqueue(e?.path());
+            }
+        }
         Ok(Self {
             inner: Arc::new(inner),
         })
+    }
+
+    /// How many transactions the metadata store has committed since the cluster started
+    /// (0 with in-memory metadata): fewer than the mutating commands when concurrent
+    /// commands share commits.
+    pub fn metadata_commits(&self) -> u64 {
+        self.inner.store.commits()
     }
 
     /// The configuration the cluster was started with.
@@ -368,7 +404,27 @@ impl Cluster {
     /// Runs one command given as JSON bytes, exactly as `POST /request` does.
     pub async fn execute(&self, caller: &Caller, target: Target, body: &[u8]) -> Reply {
         let started = Instant::now();
-        let (label, reply) = self.execute_inner(caller, target, body).await;
+        let (label, mut reply) = self.execute_inner(caller, target, body).await;
+        // Nothing is answered before what it changed (or saw changed) is committed.
+        let upto = self.inner.store.marked();
+        if !self.inner.store.is_committed(upto) {
+            let commit = || {
+                let inner = self.inner.clone();
+                async move {
+                    off_runtime(move || inner.sync_through(upto))
+                        .await
+                        .unwrap_or_else(|| Err(std::io::Error::other("the commit panicked")))
+                }
+            };
+            if let Err(e) = self.inner.store.committed(upto, commit).await {
+                tracing::error!(prefix = label, error = %e, "metadata commit failed");
+                reply = CephError::new(
+                    errno::EIO,
+                    "failed to commit the change to the metadata store",
+                )
+                .into();
+            }
+        }
         // Only the prefix, the entity and the return code are logged: bodies and
         // outputs can carry keys.
         tracing::debug!(
@@ -662,6 +718,109 @@ fn run(
     }
 }
 
+fn invalid(msg: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidInput, msg)
+}
+
+/// The data dir and the metadata store the configuration asks for, with what the store
+/// held. A durable cluster's data dir either holds a store (recovered, even if the
+/// store's first commit never happened, as long as nothing else is there) or is empty.
+fn open_data(config: &Config) -> std::io::Result<(DataDir, Store, Loaded)> {
+    if config.metadata == Metadata::InMemory {
+        let data = DataDir::new(config.data_dir.as_deref())?;
+        return Ok((data, Store::in_memory(), Loaded::default()));
+    }
+    let Some(dir) = config.data_dir.as_deref() else {
+        return Err(invalid(
+            "durable metadata needs a data dir that outlives the process".to_owned(),
+        ));
+    };
+    if !crate::store::exists(dir) {
+        // A start that died before it made its store leaves an empty `meta`.
+        let _ = std::fs::remove_dir(dir.join(crate::store::META_DIR));
+        let data = DataDir::new(Some(dir))?;
+        let (store, loaded) = Store::open(data.root())?;
+        return Ok((data, store, loaded));
+    }
+    let data = DataDir::existing(dir)?;
+    let (store, loaded) = Store::open(data.root())?;
+    if loaded.cluster.is_none() {
+        let others = std::fs::read_dir(data.root())?
+            .filter_map(Result::ok)
+            .any(|e| e.file_name() != crate::store::META_DIR);
+        if others {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!(
+                    "data dir {} is not empty and its metadata store holds no cluster",
+                    data.root().display()
+                ),
+            ));
+        }
+    }
+    Ok((data, store, loaded))
+}
+
+/// A new cluster's entities: `client.admin` and the daemons a one-node cluster has.
+fn initial_auth(config: &Config, secret_rng: &mut ChaCha8Rng) -> std::io::Result<AuthDb> {
+    let now = crate::time::now_unix();
+    let admin_key = match &config.admin_key {
+        Some(k) => Key::parse(k).map_err(|e| std::io::Error::other(e.msg))?,
+        None => Key::generate(secret_rng, now.as_secs() as u32, now.subsec_nanos()),
+    };
+    let mut auth = AuthDb::default();
+    let all = |s: &str| (s.to_owned(), "allow *".to_owned());
+    let admin_caps = Caps::parse(&[all("mds"), all("mgr"), all("mon"), all("osd")])
+        .map_err(|e| std::io::Error::other(e.msg))?;
+    auth.put(
+        EntityName::parse("client.admin").map_err(|e| std::io::Error::other(e.msg))?,
+        admin_key,
+        admin_caps,
+    );
+    // The daemons' and bootstrap entities a one-node cluster has, as `auth ls` shows.
+    for (name, caps) in DAEMON_ENTITIES {
+        let pairs: Vec<(String, String)> = caps
+            .iter()
+            .map(|(s, c)| ((*s).to_owned(), (*c).to_owned()))
+            .collect();
+        let caps = Caps::parse(&pairs).map_err(|e| std::io::Error::other(e.msg))?;
+        let name = EntityName::parse(name).map_err(|e| std::io::Error::other(e.msg))?;
+        let key = Key::generate(secret_rng, now.as_secs() as u32, now.subsec_nanos());
+        auth.put(name, key, caps);
+    }
+    Ok(auth)
+}
+
+/// The state a store held, checked against the configuration: the file system's name
+/// and a given admin key must be the ones the store has.
+fn recovered_state(
+    config: &Config,
+    rec: &ClusterRecord,
+    loaded: &Loaded,
+) -> std::io::Result<(Maps, AuthDb, Volumes, Rados)> {
+    if rec.fs_name != config.fs_name {
+        return Err(invalid(format!(
+            "the data dir holds file system '{}', not '{}'",
+            rec.fs_name, config.fs_name
+        )));
+    }
+    let mut maps = Maps::new(rec.fsid.clone(), config.mon_addrs.clone(), &rec.fs_name);
+    maps.created = rec.created;
+    let auth = AuthDb::restore(&loaded.entities)?;
+    if let Some(k) = &config.admin_key {
+        let given = Key::parse(k).map_err(|e| std::io::Error::other(e.msg))?;
+        if auth.get("client.admin").is_some_and(|e| e.key != given) {
+            // Neither key is named: both are secrets.
+            return Err(invalid(
+                "the given client.admin key is not the one the data dir holds".to_owned(),
+            ));
+        }
+    }
+    let volumes = Volumes::restore(config.volumes.clone(), &config.clock, loaded)?;
+    let rados = Rados::restore(loaded.objects.clone(), loaded.omap.clone())?;
+    Ok((maps, auth, volumes, rados))
+}
+
 /// A UUID (v4 layout) from the seeded RNG.
 pub(crate) fn uuid_from(rng: &mut impl Rng) -> String {
     let mut b = [0u8; 16];
@@ -748,6 +907,103 @@ impl Inner {
             Daemon::Mds => caller.caps.mds_allow_all(),
             // RADOS operations check OSD caps per object, in the handler.
             Daemon::Osd => true,
+        }
+    }
+
+    /// The store's first commit of this start: a new cluster's identity and entities,
+    /// or a recovered one's reconciliation and new boot count.
+    fn first_commit(&self, fresh: bool) -> std::io::Result<()> {
+        {
+            let mut sh = self.shared.lock();
+            let auth = self.auth.read();
+            sh.volumes.marks.mark(RecordKey::Cluster);
+            if fresh {
+                for (name, _) in auth.iter() {
+                    auth.marks.mark(RecordKey::Entity(name.as_str().to_owned()));
+                }
+            } else {
+                let fs_names: Vec<String> =
+                    sh.maps.filesystems.iter().map(|f| f.name.clone()).collect();
+                for fs in fs_names {
+                    let r = sh.volumes.reconcile(&fs, &self.data.fs_root(&fs))?;
+                    tracing::info!(
+                        fs = %fs,
+                        boot = self.boot,
+                        subvolumes = sh.volumes.subvolume_count(),
+                        entities = auth.len(),
+                        objects = sh.rados.object_count(),
+                        dropped = ?r.dropped,
+                        trashed = r.trashed.len(),
+                        remade = ?r.remade,
+                        "metadata recovered"
+                    );
+                }
+            }
+        }
+        self.sync_through(self.store.marked())
+    }
+
+    /// Commits every record marked up to `upto` (and any marked since), unless that is
+    /// done already; blocks. The first caller commits for everyone waiting behind it.
+    pub(crate) fn sync_through(&self, upto: u64) -> std::io::Result<()> {
+        let store = &self.store;
+        if store.is_committed(upto) {
+            return Ok(());
+        }
+        let _leader = store.lead();
+        if store.is_committed(upto) {
+            return Ok(());
+        }
+        let (keys, covered, batch) = {
+            // Marks are made under one of these locks: holding both, the set holds
+            // whole commands.
+            let sh = self.shared.lock();
+            let auth = self.auth.read();
+            let (keys, covered) = store.take_marked();
+            let batch: Vec<(RecordKey, Option<Vec<u8>>)> = keys
+                .iter()
+                .map(|k| (k.clone(), self.record(&sh, &auth, k)))
+                .collect();
+            (keys, covered, batch)
+        };
+        match store.write(&batch) {
+            Ok(()) => {
+                store.set_committed(covered);
+                Ok(())
+            }
+            Err(e) => {
+                store.restore_marked(keys);
+                Err(e)
+            }
+        }
+    }
+
+    /// A record's current value; `None` if it no longer exists.
+    fn record(&self, sh: &Shared, auth: &AuthDb, key: &RecordKey) -> Option<Vec<u8>> {
+        match key {
+            RecordKey::Cluster => crate::store::encode(&ClusterRecord::new(
+                sh.maps.fsid.clone(),
+                sh.maps.created,
+                sh.maps
+                    .filesystems
+                    .first()
+                    .map(|f| f.name.clone())
+                    .unwrap_or_default(),
+                self.boot,
+            )),
+            RecordKey::Options => sh.volumes.options_record(),
+            RecordKey::Entity(n) => auth.record(n),
+            RecordKey::AuthMeta(id) => sh.volumes.auth_meta_record(id),
+            RecordKey::Group(f, g) => sh.volumes.group_record(f, g),
+            RecordKey::Subvolume(f, g, n) => {
+                sh.volumes.subvolume_record(&self.config.clock, f, g, n)
+            }
+            RecordKey::Object(p, ns, o) => {
+                sh.rados.object_record(&(p.clone(), ns.clone(), o.clone()))
+            }
+            RecordKey::Omap(p, ns, o, k) => {
+                sh.rados.omap_record(&(p.clone(), ns.clone(), o.clone()), k)
+            }
         }
     }
 

@@ -16,7 +16,33 @@
 //!
 //! Where to start reading: [`cluster`] (the command pipeline), [`volumes`] (subvolumes,
 //! snapshots, clones), [`mds`] (sessions, client operations, counters), [`mds_load`]
-//! (the MDS's capacity, latency and memory model), [`http`] (the routes).
+//! (the MDS's capacity, latency and memory model), [`store`] (where the metadata is
+//! kept, and how a change becomes durable), [`http`] (the routes).
+//!
+//! # Durable metadata
+//!
+//! With [`Metadata::Durable`] (the binary with `--data-dir`), the cluster's metadata
+//! (cephx entities with keys and caps, the fsid and maps, subvolume groups, subvolumes
+//! with their state, quota, UUID, metadata, snapshots, clone state and authorized users,
+//! the `mgr/volumes` options set at run time, RADOS objects and their omap) is committed
+//! to a redb store in `<data-dir>/meta/` before a command that changed it is answered,
+//! with an `fdatasync`: what was acknowledged survives `kill -9` and a power loss. A
+//! cluster started on a data dir that holds a store recovers it, reconciles it with the
+//! tree ([`volumes::Volumes`]' `reconcile`: a directory without a record, which a
+//! command cut short leaves, goes to the trash; a record whose directory is gone is
+//! dropped) and purges the trash. The tree itself is not synced: file data and the
+//! directories a command makes reach the disk when the kernel writes them, so after a
+//! power loss (never after a process crash) a subvolume whose directory did not reach
+//! the disk is dropped as if it had been removed. Reads and session file operations
+//! commit nothing; a quota set through a mount commits. Commits of concurrent commands
+//! are grouped. In memory ([`Metadata::InMemory`], the default: simulations, tests,
+//! benches, the binary on a temporary data dir) nothing is written and nothing waits.
+//!
+//! MDS sessions are not persisted: after a restart a client's session is gone and its
+//! operations fail with ENOTCONN, as a mount sees after an MDS failover (a real client
+//! would reconnect; a client of the fake opens a new session). Evictions and the
+//! blocklist go with them. Faults set through `/admin/faults` are not kept either: the
+//! command line's are in force after a restart.
 //!
 //! # Which Ceph
 //!
@@ -92,8 +118,10 @@
 //! - Snapshots are full copies made at snapshot time; `.snap` is not visible inside
 //!   mounts. Modes are recorded as given, but the on-disk directories keep owner access
 //!   so the fake can always purge; uid/gid are recorded, not applied.
-//! - Cluster state other than the tree (auth, maps, subvolume records, RADOS objects) is
-//!   in memory: the data dir must be empty at start and no state is recovered.
+//! - Cluster state other than the tree is kept in memory only unless the metadata is
+//!   durable (see above); with in-memory metadata the data dir must be empty at start.
+//!   `/volumes` belongs to the `volumes` module: at recovery, a directory there that the
+//!   module would have made but that has no record is removed.
 //! - An MDS that is down answers new sessions and operations with ETIMEDOUT at once,
 //!   where a real client would block until its mount timeout; `volumes` commands fail
 //!   with ETIMEDOUT where the mgr would hang on its own mount.
@@ -115,6 +143,7 @@ pub mod mds_load;
 pub mod metrics;
 pub mod rados;
 pub mod service;
+pub mod store;
 pub mod time;
 pub mod tree;
 pub mod volumes;
@@ -127,4 +156,5 @@ pub use mds::{
     MdsConfig, MdsCounters, ModelledRequests, Mount, MountRequest, Op, OpOutput, StatInfo, Statfs,
 };
 pub use mds_load::LoadModel;
+pub use store::Metadata;
 pub use volumes::VolumesConfig;

@@ -2,7 +2,10 @@
 //!
 //! The first line on stdout is the base URL (`http://127.0.0.1:PORT`). Without `--seed`,
 //! keys and session tokens come from the OS's random source and everything else from a
-//! seed drawn from it; `--seed N` reproduces a run, secrets included.
+//! seed drawn from it; `--seed N` reproduces a run, secrets included. With `--data-dir`,
+//! the cluster's metadata is committed there before each command is answered, and a
+//! start on a directory that holds it recovers the cluster (same fsid, keys, subvolumes,
+//! omap), so a killed fake-ceph can be started again with the same command line.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -12,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use fake_ceph::{Cluster, Config, FaultSpec, Faults, SecretSource};
+use fake_ceph::{Cluster, Config, FaultSpec, Faults, Metadata, SecretSource};
 use rand::TryRng;
 
 /// A fake Ceph cluster: mon/mgr command JSON with cephx, MDS sessions, RADOS omap, and a
@@ -23,8 +26,10 @@ struct Cli {
     /// Address to listen on; port 0 picks a free one.
     #[arg(long, env = "FAKE_CEPH_LISTEN", default_value = "127.0.0.1:0")]
     listen: SocketAddr,
-    /// Directory for the CephFS tree (must be empty); default a temporary directory
-    /// removed on exit.
+    /// Directory for the CephFS tree and the metadata store (`meta/metadata.redb`): every
+    /// acknowledged command is committed there, and a later start on the same directory
+    /// recovers the cluster. It must be empty or hold a store. Default: a temporary
+    /// directory removed on exit, with the metadata in memory only.
     #[arg(long, env = "FAKE_CEPH_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// The file system name.
@@ -102,6 +107,12 @@ fn config(cli: &Cli) -> anyhow::Result<Config> {
     let mut c = Config {
         fs_name: cli.fs_name.clone(),
         data_dir: cli.data_dir.clone(),
+        // A data dir given outlives the process: its metadata must too.
+        metadata: if cli.data_dir.is_some() {
+            Metadata::Durable
+        } else {
+            Metadata::InMemory
+        },
         seed,
         secrets,
         mon_addrs: cli.mon_addrs.clone(),
@@ -128,6 +139,8 @@ fn write_keyring(path: &PathBuf, text: &str) -> anyhow::Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("writing keyring {}", path.display()))?;
+    // A keyring left by an earlier start may have other permissions.
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     f.write_all(text.as_bytes())?;
     Ok(())
 }

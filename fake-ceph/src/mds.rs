@@ -434,6 +434,13 @@ impl Mds {
         }
     }
 
+    /// Numbers the sessions of the `boot`th start on a metadata store from a range of
+    /// their own, as Ceph's monitors never hand a client id out twice: a client of a
+    /// session from before a restart finds it gone (ENOTCONN), never another one.
+    pub(crate) fn number_sessions_for_boot(&self, boot: u64) {
+        self.next_id.store(4_300 + (boot << 32), Ordering::Relaxed);
+    }
+
     /// Whether the MDS is down (a fault).
     pub fn is_down(&self) -> bool {
         self.down.load(Ordering::SeqCst)
@@ -1377,13 +1384,30 @@ impl Mount {
         let work = move || {
             // The reads of one request share one budget (MAX_REQUEST_READ_BYTES).
             let mut budget = MAX_REQUEST_READ_BYTES;
-            ops.iter()
+            let mut out = ops
+                .iter()
                 .zip(injected)
                 .map(|(op, inj)| match inj {
                     Some(e) => Err(e),
                     None => this.apply(op, &mut budget),
                 })
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>();
+            // File operations change no record; a quota set does, and is answered only
+            // once committed. Reads and writes never wait for the metadata store.
+            let store = &this.cluster.inner.store;
+            let upto = store.marked();
+            if ops.iter().any(|o| matches!(o, Op::Setxattr { .. }))
+                && !store.is_committed(upto)
+                && let Err(e) = this.cluster.inner.sync_through(upto)
+            {
+                tracing::error!(error = %e, "metadata commit failed");
+                for (op, r) in ops.iter().zip(out.iter_mut()) {
+                    if matches!(op, Op::Setxattr { .. }) && r.is_ok() {
+                        *r = Err(CephError::new(errno::EIO, "Input/output error"));
+                    }
+                }
+            }
+            out
         };
         crate::cluster::off_runtime(work).await.unwrap_or_default()
     }
@@ -1759,7 +1783,13 @@ impl Mount {
                     return Err(CephError::new(errno::EACCES, "Permission denied"));
                 }
                 match realm {
-                    Some(r) if e.rel().is_empty() => r.set_max_bytes(v),
+                    Some(r) if e.rel().is_empty() => {
+                        // The quota is the subvolume's: its record changes (and is
+                        // committed before the operation is answered, by `run`).
+                        let sh = self.cluster.inner.shared.lock();
+                        r.set_max_bytes(v);
+                        sh.volumes.mark_path(&self.session.fs, &self.session.root);
+                    }
                     _ => {
                         return Err(CephError::new(
                             errno::EOPNOTSUPP,

@@ -11,12 +11,14 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::cephx::Perm;
 use crate::cluster::{Caller, Handler, Inner};
 use crate::command::{ArgSpec, ArgType, Args, CommandSpec, Daemon, opt, req};
 use crate::error::{CephError, CephResult, Reply, errno};
+use crate::store::{Marks, ObjectKey, OmapKey, RecordKey};
 use crate::time::{ceph_stamp, now_unix};
 
 /// Longest object name the OSD accepts by default (`osd_max_object_name_len`).
@@ -34,13 +36,109 @@ struct Object {
     mtime: std::time::Duration,
 }
 
+/// An object without its omap, as the metadata store keeps it (each omap key is a
+/// record of its own, so that a journal of thousands of keys is not rewritten whole).
+#[derive(Debug, Serialize, Deserialize)]
+struct ObjectRecord {
+    data: Vec<u8>,
+    mtime: std::time::Duration,
+}
+
 /// Objects by (pool, namespace, name).
 #[derive(Debug, Default)]
 pub struct Rados {
-    objects: BTreeMap<(String, String, String), Object>,
+    objects: BTreeMap<ObjectKey, Object>,
+    /// Every change is marked for the metadata store.
+    pub(crate) marks: Marks,
 }
 
 impl Rados {
+    fn mark_object(&self, (p, n, o): &ObjectKey) {
+        self.marks
+            .mark(RecordKey::Object(p.clone(), n.clone(), o.clone()));
+    }
+
+    fn mark_omap(&self, (p, n, o): &ObjectKey, key: &str) {
+        self.marks.mark(RecordKey::Omap(
+            p.clone(),
+            n.clone(),
+            o.clone(),
+            key.to_owned(),
+        ));
+    }
+
+    /// The object, created if missing; it and its listed omap keys are marked changed.
+    fn write<'k>(
+        &mut self,
+        key: ObjectKey,
+        omap_keys: impl IntoIterator<Item = &'k str>,
+    ) -> &mut Object {
+        self.mark_object(&key);
+        for k in omap_keys {
+            self.mark_omap(&key, k);
+        }
+        self.objects.entry(key).or_default()
+    }
+
+    /// Removes an object and its omap; whether it existed.
+    fn remove(&mut self, key: &ObjectKey) -> bool {
+        let Some(o) = self.objects.remove(key) else {
+            return false;
+        };
+        self.mark_object(key);
+        for k in o.omap.keys() {
+            self.mark_omap(key, k);
+        }
+        true
+    }
+
+    /// The store's record of an object (without its omap).
+    pub(crate) fn object_record(&self, key: &ObjectKey) -> Option<Vec<u8>> {
+        let o = self.objects.get(key)?;
+        crate::store::encode(&ObjectRecord {
+            data: o.data.clone(),
+            mtime: o.mtime,
+        })
+    }
+
+    /// The store's record of one omap key: its value.
+    pub(crate) fn omap_record(&self, key: &ObjectKey, omap_key: &str) -> Option<Vec<u8>> {
+        let o = self.objects.get(key)?;
+        o.omap.get(omap_key).map(|v| v.as_bytes().to_vec())
+    }
+
+    /// The objects of the store's records (nothing is marked). An omap key without its
+    /// object (which a commit never leaves) is dropped.
+    pub(crate) fn restore(
+        objects: Vec<(ObjectKey, Vec<u8>)>,
+        omap: Vec<(OmapKey, Vec<u8>)>,
+    ) -> std::io::Result<Self> {
+        let mut r = Self::default();
+        for (key, bytes) in objects {
+            let rec: ObjectRecord = crate::store::decode("RADOS object", &bytes)?;
+            r.objects.insert(
+                key,
+                Object {
+                    data: rec.data,
+                    omap: BTreeMap::new(),
+                    mtime: rec.mtime,
+                },
+            );
+        }
+        for ((p, n, o, k), v) in omap {
+            let v = String::from_utf8(v).map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "metadata store: an omap value is not UTF-8",
+                )
+            })?;
+            if let Some(obj) = r.objects.get_mut(&(p, n, o)) {
+                obj.omap.insert(k, v);
+            }
+        }
+        Ok(r)
+    }
+
     /// How many objects exist in all pools.
     pub fn object_count(&self) -> usize {
         self.objects.len()
@@ -142,7 +240,7 @@ fn rados_create(inner: &Inner, args: &Args<'_>, c: &Caller) -> CephResult<Reply>
             format!("error creating {}/{}: (17) File exists", t.pool, t.object),
         ));
     }
-    let o = sh.rados.objects.entry(key).or_default();
+    let o = sh.rados.write(key, vals.iter().map(|(k, _)| k.as_str()));
     o.omap.extend(vals);
     o.mtime = now_unix();
     Ok(Reply::ok(""))
@@ -165,7 +263,7 @@ fn rados_rm(inner: &Inner, args: &Args<'_>, c: &Caller) -> CephResult<Reply> {
     let t = target(inner, args, c, Perm::RW)?;
     need_object(&t)?;
     let mut sh = inner.shared.lock();
-    if sh.rados.objects.remove(&t.key()).is_none() {
+    if !sh.rados.remove(&t.key()) {
         return Err(no_object(&t));
     }
     Ok(Reply::ok(""))
@@ -218,7 +316,7 @@ fn rados_omap_set(inner: &Inner, args: &Args<'_>, c: &Caller) -> CephResult<Repl
     let kv = string_map(args.value("vals").unwrap_or(&Value::Null))?;
     let mut sh = inner.shared.lock();
     // Like librados, omap_set on a missing object creates it.
-    let o = sh.rados.objects.entry(t.key()).or_default();
+    let o = sh.rados.write(t.key(), kv.iter().map(|(k, _)| k.as_str()));
     o.omap.extend(kv);
     o.mtime = now_unix();
     Ok(Reply::ok(""))
@@ -279,11 +377,10 @@ fn rados_omap_rm(inner: &Inner, args: &Args<'_>, c: &Caller) -> CephResult<Reply
     need_object(&t)?;
     let keys = args.str_list("keys");
     let mut sh = inner.shared.lock();
-    let o = sh
-        .rados
-        .objects
-        .get_mut(&t.key())
-        .ok_or_else(|| no_object(&t))?;
+    if !sh.rados.objects.contains_key(&t.key()) {
+        return Err(no_object(&t));
+    }
+    let o = sh.rados.write(t.key(), keys.iter().copied());
     for k in keys {
         o.omap.remove(k);
     }

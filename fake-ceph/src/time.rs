@@ -36,6 +36,27 @@ impl Clock {
             *t.lock() += d;
         }
     }
+
+    /// An instant of this clock as Unix time, to be kept beyond the process.
+    pub fn to_unix(&self, t: Instant) -> Duration {
+        let (now, unix) = (self.now(), now_unix());
+        if t <= now {
+            unix.saturating_sub(now - t)
+        } else {
+            unix + (t - now)
+        }
+    }
+
+    /// A Unix time kept by [`Clock::to_unix`] as an instant of this clock, in this
+    /// process; a time before the clock's origin becomes now.
+    pub fn from_unix(&self, u: Duration) -> Instant {
+        let (now, unix) = (self.now(), now_unix());
+        if u <= unix {
+            now.checked_sub(unix - u).unwrap_or(now)
+        } else {
+            now + (u - unix)
+        }
+    }
 }
 
 /// Seconds and nanoseconds since the Unix epoch.

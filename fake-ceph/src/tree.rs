@@ -30,8 +30,8 @@ pub struct DataDir {
 }
 
 impl DataDir {
-    /// Uses `path` (created if missing; it must be empty: the fake does not recover a
-    /// previous run's state) or, with `None`, a new temporary directory.
+    /// Uses `path` (created if missing; it must be empty: a cluster starts there from
+    /// nothing) or, with `None`, a new temporary directory.
     pub fn new(path: Option<&Path>) -> std::io::Result<Self> {
         match path {
             Some(p) => {
@@ -40,9 +40,12 @@ impl DataDir {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::AlreadyExists,
                         format!(
-                            "data dir {} is not empty; fake-ceph starts from an empty cluster \
-                             and does not recover an earlier run",
-                            p.display()
+                            "data dir {} is not empty and holds no fake-ceph metadata store \
+                             ({}/{}): fake-ceph starts on an empty directory or recovers one \
+                             that a fake-ceph with durable metadata left",
+                            p.display(),
+                            crate::store::META_DIR,
+                            crate::store::STORE_FILE
                         ),
                     ));
                 }
@@ -59,6 +62,14 @@ impl DataDir {
                 })
             }
         }
+    }
+
+    /// Uses `path` as it is, to recover the cluster a metadata store in it describes.
+    pub fn existing(path: &Path) -> std::io::Result<Self> {
+        Ok(Self {
+            root: path.canonicalize()?,
+            _temp: None,
+        })
     }
 
     /// The data dir itself.

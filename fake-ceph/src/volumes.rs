@@ -21,6 +21,7 @@ use crate::cluster::{Caller, Handler, Inner, Shared};
 use crate::command::{ArgSpec, ArgType, Args, CommandSpec, Daemon, opt, py_json, req};
 use crate::error::{CephError, CephResult, Reply, errno};
 use crate::mds::QuotaRealm;
+use crate::store::{Marks, RecordKey};
 use crate::time::{ceph_time, ceph_time_micros, now_unix};
 use crate::tree::{check_name, copy_tree, du};
 
@@ -64,7 +65,8 @@ impl Default for VolumesConfig {
 }
 
 /// A subvolume's lifecycle state, as `info` and `clone status` name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 enum State {
     Complete,
     Pending,
@@ -87,7 +89,7 @@ impl State {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct CloneSource {
     volume: String,
     group: String,
@@ -104,7 +106,7 @@ struct CloneJob {
     failure: Option<(i32, String)>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Snapshot {
     created_at: Duration,
     /// The subvolume UUID the snapshot's data lives under.
@@ -145,9 +147,51 @@ struct Group {
 }
 
 /// Who created a cephx user through `fs subvolume authorize`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct AuthMeta {
     tenant_id: Option<String>,
+}
+
+/// A clone's job as the metadata store keeps it: times are Unix times, so that its
+/// progress resumes where it was after a restart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CloneRecord {
+    source: CloneSource,
+    seq: u64,
+    queued: Duration,
+    started: Option<Duration>,
+    failure: Option<(i32, String)>,
+}
+
+/// A subvolume as the metadata store keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SubvolumeRecord {
+    uuid: String,
+    created_at: Duration,
+    mode: u32,
+    uid: i64,
+    gid: i64,
+    pool: String,
+    pool_namespace: String,
+    /// `ceph.quota.max_bytes`; 0 is none.
+    quota: u64,
+    state: State,
+    is_clone: bool,
+    clone: Option<CloneRecord>,
+    snapshots: BTreeMap<String, Snapshot>,
+    metadata: BTreeMap<String, String>,
+    authorized: BTreeMap<String, String>,
+}
+
+/// A group as the metadata store keeps it (its subvolumes are records of their own).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct GroupRecord {
+    created_at: Duration,
+    mode: u32,
+    uid: i64,
+    gid: i64,
+    pool: Option<String>,
+    quota: Option<u64>,
 }
 
 /// The `volumes` module's state, per file system.
@@ -156,8 +200,13 @@ pub struct Volumes {
     groups: BTreeMap<(String, String), Group>,
     auth_meta: BTreeMap<String, AuthMeta>,
     options: VolumesConfig,
+    /// The options set with `config set mgr mgr/volumes/...`, as given: Ceph keeps them
+    /// in the monitors' config database, over the defaults the cluster started with.
+    overrides: BTreeMap<String, String>,
     clone_seq: u64,
     trash_seq: u64,
+    /// Every change is marked for the metadata store.
+    pub(crate) marks: Marks,
 }
 
 impl Volumes {
@@ -167,9 +216,375 @@ impl Volumes {
             groups: BTreeMap::new(),
             auth_meta: BTreeMap::new(),
             options,
+            overrides: BTreeMap::new(),
             clone_seq: 0,
             trash_seq: 0,
+            marks: Marks::default(),
         }
+    }
+
+    /// The options in force.
+    pub(crate) fn options(&self) -> &VolumesConfig {
+        &self.options
+    }
+
+    fn mark_sv(&self, fs: &str, g: &str, n: &str) {
+        self.marks.mark(RecordKey::Subvolume(
+            fs.to_owned(),
+            g.to_owned(),
+            n.to_owned(),
+        ));
+    }
+
+    fn mark_group(&self, fs: &str, g: &str) {
+        self.marks
+            .mark(RecordKey::Group(fs.to_owned(), g.to_owned()));
+    }
+
+    fn mark_auth_meta(&self, auth_id: &str) {
+        self.marks.mark(RecordKey::AuthMeta(auth_id.to_owned()));
+    }
+
+    /// A group, made (and marked) if missing: the implicit `_nogroup` is made so.
+    fn group_entry(&mut self, fs: &str, g: &str) -> &mut Group {
+        let key = (fs.to_owned(), g.to_owned());
+        if !self.groups.contains_key(&key) {
+            self.mark_group(fs, g);
+        }
+        self.groups.entry(key).or_default()
+    }
+
+    /// Marks the subvolume whose data path contains `path` (a quota set through a
+    /// mount); whether there is one.
+    pub(crate) fn mark_path(&self, fs: &str, path: &str) -> bool {
+        let mut parts = path.split('/').filter(|p| !p.is_empty());
+        let (Some("volumes"), Some(g), Some(n)) = (parts.next(), parts.next(), parts.next()) else {
+            return false;
+        };
+        let known = self
+            .groups
+            .get(&(fs.to_owned(), g.to_owned()))
+            .is_some_and(|grp| grp.subvolumes.contains_key(n));
+        if known {
+            self.mark_sv(fs, g, n);
+        }
+        known
+    }
+
+    /// The store's record of a subvolume; `None` if there is none.
+    pub(crate) fn subvolume_record(
+        &self,
+        clock: &crate::time::Clock,
+        fs: &str,
+        g: &str,
+        n: &str,
+    ) -> Option<Vec<u8>> {
+        let sv = self
+            .groups
+            .get(&(fs.to_owned(), g.to_owned()))?
+            .subvolumes
+            .get(n)?;
+        crate::store::encode(&SubvolumeRecord {
+            uuid: sv.uuid.clone(),
+            created_at: sv.created_at,
+            mode: sv.mode,
+            uid: sv.uid,
+            gid: sv.gid,
+            pool: sv.pool.clone(),
+            pool_namespace: sv.pool_namespace.clone(),
+            quota: sv.realm.max_bytes(),
+            state: sv.state,
+            is_clone: sv.is_clone,
+            clone: sv.clone.as_ref().map(|j| CloneRecord {
+                source: j.source.clone(),
+                seq: j.seq,
+                queued: clock.to_unix(j.queued),
+                started: j.started.map(|t| clock.to_unix(t)),
+                failure: j.failure.clone(),
+            }),
+            snapshots: sv.snapshots.clone(),
+            metadata: sv.metadata.clone(),
+            authorized: sv.authorized.clone(),
+        })
+    }
+
+    /// The store's record of a group; `None` if there is none.
+    pub(crate) fn group_record(&self, fs: &str, g: &str) -> Option<Vec<u8>> {
+        let grp = self.groups.get(&(fs.to_owned(), g.to_owned()))?;
+        crate::store::encode(&GroupRecord {
+            created_at: grp.created_at,
+            mode: grp.mode,
+            uid: grp.uid,
+            gid: grp.gid,
+            pool: grp.pool.clone(),
+            quota: grp.quota,
+        })
+    }
+
+    /// The store's record of who made a cephx user; `None` if nobody did.
+    pub(crate) fn auth_meta_record(&self, auth_id: &str) -> Option<Vec<u8>> {
+        crate::store::encode(self.auth_meta.get(auth_id)?)
+    }
+
+    /// The store's record of the options set at run time.
+    pub(crate) fn options_record(&self) -> Option<Vec<u8>> {
+        crate::store::encode(&self.overrides)
+    }
+
+    /// The state of the store's records over `options` (the cluster's configuration):
+    /// nothing is marked and the tree is not looked at ([`Volumes::reconcile`] does that).
+    pub(crate) fn restore(
+        options: VolumesConfig,
+        clock: &crate::time::Clock,
+        loaded: &crate::store::Loaded,
+    ) -> std::io::Result<Self> {
+        let mut v = Self::new(options);
+        if let Some(bytes) = &loaded.options {
+            let overrides: BTreeMap<String, String> =
+                crate::store::decode("volumes options", bytes)?;
+            for (name, value) in overrides {
+                // Each was checked when it was set; one this version refuses is dropped.
+                if set_option(&mut v.options, &name, &value).is_ok() {
+                    v.overrides.insert(name, value);
+                }
+            }
+        }
+        for ((fs, g), bytes) in &loaded.groups {
+            let r: GroupRecord = crate::store::decode("subvolume group", bytes)?;
+            v.groups.insert(
+                (fs.clone(), g.clone()),
+                Group {
+                    created_at: r.created_at,
+                    mode: r.mode,
+                    uid: r.uid,
+                    gid: r.gid,
+                    pool: r.pool,
+                    quota: r.quota,
+                    subvolumes: BTreeMap::new(),
+                },
+            );
+        }
+        for ((fs, g, n), bytes) in &loaded.subvolumes {
+            let r: SubvolumeRecord = crate::store::decode("subvolume", bytes)?;
+            let clone = r.clone.map(|c| CloneJob {
+                source: c.source,
+                seq: c.seq,
+                queued: clock.from_unix(c.queued),
+                started: c.started.map(|t| clock.from_unix(t)),
+                failure: c.failure,
+            });
+            v.clone_seq = v.clone_seq.max(clone.as_ref().map_or(0, |c| c.seq));
+            v.groups
+                .entry((fs.clone(), g.clone()))
+                .or_default()
+                .subvolumes
+                .insert(
+                    n.clone(),
+                    Subvolume {
+                        uuid: r.uuid,
+                        created_at: r.created_at,
+                        mode: r.mode,
+                        uid: r.uid,
+                        gid: r.gid,
+                        pool: r.pool,
+                        pool_namespace: r.pool_namespace,
+                        realm: QuotaRealm::new(r.quota),
+                        state: r.state,
+                        is_clone: r.is_clone,
+                        clone,
+                        snapshots: r.snapshots,
+                        metadata: r.metadata,
+                        authorized: r.authorized,
+                    },
+                );
+        }
+        for (id, bytes) in &loaded.auth_meta {
+            v.auth_meta
+                .insert(id.clone(), crate::store::decode("auth metadata", bytes)?);
+        }
+        Ok(v)
+    }
+
+    /// Brings the records and the tree of file system `fs` (rooted at `fs_root`) into
+    /// agreement after a restart, as if every command cut short by the crash had either
+    /// finished or never started:
+    ///
+    /// - a directory under `/volumes` that the `volumes` module would have made but that
+    ///   has no record (a group, a subvolume, a stray data directory, a snapshot: what a
+    ///   create leaves when it dies before its commit) goes to the trash;
+    /// - a subvolume whose data directory is gone (what a removal leaves when it dies
+    ///   before its commit, or damage) is removed, or keeps only its snapshots if it has
+    ///   any, as `rm --retain-snapshots` does; a snapshot whose directory is gone is
+    ///   removed, and a retained subvolume left without snapshots with it;
+    /// - a group whose directory is gone gets it back (a group holds no data);
+    /// - a snapshot's pending clones are those clones that still wait for it.
+    ///
+    /// Changed records are marked. Names starting with `_` under `/volumes` other than
+    /// `_nogroup` (the trash, `_index`, `_legacy`) and files are left alone.
+    pub(crate) fn reconcile(&mut self, fs: &str, fs_root: &Path) -> std::io::Result<Reconciled> {
+        let mut out = Reconciled::default();
+        let vols = fs_root.join("volumes");
+        std::fs::create_dir_all(&vols)?;
+        let trash_dir = vols.join("_deleting");
+        let mut to_trash: Vec<PathBuf> = Vec::new();
+        // Groups: records without directories are made again; directories without
+        // records go.
+        for ((f, g), group) in &self.groups {
+            let dir = vols.join(g);
+            if f == fs && !dir.is_dir() {
+                std::fs::create_dir_all(&dir)?;
+                set_mode(&dir, group.mode);
+                out.remade.push(format!("/volumes/{g}"));
+            }
+        }
+        for name in subdirs(&vols)? {
+            if (name.starts_with('_') && name != NO_GROUP)
+                || self.groups.contains_key(&(fs.to_owned(), name.clone()))
+            {
+                continue;
+            }
+            to_trash.push(vols.join(&name));
+        }
+        let keys: Vec<(String, String)> = self
+            .groups
+            .keys()
+            .filter(|(f, _)| f == fs)
+            .cloned()
+            .collect();
+        for key in keys {
+            let gdir = vols.join(&key.1);
+            // Subvolume directories without records.
+            for name in subdirs(&gdir)? {
+                if !self.groups[&key].subvolumes.contains_key(&name) {
+                    to_trash.push(gdir.join(&name));
+                }
+            }
+            let names: Vec<String> = self.groups[&key].subvolumes.keys().cloned().collect();
+            for name in names {
+                let svdir = gdir.join(&name);
+                let path = format!("/volumes/{}/{name}", key.1);
+                let Some(sv) = self
+                    .groups
+                    .get_mut(&key)
+                    .and_then(|g| g.subvolumes.get_mut(&name))
+                else {
+                    continue;
+                };
+                let mut changed = false;
+                // Snapshots whose directories are gone.
+                let gone: Vec<String> = sv
+                    .snapshots
+                    .iter()
+                    .filter(|(snap, s)| !svdir.join(".snap").join(snap).join(&s.uuid).is_dir())
+                    .map(|(snap, _)| snap.clone())
+                    .collect();
+                for snap in gone {
+                    sv.snapshots.remove(&snap);
+                    out.dropped.push(format!("{path}@{snap}"));
+                    changed = true;
+                }
+                // Snapshot directories without records.
+                for snap in subdirs(&svdir.join(".snap"))? {
+                    if !sv.snapshots.contains_key(&snap) {
+                        to_trash.push(svdir.join(".snap").join(snap));
+                    }
+                }
+                let has_data = sv.state != State::SnapshotRetained && svdir.join(&sv.uuid).is_dir();
+                if sv.state != State::SnapshotRetained && !has_data {
+                    sv.state = State::SnapshotRetained;
+                    sv.realm.set_used(0);
+                    if !sv.snapshots.is_empty() {
+                        out.dropped.push(format!("{path} (data; snapshots kept)"));
+                    }
+                    changed = true;
+                }
+                let remove = sv.state == State::SnapshotRetained && sv.snapshots.is_empty();
+                // Data directories of other incarnations (a recreate that died).
+                for d in subdirs(&svdir)? {
+                    if looks_like_uuid(&d) && (d != sv.uuid || !has_data) {
+                        to_trash.push(svdir.join(d));
+                    }
+                }
+                if remove {
+                    if let Some(g) = self.groups.get_mut(&key) {
+                        g.subvolumes.remove(&name);
+                    }
+                    out.dropped.push(path);
+                    if svdir.exists() {
+                        to_trash.push(svdir);
+                    }
+                }
+                if changed || remove {
+                    self.mark_sv(fs, &key.1, &name);
+                }
+            }
+        }
+        // Pending clones are the clones still waiting for their snapshot.
+        let waiting: std::collections::BTreeSet<(String, String, String, String, String, String)> =
+            self.groups
+                .iter()
+                .filter(|((f, _), _)| f == fs)
+                .flat_map(|((_, g), group)| {
+                    group.subvolumes.iter().filter_map(move |(n, sv)| {
+                        let job = sv.clone.as_ref()?;
+                        matches!(sv.state, State::Pending | State::InProgress).then(|| {
+                            let s = &job.source;
+                            (
+                                s.group.clone(),
+                                s.subvolume.clone(),
+                                s.snapshot.clone(),
+                                n.clone(),
+                                g.clone(),
+                                s.volume.clone(),
+                            )
+                        })
+                    })
+                })
+                .collect();
+        let mut fixed = Vec::new();
+        for ((f, g), group) in self.groups.iter_mut().filter(|((f, _), _)| f == fs) {
+            for (n, sv) in group.subvolumes.iter_mut() {
+                for (snap, s) in sv.snapshots.iter_mut() {
+                    let before = s.pending_clones.len();
+                    s.pending_clones.retain(|(tn, tg)| {
+                        waiting.contains(&(
+                            g.clone(),
+                            n.clone(),
+                            snap.clone(),
+                            tn.clone(),
+                            tg.clone(),
+                            f.clone(),
+                        ))
+                    });
+                    if s.pending_clones.len() != before {
+                        fixed.push((g.clone(), n.clone()));
+                    }
+                }
+            }
+        }
+        for (g, n) in fixed {
+            self.mark_sv(fs, &g, &n);
+        }
+        to_trash.sort();
+        to_trash.dedup();
+        for dir in to_trash {
+            // A directory inside one already trashed went with it.
+            if !dir.exists() {
+                continue;
+            }
+            std::fs::create_dir_all(&trash_dir)?;
+            let mut k = 0u64;
+            let dest = loop {
+                let d = trash_dir.join(format!("recovered-{k}"));
+                if !d.exists() {
+                    break d;
+                }
+                k += 1;
+            };
+            std::fs::rename(&dir, &dest)?;
+            out.trashed.push(dir);
+        }
+        Ok(out)
     }
 
     /// The quota realm and CephFS data path of the subvolume that contains `path`.
@@ -337,11 +752,19 @@ impl Volumes {
         self.detach_pending_clone(source, n, g);
     }
 
+    /// A subvolume to change: it is marked changed.
     fn sv_mut(&mut self, fs: &str, g: &str, n: &str) -> Option<&mut Subvolume> {
-        self.groups
+        let sv = self
+            .groups
             .get_mut(&(fs.to_owned(), g.to_owned()))?
             .subvolumes
-            .get_mut(n)
+            .get_mut(n)?;
+        self.marks.mark(RecordKey::Subvolume(
+            fs.to_owned(),
+            g.to_owned(),
+            n.to_owned(),
+        ));
+        Some(sv)
     }
 
     fn snapshot_data_dir(&self, inner: &Inner, src: &CloneSource) -> Option<PathBuf> {
@@ -381,6 +804,47 @@ impl Volumes {
             .filter(|s| matches!(s.state, State::Pending | State::InProgress))
             .count()
     }
+}
+
+/// What [`Volumes::reconcile`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Reconciled {
+    /// Records dropped because their data was gone (CephFS paths; `@snap` for a
+    /// snapshot).
+    pub dropped: Vec<String>,
+    /// Directories without a record, moved to the trash (local paths).
+    pub trashed: Vec<PathBuf>,
+    /// Group directories made again for their records (CephFS paths).
+    pub remade: Vec<String>,
+}
+
+/// The names of the directories in `dir` (none if it does not exist).
+fn subdirs(dir: &Path) -> std::io::Result<Vec<String>> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for e in rd {
+        let e = e?;
+        if e.file_type()?.is_dir()
+            && let Some(name) = e.file_name().to_str()
+        {
+            out.push(name.to_owned());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Whether a name has the shape of the UUIDs the fake names data directories with.
+fn looks_like_uuid(name: &str) -> bool {
+    name.len() == 36
+        && name.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
 }
 
 /// The names of a subvolume in a command.
@@ -541,6 +1005,11 @@ fn get_sv_mut<'s>(sh: &'s mut Shared, n: &Names<'_>, op: &str) -> CephResult<&'s
         .get_mut(n.name)
         .ok_or_else(|| subvolume_missing(n.name))?;
     gate(sv, n.name, op)?;
+    sh.volumes.marks.mark(RecordKey::Subvolume(
+        n.vol.to_owned(),
+        n.group.to_owned(),
+        n.name.to_owned(),
+    ));
     Ok(sv)
 }
 
@@ -668,6 +1137,7 @@ fn group_create(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply
     };
     let size = create_size(args)?;
     let dir = inner.data.fs_root(vol).join("volumes").join(group);
+    sh.volumes.mark_group(vol, group);
     let g = sh
         .volumes
         .groups
@@ -718,8 +1188,9 @@ fn group_rm(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
         ));
     }
     sh.volumes.groups.remove(&key);
+    sh.volumes.mark_group(vol, group);
     let dir = inner.data.fs_root(vol).join("volumes").join(group);
-    let _ = std::fs::remove_dir_all(&dir);
+    trash(inner, &mut sh, vol, &dir)?;
     inner.mds.charge_internal(2);
     Ok(Reply::ok(""))
 }
@@ -819,7 +1290,8 @@ fn subvolume_create(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<R
     };
     let dir = local_dir(inner, n.vol, n.group, n.name);
     let new_uuid = inner.new_uuid();
-    let group = sh.volumes.groups.entry(n.key()).or_default();
+    sh.volumes.mark_sv(n.vol, n.group, n.name);
+    let group = sh.volumes.group_entry(n.vol, n.group);
     match group.subvolumes.get_mut(n.name) {
         Some(sv) if sv.state == State::SnapshotRetained => {
             // v2: creating a removed-with-retained-snapshots subvolume recreates it.
@@ -953,6 +1425,7 @@ fn subvolume_rm(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply
         if let Some(g) = sh.volumes.groups.get_mut(&n.key()) {
             g.subvolumes.remove(n.name);
         }
+        sh.volumes.mark_sv(n.vol, n.group, n.name);
     }
     inner.mds.charge_internal(3);
     Ok(Reply::ok(""))
@@ -1070,6 +1543,7 @@ fn subvolume_resize(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<R
         )));
     }
     sv.realm.set_max_bytes(new.unwrap_or(0));
+    sh.volumes.mark_sv(n.vol, n.group, n.name);
     let v = json!([
         {"bytes_used": used},
         // Ceph reports the removed quota as 0 here (and as "infinite" in `info`).
@@ -1113,11 +1587,29 @@ fn metadata_set(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply
     Ok(Reply::ok(""))
 }
 
+/// The metadata a read looks at (nothing is marked).
+fn metadata_of<'s>(
+    sh: &'s Shared,
+    n: &Names<'_>,
+    snap: Option<&str>,
+    op: &str,
+) -> CephResult<&'s BTreeMap<String, String>> {
+    let sv = get_sv(sh, n, op)?;
+    match snap {
+        None => Ok(&sv.metadata),
+        Some(s) => sv
+            .snapshots
+            .get(s)
+            .map(|s| &s.metadata)
+            .ok_or_else(|| CephError::noent(format!("snapshot '{s}' does not exist"))),
+    }
+}
+
 fn metadata_get(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
     let n = names(args, "sub_name")?;
     let key = args.req_str("key_name")?.trim().to_lowercase();
-    let mut sh = open(inner, n.vol)?;
-    let md = metadata_target(&mut sh, &n, args.str("snap_name"), "user_metadata_get")?;
+    let sh = open(inner, n.vol)?;
+    let md = metadata_of(&sh, &n, args.str("snap_name"), "user_metadata_get")?;
     let v = md
         .get(&key)
         .cloned()
@@ -1128,9 +1620,9 @@ fn metadata_get(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply
 
 fn metadata_ls(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
     let n = names(args, "sub_name")?;
-    let mut sh = open(inner, n.vol)?;
-    let md = metadata_target(&mut sh, &n, args.str("snap_name"), "user_metadata_list")?;
-    Ok(Reply::ok(py_json(&*md, 4)))
+    let sh = open(inner, n.vol)?;
+    let md = metadata_of(&sh, &n, args.str("snap_name"), "user_metadata_list")?;
+    Ok(Reply::ok(py_json(md, 4)))
 }
 
 fn metadata_rm(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
@@ -1205,13 +1697,15 @@ fn snapshot_rm(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply>
     sv.snapshots.remove(snap);
     let retained_and_empty = sv.state == State::SnapshotRetained && sv.snapshots.is_empty();
     let dir = local_dir(inner, n.vol, n.group, n.name);
-    let _ = std::fs::remove_dir_all(dir.join(".snap").join(snap));
+    // Into the trash in one rename: a crash leaves the snapshot whole or gone.
+    trash(inner, sh, n.vol, &dir.join(".snap").join(snap))?;
     if retained_and_empty {
         // The last retained snapshot is gone: the subvolume goes with it.
         trash(inner, sh, n.vol, &dir)?;
         if let Some(g) = sh.volumes.groups.get_mut(&n.key()) {
             g.subvolumes.remove(n.name);
         }
+        sh.volumes.mark_sv(n.vol, n.group, n.name);
     }
     inner.mds.charge_internal(2);
     Ok(Reply::ok(""))
@@ -1337,10 +1831,9 @@ fn snapshot_clone(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Rep
         subvolume: n.name.to_owned(),
         snapshot: snap.to_owned(),
     };
+    sh.volumes.mark_sv(n.vol, target_group, target);
     sh.volumes
-        .groups
-        .entry((n.vol.to_owned(), target_group.to_owned()))
-        .or_default()
+        .group_entry(n.vol, target_group)
         .subvolumes
         .insert(
             target.to_owned(),
@@ -1516,6 +2009,9 @@ fn subvolume_authorize(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResul
         }
         _ => {}
     }
+    if !sh.volumes.auth_meta.contains_key(auth_id) {
+        sh.volumes.mark_auth_meta(auth_id);
+    }
     sh.volumes
         .auth_meta
         .entry(auth_id.to_owned())
@@ -1566,6 +2062,7 @@ fn subvolume_deauthorize(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephRes
     if pairs.is_empty() {
         db.remove(&entity);
         sh.volumes.auth_meta.remove(auth_id);
+        sh.volumes.mark_auth_meta(auth_id);
     } else {
         db.set_caps(&entity, Caps::parse(&pairs)?);
     }
@@ -1598,6 +2095,35 @@ fn subvolume_evict(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Re
 // ---------------------------------------------------------------------------------
 // Module options (`config set mgr mgr/volumes/<name> <value>`)
 
+/// Sets one `mgr/volumes/<opt>` option from its text, as `config set` does.
+fn set_option(o: &mut VolumesConfig, opt: &str, value: &str) -> CephResult<()> {
+    let bad = || {
+        CephError::inval(format!(
+            "error parsing value: '{value}' for mgr/volumes/{opt}"
+        ))
+    };
+    let parse_bool = |v: &str| match v {
+        "true" | "True" | "1" | "yes" => Ok(true),
+        "false" | "False" | "0" | "no" => Ok(false),
+        _ => Err(bad()),
+    };
+    match opt {
+        "max_concurrent_clones" => o.max_concurrent_clones = value.parse().map_err(|_| bad())?,
+        "snapshot_clone_no_wait" => o.snapshot_clone_no_wait = parse_bool(value)?,
+        "snapshot_clone_delay" => {
+            o.snapshot_clone_delay = Duration::from_secs(value.parse().map_err(|_| bad())?)
+        }
+        "pause_cloning" => o.pause_cloning = parse_bool(value)?,
+        "pause_purging" => o.pause_purging = parse_bool(value)?,
+        _ => {
+            return Err(CephError::inval(format!(
+                "unrecognized config option 'mgr/volumes/{opt}'"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn config_set(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
     let who = args.req_str("who")?;
     let name = args.req_str("name")?;
@@ -1607,31 +2133,12 @@ fn config_set(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> 
         let _ = who;
         return Ok(Reply::ok(""));
     };
-    let bad = || CephError::inval(format!("error parsing value: '{value}' for {name}"));
-    let parse_bool = |v: &str| match v {
-        "true" | "True" | "1" | "yes" => Ok(true),
-        "false" | "False" | "0" | "no" => Ok(false),
-        _ => Err(bad()),
-    };
     let mut sh = inner.shared.lock();
-    let o = &mut sh.volumes.options;
-    match opt {
-        "max_concurrent_clones" => o.max_concurrent_clones = value.parse().map_err(|_| bad())?,
-        "snapshot_clone_no_wait" => o.snapshot_clone_no_wait = parse_bool(value)?,
-        "snapshot_clone_delay" => {
-            o.snapshot_clone_delay = Duration::from_secs(value.parse().map_err(|_| bad())?)
-        }
-        "pause_cloning" => o.pause_cloning = parse_bool(value)?,
-        "pause_purging" => {
-            o.pause_purging = parse_bool(value)?;
-            inner.purger.set_paused(o.pause_purging);
-        }
-        _ => {
-            return Err(CephError::inval(format!(
-                "unrecognized config option '{name}'"
-            )));
-        }
-    }
+    let v = &mut sh.volumes;
+    set_option(&mut v.options, opt, value)?;
+    v.overrides.insert(opt.to_owned(), value.to_owned());
+    v.marks.mark(RecordKey::Options);
+    inner.purger.set_paused(v.options.pause_purging);
     Ok(Reply::ok(""))
 }
 
@@ -1641,7 +2148,8 @@ fn config_rm(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
         // Back to what the cluster was started with.
         let d = inner.config.volumes.clone();
         let mut sh = inner.shared.lock();
-        let o = &mut sh.volumes.options;
+        let v = &mut sh.volumes;
+        let o = &mut v.options;
         match opt {
             "max_concurrent_clones" => o.max_concurrent_clones = d.max_concurrent_clones,
             "snapshot_clone_no_wait" => o.snapshot_clone_no_wait = d.snapshot_clone_no_wait,
@@ -1652,6 +2160,9 @@ fn config_rm(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
                 inner.purger.set_paused(o.pause_purging);
             }
             _ => {}
+        }
+        if v.overrides.remove(opt).is_some() {
+            v.marks.mark(RecordKey::Options);
         }
     }
     // Removing an option that is not set succeeds, as in Ceph.
@@ -1981,3 +2492,231 @@ pub(crate) const COMMANDS: &[(CommandSpec, Handler)] = &[
         config_get,
     ),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const U1: &str = "11111111-1111-4111-8111-111111111111";
+    const U2: &str = "22222222-2222-4222-8222-222222222222";
+
+    fn sv(uuid: &str, state: State) -> Subvolume {
+        Subvolume {
+            uuid: uuid.into(),
+            created_at: Duration::ZERO,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            pool: "cephfs.cephfs.data".into(),
+            pool_namespace: String::new(),
+            realm: QuotaRealm::new(0),
+            state,
+            is_clone: false,
+            clone: None,
+            snapshots: BTreeMap::new(),
+            metadata: BTreeMap::new(),
+            authorized: BTreeMap::new(),
+        }
+    }
+
+    fn snap(uuid: &str) -> Snapshot {
+        Snapshot {
+            created_at: Duration::ZERO,
+            uuid: uuid.into(),
+            metadata: BTreeMap::new(),
+            pending_clones: Vec::new(),
+        }
+    }
+
+    /// A tree under a temporary fs root and the records, reconciled.
+    struct Case {
+        root: tempfile::TempDir,
+        v: Volumes,
+    }
+
+    impl Case {
+        fn new() -> Self {
+            Self {
+                root: tempfile::tempdir().unwrap(),
+                v: Volumes::new(VolumesConfig::default()),
+            }
+        }
+
+        fn mkdir(&self, rel: &str) -> &Self {
+            std::fs::create_dir_all(self.root.path().join("volumes").join(rel)).unwrap();
+            self
+        }
+
+        fn group(&mut self, g: &str) -> &mut Group {
+            self.v
+                .groups
+                .entry(("cephfs".into(), g.into()))
+                .or_default()
+        }
+
+        fn reconcile(&mut self) -> Reconciled {
+            let root = self.root.path().to_path_buf();
+            self.v.reconcile("cephfs", &root).unwrap()
+        }
+
+        fn exists(&self, rel: &str) -> bool {
+            self.root.path().join("volumes").join(rel).exists()
+        }
+
+        fn subvolumes(&self, g: &str) -> Vec<String> {
+            self.v
+                .groups
+                .get(&("cephfs".to_owned(), g.to_owned()))
+                .map(|g| g.subvolumes.keys().cloned().collect())
+                .unwrap_or_default()
+        }
+
+        fn trashed(&self) -> usize {
+            std::fs::read_dir(self.root.path().join("volumes/_deleting"))
+                .map(|rd| rd.count())
+                .unwrap_or(0)
+        }
+    }
+
+    #[test]
+    fn a_tree_that_matches_its_records_is_left_alone() {
+        let mut c = Case::new();
+        c.mkdir(&format!("csi/a/{U1}"))
+            .mkdir(&format!("csi/a/.snap/s/{U1}"))
+            .mkdir("_deleting/old");
+        let mut a = sv(U1, State::Complete);
+        a.snapshots.insert("s".into(), snap(U1));
+        c.group("csi").subvolumes.insert("a".into(), a);
+        assert_eq!(c.reconcile(), Reconciled::default());
+        assert_eq!(c.subvolumes("csi"), ["a"]);
+        assert!(c.exists(&format!("csi/a/{U1}")) && c.exists("_deleting/old"));
+    }
+
+    #[test]
+    fn directories_without_records_go_to_the_trash() {
+        let mut c = Case::new();
+        // A create that died before its commit, in a group and in _nogroup; a group
+        // whose create died; a snapshot whose create died; a recreate's new data dir.
+        c.mkdir(&format!("csi/a/{U1}"))
+            .mkdir(&format!("csi/a/{U2}"))
+            .mkdir(&format!("csi/a/.snap/half/{U1}"))
+            .mkdir(&format!("csi/unacked/{U1}"))
+            .mkdir(&format!("_nogroup/unacked/{U2}"))
+            .mkdir("newgroup")
+            .mkdir("_index/kept");
+        std::fs::write(c.root.path().join("volumes/csi/a/notes.txt"), b"x").unwrap();
+        c.group("csi")
+            .subvolumes
+            .insert("a".into(), sv(U1, State::Complete));
+        let r = c.reconcile();
+        assert_eq!(r.dropped, Vec::<String>::new());
+        assert_eq!(r.trashed.len(), 5, "{r:?}");
+        assert_eq!(c.trashed(), 5);
+        for gone in [
+            format!("csi/a/{U2}"),
+            "csi/a/.snap/half".to_owned(),
+            "csi/unacked".to_owned(),
+            "_nogroup".to_owned(),
+            "newgroup".to_owned(),
+        ] {
+            assert!(!c.exists(&gone), "{gone}");
+        }
+        // What the volumes module does not make is not its to remove.
+        assert!(c.exists("_index/kept") && c.exists("csi/a/notes.txt"));
+        assert!(c.exists(&format!("csi/a/{U1}")));
+        assert_eq!(c.subvolumes("csi"), ["a"]);
+    }
+
+    #[test]
+    fn records_whose_data_is_gone_are_dropped_or_keep_their_snapshots() {
+        let mut c = Case::new();
+        // b: removed, the commit lost; r: removed with retained snapshots, the commit
+        // lost; k: a snapshot removed, the commit lost; t: retained, its last snapshot
+        // removed, the commit lost.
+        c.mkdir(&format!("csi/r/.snap/s/{U1}"))
+            .mkdir(&format!("csi/k/{U1}"))
+            .mkdir("csi/t/.snap");
+        c.group("csi")
+            .subvolumes
+            .insert("b".into(), sv(U1, State::Complete));
+        let mut r = sv(U1, State::Complete);
+        r.snapshots.insert("s".into(), snap(U1));
+        c.group("csi").subvolumes.insert("r".into(), r);
+        let mut k = sv(U1, State::Complete);
+        k.snapshots.insert("gone".into(), snap(U1));
+        c.group("csi").subvolumes.insert("k".into(), k);
+        let mut t = sv(U1, State::SnapshotRetained);
+        t.snapshots.insert("last".into(), snap(U1));
+        c.group("csi").subvolumes.insert("t".into(), t);
+        let out = c.reconcile();
+        assert_eq!(
+            out.dropped,
+            [
+                "/volumes/csi/b",
+                "/volumes/csi/k@gone",
+                "/volumes/csi/r (data; snapshots kept)",
+                "/volumes/csi/t@last",
+                "/volumes/csi/t",
+            ]
+        );
+        assert_eq!(c.subvolumes("csi"), ["k", "r"]);
+        let g = &c.v.groups[&("cephfs".to_owned(), "csi".to_owned())];
+        assert_eq!(g.subvolumes["r"].state, State::SnapshotRetained);
+        assert!(g.subvolumes["k"].snapshots.is_empty());
+        assert!(!c.exists("csi/t"));
+    }
+
+    #[test]
+    fn a_group_without_its_directory_gets_it_back_and_pending_clones_are_recounted() {
+        let mut c = Case::new();
+        c.mkdir(&format!("_nogroup/src/{U1}"))
+            .mkdir(&format!("_nogroup/src/.snap/s/{U1}"))
+            .mkdir(&format!("_nogroup/cl/{U2}"));
+        c.group("empty").mode = 0o750;
+        let mut src = sv(U1, State::Complete);
+        let mut s = snap(U1);
+        // cl is still waiting; gone's record was dropped (its create never committed).
+        s.pending_clones = vec![
+            ("cl".into(), NO_GROUP.into()),
+            ("gone".into(), NO_GROUP.into()),
+        ];
+        src.snapshots.insert("s".into(), s);
+        c.group(NO_GROUP).subvolumes.insert("src".into(), src);
+        let mut cl = sv(U2, State::Pending);
+        cl.is_clone = true;
+        cl.clone = Some(CloneJob {
+            source: CloneSource {
+                volume: "cephfs".into(),
+                group: NO_GROUP.into(),
+                subvolume: "src".into(),
+                snapshot: "s".into(),
+            },
+            seq: 1,
+            queued: Instant::now(),
+            started: None,
+            failure: None,
+        });
+        c.group(NO_GROUP).subvolumes.insert("cl".into(), cl);
+        let r = c.reconcile();
+        assert_eq!(r.remade, ["/volumes/empty"]);
+        assert!(c.exists("empty"));
+        let g = &c.v.groups[&("cephfs".to_owned(), NO_GROUP.to_owned())];
+        assert_eq!(
+            g.subvolumes["src"].snapshots["s"].pending_clones,
+            [("cl".to_owned(), NO_GROUP.to_owned())]
+        );
+    }
+
+    #[test]
+    fn uuid_shapes() {
+        assert!(looks_like_uuid(U1));
+        for bad in [
+            "",
+            ".snap",
+            "11111111-1111-4111-8111-11111111111",
+            &U1.replace('-', "x"),
+        ] {
+            assert!(!looks_like_uuid(bad), "{bad}");
+        }
+    }
+}

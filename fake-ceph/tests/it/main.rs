@@ -9,6 +9,7 @@ mod binary;
 mod commands;
 mod confinement;
 mod connections;
+mod durable;
 mod faults;
 mod golden;
 mod mounts;
