@@ -584,6 +584,10 @@ pub struct Launch {
     pub manila_faults: fake_manila::Faults,
     /// The driver's deadlines.
     pub timeouts: crate::params::DriverTimeouts,
+    /// Keep the embedded fake-ceph's metadata on disk (`fake_ceph::Metadata::Durable`,
+    /// in the run's temporary directory), so that [`Embedded::restart_ceph`] finds every
+    /// volume, user and journal object again. Off, commands commit nothing.
+    pub durable_ceph: bool,
 }
 
 /// Back ends that run outside this process, for [`Embedded::launch_on`]: a fake-ceph
@@ -634,6 +638,8 @@ pub struct Embedded {
     backend: StorageBackend,
     /// The in-process fake-ceph; `None` with external back ends.
     cluster: Option<fake_ceph::Cluster>,
+    /// How the in-process fake-ceph was made and where it is served, to start it again.
+    ceph_server: Option<CephServer>,
     ceph: CephAccess,
     monitors: Vec<String>,
     /// Keystone's auth URL, with the Manila back end.
@@ -658,6 +664,34 @@ pub struct Embedded {
     manila_state: Option<fake_manila::AppState>,
     /// The faults in force: the scenario's, and the windows a fault plan has open.
     faults: FaultState,
+}
+
+/// The embedded fake-ceph's serving: its configuration, address and task (aborting the
+/// task closes every connection to it, as a killed process's would be).
+struct CephServer {
+    config: fake_ceph::Config,
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+    /// Restarts so far.
+    restarts: u64,
+}
+
+/// Serves `cluster` on `listener` as the fake-ceph binary does (its connection limits
+/// and timeouts), until the task is aborted.
+fn spawn_ceph(
+    cluster: &fake_ceph::Cluster,
+    listener: tokio::net::TcpListener,
+) -> tokio::task::JoinHandle<()> {
+    let app = fake_ceph::router(cluster.clone());
+    tokio::spawn(async move {
+        let _ = fake_ceph::service::serve(
+            listener,
+            app,
+            fake_ceph::service::ServeConfig::default(),
+            std::future::pending(),
+        )
+        .await;
+    })
 }
 
 /// The faults an [`Embedded`] stack has in force, kept so that windows of different
@@ -797,18 +831,6 @@ fn write_keyring(root: &Path, key: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// Binds a loopback port and serves `app` there; returns the base URL and the task.
-async fn serve_http(app: axum::Router) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("binding a loopback port")?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok((url, task))
-}
-
 /// Where an embedded fake-manila answers.
 struct ManilaEndpoints {
     /// Keystone's auth URL (`http://127.0.0.1:PORT/v3`).
@@ -899,19 +921,33 @@ impl Embedded {
         );
         let root = temp_root(prefix)?;
         let mut servers = Vec::new();
-        let (cluster, ceph) = match external {
+        let (cluster, ceph_server, ceph) = match external {
             None => {
                 let config = fake_ceph::Config {
                     seed: l.seed,
                     data_dir: Some(root.path().join("ceph")),
                     faults: l.ceph_faults.clone(),
+                    metadata: if l.durable_ceph {
+                        fake_ceph::Metadata::Durable
+                    } else {
+                        fake_ceph::Metadata::InMemory
+                    },
                     ..Default::default()
                 };
-                let cluster = fake_ceph::Cluster::new(config).context("fake-ceph")?;
-                let (url, task) = serve_http(fake_ceph::router(cluster.clone())).await?;
-                servers.push(task);
-                let ceph = CephAccess::new(&url, &cluster.admin_key())?;
-                (Some(cluster), ceph)
+                let cluster = fake_ceph::Cluster::new(config.clone()).context("fake-ceph")?;
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .context("binding a loopback port")?;
+                let addr = listener.local_addr()?;
+                let task = spawn_ceph(&cluster, listener);
+                let ceph = CephAccess::new(&format!("http://{addr}"), &cluster.admin_key())?;
+                let server = CephServer {
+                    config,
+                    addr,
+                    task,
+                    restarts: 0,
+                };
+                (Some(cluster), Some(server), ceph)
             }
             Some(x) => {
                 anyhow::ensure!(
@@ -924,7 +960,7 @@ impl Embedded {
                     "manila_faults apply to the embedded fake-manila only: set them on the \
                      external one (its --fault-* flags or /admin/faults)"
                 );
-                (None, CephAccess::new(&x.ceph_url, &x.ceph_admin_key)?)
+                (None, None, CephAccess::new(&x.ceph_url, &x.ceph_admin_key)?)
             }
         };
         let fs_names = ceph.fs_names().await?;
@@ -1056,6 +1092,7 @@ impl Embedded {
             root,
             backend: l.backend,
             cluster,
+            ceph_server,
             ceph,
             monitors,
             os_auth_url,
@@ -1311,25 +1348,64 @@ impl Embedded {
     }
 
     /// Kills the embedded fake-ceph and starts it again on the same data directory and
-    /// port, as a restart of the cluster's daemons would.
-    ///
-    /// Refused for now: fake-ceph keeps its maps, cephx users, `volumes` metadata, RADOS
-    /// objects and MDS sessions in memory, so a restart would lose every volume and the
-    /// driver's journal. It needs fake-ceph's durable metadata (branch
-    /// `durable-fake-ceph`: an embedded store under the data directory, recovered on
-    /// start), and from it: `Cluster::new` on an existing data directory recovering what
-    /// was acknowledged before the kill, the same admin key and fsid (or the recovered
-    /// ones), a way to tell that a data directory is durable, and a defined fate for the
-    /// MDS sessions (recovered, or gone so that the fake mounter's records see them
-    /// gone). The restart itself would then be: abort the serving task, drop the
-    /// `Cluster`, build it again from the same `Config` and serve it on the same port
-    /// (the driver's cluster config, fake-manila and the fake mounters' records name it).
+    /// port, as a restart of the cluster's daemons would: every connection to it breaks
+    /// (the calls under way get no answer), the new process recovers what the old one
+    /// acknowledged from its durable metadata (volumes, cephx users, the driver's
+    /// journal; the admin key and fsid stay), and MDS sessions are gone, as after an MDS
+    /// failover. The faults in force (the scenario's and the open windows, the MDS down)
+    /// are set again on the new instance. Needs [`Launch::durable_ceph`].
     pub async fn restart_ceph(&mut self) -> anyhow::Result<()> {
         self.cluster_for_faults()?;
-        anyhow::bail!(
-            "restarting fake-ceph needs its metadata kept on disk (branch durable-fake-ceph, \
-             not merged): a restart now would lose every volume and the driver's journal"
-        )
+        let server = self
+            .ceph_server
+            .as_mut()
+            .context("no embedded fake-ceph to restart")?;
+        anyhow::ensure!(
+            server.config.metadata == fake_ceph::Metadata::Durable,
+            "restarting fake-ceph needs its metadata kept on disk (Launch::durable_ceph): \
+             a restart would lose every volume and the driver's journal"
+        );
+        // The kill: the serving task owns every connection task, so aborting it drops
+        // them all; the old cluster goes with the last of them.
+        server.task.abort();
+        let _ = (&mut server.task).await;
+        self.cluster = None;
+        // The old instance's store is released when its last handle is dropped (aborted
+        // connection tasks are dropped by the runtime soon after); until then the new
+        // one is refused its lock.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let cluster = loop {
+            match fake_ceph::Cluster::new(server.config.clone()) {
+                Ok(c) => break c,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "fake-ceph not released yet");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => return Err(anyhow::Error::from(e).context("restarting fake-ceph")),
+            }
+        };
+        anyhow::ensure!(
+            cluster.admin_key() == self.ceph.admin_key(),
+            "fake-ceph came back with another admin key"
+        );
+        let listener = loop {
+            match tokio::net::TcpListener::bind(server.addr).await {
+                Ok(l) => break l,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "fake-ceph's port not free yet");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::from(e)
+                        .context(format!("binding fake-ceph's port {} again", server.addr)));
+                }
+            }
+        };
+        cluster.set_faults(self.faults.ceph());
+        server.task = spawn_ceph(&cluster, listener);
+        server.restarts += 1;
+        self.cluster = Some(cluster);
+        Ok(())
     }
 
     /// What the back ends hold now and did not hold when the stack was up, and what is
@@ -1413,6 +1489,10 @@ impl Embedded {
         for s in self.servers.drain(..) {
             s.abort();
             let _ = s.await;
+        }
+        if let Some(c) = self.ceph_server.take() {
+            c.task.abort();
+            let _ = c.task.await;
         }
         let path = self.root.path().to_owned();
         if let Err(e) = self.root.close() {

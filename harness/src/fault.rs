@@ -111,8 +111,8 @@ pub enum Action {
         plugin: Plugin,
     },
     /// Kills the embedded fake-ceph and starts it again on the same data directory and
-    /// port. Refused until fake-ceph keeps its metadata on disk (see
-    /// [`crate::csi::Embedded::restart_ceph`]).
+    /// port, on its durable metadata (a scenario with this step keeps it so; see
+    /// [`crate::csi::Embedded::restart_ceph`]). Back-end commands under way are cut.
     RestartCeph,
 }
 
@@ -151,8 +151,13 @@ impl Action {
 
     /// Whether the action switches the back end's faults: the real calls under way are
     /// let finish first, so that every call meets the faults in force when it was made.
+    /// Kills do not wait: a fake-ceph restart cuts the back-end commands under way as a
+    /// plugin kill cuts the CSI calls.
     pub fn quiesces(&self) -> bool {
-        !matches!(self, Action::Kill { .. } | Action::Restart { .. })
+        !matches!(
+            self,
+            Action::Kill { .. } | Action::Restart { .. } | Action::RestartCeph
+        )
     }
 }
 
@@ -188,6 +193,8 @@ impl Step {
             ]
             .iter()
             .all(|x| *x <= 0.0 || *x >= 1.0),
+            // Which back-end commands a restart cuts depends on the wall clock.
+            Action::RestartCeph => false,
             _ => true,
         }
     }

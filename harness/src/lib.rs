@@ -128,6 +128,10 @@ pub async fn run_with_progress(
             .map_err(|e| anyhow::anyhow!("scenario {}: {e}", p.name))?,
         manila_faults: p.manila_faults.clone(),
         timeouts: p.driver,
+        durable_ceph: p
+            .fault_plan
+            .iter()
+            .any(|s| s.action == fault::Action::RestartCeph),
     };
     let backend = match &backend {
         BackendKind::Real => Backend::Real(Box::new(

@@ -7,8 +7,8 @@
 //! in `creating` (reset by an operator afterwards), the controller plugin and node
 //! plugins killed at random points and restarted. Each kind is on or off, and if on
 //! placed and sized, by the seed; the back end alternates with the seed's parity
-//! (even: manila, odd: cephfs). fake-ceph restarts stay off until fake-ceph keeps its
-//! metadata on disk (`--ceph-restarts` says so and stops).
+//! (even: manila, odd: cephfs). fake-ceph itself is killed and restarted on its durable
+//! metadata (`--no-ceph-restarts` leaves that out).
 //!
 //! The invariants of every seed ([`SeedReport::violations`]): nothing leaked in the
 //! back ends (subvolumes, shares, access rules, cephx users, MDS sessions, journal
@@ -63,10 +63,10 @@ pub struct SoakArgs {
     /// calls.
     #[arg(long)]
     pub reproducible: bool,
-    /// Also kill and restart fake-ceph. Refused: fake-ceph keeps its metadata in
-    /// memory, so a restart would lose every volume (branch durable-fake-ceph).
+    /// Leave fake-ceph's kills and restarts out of the matrix (with them, the embedded
+    /// fake-ceph keeps its metadata on disk in the run's temporary directory).
     #[arg(long)]
-    pub ceph_restarts: bool,
+    pub no_ceph_restarts: bool,
 }
 
 /// The back ends a soak runs.
@@ -179,6 +179,7 @@ pub fn draw_plan(
     nodes: usize,
     backend: StorageBackend,
     reproducible: bool,
+    ceph_restarts: bool,
 ) -> Vec<Step> {
     let mut rng = crate::time::stream(seed, "soak");
     let draw_rate = |rng: &mut ChaCha8Rng, rates: &[f64]| {
@@ -281,10 +282,11 @@ pub fn draw_plan(
     if backend == StorageBackend::Manila {
         // Manila leaves a share whose deletion failed on the Ceph side in
         // `error_deleting` (only an administrator may then delete it) and one whose
-        // creation failed in `error`: an operator sweeps a while after each Ceph window.
+        // creation failed in `error`: an operator sweeps a while after each Ceph window
+        // and after the MDS comes back (removing a subvolume needs it).
         let windows: Vec<(Anchor, f64)> = plan
             .iter()
-            .filter(|s| matches!(s.action, Action::CephRulesOff { .. }))
+            .filter(|s| matches!(s.action, Action::CephRulesOff { .. } | Action::MdsUp))
             .map(|s| (s.at, s.after_s))
             .collect();
         for (at, end) in windows {
@@ -353,6 +355,23 @@ pub fn draw_plan(
             let node = rng.random_range(0..nodes);
             let down = secs(&mut rng, 0.5, 30.0);
             kill(&mut plan, Plugin::Node(node), at, after, down);
+        }
+    }
+    // fake-ceph killed and started again on its data directory (every connection
+    // breaks, calls under way get no answer, MDS sessions are gone), once or twice.
+    // Drawn last, so that turning it off leaves the rest of a seed's plan as it was;
+    // not with `reproducible` (which commands a restart cuts depends on the wall clock).
+    if ceph_restarts && rng.random_bool(0.5) {
+        for _ in 0..rng.random_range(1..=2) {
+            let (at, after) = anchor(&mut rng, &all);
+            if reproducible {
+                continue;
+            }
+            plan.push(Step {
+                at,
+                after_s: after,
+                action: Action::RestartCeph,
+            });
         }
     }
     plan
@@ -866,7 +885,7 @@ impl SoakSummary {
             ),
             (
                 "ceph-restarts",
-                "off (fake-ceph metadata not durable yet)".into(),
+                format!("{} restarts", applied("restart-ceph")),
             ),
         ];
         for (kind, applied) in rows {
@@ -920,12 +939,6 @@ pub async fn run_soak(
     args: &SoakArgs,
     mut out_line: impl FnMut(&str),
 ) -> anyhow::Result<SoakSummary> {
-    anyhow::ensure!(
-        !args.ceph_restarts,
-        "--ceph-restarts: killing and restarting fake-ceph needs its metadata kept on disk \
-         (branch durable-fake-ceph, not merged yet); a restart now would lose every volume \
-         and the driver's journal, so this fault stays off"
-    );
     anyhow::ensure!(args.seeds > 0, "--seeds must be at least 1");
     let mut base = Params::load(&args.scenario)?;
     for s in &args.set {
@@ -943,7 +956,13 @@ pub async fn run_soak(
         let backend = args.backend.of(seed);
         let mut p = base.clone();
         p.backend = backend;
-        p.fault_plan = draw_plan(seed, p.node_count(), backend, args.reproducible);
+        p.fault_plan = draw_plan(
+            seed,
+            p.node_count(),
+            backend,
+            args.reproducible,
+            !args.no_ceph_restarts,
+        );
         let plan = p.fault_plan.clone();
         let p = p.validated().context("the drawn plan")?;
         let run = crate::run(p, seed, crate::BackendKind::Real, crate::Output::Memory).await;
@@ -984,11 +1003,16 @@ mod tests {
     fn a_seed_draws_one_plan_whose_windows_close_and_kills_restart() {
         for seed in 1..200 {
             for backend in [StorageBackend::Cephfs, StorageBackend::Manila] {
-                let plan = draw_plan(seed, 5, backend, false);
-                assert_eq!(plan, draw_plan(seed, 5, backend, false));
-                let fixed = draw_plan(seed, 5, backend, true);
+                let plan = draw_plan(seed, 5, backend, false, true);
+                assert_eq!(plan, draw_plan(seed, 5, backend, false, true));
+                let fixed = draw_plan(seed, 5, backend, true, true);
                 assert!(fixed.iter().all(Step::reproducible), "{fixed:?}");
-                assert_eq!(fixed.len(), plan.len());
+                assert_eq!(
+                    fixed.len(),
+                    plan.iter()
+                        .filter(|s| s.action != Action::RestartCeph)
+                        .count()
+                );
                 let mut open = BTreeMap::new();
                 for s in &plan {
                     assert_eq!(s.check(5), Ok(()), "{s:?}");
@@ -1026,7 +1050,13 @@ mod tests {
                     let k = kinds_of(&plan);
                     assert_eq!(k["manila-5xx"] + k["manila-stuck"], 0);
                 }
-                assert_eq!(kinds_of(&plan)["ceph-restarts"], 0);
+                // Without fake-ceph restarts, the same plan less them.
+                let without: Vec<Step> = plan
+                    .iter()
+                    .filter(|s| s.action != Action::RestartCeph)
+                    .cloned()
+                    .collect();
+                assert_eq!(draw_plan(seed, 5, backend, false, false), without);
             }
         }
     }
@@ -1035,14 +1065,18 @@ mod tests {
     fn the_matrix_covers_every_kind_over_a_few_seeds() {
         let mut seen: BTreeMap<&str, u64> = BTreeMap::new();
         for seed in 1..=10 {
-            for (k, n) in kinds_of(&draw_plan(seed, 5, BackendChoice::Both.of(seed), false)) {
+            for (k, n) in kinds_of(&draw_plan(
+                seed,
+                5,
+                BackendChoice::Both.of(seed),
+                false,
+                true,
+            )) {
                 *seen.entry(k).or_default() += n;
             }
         }
         for k in KINDS {
-            if k != "ceph-restarts" {
-                assert!(seen[k] > 0, "{k} never drawn in 10 seeds: {seen:?}");
-            }
+            assert!(seen[k] > 0, "{k} never drawn in 10 seeds: {seen:?}");
         }
     }
 

@@ -136,6 +136,7 @@ pub async fn up(
             ceph_faults: fake_ceph::Faults::default(),
             manila_faults: fake_manila::Faults::default(),
             timeouts: crate::params::DriverTimeouts::default(),
+            durable_ceph: false,
         },
         "harness-up-",
     )

@@ -52,7 +52,7 @@ async fn two_seeds_of_the_soak_pass_on_both_back_ends() {
         set: Vec::new(),
         out: Some(out.path().to_owned()),
         reproducible: false,
-        ceph_restarts: false,
+        no_ceph_restarts: false,
     };
     let mut lines = Vec::new();
     let s = harness::soak::run_soak(&args, |l| lines.push(l.to_owned()))
@@ -230,7 +230,7 @@ async fn manila_5xx_and_shares_stuck_in_creating_are_survived() {
 async fn a_reproducible_fault_plan_gives_one_event_log() {
     // Kills, an error outage, a hang, the MDS down and an eviction: every step decided
     // on the simulated clock, so the seed fixes the log.
-    let plan = harness::soak::draw_plan(9, 5, harness::params::StorageBackend::Cephfs, true);
+    let plan = harness::soak::draw_plan(9, 5, harness::params::StorageBackend::Cephfs, true, true);
     assert!(plan.iter().all(harness::fault::Step::reproducible));
     let p = soak("cephfs", json!(plan), &[]);
     let a = run_real(p.clone(), 9).await;
@@ -243,23 +243,86 @@ async fn a_reproducible_fault_plan_gives_one_event_log() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restarting_fake_ceph_is_refused_until_its_metadata_is_durable() {
-    let steps = json!([{"at": "deploy", "after_s": 1.0, "action": "restart_ceph"}]);
-    let r = run_real(soak("cephfs", steps, &[]), 1).await;
-    let refused = &r.summary.faults.refused;
-    assert_eq!(refused.len(), 1, "{refused:?}");
-    assert!(refused[0].contains("durable-fake-ceph"), "{refused:?}");
-    assert_clean(&r);
-    let args = SoakArgs {
+async fn fake_ceph_killed_and_restarted_loses_nothing_acknowledged() {
+    for backend in ["cephfs", "manila"] {
+        // Subvolume creates take 300 ms of wall time, so creates are under way at the
+        // first restart; the second comes with volumes staged (their MDS sessions go
+        // with the process), the third while teardown removes them.
+        let steps = json!([
+            {"at": "start", "after_s": 0.2, "action": "restart_ceph"},
+            {"at": "deploy", "after_s": 2.0, "action": "restart_ceph"},
+            {"at": "teardown", "after_s": 0.0, "action": "restart_ceph"},
+        ]);
+        let p = soak(
+            backend,
+            steps,
+            &[r#"ceph_faults=["latency:fs subvolume create=300"]"#],
+        );
+        let r = run_real(p, 7).await;
+        let s = &r.summary;
+        assert_eq!(
+            faults(&r).applied("restart-ceph"),
+            3,
+            "{backend}: {:?}",
+            faults(&r)
+        );
+        // Every volume made before a restart is found after it: one per claim, all
+        // bound, none made twice, all removed in teardown.
+        assert_eq!(calls(&r, "CreateVolume", true), 3, "{backend}");
+        assert!(
+            s.claims.values().all(|c| c == "Bound"),
+            "{backend}: {:?}",
+            s.claims
+        );
+        assert!(s.duplicates.is_empty(), "{backend}: {:?}", s.duplicates);
+        assert!(
+            s.faults.refused.is_empty(),
+            "{backend}: {:?}",
+            s.faults.refused
+        );
+        assert!(
+            s.checkpoint_errors.is_empty(),
+            "{backend}: {:?}",
+            s.checkpoint_errors
+        );
+        // fake-ceph keeps no MDS session across a restart (its crate doc): a mount
+        // staged before the second restart is gone for its clients, as after an
+        // eviction, and the kubelet, which stages a volume once per node, publishes no
+        // new pod on it. Those pods wait with that error; the others run.
+        assert!(s.running > 0, "{backend}: {:?}", s.pods_not_running);
+        for e in s.pods_not_running.values() {
+            assert!(e.contains("NodeStageVolume first"), "{backend}: {e}");
+        }
+        assert_clean(&r);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_soak_leaves_fake_ceph_restarts_out_when_asked() {
+    let out = tempfile::tempdir().unwrap();
+    let mut args = SoakArgs {
         seeds: 1,
         first_seed: 1,
         scenario: "soak".into(),
         backend: BackendChoice::Both,
         set: Vec::new(),
-        out: None,
+        out: Some(out.path().to_owned()),
         reproducible: false,
-        ceph_restarts: true,
+        no_ceph_restarts: true,
     };
-    let e = harness::soak::run_soak(&args, |_| {}).await.unwrap_err();
-    assert!(e.to_string().contains("durable-fake-ceph"), "{e}");
+    // A seed whose plan has fake-ceph restarts.
+    let seed = (1..100)
+        .find(|s| {
+            let plan = harness::soak::draw_plan(*s, 5, BackendChoice::Both.of(*s), false, true);
+            harness::soak::kinds_of(&plan)["ceph-restarts"] > 0
+        })
+        .unwrap();
+    args.first_seed = seed;
+    let s = harness::soak::run_soak(&args, |_| {}).await.unwrap();
+    assert!(s.passed(), "{}", s.table());
+    assert_eq!(s.totals.kinds["ceph-restarts"], 0, "{:?}", s.totals);
+    args.no_ceph_restarts = false;
+    let s = harness::soak::run_soak(&args, |_| {}).await.unwrap();
+    assert!(s.passed(), "{}", s.table());
+    assert!(s.totals.kinds["ceph-restarts"] > 0, "{:?}", s.totals);
 }
