@@ -139,7 +139,7 @@ pub const SOCKET_MODE: u32 = 0o660;
 /// with [`SOCKET_MODE`]: bound under a temporary name beside it, made 0660, then renamed
 /// into place. So no one connects while it has the umask's mode, and a client that sees
 /// the file never meets a socket that is bound but not yet listening.
-fn bind_unix(path: &std::path::Path) -> std::io::Result<tokio::net::UnixListener> {
+pub fn bind_unix(path: &std::path::Path) -> std::io::Result<tokio::net::UnixListener> {
     use std::os::unix::fs::PermissionsExt;
     let name = path
         .file_name()

@@ -9,6 +9,13 @@
 //! duration has passed; the simulation awaits the real outcome only then. The outcome of
 //! a call depends on the calls finished before it was started (the simulation serialises
 //! calls on one volume and node), never on wall-clock timing.
+//!
+//! For fault plans ([`crate::fault`]) the stack kills a plugin ([`Embedded::kill`]:
+//! every connection to it breaks, which drops the handlers of its calls under way) and
+//! starts a new driver instance on the same socket and state directory
+//! ([`Embedded::restart`]); it switches the embedded fakes' faults, evicts sessions and
+//! resets stuck shares. The plugins are served with the driver's own router and socket
+//! binding, through connections that a kill breaks.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -25,9 +32,10 @@ use driver::driver::Driver;
 use driver::mount::Mounter;
 use driver::mount::fake::{FakeMountMode, FakeMounter};
 use serde_json::json;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tonic::transport::{Channel, Endpoint, Uri};
 
+use crate::fault::Plugin;
 use crate::inventory::{CephAccess, Inventory, ManilaAccess};
 pub use crate::params::StorageBackend;
 
@@ -138,6 +146,22 @@ pub enum CsiReply {
 /// A call's outcome: the reply, or the gRPC code and message.
 pub type CsiOutcome = Result<CsiReply, (tonic::Code, String)>;
 
+/// Whether an error code says the operation is over. The others (the call was cut,
+/// timed out, or the plugin was busy or gone) leave it maybe done: the kubelet then
+/// treats a mount as uncertain and unmounts it before forgetting it, and the
+/// external-provisioner goes on provisioning a claim deleted meanwhile (both keep this
+/// list: `isFinalError` in the kubelet's CSI client and in the provisioner).
+pub fn is_final(code: tonic::Code) -> bool {
+    !matches!(
+        code,
+        tonic::Code::Cancelled
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::Unavailable
+            | tonic::Code::ResourceExhausted
+            | tonic::Code::Aborted
+    )
+}
+
 /// What is left behind in the back end after teardown: what it holds and did not hold
 /// when the stack was up.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -152,9 +176,15 @@ pub struct Leaks {
     pub access_rules: usize,
     /// cephx users (Manila's rules make one each).
     pub cephx_users: usize,
+    /// Entries in the driver's RADOS journal (name → UUID keys of `csi.volumes.*`,
+    /// `csi.snaps.*`, and unfinished clones in `csi.clones.*`).
+    pub journal_entries: usize,
+    /// The journal's per-UUID objects (`csi.volume.<uuid>`, `csi.snap.<uuid>`).
+    pub journal_objects: usize,
     /// Fake mount records (staged volumes) on any node.
     pub mount_records: usize,
-    /// Files left anywhere under the nodes' directories (key files, stray state).
+    /// Files left anywhere under the plugins' directories and in the run's temporary
+    /// directory beside them (key files, stray state, sockets' temporary names).
     pub files: usize,
     /// Why the back ends' holdings could not be read (then nothing is known of them).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -201,10 +231,60 @@ impl Backend {
             Backend::Mock(m) => m.leaks(),
         }
     }
+
+    /// Waits until no real call is under way (their outcomes are kept).
+    pub async fn drain(&mut self) {
+        if let Backend::Real(r) = self {
+            r.drain().await;
+        }
+    }
+
+    /// Drops calls whose outcome will not be taken.
+    pub fn abandon(&mut self, ids: &[u64]) {
+        match self {
+            Backend::Real(r) => r.abandon(ids),
+            Backend::Mock(m) => {
+                for id in ids {
+                    m.results.remove(id);
+                }
+            }
+        }
+    }
+
+    /// Applies a fault step; what the back end reports of it, or why it refused.
+    pub async fn inject(
+        &mut self,
+        action: &crate::fault::Action,
+    ) -> anyhow::Result<crate::fault::Applied> {
+        match self {
+            Backend::Real(r) => r.inject(action).await,
+            // The mock has no back end to break: a killed plugin's calls are failed by
+            // the simulation, which knows it is down.
+            Backend::Mock(_) => Ok(crate::fault::Applied::default()),
+        }
+    }
+
+    /// Closes every fault window and restarts every killed plugin.
+    pub async fn heal(&mut self) -> anyhow::Result<()> {
+        match self {
+            Backend::Real(r) => r.heal().await,
+            Backend::Mock(_) => Ok(()),
+        }
+    }
+
+    /// What the back ends hold now (`None` for the mock).
+    pub async fn inventory(&self) -> Option<anyhow::Result<Inventory>> {
+        match self {
+            Backend::Real(r) => Some(r.inventory().await),
+            Backend::Mock(_) => None,
+        }
+    }
 }
 
 /// In-memory CSI: volumes, stages and publishes as sets; the first `fail[method]` calls of
-/// a method fail with `Unavailable`.
+/// a method fail with `Unavailable`, and the first `lose_reply[method]` ones do their work
+/// but answer `Unavailable` (a reply lost: the call timed out or the plugin died after
+/// the work).
 #[derive(Debug, Default)]
 pub struct MockCsi {
     volumes: BTreeSet<String>,
@@ -213,6 +293,8 @@ pub struct MockCsi {
     results: BTreeMap<u64, CsiOutcome>,
     /// Calls of a method still to fail.
     pub fail: BTreeMap<&'static str, u32>,
+    /// Calls of a method still to do their work and answer `Unavailable`.
+    pub lose_reply: BTreeMap<&'static str, u32>,
     /// Every call made, by method.
     pub calls: BTreeMap<&'static str, u32>,
 }
@@ -227,6 +309,21 @@ impl MockCsi {
             *n -= 1;
             self.results
                 .insert(id, Err((tonic::Code::Unavailable, "injected".into())));
+            return;
+        }
+        // As the driver: a node call without a volume ID is refused.
+        let no_id = match &call {
+            CsiCall::NodeStage { volume_id, .. }
+            | CsiCall::NodePublish { volume_id, .. }
+            | CsiCall::NodeUnpublish { volume_id, .. }
+            | CsiCall::NodeUnstage { volume_id, .. } => volume_id.is_empty(),
+            _ => false,
+        };
+        if no_id {
+            self.results.insert(
+                id,
+                Err((tonic::Code::InvalidArgument, "volume_id missing".into())),
+            );
             return;
         }
         let r = match call {
@@ -271,6 +368,13 @@ impl MockCsi {
                 Ok(CsiReply::Done)
             }
         };
+        let r = match self.lose_reply.get_mut(m) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                Err((tonic::Code::Unavailable, "reply lost".into()))
+            }
+            _ => r,
+        };
         self.results.insert(id, r);
     }
 
@@ -290,18 +394,132 @@ impl MockCsi {
     }
 }
 
-struct Plugin {
+/// A running plugin: the signal that stops it gracefully, the one that kills it, and the
+/// task serving it.
+struct PluginServer {
     stop: Option<oneshot::Sender<()>>,
+    kill: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
-/// One served plugin of an [`Embedded`] stack: its node ID, directory, socket and a
-/// connected channel.
+impl PluginServer {
+    /// Stops serving; with `kill`, first breaks every connection, which drops the
+    /// handlers of the calls under way (a graceful stop lets them finish).
+    async fn stop(mut self, kill: bool) {
+        if kill {
+            let _ = self.kill.send(true);
+        }
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        // Killed connections end at once; a graceful stop waits for the calls under
+        // way, each bounded by the driver's deadlines.
+        let mut task = self.task;
+        if tokio::time::timeout(Duration::from_secs(60), &mut task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("a plugin's server did not stop within 60 s; aborting it");
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+/// One plugin of an [`Embedded`] stack: its node ID, directory, socket, a connected
+/// channel, the configuration a restart starts it with, and the running server
+/// (`None` while it is killed).
 struct Served {
     node_id: String,
     dir: PathBuf,
     socket: PathBuf,
     channel: Channel,
+    config: Config,
+    plugin: Option<PluginServer>,
+}
+
+/// A connection to a plugin that breaks when the plugin is killed: from then on its
+/// reads and writes fail, so the server drops the connection and, with it, the handlers
+/// of the calls under way on it (hyper cancels a stream's handler when its connection
+/// goes), which stop at whatever await they had reached, as a killed process's would.
+struct Killable {
+    io: tokio::net::UnixStream,
+    killed: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    dead: bool,
+}
+
+impl Killable {
+    fn new(io: tokio::net::UnixStream, mut kill: watch::Receiver<bool>) -> Self {
+        Self {
+            io,
+            killed: Box::pin(async move {
+                // A dropped sender ends the plugin too.
+                let _ = kill.wait_for(|k| *k).await;
+            }),
+            dead: false,
+        }
+    }
+
+    /// Whether the plugin is killed (registers the waker for the moment it is).
+    fn dead(&mut self, cx: &mut std::task::Context<'_>) -> bool {
+        if !self.dead && self.killed.as_mut().poll(cx).is_ready() {
+            self.dead = true;
+        }
+        self.dead
+    }
+
+    fn killed_error() -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::ConnectionReset, "the plugin was killed")
+    }
+}
+
+impl tokio::io::AsyncRead for Killable {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.dead(cx) {
+            return std::task::Poll::Ready(Err(Self::killed_error()));
+        }
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Killable {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.dead(cx) {
+            return std::task::Poll::Ready(Err(Self::killed_error()));
+        }
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.dead(cx) {
+            return std::task::Poll::Ready(Err(Self::killed_error()));
+        }
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+impl tonic::transport::server::Connected for Killable {
+    type ConnectInfo = ();
+
+    fn connect_info(&self) -> Self::ConnectInfo {}
 }
 
 /// The StorageClass parameters (those the provisioner passes to CreateVolume) of
@@ -362,6 +580,14 @@ pub struct Launch {
     /// Fault rules for the embedded fake-ceph (refused with external back ends: set them
     /// there).
     pub ceph_faults: fake_ceph::Faults,
+    /// Faults of the embedded fake-manila (refused with external back ends).
+    pub manila_faults: fake_manila::Faults,
+    /// The driver's deadlines.
+    pub timeouts: crate::params::DriverTimeouts,
+    /// Keep the embedded fake-ceph's metadata on disk (`fake_ceph::Metadata::Durable`,
+    /// in the run's temporary directory), so that [`Embedded::restart_ceph`] finds every
+    /// volume, user and journal object again. Off, commands commit nothing.
+    pub durable_ceph: bool,
 }
 
 /// Back ends that run outside this process, for [`Embedded::launch_on`]: a fake-ceph
@@ -412,6 +638,8 @@ pub struct Embedded {
     backend: StorageBackend,
     /// The in-process fake-ceph; `None` with external back ends.
     cluster: Option<fake_ceph::Cluster>,
+    /// How the in-process fake-ceph was made and where it is served, to start it again.
+    ceph_server: Option<CephServer>,
     ceph: CephAccess,
     monitors: Vec<String>,
     /// Keystone's auth URL, with the Manila back end.
@@ -426,8 +654,81 @@ pub struct Embedded {
     secrets: HashMap<String, String>,
     controller: Served,
     nodes: Vec<Served>,
-    plugins: Vec<Plugin>,
     servers: Vec<tokio::task::JoinHandle<()>>,
+    /// The fake mounters' shared connection pool to fake-ceph (restarted plugins use it
+    /// too).
+    http: reqwest::Client,
+    /// The fake mounters' deadline per call to fake-ceph.
+    mount_http_timeout: Option<Duration>,
+    /// The embedded fake-manila's state (its faults are switched through it).
+    manila_state: Option<fake_manila::AppState>,
+    /// The faults in force: the scenario's, and the windows a fault plan has open.
+    faults: FaultState,
+}
+
+/// The embedded fake-ceph's serving: its configuration, address and task (aborting the
+/// task closes every connection to it, as a killed process's would be).
+struct CephServer {
+    config: fake_ceph::Config,
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+    /// Restarts so far.
+    restarts: u64,
+}
+
+/// Serves `cluster` on `listener` as the fake-ceph binary does (its connection limits
+/// and timeouts), until the task is aborted.
+fn spawn_ceph(
+    cluster: &fake_ceph::Cluster,
+    listener: tokio::net::TcpListener,
+) -> tokio::task::JoinHandle<()> {
+    let app = fake_ceph::router(cluster.clone());
+    tokio::spawn(async move {
+        let _ = fake_ceph::service::serve(
+            listener,
+            app,
+            fake_ceph::service::ServeConfig::default(),
+            std::future::pending(),
+        )
+        .await;
+    })
+}
+
+/// The faults an [`Embedded`] stack has in force, kept so that windows of different
+/// kinds can open and close independently.
+#[derive(Debug, Default)]
+struct FaultState {
+    ceph_static: Vec<fake_ceph::FaultRule>,
+    ceph_windows: BTreeMap<u32, Vec<fake_ceph::FaultRule>>,
+    mds_down: bool,
+    manila_static: fake_manila::Faults,
+    manila_windows: BTreeMap<u32, fake_manila::Faults>,
+}
+
+impl FaultState {
+    fn ceph(&self) -> fake_ceph::Faults {
+        let mut rules = self.ceph_static.clone();
+        for w in self.ceph_windows.values() {
+            rules.extend(w.iter().cloned());
+        }
+        fake_ceph::Faults {
+            rules,
+            mds_down: self.mds_down,
+        }
+    }
+
+    /// Each rate the largest of the scenario's and the open windows'.
+    fn manila(&self) -> fake_manila::Faults {
+        let mut f = self.manila_static.clone();
+        for w in self.manila_windows.values() {
+            f.latency_ms = f.latency_ms.max(w.latency_ms);
+            f.error_rate = f.error_rate.max(w.error_rate);
+            f.stuck_creating_rate = f.stuck_creating_rate.max(w.stuck_creating_rate);
+            f.share_error_rate = f.share_error_rate.max(w.share_error_rate);
+            f.access_error_rate = f.access_error_rate.max(w.access_error_rate);
+        }
+        f
+    }
 }
 
 impl std::fmt::Debug for Embedded {
@@ -530,18 +831,6 @@ fn write_keyring(root: &Path, key: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// Binds a loopback port and serves `app` there; returns the base URL and the task.
-async fn serve_http(app: axum::Router) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("binding a loopback port")?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok((url, task))
-}
-
 /// Where an embedded fake-manila answers.
 struct ManilaEndpoints {
     /// Keystone's auth URL (`http://127.0.0.1:PORT/v3`).
@@ -551,12 +840,18 @@ struct ManilaEndpoints {
 }
 
 /// Serves a fake-manila (zero state delays, no quotas, the share type
-/// [`MANILA_SHARE_TYPE`]) over `ceph`, Keystone and Manila each on a loopback port of its
-/// own; returns where they answer and the task serving them.
+/// [`MANILA_SHARE_TYPE`], `faults`) over `ceph`, Keystone and Manila each on a loopback
+/// port of its own; returns where they answer, its state and the task serving them.
 async fn serve_manila(
     seed: u64,
     ceph: &CephAccess,
-) -> anyhow::Result<(ManilaEndpoints, tokio::task::JoinHandle<()>)> {
+    faults: &fake_manila::Faults,
+    ceph_timeout: Option<Duration>,
+) -> anyhow::Result<(
+    ManilaEndpoints,
+    fake_manila::AppState,
+    tokio::task::JoinHandle<()>,
+)> {
     // Bound before the state is made: Keystone's catalog names these URLs.
     let listeners = fake_manila::Listeners::loopback()
         .await
@@ -572,10 +867,11 @@ async fn serve_manila(
             },
             fs_name: FS_NAME.into(),
             group: None,
-            timeout: Duration::from_secs(30),
+            timeout: ceph_timeout.unwrap_or(Duration::from_secs(30)),
         },
     );
     config.seed = Some(seed);
+    config.faults = faults.clone();
     // The simulation charges its own durations; real waits would only cost wall time.
     config.delays = fake_manila::Delays::all(Duration::ZERO);
     config.quotas.shares = -1;
@@ -586,7 +882,7 @@ async fn serve_manila(
         manila_url: listeners.manila_url(),
     };
     let state = fake_manila::AppState::new(config).context("fake-manila")?;
-    Ok((endpoints, listeners.spawn(state)))
+    Ok((endpoints, state.clone(), listeners.spawn(state)))
 }
 
 /// The CSI secrets of the Manila back end whose Keystone is at `auth_url`.
@@ -625,19 +921,33 @@ impl Embedded {
         );
         let root = temp_root(prefix)?;
         let mut servers = Vec::new();
-        let (cluster, ceph) = match external {
+        let (cluster, ceph_server, ceph) = match external {
             None => {
                 let config = fake_ceph::Config {
                     seed: l.seed,
                     data_dir: Some(root.path().join("ceph")),
                     faults: l.ceph_faults.clone(),
+                    metadata: if l.durable_ceph {
+                        fake_ceph::Metadata::Durable
+                    } else {
+                        fake_ceph::Metadata::InMemory
+                    },
                     ..Default::default()
                 };
-                let cluster = fake_ceph::Cluster::new(config).context("fake-ceph")?;
-                let (url, task) = serve_http(fake_ceph::router(cluster.clone())).await?;
-                servers.push(task);
-                let ceph = CephAccess::new(&url, &cluster.admin_key())?;
-                (Some(cluster), ceph)
+                let cluster = fake_ceph::Cluster::new(config.clone()).context("fake-ceph")?;
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .context("binding a loopback port")?;
+                let addr = listener.local_addr()?;
+                let task = spawn_ceph(&cluster, listener);
+                let ceph = CephAccess::new(&format!("http://{addr}"), &cluster.admin_key())?;
+                let server = CephServer {
+                    config,
+                    addr,
+                    task,
+                    restarts: 0,
+                };
+                (Some(cluster), Some(server), ceph)
             }
             Some(x) => {
                 anyhow::ensure!(
@@ -645,7 +955,12 @@ impl Embedded {
                     "ceph_faults apply to the embedded fake-ceph only: set them on the \
                      external one (its --fault flag or /admin/faults)"
                 );
-                (None, CephAccess::new(&x.ceph_url, &x.ceph_admin_key)?)
+                anyhow::ensure!(
+                    l.manila_faults == fake_manila::Faults::default(),
+                    "manila_faults apply to the embedded fake-manila only: set them on the \
+                     external one (its --fault-* flags or /admin/faults)"
+                );
+                (None, None, CephAccess::new(&x.ceph_url, &x.ceph_admin_key)?)
             }
         };
         let fs_names = ceph.fs_names().await?;
@@ -670,6 +985,11 @@ impl Embedded {
             clusters[0]["controllerCredentials"] = json!({"userID": "admin", "keyFile": keyring});
         }
         let parsed = parse_clusters(&clusters.to_string())?;
+        let ms = |v: Option<u64>| v.map(Duration::from_millis);
+        let ceph_timeout = ms(l.timeouts.ceph_timeout_ms);
+        let mount_timeout = ms(l.timeouts.mount_timeout_ms);
+        let manila_wait = ms(l.timeouts.manila_wait_ms);
+        let mut manila_state = None;
         let (os_auth_url, manila_url, secrets) = match (l.backend, external) {
             (StorageBackend::Cephfs, _) => (
                 None,
@@ -680,7 +1000,9 @@ impl Embedded {
                 ]),
             ),
             (StorageBackend::Manila, None) => {
-                let (at, task) = serve_manila(l.seed, &ceph).await?;
+                let (at, state, task) =
+                    serve_manila(l.seed, &ceph, &l.manila_faults, ceph_timeout).await?;
+                manila_state = Some(state);
                 servers.push(task);
                 let secrets = manila_secrets(
                     &at.auth_url,
@@ -715,7 +1037,6 @@ impl Embedded {
             StorageBackend::Cephfs => DriverBackend::Cephfs,
             StorageBackend::Manila => DriverBackend::Manila,
         };
-        let mut plugins = Vec::new();
         // One pool of connections to fake-ceph for every plugin's fake mounter: a pool
         // per plugin would hold up to (plugins x volumes in flight) sockets.
         let http = reqwest::Client::new();
@@ -724,33 +1045,44 @@ impl Embedded {
             c.backend = driver_backend;
             c.mounter = MounterKind::Fake;
             c.state_dir = dir.join("state");
+            if let Some(t) = ceph_timeout {
+                c.ceph_timeout = t;
+            }
+            if let Some(t) = mount_timeout {
+                c.mount_timeout = t;
+            }
+            if let Some(t) = manila_wait {
+                c.manila_wait = t;
+            }
             c
         };
         let cdir = root.path().join("controller");
         std::fs::create_dir_all(&cdir)?;
         let mut c = config("controller", Mode::Controller, &cdir);
         c.attach_required = l.attach_required;
-        let (plugin, socket, channel) = serve(c, &cdir, &http).await?;
-        plugins.push(plugin);
+        let (plugin, socket, channel) = serve(c.clone(), &cdir, &http, mount_timeout).await?;
         let controller = Served {
             node_id: "controller".into(),
             dir: cdir,
             socket,
             channel,
+            config: c,
+            plugin: Some(plugin),
         };
         let mut nodes = Vec::new();
         for i in 0..l.nodes {
             let node_id = node_name(i);
             let dir = root.path().join(&node_id);
             std::fs::create_dir_all(&dir)?;
-            let (plugin, socket, channel) =
-                serve(config(&node_id, Mode::Node, &dir), &dir, &http).await?;
-            plugins.push(plugin);
+            let c = config(&node_id, Mode::Node, &dir);
+            let (plugin, socket, channel) = serve(c.clone(), &dir, &http, mount_timeout).await?;
             nodes.push(Served {
                 node_id,
                 dir,
                 socket,
                 channel,
+                config: c,
+                plugin: Some(plugin),
             });
         }
         let baseline = Inventory::take(&ceph, FS_NAME, &GROUPS, manila.as_ref())
@@ -760,6 +1092,7 @@ impl Embedded {
             root,
             backend: l.backend,
             cluster,
+            ceph_server,
             ceph,
             monitors,
             os_auth_url,
@@ -770,8 +1103,16 @@ impl Embedded {
             secrets,
             controller,
             nodes,
-            plugins,
             servers,
+            http,
+            mount_http_timeout: mount_timeout,
+            manila_state,
+            faults: FaultState {
+                ceph_static: l.ceph_faults.rules.clone(),
+                mds_down: l.ceph_faults.mds_down,
+                manila_static: l.manila_faults.clone(),
+                ..FaultState::default()
+            },
         })
     }
 
@@ -855,6 +1196,218 @@ impl Embedded {
         self.cluster.as_ref().map(fake_ceph::Cluster::session_count)
     }
 
+    fn served_mut(&mut self, which: Plugin) -> anyhow::Result<&mut Served> {
+        match which {
+            Plugin::Controller => Ok(&mut self.controller),
+            Plugin::Node(i) => {
+                let n = self.nodes.len();
+                self.nodes
+                    .get_mut(i)
+                    .with_context(|| format!("no node {i} (the stack has {n})"))
+            }
+        }
+    }
+
+    /// Whether the plugin's server is running (not killed).
+    pub fn is_running(&self, which: Plugin) -> bool {
+        match which {
+            Plugin::Controller => self.controller.plugin.is_some(),
+            Plugin::Node(i) => self.nodes.get(i).is_some_and(|n| n.plugin.is_some()),
+        }
+    }
+
+    /// Kills a plugin, as SIGKILL would: every connection to it breaks at once, which
+    /// drops the handlers of the calls under way wherever they are (a Ceph command
+    /// already sent is still carried out by fake-ceph; what the handler had not done yet
+    /// is never done), and nothing answers on its socket until [`Embedded::restart`].
+    /// Killing a killed plugin does nothing.
+    pub async fn kill(&mut self, which: Plugin) -> anyhow::Result<()> {
+        if let Some(p) = self.served_mut(which)?.plugin.take() {
+            p.stop(true).await;
+            tracing::info!(plugin = %which, "plugin killed");
+        }
+        Ok(())
+    }
+
+    /// Starts a new driver instance for a killed plugin, with the same configuration, on
+    /// the same socket and state directory, and connects to it; returns the new channel.
+    /// The driver keeps no state a restart loses (volumes and their journal are in Ceph,
+    /// mounts in records under the state directory), which is what a soak checks.
+    pub async fn restart(&mut self, which: Plugin) -> anyhow::Result<Channel> {
+        let http = self.http.clone();
+        let timeout = self.mount_http_timeout;
+        let s = self.served_mut(which)?;
+        anyhow::ensure!(s.plugin.is_none(), "the {which} plugin is running");
+        let (plugin, _, channel) = serve(s.config.clone(), &s.dir.clone(), &http, timeout)
+            .await
+            .with_context(|| format!("restarting the {which} plugin"))?;
+        s.plugin = Some(plugin);
+        s.channel = channel.clone();
+        tracing::info!(plugin = %which, "plugin restarted");
+        Ok(channel)
+    }
+
+    /// A channel to a node plugin.
+    pub fn node_channel(&self, i: usize) -> Option<Channel> {
+        self.nodes.get(i).map(|n| n.channel.clone())
+    }
+
+    fn cluster_for_faults(&self) -> anyhow::Result<&fake_ceph::Cluster> {
+        self.cluster.as_ref().context(
+            "fake-ceph faults are switched on the embedded fake-ceph only (set an external \
+             one's through its /admin/faults)",
+        )
+    }
+
+    /// Opens (`Some`) or closes (`None`) fault window `window` of fake-ceph rules.
+    pub fn set_ceph_window(
+        &mut self,
+        window: u32,
+        rules: Option<Vec<fake_ceph::FaultRule>>,
+    ) -> anyhow::Result<()> {
+        self.cluster_for_faults()?;
+        match rules {
+            Some(r) => self.faults.ceph_windows.insert(window, r),
+            None => self.faults.ceph_windows.remove(&window),
+        };
+        self.cluster_for_faults()?.set_faults(self.faults.ceph());
+        Ok(())
+    }
+
+    /// Closes every fault window and brings the MDS back (the scenario's own faults
+    /// stay).
+    pub fn heal(&mut self) -> anyhow::Result<()> {
+        if let Some(c) = &self.cluster {
+            self.faults.ceph_windows.clear();
+            self.faults.mds_down = false;
+            c.set_faults(self.faults.ceph());
+        }
+        if let Some(m) = &self.manila_state {
+            self.faults.manila_windows.clear();
+            m.set_faults(self.faults.manila())
+                .map_err(|e| anyhow::anyhow!("fake-manila faults: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Takes the MDS down or brings it back.
+    pub fn set_mds_down(&mut self, down: bool) -> anyhow::Result<()> {
+        self.cluster_for_faults()?;
+        self.faults.mds_down = down;
+        self.cluster_for_faults()?.set_faults(self.faults.ceph());
+        Ok(())
+    }
+
+    /// Opens (`Some`) or closes (`None`) window `window` of fake-manila faults.
+    pub fn set_manila_window(
+        &mut self,
+        window: u32,
+        faults: Option<fake_manila::Faults>,
+    ) -> anyhow::Result<()> {
+        let state = self.manila_state.as_ref().context(
+            "fake-manila faults are switched on the embedded fake-manila only (a scenario \
+             with backend manila)",
+        )?;
+        match faults {
+            Some(f) => self.faults.manila_windows.insert(window, f),
+            None => self.faults.manila_windows.remove(&window),
+        };
+        state
+            .set_faults(self.faults.manila())
+            .map_err(|e| anyhow::anyhow!("fake-manila faults: {e}"))
+    }
+
+    /// Evicts the MDS sessions of `node` (by the `hostname` a mount gives), or all, as
+    /// `ceph tell <fs>:0 session evict [filters]` does; how many there were.
+    pub async fn evict(&self, node: Option<usize>) -> anyhow::Result<usize> {
+        let filters: Vec<String> = node
+            .map(|i| vec![format!("client_metadata.hostname={}", node_name(i))])
+            .unwrap_or_default();
+        let ls = self
+            .ceph
+            .tell_mds(FS_NAME, json!({"prefix": "session ls", "filters": filters}))
+            .await?;
+        let n = ls.as_array().map_or(0, Vec::len);
+        self.ceph
+            .tell_mds(
+                FS_NAME,
+                json!({"prefix": "session evict", "filters": filters}),
+            )
+            .await?;
+        Ok(n)
+    }
+
+    /// As an operator with Manila's admin role would: resets every share stuck in
+    /// `creating` to `error` (`reset_status`), so that the driver's retry deletes it and
+    /// makes another; how many. Uses fake-manila's default admin (`admin`/`admin`).
+    pub async fn reset_stuck_shares(&self) -> anyhow::Result<usize> {
+        let (Some(auth), Some(manila)) = (&self.os_auth_url, &self.manila_url) else {
+            anyhow::bail!("no embedded fake-manila to reset shares on");
+        };
+        crate::inventory::reset_stuck_shares(auth, manila).await
+    }
+
+    /// Kills the embedded fake-ceph and starts it again on the same data directory and
+    /// port, as a restart of the cluster's daemons would: every connection to it breaks
+    /// (the calls under way get no answer), the new process recovers what the old one
+    /// acknowledged from its durable metadata (volumes, cephx users, the driver's
+    /// journal; the admin key and fsid stay), and MDS sessions are gone, as after an MDS
+    /// failover. The faults in force (the scenario's and the open windows, the MDS down)
+    /// are set again on the new instance. Needs [`Launch::durable_ceph`].
+    pub async fn restart_ceph(&mut self) -> anyhow::Result<()> {
+        self.cluster_for_faults()?;
+        let server = self
+            .ceph_server
+            .as_mut()
+            .context("no embedded fake-ceph to restart")?;
+        anyhow::ensure!(
+            server.config.metadata == fake_ceph::Metadata::Durable,
+            "restarting fake-ceph needs its metadata kept on disk (Launch::durable_ceph): \
+             a restart would lose every volume and the driver's journal"
+        );
+        // The kill: the serving task owns every connection task, so aborting it drops
+        // them all; the old cluster goes with the last of them.
+        server.task.abort();
+        let _ = (&mut server.task).await;
+        self.cluster = None;
+        // The old instance's store is released when its last handle is dropped (aborted
+        // connection tasks are dropped by the runtime soon after); until then the new
+        // one is refused its lock.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let cluster = loop {
+            match fake_ceph::Cluster::new(server.config.clone()) {
+                Ok(c) => break c,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "fake-ceph not released yet");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => return Err(anyhow::Error::from(e).context("restarting fake-ceph")),
+            }
+        };
+        anyhow::ensure!(
+            cluster.admin_key() == self.ceph.admin_key(),
+            "fake-ceph came back with another admin key"
+        );
+        let listener = loop {
+            match tokio::net::TcpListener::bind(server.addr).await {
+                Ok(l) => break l,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "fake-ceph's port not free yet");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::from(e)
+                        .context(format!("binding fake-ceph's port {} again", server.addr)));
+                }
+            }
+        };
+        cluster.set_faults(self.faults.ceph());
+        server.task = spawn_ceph(&cluster, listener);
+        server.restarts += 1;
+        self.cluster = Some(cluster);
+        Ok(())
+    }
+
     /// What the back ends hold now and did not hold when the stack was up, and what is
     /// left in the plugins' directories.
     pub async fn leaks(&self) -> Leaks {
@@ -869,6 +1422,8 @@ impl Embedded {
                 shares: n.shares,
                 access_rules: n.access_rules,
                 cephx_users: n.cephx_users,
+                journal_entries: n.journal_entries,
+                journal_objects: n.journal_objects,
                 ..Leaks::default()
             },
             Err(e) => Leaks {
@@ -882,22 +1437,62 @@ impl Embedded {
         }
         leaks.files += count_files(&self.controller.dir);
         leaks.files -= leaks.mount_records;
+        leaks.files += self.stray_files();
         leaks
+    }
+
+    /// Files in the run's temporary directory outside what is expected there: the
+    /// owner file, fake-ceph's data directory, the harness's own keyring and the
+    /// plugins' directories (counted on their own).
+    fn stray_files(&self) -> usize {
+        let Ok(rd) = std::fs::read_dir(self.root.path()) else {
+            return 0;
+        };
+        let plugin_dirs: BTreeSet<PathBuf> = std::iter::once(&self.controller)
+            .chain(&self.nodes)
+            .map(|s| s.dir.clone())
+            .collect();
+        let mut n = 0;
+        for e in rd.flatten() {
+            let name = e.file_name();
+            if name == OWNER_FILE || name == "ceph" || name == "keys" {
+                continue;
+            }
+            let path = e.path();
+            if plugin_dirs.contains(&path) {
+                continue;
+            }
+            n += if path.is_dir() { count_files(&path) } else { 1 };
+        }
+        n
+    }
+
+    /// What the back ends hold now (a checkpoint of a soak), read over the wire.
+    pub async fn inventory(&self) -> anyhow::Result<Inventory> {
+        Inventory::take(&self.ceph, FS_NAME, &GROUPS, self.manila.as_ref()).await
     }
 
     /// Stops every plugin, then fake-manila and fake-ceph, and removes the directory.
     pub async fn shutdown(mut self) {
-        for p in &mut self.plugins {
+        let mut running: Vec<PluginServer> = std::iter::once(&mut self.controller)
+            .chain(self.nodes.iter_mut())
+            .filter_map(|s| s.plugin.take())
+            .collect();
+        for p in &mut running {
             if let Some(s) = p.stop.take() {
                 let _ = s.send(());
             }
         }
-        for p in self.plugins.drain(..) {
-            let _ = p.task.await;
+        for p in running {
+            p.stop(false).await;
         }
         for s in self.servers.drain(..) {
             s.abort();
             let _ = s.await;
+        }
+        if let Some(c) = self.ceph_server.take() {
+            c.task.abort();
+            let _ = c.task.await;
         }
         let path = self.root.path().to_owned();
         if let Err(e) = self.root.close() {
@@ -911,11 +1506,14 @@ struct NodePlugin {
     dir: PathBuf,
 }
 
-/// A real call under way: its method and the task making it (outcome, wall time).
-type InFlight = (
-    &'static str,
-    tokio::task::JoinHandle<(CsiOutcome, Duration)>,
-);
+/// A real call: its method, and the task making it or, once awaited, its outcome and
+/// wall time.
+type InFlight = (&'static str, CallState);
+
+enum CallState {
+    Running(tokio::task::JoinHandle<(CsiOutcome, Duration)>),
+    Done(CsiOutcome, Duration),
+}
 
 /// Measured wall-clock latency of real calls, by method.
 pub type WallLatencies = BTreeMap<&'static str, hdrhistogram::Histogram<u64>>;
@@ -1005,16 +1603,19 @@ impl RealCsi {
             let r = call_real(controller, node, secrets, parameters, call, permit).await;
             (r, t0.elapsed())
         });
-        self.inflight.insert(id, (method, task));
+        self.inflight.insert(id, (method, CallState::Running(task)));
     }
 
     async fn finish(&mut self, id: u64) -> CsiOutcome {
-        let Some((method, task)) = self.inflight.remove(&id) else {
+        let Some((method, state)) = self.inflight.remove(&id) else {
             return Err((tonic::Code::Internal, "unknown call".into()));
         };
-        let (r, took) = match task.await {
-            Ok(x) => x,
-            Err(e) => return Err((tonic::Code::Internal, format!("call task: {e}"))),
+        let (r, took) = match state {
+            CallState::Done(r, took) => (r, took),
+            CallState::Running(task) => match task.await {
+                Ok(x) => x,
+                Err(e) => return Err((tonic::Code::Internal, format!("call task: {e}"))),
+            },
         };
         if method == "NodeStageVolume"
             && let Some(n) = self.stack.session_count()
@@ -1032,6 +1633,117 @@ impl RealCsi {
 
     async fn leaks(&self) -> Leaks {
         self.stack.leaks().await
+    }
+
+    /// Waits for every real call under way to finish (keeping the outcomes for
+    /// [`RealCsi::finish`]), so that what happens next meets a quiet back end.
+    async fn drain(&mut self) {
+        let mut ids: Vec<u64> = self.inflight.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let Some((method, state)) = self.inflight.remove(&id) else {
+                continue;
+            };
+            let state = match state {
+                CallState::Running(task) => match task.await {
+                    Ok((r, took)) => CallState::Done(r, took),
+                    Err(e) => CallState::Done(
+                        Err((tonic::Code::Internal, format!("call task: {e}"))),
+                        Duration::ZERO,
+                    ),
+                },
+                done => done,
+            };
+            self.inflight.insert(id, (method, state));
+        }
+    }
+
+    /// Forgets calls whose outcome the simulation no longer takes (a kill cut them):
+    /// their tasks run to their end on their own.
+    fn abandon(&mut self, ids: &[u64]) {
+        for id in ids {
+            self.inflight.remove(id);
+        }
+    }
+
+    /// Kills a plugin (see [`Embedded::kill`]).
+    async fn kill(&mut self, which: Plugin) -> anyhow::Result<()> {
+        self.stack.kill(which).await
+    }
+
+    /// Restarts a killed plugin and connects the clients to the new instance.
+    async fn restart(&mut self, which: Plugin) -> anyhow::Result<()> {
+        let channel = self.stack.restart(which).await?;
+        match which {
+            Plugin::Controller => self.controller = ControllerClient::new(channel),
+            Plugin::Node(i) => {
+                if let Some(n) = self.nodes.get_mut(i) {
+                    n.client = NodeClient::new(channel);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a fault step to the back ends (kills and restarts go through
+    /// [`RealCsi::kill`] and [`RealCsi::restart`]).
+    async fn inject(
+        &mut self,
+        action: &crate::fault::Action,
+    ) -> anyhow::Result<crate::fault::Applied> {
+        use crate::fault::{Action, Applied};
+        let rules = |specs: &[String]| -> anyhow::Result<Vec<fake_ceph::FaultRule>> {
+            specs
+                .iter()
+                .map(|r| {
+                    r.parse::<fake_ceph::FaultSpec>()
+                        .map(|s| s.0)
+                        .map_err(anyhow::Error::from)
+                })
+                .collect()
+        };
+        let mut applied = Applied::default();
+        match action {
+            Action::CephRulesOn { window, rules: r } => {
+                self.stack.set_ceph_window(*window, Some(rules(r)?))?;
+            }
+            Action::CephRulesOff { window } => self.stack.set_ceph_window(*window, None)?,
+            Action::MdsDown => self.stack.set_mds_down(true)?,
+            Action::MdsUp => self.stack.set_mds_down(false)?,
+            Action::Evict { node } => applied.sessions_evicted = self.stack.evict(*node).await?,
+            Action::ManilaFaultsOn { window, faults } => {
+                self.stack
+                    .set_manila_window(*window, Some(faults.clone()))?;
+            }
+            Action::ManilaFaultsOff { window } => self.stack.set_manila_window(*window, None)?,
+            Action::ResetStuckShares => {
+                applied.shares_reset = self.stack.reset_stuck_shares().await?
+            }
+            Action::Kill { plugin } => self.kill(*plugin).await?,
+            Action::Restart { plugin } => self.restart(*plugin).await?,
+            Action::RestartCeph => self.stack.restart_ceph().await?,
+        }
+        Ok(applied)
+    }
+
+    /// Heals the back ends after a run: closes every fault window, brings the MDS back
+    /// and restarts every killed plugin, so that the leak check reads a healthy cluster.
+    async fn heal(&mut self) -> anyhow::Result<()> {
+        self.drain().await;
+        self.stack.heal()?;
+        let killed: Vec<Plugin> = std::iter::once(Plugin::Controller)
+            .chain((0..self.nodes.len()).map(Plugin::Node))
+            .filter(|p| !self.stack.is_running(*p))
+            .collect();
+        for p in killed {
+            self.restart(p).await?;
+        }
+        Ok(())
+    }
+
+    /// What the back ends hold now (a checkpoint), read over the wire.
+    pub async fn inventory(&self) -> anyhow::Result<Inventory> {
+        self.stack.inventory().await
     }
 
     /// fake-ceph's MDS `perf dump`.
@@ -1085,29 +1797,51 @@ fn count_files(dir: &Path) -> usize {
     n
 }
 
-/// Serves a plugin with `config` on `dir/csi.sock` and connects to it.
-/// The fake mounters of all plugins share `http`'s connection pool to fake-ceph.
+/// Serves a plugin with `config` on `dir/csi.sock` (a killed plugin's socket is replaced)
+/// and connects to it. The fake mounters of all plugins share `http`'s connection pool
+/// to fake-ceph; `http_timeout` is their deadline per call.
 async fn serve(
     config: Config,
     dir: &Path,
     http: &reqwest::Client,
-) -> anyhow::Result<(Plugin, PathBuf, Channel)> {
+    http_timeout: Option<Duration>,
+) -> anyhow::Result<(PluginServer, PathBuf, Channel)> {
+    use tokio_stream::StreamExt as _;
     let socket = dir.join("csi.sock");
-    let mounter: Arc<dyn Mounter> = Arc::new(
-        FakeMounter::new(config.state_dir.clone(), FakeMountMode::Symlink)
-            .with_client(http.clone()),
-    );
+    let mut mounter = FakeMounter::new(config.state_dir.clone(), FakeMountMode::Symlink)
+        .with_client(http.clone());
+    if let Some(t) = http_timeout {
+        mounter = mounter.with_http_timeout(t);
+    }
+    let mounter: Arc<dyn Mounter> = Arc::new(mounter);
     let driver = Arc::new(Driver::new(config, vec![mounter])?);
+    // As the driver's own `serve` does: a stale socket (a killed plugin's) is replaced,
+    // and the socket appears only once it is listening.
+    match std::fs::remove_file(&socket) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(anyhow::Error::from(e).context(format!("removing {}", socket.display())));
+        }
+    }
+    let listener = driver::server::bind_unix(&socket)
+        .with_context(|| format!("binding {}", socket.display()))?;
     let (tx, rx) = oneshot::channel::<()>();
-    let endpoint = driver::server::Endpoint::Unix(socket.clone());
+    let (kill, killed) = watch::channel(false);
+    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener)
+        .map(move |conn| conn.map(|io| Killable::new(io, killed.clone())));
     let task = tokio::spawn(async move {
-        let _ = driver::server::serve(driver, &endpoint, async {
-            let _ = rx.await;
-        })
-        .await;
+        let served = driver::server::router(driver)
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = rx.await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::warn!("a plugin's server failed: {e}");
+        }
     });
-    // A loaded machine may take a while to bind the socket: wait up to 30 s, then connect
-    // (retrying, as a CO retries a plugin that is starting).
+    // A loaded machine may take a while: wait up to 30 s, then connect (retrying, as a
+    // CO retries a plugin that is starting).
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let channel = loop {
         let s = socket.clone();
@@ -1134,8 +1868,9 @@ async fn serve(
         }
     };
     Ok((
-        Plugin {
+        PluginServer {
             stop: Some(tx),
+            kill,
             task,
         },
         socket,

@@ -7,7 +7,7 @@
 //! already holds volumes this counts only what the run left; runs that share one external
 //! back end must not overlap (each would count the other's volumes).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -159,6 +159,17 @@ impl ManilaAccess {
     }
 }
 
+/// The RADOS namespace of the driver's journal: its default, the subvolume group's name
+/// (ceph-csi's `radosNamespace`).
+pub const JOURNAL_NAMESPACE: &str = "csi";
+
+/// The journal's directory objects, whose omap keys are its entries.
+const JOURNAL_DIRS: [&str; 3] = ["csi.volumes.", "csi.snaps.", "csi.clones."];
+/// The journal's per-UUID objects.
+const JOURNAL_UUID_OBJECTS: [&str; 2] = ["csi.volume.", "csi.snap."];
+/// The key prefix of a volume's name in `csi.volumes.<instance>`.
+const VOLUME_NAME_KEY: &str = "csi.volume.";
+
 /// What the back ends hold at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Inventory {
@@ -168,8 +179,14 @@ pub struct Inventory {
     pub cephx_users: BTreeSet<String>,
     /// MDS session (client) IDs.
     pub sessions: BTreeSet<u64>,
-    /// Manila share IDs of the project.
-    pub shares: BTreeSet<String>,
+    /// Manila shares of the project: ID → (name, status).
+    pub shares: BTreeMap<String, (String, String)>,
+    /// The journal's entries, as `object/key`.
+    pub journal_entries: BTreeSet<String>,
+    /// The journal's per-UUID objects.
+    pub journal_objects: BTreeSet<String>,
+    /// The volumes' request names in the journal: name → UUID.
+    pub journal_names: BTreeMap<String, String>,
 }
 
 impl Inventory {
@@ -226,10 +243,70 @@ impl Inventory {
                 .await
                 .map_err(|e| anyhow::anyhow!("Manila: listing shares: {e}"))?
                 .into_iter()
-                .map(|s| s.id)
+                .map(|s| (s.id, (s.name.unwrap_or_default(), s.status)))
                 .collect();
         }
+        inv.read_journal(ceph, fs).await?;
         Ok(inv)
+    }
+
+    /// Reads the driver's journal: the objects of [`JOURNAL_NAMESPACE`] in `fs`'s
+    /// metadata pool (`rados ls`) and the keys of its directory objects.
+    async fn read_journal(&mut self, ceph: &CephAccess, fs: &str) -> anyhow::Result<()> {
+        let out = ceph
+            .command(Target::Mon, json!({"prefix": "fs ls", "format": "json"}))
+            .await?;
+        let v: Value = serde_json::from_str(&out).context("fs ls: output")?;
+        let pool = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|f| f["name"] == fs)
+            .and_then(|f| f["metadata_pool"].as_str())
+            .with_context(|| format!("fs ls names no metadata pool of {fs}"))?
+            .to_owned();
+        let out = ceph
+            .command(
+                Target::Mon,
+                json!({"prefix": "rados ls", "pool": pool, "namespace": JOURNAL_NAMESPACE}),
+            )
+            .await?;
+        let v: Value = serde_json::from_str(&out).context("rados ls: output")?;
+        let objects: Vec<String> = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o["name"].as_str().map(str::to_owned))
+            .collect();
+        for object in objects {
+            if JOURNAL_DIRS.iter().any(|p| object.starts_with(p)) {
+                for (key, value) in omap_all(ceph, &pool, &object).await? {
+                    if object.starts_with(JOURNAL_DIRS[0])
+                        && let Some(name) = key.strip_prefix(VOLUME_NAME_KEY)
+                    {
+                        self.journal_names.insert(name.to_owned(), value);
+                    }
+                    self.journal_entries.insert(format!("{object}/{key}"));
+                }
+            } else if JOURNAL_UUID_OBJECTS.iter().any(|p| object.starts_with(p)) {
+                self.journal_objects.insert(object);
+            }
+        }
+        Ok(())
+    }
+
+    /// The Manila shares of each request name that are in use or on their way (not
+    /// failed, not being deleted): two for one name at once are a duplicate. (Over a
+    /// run a name may see several, one after the other: a share that failed is deleted
+    /// and made again.)
+    pub fn live_shares_by_name(&self) -> BTreeMap<String, BTreeSet<String>> {
+        let mut m: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (id, (name, status)) in &self.shares {
+            if !matches!(status.as_str(), "deleting" | "error_deleting" | "error") {
+                m.entry(name.clone()).or_default().insert(id.clone());
+            }
+        }
+        m
     }
 
     /// What `self` holds that `before` did not: counts for the leak report. Access rules
@@ -240,7 +317,11 @@ impl Inventory {
         manila: Option<&ManilaAccess>,
     ) -> anyhow::Result<NewSince> {
         let mut access_rules = 0;
-        let shares: Vec<&String> = self.shares.difference(&before.shares).collect();
+        let shares: Vec<&String> = self
+            .shares
+            .keys()
+            .filter(|id| !before.shares.contains_key(*id))
+            .collect();
         if let Some(m) = manila {
             for id in &shares {
                 access_rules += m
@@ -257,8 +338,121 @@ impl Inventory {
             sessions: self.sessions.difference(&before.sessions).count(),
             shares: shares.len(),
             access_rules,
+            journal_entries: self
+                .journal_entries
+                .difference(&before.journal_entries)
+                .count(),
+            journal_objects: self
+                .journal_objects
+                .difference(&before.journal_objects)
+                .count(),
         })
     }
+}
+
+/// Every omap key and value of `object` (in [`JOURNAL_NAMESPACE`]), page by page.
+async fn omap_all(
+    ceph: &CephAccess,
+    pool: &str,
+    object: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = ceph
+            .command(
+                Target::Mon,
+                json!({"prefix": "rados omap list", "pool": pool, "namespace": JOURNAL_NAMESPACE,
+                       "object": object, "start_after": after, "max_return": 1000}),
+            )
+            .await;
+        let page = match page {
+            Ok(p) => p,
+            // Removed since it was listed.
+            Err(e) if is_enoent(&e) => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        let v: Value = serde_json::from_str(&page).context("rados omap list: output")?;
+        let vals = v["vals"].as_object().cloned().unwrap_or_default();
+        for (k, val) in vals {
+            after.clone_from(&k);
+            out.push((k, val.as_str().unwrap_or("").to_owned()));
+        }
+        if !v["more"].as_bool().unwrap_or(false) {
+            return Ok(out);
+        }
+    }
+}
+
+/// Resets every share stuck in `creating` or `error_deleting` to `error`, as a Manila
+/// admin does with `manila reset-state --state error` (after which its owner can
+/// delete it): a token for fake-manila's default admin (`admin`/`admin` in project
+/// `admin`) from the Keystone at `auth_url`, the shares of all projects from the Manila
+/// at `manila_url`, `reset_status` on each stuck one. How many were reset.
+pub async fn reset_stuck_shares(auth_url: &str, manila_url: &str) -> anyhow::Result<usize> {
+    const VERSION: (&str, &str) = ("X-OpenStack-Manila-API-Version", "2.45");
+    let http = reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .build()
+        .context("HTTP client")?;
+    let auth = json!({"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "password": "admin", "domain": {"name": "Default"}}}},
+        "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}});
+    let resp = http
+        .post(format!("{}/auth/tokens", auth_url.trim_end_matches('/')))
+        .json(&auth)
+        .send()
+        .await
+        .context("Keystone: admin token")?;
+    anyhow::ensure!(
+        resp.status().is_success(),
+        "Keystone: admin token: HTTP {}",
+        resp.status()
+    );
+    let token = resp
+        .headers()
+        .get("X-Subject-Token")
+        .and_then(|v| v.to_str().ok())
+        .context("Keystone: no X-Subject-Token")?
+        .to_owned();
+    let base = format!("{}/v2", manila_url.trim_end_matches('/'));
+    let resp = http
+        .get(format!("{base}/shares/detail?all_tenants=1"))
+        .header("X-Auth-Token", &token)
+        .header(VERSION.0, VERSION.1)
+        .send()
+        .await
+        .context("Manila: listing shares")?;
+    anyhow::ensure!(
+        resp.status().is_success(),
+        "Manila: listing shares: HTTP {}",
+        resp.status()
+    );
+    let v: Value = resp.json().await.context("Manila: shares")?;
+    let stuck: Vec<String> = v["shares"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["status"] == "creating" || s["status"] == "error_deleting")
+        .filter_map(|s| s["id"].as_str().map(str::to_owned))
+        .collect();
+    for id in &stuck {
+        let resp = http
+            .post(format!("{base}/shares/{id}/action"))
+            .header("X-Auth-Token", &token)
+            .header(VERSION.0, VERSION.1)
+            .json(&json!({"reset_status": {"status": "error"}}))
+            .send()
+            .await
+            .with_context(|| format!("Manila: reset_status of {id}"))?;
+        anyhow::ensure!(
+            resp.status().is_success(),
+            "Manila: reset_status of {id}: HTTP {}",
+            resp.status()
+        );
+    }
+    Ok(stuck.len())
 }
 
 /// Counts of what appeared between two inventories.
@@ -274,6 +468,10 @@ pub struct NewSince {
     pub shares: usize,
     /// Access rules on those shares.
     pub access_rules: usize,
+    /// Journal entries.
+    pub journal_entries: usize,
+    /// The journal's per-UUID objects.
+    pub journal_objects: usize,
 }
 
 fn is_enoent(e: &anyhow::Error) -> bool {

@@ -16,8 +16,9 @@
 //! Start reading at [`run`]; the simulation is [`sim::World`], its clock and timing
 //! primitives are in [`time`], scenarios in [`params`] (files in `scenarios/`), the
 //! authorizer in [`authz`], the CSI back ends in [`csi`], the leak check's reading of the
-//! back ends in [`inventory`], the reports in [`report`], the time series and their SVG
-//! plots in [`plots`].
+//! back ends in [`inventory`], faults injected on the clock in [`fault`], the fault soak
+//! in [`soak`], the reports in [`report`], the time series and their SVG plots in
+//! [`plots`].
 //!
 //! Beside the simulator: [`up`], the same embedded back ends served on their own for
 //! other tools (`harness up`); [`conformance`], a CSI conformance bench (every rule
@@ -29,23 +30,35 @@
 //! charged to its counters.
 //!
 //! Faults: a scenario's `ceph_faults` are fake-ceph's fault rules (latency, error rates,
-//! hangs on admin commands and client operations), met by the real driver. Not modelled
-//! yet: Kubernetes API errors and faults, fake-manila's faults (the embedded one runs
-//! healthy, with zero state delays), the 1.12+ kubelet's GET-then-watch WaitForAttach,
-//! ADC force-detach; in the busy workload, OSD data I/O and the build and delete phases
-//! of cephfs-perf's kernel-build.
+//! hangs on admin commands and client operations) and its `manila_faults` fake-manila's
+//! (5xx answers, latency, shares stuck in `creating` or ending in `error`, access rules
+//! ending in `error`), both met by the real driver; its `fault_plan` ([`fault`]) switches
+//! them on and off on the simulated clock, takes the MDS down, evicts sessions, resets
+//! stuck shares as an operator would, and kills and restarts the driver's plugins.
+//! [`soak`] (`harness soak --seeds N`) draws such a plan per seed and checks that
+//! nothing leaked and no claim got two volumes. The kubelet and the external-provisioner
+//! treat a call that ended without a final answer (Unavailable, DeadlineExceeded, ...)
+//! as maybe done, as theirs do: an uncertain mount is unmounted before it is forgotten,
+//! a claim deleted while its volume may be in the making is provisioned to the end and
+//! its volume deleted. Not modelled yet: Kubernetes API errors and faults, fake-ceph
+//! restarts (they need its metadata on disk), fake-manila's state delays (the embedded
+//! one has none: the simulation charges its own durations), the 1.12+ kubelet's
+//! GET-then-watch WaitForAttach, ADC force-detach; in the busy workload, OSD data I/O and
+//! the build and delete phases of cephfs-perf's kernel-build.
 
 pub mod api;
 pub mod authz;
 pub mod busy;
 pub mod conformance;
 pub mod csi;
+pub mod fault;
 pub mod inventory;
 pub mod load;
 pub mod params;
 pub mod plots;
 pub mod report;
 pub mod sim;
+pub mod soak;
 pub mod time;
 pub mod up;
 
@@ -113,6 +126,12 @@ pub async fn run_with_progress(
         ceph_faults: p
             .fault_rules()
             .map_err(|e| anyhow::anyhow!("scenario {}: {e}", p.name))?,
+        manila_faults: p.manila_faults.clone(),
+        timeouts: p.driver,
+        durable_ceph: p
+            .fault_plan
+            .iter()
+            .any(|s| s.action == fault::Action::RestartCeph),
     };
     let backend = match &backend {
         BackendKind::Real => Backend::Real(Box::new(
@@ -158,6 +177,9 @@ pub async fn run_on(
     world.run().await;
     let simulation_s = t_sim.elapsed().as_secs_f64();
     world.log.flush()?;
+    if !p.fault_plan.is_empty() {
+        world.heal().await;
+    }
     let leaks = world.backend().leaks().await;
     let leaked_objects = world.leftover_objects();
     let series = std::mem::take(&mut world.stats.series);
@@ -194,7 +216,8 @@ pub async fn run_on(
         .into_iter()
         .map(|(k, (n, w, m))| (k, (n, w.as_secs_f64(), m.as_secs_f64())))
         .collect();
-    let clean = leaks.none() && leaked_objects.is_empty();
+    let duplicates = world.duplicates();
+    let clean = leaks.none() && leaked_objects.is_empty() && duplicates.is_empty();
     let mut summary = Summary {
         scenario: p.name.clone(),
         seed,
@@ -228,6 +251,12 @@ pub async fn run_on(
         mock_calls: BTreeMap::new(),
         plots: Vec::new(),
         busy: world.busy.as_ref().map(|b| b.summary()),
+        faults: world.faults.clone(),
+        claims: st.claims_at_teardown.clone(),
+        pods_not_running: st.pods_not_running.clone(),
+        duplicates,
+        checkpoints: world.checkpoints,
+        checkpoint_errors: world.checkpoint_errors.clone(),
         params: p,
     };
     let events = world.log.lines_kept().to_vec();

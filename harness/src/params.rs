@@ -35,6 +35,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "flaky-ceph-1k",
         include_str!("../../scenarios/flaky-ceph-1k.json"),
     ),
+    ("soak", include_str!("../../scenarios/soak.json")),
 ];
 
 /// What provisions the volumes.
@@ -180,6 +181,16 @@ pub struct Params {
     /// drawn in the order calls reach fake-ceph, which concurrent calls make vary: with
     /// them a seed no longer fixes the event log. Latency and hang rules keep it fixed.
     pub ceph_faults: Vec<String>,
+    /// Faults for the embedded fake-manila from the start (request errors and latency,
+    /// shares stuck in `creating` or ending in `error`, access rules ending in `error`),
+    /// drawn in the order requests reach it: a rate below 1 makes the event log vary.
+    pub manila_faults: fake_manila::Faults,
+    /// Faults injected on the simulated clock (see `fault`): fake-ceph rules and
+    /// fake-manila faults switched on and off, the MDS down and up, evictions, plugins
+    /// killed and restarted.
+    pub fault_plan: Vec<crate::fault::Step>,
+    /// The driver's deadlines (defaults: the driver's own).
+    pub driver: DriverTimeouts,
     /// CSIDriver `attachRequired`: VolumeAttachments, the external-attacher, ControllerPublish.
     pub attach_required: bool,
     /// Scale in steps of this many replicas (0: all at once), killing stuck pods (attempt #2).
@@ -220,6 +231,21 @@ pub struct Params {
     pub container_start: Latency,
     /// Real CSI calls in flight at once (a wall-clock bound; no effect on the event log).
     pub max_inflight: usize,
+}
+
+/// The driver's deadlines, milliseconds; `None` keeps the driver's default. A fault
+/// soak makes them short, so that a hung Ceph call or a share stuck in `creating` costs
+/// little wall time before the call fails and the simulation retries it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DriverTimeouts {
+    /// Every Ceph admin call (`--ceph-timeout`, 30 s), and fake-manila's calls to Ceph.
+    pub ceph_timeout_ms: Option<u64>,
+    /// Mounts and each call the fake mounter makes to fake-ceph (60 s and 10 s).
+    pub mount_timeout_ms: Option<u64>,
+    /// How long CreateVolume and DeleteVolume wait for a Manila share (`--manila-wait`,
+    /// 60 s).
+    pub manila_wait_ms: Option<u64>,
 }
 
 /// Client-side rate limits (QPS, burst), 2018 defaults.
@@ -346,6 +372,9 @@ impl Default for Params {
             container_start: Latency::ms(1000.0, 3000.0),
             max_inflight: 64,
             ceph_faults: Vec::new(),
+            manila_faults: fake_manila::Faults::default(),
+            fault_plan: Vec::new(),
+            driver: DriverTimeouts::default(),
         }
     }
 }
@@ -423,7 +452,8 @@ impl Params {
         })
     }
 
-    fn validated(self) -> Result<Self, ParamsError> {
+    /// Checks the parameters (what [`Params::load`] and [`Params::set`] check).
+    pub fn validated(self) -> Result<Self, ParamsError> {
         let bad = |m: &str| Err(ParamsError::Invalid(self.name.clone(), m.into()));
         if self.shares == 0 || self.replicas == 0 {
             return bad("shares and replicas must be at least 1");
@@ -433,6 +463,23 @@ impl Params {
         }
         if let Err(e) = self.fault_rules() {
             return bad(&e);
+        }
+        if let Err(e) = self.manila_faults.validate() {
+            return bad(&format!("manila_faults: {e}"));
+        }
+        for step in &self.fault_plan {
+            if let Err(e) = step.check(self.node_count()) {
+                return bad(&e);
+            }
+        }
+        if [
+            self.driver.ceph_timeout_ms,
+            self.driver.mount_timeout_ms,
+            self.driver.manila_wait_ms,
+        ]
+        .contains(&Some(0))
+        {
+            return bad("driver: timeouts must be at least 1 ms");
         }
         if self.workload == Workload::Busy {
             let b = &self.busy;

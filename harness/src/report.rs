@@ -138,6 +138,12 @@ pub struct Stats {
     pub rpcs: BTreeMap<(String, String), Vec<Duration>>,
     /// The time series sampled on the simulated clock (the plots).
     pub series: crate::plots::Series,
+    /// Each claim when the deploy phase ended: `Bound`, or `Pending` with the last
+    /// provisioning error.
+    pub claims_at_teardown: BTreeMap<String, String>,
+    /// Pods not Running when the deploy phase ended, with the last error of their
+    /// volumes (empty: none recorded).
+    pub pods_not_running: BTreeMap<String, String>,
 }
 
 impl Stats {
@@ -315,6 +321,23 @@ pub struct Summary {
     /// The busy workload's figures (busy scenarios only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub busy: Option<crate::busy::BusySummary>,
+    /// What the run counted of its fault plan.
+    pub faults: crate::fault::FaultCounts,
+    /// Each claim when the deploy phase ended: `Bound`, or `Pending` with the last
+    /// provisioning error.
+    pub claims: BTreeMap<String, String>,
+    /// Pods not Running when the deploy phase ended, with the last error of their
+    /// volumes (empty: none recorded).
+    pub pods_not_running: BTreeMap<String, String>,
+    /// Claims that got more than one volume (by handle, or by the back end's volumes
+    /// per request name at a checkpoint), and how many.
+    pub duplicates: BTreeMap<String, usize>,
+    /// Times the back ends were read during the run (fault steps with no fault window
+    /// open, and after the run).
+    pub checkpoints: u64,
+    /// Checkpoints that could not read the back ends.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checkpoint_errors: Vec<String>,
 }
 
 impl Summary {
@@ -440,6 +463,32 @@ impl Summary {
                 },
             ),
         ];
+        if !self.faults.applied.is_empty() || !self.faults.refused.is_empty() {
+            // Before the teardown row: what the fault plan did.
+            let f = &self.faults;
+            let at = rows.len() - 1;
+            rows.insert(
+                at,
+                (
+                    "fault steps applied / refused",
+                    format!(
+                        "{} ({}) / {}; calls cut {}, refused {}",
+                        f.applied.values().sum::<u64>(),
+                        f.applied
+                            .iter()
+                            .map(|(k, n)| format!("{k} {n}"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        f.refused.len(),
+                        f.calls_cut,
+                        f.calls_refused
+                    ),
+                ),
+            );
+        }
+        if !self.duplicates.is_empty() {
+            rows.push(("DUPLICATE volumes", format!("{:?}", self.duplicates)));
+        }
         if let Some(b) = &self.busy {
             // After the MDS row: the busy workload's own figures.
             let at = rows

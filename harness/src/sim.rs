@@ -28,7 +28,8 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::api::*;
 use crate::authz::{Graph, GraphOp, forbidden};
-use crate::csi::{Backend, CsiCall, CsiOutcome, CsiReply, DRIVER_NAME, node_name};
+use crate::csi::{Backend, CsiCall, CsiOutcome, CsiReply, DRIVER_NAME, is_final, node_name};
+use crate::fault::{Action, Anchor, FaultCounts, Plugin};
 use crate::params::Params;
 use crate::plots::Sample;
 use crate::report::{EventLog, Stats};
@@ -211,6 +212,8 @@ enum Ev {
     Busy {
         round: u64,
     },
+    /// Step i of the fault plan.
+    Fault(usize),
 }
 
 #[derive(Debug)]
@@ -249,6 +252,9 @@ struct KPod {
     pvs: Vec<(String, String)>,
     deleting: bool,
     published: BTreeSet<String>,
+    /// Volumes whose NodePublish failed with a non-final code: maybe published, so
+    /// unpublished before the pod goes (the kubelet's uncertain mount state).
+    uncertain: BTreeSet<String>,
     running: bool,
     removing: bool,
 }
@@ -258,9 +264,23 @@ struct KVol {
     pvc: String,
     busy: bool,
     staged: bool,
+    /// NodeStage failed with a non-final code: maybe staged, so unstaged when no pod
+    /// needs it any more (the kubelet's uncertain device state, 1.19+).
+    uncertain: bool,
     backoff: Backoff,
     retry_at: SimTime,
+    /// Unmounting backs off on its own: the kubelet keys back-offs by operation, so a
+    /// failing SetUp does not hold back the UnmountDevice of a pod gone meanwhile.
+    unmount_backoff: Backoff,
+    unmount_retry_at: SimTime,
     wait_since: SimTime,
+    /// The last failure of an operation on the volume (for the report; back-end
+    /// messages stay out of the event log).
+    last_error: Option<String>,
+    /// The handle the volume was staged with: the kubelet unmounts from its own record
+    /// of the mount, even once the PV is gone (without attach, nothing keeps a PV from
+    /// being deleted while a node still has the volume staged).
+    handle: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -307,6 +327,16 @@ struct Provisioner {
     work: Work,
     busy: BTreeSet<String>,
     backoff: BTreeMap<String, (Backoff, SimTime)>,
+    /// Claims whose last CreateVolume ended with a non-final code, and their PV's name:
+    /// the volume may exist, so provisioning goes on until a final answer even if the
+    /// claim is deleted meanwhile (external-provisioner's `claimsInProgress`); a volume
+    /// made for a deleted claim gets a PV that the PV controller releases.
+    in_progress: BTreeMap<String, String>,
+    /// The last CreateVolume error of each claim not yet provisioned.
+    last_error: BTreeMap<String, String>,
+    /// Every volume handle CreateVolume returned, by claim (more than one is a
+    /// duplicate).
+    handles: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// The scenario driver's phase.
@@ -403,6 +433,29 @@ pub struct World {
     pub stats: Stats,
     /// The busy workload, when the scenario runs it.
     pub busy: Option<crate::busy::Busy>,
+    /// Plugins killed and not restarted yet: calls to them fail at once.
+    down: BTreeSet<Plugin>,
+    /// Outcomes the simulation decided itself (calls a kill cut, calls to a killed
+    /// plugin), taken instead of the real ones.
+    decided: BTreeMap<u64, CsiOutcome>,
+    /// Fault windows open (fake-ceph rules, the MDS down, fake-manila faults): the back
+    /// ends are read at checkpoints only when none is.
+    open_windows: BTreeMap<String, &'static str>,
+    /// What the run counted of its fault plan.
+    pub faults: FaultCounts,
+    /// Every CephFS volume the journal named at some checkpoint, by request name: a
+    /// name's volume never changes (a retry takes up the reservation), so more than one
+    /// over the run is a duplicate.
+    pub ledger: BTreeMap<String, BTreeSet<String>>,
+    /// Manila request names with more than one live share at one checkpoint (the most).
+    pub live_duplicates: BTreeMap<String, usize>,
+    /// Checkpoints that could not read the back ends.
+    pub checkpoint_errors: Vec<String>,
+    /// Checkpoints taken.
+    pub checkpoints: u64,
+    /// Fault steps scheduled and not applied yet: teardown ends only after them, so
+    /// that every window closes and every killed plugin restarts within the run.
+    faults_pending: usize,
 }
 
 fn key2(pv: &str, node: usize) -> String {
@@ -502,6 +555,15 @@ impl World {
             log,
             stats: Stats::default(),
             busy,
+            down: BTreeSet::new(),
+            decided: BTreeMap::new(),
+            open_windows: BTreeMap::new(),
+            faults: FaultCounts::default(),
+            ledger: BTreeMap::new(),
+            live_duplicates: BTreeMap::new(),
+            checkpoint_errors: Vec::new(),
+            checkpoints: 0,
+            faults_pending: 0,
             p,
         }
     }
@@ -519,6 +581,17 @@ impl World {
     /// The back end (for leak checks and reports).
     pub fn backend(&self) -> &Backend {
         &self.backend
+    }
+
+    /// After the run: closes every fault window, restarts the plugins still killed, and
+    /// takes a last checkpoint, so that the leak check reads a healthy back end.
+    pub async fn heal(&mut self) {
+        if let Err(e) = self.backend.heal().await {
+            self.faults.refused.push(format!("heal: {e:#}"));
+        }
+        self.down.clear();
+        self.open_windows.clear();
+        self.checkpoint().await;
     }
 
     /// Takes the back end out (to shut it down).
@@ -563,6 +636,7 @@ impl World {
     /// Runs the scenario to the end (or `limit` events, for tests).
     pub async fn run(&mut self) {
         self.setup();
+        self.schedule_faults(Anchor::Start);
         self.after(Duration::ZERO, Ev::Script);
         self.after(Duration::from_secs(15), Ev::PvResync);
         let nodes = self.kubelets.len();
@@ -600,11 +674,22 @@ impl World {
                     f(&info);
                 }
             }
-            if let Ev::CsiDone { id } = e.ev {
-                let out = self.backend.finish(id).await;
-                self.csi_done(id, out);
-            } else {
-                self.handle(e.ev);
+            match e.ev {
+                // A call a kill cut was finished early; its original completion finds
+                // nothing.
+                Ev::CsiDone { id } if self.calls.contains_key(&id) => {
+                    let (out, by_kill) = match self.decided.remove(&id) {
+                        Some(out) => (out, true),
+                        None => (self.backend.finish(id).await, false),
+                    };
+                    if out.is_err() {
+                        self.attribute_failure(id, by_kill);
+                    }
+                    self.csi_done(id, out);
+                }
+                Ev::CsiDone { .. } => {}
+                Ev::Fault(i) => self.fault(i).await,
+                ev => self.handle(ev),
             }
             if let Some(b) = &mut self.busy {
                 b.run_samples().await;
@@ -616,6 +701,212 @@ impl World {
         self.stats.sim_end = self.now;
         let s = self.sample(self.now).await;
         self.stats.series.finish(s);
+        self.faults.not_reached = (self.p.fault_plan.len() as u64)
+            .saturating_sub(self.faults.applied.values().sum::<u64>())
+            .saturating_sub(self.faults.refused.len() as u64);
+    }
+
+    // ---- faults ----------------------------------------------------------------------
+
+    /// Schedules the fault plan's steps anchored to `anchor` (which starts now).
+    fn schedule_faults(&mut self, anchor: Anchor) {
+        let steps: Vec<(usize, f64)> = self
+            .p
+            .fault_plan
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.at == anchor)
+            .map(|(i, s)| (i, s.after_s))
+            .collect();
+        for (i, after_s) in steps {
+            self.faults_pending += 1;
+            self.after(Params::secs(after_s), Ev::Fault(i));
+        }
+    }
+
+    /// Applies step `i` of the fault plan.
+    async fn fault(&mut self, i: usize) {
+        let Some(step) = self.p.fault_plan.get(i).cloned() else {
+            return;
+        };
+        self.faults_pending = self.faults_pending.saturating_sub(1);
+        let action = step.action;
+        // Nothing answers an eviction while the MDS is down, nor Manila's API while it
+        // fails on purpose: the operator waits and tries again.
+        let blocked = match &action {
+            Action::Evict { .. } => self.open_windows.contains_key("mds"),
+            Action::ResetStuckShares => self.open_windows.keys().any(|w| w.starts_with("manila")),
+            _ => false,
+        };
+        if blocked {
+            self.faults_pending += 1;
+            self.event("fault", action.name(), &action.object(), "postponed 5 s");
+            self.after(Duration::from_secs(5), Ev::Fault(i));
+            return;
+        }
+        if action.quiesces() {
+            self.backend.drain().await;
+        }
+        let mut detail = String::from("applied");
+        if let Action::Restart { plugin } = &action
+            && !self.down.contains(plugin)
+        {
+            // Restarted already (kills of one plugin overlapped).
+            self.faults.count(&action, crate::fault::Applied::default());
+            self.event("fault", action.name(), &action.object(), "running");
+            return;
+        }
+        if let Action::Kill { plugin } = &action {
+            // The connection drops: the calls under way fail now, whatever the real
+            // ones had done.
+            let cut: Vec<u64> = self
+                .calls
+                .iter()
+                .filter(|(id, (c, _, _))| {
+                    plugin_of(c) == *plugin && !self.decided.contains_key(*id)
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            for id in &cut {
+                self.decided.insert(
+                    *id,
+                    Err((
+                        tonic::Code::Unavailable,
+                        format!("connection to the {plugin} plugin lost: it was killed"),
+                    )),
+                );
+                self.after(Duration::ZERO, Ev::CsiDone { id: *id });
+            }
+            self.backend.abandon(&cut);
+            self.faults.calls_cut += cut.len() as u64;
+            self.down.insert(*plugin);
+            detail = format!("{} calls cut", cut.len());
+        }
+        match self.backend.inject(&action).await {
+            Ok(applied) => {
+                self.faults.count(&action, applied);
+                match &action {
+                    Action::Restart { plugin } => {
+                        self.down.remove(plugin);
+                    }
+                    Action::CephRulesOn { window, rules } => {
+                        let kind = if rules.iter().any(|r| r.starts_with("hang:")) {
+                            "ceph-hangs"
+                        } else {
+                            "ceph-errors"
+                        };
+                        self.open_windows.insert(format!("ceph-{window}"), kind);
+                    }
+                    Action::ManilaFaultsOn { window, faults } => {
+                        let kind = if faults.stuck_creating_rate > 0.0 {
+                            "manila-stuck"
+                        } else {
+                            "manila-5xx"
+                        };
+                        self.open_windows.insert(format!("manila-{window}"), kind);
+                    }
+                    Action::CephRulesOff { window } => {
+                        self.open_windows.remove(&format!("ceph-{window}"));
+                    }
+                    Action::ManilaFaultsOff { window } => {
+                        self.open_windows.remove(&format!("manila-{window}"));
+                    }
+                    Action::MdsDown => {
+                        self.open_windows.insert("mds".into(), "mds-down");
+                    }
+                    Action::MdsUp => {
+                        self.open_windows.remove("mds");
+                    }
+                    _ => {}
+                }
+            }
+            Err(e) => {
+                self.faults
+                    .refused
+                    .push(format!("{} {}: {e:#}", action.name(), action.object()));
+                detail = "refused".into();
+            }
+        }
+        self.event("fault", action.name(), &action.object(), &detail);
+        if action.quiesces() {
+            self.checkpoint().await;
+        }
+    }
+
+    /// Counts a failed call against the faults in force when it ended: the windows open
+    /// then, and the kill of its plugin when the simulation failed it for that. (A
+    /// window's count includes failures it did not cause, when two overlap.)
+    fn attribute_failure(&mut self, id: u64, by_kill: bool) {
+        let mut kinds: BTreeSet<&'static str> = self.open_windows.values().copied().collect();
+        if by_kill {
+            kinds.insert(match self.calls.get(&id).map(|(c, _, _)| plugin_of(c)) {
+                Some(Plugin::Controller) => "controller-kills",
+                _ => "node-kills",
+            });
+        }
+        for k in kinds {
+            *self
+                .faults
+                .calls_failed_during
+                .entry(k.to_owned())
+                .or_default() += 1;
+        }
+    }
+
+    /// Reads what the back ends hold, when no fault window is open (the reading would
+    /// meet the faults), and adds each request name's volumes to the ledger.
+    async fn checkpoint(&mut self) {
+        if !self.open_windows.is_empty() || self.p.fault_plan.is_empty() {
+            return;
+        }
+        self.backend.drain().await;
+        match self.backend.inventory().await {
+            None => {}
+            Some(Ok(inv)) => {
+                self.checkpoints += 1;
+                for (name, uuid) in &inv.journal_names {
+                    self.ledger
+                        .entry(name.clone())
+                        .or_default()
+                        .insert(uuid.clone());
+                }
+                for (name, ids) in inv.live_shares_by_name() {
+                    if ids.len() > 1 {
+                        let n = self.live_duplicates.entry(name).or_default();
+                        *n = (*n).max(ids.len());
+                    }
+                }
+            }
+            Some(Err(e)) => self
+                .checkpoint_errors
+                .push(format!("at {:.1} s: {e:#}", self.now.secs())),
+        }
+    }
+
+    /// Claims given more than one volume: by the volume handles CreateVolume returned,
+    /// and by the back ends' volumes per request name at the checkpoints.
+    pub fn duplicates(&self) -> BTreeMap<String, usize> {
+        let mut d = BTreeMap::new();
+        for (pvc, handles) in &self.prov.handles {
+            if handles.len() > 1 {
+                d.insert(format!("{pvc} (handles)"), handles.len());
+            }
+        }
+        for (name, vols) in &self.ledger {
+            if vols.len() > 1 {
+                d.insert(format!("{name} (journal)"), vols.len());
+            }
+        }
+        for (name, n) in &self.live_duplicates {
+            d.insert(format!("{name} (live shares)"), *n);
+        }
+        d
+    }
+
+    /// Each claim's state when the deploy phase ended: `Bound`, or `Pending` with the
+    /// last provisioning error (or none recorded).
+    pub fn claim_outcomes(&self) -> BTreeMap<String, String> {
+        self.stats.claims_at_teardown.clone()
     }
 
     /// The state for the time series at `at` (no event later than `at` has run yet).
@@ -664,7 +955,8 @@ impl World {
             Ev::Watch { to, kind, name } => self.on_watch(to, kind, &name),
             Ev::Process(c) => self.process(c),
             Ev::Api { client, req } => self.apply(&client, req),
-            Ev::CsiDone { .. } => {}
+            // Both need the back end: the run loop handles them.
+            Ev::CsiDone { .. } | Ev::Fault(_) => {}
             Ev::GraphIn(op) => {
                 self.graph.enqueue(op);
                 if !self.graph_ticking {
@@ -1212,7 +1504,21 @@ impl World {
         self.next_call += 1;
         let id = self.next_call;
         self.event(component, call.method(), object, "start");
+        let plugin = plugin_of(&call);
         self.calls.insert(id, (call.clone(), then, self.now));
+        if self.down.contains(&plugin) {
+            // Nothing listens on a killed plugin's socket: the call fails at once.
+            self.faults.calls_refused += 1;
+            self.decided.insert(
+                id,
+                Err((
+                    tonic::Code::Unavailable,
+                    format!("the {plugin} plugin is not running"),
+                )),
+            );
+            self.after(Duration::ZERO, Ev::CsiDone { id });
+            return;
+        }
         self.to_start.push((id, call));
         self.after(lat, Ev::CsiDone { id });
     }
@@ -1241,15 +1547,34 @@ impl World {
         };
         self.event(&component, call.method(), &object, &format!("{code:?}"));
         let ok = out.is_ok();
+        let uncertain = !ok && !is_final(code);
+        let error = out.as_ref().err().map(|(c, m)| format!("{c:?}: {m}"));
         match then {
             Then::Provisioned { pvc, pv } => match out {
                 Ok(CsiReply::Created { volume_id, context }) => {
+                    self.prov
+                        .handles
+                        .entry(pvc.clone())
+                        .or_default()
+                        .insert(volume_id.clone());
+                    self.prov.in_progress.remove(&pvc);
+                    self.prov.last_error.remove(&pvc);
                     let pvobj = self.make_pv(&pvc, &pv, volume_id, context);
                     self.api("provisioner", Req::CreatePv(Box::new(pvobj)));
                     self.prov.busy.remove(&format!("pvc/{pvc}"));
                     self.prov.backoff.remove(&format!("pvc/{pvc}"));
                 }
-                _ => self.prov_fail(format!("pvc/{pvc}")),
+                _ => {
+                    if uncertain {
+                        self.prov.in_progress.insert(pvc.clone(), pv);
+                    } else {
+                        self.prov.in_progress.remove(&pvc);
+                    }
+                    self.prov
+                        .last_error
+                        .insert(pvc.clone(), error.unwrap_or_default());
+                    self.prov_fail(format!("pvc/{pvc}"));
+                }
             },
             Then::Deleted { pv } => {
                 if ok {
@@ -1277,16 +1602,22 @@ impl World {
                     self.stats.peak_sessions = self.stats.peak_sessions.max(self.stats.sessions);
                     if let Some(v) = self.kubelets[node].vols.get_mut(&pv) {
                         v.staged = true;
+                        v.uncertain = false;
                     }
                     self.vol_ok(node, &pv);
                 } else {
-                    self.vol_fail(node, &pv, "MountDevice failed");
+                    if let Some(v) = self.kubelets[node].vols.get_mut(&pv) {
+                        v.uncertain |= uncertain;
+                        v.last_error = error;
+                    }
+                    self.vol_fail(node, &pv, "MountDevice failed", false);
                 }
             }
             Then::Published { node, pv, pod } => {
                 if ok {
                     let k = &mut self.kubelets[node];
                     if let Some(kp) = k.pods.get_mut(&pod) {
+                        kp.uncertain.remove(&pv);
                         kp.published.insert(pv.clone());
                         if kp.published.len() == kp.pvs.len() && !kp.running && !kp.deleting {
                             kp.running = true;
@@ -1296,28 +1627,46 @@ impl World {
                     }
                     self.vol_ok(node, &pv);
                 } else {
-                    self.vol_fail(node, &pv, "SetUp failed");
+                    let k = &mut self.kubelets[node];
+                    if uncertain && let Some(kp) = k.pods.get_mut(&pod) {
+                        kp.uncertain.insert(pv.clone());
+                    }
+                    if let Some(v) = k.vols.get_mut(&pv) {
+                        v.last_error = error;
+                    }
+                    self.vol_fail(node, &pv, "SetUp failed", false);
                 }
             }
             Then::Unpublished { node, pv, pod } => {
                 if ok {
                     if let Some(kp) = self.kubelets[node].pods.get_mut(&pod) {
                         kp.published.remove(&pv);
+                        kp.uncertain.remove(&pv);
                     }
                     self.vol_ok(node, &pv);
                 } else {
-                    self.vol_fail(node, &pv, "UnmountVolume failed");
+                    if let Some(v) = self.kubelets[node].vols.get_mut(&pv) {
+                        v.last_error = error;
+                    }
+                    self.vol_fail(node, &pv, "UnmountVolume failed", true);
                 }
             }
             Then::Unstaged { node, pv } => {
                 if ok {
-                    self.stats.sessions -= 1;
                     if let Some(v) = self.kubelets[node].vols.get_mut(&pv) {
+                        // An uncertain stage never counted as a session.
+                        if v.staged {
+                            self.stats.sessions -= 1;
+                        }
                         v.staged = false;
+                        v.uncertain = false;
                     }
                     self.vol_ok(node, &pv);
                 } else {
-                    self.vol_fail(node, &pv, "UnmountDevice failed");
+                    if let Some(v) = self.kubelets[node].vols.get_mut(&pv) {
+                        v.last_error = error;
+                    }
+                    self.vol_fail(node, &pv, "UnmountDevice failed", true);
                 }
             }
         }
@@ -1470,9 +1819,10 @@ impl World {
     fn pv_controller(&mut self) {
         for pvc in std::mem::take(&mut self.pvctrl.dirty) {
             let Some(c) = self.store.pvcs.get(&pvc) else {
-                // The claim is gone: release its volume.
+                // The claim is gone: release its volume (one provisioned for a claim
+                // deleted meanwhile is still Available).
                 let pv = self.store.pvs.iter().find(|(_, v)| {
-                    pv_phase(v) == "Bound"
+                    !matches!(pv_phase(v), "Released" | "Failed")
                         && v.spec
                             .as_ref()
                             .and_then(|s| s.claim_ref.as_ref())
@@ -1513,6 +1863,23 @@ impl World {
             }
             if let Some(pvc) = key.strip_prefix("pvc/") {
                 let Some(c) = self.store.pvcs.get(pvc) else {
+                    // Deleted while its volume may be in the making: ask again until the
+                    // answer is final.
+                    if let Some(pv) = self.prov.in_progress.get(pvc).cloned()
+                        && !self.store.pvs.contains_key(&pv)
+                    {
+                        self.prov.busy.insert(key.clone());
+                        let pvc = pvc.to_owned();
+                        self.csi(
+                            "provisioner",
+                            CsiCall::CreateVolume { name: pv.clone() },
+                            Then::Provisioned {
+                                pvc: pvc.clone(),
+                                pv,
+                            },
+                            &pvc,
+                        );
+                    }
                     continue;
                 };
                 if pvc_phase(c) == "Bound"
@@ -2121,9 +2488,14 @@ impl World {
                 pvc,
                 busy: false,
                 staged: false,
+                uncertain: false,
                 backoff: Backoff::kube(),
                 retry_at: SimTime::ZERO,
+                unmount_backoff: Backoff::kube(),
+                unmount_retry_at: SimTime::ZERO,
                 wait_since: SimTime::ZERO,
+                last_error: None,
+                handle: None,
             });
         }
         // Unmount for deleting pods; remove pods whose volumes are cleaned up.
@@ -2136,7 +2508,10 @@ impl World {
                     .pvs
                     .iter()
                     .any(|(_, pv)| k.vols.get(pv).is_some_and(|v| v.busy));
-                (kp.deleting, kp.published.clone(), kp.removing, in_flight)
+                // Uncertain publishes are unpublished too.
+                let published: BTreeSet<String> =
+                    kp.published.union(&kp.uncertain).cloned().collect();
+                (kp.deleting, published, kp.removing, in_flight)
             };
             if !del {
                 continue;
@@ -2159,11 +2534,11 @@ impl World {
                 let ready = self.kubelets[i]
                     .vols
                     .get(&pv)
-                    .is_some_and(|v| !v.busy && v.retry_at <= self.now);
+                    .is_some_and(|v| !v.busy && v.unmount_retry_at <= self.now);
                 if ready {
                     self.vol_busy(i, &pv);
                     let uid = self.kubelets[i].pods[&pod].uid.clone();
-                    let volume_id = self.volume_handle(&pv).unwrap_or_default();
+                    let volume_id = self.mounted_handle(i, &pv);
                     self.csi(
                         &kubelet_client(i),
                         CsiCall::NodeUnpublish {
@@ -2184,21 +2559,32 @@ impl World {
         // Mount and unmount-device, one operation per volume at a time.
         let vols: Vec<String> = self.kubelets[i].vols.keys().cloned().collect();
         for pv in vols {
-            let (busy, staged, retry_at) = {
+            let (busy, staged, uncertain, retry_at, unmount_retry_at) = {
                 let v = &self.kubelets[i].vols[&pv];
-                (v.busy, v.staged, v.retry_at)
+                (
+                    v.busy,
+                    v.staged,
+                    v.uncertain,
+                    v.retry_at,
+                    v.unmount_retry_at,
+                )
             };
             if busy {
                 continue;
             }
-            if retry_at > self.now {
+            let users = self.users(i, &pv);
+            let waiting = if users.is_empty() {
+                unmount_retry_at
+            } else {
+                retry_at
+            };
+            if waiting > self.now {
                 continue;
             }
-            let users = self.users(i, &pv);
             let published_somewhere = self.kubelets[i]
                 .pods
                 .values()
-                .any(|kp| kp.published.contains(&pv));
+                .any(|kp| kp.published.contains(&pv) || kp.uncertain.contains(&pv));
             if !users.is_empty() {
                 let uvn = pv.clone();
                 // VerifyControllerAttachedVolume: reported in use, then attached by the ADC.
@@ -2228,9 +2614,9 @@ impl World {
                     }
                 }
             } else if !published_somewhere {
-                if staged {
+                if staged || uncertain {
                     self.vol_busy(i, &pv);
-                    let volume_id = self.volume_handle(&pv).unwrap_or_default();
+                    let volume_id = self.mounted_handle(i, &pv);
                     self.csi(
                         &kubelet_client(i),
                         CsiCall::NodeUnstage {
@@ -2261,17 +2647,31 @@ impl World {
         if let Some(v) = self.kubelets[i].vols.get_mut(pv) {
             v.busy = false;
             v.backoff.reset();
+            v.unmount_backoff.reset();
+            v.last_error = None;
         }
         self.kick(Comp::Kubelet(i));
     }
 
-    fn vol_fail(&mut self, i: usize, pv: &str, why: &str) {
+    /// A failed operation on a volume: a mount-side one (waiting for attach, MountDevice,
+    /// SetUp) or, with `unmount`, an unmount-side one; each side backs off on its own.
+    fn vol_fail(&mut self, i: usize, pv: &str, why: &str, unmount: bool) {
         let Some(v) = self.kubelets[i].vols.get_mut(pv) else {
             return;
         };
         v.busy = false;
-        let d = v.backoff.fail();
-        v.retry_at = self.now.after(d);
+        if v.last_error.is_none() {
+            v.last_error = Some(why.to_owned());
+        }
+        let d = if unmount {
+            let d = v.unmount_backoff.fail();
+            v.unmount_retry_at = self.now.after(d);
+            d
+        } else {
+            let d = v.backoff.fail();
+            v.retry_at = self.now.after(d);
+            d
+        };
         self.stats.backoffs += 1;
         if d == Backoff::KUBE_MAX {
             self.stats.backoffs_at_cap += 1;
@@ -2335,7 +2735,7 @@ impl World {
                     .get(&pv)
                     .map_or(self.now, |v| v.wait_since);
                 if self.now.since(since) >= Params::secs(self.p.wait_for_attach_timeout_s) {
-                    self.vol_fail(i, &pv, "timed out waiting for attach");
+                    self.vol_fail(i, &pv, "timed out waiting for attach", false);
                 } else {
                     // 1.10/1.11 WaitForAttach: poll every second, errors logged and retried.
                     self.after(
@@ -2348,7 +2748,12 @@ impl World {
                 if allowed && self.store.vas.contains_key(&va) {
                     self.node_publish(i, &pv, &pod);
                 } else {
-                    self.vol_fail(i, &pv, "SetUp failed while getting volume attachment");
+                    self.vol_fail(
+                        i,
+                        &pv,
+                        "SetUp failed while getting volume attachment",
+                        false,
+                    );
                 }
             }
         }
@@ -2374,10 +2779,18 @@ impl World {
                 .or_insert(1);
             let msg = forbidden(&node_name(i), "secrets");
             self.event(&kubelet_client(i), "get-secret", &pv, &format!("403 {msg}"));
-            self.vol_fail(i, &pv, "MountDevice failed to get the node-stage secret");
+            self.vol_fail(
+                i,
+                &pv,
+                "MountDevice failed to get the node-stage secret",
+                false,
+            );
             return;
         }
         let volume_id = self.volume_handle(&pv).unwrap_or_default();
+        if let Some(v) = self.kubelets[i].vols.get_mut(&pv) {
+            v.handle = Some(volume_id.clone());
+        }
         let context = self.volume_context(&pv);
         self.csi(
             &kubelet_client(i),
@@ -2393,6 +2806,16 @@ impl World {
             },
             &pv,
         );
+    }
+
+    /// The handle node `i` mounted `pv` with (the PV's, if it never staged it).
+    fn mounted_handle(&self, i: usize, pv: &str) -> String {
+        self.kubelets[i]
+            .vols
+            .get(pv)
+            .and_then(|v| v.handle.clone())
+            .or_else(|| self.volume_handle(pv))
+            .unwrap_or_default()
     }
 
     fn node_publish(&mut self, i: usize, pv: &str, pod: &str) {
@@ -2424,8 +2847,10 @@ impl World {
             .iter()
             .filter(|(pv, v)| {
                 v.staged
+                    || v.uncertain
                     || k.pods.values().any(|kp| {
                         kp.published.contains(*pv)
+                            || kp.uncertain.contains(*pv)
                             || (!kp.deleting && kp.pvs.iter().any(|(_, x)| x == *pv))
                     })
             })
@@ -2618,6 +3043,7 @@ impl World {
                     self.script.replicas = first;
                     self.script.next_step = now.after(Params::secs(self.p.step_interval_s));
                     self.create_deployment(first);
+                    self.schedule_faults(Anchor::Deploy);
                 } else if now.secs() > self.p.max_deploy_s {
                     self.begin_teardown("provisioning did not finish");
                 }
@@ -2702,7 +3128,13 @@ impl World {
                 let clean = self.script.pvcs_deleted
                     && self.store.pvs.is_empty()
                     && self.store.vas.is_empty()
-                    && self.calls.is_empty();
+                    && self.calls.is_empty()
+                    && self.prov.in_progress.is_empty()
+                    && self.faults_pending == 0
+                    && self
+                        .kubelets
+                        .iter()
+                        .all(|k| k.vols.values().all(|v| !v.staged && !v.uncertain));
                 if clean {
                     self.stats.teardown_done_at = Some(now);
                     self.event("script", "phase", "done", "clean");
@@ -2722,6 +3154,8 @@ impl World {
 
     fn begin_teardown(&mut self, why: &str) {
         self.stats.running_at_end_of_deploy = self.running();
+        self.record_outcomes();
+        self.schedule_faults(Anchor::Teardown);
         self.stats.deploy_outcome = why.to_owned();
         self.stats.deploy_ended_at = Some(self.now);
         self.event("script", "phase", "teardown", why);
@@ -2730,6 +3164,42 @@ impl World {
         if self.store.deployments.remove(DEPLOYMENT).is_some() {
             self.event("script", "delete", DEPLOYMENT, "Deployment");
             self.api("kcm", Req::ScaleRs { replicas: 0 });
+        }
+    }
+
+    /// Records, for the report, each claim's state and each pod not Running with the
+    /// last error of its volumes.
+    fn record_outcomes(&mut self) {
+        for (name, c) in &self.store.pvcs {
+            let outcome = if pvc_phase(c) == "Bound" {
+                "Bound".to_owned()
+            } else if let Some(e) = self.prov.last_error.get(name) {
+                format!("Pending: {e}")
+            } else if self.prov.busy.contains(&format!("pvc/{name}")) {
+                "Pending: CreateVolume under way".to_owned()
+            } else {
+                "Pending".to_owned()
+            };
+            self.stats.claims_at_teardown.insert(name.clone(), outcome);
+        }
+        for (name, p) in &self.store.pods {
+            if pod_running(p) || deleting(&p.metadata) {
+                continue;
+            }
+            let node = pod_node(p).and_then(node_index);
+            let why = node
+                .and_then(|n| {
+                    let k = &self.kubelets[n];
+                    k.pods.get(name)?.pvs.iter().find_map(|(_, pv)| {
+                        let v = k.vols.get(pv)?;
+                        v.last_error.as_ref().map(|e| format!("{pv}: {e}"))
+                    })
+                })
+                .unwrap_or_else(|| match node {
+                    None => "not scheduled".to_owned(),
+                    Some(_) => String::new(),
+                });
+            self.stats.pods_not_running.insert(name.clone(), why);
         }
     }
 
@@ -2743,6 +3213,20 @@ impl World {
         m.insert("sim_mds_sessions", self.stats.sessions.max(0) as usize);
         m.retain(|_, v| *v > 0);
         m
+    }
+}
+
+/// The plugin a call goes to.
+fn plugin_of(call: &CsiCall) -> Plugin {
+    match call {
+        CsiCall::CreateVolume { .. }
+        | CsiCall::DeleteVolume { .. }
+        | CsiCall::ControllerPublish { .. }
+        | CsiCall::ControllerUnpublish { .. } => Plugin::Controller,
+        CsiCall::NodeStage { node, .. }
+        | CsiCall::NodePublish { node, .. }
+        | CsiCall::NodeUnpublish { node, .. }
+        | CsiCall::NodeUnstage { node, .. } => Plugin::Node(*node),
     }
 }
 
@@ -2807,6 +3291,130 @@ mod tests {
                 pred(&v).then(|| v["t_ns"].as_u64().unwrap_or(0))
             })
             .collect()
+    }
+
+    fn plan(steps: serde_json::Value) -> String {
+        format!("fault_plan={steps}")
+    }
+
+    fn calls(r: &Run, method: &str, code: &str) -> usize {
+        r.summary
+            .rpcs
+            .iter()
+            .filter(|row| row.method == method && row.code == code)
+            .map(|row| row.sim.count)
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn a_killed_controller_fails_the_calls_under_way_and_refuses_calls_until_restarted() {
+        let steps = serde_json::json!([
+            {"at": "start", "after_s": 0.5, "action": {"kill": {"plugin": "controller"}}},
+            {"at": "start", "after_s": 4.0, "action": {"restart": {"plugin": "controller"}}},
+        ]);
+        let r = run_mock(
+            params(&["shares=3", "replicas=2", &plan(steps)]),
+            3,
+            MockCsi::default(),
+        )
+        .await;
+        let f = &r.summary.faults;
+        assert_eq!(f.applied("kill"), 1);
+        assert_eq!(f.applied("restart"), 1);
+        // CreateVolume calls were under way at 0.5 s, and the provisioner's 1 s retries
+        // met the plugin down.
+        assert!(f.calls_cut > 0, "{f:?}");
+        assert!(f.calls_refused > 0, "{f:?}");
+        assert_eq!(
+            calls(&r, "CreateVolume", "Unavailable") as u64,
+            f.calls_cut + f.calls_refused
+        );
+        assert_eq!(calls(&r, "CreateVolume", "Ok"), 3);
+        assert_eq!(r.summary.outcome, "all pods Running");
+        assert!(r.summary.clean, "{:?}", r.summary.leaks);
+        let l = lines(&r);
+        assert!(l.contains(&(
+            "fault".into(),
+            "kill".into(),
+            "controller".into(),
+            format!("{} calls cut", f.calls_cut)
+        )));
+    }
+
+    #[tokio::test]
+    async fn a_claim_deleted_while_its_volume_may_be_in_the_making_is_provisioned_and_deleted() {
+        // The first CreateVolume makes the volume but its reply is lost; provisioning
+        // gives up at 1 s and the claim is deleted. The provisioner goes on until a final
+        // answer (external-provisioner's claimsInProgress): the volume gets a PV for the
+        // deleted claim, which is released and deleted. Without that, it would leak.
+        let mut mock = MockCsi::default();
+        mock.lose_reply.insert("CreateVolume", 1);
+        let r = run_mock(params(&["max_deploy_s=0.5"]), 1, mock).await;
+        assert_eq!(r.summary.outcome, "provisioning did not finish");
+        assert!(
+            r.summary.claims["share-000"].starts_with("Pending: "),
+            "{:?}",
+            r.summary.claims
+        );
+        assert_eq!(r.summary.mock_calls["CreateVolume"], 2);
+        assert_eq!(r.summary.mock_calls["DeleteVolume"], 1);
+        assert!(
+            r.summary.clean,
+            "{:?} {:?}",
+            r.summary.leaks, r.summary.leaked_objects
+        );
+    }
+
+    #[tokio::test]
+    async fn uncertain_stages_and_publishes_are_undone_when_the_pod_goes() {
+        // Every NodeStage (then every NodePublish) does its work and answers
+        // Unavailable: the pod never runs, and when it goes the kubelet unmounts what
+        // may be mounted (its uncertain state). Without that, the mock would keep the
+        // stage (a session) or the publish (a mount).
+        for method in ["NodeStageVolume", "NodePublishVolume"] {
+            let mut mock = MockCsi::default();
+            mock.lose_reply.insert(method, u32::MAX);
+            let r = run_mock(params(&["stall_s=60"]), 1, mock).await;
+            assert_eq!(r.summary.outcome, "stalled", "{method}");
+            assert_eq!(r.summary.running, 0);
+            let why = &r.summary.pods_not_running;
+            assert_eq!(why.len(), 1, "{why:?}");
+            assert!(
+                why.values().all(|w| w.ends_with("Unavailable: reply lost")),
+                "{why:?}"
+            );
+            let undo = match method {
+                "NodeStageVolume" => "NodeUnstageVolume",
+                _ => "NodeUnpublishVolume",
+            };
+            assert!(
+                r.summary.mock_calls[undo] >= 1,
+                "{method}: {:?}",
+                r.summary.mock_calls
+            );
+            assert!(r.summary.clean, "{method}: {:?}", r.summary.leaks);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_volume_is_unstaged_with_the_handle_it_was_staged_with_after_its_pv_is_gone() {
+        // Unstaging fails for a while; meanwhile teardown deletes the PV (nothing keeps
+        // it without attach). The kubelet unstages from its own record of the mount, as
+        // the real one does, not from the PV (the mock refuses an empty volume ID).
+        let mut mock = MockCsi::default();
+        mock.fail.insert("NodeUnstageVolume", 5);
+        let r = run_mock(params(&[]), 1, mock).await;
+        let l = lines(&r);
+        let deleted = l
+            .iter()
+            .position(|(c, e, _, r)| c == "provisioner" && e == "DeleteVolume" && r == "Ok")
+            .expect("deleted");
+        let unstaged = l
+            .iter()
+            .position(|(_, e, _, r)| e == "NodeUnstageVolume" && r == "Ok")
+            .expect("unstaged");
+        assert!(deleted < unstaged, "the PV went first");
+        assert!(r.summary.clean, "{:?}", r.summary.leaks);
     }
 
     #[tokio::test]

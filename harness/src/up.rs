@@ -134,6 +134,9 @@ pub async fn up(
             backend: args.backend,
             controller_credentials: true,
             ceph_faults: fake_ceph::Faults::default(),
+            manila_faults: fake_manila::Faults::default(),
+            timeouts: crate::params::DriverTimeouts::default(),
+            durable_ceph: false,
         },
         "harness-up-",
     )

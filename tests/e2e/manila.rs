@@ -481,6 +481,49 @@ async fn failed_shares_and_rules_are_rolled_back_with_a_clear_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_manila_failed_to_delete_is_an_error_that_names_the_administrator() {
+    // Manila leaves a share whose Ceph side it could not remove in `error_deleting`, and
+    // refuses its owner's further deletes: only an administrator can act, so the error
+    // says so (and not "retry"), on the first delete and on every retry.
+    let cloud = Cloud::start(|_| {}).await;
+    let csi = cloud.driver(Duration::from_secs(10)).await;
+    let mut ctl = csi.controller().await;
+    let vol = ctl
+        .create_volume(create(&cloud, "pvc-undeletable", GIB))
+        .await
+        .unwrap()
+        .into_inner()
+        .volume
+        .unwrap();
+    let rule = "error:fs subvolume rm=1:5"
+        .parse::<fake_ceph::FaultSpec>()
+        .unwrap()
+        .0;
+    cloud.ceph.cluster.set_faults(fake_ceph::Faults {
+        rules: vec![rule],
+        mds_down: false,
+    });
+    for _ in 0..2 {
+        let e = ctl
+            .delete_volume(DeleteVolumeRequest {
+                volume_id: vol.volume_id.clone(),
+                secrets: cloud.secrets(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::Internal, "{e:?}");
+        assert!(
+            e.message().contains("error_deleting") && e.message().contains("administrator"),
+            "{}",
+            e.message()
+        );
+    }
+    let shares = cloud.shares().await;
+    assert_eq!(shares.len(), 1, "{shares:?}");
+    assert_eq!(shares[0]["status"], "error_deleting");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_the_matching_code_and_message() {
     let cloud = Cloud::start(|c| c.quotas.gigabytes = 3).await;
     let csi = cloud.driver(Duration::from_secs(10)).await;

@@ -65,6 +65,14 @@ fn bytes(gib: u64) -> i64 {
     i64::try_from(gib.saturating_mul(GIB)).unwrap_or(i64::MAX)
 }
 
+/// A share Manila failed to delete: it stays so until an administrator acts.
+fn error_deleting(id: &str) -> Status {
+    Status::internal(format!(
+        "Manila failed to delete share {id} (error_deleting); it stays so until an \
+         administrator resets its state or force-deletes it"
+    ))
+}
+
 fn os_credentials(secrets: &HashMap<String, String>) -> Result<OsCredentials, Status> {
     OsCredentials::from_secrets(secrets).map_err(manila_err)
 }
@@ -315,6 +323,11 @@ impl ManilaController {
         let Some(share) = m.share(id).await.map_err(manila_err)? else {
             return Ok(DeleteVolumeResponse {});
         };
+        // Manila refuses a user's delete of a share it failed to delete: only an
+        // administrator can (reset-state, force-delete). Say so rather than "retry".
+        if share.status == "error_deleting" {
+            return Err(error_deleting(id));
+        }
         if share.status != "deleting" {
             match m.delete_share(id).await {
                 Ok(_) => {}
@@ -333,11 +346,7 @@ impl ManilaController {
         loop {
             match m.share(id).await.map_err(manila_err)? {
                 None => return Ok(DeleteVolumeResponse {}),
-                Some(s) if s.status == "error_deleting" => {
-                    return Err(Status::internal(format!(
-                        "Manila failed to delete share {id} (error_deleting)"
-                    )));
-                }
+                Some(s) if s.status == "error_deleting" => return Err(error_deleting(id)),
                 Some(_) => {}
             }
             if !backoff.wait().await {

@@ -14,6 +14,7 @@ mod manila;
 mod plots;
 mod report;
 mod scenarios;
+mod soak;
 mod up;
 
 use harness::params::Params;
