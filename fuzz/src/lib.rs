@@ -1,5 +1,4 @@
-//! The fuzz targets' harnesses (issue 14): what each `fuzz_targets/*.rs` runs per input,
-//! kept in a library so that `cargo test` here replays the seeds without libFuzzer.
+//! The fuzz targets' harnesses (issue 14): what each `fuzz_targets/*.rs` runs per input.
 //!
 //! Each harness keeps one runtime and one system under test across inputs (global state
 //! is fine in a fuzz harness, never in the crates it drives), rebuilt every so many

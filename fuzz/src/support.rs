@@ -88,20 +88,34 @@ pub fn diff(before: &[Entry], after: &[Entry]) -> String {
     format!("gone or changed: {gone:?}; new or changed: {new:?}")
 }
 
-/// Runs every seed of a target (`fuzz/seeds/<target>/`) through its harness: what
-/// `cargo test` here checks, without libFuzzer.
-pub fn replay_seeds(target: &str, run: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("seeds")
-        .join(target);
-    let mut seeds: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.expect("a directory entry").path())
-        .collect();
-    seeds.sort();
-    assert!(!seeds.is_empty(), "no seeds in {}", dir.display());
-    for seed in seeds {
-        let data = std::fs::read(&seed).unwrap_or_else(|e| panic!("{}: {e}", seed.display()));
-        run(&data);
+/// Strings no answer may show (keys, marker files' contents), each with whether an input
+/// has carried it since the system under test was built. The fuzzer learns such strings
+/// from the very comparisons that look for them, and an input that carries one may store
+/// it where later answers show it (a name, a listing); so once an input has carried a
+/// string, its check stands down until the next rebuild.
+#[derive(Debug, Default)]
+pub struct Secrets {
+    items: Vec<(String, Vec<u8>, bool)>,
+}
+
+impl Secrets {
+    /// Adds a string, named `label` in failure messages.
+    pub fn add(&mut self, label: &str, secret: &[u8]) {
+        self.items.push((label.to_owned(), secret.to_vec(), false));
+    }
+
+    /// Notes what an input carries.
+    pub fn saw(&mut self, input: &[u8]) {
+        for (_, s, carried) in &mut self.items {
+            *carried |= contains(input, s);
+        }
+    }
+
+    /// The label of a string `answer` shows that no input has carried.
+    pub fn shown_in(&self, answer: &[u8]) -> Option<&str> {
+        self.items
+            .iter()
+            .find(|(_, s, carried)| !carried && contains(answer, s))
+            .map(|(label, _, _)| label.as_str())
     }
 }
