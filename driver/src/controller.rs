@@ -34,7 +34,21 @@ pub fn round_size(bytes: u64) -> u64 {
     if r >= GIB { r.div_ceil(GIB) * GIB } else { r }
 }
 
-/// The size to create for a capacity range, or the spec's error.
+/// The largest size [`round_size`] leaves as it is that is at most `limit`, if any (none
+/// below 4 MiB).
+fn largest_size_within(limit: u64) -> Option<u64> {
+    if limit >= GIB {
+        Some(limit / GIB * GIB)
+    } else if limit >= 4 * MIB {
+        Some(limit / (4 * MIB) * 4 * MIB)
+    } else {
+        None
+    }
+}
+
+/// The size to create for a capacity range, or the spec's error. With only a limit, the
+/// largest size within it: rounding the limit up could pass it, and CSI's OutOfRange is
+/// for ranges no size satisfies.
 fn requested_size(range: Option<&CapacityRange>) -> Result<u64, Status> {
     let Some(r) = range else { return Ok(0) };
     if r.required_bytes < 0 || r.limit_bytes < 0 {
@@ -46,7 +60,15 @@ fn requested_size(range: Option<&CapacityRange>) -> Result<u64, Status> {
             "required_bytes exceeds limit_bytes",
         ));
     }
-    let size = round_size(if req > 0 { req } else { limit });
+    if req == 0 && limit > 0 {
+        return largest_size_within(limit).ok_or_else(|| {
+            Status::out_of_range(format!(
+                "the smallest size this driver can create is {}, over the limit {limit}",
+                4 * MIB
+            ))
+        });
+    }
+    let size = round_size(req);
     if limit > 0 && size > limit {
         // CSI spec: the plugin cannot satisfy the range.
         return Err(Status::out_of_range(format!(
@@ -1672,5 +1694,29 @@ mod tests {
                 .code(),
             tonic::Code::OutOfRange
         );
+    }
+
+    /// A limit alone gives the largest size within it: rounding the limit up passed it
+    /// and answered OutOfRange for ranges that smaller sizes satisfy (found by the `csi`
+    /// fuzz target: `required_bytes: 0, limit_bytes: i64::MAX`).
+    #[test]
+    fn a_limit_alone_gives_the_largest_size_within_it() {
+        let limit = |lim: u64| {
+            requested_size(Some(&CapacityRange {
+                required_bytes: 0,
+                limit_bytes: lim as i64,
+            }))
+        };
+        let max = i64::MAX as u64;
+        assert_eq!(limit(max).unwrap(), max / GIB * GIB);
+        assert_eq!(limit(5 * MIB + 1).unwrap(), 4 * MIB);
+        assert_eq!(limit(4 * MIB).unwrap(), 4 * MIB);
+        assert_eq!(limit(GIB + GIB / 2).unwrap(), GIB);
+        assert_eq!(limit(GIB - 1).unwrap(), GIB - 4 * MIB);
+        assert_eq!(limit(MIB).unwrap_err().code(), tonic::Code::OutOfRange);
+        for size in [limit(max), limit(5 * MIB + 1), limit(GIB + GIB / 2)] {
+            let size = size.unwrap();
+            assert_eq!(round_size(size), size, "{size} is a size the driver makes");
+        }
     }
 }

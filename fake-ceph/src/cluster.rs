@@ -241,6 +241,18 @@ pub fn command_prefixes() -> Vec<&'static str> {
     v
 }
 
+/// Every command signature the fake serves: those of `/request` (monitor and mgr), then
+/// the MDS's `tell` commands, each sorted by prefix (a stable order, for generators of
+/// commands such as the fuzz targets).
+pub fn command_specs() -> Vec<CommandSpec> {
+    let mut mon: Vec<CommandSpec> = COMMANDS.values().map(|(s, _)| *s).collect();
+    mon.sort_unstable_by_key(|s| s.prefix);
+    let mut mds: Vec<CommandSpec> = MDS_COMMANDS.values().map(|(s, _)| *s).collect();
+    mds.sort_unstable_by_key(|s| s.prefix);
+    mon.extend(mds);
+    mon
+}
+
 impl Cluster {
     /// Starts a cluster: creates the data directory, the file system's root, and
     /// `client.admin` with `allow *` on every service. With [`Metadata::Durable`], a data
@@ -1016,6 +1028,19 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_specs_are_every_command_once_in_a_stable_order() {
+        let specs = command_specs();
+        let (served, mds) = specs.split_at(COMMANDS.len());
+        let prefixes: Vec<_> = served.iter().map(|s| s.prefix).collect();
+        assert_eq!(prefixes, command_prefixes());
+        assert_eq!(mds.len(), MDS_COMMANDS.len());
+        assert!(mds.iter().all(|s| s.daemon == Daemon::Mds));
+        assert!(mds.windows(2).all(|w| w[0].prefix < w[1].prefix));
+        assert!(mds.iter().any(|s| s.prefix == "session ls"));
+        assert_eq!(command_specs()[7].prefix, specs[7].prefix);
+    }
 
     #[tokio::test]
     async fn mgr_thread_runs_jobs_in_order_and_survives_a_panic() {
