@@ -258,9 +258,10 @@ impl Cluster {
     /// `client.admin` with `allow *` on every service. With [`Metadata::Durable`], a data
     /// dir that holds a metadata store is recovered instead: its records are loaded and
     /// reconciled with the tree (`Volumes::reconcile`), the trash is purged, and the
-    /// cluster goes on where it stopped (MDS sessions excepted: they are not kept).
+    /// cluster goes on where it stopped, its MDS sessions included (their clients
+    /// reconnect, as after an MDS restart).
     pub fn new(config: Config) -> std::io::Result<Self> {
-        let (data, store, loaded) = open_data(&config)?;
+        let (data, store, mut loaded) = open_data(&config)?;
         let boot = loaded.cluster.as_ref().map_or(0, |c| c.boot + 1);
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         if boot > 0 {
@@ -291,6 +292,7 @@ impl Cluster {
             }
             Some(rec) => recovered_state(&config, rec, &loaded)?,
         };
+        let sessions = std::mem::take(&mut loaded.sessions);
         drop(loaded);
         auth.marks = store.marks();
         volumes.marks = store.marks();
@@ -306,7 +308,11 @@ impl Cluster {
                 rados,
                 faults: config.faults.clone(),
             }),
-            mds: Mds::new(config.mds.clone(), config.faults.mds_down),
+            mds: {
+                let mut mds = Mds::new(config.mds.clone(), config.faults.mds_down);
+                mds.marks = store.marks();
+                mds
+            },
             metrics: Metrics::new(),
             rng: Mutex::new(rng),
             secret_rng: Mutex::new(secret_rng),
@@ -337,9 +343,17 @@ impl Cluster {
                 inner.purger.enqueue(e?.path());
             }
         }
-        Ok(Self {
+        let cluster = Self {
             inner: Arc::new(inner),
-        })
+        };
+        if !sessions.is_empty() {
+            let n = cluster.restore_sessions(sessions);
+            tracing::info!(sessions = n, "MDS sessions reopened for their clients");
+            // Records of sessions that could not be reopened are removed now.
+            let inner = &cluster.inner;
+            inner.sync_through(inner.store.marked())?;
+        }
+        Ok(cluster)
     }
 
     /// How many transactions the metadata store has committed since the cluster started
@@ -413,29 +427,36 @@ impl Cluster {
         }
     }
 
+    /// Waits until every record marked so far is committed (at once without a durable
+    /// store), sharing commits with the other callers waiting.
+    pub(crate) async fn commit_marked(&self) -> std::io::Result<()> {
+        let upto = self.inner.store.marked();
+        if self.inner.store.is_committed(upto) {
+            return Ok(());
+        }
+        let commit = || {
+            let inner = self.inner.clone();
+            async move {
+                off_runtime(move || inner.sync_through(upto))
+                    .await
+                    .unwrap_or_else(|| Err(std::io::Error::other("the commit panicked")))
+            }
+        };
+        self.inner.store.committed(upto, commit).await
+    }
+
     /// Runs one command given as JSON bytes, exactly as `POST /request` does.
     pub async fn execute(&self, caller: &Caller, target: Target, body: &[u8]) -> Reply {
         let started = Instant::now();
         let (label, mut reply) = self.execute_inner(caller, target, body).await;
         // Nothing is answered before what it changed (or saw changed) is committed.
-        let upto = self.inner.store.marked();
-        if !self.inner.store.is_committed(upto) {
-            let commit = || {
-                let inner = self.inner.clone();
-                async move {
-                    off_runtime(move || inner.sync_through(upto))
-                        .await
-                        .unwrap_or_else(|| Err(std::io::Error::other("the commit panicked")))
-                }
-            };
-            if let Err(e) = self.inner.store.committed(upto, commit).await {
-                tracing::error!(prefix = label, error = %e, "metadata commit failed");
-                reply = CephError::new(
-                    errno::EIO,
-                    "failed to commit the change to the metadata store",
-                )
-                .into();
-            }
+        if let Err(e) = self.commit_marked().await {
+            tracing::error!(prefix = label, error = %e, "metadata commit failed");
+            reply = CephError::new(
+                errno::EIO,
+                "failed to commit the change to the metadata store",
+            )
+            .into();
         }
         // Only the prefix, the entity and the return code are logged: bodies and
         // outputs can carry keys.
@@ -1016,6 +1037,7 @@ impl Inner {
             RecordKey::Omap(p, ns, o, k) => {
                 sh.rados.omap_record(&(p.clone(), ns.clone(), o.clone()), k)
             }
+            RecordKey::Session(id) => self.mds.session_record(*id),
         }
     }
 

@@ -252,6 +252,11 @@ async fn session_close(
     match access {
         Ok(m) => {
             m.unmount();
+            // A closed session must not come back after a restart.
+            if let Err(e) = cluster.commit_marked().await {
+                tracing::error!(error = %e, "metadata commit failed");
+                return ceph_error(CephError::new(errno::EIO, "Input/output error"));
+            }
             axum::Json(json!({"ret": 0})).into_response()
         }
         // Closing a session that is already gone is fine: umount is idempotent.

@@ -38,11 +38,13 @@
 //! are grouped. In memory ([`Metadata::InMemory`], the default: simulations, tests,
 //! benches, the binary on a temporary data dir) nothing is written and nothing waits.
 //!
-//! MDS sessions are not persisted: after a restart a client's session is gone and its
-//! operations fail with ENOTCONN, as a mount sees after an MDS failover (a real client
-//! would reconnect; a client of the fake opens a new session). Evictions and the
-//! blocklist go with them. Faults set through `/admin/faults` are not kept either: the
-//! command line's are in force after a restart.
+//! The MDS session map is kept, as Ceph keeps it in the metadata pool: after a restart
+//! each open session is there again with its id and token, as a client reconnects to
+//! its session after an MDS restart. Simplified: the reconnect is instant and always in
+//! time (no `mds_reconnect_timeout`), a reopened session's caps are its entity's at the
+//! restart, and its counters start again. The blocklist is not kept (Ceph keeps it in
+//! the OSD map), nor are faults set through `/admin/faults`: the command line's are in
+//! force after a restart.
 //!
 //! # Which Ceph
 //!

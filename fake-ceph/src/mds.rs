@@ -418,6 +418,22 @@ pub struct Mds {
     down: AtomicBool,
     /// Blocklisted client addresses and when the entry expires.
     blocklist: Mutex<Vec<(String, std::time::Duration)>>,
+    /// Every session opened or removed is marked for the metadata store (under the
+    /// sessions' lock).
+    pub(crate) marks: crate::store::Marks,
+}
+
+/// What the metadata store keeps of an open session: what its client presents when it
+/// reconnects after an MDS restart. Caps, quota realm and paths are derived again.
+#[derive(Serialize, Deserialize)]
+struct SessionRecord {
+    id: u64,
+    nonce: u32,
+    token: String,
+    entity: String,
+    fs: String,
+    root: String,
+    metadata: BTreeMap<String, String>,
 }
 
 impl Mds {
@@ -431,12 +447,36 @@ impl Mds {
             counters: Counters::default(),
             down: AtomicBool::new(down),
             blocklist: Mutex::new(Vec::new()),
+            marks: crate::store::Marks::default(),
         }
     }
 
+    /// Registers a session, marked for the metadata store.
+    fn insert(&self, session: Arc<Session>) {
+        let mut sessions = self.sessions.write();
+        self.marks
+            .mark(crate::store::RecordKey::Session(session.id));
+        sessions.insert(session.id, session);
+    }
+
+    /// The store's record of session `id`; `None` if it is not open.
+    pub(crate) fn session_record(&self, id: u64) -> Option<Vec<u8>> {
+        let sessions = self.sessions.read();
+        let s = sessions.get(&id)?;
+        crate::store::encode(&SessionRecord {
+            id: s.id,
+            nonce: s.nonce,
+            token: s.token.0.clone(),
+            entity: s.entity.as_str().to_owned(),
+            fs: s.fs.clone(),
+            root: s.root.clone(),
+            metadata: s.metadata.clone(),
+        })
+    }
+
     /// Numbers the sessions of the `boot`th start on a metadata store from a range of
-    /// their own, as Ceph's monitors never hand a client id out twice: a client of a
-    /// session from before a restart finds it gone (ENOTCONN), never another one.
+    /// their own, as Ceph's monitors never hand a client id out twice: a session closed
+    /// before a restart is never taken by another one after it.
     pub(crate) fn number_sessions_for_boot(&self, boot: u64) {
         self.next_id.store(4_300 + (boot << 32), Ordering::Relaxed);
     }
@@ -535,7 +575,12 @@ impl Mds {
     }
 
     fn remove(&self, id: u64, new_state: u8) -> Option<Arc<Session>> {
-        let s = self.sessions.write().remove(&id)?;
+        let s = {
+            let mut sessions = self.sessions.write();
+            let s = sessions.remove(&id)?;
+            self.marks.mark(crate::store::RecordKey::Session(id));
+            s
+        };
         s.state.store(new_state, Ordering::SeqCst);
         self.counters.session_remove.fetch_add(1, Ordering::Relaxed);
         let caps = s.num_caps.swap(0, Ordering::Relaxed);
@@ -1055,10 +1100,90 @@ impl Cluster {
         c.session_add.fetch_add(1, Ordering::Relaxed);
         c.handle_client_session.fetch_add(1, Ordering::Relaxed);
         c.caps.fetch_add(1, Ordering::Relaxed);
-        inner.mds.sessions.write().insert(id, session.clone());
-        Ok(Mount {
+        inner.mds.insert(session.clone());
+        let mount = Mount {
             cluster: self.clone(),
             session,
+        };
+        // The session is answered once the session map holding it is durable.
+        if let Err(e) = self.commit_marked().await {
+            tracing::error!(error = %e, "metadata commit failed");
+            mount.unmount();
+            return Err(CephError::new(
+                errno::EIO,
+                "mount failed: Input/output error",
+            ));
+        }
+        Ok(mount)
+    }
+
+    /// Opens again, after a restart on a metadata store, the sessions it recorded, as
+    /// their clients reconnect after an MDS restart: same id, token and root, with the
+    /// caps their entity has now. A session whose entity is gone, whose caps no longer
+    /// allow its root, or whose record is unreadable is dropped (its client's reconnect
+    /// is refused), and so is its record. Returns how many were opened.
+    pub(crate) fn restore_sessions(&self, records: Vec<(u64, Vec<u8>)>) -> usize {
+        let inner = &self.inner;
+        let mut restored = 0;
+        for (id, bytes) in records {
+            let session = serde_json::from_slice::<SessionRecord>(&bytes)
+                .ok()
+                .and_then(|r| self.reopened(r));
+            match session {
+                Some(s) => {
+                    inner.mds.sessions.write().insert(s.id, Arc::new(s));
+                    restored += 1;
+                }
+                None => {
+                    let _guard = inner.mds.sessions.write();
+                    inner.mds.marks.mark(crate::store::RecordKey::Session(id));
+                }
+            }
+        }
+        inner
+            .mds
+            .counters
+            .session_add
+            .fetch_add(restored as u64, Ordering::Relaxed);
+        inner
+            .mds
+            .counters
+            .caps
+            .fetch_add(restored as u64, Ordering::Relaxed);
+        restored
+    }
+
+    fn reopened(&self, r: SessionRecord) -> Option<Session> {
+        let inner = &self.inner;
+        let entity = EntityName::parse(&r.entity).ok()?;
+        let caps = inner.auth.read().get(entity.as_str())?.caps.clone();
+        if !caps.mds_root_allowed(&r.fs, &r.root) {
+            return None;
+        }
+        let realm = inner.shared.lock().volumes.realm_for_path(&r.fs, &r.root);
+        let fs_root = inner.data.fs_root(&r.fs);
+        let local_root = join_within(&fs_root, &r.root).ok()?;
+        if let Some((realm, path)) = &realm
+            && let Ok(dir) = join_within(&fs_root, path)
+        {
+            realm.ensure_counted(&dir);
+        }
+        Some(Session {
+            id: r.id,
+            nonce: r.nonce,
+            token: SessionToken(r.token),
+            entity,
+            caps,
+            fs: r.fs,
+            root: r.root,
+            local_root,
+            fs_root,
+            metadata: r.metadata,
+            realm: realm.map(|(r, _)| r),
+            opened: Instant::now(),
+            state: AtomicU8::new(STATE_OPEN),
+            num_caps: AtomicU64::new(1),
+            completed: AtomicU64::new(0),
         })
     }
 

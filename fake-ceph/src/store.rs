@@ -78,6 +78,9 @@ const SUBVOLUMES: TableDefinition<'_, (&str, &str, &str), &[u8]> =
     TableDefinition::new("subvolumes");
 const OBJECTS: TableDefinition<'_, (&str, &str, &str), &[u8]> = TableDefinition::new("objects");
 const OMAP: TableDefinition<'_, (&str, &str, &str, &str), &[u8]> = TableDefinition::new("omap");
+/// The MDS's session map (Ceph keeps it in the metadata pool: clients reconnect to their
+/// sessions after an MDS restart).
+const SESSIONS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("sessions");
 
 /// The key of `META` that holds the [`ClusterRecord`].
 const CLUSTER_KEY: &str = "cluster";
@@ -103,6 +106,8 @@ pub(crate) enum RecordKey {
     Object(String, String, String),
     /// One omap key of a RADOS object: (pool, namespace, object, key).
     Omap(String, String, String, String),
+    /// An open MDS session, by id.
+    Session(u64),
 }
 
 /// What identifies a cluster across restarts.
@@ -151,6 +156,7 @@ pub(crate) struct Loaded {
     pub subvolumes: Vec<((String, String, String), Vec<u8>)>,
     pub objects: Vec<(ObjectKey, Vec<u8>)>,
     pub omap: Vec<(OmapKey, Vec<u8>)>,
+    pub sessions: Vec<(u64, Vec<u8>)>,
 }
 
 /// The records changed since the last commit, and how many marks there have been.
@@ -289,6 +295,8 @@ impl Store {
             tx.open_table(OBJECTS)
                 .map_err(redb_err("creating tables"))?;
             tx.open_table(OMAP).map_err(redb_err("creating tables"))?;
+            tx.open_table(SESSIONS)
+                .map_err(redb_err("creating tables"))?;
         }
         tx.commit().map_err(redb_err("creating tables"))?;
         let loaded = load(&db)?;
@@ -403,6 +411,7 @@ impl Store {
             let mut subvolumes = tx.open_table(SUBVOLUMES).map_err(|x| e(x.into()))?;
             let mut objects = tx.open_table(OBJECTS).map_err(|x| e(x.into()))?;
             let mut omap = tx.open_table(OMAP).map_err(|x| e(x.into()))?;
+            let mut sessions = tx.open_table(SESSIONS).map_err(|x| e(x.into()))?;
             for (key, value) in batch {
                 let v = value.as_deref();
                 let r = match key {
@@ -420,6 +429,7 @@ impl Store {
                     RecordKey::Omap(p, ns, o, k) => {
                         put!(omap, (p.as_str(), ns.as_str(), o.as_str(), k.as_str()), v)
                     }
+                    RecordKey::Session(id) => put!(sessions, *id, v),
                 };
                 r.map_err(|x| e(x.into()))?;
             }
@@ -527,6 +537,15 @@ fn load(db: &redb::Database) -> std::io::Result<Loaded> {
             (p.to_owned(), ns.to_owned(), o.to_owned(), key.to_owned()),
             v.value().to_vec(),
         ));
+    }
+    for row in tx
+        .open_table(SESSIONS)
+        .map_err(|x| e(x.into()))?
+        .iter()
+        .map_err(|x| e(x.into()))?
+    {
+        let (k, v) = row.map_err(|x| e(x.into()))?;
+        out.sessions.push((k.value(), v.value().to_vec()));
     }
     Ok(out)
 }

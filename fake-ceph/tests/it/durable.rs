@@ -528,7 +528,7 @@ async fn a_restart_with_the_same_seed_draws_new_uuids_and_keeps_the_keys() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reads_and_session_file_operations_commit_nothing_and_quota_sets_are_kept() {
+async fn reads_and_session_file_operations_commit_nothing_and_sessions_and_quota_sets_are_kept() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let c = Cluster::new(durable(&data, 1)).unwrap();
@@ -567,14 +567,13 @@ async fn reads_and_session_file_operations_commit_nothing_and_quota_sets_are_kep
         )
         .await
         .unwrap();
+    // The session map is kept: opening a session commits it.
+    assert_eq!(c.metadata_commits(), commits + 1, "a read committed");
+    let commits = c.metadata_commits();
     m.mkdir("d").await.unwrap();
     m.write_file("d/f", b"hello").await.unwrap();
     assert_eq!(m.read_file("d/f").await.unwrap(), b"hello");
-    assert_eq!(
-        c.metadata_commits(),
-        commits,
-        "a read or a file op committed"
-    );
+    assert_eq!(c.metadata_commits(), commits, "a file op committed");
     m.op(fake_ceph::Op::Setxattr {
         path: String::new(),
         name: "ceph.quota.max_bytes".into(),
@@ -597,10 +596,11 @@ async fn reads_and_session_file_operations_commit_nothing_and_quota_sets_are_kep
     .unwrap();
     assert_eq!(info["bytes_quota"], 4096);
     assert_eq!(info["bytes_used"], 5);
-    // The session did not survive: a restart is an MDS failover for its clients, and
-    // no new session takes its id.
-    assert_eq!(c.session_count(), 0);
-    assert!(c.session(old_session).is_none());
+    // The session survived, as Ceph's session map does an MDS restart: its client goes
+    // on with it.
+    assert_eq!(c.session_count(), 1);
+    let again = c.session(old_session).expect("the session is kept");
+    assert_eq!(again.read_file("d/f").await.unwrap(), b"hello");
     let m = c
         .mount(
             "client.admin",
@@ -614,6 +614,70 @@ async fn reads_and_session_file_operations_commit_nothing_and_quota_sets_are_kep
         .unwrap();
     assert_ne!(m.id(), old_session);
     assert_eq!(m.read_file("d/f").await.unwrap(), b"hello");
+    // A session closed, or evicted, before a restart is not there after it; one whose
+    // entity was removed meanwhile is not reopened.
+    let closed = m.id();
+    m.unmount();
+    let r = c
+        .admin_command(
+            json!({"prefix": "auth get-or-create", "entity": "client.gone",
+                              "caps": ["mds", "allow rw", "mon", "allow r"]}),
+        )
+        .await;
+    assert_eq!(r.ret, 0, "{}", r.outs);
+    let gone_key = c.key_of("client.gone").unwrap();
+    let g = c
+        .mount(
+            "client.gone",
+            &gone_key,
+            fake_ceph::MountRequest {
+                root: path.trim().to_owned(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let gone = g.id();
+    let evicted = c
+        .mount(
+            "client.admin",
+            &c.admin_key(),
+            fake_ceph::MountRequest {
+                root: path.trim().to_owned(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .id();
+    let r = c
+        .execute_json(
+            &c.admin(),
+            fake_ceph::Target::Mds("a".into()),
+            &json!({"prefix": "session evict", "filters": [format!("id={evicted}")]}),
+        )
+        .await;
+    assert_eq!(r.ret, 0, "{}", r.outs);
+    let r = c
+        .admin_command(json!({"prefix": "auth rm", "entity": "client.gone"}))
+        .await;
+    assert_eq!(r.ret, 0, "{}", r.outs);
+    // The close is committed by whoever commits next (the HTTP layer commits at once).
+    drop((again, g, m));
+    drop(c);
+    let c = Cluster::new(durable(&data, 1)).unwrap();
+    assert!(c.session(old_session).is_some());
+    assert!(c.session(closed).is_none(), "a closed session came back");
+    assert!(c.session(evicted).is_none(), "an evicted session came back");
+    assert!(
+        c.session(gone).is_none(),
+        "a session of a removed entity came back"
+    );
+    assert_eq!(c.session_count(), 1);
+    drop(c);
+    // The dropped session's record went too.
+    let c = Cluster::new(durable(&data, 1)).unwrap();
+    assert_eq!(c.session_count(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -246,8 +246,8 @@ async fn a_reproducible_fault_plan_gives_one_event_log() {
 async fn fake_ceph_killed_and_restarted_loses_nothing_acknowledged() {
     for backend in ["cephfs", "manila"] {
         // Subvolume creates take 300 ms of wall time, so creates are under way at the
-        // first restart; the second comes with volumes staged (their MDS sessions go
-        // with the process), the third while teardown removes them.
+        // first restart; the second comes with volumes staged and pods publishing, the
+        // third while teardown removes them.
         let steps = json!([
             {"at": "start", "after_s": 0.2, "action": "restart_ceph"},
             {"at": "deploy", "after_s": 2.0, "action": "restart_ceph"},
@@ -259,41 +259,18 @@ async fn fake_ceph_killed_and_restarted_loses_nothing_acknowledged() {
             &[r#"ceph_faults=["latency:fs subvolume create=300"]"#],
         );
         let r = run_real(p, 7).await;
-        let s = &r.summary;
         assert_eq!(
             faults(&r).applied("restart-ceph"),
             3,
             "{backend}: {:?}",
             faults(&r)
         );
-        // Every volume made before a restart is found after it: one per claim, all
-        // bound, none made twice, all removed in teardown.
+        // Every volume made before a restart is found after it (one per claim, none
+        // made twice, all removed in teardown), and the mounts staged before the second
+        // one go on (fake-ceph keeps its session map, as Ceph does an MDS restart):
+        // every pod runs.
         assert_eq!(calls(&r, "CreateVolume", true), 3, "{backend}");
-        assert!(
-            s.claims.values().all(|c| c == "Bound"),
-            "{backend}: {:?}",
-            s.claims
-        );
-        assert!(s.duplicates.is_empty(), "{backend}: {:?}", s.duplicates);
-        assert!(
-            s.faults.refused.is_empty(),
-            "{backend}: {:?}",
-            s.faults.refused
-        );
-        assert!(
-            s.checkpoint_errors.is_empty(),
-            "{backend}: {:?}",
-            s.checkpoint_errors
-        );
-        // fake-ceph keeps no MDS session across a restart (its crate doc): a mount
-        // staged before the second restart is gone for its clients, as after an
-        // eviction, and the kubelet, which stages a volume once per node, publishes no
-        // new pod on it. Those pods wait with that error; the others run.
-        assert!(s.running > 0, "{backend}: {:?}", s.pods_not_running);
-        for e in s.pods_not_running.values() {
-            assert!(e.contains("NodeStageVolume first"), "{backend}: {e}");
-        }
-        assert_clean(&r);
+        survived(&r);
     }
 }
 
