@@ -202,7 +202,7 @@ fi
 # the call).
 for what in vol-from-snap vol-from-vol; do
   took=$(sed 's/\x1b\[[0-9;]*m//g' "$out/driver.log" |
-    sed -n "s/.*method=\"CreateVolume\" id=\"sanity-controller-$what-[0-9A-F-]*\" took_ms=\([0-9]*\).*/\1/p" | head -1)
+    sed -n "s/.*method=\"CreateVolume\" volume=sanity-controller-$what-[0-9A-F-]*}.* took_ms=\([0-9]*\).*/\1/p" | head -1)
   [ -z "$took" ] || echo "CreateVolume of csi-sanity's clone ($what): $took ms"
 done
 echo "csi-sanity ($config): $sanity_secs s for the suite, $bench_secs s for the bench, $((SECONDS - started)) s in all; nothing left behind"

@@ -221,26 +221,16 @@ impl Driver {
     }
 
     /// Records an RPC's outcome in the metrics and the log (never its request).
-    pub fn observe<T>(
-        &self,
-        method: &'static str,
-        id: &str,
-        started: Instant,
-        r: &Result<T, Status>,
-    ) {
+    /// Counts and logs a call's outcome (in the call's span, which names the volume).
+    pub fn observe<T>(&self, method: &'static str, started: Instant, r: &Result<T, Status>) {
         let code = match r {
             Ok(_) => Code::Ok,
             Err(s) => s.code(),
         };
         self.metrics.rpc(method, code, started.elapsed());
         match r {
-            Ok(_) => tracing::debug!(
-                method,
-                id,
-                took_ms = started.elapsed().as_millis() as u64,
-                "ok"
-            ),
-            Err(s) => tracing::info!(method, id, code = ?s.code(), message = s.message(), "failed"),
+            Ok(_) => tracing::debug!(took_ms = started.elapsed().as_millis() as u64, "ok"),
+            Err(s) => tracing::info!(code = ?s.code(), message = s.message(), "failed"),
         }
     }
 }
@@ -292,15 +282,28 @@ pub fn status(context: &str, e: &CephError) -> Status {
 /// and wraps the answer in a `Response`. `$self` has a `driver: Arc<Driver>`.
 macro_rules! rpc {
     ($self:ident, $name:literal, $req:ident, $id:expr, $call:expr) => {{
+        use tracing::Instrument as _;
         let started = std::time::Instant::now();
         let full: String = $id;
         let id = crate::edge::shown(&full);
-        let r = match crate::edge::Edge::edge(&$req) {
-            Ok(None) => $call.await,
-            Ok(Some(reply)) => Ok(reply),
-            Err(s) => Err(s),
-        };
-        $self.driver.observe($name, &id, started, &r);
+        // Every line logged while the call runs names the plugin's node, the method and
+        // the volume (or snapshot): one process may hold hundreds of plugins.
+        let span = tracing::info_span!(
+            "csi",
+            node = %$self.driver.config.node_id,
+            method = $name,
+            volume = %id,
+        );
+        let r = async {
+            match crate::edge::Edge::edge(&$req) {
+                Ok(None) => $call.await,
+                Ok(Some(reply)) => Ok(reply),
+                Err(s) => Err(s),
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        span.in_scope(|| $self.driver.observe($name, started, &r));
         r.map(tonic::Response::new)
     }};
 }

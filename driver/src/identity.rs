@@ -63,10 +63,18 @@ impl Identity for IdentityService {
 
     /// Ready only while the Ceph admin interfaces answer (a node-only instance needs none).
     async fn probe(&self, _r: Request<ProbeRequest>) -> Result<Response<ProbeResponse>, Status> {
+        use tracing::Instrument as _;
         let started = Instant::now();
-        let ready = !self.driver.config.mode.controller() || self.driver.reachable().await;
+        let span = tracing::info_span!(
+            "csi",
+            node = %self.driver.config.node_id,
+            method = "Probe",
+            volume = "",
+        );
+        let ready = !self.driver.config.mode.controller()
+            || self.driver.reachable().instrument(span.clone()).await;
         let r = Ok(Response::new(ProbeResponse { ready: Some(ready) }));
-        self.driver.observe("Probe", "", started, &r);
+        span.in_scope(|| self.driver.observe("Probe", started, &r));
         r
     }
 }

@@ -12,4 +12,5 @@ mod manila;
 mod processes;
 mod races;
 mod real_ceph;
+mod spans;
 mod standing;

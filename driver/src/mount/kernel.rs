@@ -354,6 +354,9 @@ async fn blocking_with_deadline<T: Send + 'static>(
     deadline: Duration,
     f: impl FnOnce() -> io::Result<T> + Send + 'static,
 ) -> io::Result<T> {
+    // The blocking thread logs in the caller's span (its node and volume).
+    let span = tracing::Span::current();
+    let f = move || span.in_scope(f);
     match tokio::time::timeout(deadline, tokio::task::spawn_blocking(f)).await {
         Ok(Ok(r)) => r,
         Ok(Err(join)) => Err(io::Error::other(format!("blocking task failed: {join}"))),
