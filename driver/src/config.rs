@@ -8,8 +8,26 @@ use serde::Deserialize;
 
 use crate::volume_id::valid_cluster_id;
 
+/// The defaults of [`Config::new`], which are also the `cephfs-csi` flags' defaults.
+pub mod defaults {
+    /// The CSI driver name.
+    pub const DRIVER_NAME: &str = "cephfs.csi.trainride";
+    /// Seconds the Manila back end waits within one RPC.
+    pub const MANILA_WAIT_S: u64 = 60;
+    /// Seconds CreateVolume waits for a clone within one RPC. A small clone takes 6 to
+    /// 18 s on real Pacific here; the caller's deadline caps the wait further (the
+    /// external-provisioner's --timeout).
+    pub const CLONE_WAIT_S: u64 = 60;
+    /// Seconds of every Ceph call's deadline.
+    pub const CEPH_TIMEOUT_S: u64 = 30;
+    /// Seconds of every mount's deadline.
+    pub const MOUNT_TIMEOUT_S: u64 = 60;
+    /// Where the node keeps its records (fake mounts, single-writer claims).
+    pub const STATE_DIR: &str = "/var/lib/cephfs-csi";
+}
+
 /// Which services the process serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
     /// Identity + Controller.
     Controller,
@@ -32,7 +50,7 @@ impl Mode {
 }
 
 /// What the controller provisions volumes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Backend {
     /// Subvolumes through the Ceph admin interface (the cluster config).
     #[default]
@@ -42,7 +60,7 @@ pub enum Backend {
 }
 
 /// Which mounter a node uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum MounterKind {
     /// `mount -t ceph`.
     Kernel,
@@ -52,7 +70,7 @@ pub enum MounterKind {
     Fake,
 }
 
-/// Everything a driver instance runs with. Defaults live in `Config::new`.
+/// Everything a driver instance runs with. Defaults live in [`defaults`].
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The CSI driver name (GetPluginInfo).
@@ -97,16 +115,14 @@ impl Config {
             node_id: node_id.to_owned(),
             mode,
             backend: Backend::Cephfs,
-            manila_wait: Duration::from_secs(60),
-            // A small clone takes 6 to 18 s on real Pacific here; the caller's deadline
-            // caps the wait further (the external-provisioner's --timeout).
-            clone_wait: Duration::from_secs(60),
+            manila_wait: Duration::from_secs(defaults::MANILA_WAIT_S),
+            clone_wait: Duration::from_secs(defaults::CLONE_WAIT_S),
             clusters,
             mounter: MounterKind::Kernel,
             attach_required: false,
-            ceph_timeout: Duration::from_secs(30),
-            mount_timeout: Duration::from_secs(60),
-            state_dir: std::env::temp_dir().join("cephfs-csi"),
+            ceph_timeout: Duration::from_secs(defaults::CEPH_TIMEOUT_S),
+            mount_timeout: Duration::from_secs(defaults::MOUNT_TIMEOUT_S),
+            state_dir: PathBuf::from(defaults::STATE_DIR),
             instance_id: "default".to_owned(),
             max_volumes_per_node: 0,
             topology: Default::default(),

@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use driver::config::{Backend, Config, Mode, MounterKind, parse_clusters};
+use driver::config::{Backend, Config, Mode, MounterKind, defaults, parse_clusters};
 use driver::driver::Driver;
 use driver::mount::Mounter;
+use driver::mount::fake::FakeMountMode;
 use driver::server::{Endpoint, serve, serve_metrics};
 
 /// A CSI driver for CephFS: Identity, Controller and Node services.
@@ -28,34 +29,34 @@ struct Cli {
     #[arg(long, env = "CSI_NODE_ID", default_value = "")]
     node_id: String,
     /// Which services to serve.
-    #[arg(long, env = "CSI_MODE", default_value = "all", value_parser = ["controller", "node", "all"])]
-    mode: String,
+    #[arg(long, env = "CSI_MODE", value_enum, default_value_t = Mode::All)]
+    mode: Mode,
     /// The CSI driver name.
-    #[arg(long, env = "CSI_DRIVER_NAME", default_value = "cephfs.csi.trainride")]
+    #[arg(long, env = "CSI_DRIVER_NAME", default_value = defaults::DRIVER_NAME)]
     driver_name: String,
     /// The cluster config: a JSON list of clusters (required with the cephfs back end;
     /// with manila it only maps monitors to clusters for mount options).
     #[arg(long, env = "CSI_CLUSTER_CONFIG")]
     cluster_config: Option<PathBuf>,
     /// What the controller provisions from: CephFS subvolumes, or Manila shares.
-    #[arg(long, env = "CSI_BACKEND", default_value = "cephfs", value_parser = ["cephfs", "manila"])]
-    backend: String,
+    #[arg(long, env = "CSI_BACKEND", value_enum, default_value_t = Backend::Cephfs)]
+    backend: Backend,
     /// Seconds the Manila back end waits, within one RPC, for a share, rule or snapshot
     /// to settle (a retried RPC waits again).
-    #[arg(long, env = "CSI_MANILA_WAIT", default_value_t = 60)]
+    #[arg(long, env = "CSI_MANILA_WAIT", default_value_t = defaults::MANILA_WAIT_S)]
     manila_wait: u64,
     /// Seconds CreateVolume waits, within one RPC, for a clone (from a snapshot or a
     /// volume) to complete; a clone still pending then answers Aborted and the retry
     /// waits again. Capped, when the caller sets a deadline (the external-provisioner's
     /// --timeout), a fifth short of it, so the answer always arrives in time.
-    #[arg(long, env = "CSI_CLONE_WAIT", default_value_t = 60)]
+    #[arg(long, env = "CSI_CLONE_WAIT", default_value_t = defaults::CLONE_WAIT_S)]
     clone_wait: u64,
     /// The node's mounter.
-    #[arg(long, env = "CSI_MOUNTER", default_value = "kernel", value_parser = ["kernel", "fuse", "fake"])]
-    mounter: String,
+    #[arg(long, env = "CSI_MOUNTER", value_enum, default_value_t = MounterKind::Kernel)]
+    mounter: MounterKind,
     /// How the fake mounter binds: auto (bind mounts as root, else symlinks), bind, symlink.
-    #[arg(long, env = "CSI_FAKE_MOUNT_MODE", default_value = "auto", value_parser = ["auto", "bind", "symlink"])]
-    fake_mount_mode: String,
+    #[arg(long, env = "CSI_FAKE_MOUNT_MODE", value_enum, default_value_t = FakeMountMode::Auto)]
+    fake_mount_mode: FakeMountMode,
     /// Most volumes this node may have staged (NodeGetInfo; 0 = no limit).
     #[arg(long, env = "CSI_MAX_VOLUMES_PER_NODE", default_value_t = 0)]
     max_volumes_per_node: i64,
@@ -69,26 +70,31 @@ struct Cli {
     #[arg(long, env = "CSI_METRICS_ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
     /// Log format.
-    #[arg(long, env = "CSI_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
-    log_format: String,
+    #[arg(long, env = "CSI_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Deadline of every Ceph call, in seconds.
-    #[arg(long, env = "CSI_CEPH_TIMEOUT", default_value_t = 30)]
+    #[arg(long, env = "CSI_CEPH_TIMEOUT", default_value_t = defaults::CEPH_TIMEOUT_S)]
     ceph_timeout: u64,
     /// Deadline of every mount, in seconds.
-    #[arg(long, env = "CSI_MOUNT_TIMEOUT", default_value_t = 60)]
+    #[arg(long, env = "CSI_MOUNT_TIMEOUT", default_value_t = defaults::MOUNT_TIMEOUT_S)]
     mount_timeout: u64,
     /// Where the node keeps its mount records.
-    #[arg(long, env = "CSI_STATE_DIR", default_value = "/var/lib/cephfs-csi")]
+    #[arg(long, env = "CSI_STATE_DIR", default_value = defaults::STATE_DIR)]
     state_dir: PathBuf,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 fn mounters(cli: &Cli, timeout: Duration) -> Vec<Arc<dyn Mounter>> {
     use driver::mount::{fake, fuse, kernel};
-    let mode = match cli.fake_mount_mode.as_str() {
-        "bind" => fake::FakeMountMode::Bind,
-        "symlink" => fake::FakeMountMode::Symlink,
-        _ => fake::FakeMountMode::Auto,
-    };
+    let mode = cli.fake_mount_mode;
     vec![
         Arc::new(kernel::KernelMounter::new().with_timeout(timeout)),
         Arc::new(fuse::FuseMounter::new(timeout)),
@@ -98,10 +104,7 @@ fn mounters(cli: &Cli, timeout: Duration) -> Vec<Arc<dyn Mounter>> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let endpoint: Endpoint = cli.endpoint.parse()?;
-    let backend = match cli.backend.as_str() {
-        "manila" => Backend::Manila,
-        _ => Backend::Cephfs,
-    };
+    let backend = cli.backend;
     let clusters = match &cli.cluster_config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -111,20 +114,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         None if backend == Backend::Manila => Vec::new(),
         None => anyhow::bail!("--cluster-config is required with the cephfs back end"),
     };
-    let mode = match cli.mode.as_str() {
-        "controller" => Mode::Controller,
-        "node" => Mode::Node,
-        _ => Mode::All,
-    };
+    let mode = cli.mode;
     if mode.node() && cli.node_id.is_empty() {
-        anyhow::bail!("--node-id is required in {} mode", cli.mode);
+        let name = clap::ValueEnum::to_possible_value(&mode)
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default();
+        anyhow::bail!("--node-id is required in {name} mode");
     }
     let mut config = Config::new(&cli.driver_name, &cli.node_id, mode, clusters);
-    config.mounter = match cli.mounter.as_str() {
-        "fuse" => MounterKind::Fuse,
-        "fake" => MounterKind::Fake,
-        _ => MounterKind::Kernel,
-    };
+    config.mounter = cli.mounter;
     config.attach_required = cli.attach_required;
     config.backend = backend;
     config.manila_wait = Duration::from_secs(cli.manila_wait);
@@ -148,7 +146,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .with_context(|| format!("binding {addr}"))?;
         tokio::spawn(serve_metrics(driver.clone(), listener));
     }
-    tracing::info!(endpoint = %cli.endpoint, mode = %cli.mode, node = %cli.node_id, "cephfs-csi serving");
+    tracing::info!(endpoint = %cli.endpoint, mode = ?cli.mode, node = %cli.node_id, "cephfs-csi serving");
     serve(driver, &endpoint, shutdown()).await?;
     tracing::info!("cephfs-csi stopped");
     Ok(())
@@ -174,7 +172,7 @@ fn main() -> ExitCode {
         // Colours only on a terminal: a log file gets plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    if cli.log_format == "json" {
+    if cli.log_format == LogFormat::Json {
         builder.json().init();
     } else {
         builder.init();
@@ -192,5 +190,49 @@ fn main() -> ExitCode {
             tracing::error!(error = format!("{e:#}"), "cephfs-csi failed");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The flags' defaults are the library's: a driver started with no flags runs with
+    /// what `Config::new` gives an embedded one.
+    #[test]
+    fn the_flags_default_to_the_config_defaults() {
+        let cli = Cli::try_parse_from(["cephfs-csi"]).unwrap();
+        let config = Config::new(&cli.driver_name, "n", cli.mode, Vec::new());
+        assert_eq!(config.driver_name, defaults::DRIVER_NAME);
+        assert_eq!(cli.mode, Mode::All);
+        assert_eq!(cli.backend, config.backend);
+        assert_eq!(cli.mounter, config.mounter);
+        assert_eq!(cli.fake_mount_mode, FakeMountMode::default());
+        assert_eq!(Duration::from_secs(cli.manila_wait), config.manila_wait);
+        assert_eq!(Duration::from_secs(cli.clone_wait), config.clone_wait);
+        assert_eq!(Duration::from_secs(cli.ceph_timeout), config.ceph_timeout);
+        assert_eq!(Duration::from_secs(cli.mount_timeout), config.mount_timeout);
+        assert_eq!(cli.state_dir, config.state_dir);
+        assert_eq!(cli.log_format, LogFormat::Text);
+    }
+
+    /// A value outside an enum is refused with the values allowed, never taken as the
+    /// default.
+    #[test]
+    fn an_unknown_enum_value_is_refused() {
+        for (flag, bad) in [
+            ("--mode", "nodes"),
+            ("--backend", "rbd"),
+            ("--mounter", "nfs"),
+            ("--fake-mount-mode", "copy"),
+            ("--log-format", "xml"),
+        ] {
+            let e = Cli::try_parse_from(["cephfs-csi", flag, bad]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::InvalidValue, "{flag}");
+            assert!(e.to_string().contains("possible values"), "{flag}: {e}");
+        }
+        let cli =
+            Cli::try_parse_from(["cephfs-csi", "--mounter", "fuse", "--mode", "node"]).unwrap();
+        assert_eq!((cli.mounter, cli.mode), (MounterKind::Fuse, Mode::Node));
     }
 }

@@ -48,7 +48,7 @@ pub const SESSION_TOKEN_HEADER: &str = "X-Session-Token";
 const RECORDS_DIR: &str = "fake-mounts";
 
 /// How the fake mounter puts fake-ceph's directory at the target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum FakeMountMode {
     /// Bind when the effective uid is 0, else Symlink.
     #[default]
