@@ -9,36 +9,59 @@ pub fn parse_utc(s: &str) -> Option<prost_types::Timestamp> {
         .strip_suffix('Z')
         .or_else(|| s.strip_suffix("+00:00"))
         .unwrap_or(s);
+    // Date and time both whole: jiff alone would take a date without a time.
     let (date, time) = s.split_once(['T', ' '])?;
-    let mut d = date.split('-').map(str::parse::<i64>);
-    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    if d.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+    if date.len() != 10 || time.len() < 8 {
         return None;
     }
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let mut t = hms.split(':').map(str::parse::<i64>);
-    let (hh, mm, ss) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
-    if !frac.bytes().all(|b| b.is_ascii_digit()) || frac.is_empty() {
-        return None;
-    }
-    // Days from the civil date (proleptic Gregorian).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let nanos = format!("{frac:0<9}").get(..9)?.parse::<i32>().ok()?;
+    let civil: jiff::civil::DateTime = format!("{date}T{time}").parse().ok()?;
+    let t = civil.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
     Some(prost_types::Timestamp {
-        seconds: days * 86_400 + hh * 3600 + mm * 60 + ss,
-        nanos,
+        seconds: t.as_second(),
+        nanos: t.subsec_nanosecond(),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any instant from 1970 to 9999, written in each spelling Ceph, Manila and
+        /// Keystone use (with 0, 3, 6 or 9 fraction digits), parses back to itself (to
+        /// the digits written).
+        #[test]
+        fn every_spelling_parses_back(secs in 0i64..253_402_300_800, nanos in 0i32..1_000_000_000) {
+            let t = jiff::Timestamp::new(secs, nanos).unwrap();
+            for (digits, kept) in [(0, 0), (3, nanos / 1_000_000 * 1_000_000), (6, nanos / 1_000 * 1_000), (9, nanos)] {
+                let base = t.strftime("%Y-%m-%dT%H:%M:%S").to_string();
+                let frac = if digits == 0 {
+                    String::new()
+                } else {
+                    format!(".{}", &format!("{nanos:09}")[..digits])
+                };
+                for s in [
+                    format!("{base}{frac}"),
+                    format!("{base}{frac}Z"),
+                    format!("{}{frac}", base.replacen('T', " ", 1)),
+                    format!("{base}{frac}+00:00"),
+                ] {
+                    let p = parse_utc(&s);
+                    prop_assert_eq!(p, Some(prost_types::Timestamp { seconds: secs, nanos: kept }), "{}", s);
+                }
+            }
+        }
+
+        /// Nothing else parses to a time: arbitrary text is refused or parses to a
+        /// well-formed instant, and never panics.
+        #[test]
+        fn arbitrary_text_never_panics(s in ".{0,40}") {
+            if let Some(t) = parse_utc(&s) {
+                prop_assert!((0..1_000_000_000).contains(&t.nanos));
+            }
+        }
+    }
 
     #[test]
     fn every_spelling_of_one_instant() {

@@ -66,31 +66,17 @@ pub fn now_unix() -> Duration {
         .unwrap_or_default()
 }
 
-/// Days since 1970-01-01 to a civil (year, month, day), proleptic Gregorian.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-fn parts(t: Duration) -> (i64, u32, u32, u64, u64, u64) {
-    let secs = t.as_secs() as i64;
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400) as u64;
-    (y, mo, d, sod / 3600, (sod / 60) % 60, sod % 60)
+/// `t` (since the Unix epoch) in UTC with `format` (strftime); a time beyond jiff's
+/// range (year 9999) is shown as its last second.
+fn utc(t: Duration, format: &str) -> String {
+    let secs = i64::try_from(t.as_secs()).unwrap_or(i64::MAX);
+    let ts = jiff::Timestamp::from_second(secs).unwrap_or(jiff::Timestamp::MAX);
+    ts.strftime(format).to_string()
 }
 
 /// `YYYY-MM-DD HH:MM:SS`, as `fs subvolume info` prints times.
 pub fn ceph_time(t: Duration) -> String {
-    let (y, mo, d, h, mi, s) = parts(t);
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
+    utc(t, "%Y-%m-%d %H:%M:%S")
 }
 
 /// `YYYY-MM-DD HH:MM:SS.ffffff`, as `fs subvolume snapshot info` prints `created_at`.
@@ -106,9 +92,9 @@ pub fn ceph_stamp_z(t: Duration) -> String {
 
 /// `YYYY-MM-DDTHH:MM:SS.ffffff+0000`, as the monitor stamps maps.
 pub fn ceph_stamp(t: Duration) -> String {
-    let (y, mo, d, h, mi, s) = parts(t);
     format!(
-        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:06}+0000",
+        "{}.{:06}+0000",
+        utc(t, "%Y-%m-%dT%H:%M:%S"),
         t.subsec_micros()
     )
 }

@@ -30,34 +30,15 @@ impl Timestamp {
     pub fn manila(self) -> String {
         let secs = i64::try_from(self.0 / 1_000_000).unwrap_or(i64::MAX);
         let micros = self.0 % 1_000_000;
-        let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-        let s = secs.rem_euclid(86_400);
-        format!(
-            "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}",
-            s / 3600,
-            (s / 60) % 60,
-            s % 60
-        )
+        // Beyond jiff's range (year 9999): its last second.
+        let t = jiff::Timestamp::from_second(secs).unwrap_or(jiff::Timestamp::MAX);
+        format!("{}.{micros:06}", t.strftime("%Y-%m-%dT%H:%M:%S"))
     }
 
     /// Keystone's format: `2015-11-06T15:32:17.893769Z`.
     pub fn keystone(self) -> String {
         format!("{}Z", self.manila())
     }
-}
-
-/// Days since 1970-01-01 to a civil (year, month, day), proleptic Gregorian.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
-    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
