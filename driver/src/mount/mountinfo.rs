@@ -196,6 +196,72 @@ garbage line
 15 1 0:3 / /broken rw
 ";
 
+    /// As the kernel writes a path into mountinfo (`seq_escape` of space, tab, newline
+    /// and backslash as three-digit octal).
+    fn kernel_escape(b: &[u8]) -> String {
+        let mut out = String::new();
+        for &c in b {
+            if matches!(c, b' ' | b'\t' | b'\n' | b'\\') {
+                out.push_str(&format!("\\{c:03o}"));
+            } else {
+                out.push(char::from(c));
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        /// Any path of printable ASCII and the four escaped bytes comes back byte for
+        /// byte from its escaped form.
+        #[test]
+        fn unescape_undoes_the_kernels_escape(path in proptest::collection::vec(
+            proptest::prop_oneof![0x20u8..0x7f, proptest::strategy::Just(b'\t'), proptest::strategy::Just(b'\n')],
+            0..64,
+        )) {
+            proptest::prop_assert_eq!(unescape(&kernel_escape(&path)).into_vec(), path);
+        }
+
+        /// A line made of any mount point, root, type, source and options parses back to
+        /// them.
+        #[test]
+        fn a_line_parses_back_to_its_fields(
+            id in 1u64..100_000,
+            parent in 1u64..100_000,
+            root in "/[ -~\t]{0,30}",
+            point in "/[ -~\t\n]{0,30}",
+            opts in proptest::collection::vec("[a-z_=0-9]{1,8}", 1..4),
+            optional in proptest::collection::vec("(shared|master):[0-9]{1,3}", 0..3),
+            fs_type in "[a-z.-]{1,12}",
+            source in "[ -~]{1,30}",
+        ) {
+            let line = format!(
+                "{id} {parent} 0:52 {} {} {} {}{}- {} {} rw,name=x",
+                kernel_escape(root.as_bytes()),
+                kernel_escape(point.as_bytes()),
+                opts.join(","),
+                optional.join(" "),
+                if optional.is_empty() { "" } else { " " },
+                kernel_escape(fs_type.as_bytes()),
+                kernel_escape(source.as_bytes()),
+            );
+            let e = parse_line(&line).expect("a well-formed line");
+            proptest::prop_assert_eq!(e.mount_id, id);
+            proptest::prop_assert_eq!(e.parent_id, parent);
+            proptest::prop_assert_eq!(e.root, PathBuf::from(root));
+            proptest::prop_assert_eq!(e.mount_point, PathBuf::from(point));
+            proptest::prop_assert_eq!(e.mount_options, opts);
+            proptest::prop_assert_eq!(e.fs_type, fs_type);
+            proptest::prop_assert_eq!(e.source, source);
+            proptest::prop_assert_eq!(e.super_options, vec!["rw".to_owned(), "name=x".to_owned()]);
+        }
+
+        /// Arbitrary text never panics the parser.
+        #[test]
+        fn arbitrary_text_never_panics(text in "(?s).{0,200}") {
+            let _ = parse(&text);
+        }
+    }
+
     #[test]
     fn unescapes_octal() {
         let cases: &[(&str, &[u8])] = &[
