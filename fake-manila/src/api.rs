@@ -93,41 +93,17 @@ pub fn parse_bool(v: &Value) -> Option<bool> {
 
 /// Decoded `key=value` pairs of a query string (`+` is a space, `%XX` a byte).
 pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    query
-        .unwrap_or("")
-        .split('&')
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (decode(k, true), decode(v, true))
-        })
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
 
-/// Percent-decodes a URL component; bad escapes are kept as they are.
-pub fn decode(s: &str, plus_is_space: bool) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let hex = |c: u8| (c as char).to_digit(16);
-                match (hex(b[i + 1]), hex(b[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b'+' if plus_is_space => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// Percent-decodes a path segment (`+` stays `+`); bad escapes are kept as they are and
+/// bytes that are not UTF-8 become U+FFFD.
+pub fn decode_segment(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// One version object: its `id`, `status` and microversion range (empty strings for a
@@ -352,7 +328,7 @@ fn route(ctx: &Ctx, method: &Method, path: &str, body: Option<&[u8]>) -> ApiResu
     let mut segs: Vec<String> = rest
         .trim_end_matches('/')
         .split('/')
-        .map(|s| decode(s, false))
+        .map(decode_segment)
         .collect();
     if segs
         .first()
@@ -509,7 +485,8 @@ mod tests {
     use super::*;
 
     fn check(raw: &str, expected: &str) {
-        assert_eq!(decode(raw, true), expected, "{raw}");
+        let q = query_pairs(Some(&format!("k={raw}")));
+        assert_eq!(q, vec![("k".to_owned(), expected.to_owned())], "{raw}");
     }
 
     #[test]
@@ -522,6 +499,32 @@ mod tests {
         check("%zz", "%zz");
         check("%4", "%4");
         check("%e2%9c%93", "\u{2713}");
+        assert_eq!(decode_segment("a+b%20c%2F"), "a+b c/");
+    }
+
+    proptest::proptest! {
+        /// Whatever a client puts in a query (any keys and values, encoded as browsers
+        /// and python-requests do), the pairs come back as they were, in order.
+        #[test]
+        fn any_encoded_query_decodes_to_its_pairs(
+            pairs in proptest::collection::vec((".{0,12}", ".{0,12}"), 0..6)
+        ) {
+            let mut enc = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in &pairs {
+                enc.append_pair(k, v);
+            }
+            let q = enc.finish();
+            let got = query_pairs(Some(&q));
+            // A pair with an empty key and value is written as `=`, which is kept.
+            proptest::prop_assert_eq!(got, pairs);
+        }
+
+        /// Any path segment percent-encoded comes back as it was.
+        #[test]
+        fn any_encoded_segment_decodes_to_itself(seg in ".{0,24}") {
+            let enc = percent_encoding::utf8_percent_encode(&seg, percent_encoding::NON_ALPHANUMERIC).to_string();
+            proptest::prop_assert_eq!(decode_segment(&enc), seg);
+        }
     }
 
     #[test]
