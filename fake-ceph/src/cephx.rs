@@ -715,6 +715,46 @@ pub fn key_from_keyring(text: &str, entity: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// An MDS path grant allows a root exactly when the root lies at or under the
+        /// grant's path, component by component (`/ab` does not cover `/abc`), with or
+        /// without slashes around either, and only in its file system when it names one.
+        #[test]
+        fn an_mds_path_grant_covers_exactly_its_subtree(
+            grant in proptest::collection::vec("[ab]{1,2}", 0..3),
+            root in proptest::collection::vec("[ab]{1,2}", 0..4),
+            fsname in proptest::option::of("fs[12]"),
+            trailing in proptest::bool::ANY,
+        ) {
+            let mut text = String::from("allow rw");
+            if let Some(f) = &fsname {
+                text.push_str(&format!(" fsname={f}"));
+            }
+            if !grant.is_empty() {
+                text.push_str(&format!(" path=/{}{}", grant.join("/"), if trailing { "/" } else { "" }));
+            }
+            let caps = Caps::parse(&[("mds".to_owned(), text.clone())]).unwrap();
+            let root_path = format!("/{}", root.join("/"));
+            let within = root.len() >= grant.len() && root[..grant.len()] == grant[..];
+            for fs in ["fs1", "fs2"] {
+                let want = within && fsname.as_deref().is_none_or(|f| f == fs);
+                proptest::prop_assert_eq!(caps.mds_root_allowed(fs, &root_path), want, "{} on {} in {}", text, root_path, fs);
+            }
+        }
+
+        /// Any cap text for any service is parsed or refused with EINVAL: never a panic,
+        /// never another errno.
+        #[test]
+        fn any_cap_text_parses_or_is_einval(
+            service in "(mon|mgr|mds|osd|[a-z]{1,4})",
+            text in "[ -~]{0,60}",
+        ) {
+            if let Err(e) = Caps::parse(&[(service, text)]) {
+                proptest::prop_assert_eq!(e.errno, crate::errno::EINVAL);
+            }
+        }
+    }
     use crate::error::errno;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
