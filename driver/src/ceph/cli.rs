@@ -609,6 +609,77 @@ mod tests {
         );
     }
 
+    /// A value as `rados listomapvals` dumps it (Ceph's `bufferlist::hexdump`): rows of
+    /// 16 bytes with their offset, a row equal to the one before as one `*` line, the end
+    /// offset, and nothing at all for an empty value.
+    fn rados_dump(key: &str, v: &[u8]) -> String {
+        let mut s = format!("{key}\nvalue ({} bytes) :\n", v.len());
+        if !v.is_empty() {
+            let mut prev: Option<&[u8]> = None;
+            let mut starred = false;
+            for (i, row) in v.chunks(16).enumerate() {
+                if prev == Some(row) {
+                    if !starred {
+                        s.push_str("*\n");
+                        starred = true;
+                    }
+                    continue;
+                }
+                starred = false;
+                s.push_str(&format!("{:08x}  ", i * 16));
+                for (j, b) in row.iter().enumerate() {
+                    s.push_str(&format!("{b:02x} "));
+                    if j == 7 {
+                        s.push(' ');
+                    }
+                }
+                let ascii: String = row
+                    .iter()
+                    .map(|b| {
+                        if b.is_ascii_graphic() || *b == b' ' {
+                            char::from(*b)
+                        } else {
+                            '.'
+                        }
+                    })
+                    .collect();
+                s.push_str(&format!(" |{ascii}|\n"));
+                prev = Some(row);
+            }
+            s.push_str(&format!("{:08x}\n", v.len()));
+        }
+        s.push('\n');
+        s
+    }
+
+    proptest::proptest! {
+        /// Any keys and values (values with runs of equal rows too) are read back
+        /// exactly from their dump.
+        #[test]
+        fn any_omap_dump_is_read_back_exactly(
+            entries in proptest::collection::vec(
+                ("[a-z.]{1,12}", proptest::prop_oneof![".{0,60}", "(x{16}){1,6}[a-z ]{0,20}", "[ -~]{0,40}(y{16}){2,4}"]),
+                0..5,
+            )
+        ) {
+            let dump: String = entries.iter().map(|(k, v)| rados_dump(k, v.as_bytes())).collect();
+            let got = parse_omap_dump("p", &dump).unwrap();
+            proptest::prop_assert_eq!(got, entries);
+        }
+
+        /// Arbitrary output never panics the reader, and the errno reader finds the
+        /// number in parentheses.
+        #[test]
+        fn arbitrary_output_never_panics(text in "(?s).{0,300}", n in 1i32..200, msg in "[ -~]{0,30}") {
+            let _ = parse_omap_dump("p", &text);
+            let _ = paren_errno(&text);
+            let line = format!("rados: error ({n}) {msg}");
+            // The first number in parentheses is the errno, whatever the message holds.
+            proptest::prop_assert_eq!(paren_errno(&line), Some(n));
+            proptest::prop_assert_eq!(paren_errno(&format!("failed: (-{n}) {msg}")), Some(n));
+        }
+    }
+
     #[test]
     fn a_mangled_hex_dump_is_an_error_not_a_wrong_value() {
         for bad in [
