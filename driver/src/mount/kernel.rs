@@ -314,25 +314,11 @@ fn says_not_mounted(msg: &str) -> bool {
 }
 
 /// `statvfs(3)` of `path`.
-#[allow(unsafe_code)]
 fn statvfs(path: &Path) -> io::Result<FsStats> {
-    use std::os::unix::ffi::OsStrExt;
     fn wide<T: TryInto<u64>>(v: T) -> u64 {
         v.try_into().unwrap_or(u64::MAX)
     }
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
-    // SAFETY: `c` is a valid NUL-terminated string that outlives the call, and `st` points
-    // to writable memory of the size and alignment of `struct statvfs`, which statvfs(3)
-    // only writes to.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: statvfs returned 0, so it filled in `st` (which was zeroed besides, and every
-    // field is a plain integer for which any bit pattern is valid).
-    let st = unsafe { st.assume_init() };
+    let st = rustix::fs::statvfs(path).map_err(io::Error::from)?;
     let frsize = if wide(st.f_frsize) > 0 {
         wide(st.f_frsize)
     } else {
