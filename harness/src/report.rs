@@ -11,13 +11,21 @@ use serde::Serialize;
 
 use crate::time::SimTime;
 
+impl std::fmt::Debug for EventLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLog")
+            .field("lines", &self.lines)
+            .field("hash", &self.hash())
+            .finish_non_exhaustive()
+    }
+}
+
 /// The event log: one JSON object per line, in simulated-time order, with nothing from
 /// the wall clock or the back end's random names in it, so that one seed gives one log.
-#[derive(Debug)]
 pub struct EventLog {
     out: Option<std::io::BufWriter<std::fs::File>>,
     keep: Option<Vec<String>>,
-    hash: u64,
+    hash: fnv::FnvHasher,
     /// Lines written.
     pub lines: u64,
 }
@@ -28,7 +36,7 @@ impl EventLog {
         Ok(Self {
             out: Some(std::io::BufWriter::new(std::fs::File::create(path)?)),
             keep: None,
-            hash: 0xcbf2_9ce4_8422_2325,
+            hash: fnv::FnvHasher::default(),
             lines: 0,
         })
     }
@@ -38,7 +46,7 @@ impl EventLog {
         Self {
             out: None,
             keep: Some(Vec::new()),
-            hash: 0xcbf2_9ce4_8422_2325,
+            hash: fnv::FnvHasher::default(),
             lines: 0,
         }
     }
@@ -53,10 +61,8 @@ impl EventLog {
             json_str(object),
             json_str(result)
         );
-        for b in line.bytes().chain(std::iter::once(b'\n')) {
-            self.hash ^= u64::from(b);
-            self.hash = self.hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
+        std::hash::Hasher::write(&mut self.hash, line.as_bytes());
+        std::hash::Hasher::write(&mut self.hash, b"\n");
         self.lines += 1;
         if let Some(o) = &mut self.out {
             let _ = writeln!(o, "{line}");
@@ -68,7 +74,7 @@ impl EventLog {
 
     /// FNV-1a of the whole log: equal logs, equal hashes.
     pub fn hash(&self) -> u64 {
-        self.hash
+        std::hash::Hasher::finish(&self.hash)
     }
 
     /// The lines kept in memory.

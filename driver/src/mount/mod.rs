@@ -182,9 +182,9 @@ pub(crate) fn file_name(bytes: &[u8]) -> String {
     }
     if enc.len() > MAX_NAME {
         // FNV-1a: stable across builds (the names outlive the process).
-        let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-        });
+        let mut h = fnv::FnvHasher::default();
+        std::hash::Hasher::write(&mut h, bytes);
+        let hash = std::hash::Hasher::finish(&h);
         enc.truncate(MAX_NAME - 20);
         enc.push_str(&format!("~{hash:016x}"));
     }
@@ -214,5 +214,21 @@ pub async fn remove_mount_point(target: &Path) -> Result<(), MountError> {
             context: format!("removing {}", target.display()),
             source: e,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A long name is cut and ends with the FNV-1a of the whole: pinned, since records
+    /// named so outlive the process (and a driver upgrade).
+    #[test]
+    fn a_long_name_ends_with_the_fnv1a_of_the_whole() {
+        let name = file_name(&[b'x'; 300]);
+        assert_eq!(name.len(), MAX_NAME - 20 + 17);
+        assert!(name.ends_with("~e78ddf9f1ba85555"), "{name}");
+        assert_eq!(file_name(b"a/b c"), "a%2Fb%20c");
+        assert_eq!(file_name(b".x"), "%2Ex");
     }
 }
