@@ -611,23 +611,21 @@ pub(crate) async fn off_runtime<T: Send + 'static>(
 
 type MgrJob = Box<dyn FnOnce() + Send + 'static>;
 
-#[derive(Default)]
-struct MgrQueue {
-    jobs: std::collections::VecDeque<MgrJob>,
-    stop: bool,
+/// What the mgr thread is sent: a job, or the word to stop (its owner is dropped while
+/// others may still hold senders).
+enum MgrMessage {
+    Job(MgrJob),
+    Stop,
 }
 
-impl std::fmt::Debug for MgrJobs {
+/// A handle to queue jobs on the mgr thread.
+#[derive(Clone)]
+struct MgrSender(std::sync::mpsc::Sender<MgrMessage>);
+
+impl std::fmt::Debug for MgrSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MgrJobs").finish_non_exhaustive()
+        f.debug_struct("MgrSender").finish_non_exhaustive()
     }
-}
-
-/// The queue of the mgr thread.
-#[derive(Default)]
-struct MgrJobs {
-    queue: Mutex<MgrQueue>,
-    wake: parking_lot::Condvar,
 }
 
 /// One thread that runs `volumes` commands in arrival order, as the mgr's `volumes`
@@ -637,63 +635,45 @@ struct MgrJobs {
 /// command itself on a fast file system.
 #[derive(Debug)]
 struct MgrThread {
-    jobs: Arc<MgrJobs>,
+    jobs: MgrSender,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl MgrThread {
     fn start() -> Self {
-        let jobs = Arc::new(MgrJobs::default());
-        let j = jobs.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("fake-ceph-mgr".into())
-            .spawn(move || mgr_loop(&j))
+            .spawn(move || mgr_loop(&rx))
             .ok();
-        Self { jobs, thread }
+        Self {
+            jobs: MgrSender(tx),
+            thread,
+        }
     }
 
     /// A handle to queue jobs on, or `None` if the thread could not be started.
-    fn clone_sender(&self) -> Option<Arc<MgrJobs>> {
+    fn clone_sender(&self) -> Option<MgrSender> {
         self.thread.as_ref().map(|_| self.jobs.clone())
     }
 }
 
-impl std::fmt::Debug for MgrQueue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MgrQueue")
-            .field("jobs", &self.jobs.len())
-            .field("stop", &self.stop)
-            .finish()
-    }
-}
-
-fn mgr_loop(s: &MgrJobs) {
-    loop {
-        let job = {
-            let mut q = s.queue.lock();
-            loop {
-                if let Some(j) = q.jobs.pop_front() {
-                    break j;
-                }
-                if q.stop {
-                    return;
-                }
-                s.wake.wait(&mut q);
-            }
-        };
+fn mgr_loop(rx: &std::sync::mpsc::Receiver<MgrMessage>) {
+    while let Ok(MgrMessage::Job(job)) = rx.recv() {
         // A panicking job answers `None` to its caller (its sender is dropped); the
         // thread goes on serving the others.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
     }
+    // Stopped: jobs still queued are dropped with the receiver, and their callers get
+    // `None`.
 }
 
 impl Drop for MgrThread {
     fn drop(&mut self) {
-        self.jobs.queue.lock().stop = true;
-        self.jobs.wake.notify_all();
+        let _ = self.jobs.0.send(MgrMessage::Stop);
         if let Some(t) = self.thread.take() {
             // The last handle on the cluster can be dropped by a job on the thread
-            // itself: it cannot wait for itself, and it stops once its queue is empty.
+            // itself: it cannot wait for itself, and it stops at the next message.
             if t.thread().id() != std::thread::current().id() {
                 let _ = t.join();
             }
@@ -702,9 +682,9 @@ impl Drop for MgrThread {
 }
 
 /// Runs `work` on the mgr thread and waits for it without blocking the runtime; without
-/// a mgr thread, as [`off_runtime`] does. `None` if it panicked.
+/// a mgr thread, as [`off_runtime`] does. `None` if it panicked or the thread stopped.
 async fn on_mgr_thread<T: Send + 'static>(
-    mgr: Option<Arc<MgrJobs>>,
+    mgr: Option<MgrSender>,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
     let Some(mgr) = mgr else {
@@ -714,14 +694,7 @@ async fn on_mgr_thread<T: Send + 'static>(
     let job: MgrJob = Box::new(move || {
         let _ = tx.send(work());
     });
-    {
-        let mut q = mgr.queue.lock();
-        if q.stop {
-            return None;
-        }
-        q.jobs.push_back(job);
-    }
-    mgr.wake.notify_one();
+    mgr.0.send(MgrMessage::Job(job)).ok()?;
     rx.await.ok()
 }
 
