@@ -70,12 +70,13 @@ pub enum JunitError {
     /// The report has no `<testcase>` at all.
     #[error("no <testcase> element: not a JUnit report")]
     NoTestcases,
-    /// A tag or element does not end.
+    /// A `testcase` does not end.
     #[error("unterminated {what} at byte {at}")]
     Unterminated { what: &'static str, at: usize },
-    /// An attribute is not `name="value"` or `name='value'`.
-    #[error("malformed attribute in the tag at byte {0}")]
-    Attribute(usize),
+    /// Not well-formed XML (a tag or attribute value that does not end, an attribute
+    /// that is not `name="value"`, an end tag that does not match).
+    #[error("malformed XML at byte {at}: {message}")]
+    Xml { at: usize, message: String },
     /// A `testcase` has no `name`.
     #[error("a <testcase> without a name at byte {0}")]
     NoName(usize),
@@ -87,68 +88,86 @@ pub enum JunitError {
     Duplicate(String),
 }
 
+/// A `testcase` being read: where it starts, its attributes, and the `message` of its
+/// first `failure` (or `error`) and `skipped` children.
+struct OpenCase {
+    at: usize,
+    attrs: Vec<(String, String)>,
+    failure: Option<String>,
+    skipped: Option<String>,
+}
+
 /// Reads the `testcase`s of a JUnit report as ginkgo (csi-sanity) writes them:
 /// `status` gives the outcome (passed, failed, skipped, pending, or panicked,
 /// interrupted, aborted, timedout: failures); without one, a `failure` or `error`
 /// child is a failure and a `skipped` child a skip (`message="pending"`: pending).
+/// The XML is read with quick-xml (entities and character references resolved).
 pub fn parse_junit(xml: &str) -> Result<Vec<Case>, JunitError> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
     let mut cases: Vec<Case> = Vec::new();
-    let mut pos = 0;
-    while let Some(off) = find_tag(xml, pos, "testcase") {
-        let (attrs, self_closing, after) = start_tag(xml, off)?;
-        let name = attr(&attrs, "name").ok_or(JunitError::NoName(off))?;
-        let name = name.strip_prefix("[It] ").unwrap_or(&name).to_owned();
-        let body = if self_closing {
-            pos = after;
-            ""
-        } else {
-            let end = xml[after..].find("</testcase>").map(|e| after + e).ok_or(
-                JunitError::Unterminated {
-                    what: "<testcase>",
-                    at: off,
-                },
-            )?;
-            pos = end + "</testcase>".len();
-            &xml[after..end]
+    let mut open: Option<OpenCase> = None;
+    loop {
+        let at = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
+        let xml_err = |e: &dyn std::fmt::Display| JunitError::Xml {
+            at,
+            message: e.to_string(),
         };
-        let child = |tag: &str| -> Result<Option<String>, JunitError> {
-            match find_tag(body, 0, tag) {
-                Some(o) => {
-                    let (a, _, _) = start_tag(body, o)?;
-                    Ok(Some(attr(&a, "message").unwrap_or_default()))
+        let event = reader.read_event().map_err(|e| xml_err(&e))?;
+        let (tag, empty) = match &event {
+            Event::Start(t) => (Some(t), false),
+            Event::Empty(t) => (Some(t), true),
+            _ => (None, false),
+        };
+        if let Some(t) = tag {
+            let mut attrs = Vec::new();
+            for a in t.attributes() {
+                let a = a.map_err(|e| xml_err(&e))?;
+                let value = a.unescape_value().map_err(|e| xml_err(&e))?;
+                attrs.push((
+                    String::from_utf8_lossy(a.key.as_ref()).into_owned(),
+                    value.into_owned(),
+                ));
+            }
+            match (t.name().as_ref(), open.as_mut()) {
+                (b"testcase", _) => {
+                    let case = OpenCase {
+                        at,
+                        attrs,
+                        failure: None,
+                        skipped: None,
+                    };
+                    if empty {
+                        push_case(&mut cases, case)?;
+                    } else {
+                        open = Some(case);
+                    }
                 }
-                None => Ok(None),
+                (b"failure" | b"error", Some(c)) if c.failure.is_none() => {
+                    c.failure = Some(attr(&attrs, "message").unwrap_or_default());
+                }
+                (b"skipped", Some(c)) if c.skipped.is_none() => {
+                    c.skipped = Some(attr(&attrs, "message").unwrap_or_default());
+                }
+                _ => {}
             }
-        };
-        let failure = match child("failure")? {
-            Some(m) => Some(m),
-            None => child("error")?,
-        };
-        let skipped = child("skipped")?;
-        let outcome = match attr(&attrs, "status").as_deref() {
-            Some("passed") => Outcome::Pass,
-            Some("pending") => Outcome::Pending,
-            Some("skipped") => Outcome::Skip(skip_reason(skipped.unwrap_or_default())),
-            Some("failed" | "panicked" | "interrupted" | "aborted" | "timedout") => {
-                Outcome::Fail(failure.unwrap_or_default())
-            }
-            Some(other) => {
-                return Err(JunitError::Status {
-                    name,
-                    status: other.to_owned(),
-                });
-            }
-            None => match (failure, skipped) {
-                (Some(m), _) => Outcome::Fail(m),
-                (None, Some(m)) if m == "pending" => Outcome::Pending,
-                (None, Some(m)) => Outcome::Skip(skip_reason(m)),
-                (None, None) => Outcome::Pass,
-            },
-        };
-        if cases.iter().any(|c| c.name == name) {
-            return Err(JunitError::Duplicate(name));
+            continue;
         }
-        cases.push(Case { name, outcome });
+        match event {
+            Event::End(t) if t.name().as_ref() == b"testcase" => {
+                if let Some(c) = open.take() {
+                    push_case(&mut cases, c)?;
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if let Some(c) = open {
+        return Err(JunitError::Unterminated {
+            what: "<testcase>",
+            at: c.at,
+        });
     }
     if cases.is_empty() {
         return Err(JunitError::NoTestcases);
@@ -156,81 +175,40 @@ pub fn parse_junit(xml: &str) -> Result<Vec<Case>, JunitError> {
     Ok(cases)
 }
 
+/// The outcome of a read `testcase`, added to `cases`.
+fn push_case(cases: &mut Vec<Case>, c: OpenCase) -> Result<(), JunitError> {
+    let name = attr(&c.attrs, "name").ok_or(JunitError::NoName(c.at))?;
+    let name = name.strip_prefix("[It] ").unwrap_or(&name).to_owned();
+    let outcome = match attr(&c.attrs, "status").as_deref() {
+        Some("passed") => Outcome::Pass,
+        Some("pending") => Outcome::Pending,
+        Some("skipped") => Outcome::Skip(skip_reason(c.skipped.unwrap_or_default())),
+        Some("failed" | "panicked" | "interrupted" | "aborted" | "timedout") => {
+            Outcome::Fail(c.failure.unwrap_or_default())
+        }
+        Some(other) => {
+            return Err(JunitError::Status {
+                name,
+                status: other.to_owned(),
+            });
+        }
+        None => match (c.failure, c.skipped) {
+            (Some(m), _) => Outcome::Fail(m),
+            (None, Some(m)) if m == "pending" => Outcome::Pending,
+            (None, Some(m)) => Outcome::Skip(skip_reason(m)),
+            (None, None) => Outcome::Pass,
+        },
+    };
+    if cases.iter().any(|c| c.name == name) {
+        return Err(JunitError::Duplicate(name));
+    }
+    cases.push(Case { name, outcome });
+    Ok(())
+}
+
 /// ginkgo's skip message without its `skipped - ` prefix.
 fn skip_reason(m: String) -> String {
     m.strip_prefix("skipped - ").map(str::to_owned).unwrap_or(m)
-}
-
-/// The offset of the next `<tag` (followed by a space, `>` or `/`) at or after `from`.
-fn find_tag(s: &str, mut from: usize, tag: &str) -> Option<usize> {
-    let open = format!("<{tag}");
-    while let Some(i) = s.get(from..)?.find(&open) {
-        let at = from + i;
-        match s[at + open.len()..].chars().next() {
-            Some(c) if c.is_whitespace() || c == '>' || c == '/' => return Some(at),
-            _ => from = at + open.len(),
-        }
-    }
-    None
-}
-
-/// A start tag's attributes, in order.
-type Attrs = Vec<(String, String)>;
-
-/// The attributes of the start tag at `at`, whether it closes itself, and the
-/// offset just after it.
-fn start_tag(s: &str, at: usize) -> Result<(Attrs, bool, usize), JunitError> {
-    let bytes = s.as_bytes();
-    // Skip `<name`.
-    let mut i = at + 1;
-    while i < bytes.len() && !bytes[i].is_ascii_whitespace() && bytes[i] != b'>' && bytes[i] != b'/'
-    {
-        i += 1;
-    }
-    let mut attrs = Vec::new();
-    loop {
-        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        match bytes.get(i) {
-            None => {
-                return Err(JunitError::Unterminated { what: "tag", at });
-            }
-            Some(b'>') => return Ok((attrs, false, i + 1)),
-            Some(b'/') if bytes.get(i + 1) == Some(&b'>') => return Ok((attrs, true, i + 2)),
-            Some(_) => {}
-        }
-        let name_start = i;
-        while i < bytes.len()
-            && bytes[i] != b'='
-            && !bytes[i].is_ascii_whitespace()
-            && bytes[i] != b'>'
-        {
-            i += 1;
-        }
-        let name = &s[name_start..i];
-        if name.is_empty() || bytes.get(i) != Some(&b'=') {
-            return Err(JunitError::Attribute(at));
-        }
-        i += 1;
-        let quote = match bytes.get(i) {
-            Some(q @ (b'"' | b'\'')) => *q,
-            _ => return Err(JunitError::Attribute(at)),
-        };
-        i += 1;
-        let value_start = i;
-        while i < bytes.len() && bytes[i] != quote {
-            i += 1;
-        }
-        if i >= bytes.len() {
-            return Err(JunitError::Unterminated {
-                what: "attribute value",
-                at,
-            });
-        }
-        attrs.push((name.to_owned(), unescape(&s[value_start..i])));
-        i += 1;
-    }
 }
 
 fn attr(attrs: &[(String, String)], name: &str) -> Option<String> {
@@ -238,45 +216,6 @@ fn attr(attrs: &[(String, String)], name: &str) -> Option<String> {
         .iter()
         .find(|(n, _)| n == name)
         .map(|(_, v)| v.clone())
-}
-
-/// Replaces XML's five named entities and numeric character references; anything
-/// else is kept as written.
-fn unescape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        rest = &rest[i..];
-        let Some(end) = rest.find(';') else {
-            break;
-        };
-        let entity = &rest[1..end];
-        let c = match entity {
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "amp" => Some('&'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            e if e.starts_with("#x") || e.starts_with("#X") => u32::from_str_radix(&e[2..], 16)
-                .ok()
-                .and_then(char::from_u32),
-            e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
-            _ => None,
-        };
-        match c {
-            Some(c) => {
-                out.push(c);
-                rest = &rest[end + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 /// How one spec compares.
@@ -694,17 +633,17 @@ mod tests {
                 at: 0
             })
         );
-        assert_eq!(
-            parse_one(r#"<testcase name="x"#),
-            Err(JunitError::Unterminated {
-                what: "attribute value",
-                at: 0
-            })
-        );
-        assert_eq!(
-            parse_one(r#"<testcase name=x/>"#),
-            Err(JunitError::Attribute(0))
-        );
+        for bad in [
+            r#"<testcase name="x"#,
+            r#"<testcase name=x/>"#,
+            r#"<testcase name="x"><failure></testcase>"#,
+        ] {
+            assert!(
+                matches!(parse_one(bad), Err(JunitError::Xml { .. })),
+                "{bad}: {:?}",
+                parse_one(bad)
+            );
+        }
         assert_eq!(
             parse_one(r#"<testcase name="x" status="odd"/>"#),
             Err(JunitError::Status {

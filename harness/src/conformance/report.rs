@@ -360,6 +360,49 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// What the bench writes, the JUnit reader reads back: every check by its name,
+        /// with its outcome and the first line of its message, whatever characters they
+        /// hold.
+        #[test]
+        fn the_junit_report_reads_back(
+            checks in proptest::collection::vec(("[^\\x00-\\x1f]{1,30}", 0u8..3, "[^\\x00-\\x1f]{0,30}"), 1..8)
+        ) {
+            use crate::conformance::compare::{Outcome, parse_junit};
+            let mut seen = std::collections::BTreeSet::new();
+            let checks: Vec<_> = checks
+                .into_iter()
+                .filter(|(n, _, _)| !n.starts_with("[It] ") && seen.insert(n.clone()))
+                .collect();
+            let r = Report {
+                results: checks
+                    .iter()
+                    .map(|(n, k, m)| {
+                        let status = match k {
+                            0 => Status::Pass,
+                            1 => Status::Fail(format!("{m}\nsecond line")),
+                            _ => Status::Skip(m.clone()),
+                        };
+                        result(n, status)
+                    })
+                    .collect(),
+                leftovers: Vec::new(),
+                elapsed: Duration::from_secs(1),
+            };
+            let cases = parse_junit(&r.junit()).unwrap();
+            proptest::prop_assert_eq!(cases.len(), checks.len());
+            for ((n, k, m), c) in checks.iter().zip(&cases) {
+                proptest::prop_assert_eq!(&c.name, n);
+                let want = match k {
+                    0 => Outcome::Pass,
+                    1 => Outcome::Fail(m.clone()),
+                    _ => Outcome::Skip(m.strip_prefix("skipped - ").unwrap_or(m).to_owned()),
+                };
+                proptest::prop_assert_eq!(&c.outcome, &want);
+            }
+        }
+    }
+
     #[test]
     fn junit_escapes_and_counts() {
         let r = Report {
