@@ -1,15 +1,16 @@
 //! The params and secrets files, in the shapes csi-sanity reads.
 //!
-//! Two formats are accepted: JSON (a file whose first non-blank character is `{`),
-//! and a hand-written parser for the flat YAML subset csi-sanity's files use:
-//! `key: value` lines (values bare, `'single'`- or `"double"`-quoted), `#` comments,
-//! and for secrets one level of nesting (`CreateVolumeSecret:` followed by indented
-//! `key: value` lines). Anchors, lists, flow maps and multi-line scalars are refused.
+//! YAML (and so JSON), read with `yaml_serde` into the shapes csi-sanity reads: params a
+//! flat map, secrets one map per RPC (`CreateVolumeSecret:` followed by indented
+//! `key: value` lines). Scalars become strings as Go's YAML does for a
+//! `map[string]string` (`size: 10` is `"10"`, `empty:` is `""`); a list or a nested
+//! map where a value belongs is refused.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use yaml_serde::Value;
 
 /// A flat `string: string` map (volume parameters, snapshot parameters, mutable parameters).
 pub type Params = HashMap<String, String>;
@@ -66,29 +67,14 @@ impl Secrets {
     /// Parses a secrets file's text.
     pub fn parse(text: &str) -> anyhow::Result<Self> {
         let mut out = HashMap::new();
-        if is_json(text) {
-            let v: HashMap<String, HashMap<String, String>> =
-                serde_json::from_str(text).context("secrets: not a JSON object of string maps")?;
-            out = v;
-        } else {
-            let mut current: Option<String> = None;
-            for (n, line) in lines(text) {
-                let (indent, key, value) = split(n, line)?;
-                if indent == 0 {
-                    if !value.is_empty() {
-                        bail!(
-                            "line {n}: expected `RpcNameSecret:` followed by indented `key: value` lines"
-                        );
-                    }
-                    out.entry(key.clone()).or_default();
-                    current = Some(key);
-                } else {
-                    let Some(rpc) = &current else {
-                        bail!("line {n}: indented line outside of a secret map");
-                    };
-                    out.entry(rpc.clone()).or_default().insert(key, value);
-                }
-            }
+        for (rpc, map) in mapping(text).context("secrets")? {
+            let Value::Mapping(m) = map else {
+                bail!("secrets: `{rpc}` must be a map of `key: value` lines");
+            };
+            out.insert(
+                rpc.clone(),
+                flat(m).with_context(|| format!("secrets: {rpc}"))?,
+            );
         }
         for rpc in out.keys() {
             if !SECRET_KEYS.contains(&rpc.as_str()) {
@@ -111,18 +97,52 @@ impl Secrets {
 
 /// Parses a flat params file's text.
 pub fn parse_params(text: &str) -> anyhow::Result<Params> {
-    if is_json(text) {
-        return serde_json::from_str(text).context("params: not a JSON object of strings");
+    let map = mapping(text).context("params")?;
+    flat(
+        map.into_iter()
+            .map(|(k, v)| (Value::String(k), v))
+            .collect(),
+    )
+    .context("params")
+}
+
+/// The top-level map of a YAML (or JSON) text, its keys as strings; an empty text is an
+/// empty map.
+fn mapping(text: &str) -> anyhow::Result<Vec<(String, Value)>> {
+    let doc: Value = yaml_serde::from_str(text).context("not YAML")?;
+    match doc {
+        Value::Null => Ok(Vec::new()),
+        Value::Mapping(m) => m
+            .into_iter()
+            .map(|(k, v)| Ok((scalar(k).context("a key")?, v)))
+            .collect(),
+        _ => bail!("expected a map of `key: value` lines"),
     }
-    let mut out = Params::new();
-    for (n, line) in lines(text) {
-        let (indent, key, value) = split(n, line)?;
-        if indent != 0 {
-            bail!("line {n}: params are a flat `key: value` map; nesting is not allowed");
-        }
-        out.insert(key, value);
+}
+
+/// A map whose values are all scalars, as strings.
+fn flat(m: yaml_serde::Mapping) -> anyhow::Result<HashMap<String, String>> {
+    m.into_iter()
+        .map(|(k, v)| {
+            let key = scalar(k).context("a key")?;
+            let value = scalar(v).with_context(|| format!("`{key}`"))?;
+            Ok((key, value))
+        })
+        .collect()
+}
+
+/// A scalar as Go's YAML gives it to a string: strings as written, numbers and
+/// booleans as text, null as "".
+fn scalar(v: Value) -> anyhow::Result<String> {
+    match v {
+        Value::Null => Ok(String::new()),
+        Value::Bool(b) => Ok(b.to_string()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::String(s) => Ok(s),
+        Value::Sequence(_) => bail!("a list where a string value belongs"),
+        Value::Mapping(_) => bail!("a nested map where a string value belongs"),
+        Value::Tagged(t) => scalar(t.value),
     }
-    Ok(out)
 }
 
 /// Reads a params file.
@@ -130,114 +150,6 @@ pub fn load_params(path: &Path) -> anyhow::Result<Params> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     parse_params(&text).with_context(|| format!("parsing {}", path.display()))
-}
-
-fn is_json(text: &str) -> bool {
-    text.trim_start().starts_with('{')
-}
-
-/// The meaningful lines, numbered from 1 (blank lines, comments and `---` dropped).
-fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    text.lines().enumerate().filter_map(|(i, l)| {
-        let t = l.trim();
-        (!t.is_empty() && !t.starts_with('#') && t != "---").then_some((i + 1, l))
-    })
-}
-
-/// `  key: value  # comment` into (indent, key, value).
-fn split(n: usize, line: &str) -> anyhow::Result<(usize, String, String)> {
-    if line.contains('\t') {
-        bail!("line {n}: tabs are not allowed in YAML indentation");
-    }
-    let indent = line.len() - line.trim_start().len();
-    let body = line.trim();
-    let Some((key, rest)) = split_key(body) else {
-        bail!("line {n}: expected `key: value`");
-    };
-    let key = unquote(n, key.trim())?;
-    let value = scalar(n, rest.trim())?;
-    if key.is_empty() {
-        bail!("line {n}: empty key");
-    }
-    Ok((indent, key, value))
-}
-
-/// Splits at the first `:` that is followed by a space or the end, outside quotes.
-fn split_key(body: &str) -> Option<(&str, &str)> {
-    let bytes = body.as_bytes();
-    let mut quote = None;
-    for (i, &b) in bytes.iter().enumerate() {
-        match (quote, b) {
-            (None, b'"' | b'\'') => quote = Some(b),
-            (Some(q), _) if q == b => quote = None,
-            (None, b':') if bytes.get(i + 1).is_none_or(|c| *c == b' ') => {
-                return Some((&body[..i], &body[i + 1..]));
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-/// A value: quoted (comments inside kept), or bare (a ` #` starts a comment).
-fn scalar(n: usize, s: &str) -> anyhow::Result<String> {
-    if s.starts_with('"') || s.starts_with('\'') {
-        let Some(end) = closing_quote(s) else {
-            bail!("line {n}: unterminated quote");
-        };
-        let rest = s[end + 1..].trim();
-        if !rest.is_empty() && !rest.starts_with('#') {
-            bail!("line {n}: text after the closing quote");
-        }
-        return unquote(n, &s[..=end]);
-    }
-    let s = match s.find(" #") {
-        Some(i) => s[..i].trim_end(),
-        None => s,
-    };
-    if s.starts_with(['[', '{', '&', '*', '|', '>']) {
-        bail!("line {n}: only plain scalars are supported (no lists, maps, anchors or blocks)");
-    }
-    Ok(s.to_owned())
-}
-
-/// The byte index of the quote closing the one `s` starts with (`\"` escapes in
-/// double quotes, `''` in single quotes).
-fn closing_quote(s: &str) -> Option<usize> {
-    let b = s.as_bytes();
-    let q = *b.first()?;
-    let mut i = 1;
-    while i < b.len() {
-        if q == b'"' && b[i] == b'\\' {
-            i += 2;
-            continue;
-        }
-        if b[i] == q {
-            if q == b'\'' && b.get(i + 1) == Some(&b'\'') {
-                i += 2;
-                continue;
-            }
-            return Some(i);
-        }
-        i += 1;
-    }
-    None
-}
-
-fn unquote(n: usize, s: &str) -> anyhow::Result<String> {
-    for q in ['"', '\''] {
-        if let Some(inner) = s.strip_prefix(q) {
-            let Some(inner) = inner.strip_suffix(q) else {
-                bail!("line {n}: unterminated quote");
-            };
-            return Ok(if q == '"' {
-                inner.replace("\\\"", "\"").replace("\\\\", "\\")
-            } else {
-                inner.replace("''", "'")
-            });
-        }
-    }
-    Ok(s.to_owned())
 }
 
 #[cfg(test)]
@@ -277,6 +189,28 @@ mod tests {
         refused("a: [1, 2]\n");
         refused("a: 'open\n");
         refused("\ta: b\n");
+    }
+
+    proptest::proptest! {
+        /// Any flat map of printable text written as YAML (keys and values quoted as a
+        /// YAML writer quotes them) or as JSON reads back as it was.
+        #[test]
+        fn any_written_params_read_back(
+            // Printable text: YAML allows no raw control characters.
+            m in proptest::collection::hash_map("[a-zA-Z0-9_./-]{1,16}", "[^\\p{C}\\u{85}\\u{2028}\\u{2029}]{0,24}", 0..8)
+        ) {
+            let yaml = yaml_serde::to_string(&m).unwrap();
+            proptest::prop_assert_eq!(&parse_params(&yaml).unwrap(), &m, "{}", yaml);
+            let json = serde_json::to_string(&m).unwrap();
+            proptest::prop_assert_eq!(&parse_params(&json).unwrap(), &m, "{}", json);
+        }
+
+        /// Arbitrary text is parsed or refused, never a panic.
+        #[test]
+        fn arbitrary_text_never_panics(text in "(?s).{0,200}") {
+            let _ = parse_params(&text);
+            let _ = Secrets::parse(&text);
+        }
     }
 
     #[test]
