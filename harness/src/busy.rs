@@ -50,7 +50,7 @@ use serde::Serialize;
 
 use crate::csi::{Backend, node_name};
 use crate::params;
-use crate::report::{Percentiles, percentiles};
+use crate::stats::{Percentiles, percentiles};
 use crate::time::{SimTime, stream};
 
 /// The request kinds the workload makes, in the order of the per-kind counts.

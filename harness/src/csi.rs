@@ -1775,10 +1775,7 @@ impl RealCsi {
     }
 }
 
-/// The deterministic name of node `i`.
-pub fn node_name(i: usize) -> String {
-    format!("node-{:04}", i + 1)
-}
+pub use crate::naming::node_name;
 
 /// Regular files (not sockets or directories) under `dir`.
 fn count_files(dir: &Path) -> usize {

@@ -36,7 +36,7 @@ impl std::fmt::Display for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Plugin::Controller => f.write_str("controller"),
-            Plugin::Node(i) => f.write_str(&crate::csi::node_name(*i)),
+            Plugin::Node(i) => f.write_str(&crate::naming::node_name(*i)),
         }
     }
 }
@@ -112,7 +112,7 @@ pub enum Action {
     },
     /// Kills the embedded fake-ceph and starts it again on the same data directory and
     /// port, on its durable metadata (a scenario with this step keeps it so; see
-    /// [`crate::csi::Embedded::restart_ceph`]). Back-end commands under way are cut.
+    /// `Embedded::restart_ceph` in `csi.rs`). Back-end commands under way are cut.
     RestartCeph,
 }
 
@@ -142,7 +142,7 @@ impl Action {
             | Action::ManilaFaultsOn { window, .. }
             | Action::ManilaFaultsOff { window } => format!("window-{window}"),
             Action::MdsDown | Action::MdsUp => "mds.0".into(),
-            Action::Evict { node } => node.map_or("all".into(), crate::csi::node_name),
+            Action::Evict { node } => node.map_or("all".into(), crate::naming::node_name),
             Action::ResetStuckShares => "shares".into(),
             Action::Kill { plugin } | Action::Restart { plugin } => plugin.to_string(),
             Action::RestartCeph => "fake-ceph".into(),

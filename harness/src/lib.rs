@@ -54,11 +54,13 @@ pub mod csi;
 pub mod fault;
 pub mod inventory;
 pub mod load;
+pub mod naming;
 pub mod params;
 pub mod plots;
 pub mod report;
 pub mod sim;
 pub mod soak;
+pub mod stats;
 pub mod time;
 pub mod up;
 

@@ -18,6 +18,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use super::input::{Params, Secrets};
+pub use super::paths::remove_scratch;
 use super::paths::{PathHooks, PathKind};
 
 /// The access type of every capability the bench sends (csi-sanity's
@@ -1353,30 +1354,4 @@ pub fn verify_snapshot_info(rpc: &str, s: &Snapshot) -> Outcome {
         s.snapshot_id
     );
     Ok(())
-}
-
-/// Removes what is left in a scratch directory the bench made, never recursively
-/// (a leftover mount must not have its contents deleted), then the directory.
-pub fn remove_scratch(dir: &Path) -> Vec<String> {
-    let mut problems = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            let is_dir = std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir());
-            let r = if is_dir {
-                std::fs::remove_dir(&p)
-            } else {
-                std::fs::remove_file(&p)
-            };
-            if let Err(e) = r {
-                problems.push(format!("left behind {}: {e}", p.display()));
-            }
-        }
-    }
-    match std::fs::remove_dir(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => problems.push(format!("left behind {}: {e}", dir.display())),
-    }
-    problems
 }

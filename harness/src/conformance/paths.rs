@@ -210,7 +210,7 @@ impl PathHooks {
                 Ok(_) => Vec::new(),
                 Err(e) => vec![e.to_string()],
             },
-            None => super::context::remove_scratch(path),
+            None => remove_scratch(path),
         }
     }
 
@@ -320,6 +320,32 @@ async fn run(
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Removes what is left in a scratch directory the bench made, never recursively
+/// (a leftover mount must not have its contents deleted), then the directory.
+pub fn remove_scratch(dir: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            let is_dir = std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir());
+            let r = if is_dir {
+                std::fs::remove_dir(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            if let Err(e) = r {
+                problems.push(format!("left behind {}: {e}", p.display()));
+            }
+        }
+    }
+    match std::fs::remove_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => problems.push(format!("left behind {}: {e}", dir.display())),
+    }
+    problems
 }
 
 #[cfg(test)]
