@@ -110,15 +110,13 @@ struct Cli {
     fault_access_error: f64,
     /// How long a connection has to send a complete request head (new or kept alive),
     /// in milliseconds.
-    #[arg(
-        long,
-        env = "FAKE_MANILA_HEADER_READ_TIMEOUT_MS",
-        default_value_t = 30_000
-    )]
+    #[arg(long, env = "FAKE_MANILA_HEADER_READ_TIMEOUT_MS",
+          default_value_t = fake_ceph::service::ServeConfig::DEFAULT_HEADER_READ_TIMEOUT.as_millis() as u64)]
     header_read_timeout_ms: u64,
     /// How long a request body or a response may go without a byte moving, in
     /// milliseconds.
-    #[arg(long, env = "FAKE_MANILA_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    #[arg(long, env = "FAKE_MANILA_IDLE_TIMEOUT_MS",
+          default_value_t = fake_ceph::service::ServeConfig::DEFAULT_IDLE_TIMEOUT.as_millis() as u64)]
     idle_timeout_ms: u64,
     /// Open connections at most, per listener (Keystone, Manila); at the limit the one
     /// idle longest is closed.

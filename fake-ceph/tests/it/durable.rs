@@ -527,6 +527,20 @@ async fn a_restart_with_the_same_seed_draws_new_uuids_and_keeps_the_keys() {
     drop(c);
 }
 
+/// A session on `root` (a `getpath` answer) as `entity`.
+async fn mount_at(c: &Cluster, entity: &str, key: &str, root: &str) -> fake_ceph::Mount {
+    c.mount(
+        entity,
+        key,
+        fake_ceph::MountRequest {
+            root: root.trim().to_owned(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_and_session_file_operations_commit_nothing_and_sessions_and_quota_sets_are_kept() {
     let dir = tempfile::tempdir().unwrap();
@@ -556,17 +570,7 @@ async fn reads_and_session_file_operations_commit_nothing_and_sessions_and_quota
         let r = c.admin_command(cmd).await;
         assert_eq!(r.ret, 0, "{}", r.outs);
     }
-    let m = c
-        .mount(
-            "client.admin",
-            &c.admin_key(),
-            fake_ceph::MountRequest {
-                root: path.trim().to_owned(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let m = mount_at(&c, "client.admin", &c.admin_key(), &path).await;
     // The session map is kept: opening a session commits it.
     assert_eq!(c.metadata_commits(), commits + 1, "a read committed");
     let commits = c.metadata_commits();
@@ -601,17 +605,7 @@ async fn reads_and_session_file_operations_commit_nothing_and_sessions_and_quota
     assert_eq!(c.session_count(), 1);
     let again = c.session(old_session).expect("the session is kept");
     assert_eq!(again.read_file("d/f").await.unwrap(), b"hello");
-    let m = c
-        .mount(
-            "client.admin",
-            &c.admin_key(),
-            fake_ceph::MountRequest {
-                root: path.trim().to_owned(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let m = mount_at(&c, "client.admin", &c.admin_key(), &path).await;
     assert_ne!(m.id(), old_session);
     assert_eq!(m.read_file("d/f").await.unwrap(), b"hello");
     // A session closed, or evicted, before a restart is not there after it; one whose
@@ -626,29 +620,10 @@ async fn reads_and_session_file_operations_commit_nothing_and_sessions_and_quota
         .await;
     assert_eq!(r.ret, 0, "{}", r.outs);
     let gone_key = c.key_of("client.gone").unwrap();
-    let g = c
-        .mount(
-            "client.gone",
-            &gone_key,
-            fake_ceph::MountRequest {
-                root: path.trim().to_owned(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let g = mount_at(&c, "client.gone", &gone_key, &path).await;
     let gone = g.id();
-    let evicted = c
-        .mount(
-            "client.admin",
-            &c.admin_key(),
-            fake_ceph::MountRequest {
-                root: path.trim().to_owned(),
-                ..Default::default()
-            },
-        )
+    let evicted = mount_at(&c, "client.admin", &c.admin_key(), &path)
         .await
-        .unwrap()
         .id();
     let r = c
         .execute_json(
