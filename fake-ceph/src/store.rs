@@ -468,84 +468,36 @@ fn load(db: &redb::Database) -> std::io::Result<Loaded> {
         .get(OPTIONS_KEY)
         .map_err(|x| e(x.into()))?
         .map(|v| v.value().to_vec());
-    for row in tx
-        .open_table(ENTITIES)
-        .map_err(|x| e(x.into()))?
-        .iter()
-        .map_err(|x| e(x.into()))?
-    {
+    out.entities = rows(&tx, ENTITIES, |k: &str| k.to_owned())?;
+    out.auth_meta = rows(&tx, AUTH_META, |k: &str| k.to_owned())?;
+    out.groups = rows(&tx, GROUPS, |(f, g): (&str, &str)| {
+        (f.to_owned(), g.to_owned())
+    })?;
+    out.subvolumes = rows(&tx, SUBVOLUMES, |(f, g, n): (&str, &str, &str)| {
+        (f.to_owned(), g.to_owned(), n.to_owned())
+    })?;
+    out.objects = rows(&tx, OBJECTS, |(p, ns, o): (&str, &str, &str)| {
+        (p.to_owned(), ns.to_owned(), o.to_owned())
+    })?;
+    out.omap = rows(&tx, OMAP, |(p, ns, o, k): (&str, &str, &str, &str)| {
+        (p.to_owned(), ns.to_owned(), o.to_owned(), k.to_owned())
+    })?;
+    out.sessions = rows(&tx, SESSIONS, |id: u64| id)?;
+    Ok(out)
+}
+
+/// Every row of `table`, its key made owned by `own` and its value copied.
+fn rows<K: redb::Key + 'static, O>(
+    tx: &redb::ReadTransaction,
+    table: TableDefinition<'_, K, &'static [u8]>,
+    own: impl for<'a> Fn(K::SelfType<'a>) -> O,
+) -> std::io::Result<Vec<(O, Vec<u8>)>> {
+    let e = redb_err::<redb::Error>("reading");
+    let t = tx.open_table(table).map_err(|x| e(x.into()))?;
+    let mut out = Vec::new();
+    for row in t.iter().map_err(|x| e(x.into()))? {
         let (k, v) = row.map_err(|x| e(x.into()))?;
-        out.entities
-            .push((k.value().to_owned(), v.value().to_vec()));
-    }
-    for row in tx
-        .open_table(AUTH_META)
-        .map_err(|x| e(x.into()))?
-        .iter()
-        .map_err(|x| e(x.into()))?
-    {
-        let (k, v) = row.map_err(|x| e(x.into()))?;
-        out.auth_meta
-            .push((k.value().to_owned(), v.value().to_vec()));
-    }
-    for row in tx
-        .open_table(GROUPS)
-        .map_err(|x| e(x.into()))?
-        .iter()
-        .map_err(|x| e(x.into()))?
-    {
-        let (k, v) = row.map_err(|x| e(x.into()))?;
-        let (f, g) = k.value();
-        out.groups
-            .push(((f.to_owned(), g.to_owned()), v.value().to_vec()));
-    }
-    for row in tx
-        .open_table(SUBVOLUMES)
-        .map_err(|x| e(x.into()))?
-        .iter()
-        .map_err(|x| e(x.into()))?
-    {
-        let (k, v) = row.map_err(|x| e(x.into()))?;
-        let (f, g, n) = k.value();
-        out.subvolumes.push((
-            (f.to_owned(), g.to_owned(), n.to_owned()),
-            v.value().to_vec(),
-        ));
-    }
-    for row in tx
-        .open_table(OBJECTS)
-        .map_err(|x| e(x.into()))?
-        .iter()
-        .map_err(|x| e(x.into()))?
-    {
-        let (k, v) = row.map_err(|x| e(x.into()))?;
-        let (p, ns, o) = k.value();
-        out.objects.push((
-            (p.to_owned(), ns.to_owned(), o.to_owned()),
-            v.value().to_vec(),
-        ));
-    }
-    for row in tx
-        .open_table(OMAP)
-        .map_err(|x| e(x.into()))?
-        .iter()
-        .map_err(|x| e(x.into()))?
-    {
-        let (k, v) = row.map_err(|x| e(x.into()))?;
-        let (p, ns, o, key) = k.value();
-        out.omap.push((
-            (p.to_owned(), ns.to_owned(), o.to_owned(), key.to_owned()),
-            v.value().to_vec(),
-        ));
-    }
-    for row in tx
-        .open_table(SESSIONS)
-        .map_err(|x| e(x.into()))?
-        .iter()
-        .map_err(|x| e(x.into()))?
-    {
-        let (k, v) = row.map_err(|x| e(x.into()))?;
-        out.sessions.push((k.value(), v.value().to_vec()));
+        out.push((own(k.value()), v.value().to_vec()));
     }
     Ok(out)
 }
