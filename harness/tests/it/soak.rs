@@ -25,6 +25,21 @@ fn soak(backend: &str, plan: serde_json::Value, sets: &[&str]) -> harness::param
     scenario("soak", &sets)
 }
 
+/// One seed of the soak scenario from seed 1, on both back ends, the whole matrix,
+/// writing to `out`.
+fn soak_args(out: &std::path::Path) -> SoakArgs {
+    SoakArgs {
+        seeds: 1,
+        first_seed: 1,
+        scenario: "soak".into(),
+        backend: BackendChoice::Both,
+        set: Vec::new(),
+        out: Some(out.to_owned()),
+        reproducible: false,
+        no_ceph_restarts: false,
+    }
+}
+
 /// Everything came up and went away.
 fn survived(r: &harness::Run) {
     let s = &r.summary;
@@ -46,13 +61,7 @@ async fn two_seeds_of_the_soak_pass_on_both_back_ends() {
     let out = tempfile::tempdir().unwrap();
     let args = SoakArgs {
         seeds: 2,
-        first_seed: 1,
-        scenario: "soak".into(),
-        backend: BackendChoice::Both,
-        set: Vec::new(),
-        out: Some(out.path().to_owned()),
-        reproducible: false,
-        no_ceph_restarts: false,
+        ..soak_args(out.path())
     };
     let mut lines = Vec::new();
     let s = harness::soak::run_soak(&args, |l| lines.push(l.to_owned()))
@@ -278,14 +287,8 @@ async fn fake_ceph_killed_and_restarted_loses_nothing_acknowledged() {
 async fn the_soak_leaves_fake_ceph_restarts_out_when_asked() {
     let out = tempfile::tempdir().unwrap();
     let mut args = SoakArgs {
-        seeds: 1,
-        first_seed: 1,
-        scenario: "soak".into(),
-        backend: BackendChoice::Both,
-        set: Vec::new(),
-        out: Some(out.path().to_owned()),
-        reproducible: false,
         no_ceph_restarts: true,
+        ..soak_args(out.path())
     };
     // A seed whose plan has fake-ceph restarts.
     let seed = (1..100)
