@@ -114,6 +114,9 @@ osd_pool_default_pg_autoscale_mode = off
 osd_pool_default_pg_num = 8
 osd_pool_default_pgp_num = 8
 mon_data_avail_warn = 2
+# CI machines run with little free disk (one had 5%, 15 GiB): the cluster is
+# a throwaway, so the monitor stops only when the disk is all but full.
+mon_data_avail_crit = 1
 mon_warn_on_pool_no_redundancy = false
 mon_warn_on_insecure_global_id_reclaim = false
 mon_warn_on_insecure_global_id_reclaim_allowed = false
