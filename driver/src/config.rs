@@ -195,10 +195,7 @@ impl StandingCredentials {
             .ok_or_else(|| {
                 std::io::Error::other(format!("no key in {}", self.key_file.display()))
             })?;
-        Ok(crate::ceph::Credentials {
-            id: self.user_id.trim_start_matches("client.").to_owned(),
-            key,
-        })
+        Ok(crate::ceph::Credentials::new(&self.user_id, key))
     }
 }
 
@@ -354,7 +351,7 @@ mod tests {
             }
             .read()
             .unwrap();
-            assert_eq!((c.id.as_str(), c.key.as_str()), ("admin", key), "{name}");
+            assert_eq!((c.id.as_str(), c.key()), ("admin", key), "{name}");
         }
         let path = dir.path().join("empty");
         std::fs::write(&path, "[client.admin]\n").unwrap();

@@ -242,10 +242,7 @@ pub fn credentials(
     let pick = |id: &str, key: &str| {
         let i = secrets.get(id).filter(|s| !s.is_empty())?;
         let k = secrets.get(key).filter(|s| !s.is_empty())?;
-        Some(Credentials {
-            id: i.trim_start_matches("client.").to_owned(),
-            key: k.clone(),
-        })
+        Some(Credentials::new(i, k.as_str()))
     };
     pick("userID", "userKey")
         .or_else(|| pick("adminID", "adminKey"))
@@ -255,56 +252,3 @@ pub fn credentials(
             )
         })
 }
-
-/// The gRPC status for a Ceph failure, with the call's context. Messages carry Ceph's
-/// status text, never credentials.
-pub fn status(context: &str, e: &CephError) -> Status {
-    let msg = format!("{context}: {e}");
-    match e {
-        CephError::Timeout { .. } => Status::deadline_exceeded(msg),
-        CephError::Unauthorized { .. } => Status::unauthenticated(msg),
-        CephError::Transport { .. } => Status::unavailable(msg),
-        CephError::Unsupported(_) => Status::failed_precondition(msg),
-        CephError::Command { errno, .. } => match *errno {
-            crate::ceph::errno::ENOENT => Status::not_found(msg),
-            crate::ceph::errno::EEXIST => Status::already_exists(msg),
-            crate::ceph::errno::EAGAIN => Status::aborted(msg),
-            crate::ceph::errno::EACCES | 1 => Status::permission_denied(msg),
-            crate::ceph::errno::EINVAL => Status::invalid_argument(msg),
-            crate::ceph::errno::ENOTEMPTY => Status::failed_precondition(msg),
-            _ => Status::internal(msg),
-        },
-    }
-}
-
-/// Runs one RPC body: checks the request at the edge (`edge::Edge`: sizes), times it,
-/// counts and logs it with the volume ID (`Driver::observe`, at most 128 bytes of it)
-/// and wraps the answer in a `Response`. `$self` has a `driver: Arc<Driver>`.
-macro_rules! rpc {
-    ($self:ident, $name:literal, $req:ident, $id:expr, $call:expr) => {{
-        use tracing::Instrument as _;
-        let started = std::time::Instant::now();
-        let full: String = $id;
-        let id = crate::edge::shown(&full);
-        // Every line logged while the call runs names the plugin's node, the method and
-        // the volume (or snapshot): one process may hold hundreds of plugins.
-        let span = tracing::info_span!(
-            "csi",
-            node = %$self.driver.config.node_id,
-            method = $name,
-            volume = %id,
-        );
-        let r = async {
-            match crate::edge::Edge::edge(&$req) {
-                Ok(None) => $call.await,
-                Ok(Some(reply)) => Ok(reply),
-                Err(s) => Err(s),
-            }
-        }
-        .instrument(span.clone())
-        .await;
-        span.in_scope(|| $self.driver.observe($name, started, &r));
-        r.map(tonic::Response::new)
-    }};
-}
-pub(crate) use rpc;

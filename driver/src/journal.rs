@@ -145,6 +145,7 @@ impl Journal<'_> {
                     "internal state inconsistent: {key} points at {uuid}, which belongs to {}",
                     r.name
                 ),
+                cause: None,
             }),
             None => {
                 self.admin
@@ -224,6 +225,7 @@ impl Journal<'_> {
                     return Err(CephError::Transport {
                         prefix: "journal".into(),
                         message: format!("{object} belongs to another name ({})", r.name),
+                        cause: None,
                     });
                 }
                 match self.admin.object_rm(self.pool, self.ns, &object).await {

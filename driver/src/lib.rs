@@ -36,11 +36,13 @@ pub mod csi {
 #[cfg(test)]
 mod csi_tests;
 
+pub mod cause;
 pub mod ceph;
 pub mod config;
 pub mod controller;
 pub mod driver;
 pub mod edge;
+pub mod errno;
 pub mod identity;
 pub mod incoming;
 pub mod journal;
@@ -52,6 +54,8 @@ pub mod node;
 mod registry;
 pub mod rwop;
 pub mod server;
+pub mod service;
+pub mod status;
 pub mod timefmt;
 pub mod volume_id;
 mod wait;

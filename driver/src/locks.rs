@@ -40,6 +40,36 @@ impl Locks {
     }
 }
 
+/// What a controller operation locks. A volume's request name is locked by CreateVolume
+/// and also by DeleteVolume and the removal of an orphaned clone, so that a retried
+/// create and a deletion of the same volume exclude each other; likewise a snapshot's
+/// name. IDs guard the operations that name an existing volume or snapshot. Each kind
+/// has its own keys.
+#[derive(Debug, Clone, Copy)]
+pub enum Held<'a> {
+    /// A CreateVolume request name.
+    VolumeName(&'a str),
+    /// A CreateSnapshot request name.
+    SnapshotName(&'a str),
+    /// A volume or snapshot ID.
+    Id(&'a str),
+}
+
+impl Locks {
+    /// Takes `what`'s lock, or answers Aborted (CSI: an operation is pending on it; the
+    /// CO retries).
+    pub fn hold(&self, what: Held<'_>) -> Result<Guard, tonic::Status> {
+        let (key, shown) = match what {
+            Held::VolumeName(n) => (format!("volume-name/{n}"), format!("volume '{n}'")),
+            Held::SnapshotName(n) => (format!("snapshot-name/{n}"), format!("snapshot '{n}'")),
+            Held::Id(id) => (format!("id/{id}"), format!("'{id}'")),
+        };
+        self.try_lock(&key).ok_or_else(|| {
+            tonic::Status::aborted(format!("an operation on {shown} is in progress; retry"))
+        })
+    }
+}
+
 impl Drop for Guard {
     fn drop(&mut self) {
         self.held.lock().remove(&self.key);

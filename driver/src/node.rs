@@ -11,28 +11,16 @@ use tonic::{Request, Response, Status};
 
 use crate::csi::v1::node_server::Node;
 use crate::csi::v1::*;
-use crate::driver::{Driver, credentials, rpc};
+use crate::driver::{Driver, credentials};
 use crate::mount::{CephMount, MountError, MountState};
+use crate::service::serve;
+use crate::status;
 
 /// The Node service of a driver.
 #[derive(Debug, Clone)]
 pub struct NodeService {
     driver: Arc<Driver>,
     claims: crate::rwop::Claims,
-}
-
-fn mount_status(context: &str, e: &MountError) -> Status {
-    let msg = format!("{context}: {e}");
-    match e {
-        MountError::Failed {
-            errno: Some(1 | 13),
-            ..
-        } => Status::permission_denied(msg),
-        MountError::Failed { errno: Some(2), .. } => Status::not_found(msg),
-        MountError::Timeout(_) => Status::deadline_exceeded(msg),
-        MountError::Unavailable(_) => Status::failed_precondition(msg),
-        _ => Status::internal(msg),
-    }
 }
 
 /// A path from a request: absolute, no `..`, no NUL.
@@ -154,10 +142,7 @@ impl NodeService {
             let id = secrets.get("userID").filter(|s| !s.is_empty());
             let key = secrets.get("userKey").filter(|s| !s.is_empty());
             match (id, key) {
-                (Some(i), Some(k)) => crate::ceph::Credentials {
-                    id: i.trim_start_matches("client.").to_owned(),
-                    key: k.clone(),
-                },
+                (Some(i), Some(k)) => crate::ceph::Credentials::new(i, k.as_str()),
                 _ => {
                     return Err(Status::invalid_argument(
                         "static volumes need userID and userKey secrets",
@@ -261,13 +246,13 @@ impl NodeService {
                 // A broken mount (a dead ceph-fuse, an evicted session): remount.
                 self.counted(&*mounter, "unmount", mounter.unmount(&staging))
                     .await
-                    .map_err(|e| mount_status("unmount", &e))?;
+                    .map_err(|e| status::mount("unmount", &e))?;
             }
             MountState::NotMounted => {}
         }
         self.counted(&*mounter, "mount", mounter.mount_cephfs(&m))
             .await
-            .map_err(|e| mount_status("mount", &e))?;
+            .map_err(|e| status::mount("mount", &e))?;
         Ok(NodeStageVolumeResponse {})
     }
 
@@ -284,7 +269,7 @@ impl NodeService {
             if m.has_work_at(&staging).await {
                 self.counted(&*m, "unmount", m.unmount(&staging))
                     .await
-                    .map_err(|e| mount_status("unmount", &e))?;
+                    .map_err(|e| status::mount("unmount", &e))?;
             }
         }
         Ok(NodeUnstageVolumeResponse {})
@@ -336,7 +321,7 @@ impl NodeService {
         let ro = req.readonly || read_only_mode(cap);
         self.counted(&*mounter, "bind", mounter.bind(&staging, &target, ro))
             .await
-            .map_err(|e| mount_status("bind", &e))?;
+            .map_err(|e| status::mount("bind", &e))?;
         Ok(NodePublishVolumeResponse {})
     }
 
@@ -381,14 +366,14 @@ impl NodeService {
             if m.has_work_at(&target).await {
                 self.counted(&*m, "unmount", m.unmount_and_remove(&target))
                     .await
-                    .map_err(|e| mount_status("unmount", &e))?;
+                    .map_err(|e| status::mount("unmount", &e))?;
                 removed = true;
             }
         }
         if !removed {
             crate::mount::remove_mount_point(&target)
                 .await
-                .map_err(|e| mount_status("removing the target", &e))?;
+                .map_err(|e| status::mount("removing the target", &e))?;
         }
         self.claims
             .release(&req.volume_id, Some(&target))
@@ -469,13 +454,11 @@ impl Node for NodeService {
         r: Request<NodeStageVolumeRequest>,
     ) -> Result<Response<NodeStageVolumeResponse>, Status> {
         let req = r.into_inner();
-        rpc!(
-            self,
-            "NodeStageVolume",
-            req,
-            req.volume_id.clone(),
-            self.stage(req)
-        )
+        let id = req.volume_id.clone();
+        serve(&self.driver, "NodeStageVolume", &id, None, req, |q| {
+            self.stage(q)
+        })
+        .await
     }
 
     async fn node_unstage_volume(
@@ -483,13 +466,11 @@ impl Node for NodeService {
         r: Request<NodeUnstageVolumeRequest>,
     ) -> Result<Response<NodeUnstageVolumeResponse>, Status> {
         let req = r.into_inner();
-        rpc!(
-            self,
-            "NodeUnstageVolume",
-            req,
-            req.volume_id.clone(),
-            self.unstage(req)
-        )
+        let id = req.volume_id.clone();
+        serve(&self.driver, "NodeUnstageVolume", &id, None, req, |q| {
+            self.unstage(q)
+        })
+        .await
     }
 
     async fn node_publish_volume(
@@ -497,13 +478,11 @@ impl Node for NodeService {
         r: Request<NodePublishVolumeRequest>,
     ) -> Result<Response<NodePublishVolumeResponse>, Status> {
         let req = r.into_inner();
-        rpc!(
-            self,
-            "NodePublishVolume",
-            req,
-            req.volume_id.clone(),
-            self.publish(req)
-        )
+        let id = req.volume_id.clone();
+        serve(&self.driver, "NodePublishVolume", &id, None, req, |q| {
+            self.publish(q)
+        })
+        .await
     }
 
     async fn node_unpublish_volume(
@@ -511,13 +490,11 @@ impl Node for NodeService {
         r: Request<NodeUnpublishVolumeRequest>,
     ) -> Result<Response<NodeUnpublishVolumeResponse>, Status> {
         let req = r.into_inner();
-        rpc!(
-            self,
-            "NodeUnpublishVolume",
-            req,
-            req.volume_id.clone(),
-            self.unpublish(req)
-        )
+        let id = req.volume_id.clone();
+        serve(&self.driver, "NodeUnpublishVolume", &id, None, req, |q| {
+            self.unpublish(q)
+        })
+        .await
     }
 
     async fn node_get_volume_stats(
@@ -525,13 +502,11 @@ impl Node for NodeService {
         r: Request<NodeGetVolumeStatsRequest>,
     ) -> Result<Response<NodeGetVolumeStatsResponse>, Status> {
         let req = r.into_inner();
-        rpc!(
-            self,
-            "NodeGetVolumeStats",
-            req,
-            req.volume_id.clone(),
-            self.stats(req)
-        )
+        let id = req.volume_id.clone();
+        serve(&self.driver, "NodeGetVolumeStats", &id, None, req, |q| {
+            self.stats(q)
+        })
+        .await
     }
 
     async fn node_expand_volume(

@@ -21,7 +21,8 @@ use tonic::Status;
 
 use crate::ceph::{CephError, Credentials};
 use crate::config::ClusterConfig;
-use crate::driver::{Driver, status};
+use crate::driver::Driver;
+use crate::status;
 
 const KEY: &str = "csi.node.";
 
@@ -55,7 +56,7 @@ pub(crate) async fn register(driver: &Driver) -> Result<(), Status> {
             Ok::<(), CephError>(())
         };
         registered.await.map_err(|e| {
-            status(
+            status::ceph(
                 &format!(
                     "registering node '{}' in cluster '{}'",
                     c.node_id, cluster.cluster_id
@@ -103,6 +104,6 @@ pub(crate) async fn is_registered(
     {
         Ok(v) => Ok(v.contains_key(&key)),
         Err(e) if e.is_not_found() => Ok(false),
-        Err(e) => Err(status("node registry", &e)),
+        Err(e) => Err(status::ceph("node registry", &e)),
     }
 }

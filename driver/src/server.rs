@@ -16,8 +16,8 @@ use crate::csi::v1::node_server::NodeServer;
 use crate::driver::Driver;
 use crate::identity::IdentityService;
 use crate::incoming::{ConnLimits, incoming};
-use crate::manila::controller::ManilaController;
 use crate::node::NodeService;
+use crate::service::Controller;
 
 /// Where the CSI services listen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +69,7 @@ pub fn router(driver: Arc<Driver>) -> tonic::transport::server::Router {
                 driver.clone(),
             ))),
             Backend::Manila => {
-                router.add_service(ControllerServer::new(ManilaController::new(driver.clone())))
+                router.add_service(ControllerServer::new(Controller::manila(driver.clone())))
             }
         };
     }

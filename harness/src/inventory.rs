@@ -33,10 +33,7 @@ impl CephAccess {
         Ok(Self {
             url: url.trim_end_matches('/').to_owned(),
             transport: HttpTransport::new(url).context("fake-ceph HTTP client")?,
-            creds: Credentials {
-                id: "admin".into(),
-                key: key.to_owned(),
-            },
+            creds: Credentials::new("admin", key),
             http: reqwest::Client::new(),
         })
     }
@@ -48,7 +45,7 @@ impl CephAccess {
 
     /// client.admin's key. A secret: never log it.
     pub fn admin_key(&self) -> &str {
-        &self.creds.key
+        self.creds.key()
     }
 
     /// A mon (or, with `Target::Mgr`, mgr) command's output buffer.
@@ -68,7 +65,7 @@ impl CephAccess {
         let send = self
             .http
             .post(format!("{}/tell/{fs}:0", self.url))
-            .basic_auth(self.creds.entity(), Some(&self.creds.key))
+            .basic_auth(self.creds.entity(), Some(self.creds.key()))
             .body(cmd.to_string())
             .send();
         let resp = tokio::time::timeout(TIMEOUT, send)

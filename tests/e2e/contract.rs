@@ -34,10 +34,7 @@ impl Side {
         Self {
             name: "fake-ceph",
             transport: Box::new(HttpTransport::new(&ceph.url).unwrap()),
-            admin: Credentials {
-                id: "admin".into(),
-                key: ceph.admin_key.clone(),
-            },
+            admin: Credentials::new("admin", ceph.admin_key.as_str()),
             _fake: Some(ceph),
             tag: "ct".into(),
         }
@@ -53,10 +50,7 @@ impl Side {
                 None,
                 None,
             )),
-            admin: Credentials {
-                id: "admin".into(),
-                key: r.admin_key.clone(),
-            },
+            admin: Credentials::new("admin", r.admin_key.as_str()),
             _fake: None,
             tag: format!("ct{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
         })
@@ -563,10 +557,7 @@ async fn subvolume_users_get_path_caps_and_go_again(s: &Side) {
     let key = entity[0]["key"].as_str().unwrap();
     assert!(key.starts_with("AQ") && key.len() == 40, "{}", s.name);
     // Limited caps: this user may not run admin commands.
-    let limited = Credentials {
-        id: user.clone(),
-        key: key.to_owned(),
-    };
+    let limited = Credentials::new(&user, key);
     let denied = s
         .transport
         .command(

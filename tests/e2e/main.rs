@@ -12,5 +12,4 @@ mod manila;
 mod processes;
 mod races;
 mod real_ceph;
-mod spans;
 mod standing;

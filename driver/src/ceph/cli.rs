@@ -35,6 +35,7 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 use super::{Answer, CephError, Credentials, Target, Transport, errno};
+use crate::cause::Cause;
 
 /// Runs `ceph` and `rados` against one cluster.
 #[derive(Debug, Clone)]
@@ -82,12 +83,13 @@ impl CliTransport {
         deadline: Instant,
         timeout: Duration,
     ) -> Result<Run, CephError> {
-        let transport = |message: String| CephError::Transport {
+        let transport = |message: String, e: std::io::Error| CephError::Transport {
             prefix: prefix.to_owned(),
             message,
+            cause: Some(Cause::new(e)),
         };
-        let keyfile = key_stdin(&creds.key)
-            .map_err(|e| transport(format!("cannot hand the key to {}: {e}", program.display())))?;
+        let keyfile = key_stdin(creds.key())
+            .map_err(|e| transport(format!("cannot hand the key to {}", program.display()), e))?;
         let child = tokio::process::Command::new(program)
             .arg("--conf")
             .arg(&self.conf)
@@ -102,7 +104,7 @@ impl CliTransport {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| transport(format!("cannot run {}: {e}", program.display())))?;
+            .map_err(|e| transport(format!("cannot run {}", program.display()), e))?;
         let out = match tokio::time::timeout_at(deadline, child.wait_with_output()).await {
             Err(_) => {
                 return Err(CephError::Timeout {
@@ -110,10 +112,10 @@ impl CliTransport {
                     timeout,
                 });
             }
-            Ok(Err(e)) => return Err(transport(format!("{}: {e}", program.display()))),
+            Ok(Err(e)) => return Err(transport(program.display().to_string(), e)),
             Ok(Ok(out)) => out,
         };
-        let scrub = |b: &[u8]| String::from_utf8_lossy(b).replace(creds.key.as_str(), "<redacted>");
+        let scrub = |b: &[u8]| String::from_utf8_lossy(b).replace(creds.key(), "<redacted>");
         let stderr = scrub(&out.stderr)
             .lines()
             .filter(|l| !is_log_line(l) && !l.trim().is_empty())
@@ -245,24 +247,11 @@ impl CliTransport {
             "rados omap list" => {
                 let all =
                     parse_omap_dump(prefix, &rados(vec!["listomapvals".into(), object]).await?)?;
-                let start_after = field("start_after");
-                let filter = field("filter_prefix");
                 let max = cmd["max_return"]
                     .as_u64()
                     .and_then(|m| usize::try_from(m).ok())
                     .unwrap_or(usize::MAX);
-                let mut page: Vec<(String, String)> = all
-                    .into_iter()
-                    .filter(|(k, _)| k.as_str() > start_after && k.starts_with(filter))
-                    .collect();
-                page.sort();
-                let more = page.len() > max;
-                page.truncate(max);
-                let vals: Map<String, Value> = page
-                    .into_iter()
-                    .map(|(k, v)| (k, Value::String(v)))
-                    .collect();
-                json!({"vals": vals, "more": more}).to_string()
+                omap_page(all, field("start_after"), field("filter_prefix"), max)
             }
             "rados omap rm" => {
                 for k in keys {
@@ -399,7 +388,25 @@ fn ceph_failure(prefix: &str, run: &Run) -> CephError {
     CephError::Transport {
         prefix: prefix.to_owned(),
         message: last_line(&run.stderr, run.code),
+        cause: None,
     }
+}
+
+/// One page of `rados omap list`'s answer (`{"vals": {...}, "more": bool}`): the keys
+/// after `start_after` that start with `filter`, in order, at most `max` of them.
+fn omap_page(all: Vec<(String, String)>, start_after: &str, filter: &str, max: usize) -> String {
+    let mut page: Vec<(String, String)> = all
+        .into_iter()
+        .filter(|(k, _)| k.as_str() > start_after && k.starts_with(filter))
+        .collect();
+    page.sort();
+    let more = page.len() > max;
+    page.truncate(max);
+    let vals: Map<String, Value> = page
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    json!({"vals": vals, "more": more}).to_string()
 }
 
 /// The error of a failed `rados` run: it exits with 1 and says `...: (<errno>) <text>`.
@@ -416,6 +423,7 @@ fn rados_failure(prefix: &str, run: &Run) -> CephError {
     CephError::Transport {
         prefix: prefix.to_owned(),
         message: last_line(&run.stderr, run.code),
+        cause: None,
     }
 }
 
@@ -469,6 +477,7 @@ fn parse_omap_dump(prefix: &str, text: &str) -> Result<Vec<(String, String)>, Ce
     let bad = |message: String| CephError::Transport {
         prefix: prefix.to_owned(),
         message: format!("unexpected rados output: {message}"),
+        cause: None,
     };
     let mut out = Vec::new();
     let mut lines = text.lines().peekable();

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{Answer, CephError, Credentials, Target, Transport};
+use super::{Answer, CephError, Credentials, Target, Transport, errno};
+use crate::cause::Cause;
 
 /// Posts commands to one base URL. One client (and its connection pool) per cluster.
 #[derive(Debug, Clone)]
@@ -23,7 +24,8 @@ impl HttpTransport {
             .build()
             .map_err(|e| CephError::Transport {
                 prefix: "http".into(),
-                message: e.to_string(),
+                message: "cannot build an HTTP client".into(),
+                cause: Some(Cause::new(e)),
             })?;
         Ok(Self {
             client,
@@ -50,7 +52,7 @@ impl Transport for HttpTransport {
             let resp = self
                 .client
                 .post(&url)
-                .basic_auth(creds.entity(), Some(&creds.key))
+                .basic_auth(creds.entity(), Some(creds.key()))
                 .body(cmd.to_string())
                 .send()
                 .await?;
@@ -64,7 +66,8 @@ impl Transport for HttpTransport {
             Ok(Err(e)) => {
                 return Err(CephError::Transport {
                     prefix,
-                    message: e.to_string(),
+                    message: "no answer".into(),
+                    cause: Some(Cause::new(e)),
                 });
             }
             Ok(Ok(r)) => r,
@@ -76,18 +79,21 @@ impl Transport for HttpTransport {
             return Err(CephError::Transport {
                 prefix,
                 message: format!("HTTP {status}"),
+                cause: None,
             });
         }
         let v: Value = serde_json::from_slice(&body).map_err(|e| CephError::Transport {
             prefix: prefix.clone(),
-            message: format!("bad answer: {e}"),
+            message: "bad answer".into(),
+            cause: Some(Cause::new(e)),
         })?;
-        let ret = v["ret"].as_i64().unwrap_or(-5);
+        // An answer without `ret` is taken for an I/O error.
+        let ret = v["ret"].as_i64().unwrap_or(-i64::from(errno::EIO));
         let outs = v["outs"].as_str().unwrap_or("").to_owned();
         if ret < 0 {
             return Err(CephError::Command {
                 prefix,
-                errno: i32::try_from(-ret).unwrap_or(5),
+                errno: i32::try_from(-ret).unwrap_or(errno::EIO),
                 message: outs,
             });
         }

@@ -10,28 +10,37 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use secrecy::{ExposeSecret as _, SecretString};
+
+use crate::cause::Cause;
+
 pub mod cli;
 pub mod http;
 
-/// cephx credentials from the CSI secrets. `Debug` never shows the key.
-#[derive(Clone, PartialEq, Eq)]
+/// cephx credentials from the CSI secrets. `Debug` never shows the key (a
+/// [`SecretString`]).
+#[derive(Clone, Debug)]
 pub struct Credentials {
     /// The entity ID without `client.` (`admin`).
     pub id: String,
     /// The base64 key.
-    pub key: String,
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("id", &self.id)
-            .field("key", &"<redacted>")
-            .finish()
-    }
+    pub key: SecretString,
 }
 
 impl Credentials {
+    /// Credentials of `client.<id>` (a leading `client.` is dropped) with `key`.
+    pub fn new(id: &str, key: impl Into<String>) -> Self {
+        Self {
+            id: id.trim_start_matches("client.").to_owned(),
+            key: SecretString::from(key.into()),
+        }
+    }
+
+    /// The key, for the one call that hands it to Ceph.
+    pub fn key(&self) -> &str {
+        self.key.expose_secret()
+    }
+
     /// The entity name (`client.<id>`).
     pub fn entity(&self) -> String {
         format!("client.{}", self.id)
@@ -81,29 +90,17 @@ pub enum CephError {
         prefix: String,
         /// What went wrong (never contains a key).
         message: String,
+        /// The underlying failure (an HTTP client's, a process's, a JSON reader's).
+        #[source]
+        cause: Option<Cause>,
     },
     /// This transport is not available for this cluster.
     #[error("{0}")]
     Unsupported(String),
 }
 
-/// Linux errnos the driver reacts to.
-pub mod errno {
-    /// No such file or directory.
-    pub const ENOENT: i32 = 2;
-    /// Try again.
-    pub const EAGAIN: i32 = 11;
-    /// Permission denied.
-    pub const EACCES: i32 = 13;
-    /// File exists.
-    pub const EEXIST: i32 = 17;
-    /// Invalid argument.
-    pub const EINVAL: i32 = 22;
-    /// Directory not empty.
-    pub const ENOTEMPTY: i32 = 39;
-    /// Operation not supported.
-    pub const EOPNOTSUPP: i32 = 95;
-}
+/// The errnos the driver reacts to (re-exported: the transports read them).
+pub use crate::errno;
 
 impl CephError {
     /// The errno of a command failure.
@@ -201,7 +198,8 @@ fn is_missing_group(e: &CephError) -> bool {
 fn parse<T: serde::de::DeserializeOwned>(prefix: &str, text: &str) -> Result<T, CephError> {
     serde_json::from_str(text).map_err(|e| CephError::Transport {
         prefix: prefix.to_owned(),
-        message: format!("unexpected output: {e}"),
+        message: "unexpected output".into(),
+        cause: Some(Cause::new(e)),
     })
 }
 

@@ -7,8 +7,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use secrecy::{ExposeSecret as _, SecretString};
+
 use super::ManilaError;
 use super::keystone::{Keystone, OsCredentials};
+use crate::cause::Cause;
 
 /// The microversion of every request.
 pub const MICROVERSION: &str = "2.45";
@@ -36,8 +39,9 @@ pub struct Share {
     pub metadata: std::collections::HashMap<String, String>,
 }
 
-/// An access rule (`access_key` is `None` until Manila has applied it).
-#[derive(Clone, Deserialize)]
+/// An access rule (`access_key` is `None` until Manila has applied it). `Debug` never
+/// shows the key (a [`SecretString`]).
+#[derive(Clone, Debug, Deserialize)]
 pub struct AccessRule {
     /// The rule's UUID.
     pub id: String,
@@ -52,23 +56,7 @@ pub struct AccessRule {
     pub state: String,
     /// The cephx key, once active.
     #[serde(default)]
-    pub access_key: Option<String>,
-}
-
-impl std::fmt::Debug for AccessRule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessRule")
-            .field("id", &self.id)
-            .field("access_type", &self.access_type)
-            .field("access_to", &self.access_to)
-            .field("access_level", &self.access_level)
-            .field("state", &self.state)
-            .field(
-                "access_key",
-                &self.access_key.as_ref().map(|_| "<redacted>"),
-            )
-            .finish()
-    }
+    pub access_key: Option<SecretString>,
 }
 
 /// An export location.
@@ -151,7 +139,7 @@ impl Manila<'_> {
             let mut rb = self
                 .http
                 .request(method.clone(), format!("{}{path}", session.endpoint))
-                .header("X-Auth-Token", &session.token)
+                .header("X-Auth-Token", session.token.expose_secret())
                 .header("X-OpenStack-Manila-API-Version", MICROVERSION)
                 .header("Accept", "application/json");
             if let Some(b) = body {
@@ -159,13 +147,23 @@ impl Manila<'_> {
             }
             let resp = match tokio::time::timeout(self.timeout, rb.send()).await {
                 Err(_) => return Err(ManilaError::Timeout(what)),
-                Ok(Err(e)) => return Err(ManilaError::Unreachable(format!("{what}: {e}"))),
+                Ok(Err(e)) => {
+                    return Err(ManilaError::Unreachable {
+                        what,
+                        cause: Cause::new(e),
+                    });
+                }
                 Ok(Ok(r)) => r,
             };
             let status = resp.status().as_u16();
             let text = match tokio::time::timeout(self.timeout, resp.text()).await {
                 Err(_) => return Err(ManilaError::Timeout(what)),
-                Ok(Err(e)) => return Err(ManilaError::Unreachable(format!("{what}: {e}"))),
+                Ok(Err(e)) => {
+                    return Err(ManilaError::Unreachable {
+                        what,
+                        cause: Cause::new(e),
+                    });
+                }
                 Ok(Ok(t)) => t,
             };
             match status {
@@ -183,8 +181,10 @@ impl Manila<'_> {
                     if text.trim().is_empty() {
                         return Ok(Value::Null);
                     }
-                    return serde_json::from_str(&text)
-                        .map_err(|e| ManilaError::Protocol(format!("{what}: {e}")));
+                    return serde_json::from_str(&text).map_err(|e| ManilaError::Protocol {
+                        what,
+                        cause: Some(Cause::new(e)),
+                    });
                 }
                 s => return Err(ManilaError::from_status(s, &what, &fault_message(&text))),
             }
@@ -195,8 +195,10 @@ impl Manila<'_> {
     }
 
     fn decode<T: serde::de::DeserializeOwned>(v: &Value, key: &str) -> Result<T, ManilaError> {
-        serde_json::from_value(v[key].clone())
-            .map_err(|e| ManilaError::Protocol(format!("'{key}' in Manila's answer: {e}")))
+        serde_json::from_value(v[key].clone()).map_err(|e| ManilaError::Protocol {
+            what: format!("'{key}' in Manila's answer"),
+            cause: Some(Cause::new(e)),
+        })
     }
 
     /// `GET /shares/{id}`.

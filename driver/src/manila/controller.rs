@@ -3,15 +3,22 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tonic::{Request, Response, Status};
+use std::time::Duration;
+
+use tonic::Status;
+
+use secrecy::ExposeSecret as _;
 
 use super::ManilaError;
 use super::api::{AccessRule, Manila, NewShare, Share, ShareSnapshot};
 use super::keystone::OsCredentials;
-use crate::controller::{check_caps, controller_capabilities};
-use crate::csi::v1::controller_server::Controller;
+use crate::controller::check_caps;
+use crate::csi::v1::controller_service_capability::rpc::Type as Capability;
 use crate::csi::v1::*;
-use crate::driver::{Driver, rpc};
+use crate::driver::Driver;
+use crate::locks::Held;
+use crate::service::{Controller, ControllerBackend};
+use crate::status;
 use crate::wait::Backoff;
 
 const GIB: u64 = 1 << 30;
@@ -34,14 +41,17 @@ const NODE_PARAMS: &[(&str, &str)] = &[
     ("cephfs-fuseMountOptions", "fuseMountOptions"),
 ];
 
-/// The Manila-backed controller.
+/// The Manila back end of the Controller service.
 #[derive(Debug, Clone)]
 pub struct ManilaController {
     driver: Arc<Driver>,
 }
 
-fn manila_err(e: ManilaError) -> Status {
-    e.status()
+impl Controller<ManilaController> {
+    /// The Manila Controller service of a driver.
+    pub fn manila(driver: Arc<Driver>) -> Self {
+        Controller::with_backend(driver.clone(), ManilaController { driver })
+    }
 }
 
 /// Whole GiB for a capacity range (at least 1 GiB), or OutOfRange.
@@ -74,24 +84,12 @@ fn error_deleting(id: &str) -> Status {
 }
 
 fn os_credentials(secrets: &HashMap<String, String>) -> Result<OsCredentials, Status> {
-    OsCredentials::from_secrets(secrets).map_err(manila_err)
+    OsCredentials::from_secrets(secrets).map_err(|e| status::manila(&e))
 }
 
 impl ManilaController {
-    /// The controller of a driver whose back end is Manila.
-    pub fn new(driver: Arc<Driver>) -> Self {
-        Self { driver }
-    }
-
     fn backoff(&self) -> Backoff {
         Backoff::new(self.driver.config.manila_wait)
-    }
-
-    fn lock(&self, key: &str) -> Result<crate::locks::Guard, Status> {
-        self.driver
-            .locks
-            .try_lock(key)
-            .ok_or_else(|| Status::aborted(format!("an operation on {key} is already in progress")))
     }
 
     /// Waits until a share is `available`. A share that fails is deleted (it is ours:
@@ -121,9 +119,13 @@ impl ManilaController {
                     last.status, self.driver.config.manila_wait
                 )));
             }
-            last = m.share(&id).await.map_err(manila_err)?.ok_or_else(|| {
-                Status::aborted(format!("share {id} disappeared while being created"))
-            })?;
+            last = m
+                .share(&id)
+                .await
+                .map_err(|e| status::manila(&e))?
+                .ok_or_else(|| {
+                    Status::aborted(format!("share {id} disappeared while being created"))
+                })?;
         }
     }
 
@@ -146,10 +148,16 @@ impl ManilaController {
         let mine = |r: &AccessRule| {
             r.access_type == "cephx" && r.access_to == client && r.access_level == "rw"
         };
-        let rules = m.access_rules(share_id).await.map_err(manila_err)?;
+        let rules = m
+            .access_rules(share_id)
+            .await
+            .map_err(|e| status::manila(&e))?;
         let rule = match rules.into_iter().find(mine) {
             Some(r) => r,
-            None => m.allow_cephx(share_id, client).await.map_err(manila_err)?,
+            None => m
+                .allow_cephx(share_id, client)
+                .await
+                .map_err(|e| status::manila(&e))?,
         };
         let rule_id = rule.id.clone();
         let mut current = rule;
@@ -161,7 +169,11 @@ impl ManilaController {
                     "the cephx rule for {client} on share {share_id} went to error; the share was deleted"
                 )));
             }
-            if current.access_key.as_deref().is_some_and(|k| !k.is_empty()) {
+            if current
+                .access_key
+                .as_ref()
+                .is_some_and(|k| !k.expose_secret().is_empty())
+            {
                 return Ok(current);
             }
             if !backoff.wait().await {
@@ -169,7 +181,10 @@ impl ManilaController {
                     "the cephx rule for {client} on share {share_id} has no key yet; retry to keep waiting"
                 )));
             }
-            let rules = m.access_rules(share_id).await.map_err(manila_err)?;
+            let rules = m
+                .access_rules(share_id)
+                .await
+                .map_err(|e| status::manila(&e))?;
             current = rules.into_iter().find(|r| r.id == rule_id).ok_or_else(|| {
                 Status::aborted(format!(
                     "access rule {rule_id} of share {share_id} disappeared"
@@ -178,10 +193,33 @@ impl ManilaController {
         }
     }
 
-    async fn create_volume(
+    /// The share's metadata: the StorageClass's `appendShareMetadata` (a JSON object,
+    /// values as strings) and the driver's name, as the Manila CSI plugin sets them.
+    fn share_metadata(
         &self,
-        req: CreateVolumeRequest,
-    ) -> Result<CreateVolumeResponse, Status> {
+        p: &HashMap<String, String>,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, Status> {
+        let mut metadata = serde_json::Map::new();
+        if let Some(extra) = p.get("appendShareMetadata").filter(|s| !s.is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(extra).map_err(|e| {
+                Status::invalid_argument(format!("appendShareMetadata is not JSON: {e}"))
+            })?;
+            let obj = v.as_object().ok_or_else(|| {
+                Status::invalid_argument("appendShareMetadata must be a JSON object")
+            })?;
+            for (k, v) in obj {
+                let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                metadata.insert(k.clone(), serde_json::Value::String(v));
+            }
+        }
+        metadata.insert(
+            "csi.storage.k8s.io/driver".into(),
+            self.driver.config.driver_name.clone().into(),
+        );
+        Ok(metadata)
+    }
+
+    async fn create(&self, req: CreateVolumeRequest) -> Result<CreateVolumeResponse, Status> {
         if req.name.is_empty() {
             return Err(Status::invalid_argument("name missing"));
         }
@@ -200,23 +238,7 @@ impl ManilaController {
             .filter(|c| !c.is_empty())
             .cloned()
             .unwrap_or_else(|| req.name.clone());
-        let mut metadata = serde_json::Map::new();
-        if let Some(extra) = p.get("appendShareMetadata").filter(|s| !s.is_empty()) {
-            let v: serde_json::Value = serde_json::from_str(extra).map_err(|e| {
-                Status::invalid_argument(format!("appendShareMetadata is not JSON: {e}"))
-            })?;
-            let obj = v.as_object().ok_or_else(|| {
-                Status::invalid_argument("appendShareMetadata must be a JSON object")
-            })?;
-            for (k, v) in obj {
-                let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-                metadata.insert(k.clone(), serde_json::Value::String(v));
-            }
-        }
-        metadata.insert(
-            "csi.storage.k8s.io/driver".into(),
-            self.driver.config.driver_name.clone().into(),
-        );
+        let metadata = self.share_metadata(p)?;
         let snapshot_id = match req
             .volume_content_source
             .as_ref()
@@ -231,14 +253,13 @@ impl ManilaController {
             }
         };
         let creds = os_credentials(&req.secrets)?;
-        let _guard = self.lock(&req.name)?;
         let backend = self.driver.manila()?;
         let m = backend.client(&creds);
         if let Some(sid) = &snapshot_id {
             let snap = m
                 .snapshot(sid)
                 .await
-                .map_err(manila_err)?
+                .map_err(|e| status::manila(&e))?
                 .ok_or_else(|| Status::not_found(format!("snapshot {sid} not found")))?;
             if snap.size > size {
                 return Err(Status::out_of_range(format!(
@@ -247,7 +268,10 @@ impl ManilaController {
                 )));
             }
         }
-        let mut named = m.shares_named(&req.name).await.map_err(manila_err)?;
+        let mut named = m
+            .shares_named(&req.name)
+            .await
+            .map_err(|e| status::manila(&e))?;
         let share = match named.len() {
             0 => m
                 .create_share(&NewShare {
@@ -260,7 +284,7 @@ impl ManilaController {
                     metadata,
                 })
                 .await
-                .map_err(manila_err)?,
+                .map_err(|e| status::manila(&e))?,
             1 => {
                 let s = named.remove(0);
                 if s.size != size {
@@ -306,23 +330,26 @@ impl ManilaController {
         })
     }
 
-    async fn delete_volume(
-        &self,
-        req: DeleteVolumeRequest,
-    ) -> Result<DeleteVolumeResponse, Status> {
+    async fn delete(&self, req: DeleteVolumeRequest) -> Result<DeleteVolumeResponse, Status> {
         if req.volume_id.is_empty() {
             return Err(Status::invalid_argument("volume_id missing"));
         }
         let creds = os_credentials(&req.secrets)?;
-        let _guard = self.lock(&req.volume_id)?;
         let backend = self.driver.manila()?;
         let m = backend.client(&creds);
         let id = req.volume_id.as_str();
         // Deleting is accepted from available/error/inactive; while Manila is already
         // deleting, only wait.
-        let Some(share) = m.share(id).await.map_err(manila_err)? else {
+        let Some(share) = m.share(id).await.map_err(|e| status::manila(&e))? else {
             return Ok(DeleteVolumeResponse {});
         };
+        // A CreateVolume retry of the same name would find the share and return it while
+        // it is deleted here: the two exclude each other through the name's lock.
+        let _name = share
+            .name
+            .as_deref()
+            .map(|n| self.driver.locks.hold(Held::VolumeName(n)))
+            .transpose()?;
         // Manila refuses a user's delete of a share it failed to delete: only an
         // administrator can (reset-state, force-delete). Say so rather than "retry".
         if share.status == "error_deleting" {
@@ -339,12 +366,12 @@ impl ManilaController {
                         share.status
                     )));
                 }
-                Err(e) => return Err(manila_err(e)),
+                Err(e) => return Err(status::manila(&e)),
             }
         }
         let mut backoff = self.backoff();
         loop {
-            match m.share(id).await.map_err(manila_err)? {
+            match m.share(id).await.map_err(|e| status::manila(&e))? {
                 None => return Ok(DeleteVolumeResponse {}),
                 Some(s) if s.status == "error_deleting" => return Err(error_deleting(id)),
                 Some(_) => {}
@@ -374,7 +401,7 @@ impl ManilaController {
                 .client(&creds)
                 .share(&req.volume_id)
                 .await
-                .map_err(manila_err)?
+                .map_err(|e| status::manila(&e))?
                 .is_none()
             {
                 return Err(Status::not_found(format!(
@@ -411,13 +438,12 @@ impl ManilaController {
         }
         let size = size_gib(req.capacity_range.as_ref())?;
         let creds = os_credentials(&req.secrets)?;
-        let _guard = self.lock(&req.volume_id)?;
         let backend = self.driver.manila()?;
         let m = backend.client(&creds);
         let share = m
             .share(&req.volume_id)
             .await
-            .map_err(manila_err)?
+            .map_err(|e| status::manila(&e))?
             .ok_or_else(|| Status::not_found(format!("volume {} not found", req.volume_id)))?;
         let share = if share.size >= size {
             share
@@ -428,11 +454,13 @@ impl ManilaController {
                     share.id, share.status
                 )));
             }
-            m.extend(&share.id, size).await.map_err(manila_err)?;
+            m.extend(&share.id, size)
+                .await
+                .map_err(|e| status::manila(&e))?;
             let id = share.id.clone();
             let mut backoff = self.backoff();
             loop {
-                match m.share(&id).await.map_err(manila_err)? {
+                match m.share(&id).await.map_err(|e| status::manila(&e))? {
                     Some(s) if s.status == "available" && s.size >= size => break s,
                     Some(s) if FAILED.contains(&s.status.as_str()) => {
                         return Err(Status::internal(format!(
@@ -468,7 +496,7 @@ impl ManilaController {
         }
     }
 
-    async fn create_snapshot(
+    async fn snapshot_create(
         &self,
         req: CreateSnapshotRequest,
     ) -> Result<CreateSnapshotResponse, Status> {
@@ -479,10 +507,12 @@ impl ManilaController {
             return Err(Status::invalid_argument("source_volume_id missing"));
         }
         let creds = os_credentials(&req.secrets)?;
-        let _guard = self.lock(&format!("snapshot/{}", req.name))?;
         let backend = self.driver.manila()?;
         let m = backend.client(&creds);
-        let mut named = m.snapshots_named(&req.name).await.map_err(manila_err)?;
+        let mut named = m
+            .snapshots_named(&req.name)
+            .await
+            .map_err(|e| status::manila(&e))?;
         let snap = match named.len() {
             0 => m
                 .create_snapshot(&req.source_volume_id, &req.name)
@@ -491,7 +521,7 @@ impl ManilaController {
                     ManilaError::NotFound(_) => {
                         Status::not_found(format!("volume {} not found", req.source_volume_id))
                     }
-                    e => manila_err(e),
+                    e => status::manila(&e),
                 })?,
             1 => {
                 let s = named.remove(0);
@@ -529,7 +559,7 @@ impl ManilaController {
             last = m
                 .snapshot(&id)
                 .await
-                .map_err(manila_err)?
+                .map_err(|e| status::manila(&e))?
                 .ok_or_else(|| Status::aborted(format!("snapshot {id} disappeared")))?;
         }
         Ok(CreateSnapshotResponse {
@@ -537,7 +567,7 @@ impl ManilaController {
         })
     }
 
-    async fn delete_snapshot(
+    async fn snapshot_delete(
         &self,
         req: DeleteSnapshotRequest,
     ) -> Result<DeleteSnapshotResponse, Status> {
@@ -545,19 +575,26 @@ impl ManilaController {
             return Err(Status::invalid_argument("snapshot_id missing"));
         }
         let creds = os_credentials(&req.secrets)?;
-        let _guard = self.lock(&format!("snapshot/{}", req.snapshot_id))?;
         let backend = self.driver.manila()?;
         let m = backend.client(&creds);
         let id = req.snapshot_id.as_str();
-        let Some(snap) = m.snapshot(id).await.map_err(manila_err)? else {
+        let Some(snap) = m.snapshot(id).await.map_err(|e| status::manila(&e))? else {
             return Ok(DeleteSnapshotResponse {});
         };
+        // As for shares: a racing CreateSnapshot of the same name holds this lock.
+        let _name = snap
+            .name
+            .as_deref()
+            .map(|n| self.driver.locks.hold(Held::SnapshotName(n)))
+            .transpose()?;
         if snap.status != "deleting" {
-            m.delete_snapshot(id).await.map_err(manila_err)?;
+            m.delete_snapshot(id)
+                .await
+                .map_err(|e| status::manila(&e))?;
         }
         let mut backoff = self.backoff();
         loop {
-            match m.snapshot(id).await.map_err(manila_err)? {
+            match m.snapshot(id).await.map_err(|e| status::manila(&e))? {
                 None => return Ok(DeleteSnapshotResponse {}),
                 Some(s) if s.status == "error_deleting" => {
                     return Err(Status::internal(format!(
@@ -575,176 +612,71 @@ impl ManilaController {
     }
 }
 
+/// The capabilities of the Manila CSI plugin: shares are created, deleted and grown,
+/// snapshots created and deleted; nothing is attached, listed or cloned from a share.
 #[tonic::async_trait]
-impl Controller for ManilaController {
+impl ControllerBackend for ManilaController {
+    fn capabilities(&self) -> Vec<Capability> {
+        vec![
+            Capability::CreateDeleteVolume,
+            Capability::CreateDeleteSnapshot,
+            Capability::ExpandVolume,
+            Capability::SingleNodeMultiWriter,
+        ]
+    }
+
+    fn why_not(&self, capability: Capability) -> String {
+        match capability {
+            Capability::PublishUnpublishVolume => "Manila shares need no attach".into(),
+            Capability::CloneVolume => "Manila makes shares from snapshots, not from shares".into(),
+            other => format!(
+                "the Manila back end does not advertise {}",
+                other.as_str_name()
+            ),
+        }
+    }
+
     async fn create_volume(
         &self,
-        r: Request<CreateVolumeRequest>,
-    ) -> Result<Response<CreateVolumeResponse>, Status> {
-        let req = r.into_inner();
-        rpc!(
-            self,
-            "CreateVolume",
-            req,
-            req.name.clone(),
-            self.create_volume(req)
-        )
+        req: CreateVolumeRequest,
+        _wait: Duration,
+    ) -> Result<CreateVolumeResponse, Status> {
+        self.create(req).await
     }
 
     async fn delete_volume(
         &self,
-        r: Request<DeleteVolumeRequest>,
-    ) -> Result<Response<DeleteVolumeResponse>, Status> {
-        let req = r.into_inner();
-        rpc!(
-            self,
-            "DeleteVolume",
-            req,
-            req.volume_id.clone(),
-            self.delete_volume(req)
-        )
-    }
-
-    async fn controller_publish_volume(
-        &self,
-        _r: Request<ControllerPublishVolumeRequest>,
-    ) -> Result<Response<ControllerPublishVolumeResponse>, Status> {
-        Err(Status::unimplemented(
-            "ControllerPublishVolume: Manila shares need no attach",
-        ))
-    }
-
-    async fn controller_unpublish_volume(
-        &self,
-        _r: Request<ControllerUnpublishVolumeRequest>,
-    ) -> Result<Response<ControllerUnpublishVolumeResponse>, Status> {
-        Err(Status::unimplemented(
-            "ControllerUnpublishVolume: Manila shares need no attach",
-        ))
+        req: DeleteVolumeRequest,
+    ) -> Result<DeleteVolumeResponse, Status> {
+        self.delete(req).await
     }
 
     async fn validate_volume_capabilities(
         &self,
-        r: Request<ValidateVolumeCapabilitiesRequest>,
-    ) -> Result<Response<ValidateVolumeCapabilitiesResponse>, Status> {
-        let req = r.into_inner();
-        rpc!(
-            self,
-            "ValidateVolumeCapabilities",
-            req,
-            req.volume_id.clone(),
-            self.validate(req)
-        )
+        req: ValidateVolumeCapabilitiesRequest,
+    ) -> Result<ValidateVolumeCapabilitiesResponse, Status> {
+        self.validate(req).await
     }
 
-    async fn list_volumes(
+    async fn expand_volume(
         &self,
-        _r: Request<ListVolumesRequest>,
-    ) -> Result<Response<ListVolumesResponse>, Status> {
-        Err(Status::unimplemented(
-            "ListVolumes is not supported with Manila",
-        ))
-    }
-
-    async fn get_capacity(
-        &self,
-        _r: Request<GetCapacityRequest>,
-    ) -> Result<Response<GetCapacityResponse>, Status> {
-        Err(Status::unimplemented(
-            "GetCapacity is not supported with Manila",
-        ))
-    }
-
-    async fn controller_get_capabilities(
-        &self,
-        _r: Request<ControllerGetCapabilitiesRequest>,
-    ) -> Result<Response<ControllerGetCapabilitiesResponse>, Status> {
-        use controller_service_capability::rpc::Type as T;
-        let kinds = [
-            T::CreateDeleteVolume,
-            T::CreateDeleteSnapshot,
-            T::ExpandVolume,
-            T::SingleNodeMultiWriter,
-        ];
-        Ok(Response::new(controller_capabilities(kinds)))
+        req: ControllerExpandVolumeRequest,
+    ) -> Result<ControllerExpandVolumeResponse, Status> {
+        self.expand(req).await
     }
 
     async fn create_snapshot(
         &self,
-        r: Request<CreateSnapshotRequest>,
-    ) -> Result<Response<CreateSnapshotResponse>, Status> {
-        let req = r.into_inner();
-        rpc!(
-            self,
-            "CreateSnapshot",
-            req,
-            req.name.clone(),
-            self.create_snapshot(req)
-        )
+        req: CreateSnapshotRequest,
+    ) -> Result<CreateSnapshotResponse, Status> {
+        self.snapshot_create(req).await
     }
 
     async fn delete_snapshot(
         &self,
-        r: Request<DeleteSnapshotRequest>,
-    ) -> Result<Response<DeleteSnapshotResponse>, Status> {
-        let req = r.into_inner();
-        rpc!(
-            self,
-            "DeleteSnapshot",
-            req,
-            req.snapshot_id.clone(),
-            self.delete_snapshot(req)
-        )
-    }
-
-    async fn list_snapshots(
-        &self,
-        _r: Request<ListSnapshotsRequest>,
-    ) -> Result<Response<ListSnapshotsResponse>, Status> {
-        Err(Status::unimplemented(
-            "ListSnapshots is not supported with Manila",
-        ))
-    }
-
-    async fn get_snapshot(
-        &self,
-        _r: Request<GetSnapshotRequest>,
-    ) -> Result<Response<GetSnapshotResponse>, Status> {
-        Err(Status::unimplemented(
-            "GetSnapshot is not supported with Manila",
-        ))
-    }
-
-    async fn controller_expand_volume(
-        &self,
-        r: Request<ControllerExpandVolumeRequest>,
-    ) -> Result<Response<ControllerExpandVolumeResponse>, Status> {
-        let req = r.into_inner();
-        rpc!(
-            self,
-            "ControllerExpandVolume",
-            req,
-            req.volume_id.clone(),
-            self.expand(req)
-        )
-    }
-
-    async fn controller_get_volume(
-        &self,
-        _r: Request<ControllerGetVolumeRequest>,
-    ) -> Result<Response<ControllerGetVolumeResponse>, Status> {
-        Err(Status::unimplemented(
-            "ControllerGetVolume is not supported with Manila",
-        ))
-    }
-
-    async fn controller_modify_volume(
-        &self,
-        _r: Request<ControllerModifyVolumeRequest>,
-    ) -> Result<Response<ControllerModifyVolumeResponse>, Status> {
-        Err(Status::unimplemented(
-            "ControllerModifyVolume is not supported",
-        ))
+        req: DeleteSnapshotRequest,
+    ) -> Result<DeleteSnapshotResponse, Status> {
+        self.snapshot_delete(req).await
     }
 }
 

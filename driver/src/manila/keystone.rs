@@ -6,9 +6,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use super::ManilaError;
+use crate::cause::Cause;
 
 /// Renew a token this long before Keystone says it expires.
 const RENEW_BEFORE: Duration = Duration::from_secs(120);
@@ -181,25 +183,16 @@ fn domain(id: &str, name: &str) -> Value {
     }
 }
 
-/// A token and where Manila is, for one set of credentials.
-#[derive(Clone)]
+/// A token and where Manila is, for one set of credentials. `Debug` never shows the
+/// token (a [`SecretString`]).
+#[derive(Clone, Debug)]
 pub struct Session {
     /// The token (`X-Auth-Token`).
-    pub token: String,
+    pub token: SecretString,
     /// Manila's v2 endpoint, without a trailing slash.
     pub endpoint: String,
     /// When the token expires (seconds since the epoch).
     expires_at: u64,
-}
-
-impl fmt::Debug for Session {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Session")
-            .field("token", &"<redacted>")
-            .field("endpoint", &self.endpoint)
-            .field("expires_at", &self.expires_at)
-            .finish()
-    }
 }
 
 /// Issues and caches Keystone tokens.
@@ -259,7 +252,12 @@ impl Keystone {
         let send = self.http.post(&url).json(&creds.auth_body()).send();
         let resp = match tokio::time::timeout(self.timeout, send).await {
             Err(_) => return Err(ManilaError::Timeout("Keystone".into())),
-            Ok(Err(e)) => return Err(ManilaError::Unreachable(format!("Keystone: {e}"))),
+            Ok(Err(e)) => {
+                return Err(ManilaError::Unreachable {
+                    what: "Keystone".into(),
+                    cause: Cause::new(e),
+                });
+            }
             Ok(Ok(r)) => r,
         };
         let status = resp.status();
@@ -277,12 +275,18 @@ impl Keystone {
             .headers()
             .get("x-subject-token")
             .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .ok_or_else(|| ManilaError::Protocol("Keystone sent no X-Subject-Token".into()))?;
+            .map(SecretString::from)
+            .ok_or_else(|| ManilaError::Protocol {
+                what: "Keystone sent no X-Subject-Token".into(),
+                cause: None,
+            })?;
         let body: Value = tokio::time::timeout(self.timeout, resp.json())
             .await
             .map_err(|_| ManilaError::Timeout("Keystone".into()))?
-            .map_err(|e| ManilaError::Protocol(format!("Keystone answer: {e}")))?;
+            .map_err(|e| ManilaError::Protocol {
+                what: "Keystone answer".into(),
+                cause: Some(Cause::new(e)),
+            })?;
         let t = &body["token"];
         let expires_at = t["expires_at"]
             .as_str()
@@ -290,15 +294,18 @@ impl Keystone {
             .unwrap_or_else(|| now_secs() + 3600);
         let endpoint =
             manila_endpoint(&t["catalog"], &creds.interface, &creds.region).ok_or_else(|| {
-                ManilaError::Protocol(format!(
-                    "the service catalog has no {} sharev2 endpoint{}",
-                    creds.interface,
-                    if creds.region.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" in region {}", creds.region)
-                    }
-                ))
+                ManilaError::Protocol {
+                    what: format!(
+                        "the service catalog has no {} sharev2 endpoint{}",
+                        creds.interface,
+                        if creds.region.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" in region {}", creds.region)
+                        }
+                    ),
+                    cause: None,
+                }
             })?;
         Ok(Session {
             token,
@@ -475,5 +482,17 @@ mod tests {
             parse_iso8601("2026-11-26 12:00:00.5")
         );
         assert_eq!(parse_iso8601("yesterday"), None);
+    }
+
+    #[test]
+    fn a_session_never_shows_its_token() {
+        let s = Session {
+            token: SecretString::from("gAAAAABtokentokentoken"),
+            endpoint: "http://manila/v2".into(),
+            expires_at: 1,
+        };
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("gAAAAAB"), "{shown}");
+        assert!(shown.contains("http://manila/v2"), "{shown}");
     }
 }

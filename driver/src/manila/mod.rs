@@ -29,7 +29,7 @@ pub mod node;
 
 use std::time::Duration;
 
-use tonic::Status;
+use crate::cause::Cause;
 
 /// A failed call to Keystone or Manila.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,12 +43,24 @@ pub enum ManilaError {
     /// No answer within the deadline.
     #[error("{0}: no answer in time")]
     Timeout(String),
-    /// Could not connect.
-    #[error("{0}")]
-    Unreachable(String),
+    /// Could not connect (or no HTTP client).
+    #[error("{what}: unreachable")]
+    Unreachable {
+        /// What was called (`Keystone`, `POST /shares`).
+        what: String,
+        /// The HTTP client's failure.
+        #[source]
+        cause: Cause,
+    },
     /// An answer of the wrong shape.
-    #[error("unexpected answer: {0}")]
-    Protocol(String),
+    #[error("unexpected answer: {what}")]
+    Protocol {
+        /// What was wrong with it.
+        what: String,
+        /// The reader's failure, when one read it.
+        #[source]
+        cause: Option<Cause>,
+    },
     /// 404.
     #[error("{0}")]
     NotFound(String),
@@ -80,29 +92,6 @@ impl ManilaError {
             },
         }
     }
-
-    /// The CSI status of this error.
-    pub fn status(&self) -> Status {
-        let msg = self.to_string();
-        match self {
-            ManilaError::BadSecrets(_) | ManilaError::Invalid(_) => Status::invalid_argument(msg),
-            ManilaError::Unauthorized(_) => Status::unauthenticated(msg),
-            ManilaError::Timeout(_) => Status::deadline_exceeded(msg),
-            ManilaError::Unreachable(_) => Status::unavailable(msg),
-            ManilaError::Protocol(_) => Status::internal(msg),
-            ManilaError::NotFound(_) => Status::not_found(msg),
-            ManilaError::Http { code, message, .. } => match code {
-                400 | 422 => Status::invalid_argument(msg),
-                413 => Status::resource_exhausted(msg),
-                403 if message.to_ascii_lowercase().contains("quota") => {
-                    Status::resource_exhausted(msg)
-                }
-                403 | 406 => Status::failed_precondition(msg),
-                409 => Status::aborted(msg),
-                _ => Status::unavailable(msg),
-            },
-        }
-    }
 }
 
 /// What the Manila back end shares across calls: one HTTP client and the token cache.
@@ -119,7 +108,10 @@ impl Backend {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .build()
-            .map_err(|e| ManilaError::Unreachable(format!("HTTP client: {e}")))?;
+            .map_err(|e| ManilaError::Unreachable {
+                what: "HTTP client".into(),
+                cause: Cause::new(e),
+            })?;
         Ok(Self {
             keystone: keystone::Keystone::new(http.clone(), timeout),
             http,
@@ -135,40 +127,5 @@ impl Backend {
             creds,
             timeout: self.timeout,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tonic::Code;
-
-    #[test]
-    fn http_errors_map_to_csi_codes() {
-        let code = |c: u16, m: &str| {
-            ManilaError::from_status(c, "POST /shares", m)
-                .status()
-                .code()
-        };
-        assert_eq!(code(400, "bad size"), Code::InvalidArgument);
-        assert_eq!(code(401, ""), Code::Unauthenticated);
-        assert_eq!(code(404, ""), Code::NotFound);
-        assert_eq!(code(413, "Quota exceeded"), Code::ResourceExhausted);
-        assert_eq!(
-            code(403, "Requested share exceeds allowed project quota"),
-            Code::ResourceExhausted
-        );
-        assert_eq!(
-            code(403, "Share still has 1 dependent snapshots."),
-            Code::FailedPrecondition
-        );
-        assert_eq!(code(500, ""), Code::Unavailable);
-        assert_eq!(code(503, ""), Code::Unavailable);
-        assert_eq!(
-            ManilaError::Invalid("Share type not found.".into())
-                .status()
-                .code(),
-            Code::InvalidArgument
-        );
     }
 }

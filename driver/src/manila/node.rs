@@ -3,12 +3,14 @@
 
 use std::collections::HashMap;
 
+use secrecy::ExposeSecret as _;
 use tonic::Status;
 
 use super::api::ExportLocation;
 use super::keystone::OsCredentials;
 use crate::csi::v1::NodeStageVolumeRequest;
 use crate::driver::Driver;
+use crate::status;
 
 /// Whether a volume context describes a Manila share.
 pub fn is_manila(ctx: &HashMap<String, String>) -> bool {
@@ -48,14 +50,14 @@ pub async fn resolve_stage(
     driver: &Driver,
     mut req: NodeStageVolumeRequest,
 ) -> Result<NodeStageVolumeRequest, Status> {
-    let creds = OsCredentials::from_secrets(&req.secrets).map_err(|e| e.status())?;
+    let creds = OsCredentials::from_secrets(&req.secrets).map_err(|e| status::manila(&e))?;
     let backend = driver.manila()?;
     let m = backend.client(&creds);
     let ctx = &req.volume_context;
     let share = match (ctx.get("shareID"), ctx.get("shareName")) {
-        (Some(id), _) if !id.is_empty() => m.share(id).await.map_err(|e| e.status())?,
+        (Some(id), _) if !id.is_empty() => m.share(id).await.map_err(|e| status::manila(&e))?,
         (_, Some(name)) if !name.is_empty() => {
-            let mut named = m.shares_named(name).await.map_err(|e| e.status())?;
+            let mut named = m.shares_named(name).await.map_err(|e| status::manila(&e))?;
             if named.len() > 1 {
                 return Err(Status::failed_precondition(format!(
                     "{} shares are named {name}",
@@ -83,7 +85,10 @@ pub async fn resolve_stage(
         .and_then(|ids| ids.split(',').map(str::trim).find(|s| !s.is_empty()))
         .ok_or_else(|| Status::invalid_argument("volume context needs shareAccessID"))?
         .to_owned();
-    let rules = m.access_rules(&share.id).await.map_err(|e| e.status())?;
+    let rules = m
+        .access_rules(&share.id)
+        .await
+        .map_err(|e| status::manila(&e))?;
     let rule = rules
         .into_iter()
         .find(|r| r.id == access_id)
@@ -101,7 +106,8 @@ pub async fn resolve_stage(
     }
     let key = rule
         .access_key
-        .clone()
+        .as_ref()
+        .map(|k| k.expose_secret().to_owned())
         .filter(|k| !k.is_empty())
         .ok_or_else(|| {
             Status::unavailable(format!(
@@ -112,7 +118,7 @@ pub async fn resolve_stage(
     let locations = m
         .export_locations(&share.id)
         .await
-        .map_err(|e| e.status())?;
+        .map_err(|e| status::manila(&e))?;
     let export = pick_export(&locations).ok_or_else(|| {
         Status::failed_precondition(format!("share {} has no usable export location", share.id))
     })?;

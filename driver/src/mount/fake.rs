@@ -374,7 +374,7 @@ impl FakeMounter {
         });
         let rb = client
             .post(format!("{url}/mds/sessions"))
-            .basic_auth(format!("client.{}", m.user_id), Some(m.key.trim()))
+            .basic_auth(format!("client.{}", m.user_id), Some(m.key().trim()))
             .json(&body);
         let v = match self.send(rb).await {
             Answer::Json(v) => v,
@@ -708,7 +708,7 @@ impl Mounter for FakeMounter {
 
     async fn mount_cephfs(&self, m: &CephMount) -> Result<(), MountError> {
         let url = Self::url_of(m)?;
-        if m.user_id.is_empty() || m.key.trim().is_empty() {
+        if m.user_id.is_empty() || m.key().trim().is_empty() {
             return Err(MountError::Failed {
                 target: m.target.clone(),
                 message: "no user id or key".into(),

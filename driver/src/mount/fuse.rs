@@ -157,12 +157,12 @@ impl FuseMounter {
     }
 
     async fn run(&self, m: &CephMount, dir: &SecretDir) -> Result<(), MountError> {
-        let keyfile = dir.write("keyfile", m.key.trim().as_bytes())?;
+        let keyfile = dir.write("keyfile", m.key().trim().as_bytes())?;
         let conf = dir.write("ceph.conf", MINIMAL_CONF.as_bytes())?;
         let args = fuse_args(m, &keyfile, &conf)?;
         let deadline = self.tools.mount_timeout;
         let until = Instant::now() + deadline;
-        let out = match run_command(&self.ceph_fuse, &args, deadline, Some(&m.key), "ceph-fuse")
+        let out = match run_command(&self.ceph_fuse, &args, deadline, Some(m.key()), "ceph-fuse")
             .await
         {
             Ok(out) => out,

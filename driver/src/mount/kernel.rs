@@ -602,7 +602,7 @@ pub(crate) fn validate(m: &CephMount) -> Result<(), MountError> {
             format!("invalid root path {:?} (must be absolute)", m.root_path),
         ));
     }
-    if m.key.trim().is_empty() {
+    if m.key().trim().is_empty() {
         return Err(invalid(t, "no key"));
     }
     Ok(())
@@ -732,13 +732,13 @@ impl Mounter for KernelMounter {
         }
         let dir = SecretDir::new(&self.tools.key_dir)?;
         let result = async {
-            let secret_file = dir.write("secret", m.key.trim().as_bytes())?;
+            let secret_file = dir.write("secret", m.key().trim().as_bytes())?;
             let args = kernel_mount_args(m, &secret_file)?;
             run_command(
                 &self.tools.mount,
                 &args,
                 self.tools.mount_timeout,
-                Some(&m.key),
+                Some(m.key()),
                 "mount -t ceph",
             )
             .await

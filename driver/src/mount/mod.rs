@@ -14,13 +14,15 @@
 
 use std::path::{Path, PathBuf};
 
+use secrecy::{ExposeSecret as _, SecretString};
+
 pub mod fake;
 pub mod fuse;
 pub mod kernel;
 pub mod mountinfo;
 
-/// What to mount: one CephFS path.
-#[derive(Clone)]
+/// What to mount: one CephFS path. `Debug` never shows the key (a [`SecretString`]).
+#[derive(Clone, Debug)]
 pub struct CephMount {
     /// Monitor addresses (`ip:port`).
     pub monitors: Vec<String>,
@@ -31,7 +33,7 @@ pub struct CephMount {
     /// The cephx user, without `client.`.
     pub user_id: String,
     /// The cephx key. A secret: never logged, never in an error.
-    pub key: String,
+    pub key: SecretString,
     /// Extra mount options (kernel `-o` options or ceph-fuse `-o` options).
     pub options: Vec<String>,
     /// Mount read-only.
@@ -44,20 +46,10 @@ pub struct CephMount {
     pub admin_url: Option<String>,
 }
 
-impl std::fmt::Debug for CephMount {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CephMount")
-            .field("monitors", &self.monitors)
-            .field("fs_name", &self.fs_name)
-            .field("root_path", &self.root_path)
-            .field("user_id", &self.user_id)
-            .field("key", &"<redacted>")
-            .field("options", &self.options)
-            .field("read_only", &self.read_only)
-            .field("target", &self.target)
-            .field("node_id", &self.node_id)
-            .field("admin_url", &self.admin_url)
-            .finish()
+impl CephMount {
+    /// The key, for the one step that hands it to the mount (a 0600 file, a pipe).
+    pub fn key(&self) -> &str {
+        self.key.expose_secret()
     }
 }
 
@@ -230,5 +222,30 @@ mod tests {
         assert!(name.ends_with("~e78ddf9f1ba85555"), "{name}");
         assert_eq!(file_name(b"a/b c"), "a%2Fb%20c");
         assert_eq!(file_name(b".x"), "%2Ex");
+    }
+
+    /// Keys are secrets: neither the mount request's nor the credentials' `Debug` shows
+    /// them, and the one accessor each hands them on through is exact.
+    #[test]
+    fn debug_never_shows_a_key() {
+        const KEY: &str = "AQDsecretkeysecretkeysecretkey==";
+        let m = CephMount {
+            monitors: vec!["10.0.0.1:6789".into()],
+            fs_name: "cephfs".into(),
+            root_path: "/volumes/csi/v".into(),
+            user_id: "alice".into(),
+            key: KEY.into(),
+            options: vec![],
+            read_only: false,
+            target: PathBuf::from("/t"),
+            node_id: "n1".into(),
+            admin_url: None,
+        };
+        let c = crate::ceph::Credentials::new("client.alice", KEY);
+        for shown in [format!("{m:?}"), format!("{c:?}"), format!("{c:#?}")] {
+            assert!(!shown.contains("AQDsecret"), "{shown}");
+            assert!(shown.contains("alice"), "{shown}");
+        }
+        assert_eq!((m.key(), c.key(), c.id.as_str()), (KEY, KEY, "alice"));
     }
 }
