@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::cephx::{Caps, EntityName, Key, keyring_section};
-use crate::cluster::{Caller, Handler, Inner};
 use crate::command::{ArgType, Args, CommandSpec, Daemon, Format, opt, req};
 use crate::error::{CephError, CephResult, Reply, errno};
+use crate::state::{Caller, CommandTable, Handler, Inner};
 use crate::store::{Marks, RecordKey};
 
 /// One cephx entity: its key and caps.
@@ -396,7 +396,7 @@ macro_rules! auth_cmd {
 }
 
 /// The auth commands.
-pub(crate) const COMMANDS: &[(CommandSpec, Handler)] = &[
+pub(crate) const COMMANDS: CommandTable = &[
     auth_cmd!("auth get", "rx", &[FORMAT, ENTITY], auth_get),
     auth_cmd!("auth export", "rx", &[FORMAT, ENTITY], auth_get),
     auth_cmd!("auth get-key", "rx", &[FORMAT, ENTITY], auth_get_key),

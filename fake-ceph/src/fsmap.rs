@@ -5,9 +5,9 @@
 use serde_json::{Value, json};
 
 use crate::cephx::PoolTags;
-use crate::cluster::{Caller, Handler, Inner, Shared};
 use crate::command::{ArgType, Args, CommandSpec, Daemon, opt};
 use crate::error::{CephError, CephResult, Reply};
+use crate::state::{Caller, CommandTable, Inner, Shared};
 use crate::time::{ceph_stamp, now_unix};
 
 /// The version string the fake reports; its output shapes follow this release.
@@ -816,7 +816,7 @@ fn fs_status(inner: &Inner, args: &Args<'_>, _c: &Caller) -> CephResult<Reply> {
 const FORMAT: crate::command::ArgSpec = opt("format", ArgType::Str);
 
 /// The map commands.
-pub(crate) const COMMANDS: &[(CommandSpec, Handler)] = &[
+pub(crate) const COMMANDS: CommandTable = &[
     (
         CommandSpec {
             prefix: "fs ls",

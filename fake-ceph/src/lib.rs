@@ -136,6 +136,7 @@ pub mod beneath;
 pub mod cephx;
 pub mod cluster;
 pub mod command;
+pub mod config;
 pub mod error;
 pub mod fault;
 pub mod fsmap;
@@ -143,20 +144,22 @@ pub mod http;
 pub mod mds;
 pub mod mds_load;
 pub mod metrics;
+pub mod mgr;
 pub mod rados;
 pub mod service;
+pub mod state;
 pub mod store;
 pub mod time;
 pub mod tree;
 pub mod volumes;
 
-pub use cluster::{Caller, Cluster, Config, SecretSource, Target};
+pub use cluster::{Cluster, Target};
+pub use config::{Config, SecretSource};
 pub use error::{CephError, CephResult, Reply, errno};
 pub use fault::{FaultRule, FaultSpec, Faults};
 pub use http::router;
-pub use mds::{
-    MdsConfig, MdsCounters, ModelledRequests, Mount, MountRequest, Op, OpOutput, StatInfo, Statfs,
-};
-pub use mds_load::LoadModel;
+pub use mds::{MdsCounters, ModelledRequests, Mount, MountRequest, Op, OpOutput, StatInfo, Statfs};
+pub use mds_load::{LoadModel, MdsConfig};
+pub use state::Caller;
 pub use store::Metadata;
 pub use volumes::VolumesConfig;

@@ -21,9 +21,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::cephx::{Caps, EntityName, Perm};
-use crate::cluster::{Caller, Cluster, Handler, Inner, apply_verdict};
+use crate::cluster::Cluster;
 use crate::command::{ArgType, Args, CommandSpec, Daemon, opt};
 use crate::error::{CephError, CephResult, Reply, errno};
+use crate::fault::apply_verdict;
+use crate::mds_load::MdsConfig;
+use crate::state::{Caller, CommandTable, Handler, Inner};
 use crate::tree::join_within;
 
 /// The most one `read` operation returns: one object of CephFS's default file layout
@@ -41,49 +44,6 @@ pub const MAX_FILE_SIZE: u64 = crate::fsmap::MAX_FILE_SIZE;
 
 fn file_too_large() -> CephError {
     CephError::new(errno::EFBIG, "File too large")
-}
-
-/// The MDS model's parameters. Memory figures are estimates used for `mds_mem` and the
-/// `rss` counter; they are not measurements of a real MDS. The request capacity and the
-/// cache bound are the load model's ([`crate::mds_load`]).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct MdsConfig {
-    /// RSS of an idle MDS.
-    pub base_rss_bytes: u64,
-    /// Memory per open session.
-    pub bytes_per_session: u64,
-    /// Memory per capability held by clients.
-    pub bytes_per_cap: u64,
-    /// Memory per inode in cache.
-    pub bytes_per_inode: u64,
-    /// Ceph's `mds_max_caps_per_client`.
-    pub max_caps_per_client: u64,
-    /// Ceph's `mds_min_caps_per_client`: recall never goes below it.
-    pub min_caps_per_client: u64,
-    /// Ceph's `mds_cache_memory_limit` (4 GiB in 16.2; 1 GiB in Luminous): the inode
-    /// cache is trimmed, and caps recalled, to stay within it.
-    pub cache_memory_limit_bytes: u64,
-    /// Request capacity of the active ranks.
-    pub load: crate::mds_load::LoadModel,
-    /// `f_bsize` reported by statfs (ceph-fuse reports 4 MiB).
-    pub statfs_block_size: u64,
-}
-
-impl Default for MdsConfig {
-    fn default() -> Self {
-        Self {
-            base_rss_bytes: 32 << 20,
-            bytes_per_session: 16 << 10,
-            bytes_per_cap: 512,
-            bytes_per_inode: 4 << 10,
-            max_caps_per_client: 1 << 20,
-            min_caps_per_client: 100,
-            cache_memory_limit_bytes: 4 << 30,
-            load: crate::mds_load::LoadModel::default(),
-            statfs_block_size: 4 << 20,
-        }
-    }
 }
 
 /// A quota realm: a subvolume's `ceph.quota.max_bytes` and the bytes under it.
@@ -165,7 +125,7 @@ impl QuotaRealm {
 struct SessionToken(String);
 
 impl SessionToken {
-    /// 128 random bits from the secrets' RNG ([`crate::cluster::SecretSource`]).
+    /// 128 random bits from the secrets' RNG ([`crate::config::SecretSource`]).
     fn generate(inner: &Inner) -> Self {
         let mut b = [0u8; 16];
         inner.secret_bytes(&mut b);
@@ -1534,7 +1494,7 @@ impl Mount {
             }
             out
         };
-        crate::cluster::off_runtime(work).await.unwrap_or_default()
+        crate::mgr::off_runtime(work).await.unwrap_or_default()
     }
 
     /// Runs one operation.
@@ -2058,7 +2018,7 @@ macro_rules! mds_cmd {
 }
 
 /// Commands sent to the MDS (`ceph tell mds.<x> ...`).
-pub(crate) const TELL_COMMANDS: &[(CommandSpec, Handler)] = &[
+pub(crate) const TELL_COMMANDS: CommandTable = &[
     mds_cmd!("session ls", &[FORMAT, FILTERS], session_ls),
     mds_cmd!("client ls", &[FORMAT, FILTERS], session_ls),
     mds_cmd!("session evict", &[FORMAT, FILTERS], client_evict),
@@ -2076,7 +2036,7 @@ pub(crate) const TELL_COMMANDS: &[(CommandSpec, Handler)] = &[
 ];
 
 /// Monitor commands about clients.
-pub(crate) const MON_COMMANDS: &[(CommandSpec, Handler)] = &[
+pub(crate) const MON_COMMANDS: CommandTable = &[
     (
         CommandSpec {
             prefix: "osd blocklist ls",

@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::cephx::Perm;
-use crate::cluster::{Caller, Handler, Inner};
 use crate::command::{ArgSpec, ArgType, Args, CommandSpec, Daemon, opt, req};
 use crate::error::{CephError, CephResult, Reply, errno};
+use crate::state::{Caller, CommandTable, Handler, Inner};
 use crate::store::{Marks, ObjectKey, OmapKey, RecordKey};
 use crate::time::{ceph_stamp, now_unix};
 
@@ -408,7 +408,7 @@ macro_rules! rcmd {
 }
 
 /// The RADOS object commands.
-pub(crate) const COMMANDS: &[(CommandSpec, Handler)] = &[
+pub(crate) const COMMANDS: CommandTable = &[
     rcmd!(
         "rados create",
         &[

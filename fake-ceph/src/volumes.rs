@@ -17,10 +17,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::cephx::{Caps, EntityName};
-use crate::cluster::{Caller, Handler, Inner, Shared};
 use crate::command::{ArgSpec, ArgType, Args, CommandSpec, Daemon, opt, py_json, req};
 use crate::error::{CephError, CephResult, Reply, errno};
 use crate::mds::QuotaRealm;
+use crate::state::{Caller, CommandTable, Handler, Inner, Shared};
 use crate::store::{Marks, RecordKey};
 use crate::time::{ceph_time, ceph_time_micros, now_unix};
 use crate::tree::{check_name, copy_tree, du};
@@ -2215,7 +2215,7 @@ macro_rules! vcmd {
 }
 
 /// The `volumes` module's commands.
-pub(crate) const COMMANDS: &[(CommandSpec, Handler)] = &[
+pub(crate) const COMMANDS: CommandTable = &[
     vcmd!(
         "fs subvolumegroup create",
         "rw",
