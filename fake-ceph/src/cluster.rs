@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
@@ -20,13 +21,13 @@ use crate::config::{Config, SecretSource};
 use crate::error::{CephError, CephResult, Reply, errno};
 use crate::fault::{Faults, apply_verdict};
 use crate::fsmap::Maps;
-use crate::mds::Mds;
+use crate::mds::{Mds, STATE_OPEN, Session, SessionRecord, SessionToken};
 use crate::metrics::Metrics;
 use crate::mgr::{MgrThread, off_runtime, on_mgr_thread};
 use crate::rados::Rados;
 use crate::state::{Caller, Handler, Inner, Shared, uuid_from};
 use crate::store::{ClusterRecord, Loaded, Metadata, RecordKey, Store};
-use crate::tree::{DataDir, Purger};
+use crate::tree::{DataDir, Purger, join_within};
 use crate::volumes::Volumes;
 
 /// Where a command is sent.
@@ -54,11 +55,11 @@ pub struct Cluster {
 static COMMANDS: LazyLock<HashMap<&'static str, (CommandSpec, Handler)>> = LazyLock::new(|| {
     let mut m = HashMap::new();
     for table in [
-        crate::fsmap::COMMANDS,
-        crate::auth::COMMANDS,
-        crate::volumes::COMMANDS,
-        crate::rados::COMMANDS,
-        crate::mds::MON_COMMANDS,
+        crate::handlers::fsmap::COMMANDS,
+        crate::handlers::auth::COMMANDS,
+        crate::handlers::volumes::COMMANDS,
+        crate::handlers::rados::COMMANDS,
+        crate::handlers::mds::MON_COMMANDS,
     ] {
         for (spec, h) in table {
             m.insert(spec.prefix, (*spec, *h));
@@ -69,7 +70,7 @@ static COMMANDS: LazyLock<HashMap<&'static str, (CommandSpec, Handler)>> = LazyL
 
 static MDS_COMMANDS: LazyLock<HashMap<&'static str, (CommandSpec, Handler)>> =
     LazyLock::new(|| {
-        crate::mds::TELL_COMMANDS
+        crate::handlers::mds::TELL_COMMANDS
             .iter()
             .map(|(s, h)| (s.prefix, (*s, *h)))
             .collect()
@@ -241,7 +242,7 @@ impl Cluster {
             inner: Arc::new(inner),
         };
         if !sessions.is_empty() {
-            let n = cluster.restore_sessions(sessions);
+            let n = cluster.inner.restore_sessions(sessions);
             tracing::info!(sessions = n, "MDS sessions reopened for their clients");
             // Records of sessions that could not be reopened are removed now.
             let inner = &cluster.inner;
@@ -609,6 +610,76 @@ fn recovered_state(
 }
 
 impl Inner {
+    /// Opens again, after a restart on a metadata store, the sessions it recorded, as
+    /// their clients reconnect after an MDS restart: same id, token and root, with the
+    /// caps their entity has now. A session whose entity is gone, whose caps no longer
+    /// allow its root, or whose record is unreadable is dropped (its client's reconnect
+    /// is refused), and so is its record. Returns how many were opened.
+    pub(crate) fn restore_sessions(&self, records: Vec<(u64, Vec<u8>)>) -> usize {
+        let inner = self;
+        let mut restored = 0;
+        for (id, bytes) in records {
+            let session = serde_json::from_slice::<SessionRecord>(&bytes)
+                .ok()
+                .and_then(|r| self.reopened(r));
+            match session {
+                Some(s) => {
+                    inner.mds.sessions.write().insert(s.id, Arc::new(s));
+                    restored += 1;
+                }
+                None => {
+                    let _guard = inner.mds.sessions.write();
+                    inner.mds.marks.mark(crate::store::RecordKey::Session(id));
+                }
+            }
+        }
+        inner
+            .mds
+            .counters
+            .session_add
+            .fetch_add(restored as u64, Ordering::Relaxed);
+        inner
+            .mds
+            .counters
+            .caps
+            .fetch_add(restored as u64, Ordering::Relaxed);
+        restored
+    }
+
+    fn reopened(&self, r: SessionRecord) -> Option<Session> {
+        let inner = self;
+        let entity = EntityName::parse(&r.entity).ok()?;
+        let caps = inner.auth.read().get(entity.as_str())?.caps.clone();
+        if !caps.mds_root_allowed(&r.fs, &r.root) {
+            return None;
+        }
+        let realm = inner.shared.lock().volumes.realm_for_path(&r.fs, &r.root);
+        let fs_root = inner.data.fs_root(&r.fs);
+        let local_root = join_within(&fs_root, &r.root).ok()?;
+        if let Some((realm, path)) = &realm
+            && let Ok(dir) = join_within(&fs_root, path)
+        {
+            realm.ensure_counted(&dir);
+        }
+        Some(Session {
+            id: r.id,
+            nonce: r.nonce,
+            token: SessionToken(r.token),
+            entity,
+            caps,
+            fs: r.fs,
+            root: r.root,
+            local_root,
+            fs_root,
+            metadata: r.metadata,
+            realm: realm.map(|(r, _)| r),
+            opened: Instant::now(),
+            state: AtomicU8::new(STATE_OPEN),
+            num_caps: AtomicU64::new(1),
+            completed: AtomicU64::new(0),
+        })
+    }
+
     fn check_mds_target(&self, name: &str) -> CephResult<()> {
         let sh = self.shared.lock();
         let known = sh.maps.filesystems.iter().any(|f| {

@@ -38,7 +38,7 @@ use crate::cephx::Perm;
 use crate::cluster::{Cluster, Target};
 use crate::error::{CephError, errno};
 use crate::fault::Faults;
-use crate::mds::{MountRequest, Op};
+use crate::mount::{MountRequest, Op};
 use crate::state::Caller;
 
 /// The router for a cluster.

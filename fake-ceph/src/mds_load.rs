@@ -2,7 +2,7 @@
 //! reply takes under load, and how many capabilities and cached inodes (hence how much
 //! memory) the clients make it hold. Pure functions of the model's parameters, so that a
 //! simulator can integrate them over its own clock and charge the results to the
-//! counters ([`crate::mds::Mount::charge_modelled`]).
+//! counters ([`crate::mount::Mount::charge_modelled`]).
 //!
 //! The request model is a closed system, the shape of a metadata benchmark in which each
 //! client keeps one request outstanding: a client thinks for `Z` seconds (its own work
