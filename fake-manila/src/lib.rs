@@ -16,9 +16,11 @@
 //!
 //! Where to start reading: [`keystone_router`] and [`manila_router`] (one
 //! [`AppState`] behind both; [`Listeners`] binds and serves the pair), then [`api`] (the dispatcher: token, version,
-//! faults, routes), [`share`] (the share view and the asynchronous transitions),
-//! [`access_rule`], [`snapshot`], [`keystone`], [`ceph`] (the calls Manila's driver
-//! makes).
+//! faults, routes), [`wire`] (the request context and the readings and answers that the
+//! dispatcher and the handlers share), [`share`] (the share view and the asynchronous
+//! transitions), [`access_rule`], [`snapshot`], [`keystone`] (the identity API's
+//! handlers) over [`identity`] (users, projects, tokens), [`ceph`] (the calls Manila's
+//! driver makes).
 //!
 //! # What is modelled
 //!
@@ -97,6 +99,7 @@ pub mod api;
 pub mod ceph;
 pub mod config;
 pub mod error;
+pub mod identity;
 pub mod keystone;
 pub mod message;
 pub mod metrics;
@@ -107,6 +110,7 @@ pub mod share;
 pub mod snapshot;
 pub mod state;
 pub mod time;
+pub mod wire;
 
 use axum::Router;
 use axum::body::Body;

@@ -9,7 +9,6 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use crate::access_rule;
-use crate::api::{Ctx, accepted, body_object, paging, parse_bool, reply, truthy};
 use crate::ceph::{CloneState, EINVAL};
 use crate::error::{ApiError, ApiResult};
 use crate::message::{Action, Detail};
@@ -18,6 +17,7 @@ use crate::state::{
     AppState, Db, ExportLocation, RuleState, Share, ShareStatus, SnapshotStatus, usage,
 };
 use crate::time::Timestamp;
+use crate::wire::{Ctx, accepted, body_object, paging, parse_bool, parse_metadata, reply, truthy};
 
 /// Bytes in a GiB (Manila sizes are GiB; Ceph quotas are bytes).
 pub const GIB: u64 = 1 << 30;
@@ -389,37 +389,6 @@ pub fn opt_string(m: &Map<String, Value>, keys: &[&str]) -> ApiResult<Option<Str
         }
     }
     Ok(None)
-}
-
-/// A metadata object: string keys of 1..=255 characters, string values up to 1023.
-pub fn parse_metadata(v: Option<&Value>) -> ApiResult<BTreeMap<String, String>> {
-    let Some(v) = v.filter(|v| !v.is_null()) else {
-        return Ok(BTreeMap::new());
-    };
-    let m = v.as_object().ok_or_else(|| {
-        ApiError::bad_request("Malformed request body: metadata must be an object.")
-    })?;
-    let mut out = BTreeMap::new();
-    for (k, v) in m {
-        if k.is_empty() || k.chars().count() > 255 {
-            return Err(ApiError::bad_request(
-                "Metadata property key blank or longer than 255 characters.",
-            ));
-        }
-        let v = v.as_str().ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "Metadata property value for key {} is not a string.",
-                k.chars().take(64).collect::<String>()
-            ))
-        })?;
-        if v.chars().count() > 1023 {
-            return Err(ApiError::bad_request(
-                "Metadata property value greater than 1023 characters.",
-            ));
-        }
-        out.insert(k.clone(), v.to_owned());
-    }
-    Ok(out)
 }
 
 /// A positive whole size in GiB (a JSON integer or a string holding one).

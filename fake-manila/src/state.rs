@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::ceph::{CephClient, CephError, Secret};
 use crate::config::{Config, Faults, Quotas};
-use crate::keystone::{Identity, TokenSource};
+use crate::identity::{Identity, TokenSource};
 use crate::time::Timestamp;
 
 /// A failure to start the service.
