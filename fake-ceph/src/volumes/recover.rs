@@ -103,8 +103,23 @@ impl Volumes {
         let mut out = Reconciled::default();
         let vols = fs_root.join("volumes");
         std::fs::create_dir_all(&vols)?;
-        let trash_dir = vols.join("_deleting");
         let mut to_trash: Vec<PathBuf> = Vec::new();
+        self.reconcile_groups(fs, &vols, &mut out, &mut to_trash)?;
+        self.reconcile_subvolumes(fs, &vols, &mut out, &mut to_trash)?;
+        self.recount_pending_clones(fs);
+        trash_recovered(&vols.join("_deleting"), to_trash, &mut out)?;
+        Ok(out)
+    }
+
+    /// Group directories: made again for records that lost them; those without a record
+    /// are to go to the trash.
+    fn reconcile_groups(
+        &self,
+        fs: &str,
+        vols: &Path,
+        out: &mut Reconciled,
+        to_trash: &mut Vec<PathBuf>,
+    ) -> std::io::Result<()> {
         // Groups: records without directories are made again; directories without
         // records go.
         for ((f, g), group) in &self.groups {
@@ -123,6 +138,19 @@ impl Volumes {
             }
             to_trash.push(vols.join(&name));
         }
+        Ok(())
+    }
+
+    /// Each group's subvolumes against their directories: snapshots and data that are
+    /// gone are dropped from the records, directories without a record are to go to the
+    /// trash, and a retained subvolume left without snapshots is removed.
+    fn reconcile_subvolumes(
+        &mut self,
+        fs: &str,
+        vols: &Path,
+        out: &mut Reconciled,
+        to_trash: &mut Vec<PathBuf>,
+    ) -> std::io::Result<()> {
         let keys: Vec<(String, String)> = self
             .groups
             .keys()
@@ -197,6 +225,11 @@ impl Volumes {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Keeps as a snapshot's pending clones only the clones that still wait for it.
+    fn recount_pending_clones(&mut self, fs: &str) {
         // Pending clones are the clones still waiting for their snapshot.
         let waiting: std::collections::BTreeSet<(String, String, String, String, String, String)> =
             self.groups
@@ -243,27 +276,36 @@ impl Volumes {
         for (g, n) in fixed {
             self.mark_sv(fs, &g, &n);
         }
-        to_trash.sort();
-        to_trash.dedup();
-        for dir in to_trash {
-            // A directory inside one already trashed went with it.
-            if !dir.exists() {
-                continue;
-            }
-            std::fs::create_dir_all(&trash_dir)?;
-            let mut k = 0u64;
-            let dest = loop {
-                let d = trash_dir.join(format!("recovered-{k}"));
-                if !d.exists() {
-                    break d;
-                }
-                k += 1;
-            };
-            std::fs::rename(&dir, &dest)?;
-            out.trashed.push(dir);
-        }
-        Ok(out)
     }
+}
+
+/// Moves what recovery found without a record to the trash (`recovered-<n>`), each path
+/// once; a directory inside one already moved went with it.
+fn trash_recovered(
+    trash_dir: &Path,
+    mut to_trash: Vec<PathBuf>,
+    out: &mut Reconciled,
+) -> std::io::Result<()> {
+    to_trash.sort();
+    to_trash.dedup();
+    for dir in to_trash {
+        // A directory inside one already trashed went with it.
+        if !dir.exists() {
+            continue;
+        }
+        std::fs::create_dir_all(trash_dir)?;
+        let mut k = 0u64;
+        let dest = loop {
+            let d = trash_dir.join(format!("recovered-{k}"));
+            if !d.exists() {
+                break d;
+            }
+            k += 1;
+        };
+        std::fs::rename(&dir, &dest)?;
+        out.trashed.push(dir);
+    }
+    Ok(())
 }
 
 /// What [`Volumes::reconcile`] did.
