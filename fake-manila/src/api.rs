@@ -211,7 +211,20 @@ const COLLECTIONS: &[&str] = &[
     "messages",
 ];
 
+/// Routes a `/v2/...` request by its first segment (after the optional project ID).
 fn route(ctx: &Ctx, method: &Method, path: &str, body: Option<&[u8]>) -> ApiResult<Response> {
+    let segs = segments(ctx, path)?;
+    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    match s.first().copied() {
+        Some("shares" | "share-access-rules") => route_shares(ctx, method, &s, body),
+        Some("snapshots") => route_snapshots(ctx, method, &s, body),
+        _ => route_resources(ctx, method, &s, body),
+    }
+}
+
+/// The decoded path segments after `/v2/`, without the project ID if the URL has one
+/// (it must look like one and be the token's).
+fn segments(ctx: &Ctx, path: &str) -> ApiResult<Vec<String>> {
     let rest = path
         .strip_prefix("/v2/")
         .ok_or_else(ApiError::no_resource)?;
@@ -236,24 +249,46 @@ fn route(ctx: &Ctx, method: &Method, path: &str, body: Option<&[u8]>) -> ApiResu
             return Err(ApiError::no_resource());
         }
     }
-    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
-    let m = method.clone();
-    let v = ctx.version;
-    let gate = |min: u32| -> ApiResult<()> {
-        if v.at_least(min) {
-            Ok(())
-        } else {
-            Err(ApiError::no_resource())
-        }
-    };
-    let below = |max_excl: u32| -> ApiResult<()> {
-        if v.at_least(max_excl) {
-            Err(ApiError::no_resource())
-        } else {
-            Ok(())
-        }
-    };
-    match (m, s.as_slice()) {
+    Ok(segs)
+}
+
+/// 404 below microversion 2.`min`.
+fn gate(ctx: &Ctx, min: u32) -> ApiResult<()> {
+    if ctx.version.at_least(min) {
+        Ok(())
+    } else {
+        Err(ApiError::no_resource())
+    }
+}
+
+/// 404 from microversion 2.`max_excl` on.
+fn below(ctx: &Ctx, max_excl: u32) -> ApiResult<()> {
+    if ctx.version.at_least(max_excl) {
+        Err(ApiError::no_resource())
+    } else {
+        Ok(())
+    }
+}
+
+/// What no route matched: 405 under a known collection, 404 elsewhere.
+fn not_routed(s: &[&str]) -> ApiResult<Response> {
+    match s {
+        [first, ..] if COLLECTIONS.contains(first) => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "The method specified is not allowed for this resource.",
+        )),
+        _ => Err(ApiError::no_resource()),
+    }
+}
+
+/// `/shares/...` (with export locations and metadata) and `/share-access-rules/...`.
+fn route_shares(
+    ctx: &Ctx,
+    method: &Method,
+    s: &[&str],
+    body: Option<&[u8]>,
+) -> ApiResult<Response> {
+    match (method.clone(), s) {
         (Method::GET, ["shares"]) => share::list(ctx, false),
         (Method::GET, ["shares", "detail"]) => share::list(ctx, true),
         (Method::POST, ["shares"]) => share::create(ctx, &json_body(body)?),
@@ -262,11 +297,11 @@ fn route(ctx: &Ctx, method: &Method, path: &str, body: Option<&[u8]>) -> ApiResu
         (Method::DELETE, ["shares", id]) => share::delete(ctx, id),
         (Method::POST, ["shares", id, "action"]) => share::action(ctx, id, &json_body(body)?),
         (Method::GET, ["shares", id, "export_locations"]) => {
-            gate(9)?;
+            gate(ctx, 9)?;
             share::export_locations(ctx, id)
         }
         (Method::GET, ["shares", id, "export_locations", el]) => {
-            gate(9)?;
+            gate(ctx, 9)?;
             share::export_location(ctx, id, el)
         }
         (Method::GET, ["shares", id, "metadata"]) => share::metadata_get(ctx, id),
@@ -284,13 +319,25 @@ fn route(ctx: &Ctx, method: &Method, path: &str, body: Option<&[u8]>) -> ApiResu
             share::metadata_delete_item(ctx, id, key)
         }
         (Method::GET, ["share-access-rules"]) => {
-            gate(45)?;
+            gate(ctx, 45)?;
             access_rule::list(ctx)
         }
         (Method::GET, ["share-access-rules", id]) => {
-            gate(45)?;
+            gate(ctx, 45)?;
             access_rule::show(ctx, id)
         }
+        _ => not_routed(s),
+    }
+}
+
+/// `/snapshots/...`.
+fn route_snapshots(
+    ctx: &Ctx,
+    method: &Method,
+    s: &[&str],
+    body: Option<&[u8]>,
+) -> ApiResult<Response> {
+    match (method.clone(), s) {
         (Method::GET, ["snapshots"]) => snapshot::list(ctx, false),
         (Method::GET, ["snapshots", "detail"]) => snapshot::list(ctx, true),
         (Method::POST, ["snapshots"]) => snapshot::create(ctx, &json_body(body)?),
@@ -298,49 +345,57 @@ fn route(ctx: &Ctx, method: &Method, path: &str, body: Option<&[u8]>) -> ApiResu
         (Method::PUT, ["snapshots", id]) => snapshot::update(ctx, id, &json_body(body)?),
         (Method::DELETE, ["snapshots", id]) => snapshot::delete(ctx, id),
         (Method::GET, ["snapshots", id, "export-locations"]) => {
-            gate(32)?;
+            gate(ctx, 32)?;
             snapshot::export_locations(ctx, id)
         }
         (Method::GET, ["snapshots", id, "export-locations", el]) => {
-            gate(32)?;
+            gate(ctx, 32)?;
             snapshot::export_location(ctx, id, el)
         }
+        _ => not_routed(s),
+    }
+}
+
+/// Share types, quota sets, limits, availability zones and user messages.
+fn route_resources(
+    ctx: &Ctx,
+    method: &Method,
+    s: &[&str],
+    body: Option<&[u8]>,
+) -> ApiResult<Response> {
+    match (method.clone(), s) {
         (Method::GET, ["types"]) => resources::types(ctx),
         (Method::GET, ["types", id]) => resources::type_show(ctx, id),
         (Method::GET, ["types", id, "extra_specs"]) => resources::type_extra_specs(ctx, id),
         (m, ["quota-sets", rest @ ..]) => {
-            gate(7)?;
+            gate(ctx, 7)?;
             resources::quota(ctx, &m, rest, body)
         }
         (m, ["os-quota-sets", rest @ ..]) => {
-            below(7)?;
+            below(ctx, 7)?;
             resources::quota(ctx, &m, rest, body)
         }
         (Method::GET, ["limits"]) => resources::limits(ctx),
         (Method::GET, ["availability-zones"]) => {
-            gate(7)?;
+            gate(ctx, 7)?;
             resources::availability_zones(ctx)
         }
         (Method::GET, ["os-availability-zone"]) => {
-            below(7)?;
+            below(ctx, 7)?;
             resources::availability_zones(ctx)
         }
         (Method::GET, ["messages"]) => {
-            gate(37)?;
+            gate(ctx, 37)?;
             resources::messages(ctx)
         }
         (Method::GET, ["messages", id]) => {
-            gate(37)?;
+            gate(ctx, 37)?;
             resources::message_show(ctx, id)
         }
         (Method::DELETE, ["messages", id]) => {
-            gate(37)?;
+            gate(ctx, 37)?;
             resources::message_delete(ctx, id)
         }
-        (_, [first, ..]) if COLLECTIONS.contains(first) => Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "The method specified is not allowed for this resource.",
-        )),
-        _ => Err(ApiError::no_resource()),
+        _ => not_routed(s),
     }
 }
