@@ -22,9 +22,9 @@ use rand::{Rng, SeedableRng, TryRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
-use crate::ceph::Secret;
 use crate::config::IdentityConfig;
 use crate::error::KeystoneError;
+use crate::secret::{Secret, constant_time_eq};
 use crate::time::Timestamp;
 
 /// The domain every user and project is in.
@@ -150,9 +150,9 @@ const PURGE_EVERY: u64 = 1024;
 struct TokenStore {
     /// The most tokens one user holds (at least 1).
     per_user: usize,
-    tokens: HashMap<Arc<str>, Held>,
+    tokens: HashMap<Secret, Held>,
     /// User ID → issue number → token.
-    by_user: HashMap<String, BTreeMap<u64, Arc<str>>>,
+    by_user: HashMap<String, BTreeMap<u64, Secret>>,
     /// Tokens issued so far: the next issue number.
     issued: u64,
 }
@@ -252,7 +252,7 @@ impl TokenStore {
                 self.purge_user(&u, now);
             }
         }
-        let token: Arc<str> = token.into();
+        let token = Secret::new(token);
         let seq = self.issued;
         // 256 random bits do not repeat; were one to, the newer token would replace the
         // older, whose index entry then drops out when it reaches the front.
@@ -320,7 +320,7 @@ impl Identity {
             users.push(User {
                 id: u.id.clone().unwrap_or_else(|| hex_id(rng)),
                 name: u.name.clone(),
-                password: Secret::new(u.password.clone()),
+                password: u.password.clone(),
                 project_id,
                 roles: u.roles.clone(),
             });
@@ -334,7 +334,7 @@ impl Identity {
             app_creds.push(AppCredential {
                 id: a.id.clone().unwrap_or_else(|| hex_id(rng)),
                 name: a.name.clone(),
-                secret: Secret::new(a.secret.clone()),
+                secret: a.secret.clone(),
                 user_id: user.id.clone(),
             });
         }
@@ -604,13 +604,6 @@ fn check_domain(domain: Option<&Value>) -> Result<(), KeystoneError> {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// The service catalog: `identity` (Keystone's `/v3`) and `sharev2` (Manila's `/v2`, no
 /// project ID in the URL), each with public, internal and admin endpoints in
 /// `RegionOne`. There is no legacy v1 `share` entry: gophercloud takes the first entry
@@ -708,6 +701,17 @@ mod tests {
         assert!(id.validate(&demo[900]).is_some());
         assert!(id.validate(&newer).is_some());
         assert_eq!(id.token_count(), 1 + 100);
+    }
+
+    #[test]
+    fn debug_shows_no_token_password_or_credential_secret() {
+        let id = identity(10, TokenSource::new(Some(1)));
+        let token = issue(&id, "demo", HOUR);
+        let shown = format!("{id:?}");
+        assert!(!shown.contains(&token), "a token in {shown}");
+        // The default users' passwords are their names: look for the field's value.
+        assert!(!shown.contains("password: \"demo\""), "{shown}");
+        assert!(shown.contains("REDACTED"), "{shown}");
     }
 
     #[test]

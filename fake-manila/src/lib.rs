@@ -105,6 +105,7 @@ pub mod message;
 pub mod metrics;
 pub mod microversion;
 pub mod resources;
+pub mod secret;
 pub mod serve;
 pub mod share;
 pub mod snapshot;
@@ -120,10 +121,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use serde_json::json;
 
-pub use ceph::{CephClient, CephConfig, CephIdentity, Secret, parse_keyring};
+pub use ceph::{CephClient, CephConfig, CephIdentity, parse_keyring};
 pub use config::{Config, Delays, Faults, IdentityConfig, Quotas};
 pub use error::{ApiError, KeystoneError};
 pub use microversion::Version;
+pub use secret::Secret;
 pub use serve::Listeners;
 pub use state::{AppState, StartError};
 
