@@ -17,6 +17,8 @@ use crate::state::AppState;
 use crate::wire::{Ctx, decode_segment, json_body, query_pairs};
 use crate::{access_rule, resources, share, snapshot};
 
+/// One version object: its `id`, `status` and microversion range (empty strings for a
+/// version without microversions), the `updated`, `describedby` link and `media-types`
 /// that Manila's `manila/api/versions.py` gives every version, and its `self` link.
 fn version_entry(
     id: &str,

@@ -104,9 +104,6 @@ pub fn decode_segment(s: &str) -> String {
         .into_owned()
 }
 
-/// One version object: its `id`, `status` and microversion range (empty strings for a
-/// version without microversions), the `updated`, `describedby` link and `media-types`
-
 /// Parses a JSON body; a malformed one is 400.
 pub fn json_body(body: Option<&[u8]>) -> ApiResult<Value> {
     let b = body.unwrap_or(b"");

@@ -170,11 +170,6 @@ impl Cluster {
         Ok(mount)
     }
 
-    /// Opens again, after a restart on a metadata store, the sessions it recorded, as
-    /// their clients reconnect after an MDS restart: same id, token and root, with the
-    /// caps their entity has now. A session whose entity is gone, whose caps no longer
-    /// allow its root, or whose record is unreadable is dropped (its client's reconnect
-    /// is refused), and so is its record. Returns how many were opened.
 
     /// A mounted session by id, for the HTTP layer.
     pub fn session(&self, id: u64) -> Option<Mount> {
@@ -645,9 +640,6 @@ impl Mount {
         Ok(entry)
     }
 
-    /// Runs one operation: a dead session or a down MDS fails before the MDS sees it;
-    /// anything else is an MDS request and is counted (but for quota refusals, which
-    /// the client makes on its own, and statfs, which the monitors answer).
 
     fn getxattr(&self, e: &crate::beneath::Entry, name: &str) -> CephResult<String> {
         let usage = || {

@@ -332,8 +332,6 @@ impl Volumes {
         crate::store::encode(&self.overrides)
     }
 
-    /// The state of the store's records over `options` (the cluster's configuration):
-    /// nothing is marked and the tree is not looked at ([`Volumes::reconcile`] does that).
 
     /// The quota realm and CephFS data path of the subvolume that contains `path`.
     pub fn realm_for_path(&self, fs: &str, path: &str) -> Option<(Arc<QuotaRealm>, String)> {

@@ -130,7 +130,7 @@ impl Volumes {
                 out.remade.push(format!("/volumes/{g}"));
             }
         }
-        for name in subdirs(&vols)? {
+        for name in subdirs(vols)? {
             if (name.starts_with('_') && name != NO_GROUP)
                 || self.groups.contains_key(&(fs.to_owned(), name.clone()))
             {
