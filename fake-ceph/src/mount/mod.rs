@@ -170,7 +170,6 @@ impl Cluster {
         Ok(mount)
     }
 
-
     /// A mounted session by id, for the HTTP layer.
     pub fn session(&self, id: u64) -> Option<Mount> {
         let s = self.inner.mds.sessions.read().get(&id).cloned()?;
@@ -639,7 +638,6 @@ impl Mount {
         }
         Ok(entry)
     }
-
 
     fn getxattr(&self, e: &crate::beneath::Entry, name: &str) -> CephResult<String> {
         let usage = || {

@@ -166,7 +166,6 @@ impl Volumes {
         self.detach_pending_clone(source, n, g);
     }
 
-
     fn snapshot_data_dir(&self, data: &DataDir, src: &CloneSource) -> Option<PathBuf> {
         let sv = self
             .groups

@@ -332,7 +332,6 @@ impl Volumes {
         crate::store::encode(&self.overrides)
     }
 
-
     /// The quota realm and CephFS data path of the subvolume that contains `path`.
     pub fn realm_for_path(&self, fs: &str, path: &str) -> Option<(Arc<QuotaRealm>, String)> {
         let mut parts = path.split('/').filter(|p| !p.is_empty());
