@@ -14,7 +14,7 @@
 //! seed, for simulations and tests; of the OS, for a server started by hand: the binary
 //! uses it unless `--seed` is given).
 //!
-//! Where to start reading: [`cluster`] (the command registry and pipeline), [`state`]
+//! Where to start reading: [`cluster`] (the command registry and pipeline), `state`
 //! (what command handlers see), the handlers of each family of commands (`handlers`),
 //! [`volumes`] (subvolumes, snapshots, clones), [`mds`] (sessions and counters),
 //! [`mount`] (client mounts and their operations), [`mds_load`]
@@ -138,7 +138,7 @@ pub mod beneath;
 pub mod cephx;
 pub mod cluster;
 pub mod command;
-pub mod config;
+mod config;
 pub mod error;
 pub mod fault;
 pub mod fsmap;
@@ -147,11 +147,11 @@ pub mod http;
 pub mod mds;
 pub mod mds_load;
 pub mod metrics;
-pub mod mgr;
+mod mgr;
 pub mod mount;
 pub mod rados;
 pub mod service;
-pub mod state;
+mod state;
 pub mod store;
 pub mod time;
 pub mod tree;

@@ -16,10 +16,10 @@
 //!
 //! Where to start reading: [`keystone_router`] and [`manila_router`] (one
 //! [`AppState`] behind both; [`Listeners`] binds and serves the pair), then [`api`] (the dispatcher: token, version,
-//! faults, routes), [`wire`] (the request context and the readings and answers that the
+//! faults, routes), `wire` (the request context and the readings and answers that the
 //! dispatcher and the handlers share), [`share`] (the share view and the asynchronous
 //! transitions), [`access_rule`], [`snapshot`], [`keystone`] (the identity API's
-//! handlers) over [`identity`] (users, projects, tokens), [`ceph`] (the calls Manila's
+//! handlers) over `identity` (users, projects, tokens), [`ceph`] (the calls Manila's
 //! driver makes).
 //!
 //! # What is modelled
@@ -99,7 +99,7 @@ pub mod api;
 pub mod ceph;
 pub mod config;
 pub mod error;
-pub mod identity;
+mod identity;
 pub mod keystone;
 pub mod message;
 pub mod metrics;
@@ -111,7 +111,7 @@ pub mod share;
 pub mod snapshot;
 pub mod state;
 pub mod time;
-pub mod wire;
+mod wire;
 
 use axum::Router;
 use axum::body::Body;
