@@ -1,104 +1,34 @@
-//! The cluster: configuration, shared state, and the command pipeline every request
-//! goes through (parse, look up, check caps, validate, apply faults, run, count).
+//! The cluster: the registry of every command table, starting (or recovering) a
+//! cluster, and the command pipeline every request goes through (parse, look up, check
+//! caps, validate, apply faults, run, count). It stands above the handler modules and
+//! [`crate::state`], which they share.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
-use rand::{Rng, RngExt, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value};
-use tokio::runtime::RuntimeFlavor;
 
 use crate::auth::AuthDb;
 use crate::cephx::{Caps, EntityName, Key, keyring_section};
 use crate::command::{Args, CommandSpec, Daemon};
+use crate::config::{Config, SecretSource};
 use crate::error::{CephError, CephResult, Reply, errno};
-use crate::fault::{Faults, Verdict};
+use crate::fault::{Faults, apply_verdict};
 use crate::fsmap::Maps;
-use crate::mds::{Mds, MdsConfig};
+use crate::mds::{Mds, STATE_OPEN, Session, SessionRecord, SessionToken};
 use crate::metrics::Metrics;
+use crate::mgr::{MgrThread, off_runtime, on_mgr_thread};
 use crate::rados::Rados;
+use crate::state::{Caller, Handler, Inner, Shared, uuid_from};
 use crate::store::{ClusterRecord, Loaded, Metadata, RecordKey, Store};
-use crate::tree::{DataDir, Purger};
-use crate::volumes::{Volumes, VolumesConfig};
-
-/// Everything a fake cluster is started with. `Config::default()` is a healthy one-node
-/// cluster with one file system named `cephfs`.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// The file system (and `volumes` volume) name.
-    pub fs_name: String,
-    /// Where the CephFS tree lives; `None` is a temporary directory removed on drop.
-    pub data_dir: Option<PathBuf>,
-    /// The master seed: the fsid, UUIDs and fault decisions derive from it, and keys and
-    /// session tokens too unless [`Config::secrets`] says otherwise.
-    pub seed: u64,
-    /// Where keys and session tokens come from.
-    pub secrets: SecretSource,
-    /// Monitor addresses reported by `mon dump` and in subvolume `mon_addrs`.
-    pub mon_addrs: Vec<String>,
-    /// A fixed `client.admin` key (base64); generated from the seed if `None`.
-    pub admin_key: Option<String>,
-    /// Raw capacity reported by `df` and by `statfs` of unquoted trees.
-    pub capacity_bytes: u64,
-    /// `volumes` module options and clone timing.
-    pub volumes: VolumesConfig,
-    /// The MDS model.
-    pub mds: MdsConfig,
-    /// Faults in force from the start.
-    pub faults: Faults,
-    /// The clock of timed transitions (clone progress).
-    pub clock: crate::time::Clock,
-    /// Where the metadata is kept: in memory (the default), or durably in the data dir
-    /// ([`Metadata::Durable`], which needs [`Config::data_dir`]; what the binary uses
-    /// with `--data-dir`).
-    pub metadata: Metadata,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            fs_name: "cephfs".into(),
-            data_dir: None,
-            seed: 0,
-            secrets: SecretSource::Seed,
-            mon_addrs: vec!["127.0.0.1:6789".into()],
-            admin_key: None,
-            capacity_bytes: 1 << 40,
-            volumes: VolumesConfig::default(),
-            mds: MdsConfig::default(),
-            faults: Faults::default(),
-            clock: crate::time::Clock::System,
-            metadata: Metadata::InMemory,
-        }
-    }
-}
-
-/// Where a cluster's secrets (cephx keys, session tokens) come from. Either way they
-/// come from a stream of their own, never the one the fsid and UUIDs come from, so
-/// nothing shown without credentials (`GET /`, `fsid`) derives from them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum SecretSource {
-    /// A stream of [`Config::seed`] of their own: one seed, the same keys (simulations,
-    /// tests).
-    #[default]
-    Seed,
-    /// The operating system's random source, drawn once at start to seed a CSPRNG: what
-    /// a server started by hand uses (`fake-ceph` without `--seed`).
-    Os,
-}
-
-/// Who sends a command: an authenticated entity and its caps at that moment.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// The entity.
-    pub entity: EntityName,
-    /// Its caps.
-    pub caps: Arc<Caps>,
-}
+use crate::tree::{DataDir, Purger, join_within};
+use crate::volumes::Volumes;
 
 /// Where a command is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,41 +46,6 @@ pub enum Target {
 /// The ChaCha stream of a seed that secrets come from (the public values use stream 0).
 const SECRET_STREAM: u64 = 0x7365_6372_6574;
 
-/// A command handler.
-pub(crate) type Handler = fn(&Inner, &Args<'_>, &Caller) -> CephResult<Reply>;
-
-/// State behind one lock: the maps, the `volumes` module, RADOS objects, faults.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) maps: Maps,
-    pub(crate) volumes: Volumes,
-    pub(crate) rados: Rados,
-    pub(crate) faults: Faults,
-}
-
-/// The cluster's state. Fields drop in order: the purge thread stops before the data
-/// directory is removed.
-#[derive(Debug)]
-pub struct Inner {
-    pub(crate) config: Config,
-    pub(crate) started: Instant,
-    pub(crate) auth: RwLock<AuthDb>,
-    pub(crate) shared: Mutex<Shared>,
-    pub(crate) mds: Mds,
-    pub(crate) metrics: Metrics,
-    rng: Mutex<ChaCha8Rng>,
-    /// Keys and session tokens only ([`SecretSource`]).
-    secret_rng: Mutex<ChaCha8Rng>,
-    /// Runs `volumes` (mgr) commands one after another, off the async runtime.
-    mgr: MgrThread,
-    pub(crate) purger: Purger,
-    /// Where changed records are committed before a command is answered.
-    pub(crate) store: Store,
-    /// How many times the cluster had started on its store before this start.
-    boot: u64,
-    pub(crate) data: DataDir,
-}
-
 /// A fake Ceph cluster. Cheap to clone; clones share the cluster.
 #[derive(Debug, Clone)]
 pub struct Cluster {
@@ -160,11 +55,11 @@ pub struct Cluster {
 static COMMANDS: LazyLock<HashMap<&'static str, (CommandSpec, Handler)>> = LazyLock::new(|| {
     let mut m = HashMap::new();
     for table in [
-        crate::fsmap::COMMANDS,
-        crate::auth::COMMANDS,
-        crate::volumes::COMMANDS,
-        crate::rados::COMMANDS,
-        crate::mds::MON_COMMANDS,
+        crate::handlers::fsmap::COMMANDS,
+        crate::handlers::auth::COMMANDS,
+        crate::handlers::volumes::COMMANDS,
+        crate::handlers::rados::COMMANDS,
+        crate::handlers::mds::MON_COMMANDS,
     ] {
         for (spec, h) in table {
             m.insert(spec.prefix, (*spec, *h));
@@ -175,7 +70,7 @@ static COMMANDS: LazyLock<HashMap<&'static str, (CommandSpec, Handler)>> = LazyL
 
 static MDS_COMMANDS: LazyLock<HashMap<&'static str, (CommandSpec, Handler)>> =
     LazyLock::new(|| {
-        crate::mds::TELL_COMMANDS
+        crate::handlers::mds::TELL_COMMANDS
             .iter()
             .map(|(s, h)| (s.prefix, (*s, *h)))
             .collect()
@@ -347,7 +242,7 @@ impl Cluster {
             inner: Arc::new(inner),
         };
         if !sessions.is_empty() {
-            let n = cluster.restore_sessions(sessions);
+            let n = cluster.inner.restore_sessions(sessions);
             tracing::info!(sessions = n, "MDS sessions reopened for their clients");
             // Records of sessions that could not be reopened are removed now.
             let inner = &cluster.inner;
@@ -590,125 +485,12 @@ impl Cluster {
 
     /// The Prometheus text exposition of the cluster's metrics.
     pub fn metrics_text(&self) -> String {
-        self.inner.metrics.render(&self.inner)
+        let inner = &self.inner;
+        let subvolumes = inner.shared.lock().volumes.subvolume_count();
+        inner
+            .metrics
+            .render(&inner.mds, subvolumes, inner.purger.pending())
     }
-}
-
-/// Runs blocking work (file system calls) without stalling the async runtime: in place
-/// on a multi-threaded runtime (the thread hands its other tasks over), on the blocking
-/// pool on a current-thread one, and directly outside any runtime. `None` if it panicked.
-pub(crate) async fn off_runtime<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Option<T> {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            Some(tokio::task::block_in_place(work))
-        }
-        Ok(_) => tokio::task::spawn_blocking(work).await.ok(),
-        Err(_) => Some(work()),
-    }
-}
-
-type MgrJob = Box<dyn FnOnce() + Send + 'static>;
-
-/// What the mgr thread is sent: a job, or the word to stop (its owner is dropped while
-/// others may still hold senders).
-enum MgrMessage {
-    Job(MgrJob),
-    Stop,
-}
-
-/// A handle to queue jobs on the mgr thread.
-#[derive(Clone)]
-struct MgrSender(std::sync::mpsc::Sender<MgrMessage>);
-
-impl std::fmt::Debug for MgrSender {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MgrSender").finish_non_exhaustive()
-    }
-}
-
-/// One thread that runs `volumes` commands in arrival order, as the mgr's `volumes`
-/// module serves them. They all hold the cluster state's lock while they touch the tree,
-/// so they run one at a time anyway; a dedicated thread spares each of them handing a
-/// runtime worker over to a new thread (`block_in_place`), which costs more than the
-/// command itself on a fast file system.
-#[derive(Debug)]
-struct MgrThread {
-    jobs: MgrSender,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl MgrThread {
-    fn start() -> Self {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("fake-ceph-mgr".into())
-            .spawn(move || mgr_loop(&rx))
-            .ok();
-        Self {
-            jobs: MgrSender(tx),
-            thread,
-        }
-    }
-
-    /// A handle to queue jobs on, or `None` if the thread could not be started.
-    fn clone_sender(&self) -> Option<MgrSender> {
-        self.thread.as_ref().map(|_| self.jobs.clone())
-    }
-}
-
-fn mgr_loop(rx: &std::sync::mpsc::Receiver<MgrMessage>) {
-    while let Ok(MgrMessage::Job(job)) = rx.recv() {
-        // A panicking job answers `None` to its caller (its sender is dropped); the
-        // thread goes on serving the others.
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-    }
-    // Stopped: jobs still queued are dropped with the receiver, and their callers get
-    // `None`.
-}
-
-impl Drop for MgrThread {
-    fn drop(&mut self) {
-        let _ = self.jobs.0.send(MgrMessage::Stop);
-        if let Some(t) = self.thread.take() {
-            // The last handle on the cluster can be dropped by a job on the thread
-            // itself: it cannot wait for itself, and it stops at the next message.
-            if t.thread().id() != std::thread::current().id() {
-                let _ = t.join();
-            }
-        }
-    }
-}
-
-/// Runs `work` on the mgr thread and waits for it without blocking the runtime; without
-/// a mgr thread, as [`off_runtime`] does. `None` if it panicked or the thread stopped.
-async fn on_mgr_thread<T: Send + 'static>(
-    mgr: Option<MgrSender>,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Option<T> {
-    let Some(mgr) = mgr else {
-        return off_runtime(work).await;
-    };
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let job: MgrJob = Box::new(move || {
-        let _ = tx.send(work());
-    });
-    mgr.0.send(MgrMessage::Job(job)).ok()?;
-    rx.await.ok()
-}
-
-/// Sleeps or hangs as the verdict says; an injected failure becomes the reply.
-pub(crate) async fn apply_verdict(v: &Verdict) -> Option<Reply> {
-    if !v.delay.is_zero() {
-        tokio::time::sleep(v.delay).await;
-    }
-    if v.hang {
-        std::future::pending::<()>().await;
-    }
-    v.fail.map(|e| {
-        CephError::new(e, format!("{} (fault injected)", crate::error::strerror(e))).into()
-    })
 }
 
 fn run(
@@ -827,55 +609,75 @@ fn recovered_state(
     Ok((maps, auth, volumes, rados))
 }
 
-/// A UUID (v4 layout) from the seeded RNG.
-pub(crate) fn uuid_from(rng: &mut impl Rng) -> String {
-    let mut b = [0u8; 16];
-    rng.fill_bytes(&mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
 impl Inner {
-    /// A fresh cephx key from the secrets' RNG.
-    pub(crate) fn new_key(&self) -> Key {
-        let now = crate::time::now_unix();
-        Key::generate(
-            &mut *self.secret_rng.lock(),
-            now.as_secs() as u32,
-            now.subsec_nanos(),
-        )
-    }
-
-    /// Random bytes from the secrets' RNG (session tokens).
-    pub(crate) fn secret_bytes(&self, out: &mut [u8]) {
-        self.secret_rng.lock().fill_bytes(out);
-    }
-
-    /// A fresh UUID from the seeded RNG.
-    pub(crate) fn new_uuid(&self) -> String {
-        uuid_from(&mut *self.rng.lock())
-    }
-
-    /// A number in [0, 1) from the seeded RNG.
-    pub(crate) fn draw(&self) -> f64 {
-        self.rng.lock().random::<f64>()
-    }
-
-    pub(crate) fn fault_verdict(&self, prefix: &str) -> Verdict {
-        let faults = self.shared.lock().faults.clone();
-        if faults.rules.is_empty() {
-            return Verdict::default();
+    /// Opens again, after a restart on a metadata store, the sessions it recorded, as
+    /// their clients reconnect after an MDS restart: same id, token and root, with the
+    /// caps their entity has now. A session whose entity is gone, whose caps no longer
+    /// allow its root, or whose record is unreadable is dropped (its client's reconnect
+    /// is refused), and so is its record. Returns how many were opened.
+    pub(crate) fn restore_sessions(&self, records: Vec<(u64, Vec<u8>)>) -> usize {
+        let inner = self;
+        let mut restored = 0;
+        for (id, bytes) in records {
+            let session = serde_json::from_slice::<SessionRecord>(&bytes)
+                .ok()
+                .and_then(|r| self.reopened(r));
+            match session {
+                Some(s) => {
+                    inner.mds.sessions.write().insert(s.id, Arc::new(s));
+                    restored += 1;
+                }
+                None => {
+                    let _guard = inner.mds.sessions.write();
+                    inner.mds.marks.mark(crate::store::RecordKey::Session(id));
+                }
+            }
         }
-        faults.decide(prefix, || self.draw())
+        inner
+            .mds
+            .counters
+            .session_add
+            .fetch_add(restored as u64, Ordering::Relaxed);
+        inner
+            .mds
+            .counters
+            .caps
+            .fetch_add(restored as u64, Ordering::Relaxed);
+        restored
+    }
+
+    fn reopened(&self, r: SessionRecord) -> Option<Session> {
+        let inner = self;
+        let entity = EntityName::parse(&r.entity).ok()?;
+        let caps = inner.auth.read().get(entity.as_str())?.caps.clone();
+        if !caps.mds_root_allowed(&r.fs, &r.root) {
+            return None;
+        }
+        let realm = inner.shared.lock().volumes.realm_for_path(&r.fs, &r.root);
+        let fs_root = inner.data.fs_root(&r.fs);
+        let local_root = join_within(&fs_root, &r.root).ok()?;
+        if let Some((realm, path)) = &realm
+            && let Ok(dir) = join_within(&fs_root, path)
+        {
+            realm.ensure_counted(&dir);
+        }
+        Some(Session {
+            id: r.id,
+            nonce: r.nonce,
+            token: SessionToken(r.token),
+            entity,
+            caps,
+            fs: r.fs,
+            root: r.root,
+            local_root,
+            fs_root,
+            metadata: r.metadata,
+            realm: realm.map(|(r, _)| r),
+            opened: Instant::now(),
+            state: AtomicU8::new(STATE_OPEN),
+            num_caps: AtomicU64::new(1),
+            completed: AtomicU64::new(0),
+        })
     }
 
     fn check_mds_target(&self, name: &str) -> CephResult<()> {
@@ -948,76 +750,6 @@ impl Inner {
         }
         self.sync_through(self.store.marked())
     }
-
-    /// Commits every record marked up to `upto` (and any marked since), unless that is
-    /// done already; blocks. The first caller commits for everyone waiting behind it.
-    pub(crate) fn sync_through(&self, upto: u64) -> std::io::Result<()> {
-        let store = &self.store;
-        if store.is_committed(upto) {
-            return Ok(());
-        }
-        let _leader = store.lead();
-        if store.is_committed(upto) {
-            return Ok(());
-        }
-        let (keys, covered, batch) = {
-            // Marks are made under one of these locks: holding both, the set holds
-            // whole commands.
-            let sh = self.shared.lock();
-            let auth = self.auth.read();
-            let (keys, covered) = store.take_marked();
-            let batch: Vec<(RecordKey, Option<Vec<u8>>)> = keys
-                .iter()
-                .map(|k| (k.clone(), self.record(&sh, &auth, k)))
-                .collect();
-            (keys, covered, batch)
-        };
-        match store.write(&batch) {
-            Ok(()) => {
-                store.set_committed(covered);
-                Ok(())
-            }
-            Err(e) => {
-                store.restore_marked(keys);
-                Err(e)
-            }
-        }
-    }
-
-    /// A record's current value; `None` if it no longer exists.
-    fn record(&self, sh: &Shared, auth: &AuthDb, key: &RecordKey) -> Option<Vec<u8>> {
-        match key {
-            RecordKey::Cluster => crate::store::encode(&ClusterRecord::new(
-                sh.maps.fsid.clone(),
-                sh.maps.created,
-                sh.maps
-                    .filesystems
-                    .first()
-                    .map(|f| f.name.clone())
-                    .unwrap_or_default(),
-                self.boot,
-            )),
-            RecordKey::Options => sh.volumes.options_record(),
-            RecordKey::Entity(n) => auth.record(n),
-            RecordKey::AuthMeta(id) => sh.volumes.auth_meta_record(id),
-            RecordKey::Group(f, g) => sh.volumes.group_record(f, g),
-            RecordKey::Subvolume(f, g, n) => {
-                sh.volumes.subvolume_record(&self.config.clock, f, g, n)
-            }
-            RecordKey::Object(p, ns, o) => {
-                sh.rados.object_record(&(p.clone(), ns.clone(), o.clone()))
-            }
-            RecordKey::Omap(p, ns, o, k) => {
-                sh.rados.omap_record(&(p.clone(), ns.clone(), o.clone()), k)
-            }
-            RecordKey::Session(id) => self.mds.session_record(*id),
-        }
-    }
-
-    /// Bytes used by every file system's tree (for `df` and unquoted `statfs`).
-    pub(crate) fn fs_used_bytes(&self) -> u64 {
-        crate::tree::du(&self.data.root().join("fs"))
-    }
 }
 
 #[cfg(test)]
@@ -1035,49 +767,6 @@ mod tests {
         assert!(mds.windows(2).all(|w| w[0].prefix < w[1].prefix));
         assert!(mds.iter().any(|s| s.prefix == "session ls"));
         assert_eq!(command_specs()[7].prefix, specs[7].prefix);
-    }
-
-    #[tokio::test]
-    async fn mgr_thread_runs_jobs_in_order_and_survives_a_panic() {
-        let mgr = MgrThread::start();
-        let order = Arc::new(Mutex::new(Vec::new()));
-        let o = order.clone();
-        assert_eq!(
-            on_mgr_thread(mgr.clone_sender(), move || o.lock().push(1)).await,
-            Some(())
-        );
-        assert_eq!(
-            on_mgr_thread(mgr.clone_sender(), || -> u32 { panic!("handler bug") }).await,
-            None
-        );
-        let o = order.clone();
-        assert_eq!(
-            on_mgr_thread(mgr.clone_sender(), move || {
-                o.lock().push(2);
-                7
-            })
-            .await,
-            Some(7)
-        );
-        assert_eq!(*order.lock(), vec![1, 2]);
-        drop(mgr);
-    }
-
-    #[tokio::test]
-    async fn a_stopped_mgr_thread_answers_none_and_the_last_handle_can_drop_on_it() {
-        let mgr = MgrThread::start();
-        let jobs = mgr.clone_sender();
-        drop(mgr);
-        assert_eq!(on_mgr_thread(jobs, || 1).await, None);
-        // The thread drops the last handle on its owner from a job: no self-join.
-        let mgr = Arc::new(Mutex::new(Some(MgrThread::start())));
-        let sender = mgr.lock().as_ref().and_then(MgrThread::clone_sender);
-        let m = mgr.clone();
-        drop(mgr);
-        assert_eq!(
-            on_mgr_thread(sender, move || drop(m.lock().take())).await,
-            Some(())
-        );
     }
 
     #[tokio::test(flavor = "current_thread")]

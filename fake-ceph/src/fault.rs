@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::errno;
+use crate::error::{CephError, Reply, errno};
 
 /// One fault rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -165,6 +165,19 @@ impl fmt::Display for FaultSpec {
             )
         }
     }
+}
+
+/// Sleeps or hangs as the verdict says; an injected failure becomes the reply.
+pub(crate) async fn apply_verdict(v: &Verdict) -> Option<Reply> {
+    if !v.delay.is_zero() {
+        tokio::time::sleep(v.delay).await;
+    }
+    if v.hang {
+        std::future::pending::<()>().await;
+    }
+    v.fail.map(|e| {
+        CephError::new(e, format!("{} (fault injected)", crate::error::strerror(e))).into()
+    })
 }
 
 #[cfg(test)]

@@ -35,10 +35,11 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 
 use crate::cephx::Perm;
-use crate::cluster::{Caller, Cluster, Target};
+use crate::cluster::{Cluster, Target};
 use crate::error::{CephError, errno};
 use crate::fault::Faults;
-use crate::mds::{MountRequest, Op};
+use crate::mount::{MountRequest, Op};
+use crate::state::Caller;
 
 /// The router for a cluster.
 pub fn router(cluster: Cluster) -> Router {

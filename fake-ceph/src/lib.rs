@@ -14,8 +14,10 @@
 //! seed, for simulations and tests; of the OS, for a server started by hand: the binary
 //! uses it unless `--seed` is given).
 //!
-//! Where to start reading: [`cluster`] (the command pipeline), [`volumes`] (subvolumes,
-//! snapshots, clones), [`mds`] (sessions, client operations, counters), [`mds_load`]
+//! Where to start reading: [`cluster`] (the command registry and pipeline), `state`
+//! (what command handlers see), the handlers of each family of commands (`handlers`),
+//! [`volumes`] (subvolumes, snapshots, clones), [`mds`] (sessions and counters),
+//! [`mount`] (client mounts and their operations), [`mds_load`]
 //! (the MDS's capacity, latency and memory model), [`store`] (where the metadata is
 //! kept, and how a change becomes durable), [`http`] (the routes).
 //!
@@ -136,27 +138,34 @@ pub mod beneath;
 pub mod cephx;
 pub mod cluster;
 pub mod command;
+mod config;
 pub mod error;
 pub mod fault;
 pub mod fsmap;
+mod handlers;
 pub mod http;
 pub mod mds;
 pub mod mds_load;
 pub mod metrics;
+mod mgr;
+pub mod mount;
 pub mod rados;
 pub mod service;
+mod state;
 pub mod store;
 pub mod time;
 pub mod tree;
 pub mod volumes;
 
-pub use cluster::{Caller, Cluster, Config, SecretSource, Target};
+pub use cluster::{Cluster, Target};
+pub use config::{Config, SecretSource};
 pub use error::{CephError, CephResult, Reply, errno};
 pub use fault::{FaultRule, FaultSpec, Faults};
 pub use http::router;
-pub use mds::{
-    MdsConfig, MdsCounters, ModelledRequests, Mount, MountRequest, Op, OpOutput, StatInfo, Statfs,
+pub use mds_load::{LoadModel, MdsConfig};
+pub use mount::{
+    MdsCounters, ModelledRequests, Mount, MountRequest, Op, OpOutput, StatInfo, Statfs,
 };
-pub use mds_load::LoadModel;
+pub use state::Caller;
 pub use store::Metadata;
 pub use volumes::VolumesConfig;

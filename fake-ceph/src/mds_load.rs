@@ -2,7 +2,7 @@
 //! reply takes under load, and how many capabilities and cached inodes (hence how much
 //! memory) the clients make it hold. Pure functions of the model's parameters, so that a
 //! simulator can integrate them over its own clock and charge the results to the
-//! counters ([`crate::mds::Mount::charge_modelled`]).
+//! counters ([`crate::mount::Mount::charge_modelled`]).
 //!
 //! The request model is a closed system, the shape of a metadata benchmark in which each
 //! client keeps one request outstanding: a client thinks for `Z` seconds (its own work
@@ -61,8 +61,6 @@
 //! caps, down to `mds_min_caps_per_client`.
 
 use serde::{Deserialize, Serialize};
-
-use crate::mds::MdsConfig;
 
 /// Request capacity of the active MDS ranks.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -323,6 +321,49 @@ pub fn rss_bytes(sessions: u64, caps: u64, cached_inodes: u64, c: &MdsConfig) ->
         .saturating_add(sessions.saturating_mul(c.bytes_per_session))
         .saturating_add(caps.saturating_mul(c.bytes_per_cap))
         .saturating_add(cached_inodes.saturating_mul(c.bytes_per_inode))
+}
+
+/// The MDS model's parameters. Memory figures are estimates used for `mds_mem` and the
+/// `rss` counter; they are not measurements of a real MDS. The request capacity and the
+/// cache bound are the load model's (this module).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MdsConfig {
+    /// RSS of an idle MDS.
+    pub base_rss_bytes: u64,
+    /// Memory per open session.
+    pub bytes_per_session: u64,
+    /// Memory per capability held by clients.
+    pub bytes_per_cap: u64,
+    /// Memory per inode in cache.
+    pub bytes_per_inode: u64,
+    /// Ceph's `mds_max_caps_per_client`.
+    pub max_caps_per_client: u64,
+    /// Ceph's `mds_min_caps_per_client`: recall never goes below it.
+    pub min_caps_per_client: u64,
+    /// Ceph's `mds_cache_memory_limit` (4 GiB in 16.2; 1 GiB in Luminous): the inode
+    /// cache is trimmed, and caps recalled, to stay within it.
+    pub cache_memory_limit_bytes: u64,
+    /// Request capacity of the active ranks.
+    pub load: LoadModel,
+    /// `f_bsize` reported by statfs (ceph-fuse reports 4 MiB).
+    pub statfs_block_size: u64,
+}
+
+impl Default for MdsConfig {
+    fn default() -> Self {
+        Self {
+            base_rss_bytes: 32 << 20,
+            bytes_per_session: 16 << 10,
+            bytes_per_cap: 512,
+            bytes_per_inode: 4 << 10,
+            max_caps_per_client: 1 << 20,
+            min_caps_per_client: 100,
+            cache_memory_limit_bytes: 4 << 30,
+            load: LoadModel::default(),
+            statfs_block_size: 4 << 20,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::cluster::Inner;
+use crate::mds::Mds;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CommandLabels {
@@ -118,16 +118,16 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// The text exposition, with gauges read from the cluster now.
-    pub fn render(&self, inner: &Inner) -> String {
-        self.sessions.set(inner.mds.session_count() as u64);
-        self.hcr.set(inner.mds.handle_client_request());
-        self.caps.set(inner.mds.caps());
-        self.inodes.set(inner.mds.inodes());
-        self.rss.set(inner.mds.rss_estimate());
-        self.subvolumes
-            .set(inner.shared.lock().volumes.subvolume_count() as u64);
-        self.purge_pending.set(inner.purger.pending() as u64);
+    /// The text exposition, with gauges read now: the MDS's figures, how many subvolumes
+    /// exist and how many removed ones wait to be purged.
+    pub fn render(&self, mds: &Mds, subvolumes: usize, purge_pending: usize) -> String {
+        self.sessions.set(mds.session_count() as u64);
+        self.hcr.set(mds.handle_client_request());
+        self.caps.set(mds.caps());
+        self.inodes.set(mds.inodes());
+        self.rss.set(mds.rss_estimate());
+        self.subvolumes.set(subvolumes as u64);
+        self.purge_pending.set(purge_pending as u64);
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
             out.clear();

@@ -9,13 +9,12 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use crate::api::{Ctx, accepted, reply};
 use crate::error::{ApiError, ApiResult};
 use crate::message::{Action, Detail};
 use crate::resources;
-use crate::share::parse_metadata;
 use crate::state::{AccessRule, AppState, Db, RuleState, Share, ShareStatus};
 use crate::time::Timestamp;
+use crate::wire::{Ctx, accepted, parse_metadata, reply};
 
 /// The view of a rule; `with_share` adds `share_id` (allow answers and `show`).
 pub fn rule_view(ctx: &Ctx, r: &AccessRule, with_share: bool) -> Value {

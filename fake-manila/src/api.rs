@@ -2,7 +2,6 @@
 //! authenticates the token, negotiates the microversion, applies request faults, routes
 //! by method and path, and stamps the version headers on every answer.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -12,99 +11,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
-use crate::keystone::{self, TokenInfo};
+use crate::keystone;
 use crate::microversion::{self, Negotiation, Version};
 use crate::state::AppState;
+use crate::wire::{Ctx, decode_segment, json_body, query_pairs};
 use crate::{access_rule, resources, share, snapshot};
-
-/// What a handler knows about its request.
-#[derive(Debug, Clone)]
-pub struct Ctx {
-    /// The service.
-    pub state: AppState,
-    /// The caller's token.
-    pub token: Arc<TokenInfo>,
-    /// The microversion the request runs at.
-    pub version: Version,
-    /// Query parameters, decoded, in order.
-    pub query: Vec<(String, String)>,
-}
-
-impl Ctx {
-    /// Whether the caller is a cloud admin.
-    pub fn is_admin(&self) -> bool {
-        self.token.is_admin()
-    }
-
-    /// The caller's project.
-    pub fn project_id(&self) -> &str {
-        &self.token.project.id
-    }
-
-    /// A query parameter (the first of that name).
-    pub fn q(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Whether the request runs at 2.`minor` or later.
-    pub fn at_least(&self, minor: u32) -> bool {
-        self.version.at_least(minor)
-    }
-
-    /// Manila's public URL.
-    pub fn url(&self) -> &str {
-        &self.state.config().manila_url
-    }
-
-    /// Whether the caller asked for every project's resources and may have them.
-    pub fn all_tenants(&self) -> bool {
-        self.is_admin() && self.q("all_tenants").is_some_and(truthy)
-    }
-}
-
-/// Manila's reading of a boolean query value (`strutils.bool_from_string`).
-pub fn truthy(v: &str) -> bool {
-    matches!(
-        v.trim().to_ascii_lowercase().as_str(),
-        "1" | "t" | "true" | "on" | "y" | "yes"
-    )
-}
-
-/// A strict boolean from a query value or body field; `None` if it is not one.
-pub fn parse_bool(v: &Value) -> Option<bool> {
-    match v {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-            "1" | "t" | "true" | "on" | "y" | "yes" => Some(true),
-            "0" | "f" | "false" | "off" | "n" | "no" => Some(false),
-            _ => None,
-        },
-        Value::Number(n) => match n.as_i64() {
-            Some(1) => Some(true),
-            Some(0) => Some(false),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-/// Decoded `key=value` pairs of a query string (`+` is a space, `%XX` a byte).
-pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
-/// Percent-decodes a path segment (`+` stays `+`); bad escapes are kept as they are and
-/// bytes that are not UTF-8 become U+FFFD.
-pub fn decode_segment(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
-}
 
 /// One version object: its `id`, `status` and microversion range (empty strings for a
 /// version without microversions), the `updated`, `describedby` link and `media-types`
@@ -302,26 +213,20 @@ const COLLECTIONS: &[&str] = &[
     "messages",
 ];
 
-/// Parses a JSON body; a malformed one is 400.
-pub fn json_body(body: Option<&[u8]>) -> ApiResult<Value> {
-    let b = body.unwrap_or(b"");
-    if b.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("Malformed request body"));
-    }
-    serde_json::from_slice(b).map_err(|_| ApiError::bad_request("Malformed request body"))
-}
-
-/// The object under `key` in a body, or 422 as Manila's `is_valid_body` answers.
-pub fn body_object<'a>(
-    body: &'a Value,
-    key: &str,
-) -> ApiResult<&'a serde_json::Map<String, Value>> {
-    body.get(key)
-        .and_then(Value::as_object)
-        .ok_or_else(ApiError::unprocessable)
-}
-
+/// Routes a `/v2/...` request by its first segment (after the optional project ID).
 fn route(ctx: &Ctx, method: &Method, path: &str, body: Option<&[u8]>) -> ApiResult<Response> {
+    let segs = segments(ctx, path)?;
+    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    match s.first().copied() {
+        Some("shares" | "share-access-rules") => route_shares(ctx, method, &s, body),
+        Some("snapshots") => route_snapshots(ctx, method, &s, body),
+        _ => route_resources(ctx, method, &s, body),
+    }
+}
+
+/// The decoded path segments after `/v2/`, without the project ID if the URL has one
+/// (it must look like one and be the token's).
+fn segments(ctx: &Ctx, path: &str) -> ApiResult<Vec<String>> {
     let rest = path
         .strip_prefix("/v2/")
         .ok_or_else(ApiError::no_resource)?;
@@ -346,24 +251,46 @@ fn route(ctx: &Ctx, method: &Method, path: &str, body: Option<&[u8]>) -> ApiResu
             return Err(ApiError::no_resource());
         }
     }
-    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
-    let m = method.clone();
-    let v = ctx.version;
-    let gate = |min: u32| -> ApiResult<()> {
-        if v.at_least(min) {
-            Ok(())
-        } else {
-            Err(ApiError::no_resource())
-        }
-    };
-    let below = |max_excl: u32| -> ApiResult<()> {
-        if v.at_least(max_excl) {
-            Err(ApiError::no_resource())
-        } else {
-            Ok(())
-        }
-    };
-    match (m, s.as_slice()) {
+    Ok(segs)
+}
+
+/// 404 below microversion 2.`min`.
+fn gate(ctx: &Ctx, min: u32) -> ApiResult<()> {
+    if ctx.version.at_least(min) {
+        Ok(())
+    } else {
+        Err(ApiError::no_resource())
+    }
+}
+
+/// 404 from microversion 2.`max_excl` on.
+fn below(ctx: &Ctx, max_excl: u32) -> ApiResult<()> {
+    if ctx.version.at_least(max_excl) {
+        Err(ApiError::no_resource())
+    } else {
+        Ok(())
+    }
+}
+
+/// What no route matched: 405 under a known collection, 404 elsewhere.
+fn not_routed(s: &[&str]) -> ApiResult<Response> {
+    match s {
+        [first, ..] if COLLECTIONS.contains(first) => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "The method specified is not allowed for this resource.",
+        )),
+        _ => Err(ApiError::no_resource()),
+    }
+}
+
+/// `/shares/...` (with export locations and metadata) and `/share-access-rules/...`.
+fn route_shares(
+    ctx: &Ctx,
+    method: &Method,
+    s: &[&str],
+    body: Option<&[u8]>,
+) -> ApiResult<Response> {
+    match (method.clone(), s) {
         (Method::GET, ["shares"]) => share::list(ctx, false),
         (Method::GET, ["shares", "detail"]) => share::list(ctx, true),
         (Method::POST, ["shares"]) => share::create(ctx, &json_body(body)?),
@@ -372,11 +299,11 @@ fn route(ctx: &Ctx, method: &Method, path: &str, body: Option<&[u8]>) -> ApiResu
         (Method::DELETE, ["shares", id]) => share::delete(ctx, id),
         (Method::POST, ["shares", id, "action"]) => share::action(ctx, id, &json_body(body)?),
         (Method::GET, ["shares", id, "export_locations"]) => {
-            gate(9)?;
+            gate(ctx, 9)?;
             share::export_locations(ctx, id)
         }
         (Method::GET, ["shares", id, "export_locations", el]) => {
-            gate(9)?;
+            gate(ctx, 9)?;
             share::export_location(ctx, id, el)
         }
         (Method::GET, ["shares", id, "metadata"]) => share::metadata_get(ctx, id),
@@ -394,13 +321,25 @@ fn route(ctx: &Ctx, method: &Method, path: &str, body: Option<&[u8]>) -> ApiResu
             share::metadata_delete_item(ctx, id, key)
         }
         (Method::GET, ["share-access-rules"]) => {
-            gate(45)?;
+            gate(ctx, 45)?;
             access_rule::list(ctx)
         }
         (Method::GET, ["share-access-rules", id]) => {
-            gate(45)?;
+            gate(ctx, 45)?;
             access_rule::show(ctx, id)
         }
+        _ => not_routed(s),
+    }
+}
+
+/// `/snapshots/...`.
+fn route_snapshots(
+    ctx: &Ctx,
+    method: &Method,
+    s: &[&str],
+    body: Option<&[u8]>,
+) -> ApiResult<Response> {
+    match (method.clone(), s) {
         (Method::GET, ["snapshots"]) => snapshot::list(ctx, false),
         (Method::GET, ["snapshots", "detail"]) => snapshot::list(ctx, true),
         (Method::POST, ["snapshots"]) => snapshot::create(ctx, &json_body(body)?),
@@ -408,136 +347,57 @@ fn route(ctx: &Ctx, method: &Method, path: &str, body: Option<&[u8]>) -> ApiResu
         (Method::PUT, ["snapshots", id]) => snapshot::update(ctx, id, &json_body(body)?),
         (Method::DELETE, ["snapshots", id]) => snapshot::delete(ctx, id),
         (Method::GET, ["snapshots", id, "export-locations"]) => {
-            gate(32)?;
+            gate(ctx, 32)?;
             snapshot::export_locations(ctx, id)
         }
         (Method::GET, ["snapshots", id, "export-locations", el]) => {
-            gate(32)?;
+            gate(ctx, 32)?;
             snapshot::export_location(ctx, id, el)
         }
+        _ => not_routed(s),
+    }
+}
+
+/// Share types, quota sets, limits, availability zones and user messages.
+fn route_resources(
+    ctx: &Ctx,
+    method: &Method,
+    s: &[&str],
+    body: Option<&[u8]>,
+) -> ApiResult<Response> {
+    match (method.clone(), s) {
         (Method::GET, ["types"]) => resources::types(ctx),
         (Method::GET, ["types", id]) => resources::type_show(ctx, id),
         (Method::GET, ["types", id, "extra_specs"]) => resources::type_extra_specs(ctx, id),
         (m, ["quota-sets", rest @ ..]) => {
-            gate(7)?;
+            gate(ctx, 7)?;
             resources::quota(ctx, &m, rest, body)
         }
         (m, ["os-quota-sets", rest @ ..]) => {
-            below(7)?;
+            below(ctx, 7)?;
             resources::quota(ctx, &m, rest, body)
         }
         (Method::GET, ["limits"]) => resources::limits(ctx),
         (Method::GET, ["availability-zones"]) => {
-            gate(7)?;
+            gate(ctx, 7)?;
             resources::availability_zones(ctx)
         }
         (Method::GET, ["os-availability-zone"]) => {
-            below(7)?;
+            below(ctx, 7)?;
             resources::availability_zones(ctx)
         }
         (Method::GET, ["messages"]) => {
-            gate(37)?;
+            gate(ctx, 37)?;
             resources::messages(ctx)
         }
         (Method::GET, ["messages", id]) => {
-            gate(37)?;
+            gate(ctx, 37)?;
             resources::message_show(ctx, id)
         }
         (Method::DELETE, ["messages", id]) => {
-            gate(37)?;
+            gate(ctx, 37)?;
             resources::message_delete(ctx, id)
         }
-        (_, [first, ..]) if COLLECTIONS.contains(first) => Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "The method specified is not allowed for this resource.",
-        )),
-        _ => Err(ApiError::no_resource()),
-    }
-}
-
-/// A JSON answer with a status.
-pub fn reply(status: StatusCode, body: Value) -> ApiResult<Response> {
-    Ok((status, axum::Json(body)).into_response())
-}
-
-/// An empty 202.
-pub fn accepted() -> ApiResult<Response> {
-    Ok(StatusCode::ACCEPTED.into_response())
-}
-
-/// `limit`/`offset` from the query; a bad value is 400.
-pub fn paging(ctx: &Ctx) -> ApiResult<(usize, Option<usize>)> {
-    let num = |k: &str| -> ApiResult<Option<usize>> {
-        match ctx.q(k) {
-            None => Ok(None),
-            Some(v) => v
-                .trim()
-                .parse::<usize>()
-                .map(Some)
-                .map_err(|_| ApiError::bad_request(format!("{k} param must be an integer"))),
-        }
-    };
-    Ok((num("offset")?.unwrap_or(0), num("limit")?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn check(raw: &str, expected: &str) {
-        let q = query_pairs(Some(&format!("k={raw}")));
-        assert_eq!(q, vec![("k".to_owned(), expected.to_owned())], "{raw}");
-    }
-
-    #[test]
-    fn decoding() {
-        check("abc", "abc");
-        check("a+b", "a b");
-        check("a%20b", "a b");
-        check("%7B%27k%27%3A%20%27v%27%7D", "{'k': 'v'}");
-        check("100%", "100%");
-        check("%zz", "%zz");
-        check("%4", "%4");
-        check("%e2%9c%93", "\u{2713}");
-        assert_eq!(decode_segment("a+b%20c%2F"), "a+b c/");
-    }
-
-    proptest::proptest! {
-        /// Whatever a client puts in a query (any keys and values, encoded as browsers
-        /// and python-requests do), the pairs come back as they were, in order.
-        #[test]
-        fn any_encoded_query_decodes_to_its_pairs(
-            pairs in proptest::collection::vec((".{0,12}", ".{0,12}"), 0..6)
-        ) {
-            let mut enc = form_urlencoded::Serializer::new(String::new());
-            for (k, v) in &pairs {
-                enc.append_pair(k, v);
-            }
-            let q = enc.finish();
-            let got = query_pairs(Some(&q));
-            // A pair with an empty key and value is written as `=`, which is kept.
-            proptest::prop_assert_eq!(got, pairs);
-        }
-
-        /// Any path segment percent-encoded comes back as it was.
-        #[test]
-        fn any_encoded_segment_decodes_to_itself(seg in ".{0,24}") {
-            let enc = percent_encoding::utf8_percent_encode(&seg, percent_encoding::NON_ALPHANUMERIC).to_string();
-            proptest::prop_assert_eq!(decode_segment(&enc), seg);
-        }
-    }
-
-    #[test]
-    fn query_parsing() {
-        let q = query_pairs(Some("name=pvc%2D1&all_tenants=1&flag&=x"));
-        assert_eq!(
-            q,
-            vec![
-                ("name".into(), "pvc-1".into()),
-                ("all_tenants".into(), "1".into()),
-                ("flag".into(), String::new()),
-                (String::new(), "x".into()),
-            ]
-        );
+        _ => not_routed(s),
     }
 }

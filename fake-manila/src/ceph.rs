@@ -9,32 +9,13 @@
 //! rule is `fs subvolume authorize` with the project as `tenant_id` (so the key comes
 //! back); deny is `deauthorize` then `evict`.
 
-use std::fmt;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-/// A cephx key: never shown by `Debug` or `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-
-    /// The secret itself, for the one place that must send or show it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
+/// Where a cephx key was kept before [`crate::secret`] held every kind of secret; the
+/// path stays for the crate's users.
+pub use crate::secret::Secret;
 
 /// The Ceph identity Manila acts as.
 #[derive(Debug, Clone)]

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ceph::CephConfig;
 use crate::microversion::Version;
+use crate::secret::Secret;
 
 /// Everything an instance is started with.
 #[derive(Debug, Clone)]
@@ -85,8 +86,8 @@ impl Config {
 pub struct UserSpec {
     /// The user name (unique within the default domain).
     pub name: String,
-    /// The password. A secret: never logged.
-    pub password: String,
+    /// The password. A secret: never logged, redacted by `Debug`.
+    pub password: Secret,
     /// The project the user has roles in.
     pub project: String,
     /// Role names; `admin` makes the user a cloud admin.
@@ -107,8 +108,8 @@ fn default_roles() -> Vec<String> {
 pub struct AppCredentialSpec {
     /// Its name (unique per user).
     pub name: String,
-    /// Its secret. Never logged.
-    pub secret: String,
+    /// Its secret. Never logged, redacted by `Debug`.
+    pub secret: Secret,
     /// The user it belongs to (by name).
     pub user: String,
     /// A fixed ID; derived from the seed if absent.

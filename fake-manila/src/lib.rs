@@ -16,9 +16,11 @@
 //!
 //! Where to start reading: [`keystone_router`] and [`manila_router`] (one
 //! [`AppState`] behind both; [`Listeners`] binds and serves the pair), then [`api`] (the dispatcher: token, version,
-//! faults, routes), [`share`] (the share view and the asynchronous transitions),
-//! [`access_rule`], [`snapshot`], [`keystone`], [`ceph`] (the calls Manila's driver
-//! makes).
+//! faults, routes), `wire` (the request context and the readings and answers that the
+//! dispatcher and the handlers share), [`share`] (the share view and the asynchronous
+//! transitions), [`access_rule`], [`snapshot`], [`keystone`] (the identity API's
+//! handlers) over `identity` (users, projects, tokens), [`ceph`] (the calls Manila's
+//! driver makes).
 //!
 //! # What is modelled
 //!
@@ -97,16 +99,19 @@ pub mod api;
 pub mod ceph;
 pub mod config;
 pub mod error;
+mod identity;
 pub mod keystone;
 pub mod message;
 pub mod metrics;
 pub mod microversion;
 pub mod resources;
+pub mod secret;
 pub mod serve;
 pub mod share;
 pub mod snapshot;
 pub mod state;
 pub mod time;
+mod wire;
 
 use axum::Router;
 use axum::body::Body;
@@ -116,10 +121,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use serde_json::json;
 
-pub use ceph::{CephClient, CephConfig, CephIdentity, Secret, parse_keyring};
+pub use ceph::{CephClient, CephConfig, CephIdentity, parse_keyring};
 pub use config::{Config, Delays, Faults, IdentityConfig, Quotas};
 pub use error::{ApiError, KeystoneError};
 pub use microversion::Version;
+pub use secret::Secret;
 pub use serve::Listeners;
 pub use state::{AppState, StartError};
 

@@ -5,12 +5,12 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
-use crate::api::{Ctx, accepted, body_object, json_body, paging, reply};
 use crate::config::Quotas;
 use crate::error::{ApiError, ApiResult};
 use crate::message::{self, Action, Detail};
 use crate::state::{AppState, Db, Message, usage};
 use crate::time::Timestamp;
+use crate::wire::{Ctx, accepted, body_object, json_body, paging, reply};
 
 /// The one availability zone.
 pub const DEFAULT_AZ: &str = "nova";

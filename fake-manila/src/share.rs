@@ -9,7 +9,6 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use crate::access_rule;
-use crate::api::{Ctx, accepted, body_object, paging, parse_bool, reply, truthy};
 use crate::ceph::{CloneState, EINVAL};
 use crate::error::{ApiError, ApiResult};
 use crate::message::{Action, Detail};
@@ -18,6 +17,7 @@ use crate::state::{
     AppState, Db, ExportLocation, RuleState, Share, ShareStatus, SnapshotStatus, usage,
 };
 use crate::time::Timestamp;
+use crate::wire::{Ctx, accepted, body_object, paging, parse_bool, parse_metadata, reply, truthy};
 
 /// Bytes in a GiB (Manila sizes are GiB; Ceph quotas are bytes).
 pub const GIB: u64 = 1 << 30;
@@ -391,37 +391,6 @@ pub fn opt_string(m: &Map<String, Value>, keys: &[&str]) -> ApiResult<Option<Str
     Ok(None)
 }
 
-/// A metadata object: string keys of 1..=255 characters, string values up to 1023.
-pub fn parse_metadata(v: Option<&Value>) -> ApiResult<BTreeMap<String, String>> {
-    let Some(v) = v.filter(|v| !v.is_null()) else {
-        return Ok(BTreeMap::new());
-    };
-    let m = v.as_object().ok_or_else(|| {
-        ApiError::bad_request("Malformed request body: metadata must be an object.")
-    })?;
-    let mut out = BTreeMap::new();
-    for (k, v) in m {
-        if k.is_empty() || k.chars().count() > 255 {
-            return Err(ApiError::bad_request(
-                "Metadata property key blank or longer than 255 characters.",
-            ));
-        }
-        let v = v.as_str().ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "Metadata property value for key {} is not a string.",
-                k.chars().take(64).collect::<String>()
-            ))
-        })?;
-        if v.chars().count() > 1023 {
-            return Err(ApiError::bad_request(
-                "Metadata property value greater than 1023 characters.",
-            ));
-        }
-        out.insert(k.clone(), v.to_owned());
-    }
-    Ok(out)
-}
-
 /// A positive whole size in GiB (a JSON integer or a string holding one).
 pub fn parse_size(v: Option<&Value>, what: &str) -> ApiResult<u64> {
     let n = match v {
@@ -437,9 +406,21 @@ pub fn parse_size(v: Option<&Value>, what: &str) -> ApiResult<u64> {
     }
 }
 
-/// `POST /shares`.
-pub fn create(ctx: &Ctx, body: &Value) -> ApiResult<Response> {
-    let m = body_object(body, "share")?;
+/// What a `POST /shares` body asks for, checked as Manila checks it before it looks at
+/// the database.
+struct NewShare {
+    proto: String,
+    name: Option<String>,
+    description: Option<String>,
+    metadata: BTreeMap<String, String>,
+    is_public: bool,
+    az: String,
+    snapshot_id: Option<String>,
+}
+
+/// Reads and checks a `POST /shares` body: protocol, names, metadata, visibility,
+/// share type, network and availability zone.
+fn new_share(ctx: &Ctx, m: &serde_json::Map<String, Value>) -> ApiResult<NewShare> {
     let proto = m
         .get("share_proto")
         .and_then(Value::as_str)
@@ -486,10 +467,26 @@ pub fn create(ctx: &Ctx, body: &Value) -> ApiResult<Response> {
         )));
     }
     let snapshot_id = opt_string(m, &["snapshot_id"])?;
-    let state = ctx.state.clone();
-    let mut db = state.db();
-    // A share from a snapshot is at least as big as the snapshot; its size defaults to it.
-    let source = match &snapshot_id {
+    Ok(NewShare {
+        proto,
+        name,
+        description,
+        metadata,
+        is_public,
+        az,
+        snapshot_id,
+    })
+}
+
+/// The snapshot a new share is made from (its share, Ceph name and size), which must be
+/// the caller's, available, and of the same protocol.
+fn snapshot_source(
+    ctx: &Ctx,
+    db: &Db,
+    snapshot_id: &Option<String>,
+    proto: &str,
+) -> ApiResult<Option<(String, String, u64)>> {
+    let source = match snapshot_id {
         None => None,
         Some(sid) => {
             let snap = db
@@ -513,7 +510,15 @@ pub fn create(ctx: &Ctx, body: &Value) -> ApiResult<Response> {
             Some((snap.share_id.clone(), snap.ceph_name.clone(), snap.size))
         }
     };
-    let size = match (m.get("size"), &source) {
+    Ok(source)
+}
+
+/// The new share's size: as asked, or the snapshot's; never below the snapshot's.
+fn new_share_size(
+    m: &serde_json::Map<String, Value>,
+    source: &Option<(String, String, u64)>,
+) -> ApiResult<u64> {
+    let size = match (m.get("size"), source) {
         (None | Some(Value::Null), Some((_, _, snap_size))) => *snap_size,
         (v, _) => parse_size(
             v,
@@ -534,9 +539,13 @@ pub fn create(ctx: &Ctx, body: &Value) -> ApiResult<Response> {
             "Share size ({size}) must be equal or greater than snapshot size ({snap_size})."
         )));
     }
-    let project = ctx.project_id().to_owned();
-    let q = state.quotas(&db, &project);
-    let (n, gb, _, _) = usage(&db, &project);
+    Ok(size)
+}
+
+/// Manila's quota checks of a new share of `size` GB in `project`: 413 over a limit.
+fn check_share_quotas(state: &AppState, db: &Db, project: &str, size: u64) -> ApiResult<()> {
+    let q = state.quotas(db, project);
+    let (n, gb, _, _) = usage(db, project);
     if q.per_share_gigabytes >= 0 && size as i64 > q.per_share_gigabytes {
         return Err(ApiError::over_limit(format!(
             "Requested share size {size}GB exceeds the allowed per-share size limit of {}GB.",
@@ -556,6 +565,28 @@ pub fn create(ctx: &Ctx, body: &Value) -> ApiResult<Response> {
             q.gigabytes
         )));
     }
+    Ok(())
+}
+
+/// `POST /shares`.
+pub fn create(ctx: &Ctx, body: &Value) -> ApiResult<Response> {
+    let m = body_object(body, "share")?;
+    let NewShare {
+        proto,
+        name,
+        description,
+        metadata,
+        is_public,
+        az,
+        snapshot_id,
+    } = new_share(ctx, m)?;
+    let state = ctx.state.clone();
+    let mut db = state.db();
+    // A share from a snapshot is at least as big as the snapshot; its size defaults to it.
+    let source = snapshot_source(ctx, &db, &snapshot_id, &proto)?;
+    let size = new_share_size(m, &source)?;
+    let project = ctx.project_id().to_owned();
+    check_share_quotas(&state, &db, &project, size)?;
     let faults = state.faults();
     let stuck = state.draw(faults.stuck_creating_rate);
     let fail = !stuck && state.draw(faults.share_error_rate);

@@ -5,11 +5,11 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use crate::api::{Ctx, accepted, body_object, paging, reply};
 use crate::error::{ApiError, ApiResult};
-use crate::share::{self, links, opt_string, parse_metadata};
+use crate::share::{self, links, opt_string};
 use crate::state::{AppState, Db, ShareStatus, Snapshot, SnapshotStatus, usage};
 use crate::time::Timestamp;
+use crate::wire::{Ctx, accepted, body_object, paging, parse_metadata, reply};
 
 fn view(ctx: &Ctx, s: &Snapshot) -> Value {
     let mut o = json!({

@@ -9,9 +9,10 @@ use parking_lot::{Mutex, MutexGuard};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::ceph::{CephClient, CephError, Secret};
+use crate::ceph::{CephClient, CephError};
 use crate::config::{Config, Faults, Quotas};
-use crate::keystone::{Identity, TokenSource};
+use crate::identity::{Identity, TokenSource};
+use crate::secret::Secret;
 use crate::time::Timestamp;
 
 /// A failure to start the service.
