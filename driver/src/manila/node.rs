@@ -41,6 +41,30 @@ pub fn split_export(path: &str) -> Option<(Vec<String>, String)> {
     ))
 }
 
+/// The share a volume context names: by `shareID`, else by `shareName` (one share of
+/// that name at most).
+async fn find_share(
+    m: &super::api::Manila<'_>,
+    ctx: &HashMap<String, String>,
+) -> Result<Option<super::api::Share>, Status> {
+    match (ctx.get("shareID"), ctx.get("shareName")) {
+        (Some(id), _) if !id.is_empty() => m.share(id).await.map_err(|e| status::manila(&e)),
+        (_, Some(name)) if !name.is_empty() => {
+            let mut named = m.shares_named(name).await.map_err(|e| status::manila(&e))?;
+            if named.len() > 1 {
+                return Err(Status::failed_precondition(format!(
+                    "{} shares are named {name}",
+                    named.len()
+                )));
+            }
+            Ok(named.pop())
+        }
+        _ => Err(Status::invalid_argument(
+            "volume context needs shareID or shareName",
+        )),
+    }
+}
+
 /// Rewrites a NodeStageVolume of a Manila volume into one of a static CephFS volume:
 /// monitors and root path from the share's export location, the rule's cephx user and
 /// key as `userID`/`userKey`, the mount options the StorageClass asked for, and the
@@ -54,25 +78,9 @@ pub async fn resolve_stage(
     let backend = driver.manila()?;
     let m = backend.client(&creds);
     let ctx = &req.volume_context;
-    let share = match (ctx.get("shareID"), ctx.get("shareName")) {
-        (Some(id), _) if !id.is_empty() => m.share(id).await.map_err(|e| status::manila(&e))?,
-        (_, Some(name)) if !name.is_empty() => {
-            let mut named = m.shares_named(name).await.map_err(|e| status::manila(&e))?;
-            if named.len() > 1 {
-                return Err(Status::failed_precondition(format!(
-                    "{} shares are named {name}",
-                    named.len()
-                )));
-            }
-            named.pop()
-        }
-        _ => {
-            return Err(Status::invalid_argument(
-                "volume context needs shareID or shareName",
-            ));
-        }
-    }
-    .ok_or_else(|| Status::not_found(format!("share of volume {} not found", req.volume_id)))?;
+    let share = find_share(&m, ctx)
+        .await?
+        .ok_or_else(|| Status::not_found(format!("share of volume {} not found", req.volume_id)))?;
     if share.status != "available" {
         return Err(Status::unavailable(format!(
             "share {} is {}, not available",
