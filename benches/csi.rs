@@ -16,12 +16,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group};
+use driver::Driver;
 use driver::config::{Config, Mode, MounterKind, parse_clusters};
 use driver::csi::v1::controller_client::ControllerClient;
 use driver::csi::v1::identity_client::IdentityClient;
 use driver::csi::v1::node_client::NodeClient;
 use driver::csi::v1::*;
-use driver::driver::Driver;
 use driver::mount::Mounter;
 use driver::mount::fake::{FakeMountMode, FakeMounter};
 use serde_json::json;

@@ -15,10 +15,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group};
+use driver::Driver;
 use driver::config::{Backend, Config, Mode};
 use driver::csi::v1::controller_client::ControllerClient;
 use driver::csi::v1::*;
-use driver::driver::Driver;
 use fake_manila::{AppState, CephConfig, CephIdentity, Delays, Quotas, Secret};
 use tonic::transport::Channel;
 

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
+use driver::Driver;
 use driver::csi::v1::*;
-use driver::driver::Driver;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 /// A multi-threaded runtime.

@@ -17,5 +17,3 @@ pub const EEXIST: i32 = 17;
 pub const EINVAL: i32 = 22;
 /// Directory not empty.
 pub const ENOTEMPTY: i32 = 39;
-/// Operation not supported.
-pub const EOPNOTSUPP: i32 = 95;

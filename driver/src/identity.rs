@@ -10,7 +10,7 @@ use crate::csi::v1::{
     GetPluginCapabilitiesRequest, GetPluginCapabilitiesResponse, GetPluginInfoRequest,
     GetPluginInfoResponse, PluginCapability, ProbeRequest, ProbeResponse, plugin_capability,
 };
-use crate::driver::Driver;
+use crate::instance::Driver;
 
 /// Identity, shared by every mode.
 #[derive(Debug, Clone)]

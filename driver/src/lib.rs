@@ -36,26 +36,30 @@ pub mod csi {
 #[cfg(test)]
 mod csi_tests;
 
-pub mod cause;
+mod cause;
 pub mod ceph;
 pub mod config;
 pub mod controller;
-pub mod driver;
-pub mod edge;
+mod edge;
 pub mod errno;
 pub mod identity;
-pub mod incoming;
-pub mod journal;
-pub mod locks;
+mod incoming;
+mod instance;
+mod journal;
+mod locks;
 pub mod manila;
-pub mod metrics;
+mod metrics;
 pub mod mount;
 pub mod node;
 mod registry;
-pub mod rwop;
+mod rwop;
 pub mod server;
-pub mod service;
-pub mod status;
-pub mod timefmt;
-pub mod volume_id;
+mod service;
+mod status;
+mod timefmt;
+mod volume_id;
 mod wait;
+
+pub use instance::{Driver, credentials};
+pub use metrics::Metrics;
+pub use service::{Controller, ControllerBackend};

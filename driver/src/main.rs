@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use driver::Driver;
 use driver::config::{Backend, Config, Mode, MounterKind, defaults, parse_clusters};
-use driver::driver::Driver;
 use driver::mount::Mounter;
 use driver::mount::fake::FakeMountMode;
 use driver::server::{Endpoint, serve, serve_metrics};

@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 
 use crate::csi::v1::node_server::Node;
 use crate::csi::v1::*;
-use crate::driver::{Driver, credentials};
+use crate::instance::{Driver, credentials};
 use crate::mount::{CephMount, MountError, MountState};
 use crate::service::serve;
 use crate::status;

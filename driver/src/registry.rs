@@ -21,7 +21,7 @@ use tonic::Status;
 
 use crate::ceph::{CephError, Credentials};
 use crate::config::ClusterConfig;
-use crate::driver::Driver;
+use crate::instance::Driver;
 use crate::status;
 
 const KEY: &str = "csi.node.";

@@ -13,9 +13,9 @@ use crate::controller::ControllerService;
 use crate::csi::v1::controller_server::ControllerServer;
 use crate::csi::v1::identity_server::IdentityServer;
 use crate::csi::v1::node_server::NodeServer;
-use crate::driver::Driver;
 use crate::identity::IdentityService;
 use crate::incoming::{ConnLimits, incoming};
+use crate::instance::Driver;
 use crate::node::NodeService;
 use crate::service::Controller;
 
@@ -79,7 +79,7 @@ pub fn router(driver: Arc<Driver>) -> tonic::transport::server::Router {
     router
 }
 
-/// Serves until `shutdown` completes, with [`ConnLimits::default`]. A stale Unix socket
+/// Serves until `shutdown` completes, with `ConnLimits::default`. A stale Unix socket
 /// file is replaced.
 pub async fn serve(
     driver: Arc<Driver>,

@@ -18,8 +18,8 @@ use tracing::Instrument as _;
 use crate::csi::v1::controller_server::Controller as ControllerRpc;
 use crate::csi::v1::controller_service_capability::rpc::Type as Capability;
 use crate::csi::v1::*;
-use crate::driver::Driver;
 use crate::edge::{Edge, shown};
+use crate::instance::Driver;
 use crate::locks::Held;
 
 /// Runs one RPC body: the edge check, the lock on `held` (none for an empty name or

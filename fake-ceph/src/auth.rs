@@ -94,11 +94,6 @@ impl AuthDb {
         self.entities.len()
     }
 
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.entities.is_empty()
-    }
-
     /// The store's record of an entity; `None` if there is none.
     pub(crate) fn record(&self, name: &str) -> Option<Vec<u8>> {
         let e = self.get(name)?;

@@ -67,6 +67,7 @@ impl Root {
     }
 
     /// The root directory itself.
+    #[cfg(test)]
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
@@ -234,11 +235,6 @@ impl Entry {
             (None, Some(p), Some(n)) => Ok(rustix::fs::statat(p, n, AtFlags::SYMLINK_NOFOLLOW)?),
             _ => Err(rustix::io::Errno::NOENT.into()),
         }
-    }
-
-    /// Whether the entry exists (a symlink counts).
-    pub fn exists(&self) -> bool {
-        self.stat().is_ok()
     }
 
     /// Opens the entry with `flags` (plus `O_NOFOLLOW | O_CLOEXEC`): a symlink swapped in

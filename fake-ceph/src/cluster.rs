@@ -1,7 +1,7 @@
 //! The cluster: the registry of every command table, starting (or recovering) a
 //! cluster, and the command pipeline every request goes through (parse, look up, check
 //! caps, validate, apply faults, run, count). It stands above the handler modules and
-//! [`crate::state`], which they share.
+//! `crate::state`, which they share.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -16,10 +16,10 @@
 //!
 //! Where to start reading: [`cluster`] (the command registry and pipeline), `state`
 //! (what command handlers see), the handlers of each family of commands (`handlers`),
-//! [`volumes`] (subvolumes, snapshots, clones), [`mds`] (sessions and counters),
-//! [`mount`] (client mounts and their operations), [`mds_load`]
-//! (the MDS's capacity, latency and memory model), [`store`] (where the metadata is
-//! kept, and how a change becomes durable), [`http`] (the routes).
+//! `volumes` (subvolumes, snapshots, clones), [`mds`] (sessions and counters),
+//! `mount` (client mounts and their operations), [`mds_load`]
+//! (the MDS's capacity, latency and memory model), `store` (where the metadata is
+//! kept, and how a change becomes durable), `http` (the routes).
 //!
 //! # Durable metadata
 //!
@@ -30,7 +30,7 @@
 //! to a redb store in `<data-dir>/meta/` before a command that changed it is answered,
 //! with an `fdatasync`: what was acknowledged survives `kill -9` and a power loss. A
 //! cluster started on a data dir that holds a store recovers it, reconciles it with the
-//! tree ([`volumes::Volumes`]' `reconcile`: a directory without a record, which a
+//! tree (`volumes::Volumes`' `reconcile`: a directory without a record, which a
 //! command cut short leaves, goes to the trash; a record whose directory is gone is
 //! dropped) and purges the trash. The tree itself is not synced: file data and the
 //! directories a command makes reach the disk when the kernel writes them, so after a
@@ -112,7 +112,7 @@
 //!   its mount; there is no `symlink` operation) are followed, absolute targets from the
 //!   mount root, `..` never above it, at most 40 per path (then ELOOP); a path that a
 //!   link would lead out of the root resolves beneath it instead (usually ENOENT), and
-//!   caps are checked on where a path led ([`beneath`]). A mount root must be reached
+//!   caps are checked on where a path led (`beneath`). A mount root must be reached
 //!   through directories only (ENOTDIR otherwise), as the MDS's path traversal does.
 //! - Sizes from the network are bounded: one `read` returns at most 4 MiB (one object of
 //!   the default file layout; a longer read is short, as a file system may answer), the
@@ -133,29 +133,29 @@
 
 #![recursion_limit = "256"]
 
-pub mod auth;
-pub mod beneath;
+mod auth;
+mod beneath;
 pub mod cephx;
 pub mod cluster;
 pub mod command;
 mod config;
-pub mod error;
-pub mod fault;
+mod error;
+mod fault;
 pub mod fsmap;
 mod handlers;
-pub mod http;
+mod http;
 pub mod mds;
 pub mod mds_load;
-pub mod metrics;
+mod metrics;
 mod mgr;
-pub mod mount;
-pub mod rados;
+mod mount;
+mod rados;
 pub mod service;
 mod state;
-pub mod store;
+mod store;
 pub mod time;
 pub mod tree;
-pub mod volumes;
+mod volumes;
 
 pub use cluster::{Cluster, Target};
 pub use config::{Config, SecretSource};

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-/// Where a cephx key was kept before [`crate::secret`] held every kind of secret; the
+/// Where a cephx key was kept before `crate::secret` held every kind of secret; the
 /// path stays for the crate's users.
 pub use crate::secret::Secret;
 

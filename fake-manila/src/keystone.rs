@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -281,14 +281,4 @@ pub async fn auth_catalog(State(state): State<AppState>, headers: HeaderMap) -> 
         "links": {"self": format!("{url}/v3/auth/catalog")},
     }))
     .into_response()
-}
-
-/// Inserts `Content-Type: application/json` where an answer has a body but no type.
-pub fn json_content_type(resp: &mut Response) {
-    if !resp.headers().contains_key(header::CONTENT_TYPE) {
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-    }
 }

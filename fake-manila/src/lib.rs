@@ -15,10 +15,10 @@
 //! snapshots are subvolume snapshots, a share from a snapshot is a clone.
 //!
 //! Where to start reading: [`keystone_router`] and [`manila_router`] (one
-//! [`AppState`] behind both; [`Listeners`] binds and serves the pair), then [`api`] (the dispatcher: token, version,
+//! [`AppState`] behind both; [`Listeners`] binds and serves the pair), then `api` (the dispatcher: token, version,
 //! faults, routes), `wire` (the request context and the readings and answers that the
-//! dispatcher and the handlers share), [`share`] (the share view and the asynchronous
-//! transitions), [`access_rule`], [`snapshot`], [`keystone`] (the identity API's
+//! dispatcher and the handlers share), `share` (the share view and the asynchronous
+//! transitions), `access_rule`, `snapshot`, `keystone` (the identity API's
 //! handlers) over `identity` (users, projects, tokens), [`ceph`] (the calls Manila's
 //! driver makes).
 //!
@@ -81,7 +81,7 @@
 //!   driver refuses them. Rule metadata is stored and shown, not filterable.
 //! - `share_instance_id` and `is_admin_only` of export locations are shown to everyone
 //!   (admin-only in Manila) because CSI reads them. Non-admins see all type extra specs.
-//! - User messages carry Manila's action and detail codes and texts ([`message`]) for
+//! - User messages carry Manila's action and detail codes and texts (`message`) for
 //!   the failures that leave one in Manila; they expire after 30 days but are not
 //!   purged, and have no `links`.
 //! - Quota reservations are immediate (no `reserved`); user- and type-level quotas are
@@ -94,23 +94,23 @@
 //! - A transition's Ceph work is tried once: a failure leaves the resource in its error
 //!   status (Manila's periodic tasks and retries are not modelled). No API rate limits.
 
-pub mod access_rule;
-pub mod api;
+mod access_rule;
+mod api;
 pub mod ceph;
 pub mod config;
-pub mod error;
+mod error;
 mod identity;
-pub mod keystone;
-pub mod message;
-pub mod metrics;
-pub mod microversion;
-pub mod resources;
-pub mod secret;
-pub mod serve;
-pub mod share;
-pub mod snapshot;
-pub mod state;
-pub mod time;
+mod keystone;
+mod message;
+mod metrics;
+mod microversion;
+mod resources;
+mod secret;
+mod serve;
+mod share;
+mod snapshot;
+mod state;
+mod time;
 mod wire;
 
 use axum::Router;

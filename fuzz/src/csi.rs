@@ -33,7 +33,7 @@ use driver::csi::v1::identity_server::Identity;
 use driver::csi::v1::node_server::Node;
 use driver::csi::v1::volume_content_source::{SnapshotSource, VolumeSource};
 use driver::csi::v1::*;
-use driver::driver::Driver;
+use driver::Driver;
 use driver::identity::IdentityService;
 use driver::mount::Mounter;
 use driver::mount::fake::{FakeMountMode, FakeMounter};

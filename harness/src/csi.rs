@@ -23,12 +23,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use driver::Driver;
 use driver::ceph::Target;
 use driver::config::{Backend as DriverBackend, Config, Mode, MounterKind, parse_clusters};
 use driver::csi::v1::controller_client::ControllerClient;
 use driver::csi::v1::node_client::NodeClient;
 use driver::csi::v1::*;
-use driver::driver::Driver;
 use driver::mount::Mounter;
 use driver::mount::fake::{FakeMountMode, FakeMounter};
 use serde_json::json;

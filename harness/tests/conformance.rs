@@ -1155,8 +1155,8 @@ mod ours {
     use std::sync::Arc;
     use std::time::Duration;
 
+    use driver::Driver;
     use driver::config::{Config, Mode, MounterKind, parse_clusters};
-    use driver::driver::Driver;
     use driver::mount::Mounter;
     use driver::mount::fake::{FakeMountMode, FakeMounter};
     use serde_json::json;

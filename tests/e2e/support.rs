@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use driver::Driver;
 use driver::config::{Config, Mode, MounterKind, parse_clusters};
 use driver::csi::v1::controller_client::ControllerClient;
 use driver::csi::v1::identity_client::IdentityClient;
 use driver::csi::v1::node_client::NodeClient;
 use driver::csi::v1::*;
-use driver::driver::Driver;
 use driver::mount::Mounter;
 use driver::mount::fake::{FakeMountMode, FakeMounter};
 use fake_ceph::Cluster;

@@ -12,7 +12,7 @@ use crate::ceph::{Admin, CloneState, Transport, errno};
 use crate::config::ClusterConfig;
 use crate::csi::v1::controller_service_capability::rpc::Type as Capability;
 use crate::csi::v1::*;
-use crate::driver::{Driver, credentials};
+use crate::instance::{Driver, credentials};
 use crate::journal::{Journal, Kind, Record};
 use crate::locks::Held;
 use crate::service::{Controller, ControllerBackend};

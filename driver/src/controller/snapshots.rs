@@ -6,7 +6,7 @@ use tonic::Status;
 use super::{Cephfs, Place, parse_id, timestamp};
 use crate::ceph::CephError;
 use crate::csi::v1::*;
-use crate::driver::credentials;
+use crate::instance::credentials;
 use crate::journal::Kind;
 use crate::locks::Held;
 use crate::status;

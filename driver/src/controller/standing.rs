@@ -7,7 +7,7 @@ use super::{Cephfs, check_caps, parse_id};
 use crate::ceph::errno;
 use crate::config::ClusterConfig;
 use crate::csi::v1::*;
-use crate::driver::credentials;
+use crate::instance::credentials;
 use crate::journal::Kind;
 use crate::status;
 use crate::volume_id::CsiId;

@@ -15,7 +15,7 @@ use super::keystone::OsCredentials;
 use crate::controller::check_caps;
 use crate::csi::v1::controller_service_capability::rpc::Type as Capability;
 use crate::csi::v1::*;
-use crate::driver::Driver;
+use crate::instance::Driver;
 use crate::locks::Held;
 use crate::service::{Controller, ControllerBackend};
 use crate::status;

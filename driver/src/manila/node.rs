@@ -9,7 +9,7 @@ use tonic::Status;
 use super::api::ExportLocation;
 use super::keystone::OsCredentials;
 use crate::csi::v1::NodeStageVolumeRequest;
-use crate::driver::Driver;
+use crate::instance::Driver;
 use crate::status;
 
 /// Whether a volume context describes a Manila share.

@@ -1,6 +1,6 @@
 //! The MDS: its session map (client mounts), quota realms, eviction, the blocklist, and
 //! the perf counters (`perf dump`, in `perf`) that benchmarks read. The mounts
-//! themselves and the client operations made through them are [`crate::mount`]'s; the
+//! themselves and the client operations made through them are `crate::mount`'s; the
 //! MDS's commands are in `handlers::mds`.
 //!
 //! A mount is a session: a client presents its entity and key, the root it wants and
