@@ -24,7 +24,9 @@ use crate::naming::node_name;
 use crate::time::SimTime;
 
 use super::context::Ctx;
-use super::vocab::{Component, DEPLOYMENT, Event, Reply, Request, node_index, va_name};
+use super::vocab::{
+    AttachmentAnswer, Component, DEPLOYMENT, Event, Reply, Request, node_index, va_name,
+};
 
 /// The API server's state.
 #[derive(Debug)]
@@ -199,15 +201,18 @@ impl ApiServer {
                 let va = va_name(&pv, node);
                 let allowed = !ctx.p.authz.enabled || graph.may_get_va(&node_name(node), &va);
                 let found = self.store.vas.get(&va).filter(|_| allowed);
-                replies.push(Reply::GotAttachment {
-                    node,
+                let answer = AttachmentAnswer {
+                    allowed,
                     exists: found.is_some(),
                     attached: found
                         .and_then(|v| v.status.as_ref())
                         .is_some_and(|s| s.attached),
+                };
+                replies.push(Reply::GotAttachment {
+                    node,
                     pv,
                     purpose,
-                    allowed,
+                    answer,
                 });
             }
             Request::KubeletGetSecret { node, pv, pvc } => {

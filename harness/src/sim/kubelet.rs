@@ -24,8 +24,8 @@ use crate::time::{Backoff, SimTime};
 use super::context::{Ctx, Finished};
 use super::objects::{volume_context, volume_handle};
 use super::vocab::{
-    AfterCall, Component, Event, Request, VaPurpose, kubelet_client, node_index, staging_path,
-    target_path, va_name,
+    AfterCall, AttachmentAnswer, Component, Event, Request, VaPurpose, kubelet_client, node_index,
+    staging_path, target_path, va_name,
 };
 
 /// The kubelet's record of a pod bound to its node.
@@ -409,18 +409,15 @@ impl Kubelet {
     }
 
     /// Its GET of the VolumeAttachment of `pv` answered.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn got_attachment(
         &mut self,
         ctx: &mut Ctx<'_>,
         store: &Store,
         pv: String,
         purpose: VaPurpose,
-        allowed: bool,
-        exists: bool,
-        attached: bool,
+        answer: AttachmentAnswer,
     ) {
-        if !allowed {
+        if !answer.allowed {
             let va = va_name(&pv, self.node);
             *ctx.stats
                 .forbidden
@@ -434,7 +431,7 @@ impl Kubelet {
         }
         match purpose {
             VaPurpose::Wait => {
-                if attached {
+                if answer.attached {
                     self.get_secret(ctx, &pv);
                     return;
                 }
@@ -453,7 +450,7 @@ impl Kubelet {
                 }
             }
             VaPurpose::SetUp(pod) => {
-                if exists {
+                if answer.exists {
                     self.node_publish(ctx, store, &pv, &pod);
                 } else {
                     let why = "SetUp failed while getting volume attachment";

@@ -488,11 +488,8 @@ impl World {
                 node,
                 pv,
                 purpose,
-                allowed,
-                exists,
-                attached,
-            } => self.kubelets[node]
-                .got_attachment(&mut ctx, store, pv, purpose, allowed, exists, attached),
+                answer,
+            } => self.kubelets[node].got_attachment(&mut ctx, store, pv, purpose, answer),
             Reply::GotSecret { node, pv, allowed } => {
                 self.kubelets[node].got_secret(&mut ctx, store, pv, allowed);
             }

@@ -153,12 +153,7 @@ pub(crate) enum Reply {
         node: usize,
         pv: String,
         purpose: VaPurpose,
-        /// The node authorizer let the GET through.
-        allowed: bool,
-        /// The VolumeAttachment exists (and was allowed).
-        exists: bool,
-        /// ... and is attached.
-        attached: bool,
+        answer: AttachmentAnswer,
     },
     /// Kubelet of `node`: its GET of the node-stage secret of `pv`.
     GotSecret {
@@ -166,6 +161,17 @@ pub(crate) enum Reply {
         pv: String,
         allowed: bool,
     },
+}
+
+/// What a kubelet's GET of a VolumeAttachment found.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AttachmentAnswer {
+    /// The node authorizer let the GET through.
+    pub(crate) allowed: bool,
+    /// The VolumeAttachment exists (and was allowed).
+    pub(crate) exists: bool,
+    /// ... and is attached.
+    pub(crate) attached: bool,
 }
 
 /// What to do with a CSI call's outcome, and who does it.
