@@ -1,6 +1,8 @@
-//! The CSI boundary's size limits: every ID, name and path of a request is bounded
-//! before a handler sees it, so nothing unbounded is echoed into an error (whose text
-//! travels in a gRPC header) or a log line.
+//! The CSI boundary's argument checks, made before a handler sees a request: the
+//! fields CSI requires of a Controller request (InvalidArgument when missing, whatever
+//! the back end), the volume capabilities a CephFS volume can have, and size limits:
+//! every ID, name and path of a request is bounded, so nothing unbounded is echoed
+//! into an error (whose text travels in a gRPC header) or a log line.
 //!
 //! CSI's "Size Limits" make 128 bytes the limit of a string field; our volume and
 //! snapshot IDs, and the names a CO sends, are shorter. So a longer ID names nothing of
@@ -24,6 +26,41 @@ pub(crate) trait Edge {
     type Reply;
     /// The check.
     fn edge(&self) -> Result<Option<Self::Reply>, Status>;
+}
+
+/// InvalidArgument when a field CSI requires is empty.
+fn required(field: &str, v: &str) -> Result<(), Status> {
+    if v.is_empty() {
+        return Err(Status::invalid_argument(format!("{field} missing")));
+    }
+    Ok(())
+}
+
+/// Volume capabilities a CephFS volume can have: mount access (not block) with a known
+/// access mode; at least one.
+pub(crate) fn check_caps(caps: &[VolumeCapability]) -> Result<(), Status> {
+    if caps.is_empty() {
+        return Err(Status::invalid_argument("volume_capabilities missing"));
+    }
+    for c in caps {
+        match &c.access_type {
+            Some(volume_capability::AccessType::Mount(_)) => {}
+            Some(volume_capability::AccessType::Block(_)) => {
+                return Err(Status::invalid_argument(
+                    "block volumes are not supported by CephFS",
+                ));
+            }
+            None => return Err(Status::invalid_argument("access_type missing")),
+        }
+        match c.access_mode.as_ref().map(|m| m.mode()) {
+            None => return Err(Status::invalid_argument("access_mode missing")),
+            Some(volume_capability::access_mode::Mode::Unknown) => {
+                return Err(Status::invalid_argument("access_mode is UNKNOWN"));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 fn long(v: &str) -> bool {
@@ -104,7 +141,9 @@ pass!(GetCapacityRequest => GetCapacityResponse);
 impl Edge for CreateVolumeRequest {
     type Reply = CreateVolumeResponse;
     fn edge(&self) -> Result<Option<Self::Reply>, Status> {
+        required("name", &self.name)?;
         name("name", &self.name)?;
+        check_caps(&self.volume_capabilities)?;
         match self
             .volume_content_source
             .as_ref()
@@ -121,6 +160,7 @@ impl Edge for CreateVolumeRequest {
 impl Edge for DeleteVolumeRequest {
     type Reply = DeleteVolumeResponse;
     fn edge(&self) -> Result<Option<Self::Reply>, Status> {
+        required("volume_id", &self.volume_id)?;
         Ok(long(&self.volume_id).then_some(DeleteVolumeResponse {}))
     }
 }
@@ -128,6 +168,13 @@ impl Edge for DeleteVolumeRequest {
 impl Edge for ControllerPublishVolumeRequest {
     type Reply = ControllerPublishVolumeResponse;
     fn edge(&self) -> Result<Option<Self::Reply>, Status> {
+        required("volume_id", &self.volume_id)?;
+        required("node_id", &self.node_id)?;
+        let cap = self
+            .volume_capability
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("volume_capability missing"))?;
+        check_caps(std::slice::from_ref(cap))?;
         id("volume", &self.volume_id)?;
         id("node", &self.node_id)?;
         Ok(None)
@@ -137,6 +184,7 @@ impl Edge for ControllerPublishVolumeRequest {
 impl Edge for ControllerUnpublishVolumeRequest {
     type Reply = ControllerUnpublishVolumeResponse;
     fn edge(&self) -> Result<Option<Self::Reply>, Status> {
+        required("volume_id", &self.volume_id)?;
         Ok((long(&self.volume_id) || long(&self.node_id))
             .then_some(ControllerUnpublishVolumeResponse {}))
     }
@@ -145,6 +193,10 @@ impl Edge for ControllerUnpublishVolumeRequest {
 impl Edge for ValidateVolumeCapabilitiesRequest {
     type Reply = ValidateVolumeCapabilitiesResponse;
     fn edge(&self) -> Result<Option<Self::Reply>, Status> {
+        required("volume_id", &self.volume_id)?;
+        if self.volume_capabilities.is_empty() {
+            return Err(Status::invalid_argument("volume_capabilities missing"));
+        }
         id("volume", &self.volume_id).map(|()| None)
     }
 }
@@ -159,6 +211,8 @@ impl Edge for ListVolumesRequest {
 impl Edge for CreateSnapshotRequest {
     type Reply = CreateSnapshotResponse;
     fn edge(&self) -> Result<Option<Self::Reply>, Status> {
+        required("name", &self.name)?;
+        required("source_volume_id", &self.source_volume_id)?;
         name("name", &self.name)?;
         id("volume", &self.source_volume_id)?;
         Ok(None)
@@ -168,6 +222,7 @@ impl Edge for CreateSnapshotRequest {
 impl Edge for DeleteSnapshotRequest {
     type Reply = DeleteSnapshotResponse;
     fn edge(&self) -> Result<Option<Self::Reply>, Status> {
+        required("snapshot_id", &self.snapshot_id)?;
         Ok(long(&self.snapshot_id).then_some(DeleteSnapshotResponse {}))
     }
 }
@@ -185,6 +240,7 @@ impl Edge for ListSnapshotsRequest {
 impl Edge for GetSnapshotRequest {
     type Reply = GetSnapshotResponse;
     fn edge(&self) -> Result<Option<Self::Reply>, Status> {
+        required("snapshot_id", &self.snapshot_id)?;
         id("snapshot", &self.snapshot_id).map(|()| None)
     }
 }
@@ -192,6 +248,10 @@ impl Edge for GetSnapshotRequest {
 impl Edge for ControllerExpandVolumeRequest {
     type Reply = ControllerExpandVolumeResponse;
     fn edge(&self) -> Result<Option<Self::Reply>, Status> {
+        required("volume_id", &self.volume_id)?;
+        if self.capacity_range.is_none() {
+            return Err(Status::invalid_argument("capacity_range missing"));
+        }
         id("volume", &self.volume_id).map(|()| None)
     }
 }
@@ -199,6 +259,7 @@ impl Edge for ControllerExpandVolumeRequest {
 impl Edge for ControllerGetVolumeRequest {
     type Reply = ControllerGetVolumeResponse;
     fn edge(&self) -> Result<Option<Self::Reply>, Status> {
+        required("volume_id", &self.volume_id)?;
         id("volume", &self.volume_id).map(|()| None)
     }
 }
@@ -276,6 +337,7 @@ mod tests {
         let big = "x".repeat(3 << 20);
         let vol = |v: &str| ControllerExpandVolumeRequest {
             volume_id: v.to_owned(),
+            capacity_range: Some(CapacityRange::default()),
             ..Default::default()
         };
         assert_eq!(code(vol(&ok).edge()), "through");
@@ -284,6 +346,9 @@ mod tests {
         assert!(e.message().len() < 100, "{}", e.message());
         let create = |n: &str| CreateVolumeRequest {
             name: n.to_owned(),
+            volume_capabilities: vec![mount(
+                volume_capability::access_mode::Mode::SingleNodeWriter,
+            )],
             ..Default::default()
         };
         assert_eq!(code(create(&ok).edge()), "through");
@@ -313,5 +378,96 @@ mod tests {
         assert_eq!(shown(&ok), ok);
         assert!(shown(&big).len() < 200);
         assert!(shown(&"é".repeat(100)).ends_with("(200 bytes)"));
+    }
+
+    fn mount(mode: volume_capability::access_mode::Mode) -> VolumeCapability {
+        VolumeCapability {
+            access_type: Some(volume_capability::AccessType::Mount(
+                volume_capability::MountVolume::default(),
+            )),
+            access_mode: Some(volume_capability::AccessMode { mode: mode as i32 }),
+        }
+    }
+
+    /// A field CSI requires is InvalidArgument when missing, before any back end sees
+    /// the request; so are capabilities a CephFS volume cannot have.
+    #[test]
+    fn required_fields_and_capabilities_are_checked() {
+        use volume_capability::access_mode::Mode;
+        let cap = mount(Mode::MultiNodeMultiWriter);
+        let create = |name: &str, caps: Vec<VolumeCapability>| CreateVolumeRequest {
+            name: name.to_owned(),
+            volume_capabilities: caps,
+            ..Default::default()
+        };
+        assert_eq!(code(create("pvc", vec![cap.clone()]).edge()), "through");
+        assert_eq!(
+            code(create("", vec![cap.clone()]).edge()),
+            "InvalidArgument"
+        );
+        assert_eq!(code(create("pvc", vec![]).edge()), "InvalidArgument");
+        let block = VolumeCapability {
+            access_type: Some(volume_capability::AccessType::Block(
+                volume_capability::BlockVolume::default(),
+            )),
+            ..cap.clone()
+        };
+        assert_eq!(code(create("pvc", vec![block]).edge()), "InvalidArgument");
+        assert_eq!(
+            code(create("pvc", vec![mount(Mode::Unknown)]).edge()),
+            "InvalidArgument"
+        );
+        let e = create("", vec![cap.clone()]).edge().unwrap_err();
+        assert_eq!(e.message(), "name missing");
+        assert_eq!(
+            code(DeleteVolumeRequest::default().edge()),
+            "InvalidArgument"
+        );
+        assert_eq!(
+            code(DeleteSnapshotRequest::default().edge()),
+            "InvalidArgument"
+        );
+        assert_eq!(
+            code(GetSnapshotRequest::default().edge()),
+            "InvalidArgument"
+        );
+        assert_eq!(
+            code(ControllerGetVolumeRequest::default().edge()),
+            "InvalidArgument"
+        );
+        assert_eq!(
+            code(ControllerUnpublishVolumeRequest::default().edge()),
+            "InvalidArgument"
+        );
+        let snap = |name: &str, source: &str| CreateSnapshotRequest {
+            name: name.to_owned(),
+            source_volume_id: source.to_owned(),
+            ..Default::default()
+        };
+        assert_eq!(code(snap("s", "v").edge()), "through");
+        assert_eq!(code(snap("", "v").edge()), "InvalidArgument");
+        assert_eq!(code(snap("s", "").edge()), "InvalidArgument");
+        let expand = ControllerExpandVolumeRequest {
+            volume_id: "v".into(),
+            ..Default::default()
+        };
+        assert_eq!(code(expand.edge()), "InvalidArgument");
+        let validate = ValidateVolumeCapabilitiesRequest {
+            volume_id: "v".into(),
+            ..Default::default()
+        };
+        assert_eq!(code(validate.edge()), "InvalidArgument");
+        let publish = |node: &str, cap: Option<VolumeCapability>| ControllerPublishVolumeRequest {
+            volume_id: "v".into(),
+            node_id: node.to_owned(),
+            volume_capability: cap,
+            ..Default::default()
+        };
+        assert_eq!(code(publish("n", Some(cap.clone())).edge()), "through");
+        assert_eq!(
+            code(publish("", Some(cap.clone())).edge()),
+            "InvalidArgument"
+        );
+        assert_eq!(code(publish("n", None).edge()), "InvalidArgument");
     }
 }

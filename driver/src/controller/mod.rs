@@ -12,6 +12,7 @@ use crate::ceph::{Admin, CloneState, Transport, errno};
 use crate::config::ClusterConfig;
 use crate::csi::v1::controller_service_capability::rpc::Type as Capability;
 use crate::csi::v1::*;
+pub(crate) use crate::edge::check_caps;
 use crate::instance::{Driver, credentials};
 use crate::journal::{Journal, Kind, Record};
 use crate::locks::Held;
@@ -82,31 +83,6 @@ fn requested_size(range: Option<&CapacityRange>) -> Result<u64, Status> {
         )));
     }
     Ok(size)
-}
-
-pub(crate) fn check_caps(caps: &[VolumeCapability]) -> Result<(), Status> {
-    if caps.is_empty() {
-        return Err(Status::invalid_argument("volume_capabilities missing"));
-    }
-    for c in caps {
-        match &c.access_type {
-            Some(volume_capability::AccessType::Mount(_)) => {}
-            Some(volume_capability::AccessType::Block(_)) => {
-                return Err(Status::invalid_argument(
-                    "block volumes are not supported by CephFS",
-                ));
-            }
-            None => return Err(Status::invalid_argument("access_type missing")),
-        }
-        match c.access_mode.as_ref().map(|m| m.mode()) {
-            None => return Err(Status::invalid_argument("access_mode missing")),
-            Some(volume_capability::access_mode::Mode::Unknown) => {
-                return Err(Status::invalid_argument("access_mode is UNKNOWN"));
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(())
 }
 
 fn param<'a>(p: &'a HashMap<String, String>, key: &str) -> Result<&'a str, Status> {
@@ -437,10 +413,6 @@ impl Cephfs {
         req: CreateVolumeRequest,
         wait: Duration,
     ) -> Result<CreateVolumeResponse, Status> {
-        if req.name.is_empty() {
-            return Err(Status::invalid_argument("name missing"));
-        }
-        check_caps(&req.volume_capabilities)?;
         let params = &req.parameters;
         let cluster_id = param(params, "clusterID")?;
         let fs = param(params, "fsName")?;
@@ -619,9 +591,6 @@ impl Cephfs {
     }
 
     async fn delete(&self, req: DeleteVolumeRequest) -> Result<DeleteVolumeResponse, Status> {
-        if req.volume_id.is_empty() {
-            return Err(Status::invalid_argument("volume_id missing"));
-        }
         // CSI spec: deleting a volume that does not exist (or cannot) succeeds.
         let Some(id) = parse_id(&req.volume_id) else {
             return Ok(DeleteVolumeResponse {});
@@ -714,12 +683,6 @@ impl Cephfs {
         &self,
         req: ValidateVolumeCapabilitiesRequest,
     ) -> Result<ValidateVolumeCapabilitiesResponse, Status> {
-        if req.volume_id.is_empty() {
-            return Err(Status::invalid_argument("volume_id missing"));
-        }
-        if req.volume_capabilities.is_empty() {
-            return Err(Status::invalid_argument("volume_capabilities missing"));
-        }
         let id = parse_id(&req.volume_id)
             .ok_or_else(|| Status::not_found(format!("volume '{}' not found", req.volume_id)))?;
         if let Ok(creds) = credentials(&req.secrets) {
@@ -749,9 +712,6 @@ impl Cephfs {
         &self,
         req: ControllerExpandVolumeRequest,
     ) -> Result<ControllerExpandVolumeResponse, Status> {
-        if req.volume_id.is_empty() {
-            return Err(Status::invalid_argument("volume_id missing"));
-        }
         let range = req
             .capacity_range
             .as_ref()
@@ -902,11 +862,8 @@ impl ControllerBackend for Cephfs {
     /// Nothing was attached, so nothing is detached.
     async fn unpublish_volume(
         &self,
-        req: ControllerUnpublishVolumeRequest,
+        _req: ControllerUnpublishVolumeRequest,
     ) -> Result<ControllerUnpublishVolumeResponse, Status> {
-        if req.volume_id.is_empty() {
-            return Err(Status::invalid_argument("volume_id missing"));
-        }
         Ok(ControllerUnpublishVolumeResponse {})
     }
 

@@ -17,12 +17,6 @@ impl Cephfs {
         &self,
         req: CreateSnapshotRequest,
     ) -> Result<CreateSnapshotResponse, Status> {
-        if req.name.is_empty() {
-            return Err(Status::invalid_argument("name missing"));
-        }
-        if req.source_volume_id.is_empty() {
-            return Err(Status::invalid_argument("source_volume_id missing"));
-        }
         let creds = credentials(&req.secrets)?;
         let id = parse_id(&req.source_volume_id).ok_or_else(|| {
             Status::not_found(format!("volume '{}' not found", req.source_volume_id))
@@ -85,9 +79,6 @@ impl Cephfs {
         &self,
         req: DeleteSnapshotRequest,
     ) -> Result<DeleteSnapshotResponse, Status> {
-        if req.snapshot_id.is_empty() {
-            return Err(Status::invalid_argument("snapshot_id missing"));
-        }
         let Some(id) = parse_id(&req.snapshot_id) else {
             return Ok(DeleteSnapshotResponse {});
         };
@@ -204,9 +195,6 @@ impl Cephfs {
         &self,
         req: GetSnapshotRequest,
     ) -> Result<GetSnapshotResponse, Status> {
-        if req.snapshot_id.is_empty() {
-            return Err(Status::invalid_argument("snapshot_id missing"));
-        }
         let creds = credentials(&req.secrets)?;
         match self.snapshot_by_id(&req.snapshot_id, &creds).await? {
             Some(s) => Ok(GetSnapshotResponse { snapshot: Some(s) }),

@@ -3,7 +3,7 @@
 
 use tonic::Status;
 
-use super::{Cephfs, check_caps, parse_id};
+use super::{Cephfs, parse_id};
 use crate::ceph::errno;
 use crate::config::ClusterConfig;
 use crate::csi::v1::*;
@@ -183,9 +183,6 @@ impl Cephfs {
         &self,
         req: ControllerGetVolumeRequest,
     ) -> Result<ControllerGetVolumeResponse, Status> {
-        if req.volume_id.is_empty() {
-            return Err(Status::invalid_argument("volume_id missing"));
-        }
         let not_found = || Status::not_found(format!("volume '{}' not found", req.volume_id));
         let id = parse_id(&req.volume_id).ok_or_else(not_found)?;
         let (cluster, t) = self
@@ -254,17 +251,6 @@ impl Cephfs {
         &self,
         req: ControllerPublishVolumeRequest,
     ) -> Result<ControllerPublishVolumeResponse, Status> {
-        if req.volume_id.is_empty() {
-            return Err(Status::invalid_argument("volume_id missing"));
-        }
-        if req.node_id.is_empty() {
-            return Err(Status::invalid_argument("node_id missing"));
-        }
-        let cap = req
-            .volume_capability
-            .as_ref()
-            .ok_or_else(|| Status::invalid_argument("volume_capability missing"))?;
-        check_caps(std::slice::from_ref(cap))?;
         let not_found = || Status::not_found(format!("volume '{}' not found", req.volume_id));
         let id = parse_id(&req.volume_id).ok_or_else(not_found)?;
         let (cluster, t) = self

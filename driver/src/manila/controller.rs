@@ -219,11 +219,48 @@ impl ManilaController {
         Ok(metadata)
     }
 
-    async fn create(&self, req: CreateVolumeRequest) -> Result<CreateVolumeResponse, Status> {
-        if req.name.is_empty() {
-            return Err(Status::invalid_argument("name missing"));
+    fn snapshot_view(s: &ShareSnapshot) -> Snapshot {
+        Snapshot {
+            size_bytes: bytes(s.size),
+            snapshot_id: s.id.clone(),
+            source_volume_id: s.share_id.clone(),
+            creation_time: s.created_at.as_deref().and_then(crate::timefmt::parse_utc),
+            ready_to_use: s.status == "available",
+            group_snapshot_id: String::new(),
+            accessible_topology: Vec::new(),
         }
-        check_caps(&req.volume_capabilities)?;
+    }
+}
+
+/// The capabilities of the Manila CSI plugin: shares are created, deleted and grown,
+/// snapshots created and deleted; nothing is attached, listed or cloned from a share.
+#[tonic::async_trait]
+impl ControllerBackend for ManilaController {
+    fn capabilities(&self) -> Vec<Capability> {
+        vec![
+            Capability::CreateDeleteVolume,
+            Capability::CreateDeleteSnapshot,
+            Capability::ExpandVolume,
+            Capability::SingleNodeMultiWriter,
+        ]
+    }
+
+    fn why_not(&self, capability: Capability) -> String {
+        match capability {
+            Capability::PublishUnpublishVolume => "Manila shares need no attach".into(),
+            Capability::CloneVolume => "Manila makes shares from snapshots, not from shares".into(),
+            other => format!(
+                "the Manila back end does not advertise {}",
+                other.as_str_name()
+            ),
+        }
+    }
+
+    async fn create_volume(
+        &self,
+        req: CreateVolumeRequest,
+        _wait: Duration,
+    ) -> Result<CreateVolumeResponse, Status> {
         let size = size_gib(req.capacity_range.as_ref())?;
         let p = &req.parameters;
         if let Some(proto) = p.get("protocol")
@@ -330,10 +367,10 @@ impl ManilaController {
         })
     }
 
-    async fn delete(&self, req: DeleteVolumeRequest) -> Result<DeleteVolumeResponse, Status> {
-        if req.volume_id.is_empty() {
-            return Err(Status::invalid_argument("volume_id missing"));
-        }
+    async fn delete_volume(
+        &self,
+        req: DeleteVolumeRequest,
+    ) -> Result<DeleteVolumeResponse, Status> {
         let creds = os_credentials(&req.secrets)?;
         let backend = self.driver.manila()?;
         let m = backend.client(&creds);
@@ -384,16 +421,10 @@ impl ManilaController {
         }
     }
 
-    async fn validate(
+    async fn validate_volume_capabilities(
         &self,
         req: ValidateVolumeCapabilitiesRequest,
     ) -> Result<ValidateVolumeCapabilitiesResponse, Status> {
-        if req.volume_id.is_empty() {
-            return Err(Status::invalid_argument("volume_id missing"));
-        }
-        if req.volume_capabilities.is_empty() {
-            return Err(Status::invalid_argument("volume_capabilities missing"));
-        }
         // Without secrets the share cannot be looked up; with them it must exist.
         if let Ok(creds) = OsCredentials::from_secrets(&req.secrets) {
             let backend = self.driver.manila()?;
@@ -426,16 +457,10 @@ impl ManilaController {
         })
     }
 
-    async fn expand(
+    async fn expand_volume(
         &self,
         req: ControllerExpandVolumeRequest,
     ) -> Result<ControllerExpandVolumeResponse, Status> {
-        if req.volume_id.is_empty() {
-            return Err(Status::invalid_argument("volume_id missing"));
-        }
-        if req.capacity_range.is_none() {
-            return Err(Status::invalid_argument("capacity_range missing"));
-        }
         let size = size_gib(req.capacity_range.as_ref())?;
         let creds = os_credentials(&req.secrets)?;
         let backend = self.driver.manila()?;
@@ -484,28 +509,10 @@ impl ManilaController {
         })
     }
 
-    fn snapshot_view(s: &ShareSnapshot) -> Snapshot {
-        Snapshot {
-            size_bytes: bytes(s.size),
-            snapshot_id: s.id.clone(),
-            source_volume_id: s.share_id.clone(),
-            creation_time: s.created_at.as_deref().and_then(crate::timefmt::parse_utc),
-            ready_to_use: s.status == "available",
-            group_snapshot_id: String::new(),
-            accessible_topology: Vec::new(),
-        }
-    }
-
-    async fn snapshot_create(
+    async fn create_snapshot(
         &self,
         req: CreateSnapshotRequest,
     ) -> Result<CreateSnapshotResponse, Status> {
-        if req.name.is_empty() {
-            return Err(Status::invalid_argument("name missing"));
-        }
-        if req.source_volume_id.is_empty() {
-            return Err(Status::invalid_argument("source_volume_id missing"));
-        }
         let creds = os_credentials(&req.secrets)?;
         let backend = self.driver.manila()?;
         let m = backend.client(&creds);
@@ -567,13 +574,10 @@ impl ManilaController {
         })
     }
 
-    async fn snapshot_delete(
+    async fn delete_snapshot(
         &self,
         req: DeleteSnapshotRequest,
     ) -> Result<DeleteSnapshotResponse, Status> {
-        if req.snapshot_id.is_empty() {
-            return Err(Status::invalid_argument("snapshot_id missing"));
-        }
         let creds = os_credentials(&req.secrets)?;
         let backend = self.driver.manila()?;
         let m = backend.client(&creds);
@@ -609,74 +613,6 @@ impl ManilaController {
                 )));
             }
         }
-    }
-}
-
-/// The capabilities of the Manila CSI plugin: shares are created, deleted and grown,
-/// snapshots created and deleted; nothing is attached, listed or cloned from a share.
-#[tonic::async_trait]
-impl ControllerBackend for ManilaController {
-    fn capabilities(&self) -> Vec<Capability> {
-        vec![
-            Capability::CreateDeleteVolume,
-            Capability::CreateDeleteSnapshot,
-            Capability::ExpandVolume,
-            Capability::SingleNodeMultiWriter,
-        ]
-    }
-
-    fn why_not(&self, capability: Capability) -> String {
-        match capability {
-            Capability::PublishUnpublishVolume => "Manila shares need no attach".into(),
-            Capability::CloneVolume => "Manila makes shares from snapshots, not from shares".into(),
-            other => format!(
-                "the Manila back end does not advertise {}",
-                other.as_str_name()
-            ),
-        }
-    }
-
-    async fn create_volume(
-        &self,
-        req: CreateVolumeRequest,
-        _wait: Duration,
-    ) -> Result<CreateVolumeResponse, Status> {
-        self.create(req).await
-    }
-
-    async fn delete_volume(
-        &self,
-        req: DeleteVolumeRequest,
-    ) -> Result<DeleteVolumeResponse, Status> {
-        self.delete(req).await
-    }
-
-    async fn validate_volume_capabilities(
-        &self,
-        req: ValidateVolumeCapabilitiesRequest,
-    ) -> Result<ValidateVolumeCapabilitiesResponse, Status> {
-        self.validate(req).await
-    }
-
-    async fn expand_volume(
-        &self,
-        req: ControllerExpandVolumeRequest,
-    ) -> Result<ControllerExpandVolumeResponse, Status> {
-        self.expand(req).await
-    }
-
-    async fn create_snapshot(
-        &self,
-        req: CreateSnapshotRequest,
-    ) -> Result<CreateSnapshotResponse, Status> {
-        self.snapshot_create(req).await
-    }
-
-    async fn delete_snapshot(
-        &self,
-        req: DeleteSnapshotRequest,
-    ) -> Result<DeleteSnapshotResponse, Status> {
-        self.snapshot_delete(req).await
     }
 }
 
