@@ -63,6 +63,29 @@ pub(crate) fn check_caps(caps: &[VolumeCapability]) -> Result<(), Status> {
     Ok(())
 }
 
+/// ValidateVolumeCapabilities' answer for a volume that exists: its capabilities
+/// confirmed, with the context and parameters it was asked about, or the reason they
+/// are not.
+pub(crate) fn verdict(
+    req: ValidateVolumeCapabilitiesRequest,
+) -> ValidateVolumeCapabilitiesResponse {
+    match check_caps(&req.volume_capabilities) {
+        Ok(()) => ValidateVolumeCapabilitiesResponse {
+            confirmed: Some(validate_volume_capabilities_response::Confirmed {
+                volume_context: req.volume_context,
+                volume_capabilities: req.volume_capabilities,
+                parameters: req.parameters,
+                mutable_parameters: Default::default(),
+            }),
+            message: String::new(),
+        },
+        Err(e) => ValidateVolumeCapabilitiesResponse {
+            confirmed: None,
+            message: e.message().to_owned(),
+        },
+    }
+}
+
 fn long(v: &str) -> bool {
     v.len() > MAX_STRING
 }

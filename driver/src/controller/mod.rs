@@ -12,7 +12,6 @@ use crate::ceph::{Admin, CloneState, Transport, errno};
 use crate::config::ClusterConfig;
 use crate::csi::v1::controller_service_capability::rpc::Type as Capability;
 use crate::csi::v1::*;
-pub(crate) use crate::edge::check_caps;
 use crate::instance::{Driver, credentials};
 use crate::journal::{Journal, Kind, Record};
 use crate::locks::Held;
@@ -692,20 +691,7 @@ impl Cephfs {
                 .map_err(|_| Status::not_found(format!("volume '{}' not found", req.volume_id)))?;
             self.existing_volume(&req.volume_id, t, &creds).await?;
         }
-        let supported = check_caps(&req.volume_capabilities).is_ok();
-        Ok(ValidateVolumeCapabilitiesResponse {
-            confirmed: supported.then(|| validate_volume_capabilities_response::Confirmed {
-                volume_context: req.volume_context.clone(),
-                volume_capabilities: req.volume_capabilities.clone(),
-                parameters: req.parameters.clone(),
-                mutable_parameters: Default::default(),
-            }),
-            message: if supported {
-                String::new()
-            } else {
-                "block volumes are not supported".into()
-            },
-        })
+        Ok(crate::edge::verdict(req))
     }
 
     async fn expand(

@@ -12,7 +12,6 @@ use secrecy::ExposeSecret as _;
 use super::ManilaError;
 use super::api::{AccessRule, Manila, NewShare, Share, ShareSnapshot};
 use super::keystone::OsCredentials;
-use crate::controller::check_caps;
 use crate::csi::v1::controller_service_capability::rpc::Type as Capability;
 use crate::csi::v1::*;
 use crate::instance::Driver;
@@ -441,20 +440,7 @@ impl ControllerBackend for ManilaController {
                 )));
             }
         }
-        let ok = check_caps(&req.volume_capabilities).is_ok();
-        Ok(ValidateVolumeCapabilitiesResponse {
-            confirmed: ok.then(|| validate_volume_capabilities_response::Confirmed {
-                volume_context: req.volume_context.clone(),
-                volume_capabilities: req.volume_capabilities.clone(),
-                parameters: req.parameters.clone(),
-                mutable_parameters: Default::default(),
-            }),
-            message: if ok {
-                String::new()
-            } else {
-                "only mount volumes with a known access mode are supported".into()
-            },
-        })
+        Ok(crate::edge::verdict(req))
     }
 
     async fn expand_volume(
