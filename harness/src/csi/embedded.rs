@@ -11,7 +11,6 @@ use anyhow::Context as _;
 use serde_json::json;
 use tonic::transport::Channel;
 
-use super::launch::{CephServer, spawn_ceph};
 use super::plugin::{PluginServer, Served, serve};
 use super::workdir::OWNER_FILE;
 use super::{FS_NAME, Leaks, SUBVOLUME_GROUP, StorageBackend, node_name};
@@ -58,6 +57,34 @@ pub struct Embedded {
     pub(super) manila_state: Option<fake_manila::AppState>,
     /// The faults in force: the scenario's, and the windows a fault plan has open.
     pub(super) faults: FaultState,
+}
+
+/// The embedded fake-ceph's serving: its configuration, address and task (aborting the
+/// task closes every connection to it, as a killed process's would be).
+pub(super) struct CephServer {
+    pub(super) config: fake_ceph::Config,
+    pub(super) addr: std::net::SocketAddr,
+    pub(super) task: tokio::task::JoinHandle<()>,
+    /// Restarts so far.
+    pub(super) restarts: u64,
+}
+
+/// Serves `cluster` on `listener` as the fake-ceph binary does (its connection limits
+/// and timeouts), until the task is aborted.
+pub(super) fn spawn_ceph(
+    cluster: &fake_ceph::Cluster,
+    listener: tokio::net::TcpListener,
+) -> tokio::task::JoinHandle<()> {
+    let app = fake_ceph::router(cluster.clone());
+    tokio::spawn(async move {
+        let _ = fake_ceph::service::serve(
+            listener,
+            app,
+            fake_ceph::service::ServeConfig::default(),
+            std::future::pending(),
+        )
+        .await;
+    })
 }
 
 /// The faults an [`Embedded`] stack has in force, kept so that windows of different

@@ -12,7 +12,7 @@ use driver::ceph::Target;
 use driver::config::{Backend as DriverBackend, Config, Mode, MounterKind, parse_clusters};
 use serde_json::json;
 
-use super::embedded::{Embedded, FaultState, GROUPS};
+use super::embedded::{CephServer, Embedded, FaultState, GROUPS, spawn_ceph};
 use super::plugin::{Served, serve};
 use super::workdir::temp_root;
 use super::{
@@ -81,34 +81,6 @@ impl std::fmt::Debug for External {
             .field("os_project", &self.os_project)
             .finish_non_exhaustive()
     }
-}
-
-/// The embedded fake-ceph's serving: its configuration, address and task (aborting the
-/// task closes every connection to it, as a killed process's would be).
-pub(super) struct CephServer {
-    pub(super) config: fake_ceph::Config,
-    pub(super) addr: std::net::SocketAddr,
-    pub(super) task: tokio::task::JoinHandle<()>,
-    /// Restarts so far.
-    pub(super) restarts: u64,
-}
-
-/// Serves `cluster` on `listener` as the fake-ceph binary does (its connection limits
-/// and timeouts), until the task is aborted.
-pub(super) fn spawn_ceph(
-    cluster: &fake_ceph::Cluster,
-    listener: tokio::net::TcpListener,
-) -> tokio::task::JoinHandle<()> {
-    let app = fake_ceph::router(cluster.clone());
-    tokio::spawn(async move {
-        let _ = fake_ceph::service::serve(
-            listener,
-            app,
-            fake_ceph::service::ServeConfig::default(),
-            std::future::pending(),
-        )
-        .await;
-    })
 }
 
 /// Writes a keyring with client.admin's `key` to `root/keys/` (0600); returns its path.
