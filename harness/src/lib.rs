@@ -22,7 +22,8 @@
 //!
 //! Beside the simulator: [`up`], the same embedded back ends served on their own for
 //! other tools (`harness up`); [`conformance`], a CSI conformance bench (every rule
-//! csi-sanity checks and more) and [`load`], a load generator, both for any CSI endpoint.
+//! csi-sanity checks and more) and [`load`], a load generator, both for any CSI endpoint,
+//! both on the CSI-client toolkit [`client`].
 //!
 //! The `busy` workload ([`busy`]) unpacks a kernel-shaped archive into every mount: a
 //! few files per client are written for real through its MDS session, the bulk of the
@@ -49,6 +50,7 @@
 pub mod api;
 pub mod authz;
 pub mod busy;
+pub mod client;
 pub mod conformance;
 pub mod csi;
 pub mod fault;
@@ -187,22 +189,7 @@ pub async fn run_on(
     let series = std::mem::take(&mut world.stats.series);
     let st = &world.stats;
     let teardown_s = st.deploy_ended_at.map(|t| t.secs());
-    let mut wall = Wall {
-        simulation_s,
-        ..Default::default()
-    };
-    if let Backend::Real(r) = world.backend() {
-        for (m, h) in &r.wall {
-            wall.csi_latency_us.insert(
-                (*m).to_owned(),
-                [h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.max()],
-            );
-        }
-        wall.fake_ceph_peak_sessions = r.peak_sessions();
-        wall.fake_ceph_hcr = r.perf_dump().await["mds_server"]["handle_client_request"]
-            .as_u64()
-            .unwrap_or(0);
-    }
+    let wall = measured_wall(world.backend(), simulation_s).await;
     let rpcs = st
         .rpcs
         .iter()
@@ -272,27 +259,61 @@ pub async fn run_on(
     summary.wall.total_s = t0.elapsed().as_secs_f64();
     summary.wall.peak_rss_mib = report::peak_rss_mib();
     if let Output::Dir(d) = &out {
-        let ctx = plots::Context {
-            scenario: &summary.scenario,
-            replicas: summary.replicas,
-            attach_required: summary.params.attach_required,
-            stuck_after_s: summary.params.kill_stuck_after_s,
-            teardown_s,
-        };
-        summary.plots = plots::write_all(&series, ctx, d).context("plots")?;
-        std::fs::write(
-            d.join("series.json"),
-            serde_json::to_string(&series.columns())?,
-        )?;
-        std::fs::write(
-            d.join("summary.json"),
-            serde_json::to_string_pretty(&summary)?,
-        )?;
-        let mut md = summary.markdown();
-        if let Some(b) = &summary.busy {
-            md.push_str(&b.markdown());
-        }
-        std::fs::write(d.join("report.md"), md)?;
+        write_reports(&mut summary, &series, teardown_s, d)?;
     }
     Ok(Run { summary, events })
+}
+
+/// The wall-clock figures of a run that took `simulation_s` to simulate: with the real
+/// back end, its calls' latencies and fake-ceph's sessions and requests.
+async fn measured_wall(backend: &Backend, simulation_s: f64) -> Wall {
+    let mut wall = Wall {
+        simulation_s,
+        ..Default::default()
+    };
+    if let Backend::Real(r) = backend {
+        for (m, h) in &r.wall {
+            wall.csi_latency_us.insert(
+                (*m).to_owned(),
+                [h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.max()],
+            );
+        }
+        wall.fake_ceph_peak_sessions = r.peak_sessions();
+        wall.fake_ceph_hcr = r.perf_dump().await["mds_server"]["handle_client_request"]
+            .as_u64()
+            .unwrap_or(0);
+    }
+    wall
+}
+
+/// Writes the plots (listed in `summary`), `series.json`, `summary.json` and
+/// `report.md` to `dir`.
+fn write_reports(
+    summary: &mut Summary,
+    series: &plots::Series,
+    teardown_s: Option<f64>,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let ctx = plots::Context {
+        scenario: &summary.scenario,
+        replicas: summary.replicas,
+        attach_required: summary.params.attach_required,
+        stuck_after_s: summary.params.kill_stuck_after_s,
+        teardown_s,
+    };
+    summary.plots = plots::write_all(series, ctx, dir).context("plots")?;
+    std::fs::write(
+        dir.join("series.json"),
+        serde_json::to_string(&series.columns())?,
+    )?;
+    std::fs::write(
+        dir.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
+    let mut md = summary.markdown();
+    if let Some(b) = &summary.busy {
+        md.push_str(&b.markdown());
+    }
+    std::fs::write(dir.join("report.md"), md)?;
+    Ok(())
 }

@@ -198,55 +198,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .enable_all()
             .build()?
             .block_on(harness::load::run_load(args)),
-        Command::Up(args) => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            let leaks = rt.block_on(async {
-                // Handlers in place before the endpoints are printed: a client may stop
-                // us as soon as it has read them.
-                let stop = stop_signals()?;
-                let mut stdout = std::io::stdout();
-                harness::up::up(&args, &mut stdout, stop).await
-            })?;
-            if !leaks.none() {
-                // Volumes the user left behind went with the fakes; say so.
-                eprintln_error(&format!(
-                    "harness up: stopped; removed what was left: {leaks:?}"
-                ));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Soak(args) => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            let summary = rt.block_on(async {
-                tokio::select! {
-                    r = harness::soak::run_soak(&args, |line| println!("{line}")) => Some(r),
-                    () = interrupted() => None,
-                }
-            });
-            let Some(summary) = summary else {
-                eprintln_error("harness: interrupted");
-                return Ok(ExitCode::from(130));
-            };
-            let summary = summary?;
-            println!("\n{}", summary.table());
-            println!(
-                "summary: {}",
-                args.out
-                    .clone()
-                    .unwrap_or_else(|| PathBuf::from("target/harness/soak"))
-                    .join("soak.json")
-                    .display()
-            );
-            Ok(if summary.passed() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
+        Command::Up(args) => up(&args),
+        Command::Soak(args) => soak(&args),
         Command::List => {
             for (name, _) in harness::params::BUILTIN {
                 let p = Params::load(name)?;
@@ -260,75 +213,137 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             set,
             external,
-        } => {
-            let backend = external.backend()?;
-            let mut p = Params::load(&scenario)?;
-            for s in &set {
-                p = p.set(s)?;
-            }
-            let out = out.unwrap_or_else(|| {
-                PathBuf::from("target/harness").join(format!("{}-{seed}", p.name))
-            });
-            println!(
-                "harness: {} (seed {seed}): s={} r={} nodes={} attachRequired={} backend={}{} -> {}",
-                p.name,
-                p.shares,
-                p.replicas,
-                p.node_count(),
-                p.attach_required,
-                p.backend,
-                match &backend {
-                    harness::BackendKind::External(x) => format!(" at {}", x.ceph_url),
-                    _ => String::new(),
-                },
-                out.display()
-            );
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            let bar = progress_bar();
-            let progress = bar.clone().map(|b| {
-                Box::new(move |i: &harness::sim::Progress| {
-                    b.set_message(format!(
-                        "{:?}: {} / {} Running, simulated {:.0} s, {} events",
-                        i.phase,
-                        i.running,
-                        i.replicas,
-                        i.sim.secs(),
-                        i.events
-                    ));
-                    b.tick();
-                }) as harness::sim::ProgressFn
-            });
-            // On Ctrl-C or SIGTERM the run is dropped: its temporary directory (node state,
-            // fake-ceph's tree, sockets) goes with it.
-            let r = rt.block_on(async {
-                tokio::select! {
-                    r = harness::run_with_progress(
-                        p,
-                        seed,
-                        backend,
-                        harness::Output::Dir(out.clone()),
-                        progress,
-                    ) => Some(r),
-                    () = interrupted() => None,
-                }
-            });
-            if let Some(b) = bar {
-                b.finish_and_clear();
-            }
-            let Some(r) = r else {
-                eprintln_error("harness: interrupted");
-                return Ok(ExitCode::from(130));
-            };
-            let r = r?;
-            println!("{}", r.summary.table());
-            println!("reports: {}", out.display());
-            Ok(if r.summary.clean {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
+        } => run_scenario(&scenario, seed, out, &set, &external),
     }
+}
+
+/// `harness up`: serves the stack until stopped.
+fn up(args: &harness::up::UpArgs) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let leaks = rt.block_on(async {
+        // Handlers in place before the endpoints are printed: a client may stop
+        // us as soon as it has read them.
+        let stop = stop_signals()?;
+        let mut stdout = std::io::stdout();
+        harness::up::up(args, &mut stdout, stop).await
+    })?;
+    if !leaks.none() {
+        // Volumes the user left behind went with the fakes; say so.
+        eprintln_error(&format!(
+            "harness up: stopped; removed what was left: {leaks:?}"
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `harness soak`: runs the seeds and prints their table.
+fn soak(args: &harness::soak::SoakArgs) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let summary = rt.block_on(async {
+        tokio::select! {
+            r = harness::soak::run_soak(args, |line| println!("{line}")) => Some(r),
+            () = interrupted() => None,
+        }
+    });
+    let Some(summary) = summary else {
+        eprintln_error("harness: interrupted");
+        return Ok(ExitCode::from(130));
+    };
+    let summary = summary?;
+    println!("\n{}", summary.table());
+    println!(
+        "summary: {}",
+        args.out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("target/harness/soak"))
+            .join("soak.json")
+            .display()
+    );
+    Ok(if summary.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `harness run`: runs `scenario` with `seed` (its `set` overrides applied) on the back
+/// end `external` chooses, and writes its reports to `out`.
+fn run_scenario(
+    scenario: &str,
+    seed: u64,
+    out: Option<PathBuf>,
+    set: &[String],
+    external: &ExternalArgs,
+) -> anyhow::Result<ExitCode> {
+    let backend = external.backend()?;
+    let mut p = Params::load(scenario)?;
+    for s in set {
+        p = p.set(s)?;
+    }
+    let out =
+        out.unwrap_or_else(|| PathBuf::from("target/harness").join(format!("{}-{seed}", p.name)));
+    println!(
+        "harness: {} (seed {seed}): s={} r={} nodes={} attachRequired={} backend={}{} -> {}",
+        p.name,
+        p.shares,
+        p.replicas,
+        p.node_count(),
+        p.attach_required,
+        p.backend,
+        match &backend {
+            harness::BackendKind::External(x) => format!(" at {}", x.ceph_url),
+            _ => String::new(),
+        },
+        out.display()
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let bar = progress_bar();
+    let progress = bar.clone().map(|b| {
+        Box::new(move |i: &harness::sim::Progress| {
+            b.set_message(format!(
+                "{:?}: {} / {} Running, simulated {:.0} s, {} events",
+                i.phase,
+                i.running,
+                i.replicas,
+                i.sim.secs(),
+                i.events
+            ));
+            b.tick();
+        }) as harness::sim::ProgressFn
+    });
+    // On Ctrl-C or SIGTERM the run is dropped: its temporary directory (node state,
+    // fake-ceph's tree, sockets) goes with it.
+    let r = rt.block_on(async {
+        tokio::select! {
+            r = harness::run_with_progress(
+                p,
+                seed,
+                backend,
+                harness::Output::Dir(out.clone()),
+                progress,
+            ) => Some(r),
+            () = interrupted() => None,
+        }
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let Some(r) = r else {
+        eprintln_error("harness: interrupted");
+        return Ok(ExitCode::from(130));
+    };
+    let r = r?;
+    println!("{}", r.summary.table());
+    println!("reports: {}", out.display());
+    Ok(if r.summary.clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -375,6 +375,29 @@ impl Summary {
         s
     }
 
+    /// The table's row of what the fault plan did, when it did anything.
+    fn fault_row(&self) -> Option<(&'static str, String)> {
+        let f = &self.faults;
+        if f.applied.is_empty() && f.refused.is_empty() {
+            return None;
+        }
+        Some((
+            "fault steps applied / refused",
+            format!(
+                "{} ({}) / {}; calls cut {}, refused {}",
+                f.applied.values().sum::<u64>(),
+                f.applied
+                    .iter()
+                    .map(|(k, n)| format!("{k} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                f.refused.len(),
+                f.calls_cut,
+                f.calls_refused
+            ),
+        ))
+    }
+
     /// The short table printed at the end of a run.
     pub fn table(&self) -> String {
         let opt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1} s"));
@@ -436,28 +459,10 @@ impl Summary {
                 },
             ),
         ];
-        if !self.faults.applied.is_empty() || !self.faults.refused.is_empty() {
+        if let Some(row) = self.fault_row() {
             // Before the teardown row: what the fault plan did.
-            let f = &self.faults;
             let at = rows.len() - 1;
-            rows.insert(
-                at,
-                (
-                    "fault steps applied / refused",
-                    format!(
-                        "{} ({}) / {}; calls cut {}, refused {}",
-                        f.applied.values().sum::<u64>(),
-                        f.applied
-                            .iter()
-                            .map(|(k, n)| format!("{k} {n}"))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        f.refused.len(),
-                        f.calls_cut,
-                        f.calls_refused
-                    ),
-                ),
-            );
+            rows.insert(at, row);
         }
         if !self.duplicates.is_empty() {
             rows.push(("DUPLICATE volumes", format!("{:?}", self.duplicates)));
@@ -468,40 +473,7 @@ impl Summary {
                 .iter()
                 .position(|(k, _)| k.starts_with("MDS hcr/s"))
                 .map_or(rows.len(), |i| i + 1);
-            let min = |ms: f64| ms / 60_000.0;
-            let busy_rows = [
-                (
-                    "untars finished / cut off / unfinished",
-                    format!(
-                        "{} / {} / {} pods ({} clients)",
-                        b.pods_finished, b.pods_cut_off, b.pods_unfinished, b.clients
-                    ),
-                ),
-                (
-                    "untar p50/p90/p99 (sim)",
-                    format!(
-                        "{:.1} / {:.1} / {:.1} min",
-                        min(b.untar.p50_ms),
-                        min(b.untar.p90_ms),
-                        min(b.untar.p99_ms)
-                    ),
-                ),
-                (
-                    "MDS hcr/s plateau, mean reply latency",
-                    format!(
-                        "{:.0}, {}",
-                        b.hcr_per_s_plateau,
-                        b.mean_reply_latency_ms
-                            .map_or("-".to_owned(), |l| format!("{l:.0} ms"))
-                    ),
-                ),
-                (
-                    "peak MDS memory (model)",
-                    b.peak_mds_rss_mib
-                        .map_or("-".to_owned(), |m| format!("{m:.0} MiB")),
-                ),
-            ];
-            for (i, r) in busy_rows.into_iter().enumerate() {
+            for (i, r) in busy_rows(b).into_iter().enumerate() {
                 rows.insert(at + i, r);
             }
         }
@@ -511,6 +483,43 @@ impl Summary {
         }
         s
     }
+}
+
+/// The table's rows of the busy workload's own figures.
+fn busy_rows(b: &crate::busy::BusySummary) -> [(&'static str, String); 4] {
+    let min = |ms: f64| ms / 60_000.0;
+    [
+        (
+            "untars finished / cut off / unfinished",
+            format!(
+                "{} / {} / {} pods ({} clients)",
+                b.pods_finished, b.pods_cut_off, b.pods_unfinished, b.clients
+            ),
+        ),
+        (
+            "untar p50/p90/p99 (sim)",
+            format!(
+                "{:.1} / {:.1} / {:.1} min",
+                min(b.untar.p50_ms),
+                min(b.untar.p90_ms),
+                min(b.untar.p99_ms)
+            ),
+        ),
+        (
+            "MDS hcr/s plateau, mean reply latency",
+            format!(
+                "{:.0}, {}",
+                b.hcr_per_s_plateau,
+                b.mean_reply_latency_ms
+                    .map_or("-".to_owned(), |l| format!("{l:.0} ms"))
+            ),
+        ),
+        (
+            "peak MDS memory (model)",
+            b.peak_mds_rss_mib
+                .map_or("-".to_owned(), |m| format!("{m:.0} MiB")),
+        ),
+    ]
 }
 
 /// When 50, 90, 99 and 100 % of `replicas` pods had become Running, in simulated seconds.

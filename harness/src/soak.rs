@@ -181,16 +181,54 @@ pub fn draw_plan(
     reproducible: bool,
     ceph_restarts: bool,
 ) -> Vec<Step> {
-    let mut rng = crate::time::stream(seed, "soak");
-    let draw_rate = |rng: &mut ChaCha8Rng, rates: &[f64]| {
-        let r = pick(rng, rates);
-        if reproducible { 1.0 } else { r }
+    let mut d = PlanDraw {
+        rng: crate::time::stream(seed, "soak"),
+        plan: Vec::new(),
+        windows: 0,
+        reproducible,
     };
-    let mut plan = Vec::new();
-    let mut window = 0u32;
-    let mut window_of = |plan: &mut Vec<Step>, at: Anchor, after: f64, on: Action, d: f64| {
-        window += 1;
-        let w = window;
+    // The draws are made in this order, each kind's after the one before it.
+    d.ceph_errors(backend);
+    d.ceph_hangs(backend);
+    let mds_down = d.mds_down();
+    d.evictions(nodes, mds_down);
+    if backend == StorageBackend::Manila {
+        d.manila_faults();
+    }
+    d.controller_kills();
+    d.node_kills(nodes);
+    // Drawn last, so that turning it off leaves the rest of a seed's plan as it was.
+    if ceph_restarts {
+        d.ceph_restarts();
+    }
+    d.plan
+}
+
+/// Every phase a step may be anchored to.
+const ALL_PHASES: [Anchor; 3] = [Anchor::Start, Anchor::Deploy, Anchor::Teardown];
+
+/// A fault plan being drawn: the seed's random stream, the steps so far and the
+/// windows opened so far.
+struct PlanDraw {
+    rng: ChaCha8Rng,
+    plan: Vec<Step>,
+    windows: u32,
+    /// Every rate 1 (the same draws otherwise).
+    reproducible: bool,
+}
+
+impl PlanDraw {
+    /// One of `rates` (1 when reproducible).
+    fn rate(&mut self, rates: &[f64]) -> f64 {
+        let r = pick(&mut self.rng, rates);
+        if self.reproducible { 1.0 } else { r }
+    }
+
+    /// Opens a window of fault `on` at `after` seconds into phase `at` and closes it `d`
+    /// seconds later.
+    fn window(&mut self, at: Anchor, after: f64, on: Action, d: f64) {
+        self.windows += 1;
+        let w = self.windows;
         let (on, off) = match on {
             Action::CephRulesOn { rules, .. } => (
                 Action::CephRulesOn { window: w, rules },
@@ -202,29 +240,31 @@ pub fn draw_plan(
             ),
             other => (other, Action::MdsUp),
         };
-        plan.push(Step {
+        self.plan.push(Step {
             at,
             after_s: after,
             action: on,
         });
-        plan.push(Step {
+        self.plan.push(Step {
             at,
             after_s: tenth(after + d),
             action: off,
         });
-    };
-    let all = [Anchor::Start, Anchor::Deploy, Anchor::Teardown];
-    // Ceph command errors for a while: an outage of the command (rate 1) or a share of
-    // its calls, with an errno the driver meets from real clusters.
-    if rng.random_bool(0.7) {
-        let (at, after) = anchor(&mut rng, &all);
-        let prefix = pick(&mut rng, prefixes(at, backend));
-        let rate = draw_rate(&mut rng, &[1.0, 0.5, 0.25]);
-        let errno = pick(&mut rng, &[5, 11, 110]);
-        let d = secs(&mut rng, 2.0, 30.0);
+    }
+
+    /// Ceph command errors for a while: an outage of the command (rate 1) or a share
+    /// of its calls, with an errno the driver meets from real clusters.
+    fn ceph_errors(&mut self, backend: StorageBackend) {
+        if !self.rng.random_bool(0.7) {
+            return;
+        }
+        let (at, after) = anchor(&mut self.rng, &ALL_PHASES);
+        let prefix = pick(&mut self.rng, prefixes(at, backend));
+        let rate = self.rate(&[1.0, 0.5, 0.25]);
+        let errno = pick(&mut self.rng, &[5, 11, 110]);
+        let d = secs(&mut self.rng, 2.0, 30.0);
         let rule = format!("error:{prefix}={rate}:{errno}");
-        window_of(
-            &mut plan,
+        self.window(
             at,
             after,
             Action::CephRulesOn {
@@ -234,13 +274,17 @@ pub fn draw_plan(
             d,
         );
     }
-    // Ceph commands that never answer, for a while: the driver's deadline ends each call.
-    if rng.random_bool(0.5) {
-        let (at, after) = anchor(&mut rng, &all);
-        let prefix = pick(&mut rng, prefixes(at, backend));
-        let d = secs(&mut rng, 2.0, 20.0);
-        window_of(
-            &mut plan,
+
+    /// Ceph commands that never answer, for a while: the driver's deadline ends each
+    /// call.
+    fn ceph_hangs(&mut self, backend: StorageBackend) {
+        if !self.rng.random_bool(0.5) {
+            return;
+        }
+        let (at, after) = anchor(&mut self.rng, &ALL_PHASES);
+        let prefix = pick(&mut self.rng, prefixes(at, backend));
+        let d = secs(&mut self.rng, 2.0, 20.0);
+        self.window(
             at,
             after,
             Action::CephRulesOn {
@@ -250,131 +294,154 @@ pub fn draw_plan(
             d,
         );
     }
-    // The MDS down for a while.
-    let mut mds_down = None;
-    if rng.random_bool(0.5) {
+
+    /// The MDS down for a while; returns when (its phase, from, to).
+    fn mds_down(&mut self) -> Option<(Anchor, f64, f64)> {
+        if !self.rng.random_bool(0.5) {
+            return None;
+        }
         let (at, after) = anchor(
-            &mut rng,
+            &mut self.rng,
             &[Anchor::Deploy, Anchor::Deploy, Anchor::Teardown],
         );
-        let d = secs(&mut rng, 3.0, 40.0);
-        window_of(&mut plan, at, after, Action::MdsDown, d);
-        mds_down = Some((at, after, after + d));
+        let d = secs(&mut self.rng, 3.0, 40.0);
+        self.window(at, after, Action::MdsDown, d);
+        Some((at, after, after + d))
     }
-    // Evictions, of one node's sessions or of all, once pods may be running; not while
-    // the MDS is down (nothing answers a `tell` then).
-    if rng.random_bool(0.5) {
-        for _ in 0..rng.random_range(1..=2) {
-            let node = rng.random_bool(0.5).then(|| rng.random_range(0..nodes));
-            let mut after = secs(&mut rng, 5.0, 40.0);
+
+    /// Evictions, of one node's sessions or of all, once pods may be running; not
+    /// while the MDS is down (`mds_down`: nothing answers a `tell` then).
+    fn evictions(&mut self, nodes: usize, mds_down: Option<(Anchor, f64, f64)>) {
+        if !self.rng.random_bool(0.5) {
+            return;
+        }
+        for _ in 0..self.rng.random_range(1..=2) {
+            let node = self
+                .rng
+                .random_bool(0.5)
+                .then(|| self.rng.random_range(0..nodes));
+            let mut after = secs(&mut self.rng, 5.0, 40.0);
             if let Some((Anchor::Deploy, from, to)) = mds_down
                 && (from..=to).contains(&after)
             {
                 after = tenth(to + 1.0);
             }
-            plan.push(Step {
+            self.plan.push(Step {
                 at: Anchor::Deploy,
                 after_s: after,
                 action: Action::Evict { node },
             });
         }
     }
-    if backend == StorageBackend::Manila {
+
+    /// The Manila back end's faults: operator sweeps of stuck shares after the Ceph
+    /// windows, Manila answering 500/503, shares stuck in creating.
+    fn manila_faults(&mut self) {
         // Manila leaves a share whose deletion failed on the Ceph side in
         // `error_deleting` (only an administrator may then delete it) and one whose
         // creation failed in `error`: an operator sweeps a while after each Ceph window
         // and after the MDS comes back (removing a subvolume needs it).
-        let windows: Vec<(Anchor, f64)> = plan
+        let windows: Vec<(Anchor, f64)> = self
+            .plan
             .iter()
             .filter(|s| matches!(s.action, Action::CephRulesOff { .. } | Action::MdsUp))
             .map(|s| (s.at, s.after_s))
             .collect();
         for (at, end) in windows {
-            plan.push(Step {
+            let after_s = tenth(end + secs(&mut self.rng, 3.0, 15.0));
+            self.plan.push(Step {
                 at,
-                after_s: tenth(end + secs(&mut rng, 3.0, 15.0)),
+                after_s,
                 action: Action::ResetStuckShares,
             });
         }
         // Manila answering 500/503.
-        if rng.random_bool(0.7) {
-            let (at, after) = anchor(&mut rng, &[Anchor::Start, Anchor::Start, Anchor::Teardown]);
-            let rate = draw_rate(&mut rng, &[1.0, 0.5, 0.3]);
-            let d = secs(&mut rng, 2.0, 20.0);
+        if self.rng.random_bool(0.7) {
+            let (at, after) = anchor(
+                &mut self.rng,
+                &[Anchor::Start, Anchor::Start, Anchor::Teardown],
+            );
+            let rate = self.rate(&[1.0, 0.5, 0.3]);
+            let d = secs(&mut self.rng, 2.0, 20.0);
             let faults = fake_manila::Faults {
                 error_rate: rate,
                 ..Default::default()
             };
-            window_of(
-                &mut plan,
-                at,
-                after,
-                Action::ManilaFaultsOn { window: 0, faults },
-                d,
-            );
+            self.window(at, after, Action::ManilaFaultsOn { window: 0, faults }, d);
         }
         // Shares stuck in creating while the claims are provisioned; an operator
         // resets them to error a while after.
-        if rng.random_bool(0.6) {
+        if self.rng.random_bool(0.6) {
             let after = 0.0;
-            let d = secs(&mut rng, 1.0, 10.0);
-            let rate = draw_rate(&mut rng, &[1.0, 0.5]);
+            let d = secs(&mut self.rng, 1.0, 10.0);
+            let rate = self.rate(&[1.0, 0.5]);
             let faults = fake_manila::Faults {
                 stuck_creating_rate: rate,
                 ..Default::default()
             };
-            window_of(
-                &mut plan,
+            self.window(
                 Anchor::Start,
                 after,
                 Action::ManilaFaultsOn { window: 0, faults },
                 d,
             );
-            plan.push(Step {
+            let after_s = tenth(after + d + secs(&mut self.rng, 5.0, 30.0));
+            self.plan.push(Step {
                 at: Anchor::Start,
-                after_s: tenth(after + d + secs(&mut rng, 5.0, 30.0)),
+                after_s,
                 action: Action::ResetStuckShares,
             });
         }
     }
-    // The controller killed while it provisions or deletes, down for a while.
-    if rng.random_bool(0.7) {
-        for _ in 0..rng.random_range(1..=2) {
-            let (at, after) = anchor(&mut rng, &[Anchor::Start, Anchor::Teardown]);
-            let down = secs(&mut rng, 0.5, 20.0);
-            kill(&mut plan, Plugin::Controller, at, after, down);
+
+    /// The controller killed while it provisions or deletes, down for a while.
+    fn controller_kills(&mut self) {
+        if !self.rng.random_bool(0.7) {
+            return;
+        }
+        for _ in 0..self.rng.random_range(1..=2) {
+            let (at, after) = anchor(&mut self.rng, &[Anchor::Start, Anchor::Teardown]);
+            let down = secs(&mut self.rng, 0.5, 20.0);
+            kill(&mut self.plan, Plugin::Controller, at, after, down);
         }
     }
-    // Node plugins killed while they stage, publish, unpublish or unstage.
-    if rng.random_bool(0.8) {
-        for _ in 0..rng.random_range(1..=3) {
+
+    /// Node plugins killed while they stage, publish, unpublish or unstage.
+    fn node_kills(&mut self, nodes: usize) {
+        if !self.rng.random_bool(0.8) {
+            return;
+        }
+        for _ in 0..self.rng.random_range(1..=3) {
             let (at, after) = anchor(
-                &mut rng,
+                &mut self.rng,
                 &[Anchor::Deploy, Anchor::Deploy, Anchor::Teardown],
             );
-            let node = rng.random_range(0..nodes);
-            let down = secs(&mut rng, 0.5, 30.0);
-            kill(&mut plan, Plugin::Node(node), at, after, down);
+            let node = self.rng.random_range(0..nodes);
+            let down = secs(&mut self.rng, 0.5, 30.0);
+            kill(&mut self.plan, Plugin::Node(node), at, after, down);
         }
     }
-    // fake-ceph killed and started again on its data directory (every connection
-    // breaks, calls under way get no answer, MDS sessions are gone), once or twice.
-    // Drawn last, so that turning it off leaves the rest of a seed's plan as it was;
-    // not with `reproducible` (which commands a restart cuts depends on the wall clock).
-    if ceph_restarts && rng.random_bool(0.5) {
-        for _ in 0..rng.random_range(1..=2) {
-            let (at, after) = anchor(&mut rng, &all);
-            if reproducible {
+
+    /// fake-ceph killed and started again on its data directory (every connection
+    /// breaks, calls under way get no answer, MDS sessions are gone), once or twice;
+    /// drawn but not planned when reproducible (which commands a restart cuts depends
+    /// on the wall clock).
+    fn ceph_restarts(&mut self) {
+        if !self.rng.random_bool(0.5) {
+            return;
+        }
+        for _ in 0..self.rng.random_range(1..=2) {
+            let (at, after) = anchor(&mut self.rng, &ALL_PHASES);
+            if self.reproducible {
                 continue;
             }
-            plan.push(Step {
+            self.plan.push(Step {
                 at,
                 after_s: after,
                 action: Action::RestartCeph,
             });
         }
     }
-    plan
 }
 
 /// Adds a kill of `plugin` and its restart `down` seconds later, after the restart of

@@ -2121,7 +2121,7 @@ async fn our_driver_with_the_manila_back_end() {
     std::fs::write(&params, r#"{"type": "cephfstype"}"#).unwrap();
     let secrets = dir.path().join("secrets.yaml");
     let mut text = String::new();
-    for rpc in harness::conformance::input::SECRET_KEYS {
+    for rpc in harness::client::input::SECRET_KEYS {
         text.push_str(&format!(
             "{rpc}:\n  os-authURL: {auth_url}\n  os-userName: demo\n  os-password: demo\n  os-projectName: demo\n  os-domainName: Default\n"
         ));

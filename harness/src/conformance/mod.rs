@@ -10,13 +10,13 @@
 //! name. Each check runs with fresh scratch directories and its own list of
 //! created objects, which the runner undoes afterwards whatever the outcome (the
 //! way csi-sanity's cleanup does for its specs). [`compare`] lines a run up with
-//! csi-sanity's JUnit report.
+//! csi-sanity's JUnit report. The CSI-client toolkit it shares with the load
+//! generator (dialing, params and secrets files, request builders) is
+//! [`crate::client`].
 
 pub mod checks;
 pub mod compare;
 pub mod context;
-pub mod endpoint;
-pub mod input;
 pub mod paths;
 pub mod report;
 
@@ -31,12 +31,12 @@ use driver::csi::v1::group_controller_client::GroupControllerClient;
 use driver::csi::v1::identity_client::IdentityClient;
 use driver::csi::v1::node_client::NodeClient;
 
-pub use self::context::AccessType;
 use self::context::{Caps, Ctx, Shared, Verdict};
-use self::endpoint::Target;
-use self::input::{Params, Secrets};
 use self::paths::{PathHooks, Scratch};
 pub use self::report::{CheckResult, Report, Status};
+use crate::client::endpoint::Channels;
+use crate::client::input::{Secrets, load_params_or_empty};
+pub use crate::client::request::AccessType;
 
 /// csi-sanity's default volume size: 10 GiB.
 pub const DEFAULT_VOLUME_SIZE: i64 = 10 * 1024 * 1024 * 1024;
@@ -262,23 +262,7 @@ pub async fn conformance(args: ConformanceArgs) -> anyhow::Result<Report> {
         anyhow::bail!("--endpoint is required");
     }
     let timeout = Duration::from_secs(args.timeout);
-    let node_target: Target = args.endpoint.parse()?;
-    let ctrl_target: Target = match &args.controller_endpoint {
-        Some(e) => e.parse()?,
-        None => node_target.clone(),
-    };
-    let node_ch = endpoint::channel(&node_target, timeout)?;
-    let ctrl_ch = if ctrl_target == node_target {
-        node_ch.clone()
-    } else {
-        endpoint::channel(&ctrl_target, timeout)?
-    };
-    let load = |p: &Option<PathBuf>| -> anyhow::Result<Params> {
-        p.as_deref()
-            .map(input::load_params)
-            .transpose()
-            .map(Option::unwrap_or_default)
-    };
+    let channels = Channels::connect(&args.endpoint, args.controller_endpoint.as_deref(), timeout)?;
     let filter = args
         .filter
         .as_deref()
@@ -291,51 +275,7 @@ pub async fn conformance(args: ConformanceArgs) -> anyhow::Result<Report> {
         .map(regex::Regex::new)
         .transpose()
         .context("--skip")?;
-    let split = ctrl_target != node_target;
-    let mut shared = Shared {
-        identity: IdentityClient::new(node_ch.clone()),
-        identity_ctrl: split.then(|| IdentityClient::new(ctrl_ch.clone())),
-        controller: ControllerClient::new(ctrl_ch.clone()),
-        group: GroupControllerClient::new(ctrl_ch),
-        node: NodeClient::new(node_ch),
-        params: load(&args.params)?,
-        snapshot_params: load(&args.snapshot_params)?,
-        mutable_params: load(&args.mutable_params)?,
-        secrets: args
-            .secrets
-            .as_deref()
-            .map(Secrets::load)
-            .transpose()?
-            .unwrap_or_default(),
-        volume_size: args.volume_size,
-        expand_size: args
-            .expand_size
-            .unwrap_or(args.volume_size + 1024 * 1024 * 1024),
-        concurrency: args.concurrency.max(2),
-        idempotent_count: args.idempotent_count.max(1),
-        restart_cmd: args.restart_cmd.clone(),
-        restart_timeout: Duration::from_secs(args.restart_timeout),
-        aborted_retry: Duration::from_secs(args.aborted_retry),
-        cleanup_retry: Duration::from_secs(args.cleanup_retry),
-        attach_limit: args.test_node_volume_attach_limit,
-        access_type: args.access_type,
-        paths: PathHooks {
-            create_target: args.create_target_cmd.clone(),
-            create_staging: args.create_staging_cmd.clone(),
-            remove_target: args.remove_target_cmd.clone(),
-            remove_staging: args.remove_staging_cmd.clone(),
-            check_path: args.check_path_cmd.clone(),
-            timeout: Duration::from_secs(args.path_cmd_timeout),
-        },
-        caps: Caps {
-            plugin: Err(String::new()),
-            plugin_ctrl: Err(String::new()),
-            controller: Err(String::new()),
-            node: Err(String::new()),
-            group: Err(String::new()),
-            node_info: Err(String::new()),
-        },
-    };
+    let mut shared = shared_of(&args, channels)?;
     shared.caps = Caps::discover(&shared).await;
     let shared = Arc::new(shared);
 
@@ -413,14 +353,59 @@ pub async fn conformance(args: ConformanceArgs) -> anyhow::Result<Report> {
     if made_mount_base {
         report
             .leftovers
-            .extend(context::remove_scratch(&mount_base));
+            .extend(crate::client::scratch::remove_scratch(&mount_base));
     }
     if made_staging_base {
         report
             .leftovers
-            .extend(context::remove_scratch(&staging_base));
+            .extend(crate::client::scratch::remove_scratch(&staging_base));
     }
     Ok(report)
+}
+
+/// Everything the bench was told (the capabilities not asked yet).
+fn shared_of(args: &ConformanceArgs, channels: Channels) -> anyhow::Result<Shared> {
+    Ok(Shared {
+        identity: IdentityClient::new(channels.node.clone()),
+        identity_ctrl: channels
+            .split
+            .then(|| IdentityClient::new(channels.controller.clone())),
+        controller: ControllerClient::new(channels.controller.clone()),
+        group: GroupControllerClient::new(channels.controller),
+        node: NodeClient::new(channels.node),
+        params: load_params_or_empty(args.params.as_deref())?,
+        snapshot_params: load_params_or_empty(args.snapshot_params.as_deref())?,
+        mutable_params: load_params_or_empty(args.mutable_params.as_deref())?,
+        secrets: Secrets::load_or_empty(args.secrets.as_deref())?,
+        volume_size: args.volume_size,
+        expand_size: args
+            .expand_size
+            .unwrap_or(args.volume_size + 1024 * 1024 * 1024),
+        concurrency: args.concurrency.max(2),
+        idempotent_count: args.idempotent_count.max(1),
+        restart_cmd: args.restart_cmd.clone(),
+        restart_timeout: Duration::from_secs(args.restart_timeout),
+        aborted_retry: Duration::from_secs(args.aborted_retry),
+        cleanup_retry: Duration::from_secs(args.cleanup_retry),
+        attach_limit: args.test_node_volume_attach_limit,
+        access_type: args.access_type,
+        paths: PathHooks {
+            create_target: args.create_target_cmd.clone(),
+            create_staging: args.create_staging_cmd.clone(),
+            remove_target: args.remove_target_cmd.clone(),
+            remove_staging: args.remove_staging_cmd.clone(),
+            check_path: args.check_path_cmd.clone(),
+            timeout: Duration::from_secs(args.path_cmd_timeout),
+        },
+        caps: Caps {
+            plugin: Err(String::new()),
+            plugin_ctrl: Err(String::new()),
+            controller: Err(String::new()),
+            node: Err(String::new()),
+            group: Err(String::new()),
+            node_info: Err(String::new()),
+        },
+    })
 }
 
 /// A check's status from its body's outcome and the errors of csi-sanity's cleanup
@@ -448,7 +433,7 @@ fn base_dir(dir: Option<&std::path::Path>, remote: bool) -> anyhow::Result<(Path
     let (d, new) = match dir {
         Some(d) => (d.to_path_buf(), false),
         None => (
-            std::env::temp_dir().join(context::unique("csi-conformance")),
+            std::env::temp_dir().join(crate::client::unique("csi-conformance")),
             true,
         ),
     };

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::client::scratch::remove_scratch;
+
 /// What is at a path (csi-sanity's `PathKind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathKind {
@@ -320,32 +322,6 @@ async fn run(
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Removes what is left in a scratch directory the bench made, never recursively
-/// (a leftover mount must not have its contents deleted), then the directory.
-pub fn remove_scratch(dir: &Path) -> Vec<String> {
-    let mut problems = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            let is_dir = std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir());
-            let r = if is_dir {
-                std::fs::remove_dir(&p)
-            } else {
-                std::fs::remove_file(&p)
-            };
-            if let Err(e) = r {
-                problems.push(format!("left behind {}: {e}", p.display()));
-            }
-        }
-    }
-    match std::fs::remove_dir(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => problems.push(format!("left behind {}: {e}", dir.display())),
-    }
-    problems
 }
 
 #[cfg(test)]

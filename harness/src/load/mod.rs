@@ -17,8 +17,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use hdrhistogram::Histogram;
 
-use crate::conformance::endpoint::{self, Target};
-use crate::conformance::input::{self, Secrets};
+use crate::client::endpoint::Channels;
+use crate::client::input::{Secrets, load_params_or_empty};
+use crate::client::scratch::remove_scratch;
+use crate::client::unique;
 pub use op::Rpc;
 
 /// `harness load`: drive one RPC against a CSI endpoint and measure it.
@@ -224,78 +226,32 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<LoadReport> {
         bail!("--count must be at least 1");
     }
     let timeout = Duration::from_secs(args.timeout);
-    let node_target: Target = args.endpoint.parse()?;
-    let ctrl_target: Target = match &args.controller_endpoint {
-        Some(e) => e.parse()?,
-        None => node_target.clone(),
-    };
-    let node_ch = endpoint::channel(&node_target, timeout)?;
-    let ctrl_ch = if ctrl_target == node_target {
-        node_ch.clone()
-    } else {
-        endpoint::channel(&ctrl_target, timeout)?
-    };
-    let (base, made_base) = match &args.mount_dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-            (d.clone(), false)
-        }
-        None => {
-            let d = std::env::temp_dir().join(crate::conformance::context::unique("csi-load"));
-            std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
-            (d, true)
-        }
-    };
+    let channels = Channels::connect(&args.endpoint, args.controller_endpoint.as_deref(), timeout)?;
+    let (base, made_base) = scratch_base(args.mount_dir.as_deref())?;
     let env = Arc::new(op::Env {
         rpc: args.rpc,
-        identity: driver::csi::v1::identity_client::IdentityClient::new(node_ch.clone()),
-        controller: driver::csi::v1::controller_client::ControllerClient::new(ctrl_ch),
-        node: driver::csi::v1::node_client::NodeClient::new(node_ch),
-        params: args
-            .params
-            .as_deref()
-            .map(input::load_params)
-            .transpose()?
-            .unwrap_or_default(),
-        secrets: args
-            .secrets
-            .as_deref()
-            .map(Secrets::load)
-            .transpose()?
-            .unwrap_or_default(),
+        identity: driver::csi::v1::identity_client::IdentityClient::new(channels.node.clone()),
+        controller: driver::csi::v1::controller_client::ControllerClient::new(channels.controller),
+        node: driver::csi::v1::node_client::NodeClient::new(channels.node),
+        params: load_params_or_empty(args.params.as_deref())?,
+        secrets: Secrets::load_or_empty(args.secrets.as_deref())?,
         volume_id: args.volume_id.clone(),
-        volume_context: args
-            .volume_context
-            .as_deref()
-            .map(input::load_params)
-            .transpose()?
-            .unwrap_or_default(),
+        volume_context: load_params_or_empty(args.volume_context.as_deref())?,
         volume_size: args.volume_size,
         base: base.clone(),
     });
     let plan = op::Plan::discover(&env).await?;
 
     // Every worker sets up before the clock starts.
-    let mut workers = Vec::with_capacity(args.concurrency);
-    let mut setup_error = None;
-    for i in 0..args.concurrency {
-        match op::Worker::setup(env.clone(), plan.clone(), i).await {
-            Ok(w) => workers.push(w),
-            Err(e) => {
-                setup_error = Some(e.context(format!("setting up worker {i}")));
-                break;
+    let workers = match set_up_workers(&env, &plan, args.concurrency).await {
+        Ok(w) => w,
+        Err(e) => {
+            if made_base {
+                let _ = remove_scratch(&base);
             }
+            return Err(e);
         }
-    }
-    if let Some(e) = setup_error {
-        for w in workers {
-            w.teardown().await;
-        }
-        if made_base {
-            let _ = crate::conformance::context::remove_scratch(&base);
-        }
-        return Err(e);
-    }
+    };
 
     let issued = Arc::new(AtomicU64::new(0));
     let count = args.count;
@@ -307,44 +263,8 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<LoadReport> {
     let started = Instant::now();
     let deadline = duration.map(|d| started + d);
     let mut set = tokio::task::JoinSet::new();
-    for mut w in workers {
-        let issued = issued.clone();
-        set.spawn(async move {
-            let mut hist =
-                Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
-            let mut errors: BTreeMap<String, u64> = BTreeMap::new();
-            let mut samples = Vec::new();
-            loop {
-                if let Some(n) = count {
-                    if issued.fetch_add(1, Ordering::Relaxed) >= n {
-                        break;
-                    }
-                } else if deadline.is_some_and(|d| Instant::now() >= d) {
-                    break;
-                }
-                let t = Instant::now();
-                match w.run().await {
-                    Ok(()) => {
-                        let us = u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
-                        hist.saturating_record(us.max(1));
-                    }
-                    Err(e) => {
-                        *errors.entry(format!("{:?}", e.status.code())).or_default() += 1;
-                        if samples.len() < 3 {
-                            samples.push(format!(
-                                "{}: {:?}: {}",
-                                e.step,
-                                e.status.code(),
-                                e.status.message()
-                            ));
-                        }
-                    }
-                }
-            }
-            let stopped = Instant::now();
-            w.teardown().await;
-            (hist, errors, samples, stopped)
-        });
+    for w in workers {
+        set.spawn(drive(w, issued.clone(), count, deadline));
     }
     let mut hist = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
     let mut errors_by_code = BTreeMap::new();
@@ -363,7 +283,7 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<LoadReport> {
     let elapsed = stopped - started;
     sample_errors.truncate(5);
     if made_base {
-        let _ = crate::conformance::context::remove_scratch(&base);
+        let _ = remove_scratch(&base);
     }
     let ok = hist.len();
     let errors = errors_by_code.values().sum();
@@ -388,6 +308,85 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<LoadReport> {
         errors_by_code,
         sample_errors,
     })
+}
+
+/// A new scratch base for the workers' directories, or `mount_dir`; created, and
+/// whether the load made it (and removes it at the end).
+fn scratch_base(mount_dir: Option<&std::path::Path>) -> anyhow::Result<(PathBuf, bool)> {
+    let (d, made) = match mount_dir {
+        Some(d) => (d.to_path_buf(), false),
+        None => (std::env::temp_dir().join(unique("csi-load")), true),
+    };
+    std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+    Ok((d, made))
+}
+
+/// Sets up `n` workers; when one fails, the ones set up are torn down.
+async fn set_up_workers(
+    env: &Arc<op::Env>,
+    plan: &op::Plan,
+    n: usize,
+) -> anyhow::Result<Vec<op::Worker>> {
+    let mut workers = Vec::with_capacity(n);
+    for i in 0..n {
+        match op::Worker::setup(env.clone(), plan.clone(), i).await {
+            Ok(w) => workers.push(w),
+            Err(e) => {
+                for w in workers {
+                    w.teardown().await;
+                }
+                return Err(e.context(format!("setting up worker {i}")));
+            }
+        }
+    }
+    Ok(workers)
+}
+
+/// What one worker measured: its latencies, its errors by code, up to 3 of their
+/// messages, and when it stopped issuing.
+type WorkerResult = (Histogram<u64>, BTreeMap<String, u64>, Vec<String>, Instant);
+
+/// Runs worker `w` until `count` operations were issued over all workers (`issued`
+/// counts them) or `deadline`, then tears it down.
+async fn drive(
+    mut w: op::Worker,
+    issued: Arc<AtomicU64>,
+    count: Option<u64>,
+    deadline: Option<Instant>,
+) -> WorkerResult {
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
+    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    let mut samples = Vec::new();
+    loop {
+        if let Some(n) = count {
+            if issued.fetch_add(1, Ordering::Relaxed) >= n {
+                break;
+            }
+        } else if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        let t = Instant::now();
+        match w.run().await {
+            Ok(()) => {
+                let us = u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
+                hist.saturating_record(us.max(1));
+            }
+            Err(e) => {
+                *errors.entry(format!("{:?}", e.status.code())).or_default() += 1;
+                if samples.len() < 3 {
+                    samples.push(format!(
+                        "{}: {:?}: {}",
+                        e.step,
+                        e.status.code(),
+                        e.status.message()
+                    ));
+                }
+            }
+        }
+    }
+    let stopped = Instant::now();
+    w.teardown().await;
+    (hist, errors, samples, stopped)
 }
 
 #[cfg(test)]

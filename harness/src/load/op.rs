@@ -12,8 +12,10 @@ use driver::csi::v1::*;
 use tonic::Status;
 use tonic::transport::Channel;
 
-use crate::conformance::context::unique;
-use crate::conformance::input::{Params, Secrets};
+use crate::client::input::{Params, Secrets};
+use crate::client::request::{AccessType, Requests};
+use crate::client::scratch::remove_scratch;
+use crate::client::unique;
 
 /// One operation of the load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +131,19 @@ pub struct Env {
     pub base: PathBuf,
 }
 
+impl Env {
+    /// The requests' defaults: mount capabilities, the parameters, secrets and
+    /// volume size.
+    fn requests(&self) -> Requests<'_> {
+        Requests {
+            access_type: AccessType::Mount,
+            params: &self.params,
+            secrets: &self.secrets,
+            volume_size: self.volume_size,
+        }
+    }
+}
+
 /// What the driver advertises that changes the node sequence.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
@@ -218,17 +233,6 @@ pub struct Worker {
     published: bool,
 }
 
-fn cap() -> VolumeCapability {
-    VolumeCapability {
-        access_type: Some(volume_capability::AccessType::Mount(
-            volume_capability::MountVolume::default(),
-        )),
-        access_mode: Some(volume_capability::AccessMode {
-            mode: volume_capability::access_mode::Mode::SingleNodeWriter as i32,
-        }),
-    }
-}
-
 impl Worker {
     /// Prepares worker `i`: its directories; its volume (created, or `--volume-id`);
     /// ControllerPublish when advertised; for NodeGetVolumeStats, stage and publish.
@@ -278,14 +282,11 @@ impl Worker {
         if w.plan.attach {
             let r = w
                 .controller
-                .controller_publish_volume(ControllerPublishVolumeRequest {
-                    volume_id: volume.volume_id.clone(),
-                    node_id: w.plan.node_id.clone(),
-                    volume_capability: Some(cap()),
-                    readonly: false,
-                    secrets: w.env.secrets.get("ControllerPublishVolumeSecret"),
-                    volume_context: volume.volume_context.clone(),
-                })
+                .controller_publish_volume(
+                    w.env
+                        .requests()
+                        .controller_publish(&volume, &w.plan.node_id),
+                )
                 .await;
             match r {
                 Ok(r) => w.publish_context = r.into_inner().publish_context,
@@ -305,17 +306,7 @@ impl Worker {
     }
 
     fn create_req(&self) -> CreateVolumeRequest {
-        CreateVolumeRequest {
-            name: unique("load"),
-            capacity_range: Some(CapacityRange {
-                required_bytes: self.env.volume_size,
-                limit_bytes: 0,
-            }),
-            volume_capabilities: vec![cap()],
-            parameters: self.env.params.clone(),
-            secrets: self.env.secrets.get("CreateVolumeSecret"),
-            ..Default::default()
-        }
+        self.env.requests().create_volume(&unique("load"))
     }
 
     fn volume(&self) -> &Volume {
@@ -335,14 +326,11 @@ impl Worker {
             step(
                 "NodeStageVolume",
                 self.node
-                    .node_stage_volume(NodeStageVolumeRequest {
-                        volume_id: v.volume_id.clone(),
-                        publish_context: self.publish_context.clone(),
-                        staging_target_path: staging.clone(),
-                        volume_capability: Some(cap()),
-                        secrets: self.env.secrets.get("NodeStageVolumeSecret"),
-                        volume_context: v.volume_context.clone(),
-                    })
+                    .node_stage_volume(self.env.requests().node_stage(
+                        &v,
+                        &self.publish_context,
+                        &staging,
+                    ))
                     .await,
             )?;
             self.staged = true;
@@ -350,20 +338,12 @@ impl Worker {
         step(
             "NodePublishVolume",
             self.node
-                .node_publish_volume(NodePublishVolumeRequest {
-                    volume_id: v.volume_id.clone(),
-                    publish_context: self.publish_context.clone(),
-                    staging_target_path: if self.plan.stage {
-                        staging
-                    } else {
-                        String::new()
-                    },
-                    target_path: self.target(),
-                    volume_capability: Some(cap()),
-                    readonly: false,
-                    secrets: self.env.secrets.get("NodePublishVolumeSecret"),
-                    volume_context: v.volume_context.clone(),
-                })
+                .node_publish_volume(self.env.requests().node_publish(
+                    &v,
+                    &self.publish_context,
+                    self.plan.stage.then_some(staging.as_str()),
+                    &self.target(),
+                ))
                 .await,
         )?;
         self.published = true;
@@ -376,10 +356,7 @@ impl Worker {
             step(
                 "NodeUnpublishVolume",
                 self.node
-                    .node_unpublish_volume(NodeUnpublishVolumeRequest {
-                        volume_id: id.clone(),
-                        target_path: self.target(),
-                    })
+                    .node_unpublish_volume(self.env.requests().node_unpublish(&id, &self.target()))
                     .await,
             )?;
             self.published = false;
@@ -388,10 +365,11 @@ impl Worker {
             step(
                 "NodeUnstageVolume",
                 self.node
-                    .node_unstage_volume(NodeUnstageVolumeRequest {
-                        volume_id: id,
-                        staging_target_path: self.staging.display().to_string(),
-                    })
+                    .node_unstage_volume(
+                        self.env
+                            .requests()
+                            .node_unstage(&id, &self.staging.display().to_string()),
+                    )
                     .await,
             )?;
             self.staged = false;
@@ -445,73 +423,16 @@ impl Worker {
                 "GetCapacity",
                 self.controller
                     .get_capacity(GetCapacityRequest {
-                        volume_capabilities: vec![cap()],
+                        volume_capabilities: vec![self.env.requests().single_node_writer()],
                         parameters: self.env.params.clone(),
                         accessible_topology: None,
                     })
                     .await,
             )
             .map(drop),
-            Rpc::CreateDeleteVolume => {
-                let r = step(
-                    "CreateVolume",
-                    self.controller.create_volume(self.create_req()).await,
-                )?;
-                let id = r.volume.map(|v| v.volume_id).unwrap_or_default();
-                let d = step(
-                    "DeleteVolume",
-                    self.controller
-                        .delete_volume(DeleteVolumeRequest {
-                            volume_id: id.clone(),
-                            secrets: self.env.secrets.get("DeleteVolumeSecret"),
-                        })
-                        .await,
-                );
-                if d.is_err() && !id.is_empty() {
-                    self.leftovers.push(id);
-                }
-                d.map(drop)
-            }
-            Rpc::CreateDeleteSnapshot => {
-                let r = step(
-                    "CreateSnapshot",
-                    self.controller
-                        .create_snapshot(CreateSnapshotRequest {
-                            source_volume_id: self.volume().volume_id.clone(),
-                            name: unique("load-snap"),
-                            secrets: self.env.secrets.get("CreateSnapshotSecret"),
-                            parameters: HashMap::new(),
-                            accessibility_requirements: None,
-                        })
-                        .await,
-                )?;
-                let id = r.snapshot.map(|s| s.snapshot_id).unwrap_or_default();
-                step(
-                    "DeleteSnapshot",
-                    self.controller
-                        .delete_snapshot(DeleteSnapshotRequest {
-                            snapshot_id: id,
-                            secrets: self.env.secrets.get("DeleteSnapshotSecret"),
-                        })
-                        .await,
-                )
-                .map(drop)
-            }
-            Rpc::NodeCycle => {
-                let r = match self.stage_and_publish().await {
-                    Ok(()) => self.unpublish_and_unstage().await,
-                    Err(e) => Err(e),
-                };
-                if r.is_err() {
-                    // Start the next operation from a clean node, as far as possible.
-                    self.published = true;
-                    self.staged = self.plan.stage;
-                    let _ = self.unpublish_and_unstage().await;
-                    self.published = false;
-                    self.staged = false;
-                }
-                r
-            }
+            Rpc::CreateDeleteVolume => self.create_delete_volume().await,
+            Rpc::CreateDeleteSnapshot => self.create_delete_snapshot().await,
+            Rpc::NodeCycle => self.node_cycle().await,
             Rpc::NodeGetVolumeStats => step(
                 "NodeGetVolumeStats",
                 self.node
@@ -524,6 +445,62 @@ impl Worker {
             )
             .map(drop),
         }
+    }
+
+    /// CreateVolume then DeleteVolume of a new volume (kept for the teardown when the
+    /// delete fails).
+    async fn create_delete_volume(&mut self) -> Result<(), OpError> {
+        let r = step(
+            "CreateVolume",
+            self.controller.create_volume(self.create_req()).await,
+        )?;
+        let id = r.volume.map(|v| v.volume_id).unwrap_or_default();
+        let d = step(
+            "DeleteVolume",
+            self.controller
+                .delete_volume(self.env.requests().delete_volume(&id))
+                .await,
+        );
+        if d.is_err() && !id.is_empty() {
+            self.leftovers.push(id);
+        }
+        d.map(drop)
+    }
+
+    /// CreateSnapshot then DeleteSnapshot of the worker's volume.
+    async fn create_delete_snapshot(&mut self) -> Result<(), OpError> {
+        let req = self.env.requests().create_snapshot(
+            &unique("load-snap"),
+            &self.volume().volume_id,
+            HashMap::new(),
+        );
+        let r = step("CreateSnapshot", self.controller.create_snapshot(req).await)?;
+        let id = r.snapshot.map(|s| s.snapshot_id).unwrap_or_default();
+        step(
+            "DeleteSnapshot",
+            self.controller
+                .delete_snapshot(self.env.requests().delete_snapshot(&id))
+                .await,
+        )
+        .map(drop)
+    }
+
+    /// NodeStage (when advertised), NodePublish, NodeUnpublish, NodeUnstage; after a
+    /// failure, the node is cleaned as far as possible for the next operation.
+    async fn node_cycle(&mut self) -> Result<(), OpError> {
+        let r = match self.stage_and_publish().await {
+            Ok(()) => self.unpublish_and_unstage().await,
+            Err(e) => Err(e),
+        };
+        if r.is_err() {
+            // Start the next operation from a clean node, as far as possible.
+            self.published = true;
+            self.staged = self.plan.stage;
+            let _ = self.unpublish_and_unstage().await;
+            self.published = false;
+            self.staged = false;
+        }
+        r
     }
 
     /// Undoes the setup: unpublish, unstage, ControllerUnpublish, delete what the
@@ -540,11 +517,11 @@ impl Worker {
             if self.plan.attach {
                 let _ = self
                     .controller
-                    .controller_unpublish_volume(ControllerUnpublishVolumeRequest {
-                        volume_id: v.volume_id.clone(),
-                        node_id: self.plan.node_id.clone(),
-                        secrets: self.env.secrets.get("ControllerUnpublishVolumeSecret"),
-                    })
+                    .controller_unpublish_volume(
+                        self.env
+                            .requests()
+                            .controller_unpublish(&v.volume_id, &self.plan.node_id),
+                    )
                     .await;
             }
             if self.owns_volume {
@@ -554,14 +531,11 @@ impl Worker {
         for id in std::mem::take(&mut self.leftovers) {
             let _ = self
                 .controller
-                .delete_volume(DeleteVolumeRequest {
-                    volume_id: id,
-                    secrets: self.env.secrets.get("DeleteVolumeSecret"),
-                })
+                .delete_volume(self.env.requests().delete_volume(&id))
                 .await;
         }
-        let _ = crate::conformance::context::remove_scratch(&self.mount_parent);
-        let _ = crate::conformance::context::remove_scratch(&self.staging);
+        let _ = remove_scratch(&self.mount_parent);
+        let _ = remove_scratch(&self.staging);
     }
 }
 

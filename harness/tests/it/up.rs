@@ -11,7 +11,7 @@ use driver::csi::v1::controller_client::ControllerClient;
 use driver::csi::v1::identity_client::IdentityClient;
 use driver::csi::v1::node_client::NodeClient;
 use driver::csi::v1::*;
-use harness::conformance::endpoint::{Target, channel};
+use harness::client::endpoint::{Target, channel};
 use serde_json::Value;
 use tonic::transport::Channel;
 

@@ -4,6 +4,7 @@
 //! bench's stricter rules are separate checks, marked `[+]`.
 
 mod controller;
+mod controller_publish;
 mod expansion;
 mod group;
 mod health;

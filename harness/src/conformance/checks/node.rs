@@ -847,7 +847,7 @@ async fn sanity_flow(cx: &Ctx, n: usize) -> Outcome {
     let v = cx.create(req).await?;
     let mut pc = HashMap::new();
     if cx.controller_publish_supported()? {
-        let mut req = cx.cpublish_req(&v, &info.node_id);
+        let mut req = cx.controller_publish_req(&v, &info.node_id);
         req.volume_context = v.volume_context.clone();
         let r = cx.ctrl().controller_publish_volume(req).await;
         if r.is_ok() {
@@ -913,7 +913,7 @@ async fn flow(cx: &Ctx, n: usize) -> Outcome {
             pc = ok(
                 "ControllerPublishVolume",
                 cx.ctrl()
-                    .controller_publish_volume(cx.cpublish_req(&v, &node_id))
+                    .controller_publish_volume(cx.controller_publish_req(&v, &node_id))
                     .await,
             )?
             .publish_context;
@@ -983,7 +983,9 @@ async fn flow(cx: &Ctx, n: usize) -> Outcome {
             ok(
                 "ControllerUnpublishVolume",
                 cx.ctrl()
-                    .controller_unpublish_volume(cx.cunpublish_req(&v.volume_id, &node_id))
+                    .controller_unpublish_volume(
+                        cx.controller_unpublish_req(&v.volume_id, &node_id),
+                    )
                     .await,
             )?;
         }

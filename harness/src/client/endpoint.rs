@@ -1,5 +1,6 @@
 //! Dialing a CSI endpoint: `unix:///abs/path.sock`, `/abs/path.sock` (a Unix socket),
-//! `dns:///host:port`, `tcp://host:port` or `http://host:port` (TCP).
+//! `dns:///host:port`, `tcp://host:port` or `http://host:port` (TCP). Imports nothing of
+//! the crate.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -74,6 +75,46 @@ pub fn channel(target: &Target, timeout: Duration) -> anyhow::Result<Channel> {
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(10))
             .connect_lazy()),
+    }
+}
+
+/// The channels to a driver: its node endpoint and its controller's (the same channel
+/// when the controller has no endpoint of its own).
+#[derive(Debug, Clone)]
+pub struct Channels {
+    /// To `--endpoint`.
+    pub node: Channel,
+    /// To `--controller-endpoint`, or `node`'s.
+    pub controller: Channel,
+    /// Whether the controller has an endpoint of its own.
+    pub split: bool,
+}
+
+impl Channels {
+    /// Parses `endpoint` and `controller_endpoint` and makes the channels, whose calls
+    /// time out after `timeout`.
+    pub fn connect(
+        endpoint: &str,
+        controller_endpoint: Option<&str>,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let node_target: Target = endpoint.parse()?;
+        let ctrl_target: Target = match controller_endpoint {
+            Some(e) => e.parse()?,
+            None => node_target.clone(),
+        };
+        let node = channel(&node_target, timeout)?;
+        let split = ctrl_target != node_target;
+        let controller = if split {
+            channel(&ctrl_target, timeout)?
+        } else {
+            node.clone()
+        };
+        Ok(Self {
+            node,
+            controller,
+            split,
+        })
     }
 }
 

@@ -4,7 +4,7 @@
 //! flat map, secrets one map per RPC (`CreateVolumeSecret:` followed by indented
 //! `key: value` lines). Scalars become strings as Go's YAML does for a
 //! `map[string]string` (`size: 10` is `"10"`, `empty:` is `""`); a list or a nested
-//! map where a value belongs is refused.
+//! map where a value belongs is refused. Imports nothing of the crate.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -93,6 +93,13 @@ impl Secrets {
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Self::parse(&text).with_context(|| format!("parsing {}", path.display()))
     }
+
+    /// Reads the secrets file at `path` when given; none otherwise.
+    pub fn load_or_empty(path: Option<&Path>) -> anyhow::Result<Self> {
+        path.map(Self::load)
+            .transpose()
+            .map(Option::unwrap_or_default)
+    }
 }
 
 /// Parses a flat params file's text.
@@ -150,6 +157,13 @@ pub fn load_params(path: &Path) -> anyhow::Result<Params> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     parse_params(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Reads the params file at `path` when given; an empty map otherwise.
+pub fn load_params_or_empty(path: Option<&Path>) -> anyhow::Result<Params> {
+    path.map(load_params)
+        .transpose()
+        .map(Option::unwrap_or_default)
 }
 
 #[cfg(test)]
