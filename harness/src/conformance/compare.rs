@@ -123,7 +123,9 @@ pub fn parse_junit(xml: &str) -> Result<Vec<Case>, JunitError> {
             let mut attrs = Vec::new();
             for a in t.attributes() {
                 let a = a.map_err(|e| xml_err(&e))?;
-                let value = a.unescape_value().map_err(|e| xml_err(&e))?;
+                let value = a
+                    .normalized_value(quick_xml::XmlVersion::Explicit1_0)
+                    .map_err(|e| xml_err(&e))?;
                 attrs.push((
                     String::from_utf8_lossy(a.key.as_ref()).into_owned(),
                     value.into_owned(),
