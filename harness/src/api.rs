@@ -69,11 +69,6 @@ impl Store {
         self.writes += 1;
         meta.resource_version = Some(self.rv.to_string());
     }
-
-    /// The current resource version.
-    pub fn resource_version(&self) -> u64 {
-        self.rv
-    }
 }
 
 /// Metadata with a name (and the default namespace when `namespaced`).
@@ -162,9 +157,4 @@ pub fn node_attached(n: &Node) -> Vec<String> {
         .and_then(|s| s.volumes_attached.as_ref())
         .map(|v| v.iter().map(|a| a.name.clone()).collect())
         .unwrap_or_default()
-}
-
-/// The kubelet's unique volume name for a CSI PV (what node status lists).
-pub fn unique_volume_name(handle_pv: &str) -> String {
-    format!("kubernetes.io/csi/{}^{handle_pv}", crate::csi::DRIVER_NAME)
 }

@@ -47,8 +47,8 @@
 //! GET-then-watch WaitForAttach, ADC force-detach; in the busy workload, OSD data I/O and
 //! the build and delete phases of cephfs-perf's kernel-build.
 
-pub mod api;
-pub mod authz;
+mod api;
+mod authz;
 pub mod busy;
 pub mod client;
 pub mod conformance;
@@ -56,14 +56,14 @@ pub mod csi;
 pub mod fault;
 pub mod inventory;
 pub mod load;
-pub mod naming;
+mod naming;
 pub mod params;
 pub mod plots;
-pub mod report;
+mod report;
 pub mod sim;
 pub mod soak;
-pub mod stats;
-pub mod time;
+mod stats;
+mod time;
 pub mod up;
 
 use std::collections::BTreeMap;

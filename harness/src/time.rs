@@ -76,6 +76,7 @@ impl Backoff {
     }
 
     /// The wait after the last error, if the last outcome was an error.
+    #[cfg(test)]
     pub fn current(&self) -> Option<Duration> {
         self.last
     }

@@ -7,11 +7,11 @@
 //! It may import the driver's CSI types and external crates only: never
 //! [`crate::conformance`] or [`crate::load`], which import it.
 
-pub mod call;
+pub(crate) mod call;
 pub mod endpoint;
 pub mod input;
-pub mod request;
-pub mod scratch;
+pub(crate) mod request;
+pub(crate) mod scratch;
 
 /// A name no other run uses: `prefix-<uuid>`.
 pub fn unique(prefix: &str) -> String {

@@ -14,10 +14,10 @@
 //! generator (dialing, params and secrets files, request builders) is
 //! [`crate::client`].
 
-pub mod checks;
-pub mod compare;
-pub mod context;
-pub mod paths;
+pub(crate) mod checks;
+pub(crate) mod compare;
+pub(crate) mod context;
+pub(crate) mod paths;
 pub mod report;
 
 use std::path::PathBuf;

@@ -5,7 +5,7 @@
 //!
 //! Start at [`run_load`]; the operations and their per-worker setup are in [`op`].
 
-pub mod op;
+pub(crate) mod op;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -179,18 +179,6 @@ impl Ctx {
                     .has_ctrl(controller_service_capability::rpc::Type::PublishUnpublishVolume)?,
         )
     }
-    /// The group controller gate: the plugin capability, then the group capability.
-    pub fn need_group(&self) -> Outcome {
-        if !self.has_plugin(plugin_capability::service::Type::GroupControllerService)? {
-            return Err(skip("GroupControllerService not supported"));
-        }
-        let caps = Self::set(&self.s.caps.group, "GroupControllerGetCapabilities")?;
-        let t = group_controller_service_capability::rpc::Type::CreateDeleteGetVolumeGroupSnapshot;
-        if !caps.contains(&(t as i32)) {
-            return Err(skip("VolumeGroupSnapshot not supported"));
-        }
-        Ok(())
-    }
     /// csi-sanity's gate of the node flows: the plugin's CONTROLLER_SERVICE.
     pub fn need_controller_service(&self) -> Outcome {
         if !self.has_plugin(plugin_capability::service::Type::ControllerService)? {

@@ -24,7 +24,7 @@ use tonic::{Code, Status};
 
 pub use self::caps::Caps;
 use self::cleanup::Registered;
-pub use self::cleanup::{CleanupOutcome, CleanupStyle, Resource};
+pub use self::cleanup::{CleanupStyle, Resource};
 use super::paths::{PathHooks, PathKind};
 pub use crate::client::call::describe;
 use crate::client::call::repeat_aborted;
@@ -222,9 +222,6 @@ impl Ctx {
     /// The staging target path (created by the bench).
     pub fn staging(&self) -> String {
         self.scratch.staging.display().to_string()
-    }
-    pub fn staging_dir(&self) -> &Path {
-        &self.scratch.staging
     }
 
     // What is at a path, as the driver sees it.
