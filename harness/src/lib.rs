@@ -59,6 +59,7 @@ pub mod load;
 mod naming;
 pub mod params;
 pub mod plots;
+pub mod real;
 mod report;
 pub mod sim;
 pub mod soak;

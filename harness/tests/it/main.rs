@@ -12,6 +12,7 @@ mod external;
 mod faults;
 mod manila;
 mod plots;
+mod real;
 mod report;
 mod scenarios;
 mod soak;

@@ -1,0 +1,8 @@
+//! Real Kubernetes (issue 16): a local control plane built from Kubernetes' own
+//! programs, to run the scenarios on the engine users run. `pki.rs` makes its
+//! certificates (a leaf); `control_plane.rs` starts, waits for and stops its components.
+
+pub mod control_plane;
+pub mod pki;
+
+pub use control_plane::{ControlPlane, PROGRAMS, kubectl};
