@@ -44,6 +44,21 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// Writes a file only its owner may read (a kubeconfig holding a token).
+fn write_secret_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(bytes)?;
+    Ok(())
+}
+
 /// The end of a component's log, for an error.
 fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -116,6 +131,55 @@ impl ControlPlane {
         kubectl(&self.bin, &self.admin_kubeconfig(), args).await
     }
 
+    /// A kubeconfig that authenticates as ServiceAccount `namespace/name` (a token the
+    /// API server issues for an hour): how a sidecar runs with the RBAC `deploy/` gives
+    /// its account, not as an admin.
+    pub async fn service_account_kubeconfig(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> anyhow::Result<PathBuf> {
+        let token = self
+            .kubectl(&["-n", namespace, "create", "token", name, "--duration=1h"])
+            .await?;
+        let path = self.dir.join(format!("sa-{namespace}-{name}.kubeconfig"));
+        let doc = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "local", "cluster": {
+                "server": self.api_url(),
+                "certificate-authority": self.pki.ca_cert(),
+            }}],
+            "users": [{"name": "user", "user": {"token": token.trim()}}],
+            "contexts": [{"name": "local", "context": {"cluster": "local", "user": "user"}}],
+            "current-context": "local",
+        });
+        write_secret_file(&path, &serde_json::to_vec_pretty(&doc)?)?;
+        Ok(path)
+    }
+
+    /// Runs another program beside the components (a CSI sidecar, say), logging to
+    /// `<dir>/log/<name>.log`; it is stopped first. `name`'s program is looked up in the
+    /// programs' directory.
+    pub fn run(&mut self, name: &'static str, args: &[String]) -> anyhow::Result<()> {
+        self.spawn(name, args)
+    }
+
+    /// Fails, naming the program and its log's end, if `name` has exited.
+    pub fn check_running(&mut self, name: &str) -> anyhow::Result<()> {
+        let log = self.dir.join("log").join(format!("{name}.log"));
+        if let Some((_, child)) = self.children.iter_mut().find(|(n, _)| *n == name)
+            && let Some(status) = child.try_wait()?
+        {
+            bail!(
+                "{name} exited ({status}); {}:\n{}",
+                log.display(),
+                log_tail(&log)
+            );
+        }
+        Ok(())
+    }
+
     fn write_kubeconfig(&self, path: &Path, id: &Identity) -> anyhow::Result<()> {
         let doc = serde_json::json!({
             "apiVersion": "v1",
@@ -137,8 +201,18 @@ impl ControlPlane {
     }
 
     fn spawn(&mut self, name: &'static str, args: &[String]) -> anyhow::Result<()> {
+        let program = self.bin.join(name);
+        self.spawn_program(name, &program, args)
+    }
+
+    fn spawn_program(
+        &mut self,
+        name: &'static str,
+        program: &Path,
+        args: &[String],
+    ) -> anyhow::Result<()> {
         let log = std::fs::File::create(self.dir.join("log").join(format!("{name}.log")))?;
-        let child = Command::new(self.bin.join(name))
+        let child = Command::new(program)
             .args(args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

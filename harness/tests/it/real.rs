@@ -91,3 +91,176 @@ async fn the_node_authorizer_refuses_another_nodes_volume_attachment() {
         );
     }
 }
+
+/// `kubectl get` of one field, or `None` while the object does not exist.
+async fn field(cp: &ControlPlane, args: &[&str]) -> Option<String> {
+    cp.kubectl(args).await.ok().map(|s| s.trim().to_owned())
+}
+
+/// Polls `check` every 200 ms for up to `secs` seconds; on failure shows the end of
+/// the log that should say why.
+async fn eventually<F, Fut>(secs: u64, what: &str, log: &std::path::Path, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !check().await {
+        if std::time::Instant::now() >= until {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "no {what} within {secs} s; {}:\n{}",
+                log.display(),
+                tail.join("\n")
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// The real external-provisioner, running with the ServiceAccount and RBAC of
+/// `deploy/base` (applied as it is), provisions a claim through the driver's controller
+/// on fake-ceph and deletes its volume when the claim goes: the claim is Bound to a PV
+/// whose handle is the driver's volume ID, the subvolume exists while it does, and
+/// nothing is left in fake-ceph after the deletion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_provisioner_makes_and_removes_a_volume_with_deploys_rbac() {
+    use harness::csi::{DRIVER_NAME, Embedded, Launch, StorageBackend, storage_class_parameters};
+    let Some(bin) = kube_bin() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut cp = ControlPlane::start(&bin, dir.path()).await.unwrap();
+    let deploy = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/base");
+    cp.kubectl(&["apply", "-k", deploy]).await.unwrap();
+    let stack = Embedded::launch(
+        Launch {
+            seed: 1,
+            nodes: 0,
+            attach_required: false,
+            backend: StorageBackend::Cephfs,
+            controller_credentials: false,
+            ceph_faults: fake_ceph::Faults::default(),
+            manila_faults: fake_manila::Faults::default(),
+            timeouts: Default::default(),
+            durable_ceph: false,
+        },
+        "harness-real-",
+    )
+    .await
+    .unwrap();
+    // The Secret and StorageClass a user writes from deploy/examples, for this cluster.
+    let secret = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "cephfs-csi-secret", "namespace": "cephfs-csi"},
+        "stringData": stack.secrets(),
+    });
+    let mut parameters = serde_json::Map::new();
+    for (k, v) in storage_class_parameters(StorageBackend::Cephfs) {
+        parameters.insert(k, v.into());
+    }
+    for kind in ["provisioner", "node-stage", "controller-expand"] {
+        parameters.insert(
+            format!("csi.storage.k8s.io/{kind}-secret-name"),
+            "cephfs-csi-secret".into(),
+        );
+        parameters.insert(
+            format!("csi.storage.k8s.io/{kind}-secret-namespace"),
+            "cephfs-csi".into(),
+        );
+    }
+    let class = serde_json::json!({
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": "cephfs"}, "provisioner": DRIVER_NAME,
+        "reclaimPolicy": "Delete", "parameters": parameters,
+    });
+    let claim = serde_json::json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "claim-1", "namespace": "default"},
+        "spec": {"storageClassName": "cephfs", "accessModes": ["ReadWriteMany"],
+                 "resources": {"requests": {"storage": "1Gi"}}},
+    });
+    for (file, doc) in [("secret.json", &secret), ("class.json", &class)] {
+        let path = dir.path().join(file);
+        std::fs::write(&path, doc.to_string()).unwrap();
+        cp.kubectl(&["apply", "-f", path.to_str().unwrap()])
+            .await
+            .unwrap();
+    }
+    let account = cp
+        .service_account_kubeconfig("cephfs-csi", "cephfs-csi-controller")
+        .await
+        .unwrap();
+    cp.run(
+        "csi-provisioner",
+        &[
+            format!(
+                "--csi-address=unix://{}",
+                stack.controller_socket().display()
+            ),
+            format!("--kubeconfig={}", account.display()),
+            "--leader-election=false".to_owned(),
+            "--timeout=60s".to_owned(),
+            "--v=3".to_owned(),
+        ],
+    )
+    .unwrap();
+    let provisioner_log = dir.path().join("log").join("csi-provisioner.log");
+    let claim_file = dir.path().join("claim.json");
+    std::fs::write(&claim_file, claim.to_string()).unwrap();
+    cp.kubectl(&["apply", "-f", claim_file.to_str().unwrap()])
+        .await
+        .unwrap();
+    let phase = [
+        "-n",
+        "default",
+        "get",
+        "pvc",
+        "claim-1",
+        "-o",
+        "jsonpath={.status.phase}",
+    ];
+    eventually(60, "claim-1 Bound", &provisioner_log, || async {
+        field(&cp, &phase).await.as_deref() == Some("Bound")
+    })
+    .await;
+    cp.check_running("csi-provisioner").unwrap();
+    let pv = field(
+        &cp,
+        &[
+            "-n",
+            "default",
+            "get",
+            "pvc",
+            "claim-1",
+            "-o",
+            "jsonpath={.spec.volumeName}",
+        ],
+    )
+    .await
+    .unwrap();
+    let handle = field(
+        &cp,
+        &["get", "pv", &pv, "-o", "jsonpath={.spec.csi.volumeHandle}"],
+    )
+    .await
+    .unwrap();
+    assert!(
+        handle.starts_with("0001-"),
+        "not a driver volume ID: {handle}"
+    );
+    assert_eq!(stack.inventory().await.unwrap().subvolumes.len(), 1);
+    cp.kubectl(&["-n", "default", "delete", "pvc", "claim-1", "--wait=false"])
+        .await
+        .unwrap();
+    eventually(60, "PV deletion", &provisioner_log, || async {
+        field(&cp, &["get", "pv", &pv, "-o", "name"])
+            .await
+            .is_none()
+    })
+    .await;
+    let leaks = stack.leaks().await;
+    assert!(leaks.none(), "left in fake-ceph: {leaks:?}");
+    stack.shutdown().await;
+    cp.stop().await;
+}
