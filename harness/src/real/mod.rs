@@ -3,6 +3,8 @@
 //! certificates (a leaf); `control_plane.rs` starts, waits for and stops its components.
 
 pub mod control_plane;
+pub mod node;
 pub mod pki;
 
 pub use control_plane::{ControlPlane, PROGRAMS, kubectl};
+pub use node::NodeIdentity;

@@ -264,3 +264,78 @@ async fn the_real_provisioner_makes_and_removes_a_volume_with_deploys_rbac() {
     stack.shutdown().await;
     cp.stop().await;
 }
+
+/// A hollow kubelet registers itself as a kubelet does, under its own node identity:
+/// its Node (Ready, with the attach-detach annotation), its Lease and its CSINode with
+/// the driver; NodeRestriction refuses it another node's Node and CSINode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hollow_kubelet_registers_itself_and_nothing_else() {
+    use harness::real::NodeIdentity;
+    let Some(bin) = kube_bin() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cp = ControlPlane::start(&bin, dir.path()).await.unwrap();
+    let node = NodeIdentity::connect(&cp.node_kubeconfig("node-a").unwrap(), "node-a")
+        .await
+        .unwrap();
+    node.register().await.unwrap();
+    // Registering again (a restarted kubelet) keeps what is there.
+    node.register().await.unwrap();
+    node.register_driver("cephfs.csi.trainride", "node-a")
+        .await
+        .unwrap();
+    let ready = cp
+        .kubectl(&[
+            "get",
+            "node",
+            "node-a",
+            "-o",
+            r#"jsonpath={.status.conditions[?(@.type=="Ready")].status}"#,
+        ])
+        .await
+        .unwrap();
+    assert_eq!(ready.trim(), "True");
+    let annotation = cp
+        .kubectl(&["get", "node", "node-a", "-o", r#"jsonpath={.metadata.annotations.volumes\.kubernetes\.io/controller-managed-attach-detach}"#])
+        .await
+        .unwrap();
+    assert_eq!(annotation.trim(), "true");
+    let drivers = cp
+        .kubectl(&[
+            "get",
+            "csinode",
+            "node-a",
+            "-o",
+            "jsonpath={.spec.drivers[*].name}={.spec.drivers[*].nodeID}",
+        ])
+        .await
+        .unwrap();
+    assert_eq!(drivers.trim(), "cephfs.csi.trainride=node-a");
+    let lease = cp
+        .kubectl(&[
+            "-n",
+            "kube-node-lease",
+            "get",
+            "lease",
+            "node-a",
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ])
+        .await
+        .unwrap();
+    assert_eq!(lease.trim(), "node-a");
+    // node-a posing as node-b: NodeRestriction says no.
+    let imposter = NodeIdentity::connect(&cp.node_kubeconfig("node-a").unwrap(), "node-b")
+        .await
+        .unwrap();
+    let refused = format!("{:#}", imposter.register().await.unwrap_err());
+    assert!(
+        refused.contains("registering Node node-b")
+            && refused.contains("node \"node-a\" is not allowed to modify node \"node-b\""),
+        "{refused}"
+    );
+    assert!(
+        cp.kubectl(&["get", "node", "node-b"]).await.is_err(),
+        "node-b was registered"
+    );
+    cp.stop().await;
+}
