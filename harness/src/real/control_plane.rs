@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use tokio::process::{Child, Command};
 
-use super::pki::{Identity, Pki};
+use super::pki::{Identity, Pki, write_private};
 
 /// The programs a control plane runs, in `bin`.
 pub const PROGRAMS: [&str; 5] = [
@@ -42,21 +42,6 @@ pub struct ControlPlane {
 /// first, which only makes a start fail with its log saying so).
 fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// Writes a file only its owner may read (a kubeconfig holding a token).
-fn write_secret_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(bytes)?;
-    Ok(())
 }
 
 /// The end of a component's log, for an error.
@@ -143,18 +128,8 @@ impl ControlPlane {
             .kubectl(&["-n", namespace, "create", "token", name, "--duration=1h"])
             .await?;
         let path = self.dir.join(format!("sa-{namespace}-{name}.kubeconfig"));
-        let doc = serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "local", "cluster": {
-                "server": self.api_url(),
-                "certificate-authority": self.pki.ca_cert(),
-            }}],
-            "users": [{"name": "user", "user": {"token": token.trim()}}],
-            "contexts": [{"name": "local", "context": {"cluster": "local", "user": "user"}}],
-            "current-context": "local",
-        });
-        write_secret_file(&path, &serde_json::to_vec_pretty(&doc)?)?;
+        let doc = self.kubeconfig(serde_json::json!({"token": token.trim()}));
+        write_private(&path, &serde_json::to_vec_pretty(&doc)?)?;
         Ok(path)
     }
 
@@ -180,39 +155,34 @@ impl ControlPlane {
         Ok(())
     }
 
-    fn write_kubeconfig(&self, path: &Path, id: &Identity) -> anyhow::Result<()> {
-        let doc = serde_json::json!({
+    /// A kubeconfig of this API server for `user` (its client certificate or token).
+    fn kubeconfig(&self, user: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "local", "cluster": {
                 "server": self.api_url(),
                 "certificate-authority": self.pki.ca_cert(),
             }}],
-            "users": [{"name": "user", "user": {
-                "client-certificate": id.cert,
-                "client-key": id.key,
-            }}],
+            "users": [{"name": "user", "user": user}],
             "contexts": [{"name": "local", "context": {"cluster": "local", "user": "user"}}],
             "current-context": "local",
-        });
+        })
+    }
+
+    fn write_kubeconfig(&self, path: &Path, id: &Identity) -> anyhow::Result<()> {
+        let doc = self.kubeconfig(serde_json::json!({
+            "client-certificate": id.cert,
+            "client-key": id.key,
+        }));
         // JSON is YAML: kubectl and client-go read it as a kubeconfig.
         std::fs::write(path, serde_json::to_vec_pretty(&doc)?)?;
         Ok(())
     }
 
     fn spawn(&mut self, name: &'static str, args: &[String]) -> anyhow::Result<()> {
-        let program = self.bin.join(name);
-        self.spawn_program(name, &program, args)
-    }
-
-    fn spawn_program(
-        &mut self,
-        name: &'static str,
-        program: &Path,
-        args: &[String],
-    ) -> anyhow::Result<()> {
         let log = std::fs::File::create(self.dir.join("log").join(format!("{name}.log")))?;
-        let child = Command::new(program)
+        let child = Command::new(self.bin.join(name))
             .args(args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -241,17 +211,9 @@ impl ControlPlane {
             if ready().await {
                 return Ok(());
             }
-            let log = self.dir.join("log").join(format!("{name}.log"));
-            if let Some((_, child)) = self.children.iter_mut().find(|(n, _)| *n == name)
-                && let Some(status) = child.try_wait()?
-            {
-                bail!(
-                    "{name} exited ({status}); {}:\n{}",
-                    log.display(),
-                    log_tail(&log)
-                );
-            }
+            self.check_running(name)?;
             if Instant::now() >= until {
+                let log = self.dir.join("log").join(format!("{name}.log"));
                 bail!(
                     "{name} was not ready within {within:?}; {}:\n{}",
                     log.display(),
@@ -329,14 +291,17 @@ impl ControlPlane {
             "--endpoint-reconciler-type=none".to_owned(),
         ];
         self.spawn("kube-apiserver", &args)?;
+        self.wait_for_kubectl("kube-apiserver", &["get", "--raw", "/readyz"])
+            .await
+    }
+
+    /// Waits up to 90 s until `kubectl <args>` as the admin succeeds; `name` is the
+    /// component that makes it succeed.
+    async fn wait_for_kubectl(&mut self, name: &str, args: &[&str]) -> anyhow::Result<()> {
         let (bin, config) = (self.bin.clone(), self.admin_kubeconfig());
-        self.wait_ready("kube-apiserver", Duration::from_secs(90), || {
+        self.wait_ready(name, Duration::from_secs(90), || {
             let (bin, config) = (bin.clone(), config.clone());
-            async move {
-                kubectl(&bin, &config, &["get", "--raw", "/readyz"])
-                    .await
-                    .is_ok()
-            }
+            async move { kubectl(&bin, &config, args).await.is_ok() }
         })
         .await
     }
@@ -372,19 +337,10 @@ impl ControlPlane {
             "--leader-elect=false".to_owned(),
         ];
         self.spawn("kube-scheduler", &args)?;
-        let (bin, config) = (self.bin.clone(), self.admin_kubeconfig());
-        self.wait_ready("kube-controller-manager", Duration::from_secs(90), || {
-            let (bin, config) = (bin.clone(), config.clone());
-            async move {
-                kubectl(
-                    &bin,
-                    &config,
-                    &["-n", "default", "get", "serviceaccount", "default"],
-                )
-                .await
-                .is_ok()
-            }
-        })
+        self.wait_for_kubectl(
+            "kube-controller-manager",
+            &["-n", "default", "get", "serviceaccount", "default"],
+        )
         .await
     }
 

@@ -37,7 +37,8 @@ impl std::fmt::Debug for Pki {
     }
 }
 
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+/// Writes a file only its owner may read (a key, a kubeconfig holding a token).
+pub(crate) fn write_private(path: &Path, text: &[u8]) -> anyhow::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut f = std::fs::OpenOptions::new()
@@ -47,7 +48,7 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(text.as_bytes())?;
+    f.write_all(text)?;
     Ok(())
 }
 
@@ -67,7 +68,7 @@ impl Pki {
         let ca_key = KeyPair::generate()?;
         let cert = ca.self_signed(&ca_key)?;
         std::fs::write(dir.join("ca.crt"), cert.pem())?;
-        write_private(&dir.join("ca.key"), &ca_key.serialize_pem())?;
+        write_private(&dir.join("ca.key"), ca_key.serialize_pem().as_bytes())?;
         Ok(Self {
             dir: dir.to_owned(),
             ca,
@@ -94,7 +95,7 @@ impl Pki {
             key: self.dir.join(format!("{file}.key")),
         };
         std::fs::write(&id.cert, cert.pem())?;
-        write_private(&id.key, &key.serialize_pem())?;
+        write_private(&id.key, key.serialize_pem().as_bytes())?;
         Ok(id)
     }
 
@@ -139,7 +140,7 @@ impl Pki {
             key: self.dir.join("sa.key"),
         };
         std::fs::write(&id.cert, key.public_key_pem())?;
-        write_private(&id.key, &key.serialize_pem())?;
+        write_private(&id.key, key.serialize_pem().as_bytes())?;
         Ok(id)
     }
 }
