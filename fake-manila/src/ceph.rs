@@ -172,6 +172,16 @@ impl CephClient {
     }
 
     /// Sends one command; `outb` on success.
+    ///
+    /// Manila's CephFS driver keeps one librados client and gives each command
+    /// `RADOS_TIMEOUT` (10 s): while the monitors or the manager restart, librados
+    /// reconnects and sends the command again, and the call fails only when the
+    /// deadline passes. So here: a command that got no answer (refused, or the
+    /// connection dropped under it) is sent again after a short pause until
+    /// `config.timeout` from the first try. The `volumes` commands Manila sends are
+    /// idempotent (`create` of an existing subvolume, `rm` with `force`, `authorize` of
+    /// an authorized ID), so a command that ran but whose answer was lost may run twice,
+    /// as with librados.
     pub async fn command(&self, mgr: bool, cmd: Value) -> Result<String, CephError> {
         let prefix = cmd["prefix"].as_str().unwrap_or("").to_owned();
         let url = if mgr {
@@ -179,33 +189,31 @@ impl CephClient {
         } else {
             format!("{}/request", self.config.url)
         };
-        let id = &self.config.identity;
-        let send = async {
-            let resp = self
-                .http
-                .post(&url)
-                .basic_auth(&id.entity, Some(id.key.expose()))
-                .body(cmd.to_string())
-                .send()
-                .await?;
-            let status = resp.status();
-            let body = resp.bytes().await?;
-            Ok::<_, reqwest::Error>((status, body))
-        };
+        let body = cmd.to_string();
         let transport = |message: String| CephError::Transport {
             prefix: prefix.clone(),
             message,
         };
-        let (status, body) = match tokio::time::timeout(self.config.timeout, send).await {
-            Err(_) => {
-                return Err(transport(format!(
-                    "timed out after {:?}",
-                    self.config.timeout
-                )));
+        let deadline = tokio::time::Instant::now() + self.config.timeout;
+        let mut pause = Duration::from_millis(20);
+        let (status, body) = loop {
+            match tokio::time::timeout_at(deadline, self.send(&url, body.clone())).await {
+                Err(_) => {
+                    return Err(transport(format!(
+                        "timed out after {:?}",
+                        self.config.timeout
+                    )));
+                }
+                Ok(Ok(r)) => break r,
+                // No answer: Ceph is away. Try again while the deadline allows.
+                Ok(Err(e)) if tokio::time::Instant::now() + pause < deadline => {
+                    tracing::debug!(prefix, error = %e.without_url(), "no answer from Ceph; sending again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                // reqwest's error text names the URL, never the credentials.
+                Ok(Err(e)) => return Err(transport(e.without_url().to_string())),
             }
-            // reqwest's error text names the URL, never the credentials.
-            Ok(Err(e)) => return Err(transport(e.without_url().to_string())),
-            Ok(Ok(r)) => r,
         };
         if !status.is_success() {
             return Err(transport(format!("HTTP {status}")));
@@ -221,6 +229,24 @@ impl CephClient {
             });
         }
         Ok(v["outb"].as_str().unwrap_or("").to_owned())
+    }
+
+    /// One try: the answer's status and body, or the transport's error.
+    async fn send(
+        &self,
+        url: &str,
+        body: String,
+    ) -> Result<(reqwest::StatusCode, axum::body::Bytes), reqwest::Error> {
+        let id = &self.config.identity;
+        let resp = self
+            .http
+            .post(url)
+            .basic_auth(&id.entity, Some(id.key.expose()))
+            .body(body)
+            .send()
+            .await?;
+        let status = resp.status();
+        Ok((status, resp.bytes().await?))
     }
 
     /// A `volumes` command with `vol_name` and the group filled in.

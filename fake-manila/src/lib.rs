@@ -12,7 +12,11 @@
 //! (`POST /request`, mon/mgr command JSON, cephx over HTTP Basic): a share is a
 //! subvolume, a cephx access rule is `fs subvolume authorize` on it (the key becomes the
 //! rule's `access_key`), export locations are `mons:/volumes/<group>/<share>/<uuid>`,
-//! snapshots are subvolume snapshots, a share from a snapshot is a clone.
+//! snapshots are subvolume snapshots, a share from a snapshot is a clone. Like the
+//! driver's librados client, which reconnects to a restarted monitor or manager and
+//! sends a command again within `RADOS_TIMEOUT`, a Ceph command that gets no answer is
+//! sent again until [`CephConfig::timeout`]: a share made or deleted across a short
+//! restart of Ceph ends `available` or gone.
 //!
 //! Where to start reading: [`keystone_router`] and [`manila_router`] (one
 //! [`AppState`] behind both; [`Listeners`] binds and serves the pair), then `api` (the dispatcher: token, version,
@@ -91,7 +95,8 @@
 //!   at most [`Config::tokens_per_user`] (10,000 unless configured) per user: a user
 //!   past that loses its own oldest token, never another user's. Expired tokens are
 //!   purged.
-//! - A transition's Ceph work is tried once: a failure leaves the resource in its error
+//! - A transition's Ceph work is tried once (beyond resending a command that got no
+//!   answer): a failure leaves the resource in its error
 //!   status (Manila's periodic tasks and retries are not modelled). No API rate limits.
 
 mod access_rule;

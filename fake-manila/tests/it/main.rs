@@ -3,6 +3,7 @@
 
 mod access;
 mod binary;
+mod ceph_restart;
 mod endpoints;
 mod faults;
 mod keystone;

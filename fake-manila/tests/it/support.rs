@@ -22,6 +22,7 @@ pub struct Env {
     pub keystone: Router,
     pub manila: Router,
     server: tokio::task::JoinHandle<()>,
+    ceph_addr: std::net::SocketAddr,
 }
 
 /// One of the two endpoints.
@@ -66,11 +67,26 @@ pub async fn ceph_with(
         .await
         .expect("bind loopback");
     let addr = listener.local_addr().expect("bound address");
-    let app = fake_ceph::router(cluster.clone());
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let server = serve_ceph(&cluster, listener);
     (cluster, format!("http://{addr}"), server)
+}
+
+/// Serves `cluster` on `listener` with fake-ceph's own server, whose task owns every
+/// connection: aborting it drops them all, as a killed daemon would.
+fn serve_ceph(
+    cluster: &fake_ceph::Cluster,
+    listener: tokio::net::TcpListener,
+) -> tokio::task::JoinHandle<()> {
+    let app = fake_ceph::router(cluster.clone());
+    tokio::spawn(async move {
+        let _ = fake_ceph::service::serve(
+            listener,
+            app,
+            fake_ceph::service::ServeConfig::default(),
+            std::future::pending(),
+        )
+        .await;
+    })
 }
 
 /// A test config: zero delays, fast clone polling.
@@ -102,6 +118,10 @@ pub async fn env_with(f: impl FnOnce(&mut Config)) -> Env {
 /// An environment on a fake-ceph configured by `g`, with fake-manila configured by `f`.
 pub async fn env_on(g: impl FnOnce(&mut fake_ceph::Config), f: impl FnOnce(&mut Config)) -> Env {
     let (cluster, ceph_url, server) = ceph_with(g).await;
+    let ceph_addr = ceph_url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("fake-ceph's address");
     let mut c = config(&cluster, &ceph_url);
     f(&mut c);
     let state = AppState::new(c).expect("fake-manila starts");
@@ -110,6 +130,7 @@ pub async fn env_on(g: impl FnOnce(&mut fake_ceph::Config), f: impl FnOnce(&mut 
         keystone: fake_manila::keystone_router(state.clone()),
         manila: fake_manila::manila_router(state),
         server,
+        ceph_addr,
     }
 }
 
@@ -137,6 +158,21 @@ pub struct Req<'a> {
 }
 
 impl Env {
+    /// Kills fake-ceph's server: the commands under way get no answer and new ones are
+    /// refused until [`Env::start_ceph`].
+    pub async fn stop_ceph(&mut self) {
+        self.server.abort();
+        let _ = (&mut self.server).await;
+    }
+
+    /// Serves the same cluster on the same port again.
+    pub async fn start_ceph(&mut self) {
+        let listener = tokio::net::TcpListener::bind(self.ceph_addr)
+            .await
+            .expect("fake-ceph's port again");
+        self.server = serve_ceph(&self.cluster, listener);
+    }
+
     /// Sends a request to the endpoint that serves its path ([`Service::of`]).
     pub async fn send(&self, r: Req<'_>) -> Answer {
         let mut b = Request::builder().method(r.method).uri(r.path);
