@@ -51,6 +51,7 @@ mod api;
 mod authz;
 pub mod busy;
 pub mod client;
+pub mod compare;
 pub mod conformance;
 pub mod csi;
 pub mod fault;
@@ -75,7 +76,8 @@ use anyhow::Context as _;
 
 use crate::csi::{Backend, MockCsi, RealCsi};
 use crate::params::Params;
-use crate::report::{EventLog, Summary, Wall, percentiles};
+pub use crate::report::Summary;
+use crate::report::{EventLog, Wall, percentiles};
 
 /// Which back end a run calls.
 #[derive(Debug, Clone)]
@@ -211,6 +213,7 @@ pub async fn run_on(
     let mut summary = Summary {
         scenario: p.name.clone(),
         seed,
+        mode: "simulated".into(),
         outcome: st.deploy_outcome.clone(),
         replicas: p.replicas,
         running: st.running_at_end_of_deploy,

@@ -42,6 +42,8 @@ enum Command {
         set: Vec<String>,
         #[command(flatten)]
         external: ExternalArgs,
+        #[command(flatten)]
+        real: RealArgs,
     },
     /// Runs a scenario once per seed with a fault matrix drawn from the seed (Ceph
     /// errors and hangs, MDS down, evictions, Manila 5xx and stuck shares, plugins
@@ -58,6 +60,37 @@ enum Command {
     /// the driver's controller and N node plugins; prints their endpoints, credentials
     /// and a cluster config as JSON on stdout; stops on SIGINT or SIGTERM.
     Up(harness::up::UpArgs),
+    /// Compares two runs' output directories side by side from their summary.json
+    /// (outcome, pods, start-up times, CSI calls by method and code, 403s, stuck pods,
+    /// wall time), each figure marked modelled or measured by its run's mode; --out
+    /// also writes compare.md, compare.json and compare-startup.svg.
+    Compare(harness::compare::CompareArgs),
+}
+
+/// What plays Kubernetes in `harness run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ControlPlaneKind {
+    /// The simulator's models, on a simulated clock.
+    Simulated,
+    /// Kubernetes' own programs on this machine (etcd, kube-apiserver with the Node
+    /// authorizer, kube-controller-manager, kube-scheduler), the real sidecars, and
+    /// hollow kubelets in this process; real time.
+    Real,
+}
+
+/// Real mode's programs and manifests.
+#[derive(Debug, clap::Args)]
+struct RealArgs {
+    /// Which control plane runs the scenario.
+    #[arg(long, value_enum, default_value_t = ControlPlaneKind::Simulated)]
+    control_plane: ControlPlaneKind,
+    /// The directory with kube-apiserver, etcd, kubectl, csi-provisioner and the other
+    /// programs (what `bash ci/install-kube.sh` prints). For `--control-plane real`.
+    #[arg(long, env = "TRAINRIDE_KUBE_BIN")]
+    kube_bin: Option<PathBuf>,
+    /// The repository's deploy/ directory, whose objects the run applies.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy"))]
+    deploy: PathBuf,
 }
 
 /// External back ends for `harness run`, instead of the embedded ones.
@@ -200,6 +233,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .block_on(harness::load::run_load(args)),
         Command::Up(args) => up(&args),
         Command::Soak(args) => soak(&args),
+        Command::Compare(args) => harness::compare::run_compare(&args),
         Command::List => {
             for (name, _) in harness::params::BUILTIN {
                 let p = Params::load(name)?;
@@ -213,8 +247,47 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             set,
             external,
-        } => run_scenario(&scenario, seed, out, &set, &external),
+            real,
+        } => run_scenario(&scenario, seed, out, &set, &external, &real),
     }
+}
+
+/// `harness run --control-plane real`.
+fn run_real(
+    p: &Params,
+    seed: u64,
+    out: &std::path::Path,
+    real: &RealArgs,
+) -> anyhow::Result<ExitCode> {
+    let kube_bin = real.kube_bin.clone().context(
+        "--control-plane real needs --kube-bin DIR (or TRAINRIDE_KUBE_BIN): the directory \
+         `bash ci/install-kube.sh` prints",
+    )?;
+    let options = harness::real::RealOptions {
+        kube_bin,
+        deploy: real.deploy.clone(),
+    };
+    println!(
+        "harness: {} (seed {seed}) on a real control plane: s={} r={} nodes={} attachRequired={} backend={} -> {}",
+        p.name,
+        p.shares,
+        p.replicas,
+        p.node_count(),
+        p.attach_required,
+        p.backend,
+        out.display()
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let summary = rt.block_on(harness::real::run::run_and_report(p, seed, &options, out))?;
+    println!("{}", summary.table());
+    println!("reports: {}", out.display());
+    Ok(if summary.clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// `harness up`: serves the stack until stopped.
@@ -278,6 +351,7 @@ fn run_scenario(
     out: Option<PathBuf>,
     set: &[String],
     external: &ExternalArgs,
+    real: &RealArgs,
 ) -> anyhow::Result<ExitCode> {
     let backend = external.backend()?;
     let mut p = Params::load(scenario)?;
@@ -286,6 +360,13 @@ fn run_scenario(
     }
     let out =
         out.unwrap_or_else(|| PathBuf::from("target/harness").join(format!("{}-{seed}", p.name)));
+    if real.control_plane == ControlPlaneKind::Real {
+        anyhow::ensure!(
+            matches!(backend, harness::BackendKind::Real),
+            "--control-plane real runs on the embedded back ends"
+        );
+        return run_real(&p, seed, &out, real);
+    }
     println!(
         "harness: {} (seed {seed}): s={} r={} nodes={} attachRequired={} backend={}{} -> {}",
         p.name,

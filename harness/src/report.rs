@@ -227,6 +227,10 @@ pub struct Summary {
     pub scenario: String,
     /// The master seed.
     pub seed: u64,
+    /// Where the run ran: `simulated` (the simulator's models of Kubernetes, real driver
+    /// and back ends), `real control plane` (Kubernetes' own programs on this machine,
+    /// every figure measured) or `cluster` (an existing cluster).
+    pub mode: String,
     /// The parameters run with.
     pub params: crate::params::Params,
     /// Why the deploy phase ended: "all pods Running", "stalled", ...
@@ -314,6 +318,11 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Whether the figures come from the simulator's models (not measured).
+    pub fn simulated(&self) -> bool {
+        self.mode == "simulated"
+    }
+
     /// `report.md`.
     pub fn markdown(&self) -> String {
         let mut s = String::new();
@@ -401,23 +410,26 @@ impl Summary {
     /// The short table printed at the end of a run.
     pub fn table(&self) -> String {
         let opt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1} s"));
-        let mut rows: Vec<(&str, String)> = vec![
-            ("outcome", self.outcome.clone()),
+        // Simulated figures are the models' output; the others were measured.
+        let how = if self.simulated() { "sim" } else { "measured" };
+        let label = |what: &str| format!("{what} ({how})");
+        let mut rows: Vec<(String, String)> = vec![
+            ("outcome".to_owned(), self.outcome.clone()),
             (
-                "pods Running",
+                "pods Running".to_owned(),
                 format!(
                     "{} / {} (max {})",
                     self.running, self.replicas, self.max_running
                 ),
             ),
             (
-                "pods created / killed",
+                "pods created / killed".to_owned(),
                 format!("{} / {}", self.pods_created, self.pods_killed),
             ),
-            ("claims bound after (sim)", opt(self.provisioned_s)),
-            ("all Running after (sim)", opt(self.all_running_s)),
+            (label("claims bound after"), opt(self.provisioned_s)),
+            (label("all Running after"), opt(self.all_running_s)),
             (
-                "pod startup p50/p90/p99 (sim)",
+                label("pod startup p50/p90/p99"),
                 format!(
                     "{:.1} / {:.1} / {:.1} s",
                     self.pod_startup.p50_ms / 1000.0,
@@ -425,33 +437,50 @@ impl Summary {
                     self.pod_startup.p99_ms / 1000.0
                 ),
             ),
-            ("peak MDS sessions", self.peak_mds_sessions.to_string()),
             (
-                "MDS hcr/s peak / mean (sim)",
+                "peak MDS sessions".to_owned(),
+                self.peak_mds_sessions.to_string(),
+            ),
+            (
+                label("MDS hcr/s peak / mean"),
                 self.mds_hcr.map_or("-".to_owned(), |h| {
                     format!("{:.0} / {:.1}", h.peak_per_s, h.mean_per_s)
                 }),
             ),
             (
-                "CSI calls (errors), peak/s",
+                "CSI calls (errors), peak/s".to_owned(),
                 format!(
                     "{} ({}), {:.0}",
                     self.csi_calls.calls, self.csi_calls.errors, self.csi_calls.peak_per_s
                 ),
             ),
             (
-                "403 no path found to object",
+                "403 no path found to object".to_owned(),
                 self.forbidden.values().sum::<u64>().to_string(),
             ),
             (
-                "back-offs (at 2m2s cap)",
+                "back-offs (at 2m2s cap)".to_owned(),
                 format!("{} ({})", self.backoffs[0], self.backoffs[1]),
             ),
-            ("simulated time", format!("{:.1} s", self.sim_total_s)),
-            ("wall time", format!("{:.2} s", self.wall.total_s)),
-            ("peak RSS", format!("{:.0} MiB", self.wall.peak_rss_mib)),
             (
-                "teardown",
+                if self.simulated() {
+                    "simulated time"
+                } else {
+                    "deploy phase (measured)"
+                }
+                .to_owned(),
+                format!("{:.1} s", self.sim_total_s),
+            ),
+            (
+                "wall time".to_owned(),
+                format!("{:.2} s", self.wall.total_s),
+            ),
+            (
+                "peak RSS".to_owned(),
+                format!("{:.0} MiB", self.wall.peak_rss_mib),
+            ),
+            (
+                "teardown".to_owned(),
                 if self.clean {
                     "clean (no leaks)".to_owned()
                 } else {
@@ -462,10 +491,13 @@ impl Summary {
         if let Some(row) = self.fault_row() {
             // Before the teardown row: what the fault plan did.
             let at = rows.len() - 1;
-            rows.insert(at, row);
+            rows.insert(at, (row.0.to_owned(), row.1));
         }
         if !self.duplicates.is_empty() {
-            rows.push(("DUPLICATE volumes", format!("{:?}", self.duplicates)));
+            rows.push((
+                "DUPLICATE volumes".to_owned(),
+                format!("{:?}", self.duplicates),
+            ));
         }
         if let Some(b) = &self.busy {
             // After the MDS row: the busy workload's own figures.
@@ -473,8 +505,8 @@ impl Summary {
                 .iter()
                 .position(|(k, _)| k.starts_with("MDS hcr/s"))
                 .map_or(rows.len(), |i| i + 1);
-            for (i, r) in busy_rows(b).into_iter().enumerate() {
-                rows.insert(at + i, r);
+            for (i, (k, v)) in busy_rows(b).into_iter().enumerate() {
+                rows.insert(at + i, (k.to_owned(), v));
             }
         }
         let mut s = String::from("| | |\n|---|---|\n");

@@ -100,7 +100,7 @@ pub(super) async fn call_real(
 /// A node call on `node` (its client and directory; `None` when the node has no
 /// plugin): paths are made absolute under its kubelet directory, which the CO makes and
 /// cleans as the kubelet does.
-async fn call_node(
+pub(crate) async fn call_node(
     node: Option<(NodeClient<Channel>, PathBuf)>,
     secrets: HashMap<String, String>,
     call: CsiCall,

@@ -35,6 +35,7 @@ mod workdir;
 
 use std::collections::BTreeMap;
 
+pub(crate) use self::call::call_node;
 pub use self::embedded::Embedded;
 pub use self::launch::{External, Launch};
 pub use self::mock::MockCsi;

@@ -3,8 +3,14 @@
 //! certificates (a leaf); `control_plane.rs` starts, waits for and stops its components.
 
 pub mod control_plane;
+pub mod kubelet;
 pub mod node;
 pub mod pki;
+mod rss;
+pub mod run;
+mod sidecars;
+pub mod tally;
 
 pub use control_plane::{ControlPlane, PROGRAMS, kubectl};
 pub use node::NodeIdentity;
+pub use run::{RealOptions, run};

@@ -28,7 +28,7 @@ mod authorizer;
 mod binder;
 mod context;
 mod kubelet;
-mod objects;
+pub(crate) mod objects;
 mod provisioner;
 mod replicaset;
 mod scheduler;

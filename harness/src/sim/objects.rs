@@ -100,11 +100,17 @@ pub(crate) fn storage_class(p: &Params) -> StorageClass {
         parameters: Some({
             // The back end's own parameters (what CreateVolume gets) and the secrets.
             let mut m = crate::csi::storage_class_parameters(p.backend);
-            for key in [
-                "csi.storage.k8s.io/provisioner-secret-name",
-                "csi.storage.k8s.io/node-stage-secret-name",
-            ] {
-                m.insert(key.into(), SECRET.into());
+            // Name and namespace together: the real external-provisioner refuses a
+            // class with one of the two.
+            for kind in ["provisioner", "node-stage"] {
+                m.insert(
+                    format!("csi.storage.k8s.io/{kind}-secret-name"),
+                    SECRET.into(),
+                );
+                m.insert(
+                    format!("csi.storage.k8s.io/{kind}-secret-namespace"),
+                    NAMESPACE.into(),
+                );
             }
             m
         }),

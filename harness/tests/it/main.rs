@@ -7,6 +7,7 @@
 mod attempts;
 mod busy;
 mod cli;
+mod compare;
 mod determinism;
 mod external;
 mod faults;

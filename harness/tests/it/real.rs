@@ -63,6 +63,23 @@ async fn the_node_authorizer_refuses_another_nodes_volume_attachment() {
             && refused.contains("no relationship found between node 'node-b' and this object"),
         "{refused}"
     );
+    // A hollow kubelet's own client (kube-rs, node-b's certificate) meets the same 403.
+    let hollow = harness::real::NodeIdentity::connect(&b, "node-b")
+        .await
+        .unwrap();
+    let vas: kube::Api<k8s_openapi::api::storage::v1::VolumeAttachment> =
+        kube::Api::all(hollow.client().clone());
+    match vas.get("va-of-node-a").await {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 403, "{s:?}");
+            assert!(
+                s.message
+                    .contains("no relationship found between node 'node-b' and this object"),
+                "{s:?}"
+            );
+        }
+        other => panic!("node-b read node-a's VolumeAttachment: {other:?}"),
+    }
     let logs = dir.path().join("log");
     let pids: Vec<String> = [
         "etcd",
@@ -338,4 +355,98 @@ async fn a_hollow_kubelet_registers_itself_and_nothing_else() {
         "node-b was registered"
     );
     cp.stop().await;
+}
+
+/// `harness run --control-plane real`'s library entry on scenario `name` at s=5 x r=10:
+/// every pod Running through the real provisioner (and attacher), hollow kubelets and
+/// the driver's node plugins; a clean teardown; the reports and every component's log
+/// in the output directory.
+async fn small_real_run(name: &str) -> harness::Summary {
+    let bin = kube_bin().expect("checked by the caller");
+    let out = tempfile::tempdir().unwrap();
+    let p = harness::params::Params::load(name)
+        .unwrap()
+        .set("shares=5")
+        .unwrap()
+        .set("replicas=10")
+        .unwrap()
+        .set("stall_s=120")
+        .unwrap()
+        .set("max_deploy_s=300")
+        .unwrap()
+        .set("max_teardown_s=300")
+        .unwrap();
+    let options = harness::real::RealOptions {
+        kube_bin: bin,
+        deploy: concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy").into(),
+    };
+    let s = harness::real::run::run_and_report(&p, 1, &options, out.path())
+        .await
+        .unwrap();
+    assert_eq!(s.mode, "real control plane");
+    assert_eq!(s.outcome, "all pods Running", "{:?}", s.pods_not_running);
+    assert_eq!((s.running, s.replicas), (10, 10));
+    assert!(s.claims.values().all(|c| c == "Bound"), "{:?}", s.claims);
+    assert!(s.clean, "{:?} {:?}", s.leaked_objects, s.leaks);
+    assert!(s.leaks.none(), "{:?}", s.leaks);
+    let ok = |m: &str| {
+        s.rpcs
+            .iter()
+            .filter(|r| r.method == m && r.code == "Ok")
+            .map(|r| r.sim.count)
+            .sum::<usize>()
+    };
+    // One stage per volume per node, one publish per volume per pod, all undone.
+    for m in [
+        "NodeStageVolume",
+        "NodePublishVolume",
+        "NodeUnpublishVolume",
+        "NodeUnstageVolume",
+    ] {
+        assert_eq!(ok(m), 50, "{m}: {:?}", s.rpcs);
+    }
+    assert_eq!(ok("CreateVolume"), 5, "{:?}", s.rpcs);
+    assert!(ok("DeleteVolume") >= 5, "{:?}", s.rpcs);
+    let log = out.path().join("cluster").join("log");
+    for f in [
+        "kube-apiserver.log",
+        "kube-controller-manager.log",
+        "csi-provisioner.log",
+    ] {
+        assert!(log.join(f).is_file(), "no {f}");
+    }
+    for f in ["summary.json", "report.md"] {
+        assert!(out.path().join(f).is_file(), "no {f}");
+    }
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_run_with_skip_attach_runs_every_pod_and_leaves_nothing() {
+    if kube_bin().is_none() {
+        return;
+    }
+    let s = small_real_run("attempt-3-skip-attach").await;
+    assert!(
+        !s.rpcs.iter().any(|r| r.method == "ControllerPublishVolume"),
+        "{:?}",
+        s.rpcs
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_run_with_attach_required_goes_through_volume_attachments() {
+    if kube_bin().is_none() {
+        return;
+    }
+    let s = small_real_run("attempt-1-attach-wreck").await;
+    // The attach-detach controller made one VolumeAttachment per volume per node and
+    // the real external-attacher published each.
+    let published: usize = s
+        .rpcs
+        .iter()
+        .filter(|r| r.method == "ControllerPublishVolume" && r.code == "Ok")
+        .map(|r| r.sim.count)
+        .sum();
+    assert!(published >= 50, "{:?}", s.rpcs);
 }
