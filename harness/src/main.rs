@@ -91,6 +91,14 @@ struct RealArgs {
     /// The repository's deploy/ directory, whose objects the run applies.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy"))]
     deploy: PathBuf,
+    /// Runs the scenario's workload on the existing cluster this kubeconfig reaches
+    /// (deploy/ installed there): claims and a Deployment in namespace
+    /// `trainride-<seed>`, made and removed by the run. Needs cluster-admin rights.
+    #[arg(long, env = "HARNESS_KUBECONFIG", conflicts_with = "control_plane")]
+    kubeconfig: Option<PathBuf>,
+    /// The StorageClass of the driver on that cluster (deploy/examples names it cephfs).
+    #[arg(long, default_value = "cephfs", requires = "kubeconfig")]
+    storage_class: String,
 }
 
 /// External back ends for `harness run`, instead of the embedded ones.
@@ -259,6 +267,27 @@ fn run_real(
     out: &std::path::Path,
     real: &RealArgs,
 ) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    if let Some(kubeconfig) = &real.kubeconfig {
+        println!(
+            "harness: {} (seed {seed}) on the cluster of {}: s={} r={} attachRequired is the cluster's -> {}",
+            p.name,
+            kubeconfig.display(),
+            p.shares,
+            p.replicas,
+            out.display()
+        );
+        let summary = rt.block_on(harness::real::run::run_on_cluster(
+            p,
+            seed,
+            kubeconfig,
+            &real.storage_class,
+        ))?;
+        harness::real::run::write_reports(&summary, out)?;
+        return finish(&summary, out);
+    }
     let kube_bin = real.kube_bin.clone().context(
         "--control-plane real needs --kube-bin DIR (or TRAINRIDE_KUBE_BIN): the directory \
          `bash ci/install-kube.sh` prints",
@@ -277,10 +306,12 @@ fn run_real(
         p.backend,
         out.display()
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     let summary = rt.block_on(harness::real::run::run_and_report(p, seed, &options, out))?;
+    finish(&summary, out)
+}
+
+/// Prints a real-mode run's table; exit 1 when it left something behind.
+fn finish(summary: &harness::Summary, out: &std::path::Path) -> anyhow::Result<ExitCode> {
     println!("{}", summary.table());
     println!("reports: {}", out.display());
     Ok(if summary.clean {
@@ -360,7 +391,7 @@ fn run_scenario(
     }
     let out =
         out.unwrap_or_else(|| PathBuf::from("target/harness").join(format!("{}-{seed}", p.name)));
-    if real.control_plane == ControlPlaneKind::Real {
+    if real.control_plane == ControlPlaneKind::Real || real.kubeconfig.is_some() {
         anyhow::ensure!(
             matches!(backend, harness::BackendKind::Real),
             "--control-plane real runs on the embedded back ends"

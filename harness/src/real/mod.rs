@@ -2,6 +2,7 @@
 //! programs, to run the scenarios on the engine users run. `pki.rs` makes its
 //! certificates (a leaf); `control_plane.rs` starts, waits for and stops its components.
 
+pub mod cluster;
 pub mod control_plane;
 pub mod kubelet;
 pub mod node;
@@ -10,6 +11,7 @@ mod rss;
 pub mod run;
 mod sidecars;
 pub mod tally;
+pub mod workload;
 
 pub use control_plane::{ControlPlane, PROGRAMS, kubectl};
 pub use node::NodeIdentity;

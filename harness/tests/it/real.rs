@@ -450,3 +450,57 @@ async fn a_real_run_with_attach_required_goes_through_volume_attachments() {
         .sum();
     assert!(published >= 50, "{:?}", s.rpcs);
 }
+
+/// `harness run --kubeconfig`'s library entry on a cluster it did not start (a local
+/// one, up for the test): the workload in a namespace of its own, every pod Running,
+/// everything it made removed (namespace included), nothing left in the back end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workload_runs_on_an_existing_cluster_through_its_kubeconfig() {
+    let Some(bin) = kube_bin() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let p = harness::params::Params::load("attempt-3-skip-attach")
+        .unwrap()
+        .set("shares=3")
+        .unwrap()
+        .set("replicas=4")
+        .unwrap()
+        .set("stall_s=120")
+        .unwrap()
+        .set("max_teardown_s=300")
+        .unwrap();
+    let options = harness::real::RealOptions {
+        kube_bin: bin,
+        deploy: concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy").into(),
+    };
+    let cluster = harness::real::cluster::LocalCluster::start(&p, 1, &options, dir.path())
+        .await
+        .unwrap();
+    let kubeconfig = cluster.cp.admin_kubeconfig();
+    let s = harness::real::run::run_on_cluster(&p, 7, &kubeconfig, "cephfs").await;
+    let namespaces = cluster
+        .cp
+        .kubectl(&["get", "namespaces", "-o", "name"])
+        .await
+        .unwrap();
+    let staged = cluster.tally.counts();
+    let leaks = cluster.stop().await;
+    let s = s.unwrap();
+    assert_eq!(s.mode, "cluster");
+    assert_eq!(s.outcome, "all pods Running", "{:?}", s.pods_not_running);
+    assert_eq!(s.running, 4);
+    assert!(s.claims.values().all(|c| c == "Bound"), "{:?}", s.claims);
+    assert!(s.clean, "{:?}", s.leaked_objects);
+    assert!(
+        !namespaces.contains("namespace/trainride-7"),
+        "{namespaces}"
+    );
+    // The cluster's kubelets did the node work: 3 volumes on each of 4 nodes.
+    let staged: usize = staged
+        .rpcs
+        .iter()
+        .filter(|((m, c), _)| m == "NodeStageVolume" && c == "Ok")
+        .map(|(_, v)| v.len())
+        .sum();
+    assert_eq!(staged, 12);
+    assert!(leaks.none(), "{leaks:?}");
+}

@@ -1,0 +1,242 @@
+//! The local cluster of a real-mode run: a [`ControlPlane`] of Kubernetes' own programs,
+//! deploy/'s objects as rendered by `kubectl kustomize` (the base, or the attach-required
+//! overlay) except the controller Deployment and the node DaemonSet, whose work is done
+//! here: the driver's controller and one node plugin per node in-process on Unix sockets
+//! ([`Embedded`]), the real external-provisioner (and external-attacher) as processes on
+//! the controller's socket under deploy/'s ServiceAccount, one [`HollowKubelet`] per node;
+//! and the scenario's Secret and StorageClass (the simulator's objects, with the stack's
+//! real credentials). To the workload it is a cluster like any other.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::api::PostParams;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+
+use super::kubelet::{HollowKubelet, KubeletSetup};
+use super::node::NodeIdentity;
+use super::tally::Tally;
+use super::{ControlPlane, RealOptions, sidecars};
+use crate::api::NAMESPACE;
+use crate::csi::{DRIVER_NAME, Embedded, Launch, node_name};
+use crate::params::Params;
+
+/// A running local cluster.
+pub struct LocalCluster {
+    /// The control plane.
+    pub cp: ControlPlane,
+    /// The driver's plugins and the fakes.
+    pub stack: Embedded,
+    /// What the kubelets counted.
+    pub tally: Arc<Tally>,
+    /// The sidecars' metrics URLs.
+    pub metrics: Vec<String>,
+    /// An admin's client.
+    pub admin: Client,
+    kubelets: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for LocalCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalCluster")
+            .field("cp", &self.cp)
+            .field("metrics", &self.metrics)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalCluster {
+    /// Starts a cluster for scenario `p` in `dir` (logs in `dir/log`).
+    pub async fn start(p: &Params, seed: u64, o: &RealOptions, dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut cp = ControlPlane::start(&o.kube_bin, dir).await?;
+        match Self::on(&mut cp, p, seed, o).await {
+            Ok((stack, tally, metrics, admin, kubelets)) => Ok(Self {
+                cp,
+                stack,
+                tally,
+                metrics,
+                admin,
+                kubelets,
+            }),
+            Err(e) => {
+                cp.stop().await;
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn on(
+        cp: &mut ControlPlane,
+        p: &Params,
+        seed: u64,
+        o: &RealOptions,
+    ) -> anyhow::Result<(
+        Embedded,
+        Arc<Tally>,
+        Vec<String>,
+        Client,
+        Vec<tokio::task::JoinHandle<()>>,
+    )> {
+        apply_deploy(cp, o, p.attach_required).await?;
+        let admin = admin_client(&cp.admin_kubeconfig()).await?;
+        let stack = Embedded::launch(
+            Launch {
+                seed,
+                nodes: p.node_count(),
+                attach_required: p.attach_required,
+                backend: p.backend,
+                controller_credentials: false,
+                ceph_faults: fake_ceph::Faults::default(),
+                manila_faults: p.manila_faults.clone(),
+                timeouts: p.driver,
+                durable_ceph: false,
+            },
+            "harness-real-",
+        )
+        .await?;
+        let started = async {
+            let metrics = sidecars::start(cp, stack.controller_socket(), p.attach_required).await?;
+            let tally = Arc::new(Tally::default());
+            let kubelets = start_kubelets(cp, &stack, p.attach_required, &tally).await?;
+            class_and_secret(p, &admin, &stack).await?;
+            anyhow::Ok((tally, metrics, kubelets))
+        }
+        .await;
+        match started {
+            Ok((tally, metrics, kubelets)) => Ok((stack, tally, metrics, admin, kubelets)),
+            Err(e) => {
+                stack.shutdown().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops the kubelets, the stack and the control plane; what the back end still
+    /// held.
+    pub async fn stop(mut self) -> crate::csi::Leaks {
+        for k in self.kubelets.drain(..) {
+            k.abort();
+        }
+        let leaks = self.stack.leaks().await;
+        self.stack.shutdown().await;
+        self.cp.stop().await;
+        leaks
+    }
+}
+
+/// The scenario's Secret (the stack's credentials) and StorageClass.
+async fn class_and_secret(p: &Params, admin: &Client, stack: &Embedded) -> anyhow::Result<()> {
+    let pp = PostParams::default();
+    let mut secret: Secret = crate::sim::objects::secret(p);
+    let secrets: BTreeMap<String, String> = stack
+        .secrets()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    secret.string_data = Some(secrets);
+    Api::<Secret>::namespaced(admin.clone(), NAMESPACE)
+        .create(&pp, &secret)
+        .await
+        .context("creating the Secret")?;
+    let class: StorageClass = crate::sim::objects::storage_class(p);
+    Api::<StorageClass>::all(admin.clone())
+        .create(&pp, &class)
+        .await
+        .context("creating the StorageClass")?;
+    Ok(())
+}
+
+/// A client with the admin's kubeconfig.
+pub async fn admin_client(kubeconfig: &Path) -> anyhow::Result<Client> {
+    let file = Kubeconfig::read_from(kubeconfig)
+        .with_context(|| format!("reading {}", kubeconfig.display()))?;
+    let config = Config::from_custom_kubeconfig(file, &KubeConfigOptions::default()).await?;
+    Ok(Client::try_from(config)?)
+}
+
+/// Applies deploy/'s objects but the controller Deployment and the node DaemonSet.
+async fn apply_deploy(cp: &ControlPlane, o: &RealOptions, attach: bool) -> anyhow::Result<()> {
+    let which = if attach {
+        o.deploy.join("overlays/attach-required")
+    } else {
+        o.deploy.join("base")
+    };
+    let which = which.to_string_lossy().into_owned();
+    let yaml = cp
+        .kubectl(&["kustomize", &which])
+        .await
+        .with_context(|| format!("rendering {which}"))?;
+    let items = workload_free(&yaml)?;
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    let file = cp.dir().join("deploy.json");
+    std::fs::write(&file, list.to_string())?;
+    cp.kubectl(&["apply", "-f", &file.to_string_lossy()])
+        .await
+        .with_context(|| format!("applying {which}"))?;
+    Ok(())
+}
+
+/// The objects of a rendered kustomization, without its Deployments and DaemonSets.
+fn workload_free(yaml: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+    let mut items = Vec::new();
+    for doc in yaml_serde::Deserializer::from_str(yaml) {
+        let v: serde_json::Value =
+            serde::Deserialize::deserialize(doc).context("reading kubectl kustomize's output")?;
+        let kind = v["kind"].as_str().unwrap_or_default();
+        if v.is_null() || kind == "Deployment" || kind == "DaemonSet" {
+            continue;
+        }
+        items.push(v);
+    }
+    Ok(items)
+}
+
+/// Registers every node (at most 16 at once) and starts its kubelet.
+async fn start_kubelets(
+    cp: &ControlPlane,
+    stack: &Embedded,
+    attach_required: bool,
+    tally: &Arc<Tally>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut kubelets = Vec::new();
+    for (i, (id, dir, _)) in stack.node_endpoints().enumerate() {
+        let name = node_name(i);
+        anyhow::ensure!(id == name, "node plugin {i} is {id}, not {name}");
+        let node = NodeIdentity::connect(&cp.node_kubeconfig(&name)?, &name).await?;
+        let channel = stack.node_channel(i).context("a node plugin's channel")?;
+        let setup = KubeletSetup {
+            driver: DRIVER_NAME.into(),
+            attach_required,
+            dir: dir.to_owned(),
+            channel,
+        };
+        kubelets.push(Arc::new(HollowKubelet::new(node, setup, tally.clone())));
+    }
+    for chunk in kubelets.chunks(16) {
+        let mut set = tokio::task::JoinSet::new();
+        for k in chunk {
+            let k = k.clone();
+            set.spawn(async move { k.register().await });
+        }
+        while let Some(r) = set.join_next().await {
+            r.context("registering a node")??;
+        }
+    }
+    Ok(kubelets
+        .into_iter()
+        .map(|k| {
+            tokio::spawn(async move {
+                if let Err(e) = k.serve().await {
+                    tracing::warn!("kubelet: {e:#}");
+                }
+            })
+        })
+        .collect())
+}
