@@ -43,12 +43,6 @@ pub struct RealOptions {
 /// What the workload does not do in real time yet.
 fn supported(p: &Params) -> anyhow::Result<()> {
     anyhow::ensure!(
-        p.step == 0,
-        "real mode scales all replicas at once (step = 0); scenario {} scales in steps of {}",
-        p.name,
-        p.step
-    );
-    anyhow::ensure!(
         p.fault_plan.is_empty() && p.ceph_faults.is_empty(),
         "real mode runs without fault plans and Ceph faults"
     );
@@ -158,9 +152,7 @@ pub async fn run_on_cluster(
 /// Deletes namespace `name` and waits (at most a minute) until the namespace controller
 /// has removed it.
 async fn remove_namespace(namespaces: &Api<Namespace>, name: &str) -> anyhow::Result<()> {
-    namespaces
-        .delete(name, &DeleteParams::background())
-        .await?;
+    namespaces.delete(name, &DeleteParams::background()).await?;
     let until = Instant::now() + Duration::from_secs(60);
     while Instant::now() < until {
         match namespaces.get_opt(name).await? {

@@ -46,6 +46,85 @@ pub(super) struct Outcome {
     deploy_ended: Duration,
     /// The most MDS sessions open at fake-ceph, sampled every second.
     peak_sessions: usize,
+    /// Pods the script deleted for being stuck.
+    killed: u64,
+}
+
+/// Attempt #2's script (the 2018 one, `step` > 0): the Deployment grows by `step`
+/// replicas every `step_interval_s`, and a pod not Running `kill_stuck_after_s` after it
+/// was first seen is deleted (its ReplicaSet makes another). With `step` = 0 it does
+/// nothing: every replica from the start.
+struct Script {
+    current: usize,
+    last_scale: Instant,
+    killed: BTreeSet<String>,
+}
+
+impl Script {
+    fn initial(p: &Params) -> usize {
+        if p.step == 0 {
+            p.replicas
+        } else {
+            p.step.min(p.replicas)
+        }
+    }
+
+    fn new(p: &Params) -> Self {
+        Self {
+            current: Self::initial(p),
+            last_scale: Instant::now(),
+            killed: BTreeSet::new(),
+        }
+    }
+
+    async fn tick(
+        &mut self,
+        p: &Params,
+        deployments: &Api<Deployment>,
+        pods: &Api<Pod>,
+        times: &PodTimes,
+    ) -> anyhow::Result<()> {
+        if p.step == 0 {
+            return Ok(());
+        }
+        if self.current < p.replicas
+            && self.last_scale.elapsed() >= Duration::from_secs_f64(p.step_interval_s)
+        {
+            self.current = (self.current + p.step).min(p.replicas);
+            let patch = serde_json::json!({"spec": {"replicas": self.current}});
+            deployments
+                .patch(
+                    crate::sim::DEPLOYMENT,
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(&patch),
+                )
+                .await
+                .context("scaling the Deployment")?;
+            self.last_scale = Instant::now();
+        }
+        let stuck_after = Duration::from_secs_f64(p.kill_stuck_after_s);
+        let stuck: Vec<String> = times
+            .created
+            .iter()
+            .filter(|(pod, at)| {
+                at.elapsed() >= stuck_after
+                    && !times.running.contains_key(*pod)
+                    && !self.killed.contains(*pod)
+            })
+            .map(|(pod, _)| pod.clone())
+            .collect();
+        for pod in stuck {
+            match pods.delete(&pod, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => {
+                    return Err(anyhow::Error::from(e).context(format!("deleting stuck pod {pod}")));
+                }
+            }
+            self.killed.insert(pod);
+        }
+        Ok(())
+    }
 }
 
 /// Where the workload goes: its namespace and the StorageClass its claims name.
@@ -71,7 +150,7 @@ async fn create_objects(p: &Params, admin: &Client, target: &Target) -> anyhow::
         }
         claims.create(&pp, &c).await.context("creating a claim")?;
     }
-    let (mut d, _) = crate::sim::objects::deployment(p, p.replicas);
+    let (mut d, _) = crate::sim::objects::deployment(p, Script::initial(p));
     d.metadata.namespace = Some(target.namespace.clone());
     spread_one_per_node(&mut d);
     Api::<Deployment>::namespaced(admin.clone(), &target.namespace)
@@ -127,7 +206,7 @@ pub(super) async fn deploy(
     create_objects(p, admin, target).await?;
     let pods: Api<Pod> = Api::namespaced(admin.clone(), &target.namespace);
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(admin.clone(), &target.namespace);
-    let mut stream = std::pin::pin!(kube::runtime::watcher(pods, Default::default()));
+    let mut stream = std::pin::pin!(kube::runtime::watcher(pods.clone(), Default::default()));
     let mut times = PodTimes::default();
     let mut provisioned = None;
     let mut peak_sessions = 0;
@@ -135,6 +214,8 @@ pub(super) async fn deploy(
     let stall = Duration::from_secs_f64(p.stall_s.max(1.0));
     let max = Duration::from_secs_f64(p.max_deploy_s.max(1.0));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut script = Script::new(p);
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), &target.namespace);
     let why = loop {
         let running_now = times.running.len();
         if running_now >= p.replicas {
@@ -159,6 +240,7 @@ pub(super) async fn deploy(
                 None => anyhow::bail!("the pod watch ended"),
             },
             _ = tick.tick() => {
+                script.tick(p, &deployments, &pods, &times).await?;
                 peak_sessions = peak_sessions.max(stack.and_then(Embedded::session_count).unwrap_or(0));
                 if provisioned.is_none() && all_bound(&claims).await? {
                     provisioned = Some(t0.elapsed());
@@ -179,6 +261,7 @@ pub(super) async fn deploy(
         claims: claims_at_end,
         deploy_ended: t0.elapsed(),
         peak_sessions: peak_sessions.max(stack.and_then(Embedded::session_count).unwrap_or(0)),
+        killed: script.killed.len() as u64,
     };
     Ok((times, outcome))
 }
@@ -375,7 +458,7 @@ pub(super) fn summarise(
         running: outcome.running,
         max_running: times.running.len(),
         pods_created: times.created.len() as u64,
-        pods_killed: 0,
+        pods_killed: outcome.killed,
         provisioned_s: outcome.provisioned.map(|d| d.as_secs_f64()),
         all_running_s: outcome.all_running.map(|d| d.as_secs_f64()),
         sim_total_s: outcome.deploy_ended.as_secs_f64(),

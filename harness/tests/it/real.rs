@@ -504,3 +504,36 @@ async fn the_workload_runs_on_an_existing_cluster_through_its_kubeconfig() {
     assert_eq!(staged, 12);
     assert!(leaks.none(), "{leaks:?}");
 }
+
+/// Attempt #2's script in real time: the Deployment grows in steps and pods not Running
+/// soon enough are deleted (here after 1 s, so that some are, mid-mount); the kubelets
+/// undo whatever they had staged or published for them and teardown leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_run_in_steps_kills_stuck_pods_and_leaves_nothing() {
+    let Some(bin) = kube_bin() else { return };
+    let out = tempfile::tempdir().unwrap();
+    let mut p = harness::params::Params::load("attempt-2-incremental").unwrap();
+    for set in [
+        "shares=3",
+        "replicas=6",
+        "step=2",
+        "step_interval_s=2",
+        "kill_stuck_after_s=1",
+        "stall_s=60",
+        "max_deploy_s=20",
+        "max_teardown_s=300",
+    ] {
+        p = p.set(set).unwrap();
+    }
+    let options = harness::real::RealOptions {
+        kube_bin: bin,
+        deploy: concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy").into(),
+    };
+    let s = harness::real::run::run_and_report(&p, 1, &options, out.path())
+        .await
+        .unwrap();
+    assert!(s.pods_killed > 0, "no pod was stuck for 1 s: {s:?}");
+    assert!(s.pods_created > 6, "no replacement: {}", s.pods_created);
+    assert!(s.clean, "{:?} {:?}", s.leaked_objects, s.leaks);
+    assert!(s.leaks.none(), "{:?}", s.leaks);
+}
