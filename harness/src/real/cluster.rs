@@ -119,10 +119,15 @@ impl LocalCluster {
     }
 
     /// Stops the kubelets, the stack and the control plane; what the back end still
-    /// held.
-    pub async fn stop(mut self) -> crate::csi::Leaks {
+    /// held. `now`: the run was interrupted, so the driver's controller is killed rather
+    /// than left to finish the calls under way (a CreateVolume waiting for a Manila share
+    /// waits up to its deadline).
+    pub async fn stop(mut self, now: bool) -> crate::csi::Leaks {
         for k in self.kubelets.drain(..) {
             k.abort();
+        }
+        if now && let Err(e) = self.stack.kill(crate::fault::Plugin::Controller).await {
+            tracing::warn!("killing the controller plugin: {e:#}");
         }
         let leaks = self.stack.leaks().await;
         self.stack.shutdown().await;

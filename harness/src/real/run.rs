@@ -77,11 +77,13 @@ pub async fn run(p: &Params, seed: u64, o: &RealOptions, out: &Path) -> anyhow::
         .as_u64()
         .unwrap_or(0);
     let mut controller_rpcs = BTreeMap::new();
-    for url in &cluster.metrics {
-        sidecars::scrape(url, &mut controller_rpcs).await;
+    if result.is_ok() {
+        for url in &cluster.metrics {
+            sidecars::scrape(url, &mut controller_rpcs).await;
+        }
     }
     let tally = cluster.tally.clone();
-    let leaks = cluster.stop().await;
+    let leaks = cluster.stop(result.is_err()).await;
     let (deployed, left) = result?;
     let (times, outcome) = deployed?;
     let mut summary =

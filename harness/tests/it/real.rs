@@ -63,6 +63,24 @@ async fn the_node_authorizer_refuses_another_nodes_volume_attachment() {
             && refused.contains("no relationship found between node 'node-b' and this object"),
         "{refused}"
     );
+    // A VolumeAttachment not made yet is refused in the same words (authorization runs
+    // before storage), and a node may not list VolumeAttachments at all.
+    let missing = kubectl(&bin, &a, &["get", "volumeattachment", "va-not-yet-made"])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        missing.contains("no relationship found between node 'node-a' and this object"),
+        "{missing}"
+    );
+    let listed = kubectl(&bin, &a, &["get", "volumeattachments"])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        listed.contains("cannot list resource \"volumeattachments\""),
+        "{listed}"
+    );
     // A hollow kubelet's own client (kube-rs, node-b's certificate) meets the same 403.
     let hollow = harness::real::NodeIdentity::connect(&b, "node-b")
         .await
@@ -483,7 +501,7 @@ async fn the_workload_runs_on_an_existing_cluster_through_its_kubeconfig() {
         .await
         .unwrap();
     let staged = cluster.tally.counts();
-    let leaks = cluster.stop().await;
+    let leaks = cluster.stop(false).await;
     let s = s.unwrap();
     assert_eq!(s.mode, "cluster");
     assert_eq!(s.outcome, "all pods Running", "{:?}", s.pods_not_running);
@@ -536,4 +554,123 @@ async fn a_real_run_in_steps_kills_stuck_pods_and_leaves_nothing() {
     assert!(s.pods_created > 6, "no replacement: {}", s.pods_created);
     assert!(s.clean, "{:?} {:?}", s.leaked_objects, s.leaks);
     assert!(s.leaks.none(), "{:?}", s.leaks);
+}
+
+/// What a user applies is accepted by a real API server: `kubectl apply --dry-run=server`
+/// of deploy/'s base, both overlays and the examples (kubectl from the same release).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_is_accepted_by_a_real_api_server() {
+    let Some(bin) = kube_bin() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cp = ControlPlane::start(&bin, dir.path()).await.unwrap();
+    // The examples' Secrets and StorageClasses name deploy/'s namespace.
+    cp.kubectl(&["create", "namespace", "cephfs-csi"])
+        .await
+        .unwrap();
+    let deploy = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy");
+    for (k, at_least) in [
+        ("base", 11),
+        ("overlays/attach-required", 13),
+        ("overlays/manila", 11),
+        ("examples", 4),
+    ] {
+        let out = cp
+            .kubectl(&["apply", "--dry-run=server", "-k", &format!("{deploy}/{k}")])
+            .await
+            .unwrap_or_else(|e| panic!("deploy/{k} refused: {e:#}"));
+        let accepted = out
+            .lines()
+            .filter(|l| l.contains("(server dry run)"))
+            .count();
+        assert!(
+            accepted >= at_least,
+            "deploy/{k}: {accepted} objects\n{out}"
+        );
+    }
+    cp.stop().await;
+}
+
+/// Ctrl-C in the middle of a real-mode run: the binary stops every component it started
+/// and leaves no process, no temporary directory of its own and no socket behind; the
+/// components' logs stay in the output directory.
+#[test]
+fn ctrl_c_stops_a_real_run_and_leaves_nothing() {
+    use std::time::{Duration, Instant};
+    let Some(bin) = kube_bin() else { return };
+    let out = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("harness"))
+        .args(["run", "attempt-3-skip-attach", "--control-plane", "real"])
+        .arg("--kube-bin")
+        .arg(&bin)
+        // Every Manila share stays in `creating`: no claim binds and no pod runs, so the
+        // run waits in its deploy phase until interrupted.
+        .args([
+            "--set",
+            "shares=2",
+            "--set",
+            "replicas=3",
+            "--set",
+            "backend=manila",
+        ])
+        .args(["--set", "manila_faults.stuck_creating_rate=1.0"])
+        .args(["--set", "stall_s=600", "--set", "max_deploy_s=600"])
+        .arg("--out")
+        .arg(out.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Up to the sidecars: the cluster is there and the workload about to start.
+    let sidecar_log = out.path().join("cluster/log/csi-provisioner.log");
+    let pid = child.id();
+    let until = Instant::now() + Duration::from_secs(120);
+    while !sidecar_log.is_file() {
+        assert!(Instant::now() < until, "the run never started its sidecars");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let owned_dirs = || -> Vec<String> {
+        std::fs::read_dir("/dev/shm")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("harness-real-"))
+            .filter(|e| {
+                std::fs::read_to_string(e.path().join("owner"))
+                    .is_ok_and(|o| o.split_whitespace().next() == Some(&pid.to_string()))
+            })
+            .map(|e| e.path().display().to_string())
+            .collect()
+    };
+    assert!(!owned_dirs().is_empty() || !std::path::Path::new("/dev/shm").is_dir());
+    std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < until,
+            "the run did not stop within 60 s of SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "an interrupted run succeeded");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .unwrap();
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    let out_text = out.path().display().to_string();
+    let left: Vec<&str> = ps.lines().filter(|l| l.contains(&out_text)).collect();
+    assert!(left.is_empty(), "still running: {left:?}");
+    assert!(owned_dirs().is_empty(), "left: {:?}", owned_dirs());
+    assert!(out.path().join("cluster/log/kube-apiserver.log").is_file());
 }
