@@ -79,6 +79,20 @@ use crate::params::Params;
 pub use crate::report::Summary;
 use crate::report::{EventLog, Wall, percentiles};
 
+/// SIGINT or SIGTERM, with both handlers installed now (a signal arriving before the
+/// future is polled is not lost, nor does it kill the process).
+pub fn stop_signals() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}
+
 /// Which back end a run calls.
 #[derive(Debug, Clone)]
 pub enum BackendKind {

@@ -204,20 +204,6 @@ async fn interrupted() {
     }
 }
 
-/// SIGINT or SIGTERM, with both handlers installed now (a signal arriving before the
-/// future is polled is not lost, nor does it kill the process).
-fn stop_signals() -> anyhow::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    })
-}
-
 /// A spinner on a terminal; nothing when stdout is not one.
 fn progress_bar() -> Option<indicatif::ProgressBar> {
     use std::io::IsTerminal;
@@ -329,7 +315,7 @@ fn up(args: &harness::up::UpArgs) -> anyhow::Result<ExitCode> {
     let leaks = rt.block_on(async {
         // Handlers in place before the endpoints are printed: a client may stop
         // us as soon as it has read them.
-        let stop = stop_signals()?;
+        let stop = harness::stop_signals()?;
         let mut stdout = std::io::stdout();
         harness::up::up(args, &mut stdout, stop).await
     })?;

@@ -270,17 +270,7 @@ impl HollowKubelet {
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
-        let claims: Vec<String> = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.volumes.as_ref())
-            .map(|vs| {
-                vs.iter()
-                    .filter_map(|v| v.persistent_volume_claim.as_ref())
-                    .map(|c| c.claim_name.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let claims = crate::api::pod_pvcs(pod);
         for claim in claims {
             let what = (name.as_str(), claim.as_str());
             let v = self

@@ -55,7 +55,7 @@ pub async fn run(p: &Params, seed: u64, o: &RealOptions, out: &Path) -> anyhow::
     supported(p)?;
     let t0 = Instant::now();
     let rss = super::rss::PeakRss::sample_every(Duration::from_millis(500));
-    let stop = stop_signals()?;
+    let stop = crate::stop_signals()?;
     let cluster = LocalCluster::start(p, seed, o, &out.join("cluster")).await?;
     let target = Target {
         namespace: NAMESPACE.into(),
@@ -106,7 +106,7 @@ pub async fn run_on_cluster(
 ) -> anyhow::Result<Summary> {
     supported(p)?;
     let t0 = Instant::now();
-    let stop = stop_signals()?;
+    let stop = crate::stop_signals()?;
     let admin = admin_client(kubeconfig).await?;
     let target = Target {
         namespace: format!("trainride-{seed}"),
@@ -163,20 +163,6 @@ async fn remove_namespace(namespaces: &Api<Namespace>, name: &str) -> anyhow::Re
         }
     }
     anyhow::bail!("namespace {name} is still there after a minute")
-}
-
-/// SIGINT or SIGTERM (handlers installed now): the run then stops what it started and
-/// removes what it made.
-fn stop_signals() -> anyhow::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    })
 }
 
 /// Writes `summary.json` and `report.md` to `out`.

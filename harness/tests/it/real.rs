@@ -14,6 +14,23 @@ fn kube_bin() -> Option<PathBuf> {
     bin
 }
 
+/// Scenario `name` with `sets` applied.
+fn params(name: &str, sets: &[&str]) -> harness::params::Params {
+    let mut p = harness::params::Params::load(name).unwrap();
+    for set in sets {
+        p = p.set(set).unwrap();
+    }
+    p
+}
+
+/// Real mode's options: the programs and the repository's deploy/.
+fn options(kube_bin: PathBuf) -> harness::real::RealOptions {
+    harness::real::RealOptions {
+        kube_bin,
+        deploy: concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy").into(),
+    }
+}
+
 const VA: &str = r#"{"apiVersion": "storage.k8s.io/v1", "kind": "VolumeAttachment",
   "metadata": {"name": "va-of-node-a"},
   "spec": {"attacher": "cephfs.csi.trainride", "nodeName": "node-a",
@@ -382,22 +399,17 @@ async fn a_hollow_kubelet_registers_itself_and_nothing_else() {
 async fn small_real_run(name: &str) -> harness::Summary {
     let bin = kube_bin().expect("checked by the caller");
     let out = tempfile::tempdir().unwrap();
-    let p = harness::params::Params::load(name)
-        .unwrap()
-        .set("shares=5")
-        .unwrap()
-        .set("replicas=10")
-        .unwrap()
-        .set("stall_s=120")
-        .unwrap()
-        .set("max_deploy_s=300")
-        .unwrap()
-        .set("max_teardown_s=300")
-        .unwrap();
-    let options = harness::real::RealOptions {
-        kube_bin: bin,
-        deploy: concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy").into(),
-    };
+    let p = params(
+        name,
+        &[
+            "shares=5",
+            "replicas=10",
+            "stall_s=120",
+            "max_deploy_s=300",
+            "max_teardown_s=300",
+        ],
+    );
+    let options = options(bin);
     let s = harness::real::run::run_and_report(&p, 1, &options, out.path())
         .await
         .unwrap();
@@ -476,20 +488,16 @@ async fn a_real_run_with_attach_required_goes_through_volume_attachments() {
 async fn the_workload_runs_on_an_existing_cluster_through_its_kubeconfig() {
     let Some(bin) = kube_bin() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let p = harness::params::Params::load("attempt-3-skip-attach")
-        .unwrap()
-        .set("shares=3")
-        .unwrap()
-        .set("replicas=4")
-        .unwrap()
-        .set("stall_s=120")
-        .unwrap()
-        .set("max_teardown_s=300")
-        .unwrap();
-    let options = harness::real::RealOptions {
-        kube_bin: bin,
-        deploy: concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy").into(),
-    };
+    let p = params(
+        "attempt-3-skip-attach",
+        &[
+            "shares=3",
+            "replicas=4",
+            "stall_s=120",
+            "max_teardown_s=300",
+        ],
+    );
+    let options = options(bin);
     let cluster = harness::real::cluster::LocalCluster::start(&p, 1, &options, dir.path())
         .await
         .unwrap();
@@ -530,23 +538,20 @@ async fn the_workload_runs_on_an_existing_cluster_through_its_kubeconfig() {
 async fn a_real_run_in_steps_kills_stuck_pods_and_leaves_nothing() {
     let Some(bin) = kube_bin() else { return };
     let out = tempfile::tempdir().unwrap();
-    let mut p = harness::params::Params::load("attempt-2-incremental").unwrap();
-    for set in [
-        "shares=3",
-        "replicas=6",
-        "step=2",
-        "step_interval_s=2",
-        "kill_stuck_after_s=1",
-        "stall_s=60",
-        "max_deploy_s=20",
-        "max_teardown_s=300",
-    ] {
-        p = p.set(set).unwrap();
-    }
-    let options = harness::real::RealOptions {
-        kube_bin: bin,
-        deploy: concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy").into(),
-    };
+    let p = params(
+        "attempt-2-incremental",
+        &[
+            "shares=3",
+            "replicas=6",
+            "step=2",
+            "step_interval_s=2",
+            "kill_stuck_after_s=1",
+            "stall_s=60",
+            "max_deploy_s=20",
+            "max_teardown_s=300",
+        ],
+    );
+    let options = options(bin);
     let s = harness::real::run::run_and_report(&p, 1, &options, out.path())
         .await
         .unwrap();
