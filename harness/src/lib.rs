@@ -20,6 +20,12 @@
 //! in [`soak`], the reports in [`report`], the time series and their SVG plots in
 //! [`plots`].
 //!
+//! The same scenarios run on real Kubernetes in [`real`]: on a local control plane of
+//! Kubernetes' own programs with hollow kubelets (`harness run --control-plane real`) or
+//! on an existing cluster (`--kubeconfig`), in real time, every figure measured and the
+//! summary in the simulator's format (its `mode` says which); [`compare`] sets two runs
+//! side by side.
+//!
 //! Beside the simulator: [`up`], the same embedded back ends served on their own for
 //! other tools (`harness up`); [`conformance`], a CSI conformance bench (every rule
 //! csi-sanity checks and more) and [`load`], a load generator, both for any CSI endpoint,
