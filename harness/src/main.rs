@@ -282,8 +282,15 @@ fn run_real(
         kube_bin,
         deploy: real.deploy.clone(),
     };
+    banner(p, seed, " on a real control plane", out);
+    let summary = rt.block_on(harness::real::run::run_and_report(p, seed, &options, out))?;
+    finish(&summary, out)
+}
+
+/// The line a run starts with: the scenario, its size, and where it runs (`place`).
+fn banner(p: &Params, seed: u64, place: &str, out: &std::path::Path) {
     println!(
-        "harness: {} (seed {seed}) on a real control plane: s={} r={} nodes={} attachRequired={} backend={} -> {}",
+        "harness: {} (seed {seed}){place}: s={} r={} nodes={} attachRequired={} backend={} -> {}",
         p.name,
         p.shares,
         p.replicas,
@@ -292,8 +299,6 @@ fn run_real(
         p.backend,
         out.display()
     );
-    let summary = rt.block_on(harness::real::run::run_and_report(p, seed, &options, out))?;
-    finish(&summary, out)
 }
 
 /// Prints a real-mode run's table; exit 1 when it left something behind.
@@ -384,20 +389,11 @@ fn run_scenario(
         );
         return run_real(&p, seed, &out, real);
     }
-    println!(
-        "harness: {} (seed {seed}): s={} r={} nodes={} attachRequired={} backend={}{} -> {}",
-        p.name,
-        p.shares,
-        p.replicas,
-        p.node_count(),
-        p.attach_required,
-        p.backend,
-        match &backend {
-            harness::BackendKind::External(x) => format!(" at {}", x.ceph_url),
-            _ => String::new(),
-        },
-        out.display()
-    );
+    let place = match &backend {
+        harness::BackendKind::External(x) => format!(" at {}", x.ceph_url),
+        _ => String::new(),
+    };
+    banner(&p, seed, &place, &out);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

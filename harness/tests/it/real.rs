@@ -31,6 +31,17 @@ fn options(kube_bin: PathBuf) -> harness::real::RealOptions {
     }
 }
 
+/// Scenario `p` on a local control plane through the library's real-mode entry, its
+/// reports in a temporary directory (returned with the summary).
+async fn real_run(p: &harness::params::Params) -> (harness::Summary, tempfile::TempDir) {
+    let bin = kube_bin().expect("checked by the caller");
+    let out = tempfile::tempdir().unwrap();
+    let s = harness::real::run::run_and_report(p, 1, &options(bin), out.path())
+        .await
+        .unwrap();
+    (s, out)
+}
+
 const VA: &str = r#"{"apiVersion": "storage.k8s.io/v1", "kind": "VolumeAttachment",
   "metadata": {"name": "va-of-node-a"},
   "spec": {"attacher": "cephfs.csi.trainride", "nodeName": "node-a",
@@ -397,8 +408,6 @@ async fn a_hollow_kubelet_registers_itself_and_nothing_else() {
 /// the driver's node plugins; a clean teardown; the reports and every component's log
 /// in the output directory.
 async fn small_real_run(name: &str) -> harness::Summary {
-    let bin = kube_bin().expect("checked by the caller");
-    let out = tempfile::tempdir().unwrap();
     let p = params(
         name,
         &[
@@ -409,10 +418,7 @@ async fn small_real_run(name: &str) -> harness::Summary {
             "max_teardown_s=300",
         ],
     );
-    let options = options(bin);
-    let s = harness::real::run::run_and_report(&p, 1, &options, out.path())
-        .await
-        .unwrap();
+    let (s, out) = real_run(&p).await;
     assert_eq!(s.mode, "real control plane");
     assert_eq!(s.outcome, "all pods Running", "{:?}", s.pods_not_running);
     assert_eq!((s.running, s.replicas), (10, 10));
@@ -536,8 +542,9 @@ async fn the_workload_runs_on_an_existing_cluster_through_its_kubeconfig() {
 /// undo whatever they had staged or published for them and teardown leaves nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_run_in_steps_kills_stuck_pods_and_leaves_nothing() {
-    let Some(bin) = kube_bin() else { return };
-    let out = tempfile::tempdir().unwrap();
+    if kube_bin().is_none() {
+        return;
+    }
     let p = params(
         "attempt-2-incremental",
         &[
@@ -551,10 +558,7 @@ async fn a_real_run_in_steps_kills_stuck_pods_and_leaves_nothing() {
             "max_teardown_s=300",
         ],
     );
-    let options = options(bin);
-    let s = harness::real::run::run_and_report(&p, 1, &options, out.path())
-        .await
-        .unwrap();
+    let (s, _out) = real_run(&p).await;
     assert!(s.pods_killed > 0, "no pod was stuck for 1 s: {s:?}");
     assert!(s.pods_created > 6, "no replacement: {}", s.pods_created);
     assert!(s.clean, "{:?} {:?}", s.leaked_objects, s.leaks);
