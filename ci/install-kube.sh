@@ -13,8 +13,15 @@
 #     replaces them with ./staging directories).
 #   ci/kube/etcd: go.etcd.io/etcd/server/v3 v3.6.16 (etcd), in a module of its own so
 #     that its dependencies do not move Kubernetes' pins.
-#   ci/kube/sidecars: external-provisioner v6.3.0 and external-attacher v4.12.0 (the
-#     CSI sidecars), with the staging modules at v0.36.1 as their own go.mod pins them.
+#   ci/kube/sidecars: the CSI sidecars external-provisioner v6.3.0, external-attacher
+#     v4.12.0, external-resizer v2.2.0 and external-snapshotter v8.6.0 (csi-snapshotter
+#     and the cluster's snapshot-controller), with the staging modules at v0.36.1 as
+#     their own go.mod files pin them.
+#
+# Beside bin/ it keeps, in snapshot/, the VolumeSnapshot CRDs and snapshot-controller's
+# RBAC from the same external-snapshotter release (its client/v8 module and
+# deploy/kubernetes/snapshot-controller): the add-on a cluster needs before
+# csi-snapshotter can work, as the real control plane installs it.
 #
 # Needs Go 1.26 (the modules say `go 1.26.0`).
 set -euo pipefail
@@ -22,11 +29,15 @@ cd "$(dirname "$0")/.."
 
 digest=$(cat ci/kube/*/go.mod ci/kube/*/go.sum ci/install-kube.sh | sha256sum | cut -c1-12)
 dir=${TRAINRIDE_CACHE:-$HOME/.cache/trainride}/kube-$digest
-want=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl csi-provisioner csi-attacher)
+want=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl csi-provisioner csi-attacher
+  csi-resizer csi-snapshotter snapshot-controller)
+snapshot_yaml=(crd-volumesnapshotclasses.yaml crd-volumesnapshotcontents.yaml crd-volumesnapshots.yaml
+  rbac-snapshot-controller.yaml)
 
 complete() {
   local b
   for b in "${want[@]}"; do [ -x "$dir/bin/$b" ] || return 1; done
+  for y in "${snapshot_yaml[@]}"; do [ -s "$dir/snapshot/$y" ] || return 1; done
 }
 
 if ! complete; then
@@ -52,8 +63,20 @@ if ! complete; then
   started=$SECONDS
   (cd ci/kube/sidecars && go build -trimpath -ldflags "-s -w" -o "$dir/bin/" \
     github.com/kubernetes-csi/external-provisioner/v6/cmd/csi-provisioner \
-    github.com/kubernetes-csi/external-attacher/v4/cmd/csi-attacher) >&2
-  echo "built csi-provisioner v6.3.0, csi-attacher v4.12.0 in $((SECONDS - started)) s" >&2
+    github.com/kubernetes-csi/external-attacher/v4/cmd/csi-attacher \
+    github.com/kubernetes-csi/external-resizer/v2/cmd/csi-resizer \
+    github.com/kubernetes-csi/external-snapshotter/v8/cmd/csi-snapshotter \
+    github.com/kubernetes-csi/external-snapshotter/v8/cmd/snapshot-controller) >&2
+  echo "built csi-provisioner v6.3.0, csi-attacher v4.12.0, csi-resizer v2.2.0," \
+    "csi-snapshotter and snapshot-controller v8.6.0 in $((SECONDS - started)) s" >&2
+  mkdir -p "$dir/snapshot"
+  snap=$(cd ci/kube/sidecars && go list -m -f '{{.Dir}}' github.com/kubernetes-csi/external-snapshotter/v8)
+  client=$(cd ci/kube/sidecars && go list -m -f '{{.Dir}}' github.com/kubernetes-csi/external-snapshotter/client/v8)
+  for kind in volumesnapshotclasses volumesnapshotcontents volumesnapshots; do
+    cp "$client/config/crd/snapshot.storage.k8s.io_$kind.yaml" "$dir/snapshot/crd-$kind.yaml"
+  done
+  cp "$snap/deploy/kubernetes/snapshot-controller/rbac-snapshot-controller.yaml" "$dir/snapshot/"
+  chmod u+w "$dir"/snapshot/*.yaml
   complete || { echo "install-kube: a program is missing from $dir/bin" >&2; exit 1; }
 fi
 echo "$dir/bin"

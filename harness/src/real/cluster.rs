@@ -2,10 +2,12 @@
 //! deploy/'s objects as rendered by `kubectl kustomize` (the base, or the attach-required
 //! overlay) except the controller Deployment and the node DaemonSet, whose work is done
 //! here: the driver's controller and one node plugin per node in-process on Unix sockets
-//! ([`Embedded`]), the real external-provisioner (and external-attacher) as processes on
-//! the controller's socket under deploy/'s ServiceAccount, one [`HollowKubelet`] per node;
-//! and the scenario's Secret and StorageClass (the simulator's objects, with the stack's
-//! real credentials). To the workload it is a cluster like any other.
+//! ([`Embedded`]), the Deployment's sidecars (the real external-provisioner, -resizer,
+//! -snapshotter, and -attacher when attach is required) as processes with the
+//! Deployment's arguments on the controller's socket under deploy/'s ServiceAccount, one
+//! [`HollowKubelet`] per node; and the scenario's Secret, StorageClass and
+//! VolumeSnapshotClass (the simulator's objects, with the stack's real credentials). To
+//! the workload it is a cluster like any other.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,7 +16,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::storage::v1::StorageClass;
-use kube::api::PostParams;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 
@@ -84,7 +86,7 @@ impl LocalCluster {
         Client,
         Vec<tokio::task::JoinHandle<()>>,
     )> {
-        apply_deploy(cp, o, p.attach_required).await?;
+        let sidecars = apply_deploy(cp, o, p.attach_required).await?;
         let admin = admin_client(&cp.admin_kubeconfig()).await?;
         let stack = Embedded::launch(
             Launch {
@@ -102,7 +104,7 @@ impl LocalCluster {
         )
         .await?;
         let started = async {
-            let metrics = sidecars::start(cp, stack.controller_socket(), p.attach_required).await?;
+            let metrics = sidecars::start(cp, stack.controller_socket(), &sidecars).await?;
             let tally = Arc::new(Tally::default());
             let kubelets = start_kubelets(cp, &stack, p.attach_required, &tally).await?;
             class_and_secret(p, &admin, &stack).await?;
@@ -116,6 +118,15 @@ impl LocalCluster {
                 Err(e)
             }
         }
+    }
+
+    /// The controller's CSI calls by (method, code), as its sidecars counted them.
+    pub async fn controller_rpcs(&self) -> BTreeMap<(String, String), u64> {
+        let mut rpcs = BTreeMap::new();
+        for url in &self.metrics {
+            sidecars::scrape(url, &mut rpcs).await;
+        }
+        rpcs
     }
 
     /// Stops the kubelets, the stack and the control plane; what the back end still
@@ -136,7 +147,7 @@ impl LocalCluster {
     }
 }
 
-/// The scenario's Secret (the stack's credentials) and StorageClass.
+/// The scenario's Secret (the stack's credentials), StorageClass and VolumeSnapshotClass.
 async fn class_and_secret(p: &Params, admin: &Client, stack: &Embedded) -> anyhow::Result<()> {
     let pp = PostParams::default();
     let mut secret: Secret = crate::sim::objects::secret(p);
@@ -155,7 +166,22 @@ async fn class_and_secret(p: &Params, admin: &Client, stack: &Embedded) -> anyho
         .create(&pp, &class)
         .await
         .context("creating the StorageClass")?;
+    let snapshot_class: DynamicObject =
+        serde_json::from_value(crate::sim::objects::snapshot_class())?;
+    Api::<DynamicObject>::all_with(admin.clone(), &snapshot_class_resource())
+        .create(&pp, &snapshot_class)
+        .await
+        .context("creating the VolumeSnapshotClass")?;
     Ok(())
+}
+
+/// The VolumeSnapshotClass resource (snapshot.storage.k8s.io/v1, a CRD).
+pub fn snapshot_class_resource() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "snapshot.storage.k8s.io",
+        "v1",
+        "VolumeSnapshotClass",
+    ))
 }
 
 /// A client with the admin's kubeconfig.
@@ -166,8 +192,13 @@ pub async fn admin_client(kubeconfig: &Path) -> anyhow::Result<Client> {
     Ok(Client::try_from(config)?)
 }
 
-/// Applies deploy/'s objects but the controller Deployment and the node DaemonSet.
-async fn apply_deploy(cp: &ControlPlane, o: &RealOptions, attach: bool) -> anyhow::Result<()> {
+/// Applies deploy/'s objects but the controller Deployment and the node DaemonSet; the
+/// Deployment's sidecars.
+async fn apply_deploy(
+    cp: &ControlPlane,
+    o: &RealOptions,
+    attach: bool,
+) -> anyhow::Result<Vec<sidecars::Sidecar>> {
     let which = if attach {
         o.deploy.join("overlays/attach-required")
     } else {
@@ -178,29 +209,35 @@ async fn apply_deploy(cp: &ControlPlane, o: &RealOptions, attach: bool) -> anyho
         .kubectl(&["kustomize", &which])
         .await
         .with_context(|| format!("rendering {which}"))?;
-    let items = workload_free(&yaml)?;
+    let (items, controller) = workload_free(&yaml)?;
+    let controller = controller.with_context(|| format!("{which} has no controller Deployment"))?;
     let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
     let file = cp.dir().join("deploy.json");
     std::fs::write(&file, list.to_string())?;
     cp.kubectl(&["apply", "-f", &file.to_string_lossy()])
         .await
         .with_context(|| format!("applying {which}"))?;
-    Ok(())
+    sidecars::of_deployment(&controller)
 }
 
-/// The objects of a rendered kustomization, without its Deployments and DaemonSets.
-fn workload_free(yaml: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+/// The objects of a rendered kustomization without its Deployments and DaemonSets, and
+/// its (controller) Deployment.
+fn workload_free(
+    yaml: &str,
+) -> anyhow::Result<(Vec<serde_json::Value>, Option<serde_json::Value>)> {
     let mut items = Vec::new();
+    let mut controller = None;
     for doc in yaml_serde::Deserializer::from_str(yaml) {
         let v: serde_json::Value =
             serde::Deserialize::deserialize(doc).context("reading kubectl kustomize's output")?;
         let kind = v["kind"].as_str().unwrap_or_default();
-        if v.is_null() || kind == "Deployment" || kind == "DaemonSet" {
-            continue;
+        if kind == "Deployment" {
+            controller = Some(v);
+        } else if !v.is_null() && kind != "DaemonSet" {
+            items.push(v);
         }
-        items.push(v);
     }
-    Ok(items)
+    Ok((items, controller))
 }
 
 /// Registers every node (at most 16 at once) and starts its kubelet.

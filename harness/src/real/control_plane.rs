@@ -2,8 +2,9 @@
 //! kube-apiserver with `--authorization-mode=Node,RBAC` and the NodeRestriction admission
 //! plugin (the real node authorizer, the source of 2018's `no path found to object`),
 //! kube-controller-manager (attach-detach and PV controllers among its defaults, each
-//! with its own service account) and kube-scheduler, from the programs
-//! `ci/install-kube.sh` builds. Each component logs to `<dir>/log/<name>.log`; one that
+//! with its own service account), kube-scheduler, and the VolumeSnapshot add-on
+//! (external-snapshotter's CRDs and snapshot-controller under its own ServiceAccount and
+//! RBAC), from the programs and manifests `ci/install-kube.sh` builds and keeps. Each component logs to `<dir>/log/<name>.log`; one that
 //! does not come up is an error naming it and the end of its log. [`ControlPlane::stop`]
 //! stops them in the reverse order of their start (an API server whose etcd went first
 //! hangs in its graceful shutdown), each given 10 s before SIGKILL; dropping a control
@@ -20,12 +21,22 @@ use tokio::process::{Child, Command};
 use super::pki::{Identity, Pki, write_private};
 
 /// The programs a control plane runs, in `bin`.
-pub const PROGRAMS: [&str; 5] = [
+pub const PROGRAMS: [&str; 6] = [
     "etcd",
     "kube-apiserver",
     "kube-controller-manager",
     "kube-scheduler",
     "kubectl",
+    "snapshot-controller",
+];
+
+/// The VolumeSnapshot add-on's manifests, in `bin/../snapshot`, in the order they are
+/// applied: the CRDs, then snapshot-controller's ServiceAccount and RBAC.
+pub const SNAPSHOT_ADDON: [&str; 4] = [
+    "crd-volumesnapshotclasses.yaml",
+    "crd-volumesnapshotcontents.yaml",
+    "crd-volumesnapshots.yaml",
+    "rbac-snapshot-controller.yaml",
 ];
 
 /// A running control plane.
@@ -56,11 +67,13 @@ impl ControlPlane {
     /// until the API server is ready and the controller manager has made the `default`
     /// ServiceAccount (pods cannot be created before).
     pub async fn start(bin: &Path, dir: &Path) -> anyhow::Result<Self> {
-        for p in PROGRAMS {
-            if !bin.join(p).is_file() {
+        let addon = snapshot_addon(bin);
+        let needed = PROGRAMS.iter().map(|p| bin.join(p));
+        for path in needed.chain(SNAPSHOT_ADDON.iter().map(|f| addon.join(f))) {
+            if !path.is_file() {
                 bail!(
                     "{} is missing: build the Kubernetes programs with ci/install-kube.sh",
-                    bin.join(p).display()
+                    path.display()
                 );
             }
         }
@@ -78,6 +91,7 @@ impl ControlPlane {
         let etcd = cp.start_etcd().await?;
         cp.start_apiserver(&etcd).await?;
         cp.start_controllers().await?;
+        cp.start_snapshot_controller().await?;
         Ok(cp)
     }
 
@@ -151,6 +165,15 @@ impl ControlPlane {
                 log.display(),
                 log_tail(&log)
             );
+        }
+        Ok(())
+    }
+
+    /// Fails, naming the program and its log's end, if any program has exited.
+    pub fn check_all_running(&mut self) -> anyhow::Result<()> {
+        let names: Vec<&'static str> = self.children.iter().map(|(n, _)| *n).collect();
+        for name in names {
+            self.check_running(name)?;
         }
         Ok(())
     }
@@ -344,6 +367,38 @@ impl ControlPlane {
         .await
     }
 
+    /// Installs the VolumeSnapshot add-on: its CRDs (waiting until the API serves them),
+    /// then snapshot-controller under its ServiceAccount. A cluster without it leaves
+    /// csi-snapshotter's VolumeSnapshotContents unmade.
+    async fn start_snapshot_controller(&mut self) -> anyhow::Result<()> {
+        let addon = snapshot_addon(&self.bin);
+        for f in SNAPSHOT_ADDON {
+            let path = addon.join(f);
+            self.kubectl(&["apply", "-f", &path.to_string_lossy()])
+                .await
+                .with_context(|| format!("installing {}", path.display()))?;
+        }
+        self.kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/volumesnapshotclasses.snapshot.storage.k8s.io",
+            "crd/volumesnapshotcontents.snapshot.storage.k8s.io",
+            "crd/volumesnapshots.snapshot.storage.k8s.io",
+        ])
+        .await
+        .context("waiting for the VolumeSnapshot CRDs")?;
+        let account = self
+            .service_account_kubeconfig("kube-system", "snapshot-controller")
+            .await?;
+        let args = vec![
+            format!("--kubeconfig={}", account.display()),
+            "--leader-election=false".to_owned(),
+            "--v=2".to_owned(),
+        ];
+        self.spawn("snapshot-controller", &args)
+    }
+
     /// Stops every component, the last started first, each given 10 s after SIGTERM
     /// before SIGKILL.
     pub async fn stop(mut self) {
@@ -366,6 +421,11 @@ impl ControlPlane {
             }
         }
     }
+}
+
+/// Where `ci/install-kube.sh` keeps the VolumeSnapshot add-on: beside `bin`.
+fn snapshot_addon(bin: &Path) -> PathBuf {
+    bin.parent().unwrap_or(bin).join("snapshot")
 }
 
 /// `kubectl --kubeconfig <config> <args>`: its stdout, or an error with its stderr.
@@ -411,16 +471,20 @@ mod tests {
     #[tokio::test]
     async fn a_component_that_exits_is_reported_with_its_log() {
         use std::os::unix::fs::PermissionsExt as _;
-        let bin = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let bin = root.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(root.path().join("snapshot")).unwrap();
+        for f in SNAPSHOT_ADDON {
+            std::fs::write(root.path().join("snapshot").join(f), "kind: List\n").unwrap();
+        }
         for p in PROGRAMS {
-            let path = bin.path().join(p);
+            let path = bin.join(p);
             std::fs::write(&path, "#!/bin/sh\necho \"$0: cannot listen\" >&2\nexit 3\n").unwrap();
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
         let dir = tempfile::tempdir().unwrap();
-        let e = ControlPlane::start(bin.path(), dir.path())
-            .await
-            .unwrap_err();
+        let e = ControlPlane::start(&bin, dir.path()).await.unwrap_err();
         let text = e.to_string();
         assert!(text.contains("etcd exited"), "{text}");
         assert!(text.contains("cannot listen"), "{text}");

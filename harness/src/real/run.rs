@@ -24,7 +24,6 @@ use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 
 use super::cluster::{LocalCluster, admin_client};
-use super::sidecars;
 use super::tally::Tally;
 use super::workload::{self, Target};
 use crate::api::NAMESPACE;
@@ -76,12 +75,11 @@ pub async fn run(p: &Params, seed: u64, o: &RealOptions, out: &Path) -> anyhow::
     let hcr = cluster.stack.perf_dump().await["mds_server"]["handle_client_request"]
         .as_u64()
         .unwrap_or(0);
-    let mut controller_rpcs = BTreeMap::new();
-    if result.is_ok() {
-        for url in &cluster.metrics {
-            sidecars::scrape(url, &mut controller_rpcs).await;
-        }
-    }
+    let controller_rpcs = if result.is_ok() {
+        cluster.controller_rpcs().await
+    } else {
+        BTreeMap::new()
+    };
     let tally = cluster.tally.clone();
     let leaks = cluster.stop(result.is_err()).await;
     let (deployed, left) = result?;

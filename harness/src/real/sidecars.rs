@@ -1,20 +1,101 @@
-//! The CSI sidecars of a real-mode run: the real external-provisioner (and, when the
-//! CSIDriver requires attach, external-attacher) on the driver controller's socket,
-//! under deploy/'s ServiceAccount, each with its metrics on a loopback port; and the
-//! reading of their `csi_sidecar_operations_seconds` counts, the controller's CSI calls
-//! by method and code as the sidecars saw them.
+//! The CSI sidecars of a real-mode run: the containers of deploy/'s controller Deployment
+//! other than the driver's (external-provisioner, -resizer and -snapshotter, and
+//! -attacher when the overlay requires attach), each run as a process with the
+//! container's own arguments, on the driver controller's socket, under deploy/'s
+//! ServiceAccount, with its metrics on a loopback port; and the reading of their
+//! `csi_sidecar_operations_seconds` counts, the controller's CSI calls by method and
+//! code as the sidecars saw them.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 
 use super::ControlPlane;
 
 /// deploy/'s namespace and the controller's ServiceAccount.
 const NAMESPACE: &str = "cephfs-csi";
 const ACCOUNT: &str = "cephfs-csi-controller";
+/// The driver's container in the controller Deployment.
+const DRIVER_CONTAINER: &str = "cephfs-csi";
+/// The sidecars real mode can run: each container's name is its program's.
+const PROGRAMS: [&str; 4] = [
+    "csi-provisioner",
+    "csi-attacher",
+    "csi-resizer",
+    "csi-snapshotter",
+];
+
+/// A sidecar container of deploy/'s controller Deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sidecar {
+    /// Its program.
+    pub program: &'static str,
+    /// Its container's arguments, as deploy/ gives them.
+    pub args: Vec<String>,
+}
+
+/// The sidecars of a rendered controller Deployment: every container but the driver's.
+/// A container real mode has no program for is an error naming it.
+pub fn of_deployment(deployment: &serde_json::Value) -> anyhow::Result<Vec<Sidecar>> {
+    let containers = deployment["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .context("the controller Deployment has no containers")?;
+    let mut sidecars = Vec::new();
+    for c in containers {
+        let name = c["name"].as_str().unwrap_or_default();
+        if name == DRIVER_CONTAINER {
+            continue;
+        }
+        let Some(program) = PROGRAMS.into_iter().find(|p| *p == name) else {
+            bail!("deploy/'s controller has a container {name:?}, which real mode cannot run");
+        };
+        let args = c["args"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        sidecars.push(Sidecar { program, args });
+    }
+    Ok(sidecars)
+}
+
+/// A container's arguments for a process here: `$(ADDRESS)` is the controller's socket,
+/// `$(NAMESPACE)` deploy/'s namespace; leader election is off (one replica, and nothing
+/// here restarts a sidecar whose lease a busy machine let lapse, as a kubelet restarts a
+/// container); the ServiceAccount's kubeconfig, a metrics endpoint and `--v=2` added.
+fn local_args(
+    args: &[String],
+    socket: &Path,
+    kubeconfig: &Path,
+    port: u16,
+) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for a in args {
+        if a.starts_with("--leader-election-namespace") || a.starts_with("--http-endpoint") {
+            continue;
+        }
+        if a.starts_with("--leader-election") {
+            out.push("--leader-election=false".to_owned());
+            continue;
+        }
+        let a = a
+            .replace("$(ADDRESS)", &format!("unix://{}", socket.display()))
+            .replace("$(NAMESPACE)", NAMESPACE);
+        if a.contains("$(") {
+            bail!("a sidecar argument names a variable real mode does not set: {a}");
+        }
+        out.push(a);
+    }
+    out.push(format!("--kubeconfig={}", kubeconfig.display()));
+    out.push(format!("--http-endpoint=127.0.0.1:{port}"));
+    out.push("--v=2".to_owned());
+    Ok(out)
+}
 
 /// A free loopback port (bound, then released for the sidecar).
 fn free_port() -> anyhow::Result<u16> {
@@ -26,38 +107,18 @@ fn free_port() -> anyhow::Result<u16> {
 pub async fn start(
     cp: &mut ControlPlane,
     socket: &Path,
-    attach_required: bool,
+    sidecars: &[Sidecar],
 ) -> anyhow::Result<Vec<String>> {
     let account = cp.service_account_kubeconfig(NAMESPACE, ACCOUNT).await?;
-    let mut names: Vec<&'static str> = vec!["csi-provisioner"];
-    if attach_required {
-        names.push("csi-attacher");
-    }
     let mut urls = Vec::new();
-    for name in names {
+    for s in sidecars {
         let port = free_port()?;
-        let mut args = vec![
-            format!("--csi-address=unix://{}", socket.display()),
-            format!("--kubeconfig={}", account.display()),
-            "--leader-election=false".to_owned(),
-            format!("--http-endpoint=127.0.0.1:{port}"),
-            "--v=2".to_owned(),
-        ];
-        // deploy/'s timeouts: a Manila share can take minutes.
-        args.push(if name == "csi-provisioner" {
-            "--timeout=60s".to_owned()
-        } else {
-            "--timeout=150s".to_owned()
-        });
-        cp.run(name, &args)?;
+        cp.run(s.program, &local_args(&s.args, socket, &account, port)?)?;
         urls.push(format!("http://127.0.0.1:{port}/metrics"));
     }
     // A sidecar that cannot start (bad flag, no socket) exits at once: say so now.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    cp.check_running("csi-provisioner")?;
-    if attach_required {
-        cp.check_running("csi-attacher")?;
-    }
+    cp.check_all_running()?;
     Ok(urls)
 }
 
@@ -104,6 +165,48 @@ fn parse_operation_counts(text: &str) -> Vec<((String, String), u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sidecars_run_with_deploys_arguments_on_the_local_socket() {
+        let deployment = serde_json::json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "csi-provisioner", "args": ["--csi-address=$(ADDRESS)",
+                "--leader-election=true", "--leader-election-namespace=$(NAMESPACE)",
+                "--timeout=150s"]},
+            {"name": "cephfs-csi", "args": ["--mode=controller"]},
+            {"name": "csi-snapshotter"},
+        ]}}}});
+        let sidecars = of_deployment(&deployment).unwrap();
+        assert_eq!(
+            sidecars.iter().map(|s| s.program).collect::<Vec<_>>(),
+            ["csi-provisioner", "csi-snapshotter"]
+        );
+        let args = local_args(
+            &sidecars[0].args,
+            Path::new("/tmp/c.sock"),
+            Path::new("/tmp/sa.kubeconfig"),
+            4242,
+        )
+        .unwrap();
+        assert_eq!(
+            args,
+            [
+                "--csi-address=unix:///tmp/c.sock",
+                "--leader-election=false",
+                "--timeout=150s",
+                "--kubeconfig=/tmp/sa.kubeconfig",
+                "--http-endpoint=127.0.0.1:4242",
+                "--v=2",
+            ]
+        );
+        let odd = serde_json::json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "liveness-probe"}]}}}});
+        let e = of_deployment(&odd).unwrap_err().to_string();
+        assert!(e.contains("\"liveness-probe\""), "{e}");
+        let e = local_args(&["--x=$(POD)".into()], Path::new("s"), Path::new("k"), 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("$(POD)"), "{e}");
+    }
 
     #[test]
     fn operation_counts_are_read_by_method_and_code() {

@@ -102,7 +102,7 @@ pub(crate) fn storage_class(p: &Params) -> StorageClass {
             let mut m = crate::csi::storage_class_parameters(p.backend);
             // Name and namespace together: the real external-provisioner refuses a
             // class with one of the two.
-            for kind in ["provisioner", "node-stage"] {
+            for kind in ["provisioner", "node-stage", "controller-expand"] {
                 m.insert(
                     format!("csi.storage.k8s.io/{kind}-secret-name"),
                     SECRET.into(),
@@ -115,8 +115,26 @@ pub(crate) fn storage_class(p: &Params) -> StorageClass {
             m
         }),
         reclaim_policy: Some("Delete".into()),
+        allow_volume_expansion: Some(true),
         ..Default::default()
     }
+}
+
+/// The scenario's VolumeSnapshotClass (snapshot.storage.k8s.io/v1, a CRD the simulator
+/// does not model; real mode creates it), named as the StorageClass, with the secret
+/// external-snapshotter passes to CreateSnapshot and DeleteSnapshot.
+pub(crate) fn snapshot_class() -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "snapshot.storage.k8s.io/v1",
+        "kind": "VolumeSnapshotClass",
+        "metadata": {"name": STORAGE_CLASS},
+        "driver": DRIVER_NAME,
+        "deletionPolicy": "Delete",
+        "parameters": {
+            "csi.storage.k8s.io/snapshotter-secret-name": SECRET,
+            "csi.storage.k8s.io/snapshotter-secret-namespace": NAMESPACE,
+        },
+    })
 }
 
 /// The scenario's secret.
