@@ -206,7 +206,8 @@ impl Origin {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Value {
-    /// A number, as the summary holds it.
+    /// A number: a count as the summary holds it, a time or size rounded to its row's
+    /// precision ([`SECONDS`], [`MILLISECONDS`], [`MIB`] decimals).
     Number(f64),
     /// Words (scenario, mode, outcome, ...).
     Text(String),
@@ -369,8 +370,23 @@ fn count(v: Option<u64>) -> Value {
     v.map_or(Value::Missing, |n| Value::Number(n as f64))
 }
 
-fn number(v: Option<f64>) -> Value {
-    v.map_or(Value::Missing, Value::Number)
+/// Decimals shown for seconds (to the millisecond), milliseconds and MiB.
+pub const SECONDS: i32 = 3;
+/// See [`SECONDS`].
+pub const MILLISECONDS: i32 = 1;
+/// See [`SECONDS`].
+pub const MIB: i32 = 1;
+
+/// `x` rounded to `places` decimals: a summary's float keeps far more digits than its
+/// measurement (or model) can vouch for.
+pub fn round_to(x: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (x * scale).round() / scale
+}
+
+/// An optional time or size as a value, rounded to `places` decimals.
+fn number(v: Option<f64>, places: i32) -> Value {
+    v.map_or(Value::Missing, |x| Value::Number(round_to(x, places)))
 }
 
 impl<'a> Rows<'a> {
@@ -420,7 +436,9 @@ impl<'a> Rows<'a> {
         self.text("outcome", |s| s.outcome.clone());
         self.with("replicas", [None, None], |s| count(s.replicas));
         self.run("running", |s| count(s.running));
-        self.run("time to all Running (s)", |s| number(s.all_running_s));
+        self.run("time to all Running (s)", |s| {
+            number(s.all_running_s, SECONDS)
+        });
     }
 
     fn latencies(&mut self) {
@@ -432,12 +450,12 @@ impl<'a> Rows<'a> {
         ];
         for (q, pick) in qs {
             self.run(&format!("pod start-up {q} (ms)"), |s| {
-                number(s.pod_startup.as_ref().map(pick))
+                number(s.pod_startup.as_ref().map(pick), MILLISECONDS)
             });
         }
         for (q, pick) in qs {
             self.run(&format!("schedule→run {q} (ms)"), |s| {
-                number(s.schedule_to_run.as_ref().map(pick))
+                number(s.schedule_to_run.as_ref().map(pick), MILLISECONDS)
             });
         }
     }
@@ -489,8 +507,8 @@ impl<'a> Rows<'a> {
     }
 
     fn costs(&mut self) {
-        self.wall("wall time (s)", |s| number(s.wall.total_s));
-        self.wall("peak RSS (MiB)", |s| number(s.wall.peak_rss_mib));
+        self.wall("wall time (s)", |s| number(s.wall.total_s, SECONDS));
+        self.wall("peak RSS (MiB)", |s| number(s.wall.peak_rss_mib, MIB));
         self.text("teardown", |s| {
             s.clean
                 .map(|c| if c { "clean" } else { "LEAKS" }.to_owned())
@@ -751,6 +769,17 @@ mod tests {
         check(0.250480229, 0.278894229, "0.028414");
         check(3.25, 1.0, "-2.25");
         check(0.0, 0.0, "0");
+    }
+
+    #[test]
+    fn figures_are_rounded_to_their_precision() {
+        assert_eq!(round_to(513.841520622, SECONDS), 513.842);
+        assert_eq!(round_to(513074.3033180001, MILLISECONDS), 513074.3);
+        assert_eq!(
+            format!("{}", Value::Number(round_to(1041.57421875, MIB))),
+            "1041.6"
+        );
+        assert_eq!(round_to(2.0, SECONDS), 2.0);
     }
 
     #[test]

@@ -95,7 +95,9 @@ impl LocalCluster {
                 attach_required: p.attach_required,
                 backend: p.backend,
                 controller_credentials: false,
-                ceph_faults: fake_ceph::Faults::default(),
+                ceph_faults: p
+                    .fault_rules()
+                    .map_err(|e| anyhow::anyhow!("scenario {}: {e}", p.name))?,
                 manila_faults: p.manila_faults.clone(),
                 timeouts: p.driver,
                 durable_ceph: false,
@@ -252,6 +254,7 @@ async fn start_kubelets(
         let name = node_name(i);
         anyhow::ensure!(id == name, "node plugin {i} is {id}, not {name}");
         let node = NodeIdentity::connect(&cp.node_kubeconfig(&name)?, &name).await?;
+        tally.api_client("kubelet", node.limit().clone());
         let channel = stack.node_channel(i).context("a node plugin's channel")?;
         let setup = KubeletSetup {
             driver: DRIVER_NAME.into(),

@@ -11,6 +11,7 @@ mod rss;
 pub mod run;
 mod sidecars;
 pub mod tally;
+pub mod throttle;
 pub mod workload;
 
 pub use control_plane::{ControlPlane, PROGRAMS, kubectl};

@@ -5,12 +5,12 @@
 //! `controller-managed-attach-detach` annotation (without it the attach-detach
 //! controller ignores the node), a Ready status with room for pods, its Lease in
 //! `kube-node-lease`, and its CSINode (owned by the Node), to which a registered CSI
-//! driver is added as the kubelet does after NodeGetInfo.
-//!
-//! The volume manager (stage, publish, pod status) is still to come (issue 16).
+//! driver is added as the kubelet does after NodeGetInfo. The client is held to the
+//! kubelet's own rate limit ([`throttle`](super::throttle): 50 QPS, burst 100).
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -22,11 +22,14 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 
+use super::throttle::{ClientLimit, KUBELET_BURST, KUBELET_QPS, LimitLayer};
+
 /// One hollow node's API identity.
 #[derive(Clone)]
 pub struct NodeIdentity {
     name: String,
     client: Client,
+    limit: Arc<ClientLimit>,
 }
 
 impl std::fmt::Debug for NodeIdentity {
@@ -54,15 +57,26 @@ where
 }
 
 impl NodeIdentity {
-    /// The client of node `name`, from its kubeconfig (`ControlPlane::node_kubeconfig`).
+    /// The client of node `name`, from its kubeconfig (`ControlPlane::node_kubeconfig`),
+    /// with the kubelet's rate limit.
     pub async fn connect(kubeconfig: &Path, name: &str) -> anyhow::Result<Self> {
         let file = Kubeconfig::read_from(kubeconfig)
             .with_context(|| format!("reading {}", kubeconfig.display()))?;
         let config = Config::from_custom_kubeconfig(file, &KubeConfigOptions::default()).await?;
+        let limit = Arc::new(ClientLimit::new(KUBELET_QPS, KUBELET_BURST));
+        let client = kube::client::ClientBuilder::try_from(config)?
+            .with_layer(&LimitLayer(limit.clone()))
+            .build();
         Ok(Self {
             name: name.to_owned(),
-            client: Client::try_from(config)?,
+            client,
+            limit,
         })
+    }
+
+    /// The client's rate limit, with what it counted.
+    pub fn limit(&self) -> &Arc<ClientLimit> {
+        &self.limit
     }
 
     /// The node's name.

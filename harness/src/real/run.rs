@@ -39,11 +39,19 @@ pub struct RealOptions {
     pub deploy: PathBuf,
 }
 
-/// What the workload does not do in real time yet.
-fn supported(p: &Params) -> anyhow::Result<()> {
+/// What real mode does not do: fault plans (their anchors are the simulator's events),
+/// and on an existing cluster, fake-ceph's fault rules (its Ceph is not ours).
+fn supported(p: &Params, local: bool) -> anyhow::Result<()> {
     anyhow::ensure!(
-        p.fault_plan.is_empty() && p.ceph_faults.is_empty(),
-        "real mode runs without fault plans and Ceph faults"
+        p.fault_plan.is_empty(),
+        "real mode runs without fault plans (scenario {} has {})",
+        p.name,
+        p.fault_plan.len()
+    );
+    anyhow::ensure!(
+        local || p.ceph_faults.is_empty(),
+        "ceph_faults apply to the embedded fake-ceph of --control-plane real, not to a \
+         cluster's own Ceph"
     );
     Ok(())
 }
@@ -51,7 +59,7 @@ fn supported(p: &Params) -> anyhow::Result<()> {
 /// Runs scenario `p` on a local control plane, writing the cluster's files under
 /// `out/cluster`; the summary (the caller writes the reports).
 pub async fn run(p: &Params, seed: u64, o: &RealOptions, out: &Path) -> anyhow::Result<Summary> {
-    supported(p)?;
+    supported(p, true)?;
     let t0 = Instant::now();
     let rss = super::rss::PeakRss::sample_every(Duration::from_millis(500));
     let stop = crate::stop_signals()?;
@@ -102,7 +110,7 @@ pub async fn run_on_cluster(
     kubeconfig: &Path,
     class: &str,
 ) -> anyhow::Result<Summary> {
-    supported(p)?;
+    supported(p, false)?;
     let t0 = Instant::now();
     let stop = crate::stop_signals()?;
     let admin = admin_client(kubeconfig).await?;

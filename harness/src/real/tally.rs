@@ -1,18 +1,23 @@
 //! What the hollow kubelets saw, counted for the report: CSI calls by method and code
 //! with their wall-clock latencies, the node authorizer's 403s by resource, back-offs,
-//! when each pod became Running or was deleted for good, and each pod's last error.
-//! Every figure is measured on the wall clock.
+//! when each pod became Running or was deleted for good, each pod's last error, and
+//! the kubelets' API requests with their waits for the client rate limit. Every figure
+//! is measured on the wall clock.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+
+use super::throttle::ClientLimit;
 
 /// The counts of every kubelet of a run.
 #[derive(Debug)]
 pub struct Tally {
     started: Instant,
     inner: Mutex<Counts>,
+    limits: Mutex<Vec<(&'static str, Arc<ClientLimit>)>>,
 }
 
 /// A copy of the counts.
@@ -30,6 +35,9 @@ pub struct Counts {
     pub gone: BTreeSet<String>,
     /// Each pod's last volume error (cleared when it runs).
     pub pod_errors: BTreeMap<String, String>,
+    /// API requests by client kind: count, total wait for the rate limit (s), longest
+    /// wait (s).
+    pub api_clients: BTreeMap<String, (u64, f64, f64)>,
 }
 
 impl Default for Tally {
@@ -37,6 +45,7 @@ impl Default for Tally {
         Self {
             started: Instant::now(),
             inner: Mutex::new(Counts::default()),
+            limits: Mutex::new(Vec::new()),
         }
     }
 }
@@ -98,8 +107,19 @@ impl Tally {
             .insert(pod.to_owned(), error.to_owned());
     }
 
+    /// Counts the requests of a client of kind `kind` (`kubelet`) through its limit.
+    pub fn api_client(&self, kind: &'static str, limit: Arc<ClientLimit>) {
+        self.limits.lock().push((kind, limit));
+    }
+
     /// A copy of the counts now.
     pub fn counts(&self) -> Counts {
-        self.inner.lock().clone()
+        let mut counts = self.inner.lock().clone();
+        for (kind, limit) in self.limits.lock().iter() {
+            let (n, waited, longest) = limit.stats();
+            let c = counts.api_clients.entry((*kind).to_owned()).or_default();
+            *c = (c.0 + n, c.1 + waited, c.2.max(longest));
+        }
+        counts
     }
 }

@@ -472,7 +472,7 @@ pub(super) fn summarise(
         forbidden: counts.forbidden.clone(),
         backoffs: counts.backoffs,
         volume_attachments: 0,
-        api_clients: BTreeMap::new(),
+        api_clients: counts.api_clients.clone(),
         authz_graph: (0, 0),
         events: (0, 0),
         events_hash: String::new(),

@@ -464,6 +464,10 @@ async fn small_real_run(name: &str) -> harness::Summary {
     }
     assert_eq!(ok("CreateVolume"), 5, "{:?}", s.rpcs);
     assert!(ok("DeleteVolume") >= 5, "{:?}", s.rpcs);
+    // The kubelets' requests went through the kubelet's client rate limit (50 QPS).
+    let (requests, _, longest) = s.api_clients["kubelet"];
+    assert!(requests >= 10, "{:?}", s.api_clients);
+    assert!(longest < 2.0, "{:?}", s.api_clients);
     let log = out.path().join("cluster").join("log");
     for f in [
         "kube-apiserver.log",
@@ -509,6 +513,42 @@ async fn a_real_run_with_attach_required_goes_through_volume_attachments() {
         .map(|r| r.sim.count)
         .sum();
     assert!(published >= 50, "{:?}", s.rpcs);
+}
+
+/// flaky-ceph-1k at s=5 x r=10 on the real control plane: fake-ceph fails subvolume
+/// creates (20%) and MDS session opens (10%) and slows every volumes command; the real
+/// external-provisioner's and the hollow kubelets' retries bring every pod up with one
+/// volume per claim (`small_real_run`'s exact counts), and the failures were met.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_run_on_flaky_ceph_retries_until_every_pod_runs() {
+    if kube_bin().is_none() {
+        return;
+    }
+    let s = small_real_run("flaky-ceph-1k").await;
+    let failed: usize = s
+        .rpcs
+        .iter()
+        .filter(|r| ["CreateVolume", "NodeStageVolume"].contains(&r.method.as_str()))
+        .filter(|r| r.code != "Ok")
+        .map(|r| r.sim.count)
+        .sum();
+    assert!(failed > 0, "no failure met: {:?}", s.rpcs);
+}
+
+/// A fault plan's anchors are the simulator's events: real mode refuses one, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_mode_refuses_a_fault_plan() {
+    let plan = r#"fault_plan=[{"at": "start", "after_s": 0.5,
+        "action": {"kill": {"plugin": "controller"}}}]"#;
+    let p = params("soak", &[plan]);
+    assert_eq!(p.fault_plan.len(), 1);
+    let options = options("/nonexistent".into());
+    let out = tempfile::tempdir().unwrap();
+    let e = harness::real::run::run(&p, 1, &options, out.path())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("fault plans") && e.contains("soak"), "{e}");
 }
 
 /// `harness run --kubeconfig`'s library entry on a cluster it did not start (a local
