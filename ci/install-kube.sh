@@ -13,6 +13,8 @@
 #     replaces them with ./staging directories).
 #   ci/kube/etcd: go.etcd.io/etcd/server/v3 v3.6.16 (etcd), in a module of its own so
 #     that its dependencies do not move Kubernetes' pins.
+#   ci/kube/helm: helm.sh/helm/v4 v4.3.2 (helm: deploy/ is a chart), in a module of its
+#     own for the same reason.
 #   ci/kube/sidecars: the CSI sidecars external-provisioner v6.3.0, external-attacher
 #     v4.12.0, external-resizer v2.2.0 and external-snapshotter v8.6.0 (csi-snapshotter
 #     and the cluster's snapshot-controller), with the staging modules at v0.36.1 as
@@ -30,7 +32,7 @@ cd "$(dirname "$0")/.."
 digest=$(cat ci/kube/*/go.mod ci/kube/*/go.sum ci/install-kube.sh | sha256sum | cut -c1-12)
 dir=${TRAINRIDE_CACHE:-$HOME/.cache/trainride}/kube-$digest
 want=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl csi-provisioner csi-attacher
-  csi-resizer csi-snapshotter snapshot-controller)
+  csi-resizer csi-snapshotter snapshot-controller helm)
 snapshot_yaml=(crd-volumesnapshotclasses.yaml crd-volumesnapshotcontents.yaml crd-volumesnapshots.yaml
   rbac-snapshot-controller.yaml)
 
@@ -60,6 +62,11 @@ if ! complete; then
   (cd ci/kube/etcd && go build -trimpath -ldflags "-s -w" -o "$dir/bin/etcd" \
     go.etcd.io/etcd/server/v3) >&2
   echo "built etcd v3.6.16 in $((SECONDS - started)) s" >&2
+  started=$SECONDS
+  version=helm.sh/helm/v4/internal/version
+  (cd ci/kube/helm && go build -trimpath -ldflags "-s -w -X $version.version=v4.3.2" \
+    -o "$dir/bin/helm" helm.sh/helm/v4/cmd/helm) >&2
+  echo "built helm v4.3.2 in $((SECONDS - started)) s" >&2
   started=$SECONDS
   (cd ci/kube/sidecars && go build -trimpath -ldflags "-s -w" -o "$dir/bin/" \
     github.com/kubernetes-csi/external-provisioner/v6/cmd/csi-provisioner \

@@ -84,11 +84,11 @@ struct RealArgs {
     /// Which control plane runs the scenario.
     #[arg(long, value_enum, default_value_t = ControlPlaneKind::Simulated)]
     control_plane: ControlPlaneKind,
-    /// The directory with kube-apiserver, etcd, kubectl, csi-provisioner and the other
-    /// programs (what `bash ci/install-kube.sh` prints). For `--control-plane real`.
+    /// The directory with kube-apiserver, etcd, kubectl, helm, csi-provisioner and the
+    /// other programs (what `bash ci/install-kube.sh` prints). For `--control-plane real`.
     #[arg(long, env = "TRAINRIDE_KUBE_BIN")]
     kube_bin: Option<PathBuf>,
-    /// The repository's deploy/ directory, whose objects the run applies.
+    /// The repository's deploy/ directory, whose chart (deploy/chart) the run installs.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy"))]
     deploy: PathBuf,
     /// Runs the scenario's workload on the existing cluster this kubeconfig reaches

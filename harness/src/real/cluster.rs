@@ -1,6 +1,6 @@
 //! The local cluster of a real-mode run: a [`ControlPlane`] of Kubernetes' own programs,
-//! deploy/'s objects as rendered by `kubectl kustomize` (the base, or the attach-required
-//! overlay) except the controller Deployment and the node DaemonSet, whose work is done
+//! deploy/'s chart as `helm template` renders it for the scenario (`attachRequired`,
+//! `backend`) except the controller Deployment and the node DaemonSet, whose work is done
 //! here: the driver's controller and one node plugin per node in-process on Unix sockets
 //! ([`Embedded`]), the Deployment's sidecars (the real external-provisioner, -resizer,
 //! -snapshotter, and -attacher when attach is required) as processes with the
@@ -25,7 +25,7 @@ use super::node::NodeIdentity;
 use super::tally::Tally;
 use super::{ControlPlane, RealOptions, sidecars};
 use crate::api::NAMESPACE;
-use crate::csi::{DRIVER_NAME, Embedded, Launch, node_name};
+use crate::csi::{DRIVER_NAME, Embedded, Launch, StorageBackend, node_name};
 use crate::params::Params;
 
 /// A running local cluster.
@@ -86,7 +86,7 @@ impl LocalCluster {
         Client,
         Vec<tokio::task::JoinHandle<()>>,
     )> {
-        let sidecars = apply_deploy(cp, o, p.attach_required).await?;
+        let sidecars = apply_deploy(cp, o, p).await?;
         let admin = admin_client(&cp.admin_kubeconfig()).await?;
         let stack = Embedded::launch(
             Launch {
@@ -194,36 +194,50 @@ pub async fn admin_client(kubeconfig: &Path) -> anyhow::Result<Client> {
     Ok(Client::try_from(config)?)
 }
 
-/// Applies deploy/'s objects but the controller Deployment and the node DaemonSet; the
-/// Deployment's sidecars.
+/// Installs deploy/'s chart as `helm template` renders it for scenario `p` (release
+/// and namespace `cephfs-csi`, `attachRequired` and `backend` set), but the controller
+/// Deployment and the node DaemonSet; the Deployment's sidecars.
 async fn apply_deploy(
     cp: &ControlPlane,
     o: &RealOptions,
-    attach: bool,
+    p: &Params,
 ) -> anyhow::Result<Vec<sidecars::Sidecar>> {
-    let which = if attach {
-        o.deploy.join("overlays/attach-required")
-    } else {
-        o.deploy.join("base")
+    let chart = o.deploy.join("chart");
+    let chart = chart.to_string_lossy().into_owned();
+    let attach = format!("attachRequired={}", p.attach_required);
+    let backend = match p.backend {
+        StorageBackend::Cephfs => "backend=cephfs",
+        StorageBackend::Manila => "backend=manila",
     };
-    let which = which.to_string_lossy().into_owned();
     let yaml = cp
-        .kubectl(&["kustomize", &which])
+        .helm(&[
+            "template",
+            sidecars::RELEASE,
+            &chart,
+            "--namespace",
+            sidecars::NAMESPACE,
+            "--set",
+            &attach,
+            "--set",
+            backend,
+        ])
         .await
-        .with_context(|| format!("rendering {which}"))?;
+        .with_context(|| format!("rendering {chart}"))?;
     let (items, controller) = workload_free(&yaml)?;
-    let controller = controller.with_context(|| format!("{which} has no controller Deployment"))?;
+    let controller = controller.with_context(|| format!("{chart} has no controller Deployment"))?;
     let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
     let file = cp.dir().join("deploy.json");
     std::fs::write(&file, list.to_string())?;
+    cp.kubectl(&["create", "namespace", sidecars::NAMESPACE])
+        .await?;
     cp.kubectl(&["apply", "-f", &file.to_string_lossy()])
         .await
-        .with_context(|| format!("applying {which}"))?;
+        .with_context(|| format!("applying {chart}"))?;
     sidecars::of_deployment(&controller)
 }
 
-/// The objects of a rendered kustomization without its Deployments and DaemonSets, and
-/// its (controller) Deployment.
+/// The objects of a rendered chart without its Deployments and DaemonSets, and its
+/// (controller) Deployment.
 fn workload_free(
     yaml: &str,
 ) -> anyhow::Result<(Vec<serde_json::Value>, Option<serde_json::Value>)> {
@@ -231,7 +245,7 @@ fn workload_free(
     let mut controller = None;
     for doc in yaml_serde::Deserializer::from_str(yaml) {
         let v: serde_json::Value =
-            serde::Deserialize::deserialize(doc).context("reading kubectl kustomize's output")?;
+            serde::Deserialize::deserialize(doc).context("reading helm template's output")?;
         let kind = v["kind"].as_str().unwrap_or_default();
         if kind == "Deployment" {
             controller = Some(v);

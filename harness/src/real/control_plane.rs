@@ -124,6 +124,11 @@ impl ControlPlane {
         Ok(path)
     }
 
+    /// `helm` with these arguments, its files in this control plane's directory.
+    pub async fn helm(&self, args: &[&str]) -> anyhow::Result<String> {
+        helm(&self.bin, &self.dir.join("helm"), args).await
+    }
+
     /// `kubectl` as the admin, with these arguments; its stdout, or an error with its
     /// stderr.
     pub async fn kubectl(&self, args: &[&str]) -> anyhow::Result<String> {
@@ -430,18 +435,45 @@ fn snapshot_addon(bin: &Path) -> PathBuf {
 
 /// `kubectl --kubeconfig <config> <args>`: its stdout, or an error with its stderr.
 pub async fn kubectl(bin: &Path, config: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(bin.join("kubectl"))
-        .arg("--kubeconfig")
-        .arg(config)
+    let mut cmd = Command::new(bin.join("kubectl"));
+    cmd.arg("--kubeconfig").arg(config);
+    output(cmd, "kubectl", args).await
+}
+
+/// `helm <args>` from `bin` (`ci/install-kube.sh` builds it), its cache, configuration
+/// and data kept under `home`: its stdout, or an error with its stderr.
+pub async fn helm(bin: &Path, home: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let program = bin.join("helm");
+    if !program.is_file() {
+        bail!(
+            "{} is missing: build it with ci/install-kube.sh",
+            program.display()
+        );
+    }
+    let mut cmd = Command::new(program);
+    for (var, sub) in [
+        ("HELM_CACHE_HOME", "cache"),
+        ("HELM_CONFIG_HOME", "config"),
+        ("HELM_DATA_HOME", "data"),
+    ] {
+        cmd.env(var, home.join(sub));
+    }
+    output(cmd, "helm", args).await
+}
+
+/// Runs `cmd` with `args` to its end: its stdout, or an error naming `name`, the
+/// arguments and its stderr.
+async fn output(mut cmd: Command, name: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = cmd
         .args(args)
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output()
         .await
-        .context("running kubectl")?;
+        .with_context(|| format!("running {name}"))?;
     if !out.status.success() {
         bail!(
-            "kubectl {}: {}",
+            "{name} {}: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
         );

@@ -14,6 +14,6 @@ pub mod tally;
 pub mod throttle;
 pub mod workload;
 
-pub use control_plane::{ControlPlane, PROGRAMS, kubectl};
+pub use control_plane::{ControlPlane, PROGRAMS, helm, kubectl};
 pub use node::NodeIdentity;
 pub use run::{RealOptions, run};

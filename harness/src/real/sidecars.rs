@@ -14,8 +14,11 @@ use anyhow::{Context as _, bail};
 
 use super::ControlPlane;
 
-/// deploy/'s namespace and the controller's ServiceAccount.
-const NAMESPACE: &str = "cephfs-csi";
+/// The release and namespace real mode installs deploy/'s chart as, and the controller's
+/// ServiceAccount the chart makes for that release.
+pub(super) const RELEASE: &str = "cephfs-csi";
+/// See [`RELEASE`].
+pub(super) const NAMESPACE: &str = "cephfs-csi";
 const ACCOUNT: &str = "cephfs-csi-controller";
 /// The driver's container in the controller Deployment.
 const DRIVER_CONTAINER: &str = "cephfs-csi";

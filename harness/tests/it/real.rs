@@ -208,7 +208,7 @@ fn claim(name: &str, source: Option<&str>) -> serde_json::Value {
     doc
 }
 
-/// The controller Deployment's sidecars, run by real mode with deploy/base's own
+/// The controller Deployment's sidecars, run by real mode with deploy/'s chart's own
 /// arguments, ServiceAccount and RBAC, beside the real snapshot-controller: the real
 /// external-provisioner makes a claim's volume, external-snapshotter snapshots it,
 /// the provisioner restores a second claim from the snapshot, external-resizer expands
@@ -629,37 +629,114 @@ async fn a_real_run_in_steps_kills_stuck_pods_and_leaves_nothing() {
     assert!(s.leaks.none(), "{:?}", s.leaks);
 }
 
-/// What a user applies is accepted by a real API server: `kubectl apply --dry-run=server`
-/// of deploy/'s base, both overlays and the examples (kubectl from the same release).
+/// What a user applies is accepted by real programs: `helm lint --strict` passes on
+/// deploy/'s chart, and `kubectl apply --dry-run=server` accepts the chart as `helm
+/// template` renders it (defaults, attach required, Manila, no snapshotter) and the
+/// examples (kubectl from the same release, the VolumeSnapshot CRDs installed); a bad
+/// `backend` is refused when rendering, naming the value.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_is_accepted_by_a_real_api_server() {
     let Some(bin) = kube_bin() else { return };
     let dir = tempfile::tempdir().unwrap();
     let cp = ControlPlane::start(&bin, dir.path()).await.unwrap();
-    // The examples' Secrets and StorageClasses name deploy/'s namespace.
     cp.kubectl(&["create", "namespace", "cephfs-csi"])
         .await
         .unwrap();
     let deploy = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy");
-    for (k, at_least) in [
-        ("base", 11),
-        ("overlays/attach-required", 13),
-        ("overlays/manila", 11),
-        ("examples", 6),
-    ] {
-        let out = cp
-            .kubectl(&["apply", "--dry-run=server", "-k", &format!("{deploy}/{k}")])
-            .await
-            .unwrap_or_else(|e| panic!("deploy/{k} refused: {e:#}"));
-        let accepted = out
-            .lines()
+    let chart = format!("{deploy}/chart");
+    cp.helm(&["lint", "--strict", &chart])
+        .await
+        .unwrap_or_else(|e| panic!("helm lint: {e:#}"));
+    let accepted = |out: &str| {
+        out.lines()
             .filter(|l| l.contains("(server dry run)"))
-            .count();
-        assert!(
-            accepted >= at_least,
-            "deploy/{k}: {accepted} objects\n{out}"
+            .count()
+    };
+    for (sets, objects, has) in [
+        (
+            vec![],
+            10,
+            vec![
+                "deployment.apps/cephfs-csi-controller",
+                "daemonset.apps/cephfs-csi-node",
+            ],
+        ),
+        (
+            vec!["attachRequired=true"],
+            10,
+            vec!["csidriver.storage.k8s.io/cephfs.csi.trainride"],
+        ),
+        (
+            vec!["backend=manila"],
+            10,
+            vec!["configmap/cephfs-csi-config"],
+        ),
+        (vec!["sidecars.snapshotter.enabled=false"], 10, vec![]),
+    ] {
+        let mut args = vec![
+            "template",
+            "cephfs-csi",
+            chart.as_str(),
+            "--namespace",
+            "cephfs-csi",
+        ];
+        for set in &sets {
+            args.extend(["--set", set]);
+        }
+        let yaml = cp
+            .helm(&args)
+            .await
+            .unwrap_or_else(|e| panic!("{sets:?}: {e:#}"));
+        let file = dir.path().join("chart.yaml");
+        std::fs::write(&file, &yaml).unwrap();
+        let out = cp
+            .kubectl(&["apply", "--dry-run=server", "-f", file.to_str().unwrap()])
+            .await
+            .unwrap_or_else(|e| panic!("the chart with {sets:?} refused: {e:#}"));
+        assert_eq!(accepted(&out), objects, "{sets:?}\n{out}");
+        for name in has {
+            assert!(out.contains(name), "{sets:?}: no {name}\n{out}");
+        }
+        // The attacher's container and rights come with attach, the snapshotter's go
+        // without it.
+        let attach = sets.contains(&"attachRequired=true");
+        assert_eq!(yaml.contains("name: csi-attacher"), attach, "{sets:?}");
+        assert_eq!(yaml.contains("--attach-required"), attach, "{sets:?}");
+        let snapshots = !sets.contains(&"sidecars.snapshotter.enabled=false");
+        assert_eq!(
+            yaml.contains("name: csi-snapshotter"),
+            snapshots,
+            "{sets:?}"
+        );
+        assert_eq!(
+            yaml.contains("volumesnapshotcontents"),
+            snapshots,
+            "{sets:?}"
+        );
+        assert_eq!(
+            yaml.contains("--backend=manila"),
+            sets.contains(&"backend=manila")
         );
     }
+    let e = cp
+        .helm(&["template", "cephfs-csi", &chart, "--set", "backend=nfs"])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("backend must be cephfs or manila, not \"nfs\""),
+        "{e}"
+    );
+    let out = cp
+        .kubectl(&[
+            "apply",
+            "--dry-run=server",
+            "-k",
+            &format!("{deploy}/examples"),
+        ])
+        .await
+        .unwrap_or_else(|e| panic!("deploy/examples refused: {e:#}"));
+    assert_eq!(accepted(&out), 6, "{out}");
     cp.stop().await;
 }
 
