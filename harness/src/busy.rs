@@ -322,6 +322,8 @@ pub struct Busy {
     pods_cut_off: u64,
     requests_modelled: u64,
     requests_charged: u64,
+    /// The model's reply latency of the requests charged, summed, seconds.
+    reply_charged_s: f64,
     requests_real: u64,
     real_errors: u64,
     charge_errors: u64,
@@ -395,6 +397,7 @@ impl Busy {
             pods_cut_off: 0,
             requests_modelled: 0,
             requests_charged: 0,
+            reply_charged_s: 0.0,
             requests_real: 0,
             real_errors: 0,
             charge_errors: 0,
@@ -693,7 +696,9 @@ impl Busy {
         let mounts: Vec<&Mount> = pod.mounts.iter().collect();
         match cluster.charge_modelled(&mounts, &batch) {
             Ok(refused) => {
-                self.requests_charged += n * (mounts.len() - refused) as u64;
+                let charged = n * (mounts.len() - refused) as u64;
+                self.requests_charged += charged;
+                self.reply_charged_s += latency * charged as f64;
                 self.charge_errors += refused as u64;
             }
             Err(_) => self.charge_errors += mounts.len() as u64,
@@ -769,10 +774,10 @@ impl Busy {
             (Some(b), Some(e)) => Some((b, e)),
             _ => None,
         };
-        let mean_reply_latency_ms = window.and_then(|(b, e)| {
-            let n = e.reply_count.saturating_sub(b.reply_count);
-            (n > 0).then(|| (e.reply_latency_sum_s - b.reply_latency_sum_s) / n as f64 * 1e3)
-        });
+        // The modelled requests only: the real sample's replies carry measured wall-clock
+        // latencies, which would make the figure differ between runs of a seed.
+        let mean_reply_latency_ms = (self.requests_charged > 0)
+            .then(|| self.reply_charged_s / self.requests_charged as f64 * 1e3);
         let mut done: Vec<SimTime> = self.done_at.clone();
         done.sort();
         let start = self.first_start.unwrap_or_default();
@@ -917,7 +922,9 @@ pub struct BusySummary {
     pub hcr_per_s_plateau: f64,
     /// The model's reply latency at its highest, milliseconds.
     pub peak_reply_latency_ms: f64,
-    /// Mean reply latency over the window, from `reply_latency` (sum / avgcount).
+    /// Mean reply latency of the modelled requests charged to the sessions (the model's
+    /// latency at the time of each batch), milliseconds; the real sample's measured
+    /// replies are left out so that a seed gives one figure.
     pub mean_reply_latency_ms: Option<f64>,
     /// The MDS's `mem rss` at its highest (sampled every step), MiB.
     pub peak_mds_rss_mib: Option<f64>,

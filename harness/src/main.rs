@@ -172,11 +172,12 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // One line, with every cause: the log does not repeat it.
             eprintln_error(&format!("harness: {e:#}"));
             ExitCode::from(2)
         }

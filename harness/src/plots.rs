@@ -8,10 +8,10 @@
 //! which leaves the cumulative counters exact and turns rates into means over the stride.
 //! Peak rates are taken at the full one-period resolution before any point is dropped.
 //!
-//! `hcr` and `ceph_sessions` are fake-ceph's own counters, read when the sample is taken:
-//! a real call is under way from its simulated start to its simulated end, so its MDS
-//! requests land somewhere in that window. They are measured, not simulated, and not in
-//! the event log's determinism guarantee.
+//! `hcr` and `ceph_sessions` are fake-ceph's own counters, read when the sample is taken
+//! and every real call under way has finished: a sample counts the MDS requests of every
+//! call started before its instant (a call's requests land at its simulated start), so
+//! one seed gives the same series on every run.
 //!
 //! The plots use plotters' SVG back end and no font files: the SVG names a generic
 //! `sans-serif` family and the viewer draws the text, so no fontconfig is needed.

@@ -630,7 +630,10 @@ impl World {
     }
 
     /// The state for the time series at `at` (no event later than `at` has run yet).
-    async fn sample(&self, at: SimTime) -> Sample {
+    /// fake-ceph's counters are read once every real call under way has finished: they
+    /// then hold exactly the requests of the calls started before `at`, the same for
+    /// every run of a seed, whatever the machine's speed.
+    async fn sample(&mut self, at: SimTime) -> Sample {
         let stuck_after = Params::secs(self.p.kill_stuck_after_s);
         let mut s = Sample {
             t: at,
@@ -663,6 +666,7 @@ impl World {
                 s.rpc_errors += v.len() as u64;
             }
         }
+        self.backend.drain().await;
         if let Backend::Real(r) = &self.backend {
             let d = r.perf_dump().await;
             s.hcr = d["mds_server"]["handle_client_request"].as_u64();

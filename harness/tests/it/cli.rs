@@ -57,6 +57,51 @@ fn harness_refuses_unknown_scenarios_and_parameters() {
         .code(2);
 }
 
+/// An error is one line on stderr, without colour codes when stderr is not a terminal,
+/// each context said once, with its cause.
+#[test]
+fn an_error_is_one_plain_line_with_its_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let keyring = dir.path().join("keyring");
+    std::fs::write(
+        &keyring,
+        "[client.admin]\n\tkey = AQBzZXJ0aWZpY2F0ZWtleWtleWtleWtleXh4eA==\n",
+    )
+    .unwrap();
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let refused = Command::new(assert_cmd::cargo::cargo_bin!("harness"))
+        .args(["run", "attempt-3-skip-attach", "--ceph-url"])
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg("--ceph-keyring")
+        .arg(&keyring)
+        .assert()
+        .code(2);
+    let unknown = Command::new(assert_cmd::cargo::cargo_bin!("harness"))
+        .args(["run", "no-such-scenario"])
+        .assert()
+        .code(2);
+    for (out, wants) in [
+        (
+            refused.get_output(),
+            ["harness: fake-ceph: fs ls: ", "Connection refused"],
+        ),
+        (unknown.get_output(), ["harness: ", "'no-such-scenario'"]),
+    ] {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(!err.contains('\u{1b}'), "colour codes: {err:?}");
+        for want in wants {
+            assert!(err.contains(want), "{want:?} not in {err}");
+        }
+        assert!(!err.contains("fs ls: fs ls"), "{err}");
+    }
+}
+
 #[test]
 fn harness_run_on_an_external_fake_ceph_reads_its_key_from_a_keyring_and_never_prints_it() {
     let rt = tokio::runtime::Runtime::new().unwrap();
