@@ -30,7 +30,7 @@
 //! recalled and re-granted. Capacity falls to `mu / (1 + k (1 - 1/rho))`, at worst
 //! `mu / (1 + k)`; `k` is [`LoadModel::cache_miss_penalty`].
 //!
-//! Anchors (see the project's `kubernetes.md`, section 1.1): about 6,000 cache-missed
+//! Anchors (the repository's CALIBRATION.md, Sources 6): about 6,000 cache-missed
 //! requests per second per MDS (Yan Zheng; `mu`); more than 100k creates/s from 16
 //! active MDS, roughly linear scaling (`multi_mds_efficiency` 1.0); cache thrash can
 //! take an MDS below 100 requests/s (so `k` up to about 60 is not absurd). cephfs-perf's

@@ -857,8 +857,10 @@ pub struct ArchiveSummary {
     /// Bytes.
     pub bytes: u64,
     /// File sizes: median, 99th percentile, largest.
+    #[serde(serialize_with = "crate::labelled::size_bytes")]
     pub file_size_p50_p99_max: [u64; 3],
     /// Directories and files each client makes for real.
+    #[serde(serialize_with = "crate::labelled::dirs_files")]
     pub sampled_dirs_files: [u64; 2],
 }
 
@@ -913,6 +915,7 @@ pub struct BusySummary {
     /// Its 10th percentile, milliseconds.
     pub untar_p10_ms: f64,
     /// Completion CDF: (seconds since the first start, fraction of pods done).
+    #[serde(serialize_with = "crate::labelled::cdf")]
     pub untar_cdf_s: Vec<(f64, f64)>,
     /// hcr/s, the largest rate of the counter over one whole step. The real samples of
     /// the clients that start in a step count in it at once, so it may pass the

@@ -62,6 +62,7 @@ pub mod conformance;
 pub mod csi;
 pub mod fault;
 pub mod inventory;
+mod labelled;
 pub mod load;
 mod naming;
 pub mod params;
@@ -194,6 +195,7 @@ pub async fn run_on(
     let log = match &out {
         Output::Dir(d) => {
             std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            clear_reports(d)?;
             EventLog::to_file(&d.join("events.jsonl")).context("events.jsonl")?
         }
         Output::Memory => EventLog::in_memory(),
@@ -244,6 +246,7 @@ pub async fn run_on(
         all_running_s: st.all_running_at.map(|t| t.secs()),
         sim_total_s: st.sim_end.secs(),
         pod_startup: percentiles(&st.startup),
+        pod_startup_not_running: st.startup_not_running,
         schedule_to_run: percentiles(&st.schedule_to_run),
         running_curve_s: report::running_curve(&st.running_at, p.replicas),
         peak_mds_sessions: st.peak_sessions,
@@ -286,6 +289,30 @@ pub async fn run_on(
         write_reports(&mut summary, &series, teardown_s, d)?;
     }
     Ok(Run { summary, events })
+}
+
+/// The log a run interrupted by Ctrl-C or SIGTERM leaves, renamed from `events.jsonl`
+/// so that nothing reads it as a whole run's.
+pub const INTERRUPTED_EVENTS: &str = "events.interrupted.jsonl";
+
+/// Removes what an earlier run wrote to `dir` (reports, plots, an interrupted log), so
+/// that a run's folder never mixes two runs. Other files stay.
+fn clear_reports(dir: &std::path::Path) -> anyhow::Result<()> {
+    let ours = [
+        "summary.json",
+        "report.md",
+        "series.json",
+        INTERRUPTED_EVENTS,
+    ];
+    for name in ours.iter().chain(plots::PLOT_FILES.iter()) {
+        match std::fs::remove_file(dir.join(name)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {}", dir.join(name).display()));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The wall-clock figures of a run that took `simulation_s` to simulate: with the real

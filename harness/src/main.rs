@@ -189,6 +189,23 @@ fn eprintln_error(msg: &str) {
     eprintln!("{msg}");
 }
 
+/// After Ctrl-C or SIGTERM: the runtime shuts down (every server task stops), then what
+/// this process's temporary directories still hold is removed (a directory dropped while
+/// its servers still wrote into it keeps their files), and a run's partial event log in
+/// `out` is renamed to [`harness::INTERRUPTED_EVENTS`].
+fn after_interrupt(rt: tokio::runtime::Runtime, out: Option<&std::path::Path>) {
+    rt.shutdown_timeout(std::time::Duration::from_secs(10));
+    harness::csi::remove_own_temp_roots();
+    let log = out.map(|o| (o.join("events.jsonl"), o.join(harness::INTERRUPTED_EVENTS)));
+    match log {
+        Some((from, to)) if std::fs::rename(&from, &to).is_ok() => eprintln_error(&format!(
+            "harness: interrupted; the events up to then are in {}",
+            to.display()
+        )),
+        _ => eprintln_error("harness: interrupted"),
+    }
+}
+
 /// Ctrl-C or SIGTERM.
 async fn interrupted() {
     let term = async {
@@ -346,7 +363,7 @@ fn soak(args: &harness::soak::SoakArgs) -> anyhow::Result<ExitCode> {
         }
     });
     let Some(summary) = summary else {
-        eprintln_error("harness: interrupted");
+        after_interrupt(rt, None);
         return Ok(ExitCode::from(130));
     };
     let summary = summary?;
@@ -430,7 +447,7 @@ fn run_scenario(
         b.finish_and_clear();
     }
     let Some(r) = r else {
-        eprintln_error("harness: interrupted");
+        after_interrupt(rt, Some(&out));
         return Ok(ExitCode::from(130));
     };
     let r = r?;

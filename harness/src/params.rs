@@ -80,9 +80,9 @@ impl std::fmt::Display for Workload {
 }
 
 /// The busy workload: each pod, once Running, unpacks a synthetic archive shaped like a
-/// Linux kernel tree into each of its mounts (one client per mount). Defaults follow
-/// `kubernetes.md` 6.4 (about 65k files, 4.5k directories, 3 MDS requests per file,
-/// about 1 GB).
+/// Linux kernel tree into each of its mounts (one client per mount). Defaults: about
+/// 65k files, 4.5k directories, 3 MDS requests per file, about 1 GB (CALIBRATION.md
+/// gives each one's source).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Busy {

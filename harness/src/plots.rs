@@ -28,6 +28,16 @@ use crate::time::SimTime;
 /// The sampling period, simulated.
 pub const PERIOD: Duration = Duration::from_secs(1);
 
+/// Every plot a run may write (a run without 403s writes no `forbidden.svg`, say).
+pub const PLOT_FILES: [&str; 6] = [
+    "pods.svg",
+    "mds_sessions.svg",
+    "csi_rpcs.svg",
+    "mds_requests.svg",
+    "forbidden.svg",
+    "stuck.svg",
+];
+
 /// Points kept per run; past it the stride doubles.
 pub const MAX_POINTS: usize = 2048;
 

@@ -33,6 +33,8 @@ mod plugin;
 mod real;
 mod workdir;
 
+pub use workdir::remove_own_temp_roots;
+
 use std::collections::BTreeMap;
 
 pub(crate) use self::call::call_node;

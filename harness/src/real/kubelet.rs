@@ -1,5 +1,5 @@
-//! A hollow kubelet's volume manager on a real API server (reference:
-//! real-kubernetes.md §3.3-3.5): it watches the pods bound to its node and, for each,
+//! A hollow kubelet's volume manager on a real API server (after Kubernetes'
+//! `pkg/kubelet/volumemanager` and `pkg/volume/csi`): it watches the pods bound to its node and, for each,
 //! does what the kubelet's volume manager and pod workers do with CSI volumes, under the
 //! node's own identity (so the node authorizer judges every read):
 //!

@@ -1,7 +1,7 @@
 //! A hollow kubelet's identity on a real API server: its own client (the node's
 //! certificate, `system:node:<name>`, so the node authorizer and NodeRestriction judge
 //! every request as they judge a kubelet's), and what a kubelet registers at start
-//! (reference: real-kubernetes.md §3.1-3.2): its Node with the kubelet's labels and the
+//! (after Kubernetes' `pkg/kubelet/kubelet_node_status.go` and `nodelease`): its Node with the kubelet's labels and the
 //! `controller-managed-attach-detach` annotation (without it the attach-detach
 //! controller ignores the node), a Ready status with room for pods, its Lease in
 //! `kube-node-lease`, and its CSINode (owned by the Node), to which a registered CSI

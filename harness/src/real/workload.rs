@@ -48,6 +48,9 @@ pub(super) struct Outcome {
     peak_sessions: usize,
     /// Pods the script deleted for being stuck.
     killed: u64,
+    /// Each pod still there and not Running when the deploy phase ended: its wait since
+    /// creation and since binding (if bound), to the end of the phase.
+    stuck: Vec<(Duration, Option<Duration>)>,
 }
 
 /// Attempt #2's script (the 2018 one, `step` > 0): the Deployment grows by `step`
@@ -253,6 +256,19 @@ pub(super) async fn deploy(
     if provisioned.is_none() && claims_at_end.values().all(|c| c == "Bound") {
         provisioned = Some(t0.elapsed());
     }
+    let ended = Instant::now();
+    let stuck = times
+        .created
+        .iter()
+        .filter(|(pod, _)| !times.running.contains_key(*pod) && !script.killed.contains(*pod))
+        .map(|(pod, created)| {
+            let bound = times
+                .bound
+                .get(pod)
+                .map(|b| ended.saturating_duration_since(*b));
+            (ended.saturating_duration_since(*created), bound)
+        })
+        .collect();
     let outcome = Outcome {
         why,
         provisioned,
@@ -260,6 +276,7 @@ pub(super) async fn deploy(
         running: times.running.len(),
         claims: claims_at_end,
         deploy_ended: t0.elapsed(),
+        stuck,
         peak_sessions: peak_sessions.max(stack.and_then(Embedded::session_count).unwrap_or(0)),
         killed: script.killed.len() as u64,
     };
@@ -432,6 +449,11 @@ pub(super) fn summarise(
         });
     }
     let csi_calls = CallTotals::of(&rpcs, 0.0);
+    // Stuck pods count with their wait so far, as in the simulator's summary.
+    let mut startup = durations(&times.created, &times.running);
+    startup.extend(outcome.stuck.iter().map(|s| s.0));
+    let mut schedule_to_run = durations(&times.bound, &times.running);
+    schedule_to_run.extend(outcome.stuck.iter().filter_map(|s| s.1));
     let first = times.created.values().min().copied();
     let running_at: Vec<crate::time::SimTime> = times
         .running
@@ -462,8 +484,9 @@ pub(super) fn summarise(
         provisioned_s: outcome.provisioned.map(|d| d.as_secs_f64()),
         all_running_s: outcome.all_running.map(|d| d.as_secs_f64()),
         sim_total_s: outcome.deploy_ended.as_secs_f64(),
-        pod_startup: percentiles(&durations(&times.created, &times.running)),
-        schedule_to_run: percentiles(&durations(&times.bound, &times.running)),
+        pod_startup: percentiles(&startup),
+        pod_startup_not_running: outcome.stuck.len() as u64,
+        schedule_to_run: percentiles(&schedule_to_run),
         running_curve_s: crate::report::running_curve(&running_at, p.replicas),
         peak_mds_sessions: outcome.peak_sessions as i64,
         rpcs,

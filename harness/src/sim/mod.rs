@@ -575,9 +575,19 @@ impl World {
             };
             self.stats.claims_at_teardown.insert(name.clone(), outcome);
         }
+        let now = self.clock.now();
         for (name, p) in &self.api.store.pods {
             if pod_running(p) || deleting(&p.metadata) {
                 continue;
+            }
+            // A stuck pod counts in the start-up percentiles with the time it has waited
+            // so far, as clusterloader2 counts it: leaving it out would flatter the run.
+            if let Some(c) = self.api.pod_created.get(name) {
+                self.stats.startup.push(now.since(*c));
+                self.stats.startup_not_running += 1;
+            }
+            if let Some(c) = self.stats.scheduled.get(name) {
+                self.stats.schedule_to_run.push(now.since(*c));
             }
             let node = pod_node(p).and_then(node_index);
             let why = node

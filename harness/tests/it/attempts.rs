@@ -51,6 +51,19 @@ async fn attempt_1_pods_that_hit_no_path_found_never_recover() {
         "403s went on {} s after the last pod started",
         (last_403 - last_running) as f64 / 1e9
     );
+    // The stuck pods count in the start-up percentiles, each with its wait until the
+    // deploy phase ended (at least `stall_s`): the p99 is a stuck pod's, not a runner's.
+    let stuck = 10 - s.running as u64;
+    assert_eq!(s.pod_startup_not_running, stuck);
+    assert_eq!(s.pod_startup.count as u64, 10);
+    assert!(s.pod_startup.p99_ms / 1e3 > stall, "{:?}", s.pod_startup);
+    let table = s.table();
+    assert!(
+        table.contains(&format!(
+            "({stuck} not Running, counted to the deploy's end)"
+        )),
+        "{table}"
+    );
     assert_clean(&r);
 }
 

@@ -36,7 +36,7 @@ fn harness_run_writes_the_reports_with_overrides_applied() {
     let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
     assert_eq!(
         events.lines().count() as u64,
-        s["events"][1].as_u64().unwrap()
+        s["events"]["logged"].as_u64().unwrap()
     );
     assert!(
         std::fs::read_to_string(out.join("report.md"))
@@ -157,4 +157,56 @@ fn harness_run_on_an_external_fake_ceph_reads_its_key_from_a_keyring_and_never_p
         .args(["run", "idle-10k", "--ceph-url", &url])
         .assert()
         .failure();
+}
+
+/// SIGINT in the middle of a simulated run: exit 130, none of the run's temporary
+/// directories left (fake-ceph's tree, sockets, keys), the partial event log renamed so
+/// that it is not taken for a whole run's, and no report of an earlier run in the folder.
+#[test]
+fn an_interrupted_run_leaves_nothing_and_marks_its_partial_log() {
+    use std::time::{Duration, Instant};
+    for _ in 0..3 {
+        let out = tempfile::tempdir().unwrap();
+        // An earlier run's report in the same folder.
+        std::fs::write(out.path().join("summary.json"), "{}").unwrap();
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("harness"))
+            .args(["run", "idle-10k", "--set", "max_inflight=1", "--out"])
+            .arg(out.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let log = out.path().join("events.jsonl");
+        let until = Instant::now() + Duration::from_secs(60);
+        while std::fs::metadata(&log).map_or(0, |m| m.len()) < 100_000 {
+            assert!(Instant::now() < until, "the run wrote no events");
+            assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .unwrap();
+        let status = child.wait().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.code(), Some(130), "{stderr}");
+        assert!(stderr.contains("events.interrupted.jsonl"), "{stderr}");
+        let partial = out.path().join(harness::INTERRUPTED_EVENTS);
+        assert!(std::fs::metadata(&partial).unwrap().len() > 0);
+        assert!(!log.exists() && !out.path().join("summary.json").exists());
+        let left: Vec<String> = ["/dev/shm", &std::env::temp_dir().to_string_lossy()]
+            .iter()
+            .flat_map(|base| std::fs::read_dir(base).into_iter().flatten().flatten())
+            // The run's roots carry its PID in their names (`harness-<pid>.<start>.…`),
+            // whether or not their owner file is still there.
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with("harness-") && name.contains(&format!("-{pid}."))
+            })
+            .map(|e| e.path().display().to_string())
+            .collect();
+        assert!(left.is_empty(), "left: {left:?}");
+    }
 }

@@ -6,6 +6,7 @@
 
 mod attempts;
 mod busy;
+mod calibration;
 mod cli;
 mod compare;
 mod determinism;
