@@ -79,16 +79,18 @@ pub fn authz_graph<S: Serializer>(v: &(u64, usize), s: S) -> Result<S::Ok, S::Er
     .serialize(s)
 }
 
-/// `(events simulated, lines in events.jsonl)`.
-pub fn events<S: Serializer>(v: &(u64, u64), s: S) -> Result<S::Ok, S::Error> {
+/// `(events simulated, lines logged, bytes of events.jsonl)`.
+pub fn events<S: Serializer>(v: &(u64, u64, u64), s: S) -> Result<S::Ok, S::Error> {
     #[derive(Serialize)]
     struct Events {
         simulated: u64,
         logged: u64,
+        file_bytes: u64,
     }
     Events {
         simulated: v.0,
         logged: v.1,
+        file_bytes: v.2,
     }
     .serialize(s)
 }
@@ -171,7 +173,7 @@ mod tests {
         #[serde(serialize_with = "super::backoffs")]
         backoffs: [u64; 2],
         #[serde(serialize_with = "super::events")]
-        events: (u64, u64),
+        events: (u64, u64, u64),
         #[serde(serialize_with = "super::cdf")]
         cdf: Vec<(f64, f64)>,
     }
@@ -180,7 +182,7 @@ mod tests {
     fn arrays_are_written_as_named_fields() {
         let v = serde_json::to_value(S {
             backoffs: [7, 2],
-            events: (100, 40),
+            events: (100, 40, 4000),
             cdf: vec![(1.5, 0.5)],
         })
         .unwrap();
@@ -188,7 +190,7 @@ mod tests {
             v,
             serde_json::json!({
                 "backoffs": {"total": 7, "at_cap": 2},
-                "events": {"simulated": 100, "logged": 40},
+                "events": {"simulated": 100, "logged": 40, "file_bytes": 4000},
                 "cdf": [{"s": 1.5, "fraction": 0.5}],
             })
         );

@@ -117,6 +117,10 @@ pub enum Output {
     /// `summary.json`, `events.jsonl`, `series.json`, `report.md` and the SVG plots in
     /// this directory.
     Dir(PathBuf),
+    /// The same but `events.jsonl` (`harness run --events none`): the log's lines are
+    /// still counted and hashed, so the summary's `events_hash` is the one the file would
+    /// have had.
+    DirWithoutEvents(PathBuf),
     /// The event log stays in memory (tests).
     Memory,
 }
@@ -193,10 +197,14 @@ pub async fn run_on(
     progress: Option<sim::ProgressFn>,
 ) -> anyhow::Result<Run> {
     let log = match &out {
-        Output::Dir(d) => {
+        Output::Dir(d) | Output::DirWithoutEvents(d) => {
             std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
             clear_reports(d)?;
-            EventLog::to_file(&d.join("events.jsonl")).context("events.jsonl")?
+            if matches!(out, Output::Dir(_)) {
+                EventLog::to_file(&d.join("events.jsonl")).context("events.jsonl")?
+            } else {
+                EventLog::uncounted()
+            }
         }
         Output::Memory => EventLog::in_memory(),
     };
@@ -258,7 +266,7 @@ pub async fn run_on(
         volume_attachments: st.vas_created,
         api_clients,
         authz_graph: (world.graph.applied, world.graph.max_queue),
-        events: (st.events, world.log.lines),
+        events: (st.events, world.log.lines, world.log.bytes),
         events_hash: format!("{:016x}", world.log.hash()),
         leaked_objects,
         leaks,
@@ -285,7 +293,7 @@ pub async fn run_on(
     }
     summary.wall.total_s = t0.elapsed().as_secs_f64();
     summary.wall.peak_rss_mib = report::peak_rss_mib();
-    if let Output::Dir(d) = &out {
+    if let Output::Dir(d) | Output::DirWithoutEvents(d) = &out {
         write_reports(&mut summary, &series, teardown_s, d)?;
     }
     Ok(Run { summary, events })
@@ -302,6 +310,7 @@ fn clear_reports(dir: &std::path::Path) -> anyhow::Result<()> {
         "summary.json",
         "report.md",
         "series.json",
+        "events.jsonl",
         INTERRUPTED_EVENTS,
     ];
     for name in ours.iter().chain(plots::PLOT_FILES.iter()) {

@@ -40,6 +40,10 @@ enum Command {
         /// Overrides a parameter: key=value (dotted keys, JSON values); repeatable.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// Whether to write the event log, events.jsonl (`none`: its lines are still
+        /// counted and hashed into summary.json's events_hash).
+        #[arg(long, value_enum, default_value_t = EventsKind::Full)]
+        events: EventsKind,
         #[command(flatten)]
         external: ExternalArgs,
         #[command(flatten)]
@@ -65,6 +69,15 @@ enum Command {
     /// wall time), each figure marked modelled or measured by its run's mode; --out
     /// also writes compare.md, compare.json and compare-startup.svg.
     Compare(harness::compare::CompareArgs),
+}
+
+/// `harness run --events`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum EventsKind {
+    /// events.jsonl, one line per event.
+    Full,
+    /// No events.jsonl.
+    None,
 }
 
 /// What plays Kubernetes in `harness run`.
@@ -258,9 +271,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             seed,
             out,
             set,
+            events,
             external,
             real,
-        } => run_scenario(&scenario, seed, out, &set, &external, &real),
+        } => run_scenario(&scenario, seed, out, &set, events, &external, &real),
     }
 }
 
@@ -390,6 +404,7 @@ fn run_scenario(
     seed: u64,
     out: Option<PathBuf>,
     set: &[String],
+    events: EventsKind,
     external: &ExternalArgs,
     real: &RealArgs,
 ) -> anyhow::Result<ExitCode> {
@@ -437,7 +452,10 @@ fn run_scenario(
                 p,
                 seed,
                 backend,
-                harness::Output::Dir(out.clone()),
+                match events {
+                    EventsKind::Full => harness::Output::Dir(out.clone()),
+                    EventsKind::None => harness::Output::DirWithoutEvents(out.clone()),
+                },
                 progress,
             ) => Some(r),
             () = interrupted() => None,

@@ -26,8 +26,10 @@ pub struct EventLog {
     out: Option<std::io::BufWriter<std::fs::File>>,
     keep: Option<Vec<String>>,
     hash: fnv::FnvHasher,
-    /// Lines written.
+    /// Lines logged.
     pub lines: u64,
+    /// Bytes written to the file (0 without one).
+    pub bytes: u64,
 }
 
 impl EventLog {
@@ -38,7 +40,19 @@ impl EventLog {
             keep: None,
             hash: fnv::FnvHasher::default(),
             lines: 0,
+            bytes: 0,
         })
+    }
+
+    /// A log neither written nor kept: its lines are only counted and hashed.
+    pub fn uncounted() -> Self {
+        Self {
+            out: None,
+            keep: None,
+            hash: fnv::FnvHasher::default(),
+            lines: 0,
+            bytes: 0,
+        }
     }
 
     /// A log kept in memory (tests).
@@ -48,6 +62,7 @@ impl EventLog {
             keep: Some(Vec::new()),
             hash: fnv::FnvHasher::default(),
             lines: 0,
+            bytes: 0,
         }
     }
 
@@ -66,6 +81,7 @@ impl EventLog {
         self.lines += 1;
         if let Some(o) = &mut self.out {
             let _ = writeln!(o, "{line}");
+            self.bytes += line.len() as u64 + 1;
         }
         if let Some(k) = &mut self.keep {
             k.push(line);
@@ -289,9 +305,10 @@ pub struct Summary {
     /// Authorizer graph: events applied, longest queue.
     #[serde(serialize_with = "crate::labelled::authz_graph")]
     pub authz_graph: (u64, usize),
-    /// Events simulated and lines in `events.jsonl`.
+    /// Events simulated, lines logged, and the bytes of `events.jsonl` (0 when the run
+    /// wrote none).
     #[serde(serialize_with = "crate::labelled::events")]
-    pub events: (u64, u64),
+    pub events: (u64, u64, u64),
     /// FNV-1a of `events.jsonl`.
     pub events_hash: String,
     /// Objects left in the API after teardown.

@@ -497,7 +497,7 @@ pub(super) fn summarise(
         volume_attachments: 0,
         api_clients: counts.api_clients.clone(),
         authz_graph: (0, 0),
-        events: (0, 0),
+        events: (0, 0, 0),
         events_hash: String::new(),
         clean: leaked_objects.is_empty(),
         leaked_objects,

@@ -210,3 +210,41 @@ fn an_interrupted_run_leaves_nothing_and_marks_its_partial_log() {
         assert!(left.is_empty(), "left: {left:?}");
     }
 }
+
+/// `--events none` writes no events.jsonl but the same summary (the log's hash and line
+/// count included); with the log, the summary gives its size.
+#[test]
+fn the_event_log_is_optional_and_its_size_is_in_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |events: &str| {
+        let out = dir.path().join(events);
+        Command::new(assert_cmd::cargo::cargo_bin!("harness"))
+            .args([
+                "run",
+                "attempt-3-skip-attach",
+                "--seed",
+                "5",
+                "--events",
+                events,
+            ])
+            .args(["--set", "shares=2", "--set", "replicas=3", "--out"])
+            .arg(&out)
+            .assert()
+            .success();
+        let text = std::fs::read_to_string(out.join("summary.json")).unwrap();
+        let s: serde_json::Value = serde_json::from_str(&text).unwrap();
+        (out, s)
+    };
+    let (full_dir, full) = run("full");
+    let (none_dir, none) = run("none");
+    let bytes = std::fs::metadata(full_dir.join("events.jsonl"))
+        .unwrap()
+        .len();
+    assert!(bytes > 0);
+    assert_eq!(full["events"]["file_bytes"].as_u64(), Some(bytes));
+    assert!(!none_dir.join("events.jsonl").exists());
+    assert_eq!(none["events"]["file_bytes"].as_u64(), Some(0));
+    assert_eq!(none["events_hash"], full["events_hash"]);
+    assert_eq!(none["events"]["logged"], full["events"]["logged"]);
+    assert!(none_dir.join("report.md").is_file());
+}
