@@ -201,6 +201,9 @@ pub struct Params {
     pub kill_stuck_after_s: f64,
     /// The deploy phase ends when no pod became Running for this long, seconds.
     pub stall_s: f64,
+    /// With the idle workload, how long every replica stays Running before teardown,
+    /// seconds: a steady state of idle clients to sample (sessions, MDS requests).
+    pub hold_s: f64,
     /// The deploy phase ends at this simulated time at the latest, seconds.
     pub max_deploy_s: f64,
     /// Teardown must finish within this, seconds (simulated); what is left is leaked.
@@ -356,6 +359,7 @@ impl Default for Params {
             step_interval_s: 120.0,
             kill_stuck_after_s: 300.0,
             stall_s: 1800.0,
+            hold_s: 60.0,
             max_deploy_s: 4.0 * 3600.0,
             max_teardown_s: 3600.0,
             adc_serialize_per_volume: true,
@@ -460,6 +464,9 @@ impl Params {
         }
         if self.node_count() < self.replicas {
             return bad("one pod per node: nodes must be at least replicas");
+        }
+        if !(self.hold_s >= 0.0 && self.hold_s.is_finite()) {
+            return bad("hold_s must be a number of seconds, at least 0");
         }
         if let Err(e) = self.fault_rules() {
             return bad(&e);

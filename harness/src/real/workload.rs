@@ -252,6 +252,19 @@ pub(super) async fn deploy(
         }
     };
     let all_running = (why == "all pods Running").then(|| t0.elapsed());
+    // Idle pods stay Running `hold_s` before teardown, as in the simulator.
+    if all_running.is_some() && p.workload == crate::params::Workload::Idle {
+        let until = Instant::now() + Duration::from_secs_f64(p.hold_s);
+        while Instant::now() < until {
+            tokio::time::sleep(
+                until
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_secs(1)),
+            )
+            .await;
+            peak_sessions = peak_sessions.max(stack.and_then(Embedded::session_count).unwrap_or(0));
+        }
+    }
     let claims_at_end = claim_phases(&claims).await?;
     if provisioned.is_none() && claims_at_end.values().all(|c| c == "Bound") {
         provisioned = Some(t0.elapsed());

@@ -243,9 +243,15 @@ impl Script {
                 ctx.stats.all_running_at =
                     Some(ctx.stats.running_at.iter().copied().max().unwrap_or(now));
             }
-            // The busy workload keeps the pods until their unpacks finish.
+            // The busy workload keeps the pods until their unpacks finish; idle ones are
+            // held `hold_s` for a steady state.
             let began = ctx.stats.provisioned_at.unwrap_or_default();
+            let held = ctx
+                .stats
+                .all_running_at
+                .map_or(Duration::ZERO, |t| now.since(t));
             match busy.map(|b| b.verdict(now, began)) {
+                None if held < Params::secs(ctx.p.hold_s) => Tick::Again,
                 None => Tick::Teardown("all pods Running"),
                 Some(Verdict::Finished) => Tick::Teardown("all pods Running, unpacks finished"),
                 Some(Verdict::Deadline) => Tick::Teardown("busy deadline"),

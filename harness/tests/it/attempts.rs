@@ -119,5 +119,17 @@ async fn attempt_3_skip_attach_runs_every_pod() {
         .find(|r| r.method == "NodeStageVolume" && r.code == "Ok")
         .unwrap();
     assert_eq!(stage_ok.sim.count, 30);
+    // Every pod stays Running `hold_s` (60 s by default) before teardown begins.
+    let teardown = r
+        .events
+        .iter()
+        .find(|l| l.contains("\"e\":\"phase\"") && l.contains("\"o\":\"teardown\""))
+        .unwrap();
+    let at = serde_json::from_str::<serde_json::Value>(teardown).unwrap()["t_ns"]
+        .as_u64()
+        .unwrap() as f64
+        / 1e9;
+    let held = at - s.all_running_s.unwrap();
+    assert!((60.0..62.0).contains(&held), "held {held} s");
     assert_clean(&r);
 }

@@ -437,9 +437,17 @@ async fn small_real_run(name: &str) -> harness::Summary {
             "stall_s=120",
             "max_deploy_s=300",
             "max_teardown_s=300",
+            "hold_s=3",
         ],
     );
     let (s, out) = real_run(&p).await;
+    // The pods were held Running `hold_s` before the deploy phase ended.
+    let all = s.all_running_s.expect("all Running");
+    assert!(
+        s.sim_total_s >= all + 3.0,
+        "no hold: {all} {}",
+        s.sim_total_s
+    );
     assert_eq!(s.mode, "real control plane");
     assert_eq!(s.outcome, "all pods Running", "{:?}", s.pods_not_running);
     assert_eq!((s.running, s.replicas), (10, 10));
@@ -565,6 +573,7 @@ async fn the_workload_runs_on_an_existing_cluster_through_its_kubeconfig() {
             "replicas=4",
             "stall_s=120",
             "max_teardown_s=300",
+            "hold_s=0",
         ],
     );
     let options = options(bin);
