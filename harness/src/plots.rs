@@ -1,8 +1,8 @@
 //! A run's time series, sampled on the simulated clock, and their SVG plots.
 //!
 //! The simulation takes a [`Sample`] of the cluster every [`PERIOD`] of simulated time
-//! (before it runs the first event at or past each sampling instant, so a sample is the
-//! state left by every earlier event) and a last one when the run ends. Counters in a
+//! (before it runs the first event past each sampling instant, so a sample is the state
+//! left by every event up to and including that instant) and a last one when the run ends. Counters in a
 //! sample are cumulative; the plots show their rates. A run of hours keeps at most
 //! [`MAX_POINTS`] points: past that, every other point is dropped and the stride doubles,
 //! which leaves the cumulative counters exact and turns rates into means over the stride.
@@ -107,10 +107,13 @@ fn per_s(a: u64, b: u64, from: SimTime, to: SimTime) -> f64 {
 }
 
 impl Series {
-    /// The next sampling instant if it is not later than `at`: the caller takes a sample
-    /// for that instant and [`record`](Self::record)s it.
+    /// The next sampling instant if it is earlier than `at` (the time of the next
+    /// event): the caller takes a sample for that instant and
+    /// [`record`](Self::record)s it. Events at the instant itself run first, so a
+    /// sample at `t` holds everything up to and including `t`: the busy workload's
+    /// batch charged at `t` for the second before falls in that second.
     pub fn due(&self, at: SimTime) -> Option<SimTime> {
-        (self.next <= at && self.next.after(PERIOD) > self.next).then_some(self.next)
+        (self.next < at && self.next.after(PERIOD) > self.next).then_some(self.next)
     }
 
     /// Records the sample for the instant [`due`](Self::due) gave.
@@ -592,7 +595,7 @@ mod tests {
     }
 
     #[test]
-    fn sampling_is_due_once_per_period_up_to_the_event() {
+    fn sampling_is_due_once_per_period_before_the_next_event() {
         let mut s = Series::default();
         let mut taken = Vec::new();
         while let Some(t) = s.due(SimTime(2_500_000_000)) {
@@ -601,7 +604,9 @@ mod tests {
         }
         assert_eq!(taken, [at(0), at(1), at(2)]);
         assert_eq!(s.due(SimTime(2_999_999_999)), None);
-        assert_eq!(s.due(at(3)), Some(at(3)));
+        // An event at the instant itself runs before the sample.
+        assert_eq!(s.due(at(3)), None);
+        assert_eq!(s.due(SimTime(3_000_000_001)), Some(at(3)));
     }
 
     #[test]
@@ -609,7 +614,7 @@ mod tests {
         let mut s = Series::default();
         let n = 5 * MAX_POINTS as u64 + 3;
         for i in 0..n {
-            let t = s.due(at(i)).expect("due");
+            let t = s.due(SimTime(at(i).0 + 1)).expect("due");
             assert_eq!(t, at(i));
             s.record(sample(i, i));
         }

@@ -54,6 +54,14 @@ async fn every_unpack_finishes_and_the_mds_counts_exactly_the_modelled_requests(
         b.hcr_per_s_peak <= b.mds_capacity_per_s + b.requests_real as f64,
         "{b:?}"
     );
+    // The run's time series says the same: each second holds the batch charged for it
+    // (not a batch and a half), so its peak is the busy model's, below twice the capacity.
+    let series_peak = s.mds_hcr.as_ref().expect("hcr series").peak_per_s;
+    assert!(
+        (series_peak - b.hcr_per_s_peak).abs() <= b.requests_real as f64,
+        "series {series_peak}, busy {}",
+        b.hcr_per_s_peak
+    );
     assert!(b.hcr_per_s_plateau > 0.9 * b.mds_capacity_per_s, "{b:?}");
     assert!(
         b.peak_reply_latency_ms > 1000.0 / b.mds_capacity_per_s,
