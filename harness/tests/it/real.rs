@@ -192,6 +192,27 @@ async fn apply(cp: &ControlPlane, dir: &std::path::Path, name: &str, doc: serde_
         .unwrap_or_else(|e| panic!("applying {name}: {e:#}"));
 }
 
+/// Waits up to 60 s until `kubectl -n default get <object> -o jsonpath=<path>` prints
+/// `want` (`object`: "pvc claim-1"); on failure shows the end of `log`.
+async fn wait_for(cp: &ControlPlane, log: &std::path::Path, object: &str, path: &str, want: &str) {
+    let jsonpath = format!("jsonpath={path}");
+    let mut args = vec!["-n", "default", "get"];
+    args.extend(object.split(' '));
+    args.extend(["-o", jsonpath.as_str()]);
+    let what = format!("{object} {path} = {want}");
+    eventually(60, &what, log, || async {
+        field(cp, &args).await.as_deref() == Some(want)
+    })
+    .await;
+}
+
+/// Calls of `method` that ended Ok, as the sidecars counted them.
+fn ok_calls(rpcs: &std::collections::BTreeMap<(String, String), u64>, method: &str) -> u64 {
+    rpcs.get(&(method.to_owned(), "Ok".to_owned()))
+        .copied()
+        .unwrap_or(0)
+}
+
 /// A claim of the local cluster's StorageClass `cephfs` in `default`, from `source`.
 fn claim(name: &str, source: Option<&str>) -> serde_json::Value {
     let mut doc = serde_json::json!({
@@ -225,24 +246,8 @@ async fn the_real_sidecars_provision_snapshot_restore_and_expand_with_deploys_rb
     let cp = &cluster.cp;
     let log = |name: &str| dir.path().join("log").join(format!("{name}.log"));
     apply(cp, dir.path(), "claim-1", claim("claim-1", None)).await;
-    eventually(60, "claim-1 Bound", &log("csi-provisioner"), || async {
-        field(
-            cp,
-            &[
-                "-n",
-                "default",
-                "get",
-                "pvc",
-                "claim-1",
-                "-o",
-                "jsonpath={.status.phase}",
-            ],
-        )
-        .await
-        .as_deref()
-            == Some("Bound")
-    })
-    .await;
+    let provisioner = log("csi-provisioner");
+    wait_for(cp, &provisioner, "pvc claim-1", "{.status.phase}", "Bound").await;
     let snapshot = serde_json::json!({
         "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
         "metadata": {"name": "snap-1", "namespace": "default"},
@@ -250,38 +255,17 @@ async fn the_real_sidecars_provision_snapshot_restore_and_expand_with_deploys_rb
                  "source": {"persistentVolumeClaimName": "claim-1"}},
     });
     apply(cp, dir.path(), "snap-1", snapshot).await;
-    eventually(60, "snap-1 ready", &log("csi-snapshotter"), || async {
-        let ready = [
-            "-n",
-            "default",
-            "get",
-            "volumesnapshot",
-            "snap-1",
-            "-o",
-            "jsonpath={.status.readyToUse}",
-        ];
-        field(cp, &ready).await.as_deref() == Some("true")
-    })
+    let snapshotter = log("csi-snapshotter");
+    wait_for(
+        cp,
+        &snapshotter,
+        "volumesnapshot snap-1",
+        "{.status.readyToUse}",
+        "true",
+    )
     .await;
     apply(cp, dir.path(), "claim-2", claim("claim-2", Some("snap-1"))).await;
-    eventually(60, "claim-2 Bound", &log("csi-provisioner"), || async {
-        field(
-            cp,
-            &[
-                "-n",
-                "default",
-                "get",
-                "pvc",
-                "claim-2",
-                "-o",
-                "jsonpath={.status.phase}",
-            ],
-        )
-        .await
-        .as_deref()
-            == Some("Bound")
-    })
-    .await;
+    wait_for(cp, &provisioner, "pvc claim-2", "{.status.phase}", "Bound").await;
     assert_eq!(cluster.stack.inventory().await.unwrap().subvolumes.len(), 2);
     cp.kubectl(&[
         "-n",
@@ -295,28 +279,19 @@ async fn the_real_sidecars_provision_snapshot_restore_and_expand_with_deploys_rb
     ])
     .await
     .unwrap();
-    eventually(60, "claim-1 expanded", &log("csi-resizer"), || async {
-        let capacity = [
-            "-n",
-            "default",
-            "get",
-            "pvc",
-            "claim-1",
-            "-o",
-            "jsonpath={.status.capacity.storage}",
-        ];
-        field(cp, &capacity).await.as_deref() == Some("2Gi")
-    })
+    let resizer = log("csi-resizer");
+    wait_for(
+        cp,
+        &resizer,
+        "pvc claim-1",
+        "{.status.capacity.storage}",
+        "2Gi",
+    )
     .await;
     let rpcs = cluster.controller_rpcs().await;
-    let ok = |m: &str| {
-        rpcs.get(&(m.to_owned(), "Ok".to_owned()))
-            .copied()
-            .unwrap_or(0)
-    };
-    assert_eq!(ok("CreateVolume"), 2, "{rpcs:?}");
-    assert_eq!(ok("CreateSnapshot"), 1, "{rpcs:?}");
-    assert_eq!(ok("ControllerExpandVolume"), 1, "{rpcs:?}");
+    assert_eq!(ok_calls(&rpcs, "CreateVolume"), 2, "{rpcs:?}");
+    assert_eq!(ok_calls(&rpcs, "CreateSnapshot"), 1, "{rpcs:?}");
+    assert_eq!(ok_calls(&rpcs, "ControllerExpandVolume"), 1, "{rpcs:?}");
     for args in [
         ["-n", "default", "delete", "pvc", "claim-2"],
         ["-n", "default", "delete", "volumesnapshot", "snap-1"],
@@ -336,15 +311,10 @@ async fn the_real_sidecars_provision_snapshot_restore_and_expand_with_deploys_rb
     )
     .await;
     let rpcs = cluster.controller_rpcs().await;
-    let ok = |m: &str| {
-        rpcs.get(&(m.to_owned(), "Ok".to_owned()))
-            .copied()
-            .unwrap_or(0)
-    };
     // The provisioner may delete a volume more than once (a PV update that conflicts is
     // retried); the driver answers each Ok, and fake-ceph's leak check below is the proof.
-    assert!(ok("DeleteVolume") >= 2, "{rpcs:?}");
-    assert!(ok("DeleteSnapshot") >= 1, "{rpcs:?}");
+    assert!(ok_calls(&rpcs, "DeleteVolume") >= 2, "{rpcs:?}");
+    assert!(ok_calls(&rpcs, "DeleteSnapshot") >= 1, "{rpcs:?}");
     let leaks = cluster.stop(false).await;
     assert!(leaks.none(), "left in fake-ceph: {leaks:?}");
 }
