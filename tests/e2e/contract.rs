@@ -393,7 +393,13 @@ async fn clones_are_canceled_and_removed_with_force(s: &Side) {
                     s.sub(json!({"prefix": "fs clone status", "clone_name": clone})),
                 )
                 .await;
-            assert_eq!(st["status"]["state"], "canceled", "{}: {st}", s.name);
+            // The real cluster may take the cancel of an (empty) clone it is finishing
+            // and finish it anyway; fake-ceph cancels it.
+            let state = st["status"]["state"].as_str().unwrap_or_default();
+            if s._fake.is_none() && state == "complete" {
+                return finish_clone_test(s, &name, &clone).await;
+            }
+            assert_eq!(state, "canceled", "{}: {st}", s.name);
             // A canceled clone holds the snapshot no more.
             let info = s
                 .ok_json(
@@ -414,6 +420,11 @@ async fn clones_are_canceled_and_removed_with_force(s: &Side) {
         // The real cluster may have finished the (empty) clone already.
         Err(e) => assert_eq!(e.errno(), Some(errno::EINVAL), "{}: {e}", s.name),
     }
+    finish_clone_test(s, &name, &clone).await;
+}
+
+/// Removes the clone (with force), the snapshot and the source.
+async fn finish_clone_test(s: &Side, name: &str, clone: &str) {
     s.ok(
         Target::Mgr,
         s.sub(json!({"prefix": "fs subvolume rm", "sub_name": clone, "force": true})),
