@@ -164,7 +164,8 @@ pub use fault::{FaultRule, FaultSpec, Faults};
 pub use http::router;
 pub use mds_load::{LoadModel, MdsConfig};
 pub use mount::{
-    MdsCounters, ModelledRequests, Mount, MountRequest, Op, OpOutput, StatInfo, Statfs,
+    MOUNT_GETATTRS, MdsCounters, ModelledRequests, Mount, MountRequest, Op, OpOutput, StatInfo,
+    Statfs,
 };
 pub use state::Caller;
 pub use store::Metadata;

@@ -150,11 +150,15 @@ pub fn node_in_use(n: &Node) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Names in `node.status.volumesAttached`.
-pub fn node_attached(n: &Node) -> Vec<String> {
+/// `node.status.volumesAttached`: each volume's name and device path.
+pub fn node_attached(n: &Node) -> Vec<(String, String)> {
     n.status
         .as_ref()
         .and_then(|s| s.volumes_attached.as_ref())
-        .map(|v| v.iter().map(|a| a.name.clone()).collect())
+        .map(|v| {
+            v.iter()
+                .map(|a| (a.name.clone(), a.device_path.clone()))
+                .collect()
+        })
         .unwrap_or_default()
 }

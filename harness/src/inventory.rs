@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use driver::ceph::cli::CliTransport;
 use driver::ceph::http::HttpTransport;
 use driver::ceph::{Credentials, Target, Transport as _};
 use serde_json::{Value, json};
@@ -18,13 +19,26 @@ use serde_json::{Value, json};
 /// The deadline of each inventory call.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// client.admin's access to a fake-ceph, over HTTP.
+/// How [`CephAccess`] reaches its cluster.
+#[derive(Debug, Clone)]
+enum Wire {
+    /// A fake-ceph's command JSON over HTTP, and its `tell` endpoint.
+    Http {
+        transport: HttpTransport,
+        http: reqwest::Client,
+    },
+    /// A real cluster through the `ceph` and `rados` commands (the driver's cli
+    /// transport), `tell` included.
+    Cli(CliTransport),
+}
+
+/// client.admin's access to a fake-ceph over HTTP, or to a real Ceph cluster through its
+/// command-line tools.
 #[derive(Debug, Clone)]
 pub struct CephAccess {
     url: String,
-    transport: HttpTransport,
+    wire: Wire,
     creds: Credentials,
-    http: reqwest::Client,
 }
 
 impl CephAccess {
@@ -32,13 +46,30 @@ impl CephAccess {
     pub fn new(url: &str, key: &str) -> anyhow::Result<Self> {
         Ok(Self {
             url: url.trim_end_matches('/').to_owned(),
-            transport: HttpTransport::new(url).context("fake-ceph HTTP client")?,
+            wire: Wire::Http {
+                transport: HttpTransport::new(url).context("fake-ceph HTTP client")?,
+                http: reqwest::Client::new(),
+            },
             creds: Credentials::new("admin", key),
-            http: reqwest::Client::new(),
         })
     }
 
-    /// Base URL.
+    /// Access to the real cluster `conf` describes as client.admin with `key`, through
+    /// the `ceph` and `rados` commands on `PATH`.
+    pub fn cli(conf: &std::path::Path, key: &str) -> Self {
+        Self {
+            url: conf.display().to_string(),
+            wire: Wire::Cli(CliTransport::new(conf, &[], None, None)),
+            creds: Credentials::new("admin", key),
+        }
+    }
+
+    /// Whether this is a real cluster (reached through its command-line tools).
+    pub fn is_real(&self) -> bool {
+        matches!(self.wire, Wire::Cli(_))
+    }
+
+    /// Base URL (a fake-ceph's), or the real cluster's conf file.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -48,22 +79,53 @@ impl CephAccess {
         self.creds.key()
     }
 
+    fn name(&self) -> &'static str {
+        if self.is_real() { "ceph" } else { "fake-ceph" }
+    }
+
     /// A mon (or, with `Target::Mgr`, mgr) command's output buffer.
     pub async fn command(&self, target: Target, cmd: Value) -> anyhow::Result<String> {
         // The driver's error names the command already.
-        let a = self
-            .transport
-            .command(&self.creds, target, &cmd, TIMEOUT)
-            .await
-            .context("fake-ceph")?;
+        let a = match &self.wire {
+            Wire::Http { transport, .. } => {
+                transport.command(&self.creds, target, &cmd, TIMEOUT).await
+            }
+            Wire::Cli(transport) => transport.command(&self.creds, target, &cmd, TIMEOUT).await,
+        }
+        .context(self.name())?;
         Ok(a.outb)
     }
 
     /// A command to the active MDS of `fs` (rank 0), as `ceph tell <fs>:0` sends it.
     pub async fn tell_mds(&self, fs: &str, cmd: Value) -> anyhow::Result<Value> {
         let prefix = cmd["prefix"].as_str().unwrap_or("").to_owned();
-        let send = self
-            .http
+        let outb = match &self.wire {
+            Wire::Http { http, .. } => self.tell_over_http(http, fs, &cmd, &prefix).await?,
+            Wire::Cli(transport) => {
+                let mut tell = cmd.clone();
+                tell["prefix"] = json!(format!("tell mds.{fs}:0 {prefix}"));
+                tell["format"] = json!("json");
+                transport
+                    .command(&self.creds, Target::Mon, &tell, TIMEOUT)
+                    .await
+                    .context("ceph")?
+                    .outb
+            }
+        };
+        if outb.trim().is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&outb).with_context(|| format!("{}: {prefix}: output", self.name()))
+    }
+
+    async fn tell_over_http(
+        &self,
+        http: &reqwest::Client,
+        fs: &str,
+        cmd: &Value,
+        prefix: &str,
+    ) -> anyhow::Result<String> {
+        let send = http
             .post(format!("{}/tell/{fs}:0", self.url))
             .basic_auth(self.creds.entity(), Some(self.creds.key()))
             .body(cmd.to_string())
@@ -83,11 +145,7 @@ impl CephAccess {
             "fake-ceph: tell {fs}:0 {prefix}: HTTP {status}, ret {ret}: {}",
             v["outs"].as_str().unwrap_or("")
         );
-        let outb = v["outb"].as_str().unwrap_or("");
-        if outb.is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_str(outb).with_context(|| format!("fake-ceph: {prefix}: output"))
+        Ok(v["outb"].as_str().unwrap_or("").to_owned())
     }
 
     /// The MDS's `perf dump`.

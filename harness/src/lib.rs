@@ -67,6 +67,7 @@ pub mod load;
 mod naming;
 pub mod params;
 pub mod plots;
+mod provenance;
 pub mod real;
 mod report;
 pub mod sim;
@@ -264,6 +265,7 @@ pub async fn run_on(
         forbidden: st.forbidden.clone(),
         backoffs: [st.backoffs, st.backoffs_at_cap],
         volume_attachments: st.vas_created,
+        foreign_device_paths: st.foreign_device_paths,
         api_clients,
         authz_graph: (world.graph.applied, world.graph.max_queue),
         events: (st.events, world.log.lines, world.log.bytes),
@@ -366,10 +368,7 @@ fn write_reports(
         dir.join("series.json"),
         serde_json::to_string(&series.columns())?,
     )?;
-    std::fs::write(
-        dir.join("summary.json"),
-        serde_json::to_string_pretty(&summary)?,
-    )?;
+    std::fs::write(dir.join("summary.json"), provenance::json(summary)?)?;
     let mut md = summary.markdown();
     if let Some(b) = &summary.busy {
         md.push_str(&b.markdown());

@@ -119,10 +119,22 @@ struct RealArgs {
 struct ExternalArgs {
     /// An external fake-ceph's base URL (on this machine: the fake mounter links the
     /// directories it names). Needs --ceph-keyring.
-    #[arg(long, env = "HARNESS_CEPH_URL", requires = "ceph_keyring")]
+    #[arg(
+        long,
+        env = "HARNESS_CEPH_URL",
+        requires = "ceph_keyring",
+        conflicts_with = "ceph_conf"
+    )]
     ceph_url: Option<String>,
-    /// A keyring with client.admin's key at that fake-ceph (`fake-ceph --keyring-out`).
-    #[arg(long, env = "HARNESS_CEPH_KEYRING", requires = "ceph_url")]
+    /// A real Ceph cluster's ceph.conf instead: the driver runs `ceph`/`rados` (its cli
+    /// transport) and the node plugins mount with ceph-fuse (root only; each (share,
+    /// node) pair is one real client). Needs --ceph-keyring; the cluster needs the file
+    /// system `cephfs`. Not with the busy workload, fault rules or plans, or Manila.
+    #[arg(long, env = "HARNESS_CEPH_CONF", requires = "ceph_keyring")]
+    ceph_conf: Option<PathBuf>,
+    /// A keyring with client.admin's key at that fake-ceph (`fake-ceph --keyring-out`)
+    /// or real cluster.
+    #[arg(long, env = "HARNESS_CEPH_KEYRING")]
     ceph_keyring: Option<PathBuf>,
     /// The Keystone auth URL of an external fake-manila running over the fake-ceph of
     /// --ceph-url (its first stdout line, `http://host:port/v3`); Manila is found through
@@ -152,15 +164,20 @@ struct ExternalArgs {
 impl ExternalArgs {
     /// The back ends these arguments name.
     fn backend(&self) -> anyhow::Result<harness::BackendKind> {
-        let (Some(url), Some(keyring)) = (&self.ceph_url, &self.ceph_keyring) else {
+        let Some(keyring) = &self.ceph_keyring else {
             return Ok(harness::BackendKind::Real);
         };
+        anyhow::ensure!(
+            self.ceph_url.is_some() || self.ceph_conf.is_some(),
+            "--ceph-keyring goes with --ceph-url (a fake-ceph) or --ceph-conf (a real cluster)"
+        );
         let text = std::fs::read_to_string(keyring)
             .with_context(|| format!("reading {}", keyring.display()))?;
         let id = fake_manila::parse_keyring(&text, Some("client.admin"))
             .with_context(|| format!("reading {}", keyring.display()))?;
         Ok(harness::BackendKind::External(harness::csi::External {
-            ceph_url: url.clone(),
+            ceph_url: self.ceph_url.clone().unwrap_or_default(),
+            ceph_conf: self.ceph_conf.clone(),
             ceph_admin_key: id.key.expose().to_owned(),
             os_auth_url: self.os_auth_url.clone(),
             os_user: self.os_user.clone(),
@@ -423,7 +440,10 @@ fn run_scenario(
         return run_real(&p, seed, &out, real);
     }
     let place = match &backend {
-        harness::BackendKind::External(x) => format!(" at {}", x.ceph_url),
+        harness::BackendKind::External(x) => match &x.ceph_conf {
+            Some(conf) => format!(" on the Ceph cluster of {}", conf.display()),
+            None => format!(" at {}", x.ceph_url),
+        },
         _ => String::new(),
     };
     banner(&p, seed, &place, &out);

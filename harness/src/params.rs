@@ -81,7 +81,7 @@ impl std::fmt::Display for Workload {
 
 /// The busy workload: each pod, once Running, unpacks a synthetic archive shaped like a
 /// Linux kernel tree into each of its mounts (one client per mount). Defaults: about
-/// 65k files, 4.5k directories, 3 MDS requests per file, about 1 GB (CALIBRATION.md
+/// 65k files, 4.5k directories, 1 MDS request per file and 2 per directory, about 1 GB (CALIBRATION.md
 /// gives each one's source).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -94,9 +94,11 @@ pub struct Busy {
     pub bytes: u64,
     /// Spread of the log-normal file sizes (sigma of ln size).
     pub file_size_sigma: f64,
-    /// MDS requests per file: create, then setattr (tar's utimes/chmod), then getattrs.
+    /// MDS requests per file: its create (tar's utimes and chmod of a file whose caps
+    /// the client holds travel as cap flushes, not requests: measured on Ceph 16.2.15
+    /// through ceph-fuse, ci/measure-mds.sh).
     pub requests_per_file: u64,
-    /// MDS requests per directory: mkdir, then getattrs.
+    /// MDS requests per directory: mkdir, then setattr (measured likewise).
     pub requests_per_dir: u64,
     /// A client's own time per request (FUSE, network, tar), milliseconds: `Z`.
     pub client_ms_per_request: f64,
@@ -138,7 +140,7 @@ impl Default for Busy {
             files: 65_000,
             bytes: 1_000_000_000,
             file_size_sigma: 1.6,
-            requests_per_file: 3,
+            requests_per_file: 1,
             requests_per_dir: 2,
             client_ms_per_request: 1.3,
             client_mb_per_s: 100.0,
@@ -212,10 +214,17 @@ pub struct Params {
     pub adc_serialize_per_volume: bool,
     /// csi attacher's wait for `status.attached` in the ADC, seconds (15 in 1.10–1.12).
     pub attach_timeout_s: f64,
-    /// Kubelet WaitForAttach poll period (1 s) and timeout (10 min), seconds.
-    pub wait_for_attach_poll_s: f64,
-    /// See `wait_for_attach_poll_s`.
-    pub wait_for_attach_timeout_s: f64,
+    /// The kubelet's WaitForAttach GETs the VolumeAttachment named by the device path it
+    /// copied from its node's volumesAttached entry, once, in VerifyControllerAttachedVolume
+    /// (Kubernetes 1.11 and 1.12 before #71523). The attach-detach controller keeps one
+    /// device path per volume, overwritten by each attach to any node, so the name can
+    /// be another node's VolumeAttachment, which the node authorizer refuses for good.
+    /// false: the kubelet names the VolumeAttachment after itself (1.13+, #71095).
+    pub waitforattach_uses_devicepath: bool,
+    /// external-attacher's trivial handler, as v0.3/v0.4 ran it for a driver without
+    /// PUBLISH_UNPUBLISH_VOLUME (csi-cephfs 0.3): one status update per
+    /// VolumeAttachment, no finalizer, no ControllerPublish.
+    pub attacher_trivial: bool,
     /// Kubelet node status period, seconds (10).
     pub node_status_period_s: f64,
     /// ADC VerifyVolumesAreAttached period, seconds (60); a GET per VolumeAttachment.
@@ -230,6 +239,9 @@ pub struct Params {
     pub authz: Authz,
     /// Simulated duration charged for each CSI call, by method.
     pub csi_latency: CsiLatency,
+    /// Manila's own work, added to the CSI calls of the Manila back end on the simulated
+    /// clock (the embedded fake-manila answers at once).
+    pub manila: ManilaDelays,
     /// Container start after the volumes are mounted.
     pub container_start: Latency,
     /// Real CSI calls in flight at once (a wall-clock bound; no effect on the event log).
@@ -303,10 +315,10 @@ impl Default for Authz {
     fn default() -> Self {
         Self {
             enabled: true,
-            lag: Latency::ms(50.0, 500.0),
+            lag: Latency::ms(0.5, 1.5),
             write_base_us: 20.0,
-            write_per_fanout_us: 2.0,
-            read_cost_us: 50.0,
+            write_per_fanout_us: 0.2,
+            read_cost_us: 1.0,
             tick_ms: 100,
         }
     }
@@ -343,6 +355,30 @@ impl Default for CsiLatency {
     }
 }
 
+/// Manila's asynchronous steps, simulated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ManilaDelays {
+    /// A share from `creating` to `available` (scheduler, share service, the CephFS
+    /// driver's subvolume): added to CreateVolume.
+    pub share_create: Latency,
+    /// A cephx access rule from `queued_to_apply` to `active` with its key: added to
+    /// CreateVolume (the driver grants one per volume).
+    pub access_apply: Latency,
+    /// A share from `deleting` to gone: added to DeleteVolume.
+    pub share_delete: Latency,
+}
+
+impl Default for ManilaDelays {
+    fn default() -> Self {
+        Self {
+            share_create: Latency::ms(2000.0, 10000.0),
+            access_apply: Latency::ms(1000.0, 5000.0),
+            share_delete: Latency::ms(1000.0, 5000.0),
+        }
+    }
+}
+
 impl Default for Params {
     fn default() -> Self {
         Self {
@@ -364,15 +400,16 @@ impl Default for Params {
             max_teardown_s: 3600.0,
             adc_serialize_per_volume: true,
             attach_timeout_s: 15.0,
-            wait_for_attach_poll_s: 1.0,
-            wait_for_attach_timeout_s: 600.0,
+            waitforattach_uses_devicepath: false,
+            attacher_trivial: false,
             node_status_period_s: 10.0,
             adc_verify_period_s: 60.0,
             qps: Qps::default(),
-            api_latency: Latency::ms(5.0, 50.0),
-            watch_latency: Latency::ms(30.0, 200.0),
+            api_latency: Latency::ms(1.0, 4.0),
+            watch_latency: Latency::ms(0.5, 2.0),
             authz: Authz::default(),
             csi_latency: CsiLatency::default(),
+            manila: ManilaDelays::default(),
             container_start: Latency::ms(1000.0, 3000.0),
             max_inflight: 64,
             ceph_faults: Vec::new(),

@@ -140,6 +140,9 @@ pub struct Stats {
     pub backoffs: u64,
     /// Of which at the 2 min 2 s cap.
     pub backoffs_at_cap: u64,
+    /// Volumes whose kubelet kept another node's VolumeAttachment name as its device
+    /// path (1.11/1.12, `waitforattach_uses_devicepath`).
+    pub foreign_device_paths: u64,
     /// VolumeAttachments created.
     pub vas_created: u64,
     /// Pods killed by the incremental script.
@@ -299,6 +302,10 @@ pub struct Summary {
     pub backoffs: [u64; 2],
     /// VolumeAttachments created.
     pub volume_attachments: u64,
+    /// Volumes whose kubelet kept another node's VolumeAttachment name as the device
+    /// path it waits on (1.11/1.12; simulated).
+    #[serde(default)]
+    pub foreign_device_paths: u64,
     /// API requests per client: count, total throttle wait (s), max wait (s).
     #[serde(serialize_with = "crate::labelled::api_clients")]
     pub api_clients: BTreeMap<String, (u64, f64, f64)>,
@@ -369,6 +376,7 @@ impl Summary {
         );
         let _ = writeln!(s, "## Outcome\n");
         let _ = writeln!(s, "{}\n", self.table());
+        s.push_str(&crate::provenance::markdown(self));
         if !self.plots.is_empty() {
             let _ = writeln!(
                 s,
@@ -437,6 +445,36 @@ impl Summary {
         ))
     }
 
+    /// The rows that depend on the run: the device-path figure only where it means
+    /// something, what the fault plan did, duplicates, the busy workload's figures.
+    fn situational_rows(&self, rows: &mut Vec<(String, String)>) {
+        // The 1.11/1.12 device-path figure means something only there.
+        if !(self.simulated() && self.params.attach_required) {
+            rows.retain(|(k, _)| !k.starts_with("kept another node's"));
+        }
+        if let Some(row) = self.fault_row() {
+            // Before the teardown row: what the fault plan did.
+            let at = rows.len() - 1;
+            rows.insert(at, (row.0.to_owned(), row.1));
+        }
+        if !self.duplicates.is_empty() {
+            rows.push((
+                "DUPLICATE volumes".to_owned(),
+                format!("{:?}", self.duplicates),
+            ));
+        }
+        if let Some(b) = &self.busy {
+            // After the MDS row: the busy workload's own figures.
+            let at = rows
+                .iter()
+                .position(|(k, _)| k.starts_with("MDS hcr/s"))
+                .map_or(rows.len(), |i| i + 1);
+            for (i, (k, v)) in busy_rows(b).into_iter().enumerate() {
+                rows.insert(at + i, (k.to_owned(), v));
+            }
+        }
+    }
+
     /// The short table printed at the end of a run.
     pub fn table(&self) -> String {
         let opt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1} s"));
@@ -472,7 +510,7 @@ impl Summary {
                 ),
             ),
             (
-                "peak MDS sessions".to_owned(),
+                label("peak MDS sessions"),
                 self.peak_mds_sessions.to_string(),
             ),
             (
@@ -482,18 +520,26 @@ impl Summary {
                 }),
             ),
             (
-                "CSI calls (errors), peak/s".to_owned(),
+                if self.simulated() {
+                    "CSI calls (errors), peak/s (real calls, sim rate)".to_owned()
+                } else {
+                    label("CSI calls (errors), peak/s")
+                },
                 format!(
                     "{} ({}), {:.0}",
                     self.csi_calls.calls, self.csi_calls.errors, self.csi_calls.peak_per_s
                 ),
             ),
             (
-                "403 no path found to object".to_owned(),
+                label("403 no path found to object"),
                 self.forbidden.values().sum::<u64>().to_string(),
             ),
             (
-                "back-offs (at 2m2s cap)".to_owned(),
+                label("kept another node's VA name"),
+                self.foreign_device_paths.to_string(),
+            ),
+            (
+                label("back-offs (at 2m2s cap)"),
                 format!("{} ({})", self.backoffs[0], self.backoffs[1]),
             ),
             (
@@ -506,11 +552,11 @@ impl Summary {
                 format!("{:.1} s", self.sim_total_s),
             ),
             (
-                "wall time".to_owned(),
+                "wall time (measured)".to_owned(),
                 format!("{:.2} s", self.wall.total_s),
             ),
             (
-                "peak RSS".to_owned(),
+                "peak RSS (measured)".to_owned(),
                 format!("{:.0} MiB", self.wall.peak_rss_mib),
             ),
             (
@@ -522,27 +568,7 @@ impl Summary {
                 },
             ),
         ];
-        if let Some(row) = self.fault_row() {
-            // Before the teardown row: what the fault plan did.
-            let at = rows.len() - 1;
-            rows.insert(at, (row.0.to_owned(), row.1));
-        }
-        if !self.duplicates.is_empty() {
-            rows.push((
-                "DUPLICATE volumes".to_owned(),
-                format!("{:?}", self.duplicates),
-            ));
-        }
-        if let Some(b) = &self.busy {
-            // After the MDS row: the busy workload's own figures.
-            let at = rows
-                .iter()
-                .position(|(k, _)| k.starts_with("MDS hcr/s"))
-                .map_or(rows.len(), |i| i + 1);
-            for (i, (k, v)) in busy_rows(b).into_iter().enumerate() {
-                rows.insert(at + i, (k.to_owned(), v));
-            }
-        }
+        self.situational_rows(&mut rows);
         let mut s = String::from("| | |\n|---|---|\n");
         for (k, v) in rows {
             let _ = writeln!(s, "| {k} | {v} |");

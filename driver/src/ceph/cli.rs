@@ -172,18 +172,7 @@ impl CliTransport {
     ) -> Result<Answer, CephError> {
         let deadline = Instant::now() + timeout;
         let field = |name: &str| cmd[name].as_str().unwrap_or("");
-        let object = field("object").to_owned();
-        if field("pool").is_empty() || object.is_empty() {
-            return Err(CephError::Command {
-                prefix: prefix.to_owned(),
-                errno: errno::EINVAL,
-                message: "pool and object are required".into(),
-            });
-        }
-        let mut base = vec!["--pool".to_owned(), field("pool").to_owned()];
-        if !field("namespace").is_empty() {
-            base.extend(["--namespace".to_owned(), field("namespace").to_owned()]);
-        }
+        let (base, object) = rados_target(cmd, prefix)?;
         // One `rados` run; Ok(None) is a failure with `errno`.
         let rados = |op: Vec<String>| {
             let mut args = base.clone();
@@ -263,6 +252,16 @@ impl CliTransport {
                 rados(vec!["rm".into(), object]).await?;
                 String::new()
             }
+            "rados ls" => {
+                // One name per line, as the mon command's JSON list gives them.
+                let names: Vec<Value> = rados(vec!["ls".into()])
+                    .await?
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|name| json!({"name": name, "namespace": field("namespace")}))
+                    .collect();
+                Value::Array(names).to_string()
+            }
             other => {
                 return Err(CephError::Unsupported(format!(
                     "{other}: not available through the rados command"
@@ -318,6 +317,26 @@ fn key_stdin(key: &str) -> std::io::Result<std::fs::File> {
     f.write_all(key.as_bytes())?;
     f.rewind()?;
     Ok(f)
+}
+
+/// The `--pool`/`--namespace` arguments of a `rados` command and the object it names
+/// (none for `rados ls`, which lists a pool's namespace).
+fn rados_target(cmd: &Value, prefix: &str) -> Result<(Vec<String>, String), CephError> {
+    let field = |name: &str| cmd[name].as_str().unwrap_or("");
+    let object = field("object").to_owned();
+    let listing = prefix == "rados ls";
+    if field("pool").is_empty() || (object.is_empty() && !listing) {
+        return Err(CephError::Command {
+            prefix: prefix.to_owned(),
+            errno: errno::EINVAL,
+            message: "pool and object are required".into(),
+        });
+    }
+    let mut base = vec!["--pool".to_owned(), field("pool").to_owned()];
+    if !field("namespace").is_empty() {
+        base.extend(["--namespace".to_owned(), field("namespace").to_owned()]);
+    }
+    Ok((base, object))
 }
 
 /// `ceph` arguments for a command: the prefix's words, then each argument by name.
@@ -804,6 +823,52 @@ mod tests {
         let shown = format!("{err} {err:?}");
         assert!(!shown.contains("AQBsecret"), "{shown}");
         assert!(!t.reachable(Duration::from_millis(500)).await);
+    }
+
+    #[tokio::test]
+    async fn rados_ls_lists_a_namespace_as_json() {
+        // A stand-in `rados` that checks its arguments and lists two objects.
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("rados");
+        std::fs::write(
+            &script,
+            "#!/bin/sh
+cat >/dev/null
+shift 6
+[ \"$*\" = \"--pool meta --namespace csi ls\" ] || { echo \"args: $*\" >&2; exit 22; }
+printf 'csi.volumes.default\\ncsi.volume.0001\\n'
+",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let t = CliTransport::new(&dir.path().join("c"), &[], None, Some(&script));
+        let creds = Credentials {
+            id: "admin".into(),
+            key: "AQBkey==".into(),
+        };
+        let cmd = json!({"prefix": "rados ls", "pool": "meta", "namespace": "csi"});
+        let a = t
+            .command(&creds, Target::Mon, &cmd, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_str(&a.outb).unwrap();
+        assert_eq!(
+            v,
+            json!([{"name": "csi.volumes.default", "namespace": "csi"},
+                   {"name": "csi.volume.0001", "namespace": "csi"}])
+        );
+        // Without a pool it is refused.
+        let err = t
+            .command(
+                &creds,
+                Target::Mon,
+                &json!({"prefix": "rados ls"}),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.errno(), Some(errno::EINVAL));
     }
 
     #[tokio::test]

@@ -185,7 +185,10 @@ pub(crate) async fn call_node(
                 })
                 .await
                 .map_err(status)?;
-            remove_empty_up(Path::new(&s), 3);
+            // As the kubelet: the volume's own directories (globalmount and the PV's),
+            // never the node-wide `pv` and `csi` ones another volume's stage may be
+            // creating its directory under at this moment.
+            remove_empty_up(Path::new(&s), UNSTAGE_LEVELS);
             Ok(CsiReply::Done)
         }
 
@@ -200,6 +203,10 @@ pub(crate) async fn call_node(
 }
 
 /// Removes `p` and up to `levels` empty parents (what the kubelet cleans after itself).
+/// How far up from a staging path an unstage removes empty directories: the
+/// `globalmount` directory and its PV's.
+const UNSTAGE_LEVELS: usize = 1;
+
 fn remove_empty_up(p: &Path, levels: usize) {
     let mut at = Some(p);
     for _ in 0..=levels {
@@ -208,5 +215,56 @@ fn remove_empty_up(p: &Path, levels: usize) {
             break;
         }
         at = d.parent();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One volume's unstage clean-up never removes a directory another volume's stage on
+    /// the same node is creating its staging path under (that made a NodeStage fail
+    /// with `kubelet mkdir: … No such file or directory` now and then).
+    #[test]
+    fn an_unstage_leaves_the_directories_other_volumes_stage_under() {
+        let node = tempfile::tempdir().unwrap();
+        let staging = |pv: &str| node.path().join("kubelet").join(staging_path_of(pv));
+        let (a, b) = (staging("pv-a"), staging("pv-b"));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cleaner = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::fs::create_dir_all(&a).unwrap();
+                    remove_empty_up(&a, UNSTAGE_LEVELS);
+                }
+            })
+        };
+        for _ in 0..40_000 {
+            std::fs::create_dir_all(&b).expect("another volume's stage mkdir");
+            // Its own unstage, by hand: globalmount and its PV's directory.
+            std::fs::remove_dir(&b).unwrap();
+            std::fs::remove_dir(b.parent().unwrap()).unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        cleaner.join().unwrap();
+        // The volume's own directories are gone.
+        assert!(
+            !node
+                .path()
+                .join("kubelet")
+                .join(staging_path_of("pv-a"))
+                .exists()
+        );
+        assert!(
+            !node
+                .path()
+                .join("kubelet/plugins/kubernetes.io/csi/pv/pv-a")
+                .exists()
+        );
+    }
+
+    fn staging_path_of(pv: &str) -> String {
+        format!("plugins/kubernetes.io/csi/pv/{pv}/globalmount")
     }
 }

@@ -433,9 +433,28 @@ impl Embedded {
     /// What the back ends hold now and did not hold when the stack was up, and what is
     /// left in the plugins' directories.
     pub async fn leaks(&self) -> Leaks {
-        let new = match Inventory::take(&self.ceph, FS_NAME, &GROUPS, self.manila.as_ref()).await {
-            Ok(now) => now.since(&self.baseline, self.manila.as_ref()).await,
-            Err(e) => Err(e),
+        // On a real cluster sessions close after the fact: a ceph-fuse client ends
+        // seconds after its unmount, and the mgr's `volumes` module keeps its own
+        // sessions for a minute or so after a subvolume command. Sessions still open are
+        // read again for up to two minutes before they count as leaked.
+        let settle = if self.ceph.is_real() {
+            Duration::from_secs(120)
+        } else {
+            Duration::ZERO
+        };
+        let started = Instant::now();
+        let new = loop {
+            let new =
+                match Inventory::take(&self.ceph, FS_NAME, &GROUPS, self.manila.as_ref()).await {
+                    Ok(now) => now.since(&self.baseline, self.manila.as_ref()).await,
+                    Err(e) => Err(e),
+                };
+            match &new {
+                Ok(n) if n.sessions > 0 && started.elapsed() < settle => {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+                _ => break new,
+            }
         };
         let mut leaks = match new {
             Ok(n) => Leaks {
@@ -515,6 +534,11 @@ impl Embedded {
             let _ = c.task.await;
         }
         let path = self.root.path().to_owned();
+        // What teardown did not unmount (a failed run) goes before the tree does.
+        let left = super::workdir::unmount_under(&path);
+        if left > 0 {
+            tracing::warn!(mounts = left, "unmounted what the run left mounted");
+        }
         if let Err(e) = self.root.close() {
             tracing::warn!("removing {}: {e}", path.display());
         }

@@ -54,8 +54,12 @@ pub struct Launch {
 /// Manila back end, a fake-manila on top of it.
 #[derive(Clone)]
 pub struct External {
-    /// fake-ceph's base URL.
+    /// fake-ceph's base URL (empty with `ceph_conf`).
     pub ceph_url: String,
+    /// A real Ceph cluster's `ceph.conf` instead of a fake-ceph: commands go through
+    /// the `ceph` and `rados` tools (the driver's cli transport) and the node plugins
+    /// mount with ceph-fuse (root only).
+    pub ceph_conf: Option<PathBuf>,
     /// Its client.admin key.
     pub ceph_admin_key: String,
     /// The Keystone auth URL of the Manila back end (a fake-manila's first stdout line:
@@ -76,6 +80,7 @@ impl std::fmt::Debug for External {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("External")
             .field("ceph_url", &self.ceph_url)
+            .field("ceph_conf", &self.ceph_conf)
             .field("os_auth_url", &self.os_auth_url)
             .field("os_user", &self.os_user)
             .field("os_project", &self.os_project)
@@ -206,7 +211,18 @@ impl Embedded {
                     "manila_faults apply to the embedded fake-manila only: set them on the \
                      external one (its --fault-* flags or /admin/faults)"
                 );
-                (None, None, CephAccess::new(&x.ceph_url, &x.ceph_admin_key)?)
+                let access = match &x.ceph_conf {
+                    Some(conf) => {
+                        anyhow::ensure!(
+                            l.backend == StorageBackend::Cephfs,
+                            "the manila back end needs fake-manila over a fake-ceph, not a \
+                             real cluster"
+                        );
+                        CephAccess::cli(conf, &x.ceph_admin_key)
+                    }
+                    None => CephAccess::new(&x.ceph_url, &x.ceph_admin_key)?,
+                };
+                (None, None, access)
             }
         };
         let monitors = prepare_ceph(&ceph).await?;
@@ -227,6 +243,12 @@ impl Embedded {
             clusters: parsed,
             backend: l.backend,
             timeouts,
+            // A real cluster's volumes are mounted for real.
+            mounter: if ceph.is_real() {
+                MounterKind::Fuse
+            } else {
+                MounterKind::Fake
+            },
         };
         let (controller, nodes) = start_plugins(&plugins, &l, root.path(), &http).await?;
         let baseline = Inventory::take(&ceph, FS_NAME, &GROUPS, manila.as_ref())
@@ -300,7 +322,7 @@ async fn prepare_ceph(ceph: &CephAccess) -> anyhow::Result<Vec<String>> {
     let fs_names = ceph.fs_names().await?;
     anyhow::ensure!(
         fs_names.iter().any(|f| f == FS_NAME),
-        "fake-ceph at {} has no file system {FS_NAME:?} (it has {fs_names:?})",
+        "the Ceph cluster at {} has no file system {FS_NAME:?} (it has {fs_names:?})",
         ceph.url()
     );
     ceph.command(
@@ -321,9 +343,14 @@ fn cluster_config(
     monitors: &[String],
     root: &Path,
 ) -> anyhow::Result<serde_json::Value> {
+    let admin = if ceph.is_real() {
+        json!({"transport": "cli", "conf": ceph.url()})
+    } else {
+        json!({"transport": "http", "url": ceph.url()})
+    };
     let mut clusters = json!([{"clusterID": CLUSTER_ID, "monitors": monitors,
                                "cephFS": {"subvolumeGroup": SUBVOLUME_GROUP},
-                               "admin": {"transport": "http", "url": ceph.url()}}]);
+                               "admin": admin}]);
     if l.controller_credentials && l.backend == StorageBackend::Cephfs {
         let keyring = write_keyring(root, ceph.admin_key())?;
         clusters[0]["controllerCredentials"] = json!({"userID": "admin", "keyFile": keyring});
@@ -426,6 +453,7 @@ struct PluginConfigs {
     clusters: Vec<driver::config::ClusterConfig>,
     backend: StorageBackend,
     timeouts: Timeouts,
+    mounter: MounterKind,
 }
 
 impl PluginConfigs {
@@ -436,7 +464,7 @@ impl PluginConfigs {
             StorageBackend::Cephfs => DriverBackend::Cephfs,
             StorageBackend::Manila => DriverBackend::Manila,
         };
-        c.mounter = MounterKind::Fake;
+        c.mounter = self.mounter;
         c.state_dir = dir.join("state");
         if let Some(t) = self.timeouts.ceph {
             c.ceph_timeout = t;

@@ -152,7 +152,8 @@ impl tonic::transport::server::Connected for Killable {
 
 /// Serves a plugin with `config` on `dir/csi.sock` (a killed plugin's socket is replaced)
 /// and connects to it. The fake mounters of all plugins share `http`'s connection pool
-/// to fake-ceph; `http_timeout` is their deadline per call.
+/// to fake-ceph; `http_timeout` is their deadline per call. A config that asks for
+/// ceph-fuse (a real cluster) gets the real mounter.
 pub(super) async fn serve(
     config: Config,
     dir: &Path,
@@ -161,12 +162,17 @@ pub(super) async fn serve(
 ) -> anyhow::Result<(PluginServer, PathBuf, Channel)> {
     use tokio_stream::StreamExt as _;
     let socket = dir.join("csi.sock");
-    let mut mounter = FakeMounter::new(config.state_dir.clone(), FakeMountMode::Symlink)
-        .with_client(http.clone());
-    if let Some(t) = http_timeout {
-        mounter = mounter.with_http_timeout(t);
-    }
-    let mounter: Arc<dyn Mounter> = Arc::new(mounter);
+    let mounter: Arc<dyn Mounter> = if config.mounter == driver::config::MounterKind::Fuse {
+        // A real cluster: real ceph-fuse mounts.
+        Arc::new(driver::mount::fuse::FuseMounter::new(config.mount_timeout))
+    } else {
+        let mut fake = FakeMounter::new(config.state_dir.clone(), FakeMountMode::Symlink)
+            .with_client(http.clone());
+        if let Some(t) = http_timeout {
+            fake = fake.with_http_timeout(t);
+        }
+        Arc::new(fake)
+    };
     let driver = Arc::new(Driver::new(config, vec![mounter])?);
     // As the driver's own `serve` does: a stale socket (a killed plugin's) is replaced,
     // and the socket appears only once it is listening.

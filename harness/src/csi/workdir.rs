@@ -98,6 +98,7 @@ fn remove_where(base: &Path, doomed: impl Fn(&str) -> bool) {
             continue;
         };
         if doomed(&owner) {
+            unmount_under(&e.path());
             match std::fs::remove_dir_all(e.path()) {
                 Ok(()) => {
                     tracing::info!(dir = %e.path().display(), "removed a run's leftover directory")
@@ -110,9 +111,73 @@ fn remove_where(base: &Path, doomed: impl Fn(&str) -> bool) {
     }
 }
 
+/// Unmounts, lazily and deepest first, every mount point under `dir` (ceph-fuse mounts
+/// of a real cluster, the fake mounter's bind mounts): a tree is never removed across a
+/// live mount, which would delete the mounted volume's files. Returns how many there
+/// were.
+pub(crate) fn unmount_under(dir: &Path) -> usize {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return 0;
+    };
+    let mut points: Vec<std::path::PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| std::path::PathBuf::from(unescape_mount_path(p)))
+        .filter(|p| p.starts_with(dir) && p != dir)
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in &points {
+        match std::process::Command::new("umount")
+            .arg("-l")
+            .arg(p)
+            .status()
+        {
+            Ok(s) if s.success() => {}
+            Ok(s) => tracing::warn!(mount = %p.display(), status = %s, "umount -l failed"),
+            Err(e) => tracing::warn!(mount = %p.display(), error = %e, "cannot run umount"),
+        }
+    }
+    points.len()
+}
+
+/// A mountinfo path with its octal escapes (`\040` for a space) undone.
+fn unescape_mount_path(p: &str) -> String {
+    let b = p.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b.get(i + 1..i + 4).and_then(|d| {
+            d.iter()
+                .all(|c| (b'0'..=b'7').contains(c))
+                .then(|| (d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'))
+        });
+        match (b[i], octal) {
+            (b'\\', Some(c)) => {
+                out.push(c);
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mountinfo_paths_are_unescaped() {
+        assert_eq!(unescape_mount_path("/a\\040b/c"), "/a b/c");
+        assert_eq!(unescape_mount_path("/t\\011x\\134y"), "/t\tx\\y");
+        assert_eq!(unescape_mount_path("/plain\\9"), "/plain\\9");
+        // Nothing is mounted under a fresh directory.
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(unmount_under(d.path()), 0);
+    }
 
     #[test]
     fn only_directories_of_dead_runs_are_removed() {

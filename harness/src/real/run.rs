@@ -174,10 +174,7 @@ async fn remove_namespace(namespaces: &Api<Namespace>, name: &str) -> anyhow::Re
 /// Writes `summary.json` and `report.md` to `out`.
 pub fn write_reports(summary: &Summary, out: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    std::fs::write(
-        out.join("summary.json"),
-        serde_json::to_string_pretty(summary)?,
-    )?;
+    std::fs::write(out.join("summary.json"), crate::provenance::json(summary)?)?;
     std::fs::write(out.join("report.md"), summary.markdown())?;
     Ok(())
 }

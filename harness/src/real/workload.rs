@@ -508,6 +508,7 @@ pub(super) fn summarise(
         forbidden: counts.forbidden.clone(),
         backoffs: counts.backoffs,
         volume_attachments: 0,
+        foreign_device_paths: 0,
         api_clients: counts.api_clients.clone(),
         authz_graph: (0, 0),
         events: (0, 0, 0),

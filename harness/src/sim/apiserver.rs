@@ -197,8 +197,14 @@ impl ApiServer {
             Request::NodeAttached { .. } | Request::NodeInUse { .. } => {
                 self.apply_node(ctx, client, request);
             }
-            Request::KubeletGetVa { node, pv, purpose } => {
-                let va = va_name(&pv, node);
+            Request::KubeletGetVa {
+                node,
+                pv,
+                va,
+                purpose,
+            } => {
+                // Authorisation runs before storage: a VolumeAttachment that does not
+                // exist, or is another node's, is refused alike.
                 let allowed = !ctx.p.authz.enabled || graph.may_get_va(&node_name(node), &va);
                 let found = self.store.vas.get(&va).filter(|_| allowed);
                 let answer = AttachmentAnswer {
@@ -211,6 +217,7 @@ impl ApiServer {
                 replies.push(Reply::GotAttachment {
                     node,
                     pv,
+                    va,
                     purpose,
                     answer,
                 });
@@ -392,9 +399,23 @@ impl ApiServer {
         replies: &mut Vec<Reply>,
     ) {
         match request {
-            Request::CreateVa { pv, node } => self.create_va(ctx, client, pv, node),
-            Request::DeleteVa { pv, node } => {
+            Request::CreateVa { pv, node, started } => {
+                self.create_va(ctx, client, pv.clone(), node);
+                replies.push(Reply::AttachmentWritten {
+                    pv,
+                    node,
+                    detach: false,
+                    started,
+                });
+            }
+            Request::DeleteVa { pv, node, started } => {
                 let name = va_name(&pv, node);
+                replies.push(Reply::AttachmentWritten {
+                    pv,
+                    node,
+                    detach: true,
+                    started,
+                });
                 let Some(va) = self.store.vas.get_mut(&name) else {
                     return;
                 };
@@ -519,10 +540,12 @@ impl ApiServer {
                     .get_or_insert_with(Default::default)
                     .volumes_attached = Some(
                     vols.into_iter()
-                        .map(|pv| k8s_openapi::api::core::v1::AttachedVolume {
-                            name: pv,
-                            device_path: String::new(),
-                        })
+                        .map(
+                            |(pv, device_path)| k8s_openapi::api::core::v1::AttachedVolume {
+                                name: pv,
+                                device_path,
+                            },
+                        )
                         .collect(),
                 );
                 restamp(&mut self.store, &name, node_meta);

@@ -1,7 +1,14 @@
 //! The attach-detach controller: attaches each (volume, node) pair a scheduled pod
 //! needs and detaches what no pod needs and the kubelet no longer reports in use,
-//! through VolumeAttachments it polls; writes each node's volumesAttached; runs
-//! VerifyVolumesAreAttached.
+//! through VolumeAttachments (write, one GET, then its watch until the operation's
+//! timeout); writes each node's volumesAttached; runs VerifyVolumesAreAttached.
+//!
+//! As in Kubernetes up to 1.17, it keeps one device path per volume, not per (volume,
+//! node): every successful attach of a volume to any node overwrites it with that
+//! attach's VolumeAttachment name, and every write of a node's volumesAttached lists
+//! each of the node's volumes with the volume's current device path (k8s #41044). A
+//! 1.11/1.12 kubelet names the VolumeAttachment it waits for after that entry
+//! (`Params::waitforattach_uses_devicepath`).
 //!
 //! It owns its desired and actual states of the world, its operations under way and
 //! back-offs; it imports the vocabulary and the context, no other module of the
@@ -10,13 +17,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
 use crate::api::{Kind, Store, deleting, node_in_use, pod_node, pod_pvcs, pvc_volume};
 use crate::naming::node_name;
 use crate::params::Params;
 use crate::time::{Backoff, SimTime};
 
 use super::context::Ctx;
-use super::vocab::{Component, Event, Request, node_index, pair_key, va_name};
+use super::vocab::{ADC_CLIENT, Component, Event, Request, node_index, pair_key, va_name, va_pair};
 
 /// A (volume, node) pair.
 type Pair = (String, usize);
@@ -30,8 +40,10 @@ enum AttachState {
 }
 
 /// The attach-detach controller's state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct AttachDetach {
+    /// Orders each pass, as Go's map iteration did (desired_state_of_world.go).
+    rng: ChaCha8Rng,
     /// Pairs some pod needs, with how many pods need each.
     desired: BTreeMap<Pair, usize>,
     /// The pairs each pod needs.
@@ -49,9 +61,34 @@ pub(crate) struct AttachDetach {
     node_dirty: BTreeSet<usize>,
     /// Detaches waiting for the kubelet to stop reporting the volume in use, by node.
     blocked: BTreeMap<usize, BTreeSet<String>>,
+    /// Each volume's device path: the VolumeAttachment name its last successful
+    /// attach returned, whichever node that was ("" with skip-attach).
+    device_path: BTreeMap<String, String>,
+    /// Operations waiting on their VolumeAttachment: (detach, when it began).
+    awaiting: BTreeMap<Pair, (bool, SimTime)>,
 }
 
 impl AttachDetach {
+    /// A controller drawing its pass order from `rng`.
+    pub(crate) fn new(rng: ChaCha8Rng) -> Self {
+        Self {
+            rng,
+            desired: BTreeMap::new(),
+            pod_pairs: BTreeMap::new(),
+            state: BTreeMap::new(),
+            busy: BTreeSet::new(),
+            waiting: BTreeMap::new(),
+            backoff: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            pending: false,
+            verify_outstanding: 0,
+            node_dirty: BTreeSet::new(),
+            blocked: BTreeMap::new(),
+            device_path: BTreeMap::new(),
+            awaiting: BTreeMap::new(),
+        }
+    }
+
     /// A pod, node or VolumeAttachment changed.
     pub(crate) fn watch(&mut self, ctx: &mut Ctx<'_>, store: &Store, kind: Kind, name: &str) {
         match kind {
@@ -63,10 +100,43 @@ impl AttachDetach {
                     self.dirty.extend(pvs.into_iter().map(|pv| (pv, node)));
                 }
             }
-            // Attach and detach polls read VolumeAttachments themselves.
+            Kind::Va => {
+                self.attachment_changed(ctx, store, name);
+                return;
+            }
             _ => {}
         }
         ctx.kick(&mut self.pending, Component::AttachDetach);
+    }
+
+    /// The watch of an operation waiting on VolumeAttachment `va` saw it change: the
+    /// operation ends if it is attached (or failed), or gone for a detach.
+    fn attachment_changed(&mut self, ctx: &mut Ctx<'_>, store: &Store, va: &str) {
+        let Some(pair) = va_pair(va) else {
+            return;
+        };
+        let Some(&(detach, _)) = self.awaiting.get(&pair) else {
+            return;
+        };
+        let (pv, node) = pair;
+        let found = store.vas.get(va);
+        if detach {
+            if found.is_none() {
+                self.op_done(ctx, &pv, node, false);
+            }
+            return;
+        }
+        let status = found.and_then(|v| v.status.as_ref());
+        if status.is_some_and(|s| s.attached) {
+            self.op_done(ctx, &pv, node, true);
+        } else if status.is_some_and(|s| s.attach_error.is_some()) {
+            self.op_failed(
+                ctx,
+                &pv,
+                node,
+                "attach failed: the VolumeAttachment has an error",
+            );
+        }
     }
 
     fn pod_changed(&mut self, store: &Store, name: &str) {
@@ -142,7 +212,11 @@ impl AttachDetach {
     /// One pass of the reconciler, then the node status updater.
     pub(crate) fn reconcile(&mut self, ctx: &mut Ctx<'_>, store: &Store) {
         self.pending = false;
-        for pair in std::mem::take(&mut self.dirty) {
+        // The pairs in random order: which waiting node a volume goes to next is not
+        // the lowest-numbered one.
+        let mut pairs: Vec<Pair> = std::mem::take(&mut self.dirty).into_iter().collect();
+        pairs.shuffle(&mut self.rng);
+        for pair in pairs {
             let Some(attach) = self.action(store, &pair) else {
                 continue;
             };
@@ -159,9 +233,9 @@ impl AttachDetach {
             self.busy.insert(key);
             let (pv, node) = pair.clone();
             if attach {
-                self.state.insert(pair, AttachState::Attaching);
+                self.state.insert(pair.clone(), AttachState::Attaching);
             } else {
-                self.state.insert(pair, AttachState::Detaching);
+                self.state.insert(pair.clone(), AttachState::Detaching);
                 // The volume leaves the node's attached list before it is detached.
                 self.node_dirty.insert(node);
             }
@@ -171,21 +245,25 @@ impl AttachDetach {
                 self.op_done(ctx, &pv, node, attach);
                 continue;
             }
+            let started = ctx.now;
             let request = if attach {
                 Request::CreateVa {
                     pv: pv.clone(),
                     node,
+                    started,
                 }
             } else {
                 Request::DeleteVa {
                     pv: pv.clone(),
                     node,
+                    started,
                 }
             };
-            ctx.api("kcm", request);
-            let started = ctx.now;
+            ctx.api(ADC_CLIENT, request);
+            self.awaiting.insert(pair, (!attach, started));
+            // The operation's last read, at its timeout.
             ctx.after(
-                Duration::from_secs(1),
+                Self::timeout(ctx, !attach),
                 Event::AttachDetachPoll {
                     pv,
                     node,
@@ -195,19 +273,33 @@ impl AttachDetach {
             );
         }
         // The node status updater: one write per node whose attached list changed.
+        // Each volume is listed with its one device path, whichever node it came from.
         for node in std::mem::take(&mut self.node_dirty) {
-            let vols: Vec<String> = self
+            let vols: Vec<(String, String)> = self
                 .state
                 .iter()
                 .filter(|((_, n), s)| *n == node && **s == AttachState::Attached)
-                .map(|((pv, _), _)| pv.clone())
+                .map(|((pv, _), _)| {
+                    let path = self.device_path.get(pv).cloned().unwrap_or_default();
+                    (pv.clone(), path)
+                })
                 .collect();
-            ctx.api("kcm", Request::NodeAttached { node, vols });
+            ctx.api(ADC_CLIENT, Request::NodeAttached { node, vols });
         }
     }
 
-    /// Its poll of the VolumeAttachment of (`pv`, `node`) was read: done, timed out, or
-    /// polled again in a second.
+    /// How long an attach (`attach_timeout_s`) or a detach (10 s) waits.
+    fn timeout(ctx: &Ctx<'_>, detach: bool) -> Duration {
+        if detach {
+            Duration::from_secs(10)
+        } else {
+            Params::secs(ctx.p.attach_timeout_s)
+        }
+    }
+
+    /// Its read of the VolumeAttachment of (`pv`, `node`) answered: the operation ends
+    /// if it is attached (gone, for a detach), fails at its timeout, and otherwise waits
+    /// on the watch. A read of an operation that already ended is dropped.
     pub(crate) fn polled(
         &mut self,
         ctx: &mut Ctx<'_>,
@@ -217,36 +309,27 @@ impl AttachDetach {
         detach: bool,
         started: SimTime,
     ) {
+        let pair = (pv, node);
+        if self.awaiting.get(&pair) != Some(&(detach, started)) {
+            return;
+        }
+        let (pv, node) = pair;
         let va = store.vas.get(&va_name(&pv, node));
-        let waited = ctx.now.since(started);
-        let (done, timeout, why) = if detach {
-            (
-                va.is_none(),
-                Duration::from_secs(10),
-                "detach timed out waiting for VolumeAttachment deletion",
-            )
+        let done = if detach {
+            va.is_none()
         } else {
-            (
-                va.and_then(|v| v.status.as_ref())
-                    .is_some_and(|s| s.attached),
-                Params::secs(ctx.p.attach_timeout_s),
-                "attach timed out waiting for VolumeAttachment",
-            )
+            va.and_then(|v| v.status.as_ref())
+                .is_some_and(|s| s.attached)
         };
         if done {
             self.op_done(ctx, &pv, node, !detach);
-        } else if waited >= timeout {
+        } else if ctx.now.since(started) >= Self::timeout(ctx, detach) {
+            let why = if detach {
+                "detach timed out waiting for VolumeAttachment deletion"
+            } else {
+                "attach timed out waiting for VolumeAttachment"
+            };
             self.op_failed(ctx, &pv, node, why);
-        } else {
-            ctx.after(
-                Duration::from_secs(1),
-                Event::AttachDetachPoll {
-                    pv,
-                    node,
-                    detach,
-                    started,
-                },
-            );
         }
     }
 
@@ -262,9 +345,17 @@ impl AttachDetach {
 
     fn op_done(&mut self, ctx: &mut Ctx<'_>, pv: &str, node: usize, attached: bool) {
         let pair = (pv.to_owned(), node);
+        self.awaiting.remove(&pair);
         if attached {
             self.state.insert(pair.clone(), AttachState::Attached);
             self.node_dirty.insert(node);
+            // The attach's return value overwrites the volume's one device path.
+            let path = if ctx.p.attach_required {
+                va_name(pv, node)
+            } else {
+                String::new()
+            };
+            self.device_path.insert(pv.to_owned(), path);
         } else {
             self.state.remove(&pair);
         }
@@ -280,6 +371,7 @@ impl AttachDetach {
 
     fn op_failed(&mut self, ctx: &mut Ctx<'_>, pv: &str, node: usize, why: &str) {
         let pair = (pv.to_owned(), node);
+        self.awaiting.remove(&pair);
         match self.state.get(&pair) {
             Some(AttachState::Attaching) => {
                 self.state.remove(&pair);
@@ -324,7 +416,7 @@ impl AttachDetach {
                 .count();
             self.verify_outstanding = n;
             for _ in 0..n {
-                ctx.api("kcm", Request::VerifyGet);
+                ctx.api(ADC_CLIENT, Request::VerifyGet);
             }
         }
         ctx.after(

@@ -1,6 +1,7 @@
 //! external-attacher: for each VolumeAttachment, its finalizer, ControllerPublish and
 //! the attached status; for each one being deleted, ControllerUnpublish and the
-//! finalizer off. Ten workers, a rate-limited queue.
+//! finalizer off. Ten workers, a rate-limited queue. With `attacher_trivial` (v0.3/v0.4
+//! for a driver without PUBLISH_UNPUBLISH_VOLUME) it only sets `attached`.
 //!
 //! It owns its queue, workers and back-offs; it imports the vocabulary, the context and
 //! the object readers, no other module of the simulation.
@@ -87,7 +88,13 @@ impl Attacher {
                 }
             } else if !attached {
                 self.busy.insert(va.clone());
-                ctx.api("attacher", Request::VaFinalizer { va });
+                if ctx.p.attacher_trivial {
+                    // One status update; the driver has no ControllerPublish.
+                    let request = Request::VaStatus { va, error: None };
+                    ctx.api("attacher", request);
+                } else {
+                    ctx.api("attacher", Request::VaFinalizer { va });
+                }
             }
         }
     }

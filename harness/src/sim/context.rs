@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::csi::{CsiCall, CsiOutcome, is_final};
 use crate::fault::Plugin;
-use crate::params::Params;
+use crate::params::{Params, StorageBackend};
 use crate::report::{EventLog, Stats};
 use crate::time::{SimTime, TokenBucket};
 
@@ -227,6 +227,20 @@ impl Ctx<'_> {
         }
     }
 
+    /// What Manila's own steps add to `call` on the Manila back end (nothing on CephFS).
+    fn manila_delay(&mut self, call: &CsiCall) -> Duration {
+        if self.p.backend != StorageBackend::Manila {
+            return Duration::ZERO;
+        }
+        let m = &self.p.manila;
+        let rng = &mut self.csi.rng;
+        match call {
+            CsiCall::CreateVolume { .. } => m.share_create.sample(rng) + m.access_apply.sample(rng),
+            CsiCall::DeleteVolume { .. } => m.share_delete.sample(rng),
+            _ => Duration::ZERO,
+        }
+    }
+
     /// Issues a CSI call from `component` about `object`; `then` is done with its
     /// outcome when its simulated duration has passed.
     pub(crate) fn csi(&mut self, component: &str, call: CsiCall, then: AfterCall, object: &str) {
@@ -243,7 +257,8 @@ impl Ctx<'_> {
                 CsiCall::NodePublish { .. } | CsiCall::NodeUnpublish { .. } => l.publish,
             }
         }
-        .sample(&mut self.csi.rng);
+        .sample(&mut self.csi.rng)
+            + self.manila_delay(&call);
         self.csi.next_id += 1;
         let id = self.csi.next_id;
         self.event(component, call.method(), object, "start");

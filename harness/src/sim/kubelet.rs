@@ -1,5 +1,9 @@
 //! The kubelet's volume manager, one per node: for each pod bound to the node, waits
-//! for its volumes to be reported in use and attached, stages each volume once
+//! for its volumes to be reported in use and attached (VerifyControllerAttachedVolume,
+//! which copies the volume's device path from the node's volumesAttached once and keeps
+//! it while a pod on the node needs the volume), waits for attach (one GET of the
+//! VolumeAttachment: with `waitforattach_uses_devicepath` the one that device path
+//! names, as 1.11 and 1.12 did), stages each volume once
 //! (NodeStage) and publishes it per pod (NodePublish); when the pod goes, unpublishes,
 //! unstages what no pod needs, and removes the pod. Its node status loop reports
 //! volumesInUse.
@@ -58,7 +62,9 @@ struct VolumeRecord {
     /// failing SetUp does not hold back the UnmountDevice of a pod gone meanwhile.
     unmount_backoff: Backoff,
     unmount_retry_at: SimTime,
-    wait_since: SimTime,
+    /// The device path VerifyControllerAttachedVolume copied from the node's
+    /// volumesAttached entry: never read again while the record lives.
+    device_path: Option<String>,
     /// The last failure of an operation on the volume (for the report; back-end
     /// messages stay out of the event log).
     last_error: Option<String>,
@@ -79,7 +85,7 @@ impl VolumeRecord {
             retry_at: SimTime::ZERO,
             unmount_backoff: Backoff::kube(),
             unmount_retry_at: SimTime::ZERO,
-            wait_since: SimTime::ZERO,
+            device_path: None,
             last_error: None,
             handle: None,
         }
@@ -230,7 +236,7 @@ impl Kubelet {
             .unwrap_or_default()
             .into_iter()
             .collect();
-        let attached: BTreeSet<String> = node
+        let attached: BTreeMap<String, String> = node
             .map(node_attached)
             .unwrap_or_default()
             .into_iter()
@@ -252,8 +258,10 @@ impl Kubelet {
                 continue;
             }
             if !users.is_empty() {
-                // VerifyControllerAttachedVolume: reported in use, then attached by the ADC.
-                if in_use.contains(&pv) && attached.contains(&pv) {
+                if self.vols[&pv].device_path.is_none() {
+                    let entry = attached.get(&pv).map(String::as_str);
+                    self.verify_attached(ctx, &pv, in_use.contains(&pv), entry);
+                } else {
                     self.mount(ctx, store, &pv, staged, &users);
                 }
                 continue;
@@ -287,6 +295,49 @@ impl Kubelet {
         }
     }
 
+    /// VerifyControllerAttachedVolume: the volume must be reported in use and listed in
+    /// the node's volumesAttached (`entry`, its device path); the device path is kept.
+    /// Failures back off like every operation on the volume.
+    fn verify_attached(&mut self, ctx: &mut Ctx<'_>, pv: &str, in_use: bool, entry: Option<&str>) {
+        let path = match (in_use, entry) {
+            (false, _) => {
+                let why = "Volume has not been added to the list of VolumesInUse in the node's volume status";
+                return self.op_failed(ctx, pv, why, false);
+            }
+            (true, None) => {
+                let why = "Volume not attached according to node status";
+                return self.op_failed(ctx, pv, why, false);
+            }
+            (true, Some(path)) => path.to_owned(),
+        };
+        let own = va_name(pv, self.node);
+        let foreign = ctx.p.attach_required && path != own;
+        if foreign {
+            ctx.stats.foreign_device_paths += 1;
+        }
+        let whose = if foreign { " (another node's)" } else { "" };
+        ctx.event(
+            &self.client,
+            "verify-attached",
+            pv,
+            &format!("devicePath {path}{whose}"),
+        );
+        if let Some(v) = self.vols.get_mut(pv) {
+            v.device_path = Some(path);
+        }
+        self.op_ok(ctx, pv);
+    }
+
+    /// The VolumeAttachment WaitForAttach asks for: the one the kept device path names
+    /// (1.11/1.12), or the node's own.
+    fn wait_for_attach_name(&self, pv: &str) -> String {
+        let kept = self.vols.get(pv).and_then(|v| v.device_path.clone());
+        match kept {
+            Some(path) => path,
+            None => va_name(pv, self.node),
+        }
+    }
+
     /// The next mount step of `pv` for its `users`: staging (after waiting for attach),
     /// or publishing for a user not published yet.
     fn mount(
@@ -299,11 +350,13 @@ impl Kubelet {
     ) {
         if !staged {
             self.set_busy(pv);
-            if let Some(v) = self.vols.get_mut(pv) {
-                v.wait_since = ctx.now;
-            }
             if ctx.p.attach_required {
-                self.get_va(ctx, pv, VaPurpose::Wait);
+                let va = if ctx.p.waitforattach_uses_devicepath {
+                    self.wait_for_attach_name(pv)
+                } else {
+                    va_name(pv, self.node)
+                };
+                self.get_va(ctx, pv, va, VaPurpose::Wait);
             } else {
                 self.get_secret(ctx, pv);
             }
@@ -314,7 +367,9 @@ impl Kubelet {
         {
             self.set_busy(pv);
             if ctx.p.attach_required {
-                self.get_va(ctx, pv, VaPurpose::SetUp(pod));
+                // SetUp names the VolumeAttachment after its own node.
+                let va = va_name(pv, self.node);
+                self.get_va(ctx, pv, va, VaPurpose::SetUp(pod));
             } else {
                 self.node_publish(ctx, store, pv, &pod);
             }
@@ -370,13 +425,14 @@ impl Kubelet {
         self.pending = true;
     }
 
-    /// GETs the VolumeAttachment of `pv` (WaitForAttach polls come here too).
-    pub(crate) fn get_va(&mut self, ctx: &mut Ctx<'_>, pv: &str, purpose: VaPurpose) {
+    /// GETs the VolumeAttachment `va` of `pv`.
+    fn get_va(&mut self, ctx: &mut Ctx<'_>, pv: &str, va: String, purpose: VaPurpose) {
         ctx.api(
             &self.client,
             Request::KubeletGetVa {
                 node: self.node,
                 pv: pv.to_owned(),
+                va,
                 purpose,
             },
         );
@@ -414,17 +470,17 @@ impl Kubelet {
         ctx: &mut Ctx<'_>,
         store: &Store,
         pv: String,
+        va: &str,
         purpose: VaPurpose,
         answer: AttachmentAnswer,
     ) {
         if !answer.allowed {
-            let va = va_name(&pv, self.node);
             *ctx.stats
                 .forbidden
                 .entry("volumeattachments".into())
                 .or_insert(0) += 1;
             let msg = forbidden(&node_name(self.node), "volumeattachments.storage.k8s.io");
-            ctx.event(&self.client, "get-va", &va, &format!("403 {msg}"));
+            ctx.event(&self.client, "get-va", va, &format!("403 {msg}"));
         }
         if self.unused(ctx, &pv) {
             return;
@@ -435,19 +491,14 @@ impl Kubelet {
                     self.get_secret(ctx, &pv);
                     return;
                 }
-                let since = self.vols.get(&pv).map_or(ctx.now, |v| v.wait_since);
-                if ctx.now.since(since) >= Params::secs(ctx.p.wait_for_attach_timeout_s) {
-                    self.op_failed(ctx, &pv, "timed out waiting for attach", false);
+                // One GET, then a watch a node may not open: the operation fails and
+                // backs off.
+                let why = if answer.allowed {
+                    format!("WaitForAttach: {va} not attached, and a node may not watch it")
                 } else {
-                    // 1.10/1.11 WaitForAttach: poll every second, errors logged and retried.
-                    ctx.after(
-                        Params::secs(ctx.p.wait_for_attach_poll_s),
-                        Event::KubeletPoll {
-                            node: self.node,
-                            pv,
-                        },
-                    );
-                }
+                    format!("WaitForAttach: GET of VolumeAttachment {va} forbidden")
+                };
+                self.op_failed(ctx, &pv, &why, false);
             }
             VaPurpose::SetUp(pod) => {
                 if answer.exists {

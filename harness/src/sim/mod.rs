@@ -63,7 +63,7 @@ use provisioner::Provisioner;
 use replicaset::ReplicaSets;
 use scheduler::Scheduler;
 use script::{Script, Tick};
-use vocab::{AfterCall, Component, Event, Reply, Request, VaPurpose, kubelet_client, node_index};
+use vocab::{AfterCall, Component, Event, Reply, Request, kubelet_client, node_index};
 
 pub use script::Phase;
 pub use vocab::DEPLOYMENT;
@@ -167,6 +167,7 @@ fn clients(p: &Params, nodes: usize) -> BTreeMap<String, TokenBucket> {
     let mut clients = BTreeMap::new();
     for (name, (qps, burst)) in [
         ("kcm", q.kcm),
+        (vocab::ADC_CLIENT, q.kcm),
         ("scheduler", q.scheduler),
         ("provisioner", q.provisioner),
         ("attacher", q.attacher),
@@ -207,7 +208,7 @@ impl World {
             scheduler: Scheduler::new(nodes, stream(seed, "scheduler")),
             binder: Binder::default(),
             provisioner: Provisioner::default(),
-            attach_detach: AttachDetach::default(),
+            attach_detach: AttachDetach::new(stream(seed, "adc")),
             attacher: Attacher::default(),
             replica_sets: ReplicaSets::default(),
             kubelets: (0..nodes).map(Kubelet::new).collect(),
@@ -412,9 +413,6 @@ impl World {
             Event::GraphIn(op) => self.authorizer.write_arrived(&mut ctx, &mut self.graph, op),
             Event::GraphTick => self.authorizer.tick(&mut ctx, &mut self.graph),
             Event::NodeStatus(i) => self.kubelets[i].node_status(&mut ctx, store),
-            Event::KubeletPoll { node, pv } => {
-                self.kubelets[node].get_va(&mut ctx, &pv, VaPurpose::Wait);
-            }
             Event::ContainerStarted { node, pod } => {
                 if store.pods.get(&pod).is_some_and(|p| !deleting(&p.metadata)) {
                     ctx.api(&kubelet_client(node), Request::PodRunning { pod });
@@ -432,7 +430,7 @@ impl World {
                     detach,
                     started,
                 };
-                ctx.api("kcm", request);
+                ctx.api(vocab::ADC_CLIENT, request);
             }
             Event::AttachDetachRetry { pv, node } => self.attach_detach.retry(&mut ctx, pv, node),
             Event::AttachDetachVerify => self.attach_detach.verify(&mut ctx),
@@ -470,6 +468,20 @@ impl World {
                     self.busy_out(out);
                 }
             }
+            Reply::AttachmentWritten {
+                pv,
+                node,
+                detach,
+                started,
+            } => {
+                let request = Request::AttachDetachGetVa {
+                    pv,
+                    node,
+                    detach,
+                    started,
+                };
+                ctx.api(vocab::ADC_CLIENT, request);
+            }
             Reply::AttachmentRead {
                 pv,
                 node,
@@ -487,9 +499,10 @@ impl World {
             Reply::GotAttachment {
                 node,
                 pv,
+                va,
                 purpose,
                 answer,
-            } => self.kubelets[node].got_attachment(&mut ctx, store, pv, purpose, answer),
+            } => self.kubelets[node].got_attachment(&mut ctx, store, pv, &va, purpose, answer),
             Reply::GotSecret { node, pv, allowed } => {
                 self.kubelets[node].got_secret(&mut ctx, store, pv, allowed);
             }

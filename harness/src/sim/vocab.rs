@@ -21,6 +21,9 @@ pub const DEPLOYMENT: &str = "app";
 pub(crate) const STORAGE_CLASS: &str = "cephfs";
 /// The secret the StorageClass names for provisioning and staging.
 pub(crate) const SECRET: &str = "csi-cephfs-secret";
+/// The attach-detach controller's API client: its own token bucket, with
+/// kube-controller-manager's QPS, as each controller builds its own clientset.
+pub(crate) const ADC_CLIENT: &str = "adc";
 /// How often the kubelet's and the attach-detach controller's reconcilers run.
 pub(crate) const PROCESS_DELAY: Duration = Duration::from_millis(100);
 
@@ -46,7 +49,8 @@ pub(crate) enum Component {
 /// What a kubelet's GET of a VolumeAttachment is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum VaPurpose {
-    /// WaitForAttach (polled).
+    /// WaitForAttach: one GET of the VolumeAttachment it names; anything but an allowed,
+    /// attached one fails the operation, which backs off (a node may not watch it).
     Wait,
     /// SetUp of this pod (reads the attachment metadata).
     SetUp(String),
@@ -77,12 +81,21 @@ pub(crate) enum Request {
     PodRunning { pod: String },
     /// ReplicaSet replicas.
     ScaleRs { replicas: i32 },
-    /// The attach-detach controller creates a VolumeAttachment.
-    CreateVa { pv: String, node: usize },
+    /// The attach-detach controller creates a VolumeAttachment (its attach operation
+    /// began at `started`).
+    CreateVa {
+        pv: String,
+        node: usize,
+        started: SimTime,
+    },
     /// The attach-detach controller deletes a VolumeAttachment.
-    DeleteVa { pv: String, node: usize },
-    /// The attach-detach controller polls a VolumeAttachment (attach: until attached;
-    /// detach: until gone).
+    DeleteVa {
+        pv: String,
+        node: usize,
+        started: SimTime,
+    },
+    /// The attach-detach controller reads a VolumeAttachment (attach: is it attached;
+    /// detach: is it gone) after its write and at its operation's timeout.
     AttachDetachGetVa {
         pv: String,
         node: usize,
@@ -92,8 +105,11 @@ pub(crate) enum Request {
     /// The attach-detach controller's VerifyVolumesAreAttached GET.
     VerifyGet,
     /// The attach-detach controller's node status updater writes
-    /// node.status.volumesAttached.
-    NodeAttached { node: usize, vols: Vec<String> },
+    /// node.status.volumesAttached: (volume, devicePath) pairs.
+    NodeAttached {
+        node: usize,
+        vols: Vec<(String, String)>,
+    },
     /// Attacher adds its finalizer.
     VaFinalizer { va: String },
     /// Attacher records the outcome.
@@ -102,10 +118,11 @@ pub(crate) enum Request {
     VaUnfinalize { va: String },
     /// Kubelet patches node.status.volumesInUse.
     NodeInUse { node: usize, vols: Vec<String> },
-    /// Kubelet GETs a VolumeAttachment.
+    /// Kubelet GETs the VolumeAttachment named `va` for volume `pv`.
     KubeletGetVa {
         node: usize,
         pv: String,
+        va: String,
         purpose: VaPurpose,
     },
     /// Kubelet GETs the node-stage secret of `pv`, bound to claim `pvc`.
@@ -130,8 +147,16 @@ pub(crate) enum Reply {
     PodTerminating { pod: String },
     /// The workload: `pod` is Running on `node`.
     PodStarted { pod: String, node: Option<usize> },
-    /// Attach-detach controller: its poll of the VolumeAttachment of (`pv`, `node`) was
-    /// read.
+    /// Attach-detach controller: its write of the VolumeAttachment of (`pv`, `node`) is
+    /// done; it reads it next.
+    AttachmentWritten {
+        pv: String,
+        node: usize,
+        detach: bool,
+        started: SimTime,
+    },
+    /// Attach-detach controller: its read of the VolumeAttachment of (`pv`, `node`)
+    /// answered.
     AttachmentRead {
         pv: String,
         node: usize,
@@ -148,10 +173,11 @@ pub(crate) enum Reply {
     Unfinalized { va: String },
     /// Attacher: `va` was not there to write.
     AttachmentMissing { va: String },
-    /// Kubelet of `node`: its GET of the VolumeAttachment of `pv`.
+    /// Kubelet of `node`: its GET of the VolumeAttachment `va` of `pv`.
     GotAttachment {
         node: usize,
         pv: String,
+        va: String,
         purpose: VaPurpose,
         answer: AttachmentAnswer,
     },
@@ -250,11 +276,10 @@ pub(crate) enum Event {
     GraphTick,
     /// The node status loop of kubelet i.
     NodeStatus(usize),
-    /// A kubelet polls for an attachment (WaitForAttach).
-    KubeletPoll { node: usize, pv: String },
     /// A pod's containers started.
     ContainerStarted { node: usize, pod: String },
-    /// The attach-detach controller polls a VolumeAttachment.
+    /// The attach-detach controller reads a VolumeAttachment (after writing it, and when
+    /// its operation times out).
     AttachDetachPoll {
         pv: String,
         node: usize,
@@ -289,6 +314,12 @@ pub(crate) fn va_name(pv: &str, node: usize) -> String {
     // k8s names it csi-sha256(handle+driver+node); handles are not deterministic across
     // runs here (the driver makes UUIDs), so the name is built from the PV and node.
     format!("csi-{pv}-{}", node_name(node))
+}
+
+/// The PV and node a VolumeAttachment name refers to.
+pub(crate) fn va_pair(va: &str) -> Option<(String, usize)> {
+    let (pv, node) = va.strip_prefix("csi-")?.rsplit_once("-node-")?;
+    Some((pv.to_owned(), node_index(&format!("node-{node}"))?))
 }
 
 /// The PV a VolumeAttachment name refers to ("" if it is not one of ours).

@@ -1,6 +1,5 @@
-//! The three 2018 attempts, scaled down so that each runs in seconds. The small clusters
-//! have amplified costs (a slower authorizer, a slower controller-manager client) so that
-//! the same mechanisms bite at 10 nodes as at 100.
+//! The three 2018 attempts, scaled down so that each runs in seconds, on the scenarios'
+//! own (calibrated) parameters; attempt 2 also at its full size, where its ceiling is.
 
 use crate::{assert_clean, run_real, scenario};
 
@@ -14,16 +13,25 @@ fn small(name: &str, extra: &[&str]) -> harness::params::Params {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attempt_1_pods_that_hit_no_path_found_never_recover() {
-    let p = small("attempt-1-attach-wreck", &["authz.read_cost_us=100000"]);
+    let p = small("attempt-1-attach-wreck", &[]);
     let stall = p.stall_s;
     let r = run_real(p, 1).await;
     let s = &r.summary;
     assert_eq!(s.outcome, "stalled");
+    // Some pods survived.
     assert!(s.running > 0 && s.running < 10, "running {}", s.running);
     assert_eq!(s.max_running, s.running);
-    assert!(s.forbidden["volumeattachments"] > 1000, "{:?}", s.forbidden);
-    // Nothing became Running during the last `stall_s` of the deploy phase, while the
-    // stuck kubelets kept polling into 403s.
+    assert!(s.forbidden["volumeattachments"] > 100, "{:?}", s.forbidden);
+    assert!(s.foreign_device_paths > 0);
+    // Every 403 is a kubelet asking for another node's VolumeAttachment: the name its
+    // node's volumesAttached gave it.
+    for l in r.events.iter().filter(|l| l.contains("\"e\":\"get-va\"")) {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let node = v["c"].as_str().unwrap().trim_start_matches("kubelet/");
+        let va = v["o"].as_str().unwrap();
+        assert!(!va.ends_with(node), "{l}");
+        assert!(v["r"].as_str().unwrap().contains("no path found to object"));
+    }
     let last_running = r
         .events
         .iter()
@@ -46,8 +54,10 @@ async fn attempt_1_pods_that_hit_no_path_found_never_recover() {
         })
         .max()
         .unwrap();
+    // Nothing became Running during the last `stall_s`, while the stuck kubelets kept
+    // asking, at most one capped back-off (2 min 2 s) apart, until teardown.
     assert!(
-        (last_403 - last_running) as f64 / 1e9 > stall,
+        (last_403 - last_running) as f64 / 1e9 > stall - 122.5,
         "403s went on {} s after the last pod started",
         (last_403 - last_running) as f64 / 1e9
     );
@@ -68,35 +78,34 @@ async fn attempt_1_pods_that_hit_no_path_found_never_recover() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn attempt_2_plateaus_below_the_requested_replicas() {
-    let p = small(
-        "attempt-2-incremental",
-        &[
-            "step=1",
-            "step_interval_s=60",
-            "kill_stuck_after_s=45",
-            "qps.kcm=[0.5,1]",
-            "adc_verify_period_s=20",
-            "max_deploy_s=3600",
-        ],
-    );
-    let r = run_real(p, 1).await;
+async fn attempt_2_small_steps_and_kills_get_a_small_cluster_through() {
+    let r = run_real(small("attempt-2-incremental", &["step=2"]), 1).await;
     let s = &r.summary;
-    // Killed pods are replaced and a few get through now and then; the deploy phase ends
-    // at its time limit (or stalls) with the Deployment short of its replicas.
+    // Pods that kept another node's name were killed; their replacements read their
+    // node's entries afresh, and at 10 nodes every replica gets there.
+    assert_eq!(s.outcome, "all pods Running");
+    assert!(s.foreign_device_paths > 0);
+    assert!(s.pods_killed > 0, "killed {}", s.pods_killed);
+    assert_eq!(s.pods_created, 10 + s.pods_killed);
+    assert_clean(&r);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempt_2_at_full_size_has_a_ceiling() {
+    let r = run_real(scenario("attempt-2-incremental", &[]), 1).await;
+    let s = &r.summary;
+    // At 100 nodes the attaches of killed pods' replacements queue behind each other
+    // (one per volume at a time, the attacher at 5 QPS): pods are killed before their
+    // ten volumes are attached, and those that are read too late keep foreign names.
     assert!(
         ["stalled", "deploy time limit"].contains(&s.outcome.as_str()),
         "{}",
         s.outcome
     );
-    assert_eq!(s.all_running_s, None);
-    assert!(
-        s.max_running >= 3 && s.max_running < 10,
-        "max {}",
-        s.max_running
-    );
-    assert!(s.pods_killed > 10, "killed {}", s.pods_killed);
-    assert!(s.pods_created > 10 + 10);
+    assert!(s.max_running < 50, "max {}", s.max_running);
+    assert!(s.peak_mds_sessions < 1000, "{}", s.peak_mds_sessions);
+    assert!(s.pods_killed > 100, "killed {}", s.pods_killed);
+    assert!(s.foreign_device_paths > 100);
     assert_clean(&r);
 }
 

@@ -9,7 +9,8 @@ use harness::{BackendKind, Output, Run};
 use crate::{assert_clean, run_real, scenario};
 
 /// busy-1k scaled down: 2 shares x 5 replicas = 10 clients, an archive of 21,000
-/// entries (a client alone needs about 90 s, so the pods overlap).
+/// entries at 3 requests a file (a client alone needs about 90 s, so the pods overlap
+/// and saturate the MDS).
 fn small(sets: &[&str]) -> Params {
     let mut all = vec![
         "shares=2",
@@ -17,6 +18,7 @@ fn small(sets: &[&str]) -> Params {
         "busy.dirs=1000",
         "busy.files=20000",
         "busy.bytes=20000000",
+        "busy.requests_per_file=3",
     ];
     all.extend_from_slice(sets);
     scenario("busy-1k", &all)
@@ -40,8 +42,12 @@ async fn every_unpack_finishes_and_the_mds_counts_exactly_the_modelled_requests(
     assert_eq!(b.requests_real, b.clients * 16);
     assert_eq!(b.requests_modelled, b.requests_charged);
     assert_eq!(b.requests_real + b.requests_charged, total);
-    // The counter agrees: over the unpacks' window, and against the same run idle.
-    assert_eq!(b.hcr_in_window, Some(total));
+    // The counter agrees: over the unpacks' window (which also sees the getattrs of
+    // the mounts of pods started after the first unpack began), and against the same
+    // run idle.
+    let extra = b.hcr_in_window.unwrap() - total;
+    assert_eq!(extra % fake_ceph::MOUNT_GETATTRS, 0, "{extra}");
+    assert!(extra <= b.clients * fake_ceph::MOUNT_GETATTRS, "{extra}");
     assert_eq!(
         s.wall.fake_ceph_hcr - idle.summary.wall.fake_ceph_hcr,
         total

@@ -6,12 +6,7 @@ use crate::{assert_clean, run_real, scenario};
 async fn a_seed_replays_the_same_event_log_and_another_seed_does_not() {
     let p = scenario(
         "attempt-1-attach-wreck",
-        &[
-            "shares=2",
-            "replicas=4",
-            "stall_s=300",
-            "authz.read_cost_us=20000",
-        ],
+        &["shares=2", "replicas=4", "stall_s=300"],
     );
     let a = run_real(p.clone(), 5).await;
     let b = run_real(p.clone(), 5).await;

@@ -66,6 +66,7 @@ async fn start_manila(ceph: &Ceph) -> (fake_manila::AppState, String) {
 fn external(ceph: &Ceph, os_auth_url: Option<String>) -> External {
     External {
         ceph_url: ceph.url.clone(),
+        ceph_conf: None,
         ceph_admin_key: ceph.cluster.admin_key(),
         os_auth_url,
         os_user: "demo".into(),

@@ -15,6 +15,7 @@ mod faults;
 mod manila;
 mod plots;
 mod real;
+mod real_ceph;
 mod report;
 mod scenarios;
 mod soak;

@@ -130,12 +130,7 @@ async fn an_attach_wreck_plots_its_403s_and_stuck_pods() {
     let dir = tempfile::tempdir().unwrap();
     let p = scenario(
         "attempt-1-attach-wreck",
-        &[
-            "shares=3",
-            "replicas=10",
-            "authz.read_cost_us=100000",
-            "kill_stuck_after_s=120",
-        ],
+        &["shares=3", "replicas=10", "kill_stuck_after_s=120"],
     );
     let r = run_to(p, 1, dir.path()).await;
     assert_clean(&r);
@@ -147,7 +142,7 @@ async fn an_attach_wreck_plots_its_403s_and_stuck_pods() {
         forbidden[n - 1] as u64,
         r.summary.forbidden.values().sum::<u64>()
     );
-    assert!(forbidden[n - 1] > 1000.0);
+    assert!(forbidden[n - 1] > 100.0);
     let stuck = column(&series, "stuck");
     let most_stuck = stuck.iter().copied().fold(0.0, f64::max);
     // The pods that never got their volumes were all stuck at the end of the deploy phase.

@@ -152,3 +152,101 @@ async fn the_summary_agrees_with_the_event_log() {
         2
     );
 }
+
+/// Every figure of summary.json says whether it was measured or modelled, and a modelled
+/// one names parameters that exist; report.md prints the same table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_figure_says_where_it_comes_from() {
+    let out = tempfile::tempdir().unwrap();
+    let p = scenario(
+        "attempt-1-attach-wreck",
+        &["shares=2", "replicas=4", "stall_s=300"],
+    );
+    let params = serde_json::to_value(&p).unwrap();
+    let r = harness::run(p, 3, BackendKind::Real, Output::Dir(out.path().into()))
+        .await
+        .unwrap();
+    assert_clean(&r);
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("summary.json")).unwrap())
+            .unwrap();
+    let sources = summary["sources"].as_array().unwrap();
+    let mut covered = Vec::new();
+    for s in sources {
+        let how = s["how"].as_str().unwrap();
+        assert!(
+            ["measured", "modelled", "measured_count_modelled_time"].contains(&how),
+            "{s}"
+        );
+        let rests_on: Vec<&str> = s["rests_on"]
+            .as_array()
+            .map(|a| a.iter().map(|k| k.as_str().unwrap()).collect())
+            .unwrap_or_default();
+        match how {
+            "modelled" => assert!(!rests_on.is_empty(), "{s}"),
+            "measured" => assert!(rests_on.is_empty(), "{s}"),
+            _ => {}
+        }
+        for key in rests_on {
+            let found = key.split('.').try_fold(&params, |at, part| at.get(part));
+            assert!(found.is_some(), "{key} is not a parameter");
+        }
+        covered.extend(
+            s["figures"]
+                .as_str()
+                .unwrap()
+                .split(", ")
+                .map(str::to_owned),
+        );
+    }
+    // The run's identity and inputs are not figures.
+    let not_figures = [
+        "scenario",
+        "seed",
+        "mode",
+        "params",
+        "events_hash",
+        "plots",
+        "faults",
+        "checkpoints",
+        "replicas",
+        "sources",
+    ];
+    for key in summary.as_object().unwrap().keys() {
+        if !not_figures.contains(&key.as_str()) {
+            assert!(covered.contains(key), "{key} has no source");
+        }
+    }
+    let source = |figure: &str| {
+        sources
+            .iter()
+            .find(|s| {
+                s["figures"]
+                    .as_str()
+                    .unwrap()
+                    .split(", ")
+                    .any(|f| f == figure)
+            })
+            .unwrap()
+    };
+    assert_eq!(source("forbidden")["how"], "modelled");
+    let on = source("forbidden")["rests_on"].to_string();
+    assert!(
+        on.contains("waitforattach_uses_devicepath") && on.contains("authz.lag"),
+        "{on}"
+    );
+    assert_eq!(source("wall")["how"], "measured");
+    assert_eq!(source("rpcs")["how"], "measured_count_modelled_time");
+    let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    assert!(md.contains("## Where the figures come from"), "{md}");
+    assert!(md.contains("| forbidden | modelled | `authz.lag`"), "{md}");
+    // The terminal table marks each figure too.
+    let table = r.summary.table();
+    for row in [
+        "403 no path found to object (sim)",
+        "wall time (measured)",
+        "peak MDS sessions (sim)",
+    ] {
+        assert!(table.contains(row), "{table}");
+    }
+}
