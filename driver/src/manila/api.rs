@@ -134,7 +134,12 @@ impl Manila<'_> {
         body: Option<&Value>,
     ) -> Result<Value, ManilaError> {
         let what = format!("{method} {}", path.split('?').next().unwrap_or(path));
-        for attempt in 0..2 {
+        // A GET or DELETE that died on a connection the server had closed goes again
+        // once (a POST might have been served: it is not resent).
+        let idempotent = method == reqwest::Method::GET || method == reqwest::Method::DELETE;
+        let mut resent = false;
+        let mut attempt = 0;
+        while attempt < 2 {
             let session = self.keystone.session(self.creds).await?;
             let mut rb = self
                 .http
@@ -147,6 +152,10 @@ impl Manila<'_> {
             }
             let resp = match tokio::time::timeout(self.timeout, rb.send()).await {
                 Err(_) => return Err(ManilaError::Timeout(what)),
+                Ok(Err(e)) if idempotent && !resent && super::closed_under_us(&e) => {
+                    resent = true;
+                    continue;
+                }
                 Ok(Err(e)) => {
                     return Err(ManilaError::Unreachable {
                         what,
@@ -169,6 +178,7 @@ impl Manila<'_> {
             match status {
                 401 if attempt == 0 => {
                     self.keystone.forget(self.creds);
+                    attempt += 1;
                     continue;
                 }
                 404 => {

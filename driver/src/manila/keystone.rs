@@ -249,16 +249,22 @@ impl Keystone {
         } else {
             format!("{}/v3/auth/tokens", creds.auth_url)
         };
-        let send = self.http.post(&url).json(&creds.auth_body()).send();
-        let resp = match tokio::time::timeout(self.timeout, send).await {
-            Err(_) => return Err(ManilaError::Timeout("Keystone".into())),
-            Ok(Err(e)) => {
-                return Err(ManilaError::Unreachable {
-                    what: "Keystone".into(),
-                    cause: Cause::new(e),
-                });
+        // A token request that died on a connection Keystone had closed goes again once
+        // (at worst Keystone issues a second token).
+        let mut resent = false;
+        let resp = loop {
+            let send = self.http.post(&url).json(&creds.auth_body()).send();
+            match tokio::time::timeout(self.timeout, send).await {
+                Err(_) => return Err(ManilaError::Timeout("Keystone".into())),
+                Ok(Err(e)) if !resent && super::closed_under_us(&e) => resent = true,
+                Ok(Err(e)) => {
+                    return Err(ManilaError::Unreachable {
+                        what: "Keystone".into(),
+                        cause: Cause::new(e),
+                    });
+                }
+                Ok(Ok(r)) => break r,
             }
-            Ok(Ok(r)) => r,
         };
         let status = resp.status();
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {

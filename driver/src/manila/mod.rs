@@ -94,6 +94,34 @@ impl ManilaError {
     }
 }
 
+/// Whether a request failed because the server closed the pooled keep-alive connection
+/// it went out on (one the server dropped as idle, or to make room at its connection
+/// limit, just as the client reused it): no answer came, so an idempotent request may
+/// be sent again, on a fresh connection.
+pub(crate) fn closed_under_us(e: &reqwest::Error) -> bool {
+    let mut at: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = at {
+        if err
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_incomplete_message)
+        {
+            return true;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+            )
+        {
+            return true;
+        }
+        at = err.source();
+    }
+    false
+}
+
 /// What the Manila back end shares across calls: one HTTP client and the token cache.
 #[derive(Debug)]
 pub struct Backend {
@@ -127,5 +155,54 @@ impl Backend {
             creds,
             timeout: self.timeout,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// Serves two connections: the first is closed once its request is read (as a
+    /// server drops a pooled connection), the second is answered.
+    async fn closing_then_answering() -> String {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", l.local_addr().unwrap());
+        tokio::spawn(async move {
+            for answer in [false, true] {
+                let (mut c, _) = l.accept().await.unwrap();
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = c.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                }
+                if answer {
+                    c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                        .await
+                        .unwrap();
+                }
+                drop(c);
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_before_the_answer_is_told_apart_and_a_refused_one_is_not() {
+        let url = closing_then_answering().await;
+        let http = reqwest::Client::new();
+        let e = http.get(&url).send().await.unwrap_err();
+        assert!(super::closed_under_us(&e), "{e:?}");
+        // Sent again, on a new connection, it is answered.
+        assert!(http.get(&url).send().await.unwrap().status().is_success());
+        // Nothing listening: not a closed connection (nothing was sent).
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let gone = format!("http://{}/", l.local_addr().unwrap());
+        drop(l);
+        let e = http.get(&gone).send().await.unwrap_err();
+        assert!(!super::closed_under_us(&e), "{e:?}");
     }
 }

@@ -113,6 +113,9 @@ struct ManilaEndpoints {
     manila_url: String,
 }
 
+/// The embedded fake-manila's connection limit (each of Keystone and Manila).
+const MANILA_MAX_CONNECTIONS: usize = 4096;
+
 /// Serves a fake-manila (zero state delays, no quotas, the share type
 /// [`MANILA_SHARE_TYPE`], `faults`) over `ceph`, Keystone and Manila each on a loopback
 /// port of its own; returns where they answer, its state and the task serving them.
@@ -156,7 +159,25 @@ async fn serve_manila(
         manila_url: listeners.manila_url(),
     };
     let state = fake_manila::AppState::new(config).context("fake-manila")?;
-    Ok((endpoints, state.clone(), listeners.spawn(state)))
+    // Every node plugin keeps its own pool of connections to Keystone and Manila (a
+    // real Manila serves a cluster's nodes behind far larger limits): at the default
+    // limit the server would close pooled connections under the clients' feet.
+    let serve = fake_ceph::service::ServeConfig {
+        max_connections: MANILA_MAX_CONNECTIONS,
+        ..fake_ceph::service::ServeConfig::default()
+    };
+    let task = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = listeners
+                .serve_with(state, serve, std::future::pending())
+                .await
+            {
+                tracing::error!(error = %e, "fake-manila stopped serving");
+            }
+        })
+    };
+    Ok((endpoints, state, task))
 }
 
 /// The CSI secrets of the Manila back end whose Keystone is at `auth_url`.

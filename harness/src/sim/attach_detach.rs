@@ -297,6 +297,18 @@ impl AttachDetach {
         }
     }
 
+    /// Reads the VolumeAttachment of (`pv`, `node`) for the operation begun at
+    /// `started` (after its write, and at its timeout).
+    pub(crate) fn read(ctx: &mut Ctx<'_>, pv: String, node: usize, detach: bool, started: SimTime) {
+        let request = Request::AttachDetachGetVa {
+            pv,
+            node,
+            detach,
+            started,
+        };
+        ctx.api(ADC_CLIENT, request);
+    }
+
     /// Its read of the VolumeAttachment of (`pv`, `node`) answered: the operation ends
     /// if it is attached (gone, for a detach), fails at its timeout, and otherwise waits
     /// on the watch. A read of an operation that already ended is dropped.

@@ -423,15 +423,7 @@ impl World {
                 node,
                 detach,
                 started,
-            } => {
-                let request = Request::AttachDetachGetVa {
-                    pv,
-                    node,
-                    detach,
-                    started,
-                };
-                ctx.api(vocab::ADC_CLIENT, request);
-            }
+            } => AttachDetach::read(&mut ctx, pv, node, detach, started),
             Event::AttachDetachRetry { pv, node } => self.attach_detach.retry(&mut ctx, pv, node),
             Event::AttachDetachVerify => self.attach_detach.verify(&mut ctx),
             Event::AttacherRetry { va } => self.attacher.enqueue(&mut ctx, &va),
@@ -473,15 +465,7 @@ impl World {
                 node,
                 detach,
                 started,
-            } => {
-                let request = Request::AttachDetachGetVa {
-                    pv,
-                    node,
-                    detach,
-                    started,
-                };
-                ctx.api(vocab::ADC_CLIENT, request);
-            }
+            } => AttachDetach::read(&mut ctx, pv, node, detach, started),
             Reply::AttachmentRead {
                 pv,
                 node,
